@@ -1,0 +1,26 @@
+# make run   — set up .venv and run the service on the config in config/monitor.toml
+# make test  — set up .venv with the test extras and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/monitor: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/monitor
+
+.PHONY: setup run test poll bench clean
+setup: $(BIN)/monitor
+
+run: setup
+	$(BIN)/monitor --config config/monitor.toml run
+
+poll: setup
+	$(BIN)/monitor --config config/monitor.toml poll --all
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,258 @@
+"""The trained topic classifier: text preparation, loading, saving and prediction.
+
+This module and ``monitor.train`` are the only ones that touch scikit-learn and skops, and
+both import them lazily, so ``import monitor.classify`` stays cheap.
+
+The model file is a skops archive (zip, deflate-compressed) holding a scikit-learn
+pipeline ``text -> one probability per topic``; a JSON model card lies beside it
+(``classifier.skops`` -> ``classifier.card.json``). ``prepare_text`` is the one text
+normalisation used for training and prediction; it lives here, outside the saved pipeline,
+so the file holds no custom callables.
+
+Loading refuses, with a ``ClassifierError`` naming the path:
+- a missing or unreadable file, a truncated or corrupt archive, or a missing card;
+- a model written by another scikit-learn major version (card and archive are checked);
+- any type in the archive outside ``TRUSTED_TYPES`` (nothing else is ever constructed:
+  no pickle, no joblib, no ``trusted=True``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from monitor import TOPICS
+from monitor.decide import decide
+from monitor.exceptions import ClassifierError
+from monitor.keywords import KeywordRules
+from monitor.types import Verdict
+
+TITLE_WEIGHT = 2  # the title is repeated this many times before the text
+
+# Every type a model file may contain; anything else is refused before loading.
+TRUSTED_TYPES = (
+    "builtins.dict", "builtins.list", "builtins.str", "builtins.tuple", "builtins.int",
+    "builtins.float", "builtins.bool", "builtins.NoneType",
+    "numpy.ndarray", "numpy.dtype", "numpy.float32", "numpy.float64", "numpy.int32",
+    "numpy.int64", "numpy.bool_",
+    "scipy.sparse._csr.csr_matrix", "scipy.sparse._csr.csr_array",
+    "sklearn.pipeline.Pipeline", "sklearn.pipeline.FeatureUnion",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.feature_extraction.text.HashingVectorizer",
+    "sklearn.multiclass.OneVsRestClassifier", "sklearn.multiclass._ConstantPredictor",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.preprocessing._label.LabelBinarizer",
+)
+# Loader nodes skops uses for the types above (functions and methods are never allowed).
+_TRUSTED_LOADERS = frozenset({
+    "ObjectNode", "DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode",
+    "NdArrayNode", "SparseMatrixNode", "SetNode",
+})
+
+_UNSPACED = ("\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff"
+             "\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+             "\U00020000-\U0003ffff")
+_UNSPACED_CHAR = re.compile(f"([{_UNSPACED}])")
+_SPACES = re.compile(r"\s+")
+
+
+def prepare_text(title: str, text: str) -> str:
+    """The one normalisation of an article before the vectoriser (training and prediction).
+
+    NFKC (full-width forms become ASCII), lower case, the title repeated ``TITLE_WEIGHT``
+    times before the text, and every character of a script without spaces (CJK, Thai,
+    Hangul) set apart, so a word-level vectoriser with uni- and bigrams sees character
+    unigrams and bigrams there.
+    """
+    title = title or ""
+    doc = " \n ".join([title] * TITLE_WEIGHT + [text or ""]) if title else text or ""
+    doc = unicodedata.normalize("NFKC", doc).lower()
+    return _SPACES.sub(" ", _UNSPACED_CHAR.sub(r" \1 ", doc)).strip()
+
+
+class Classifier(Protocol):
+    """What the pipeline needs from a classifier (a fake in tests, the model in production)."""
+
+    version: str
+
+    def predict_proba(self, docs: Sequence[tuple[str, str]]) -> list[dict[str, float]]:
+        """One ``{topic: probability}`` per ``(title, text)``, in input order."""
+        ...
+
+
+@dataclass
+class SkopsClassifier:
+    """A trained pipeline loaded from a skops file, with its model card."""
+
+    pipeline: Any
+    card: dict[str, Any] = field(default_factory=dict)
+    version: str = "unversioned"
+    topics: tuple[str, ...] = TOPICS
+
+    @classmethod
+    def load(cls, path: str | Path) -> SkopsClassifier:
+        """Load and check a model file and its card; every failure is a ClassifierError."""
+        path = Path(path)
+        if not path.is_file():
+            raise ClassifierError(f"{path}: model file is missing")
+        card = read_card(path)
+        _check_version(path, card.get("sklearn_version"), "its card")
+        pipeline = _load_pipeline(path)
+        topics = tuple(card.get("topics", TOPICS))
+        return cls(pipeline, card, str(card.get("version", "unversioned")), topics)
+
+    def predict_proba(self, docs: Sequence[tuple[str, str]]) -> list[dict[str, float]]:
+        if not docs:
+            return []
+        matrix = self.pipeline.predict_proba([prepare_text(t, x) for t, x in docs])
+        return [dict(zip(self.topics, map(float, row))) for row in matrix]
+
+
+def classify_articles(docs: Sequence[tuple[str, str]], classifier: Classifier | None,
+                      rules: KeywordRules, threshold: float) -> list[Verdict]:
+    """Verdicts for a batch of ``(title, text)``: one ``predict_proba`` call, keyword rules,
+    ``decide``. ``classifier=None`` means the model is unavailable (keywords alone)."""
+    if classifier is None:
+        probabilities: list[dict[str, float] | None] = [None] * len(docs)
+        version = None
+    else:
+        probabilities = list(classifier.predict_proba(docs))
+        version = classifier.version
+    return [decide(p, rules.match(title, text), threshold, version)
+            for p, (title, text) in zip(probabilities, docs)]
+
+
+def card_path(model_path: str | Path) -> Path:
+    """``models/classifier.skops`` -> ``models/classifier.card.json``."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.card.json")
+
+
+def read_card(model_path: str | Path) -> dict[str, Any]:
+    """The model card beside a model file, as a dict."""
+    path = card_path(model_path)
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ClassifierError(f"{model_path}: model card {path} is missing") from exc
+    except (OSError, ValueError) as exc:
+        raise ClassifierError(f"{model_path}: cannot read model card {path}: {exc}") from exc
+    if not isinstance(card, dict):
+        raise ClassifierError(f"{model_path}: model card {path} is not a JSON object")
+    return card
+
+
+def save_model(pipeline: Any, path: str | Path, card: Mapping[str, Any]) -> None:
+    """Write the pipeline as a compressed skops file and the card beside it."""
+    import skops.io
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _plain_vocabularies(pipeline)
+    tmp = path.with_name(path.name + ".tmp")
+    skops.io.dump(pipeline, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+    card_tmp = card_path(tmp)
+    card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+    tmp.replace(path)
+    card_tmp.replace(card_path(path))
+
+
+def _plain_vocabularies(estimator: Any) -> None:
+    """Vocabulary values as plain ints: skops stores them as JSON, which loads fast."""
+    for step in _walk_estimators(estimator):
+        vocabulary = getattr(step, "vocabulary_", None)
+        if isinstance(vocabulary, dict):
+            step.vocabulary_ = {term: int(index) for term, index in vocabulary.items()}
+
+
+def _walk_estimators(estimator: Any) -> Iterator[Any]:
+    yield estimator
+    for attr in ("steps", "transformer_list"):
+        for _name, child in getattr(estimator, attr, ()) or ():
+            yield from _walk_estimators(child)
+
+
+def _load_pipeline(path: Path) -> Any:
+    import skops.io
+
+    try:
+        schema = _read_schema(path)
+        _check_types(path, schema)
+        _check_version(path, _archive_sklearn_version(schema), "the archive")
+        return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+    except ClassifierError:
+        raise
+    except FileNotFoundError as exc:
+        raise ClassifierError(f"{path}: model file is missing") from exc
+    except Exception as exc:  # skops, zipfile and numpy raise many kinds; all mean "bad file"
+        raise ClassifierError(f"{path}: cannot load model: {type(exc).__name__}: {exc}") \
+            from exc
+
+
+def _read_schema(path: Path) -> dict[str, Any]:
+    with zipfile.ZipFile(path) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    if not isinstance(schema, dict):
+        raise ClassifierError(f"{path}: model archive has no valid schema")
+    return schema
+
+
+def _check_types(path: Path, schema: dict[str, Any]) -> None:
+    allowed = set(TRUSTED_TYPES)
+    unexpected = sorted({name for name, loader in _schema_types(schema)
+                         if name not in allowed or loader not in _TRUSTED_LOADERS})
+    if unexpected:
+        raise ClassifierError(
+            f"{path}: model file contains unexpected types: {', '.join(unexpected)}; "
+            "refusing to load it")
+
+
+def _schema_types(node: Any) -> Iterator[tuple[str, str]]:
+    """(module.class, loader) of every node in a skops schema (iterative walk)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "__module__" in item or "__class__" in item:
+                name = f"{item.get('__module__')}.{item.get('__class__')}"
+                yield name, str(item.get("__loader__"))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _archive_sklearn_version(schema: dict[str, Any]) -> str | None:
+    """The ``_sklearn_version`` stored in the top-level estimator's state, if any."""
+    state = schema.get("content", {}).get("content", {})
+    node = state.get("_sklearn_version") if isinstance(state, dict) else None
+    if not isinstance(node, dict):
+        return None
+    try:
+        return json.loads(node.get("content", "null"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_version(path: Path, saved: object, where: str) -> None:
+    import sklearn
+
+    if saved is None:
+        if where == "its card":
+            raise ClassifierError(f"{path}: model card does not say its scikit-learn version")
+        return
+    if _major(str(saved)) != _major(sklearn.__version__):
+        raise ClassifierError(
+            f"{path}: model was trained with scikit-learn {saved} ({where}), this is "
+            f"scikit-learn {sklearn.__version__}; retrain it with `monitor train`")
+
+
+def _major(version: str) -> str:
+    return version.split(".", 1)[0]

@@ -1,0 +1,134 @@
+"""The command line: thin commands that open the store, call one function, and turn a
+MonitorError into a message and an exit code (2 for bad input or config, 1 otherwise)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+
+import click
+
+from monitor import __version__
+from monitor.exceptions import MonitorError
+
+
+class _Group(click.Group):
+    """Turns every MonitorError into `error: …` on stderr and its exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MonitorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", metavar="PATH", envvar="MONITOR_CONFIG",
+              help="Config file (default: $MONITOR_CONFIG, else config/monitor.toml in the "
+                   "current folder, else the example config shipped with monitor).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
+@click.version_option(__version__, prog_name="monitor")
+@click.pass_context
+def cli(ctx, config_file, log_level, log_format):
+    """Watch news feeds for critical minerals and export controls.
+
+    \b
+    Examples:
+      monitor config check          validate the config, print it with secrets masked
+      monitor poll --all            poll every feed once and print what came in
+      monitor feeds                 feed health, broken feeds first
+    """
+    from monitor.logs import setup_logging
+
+    setup_logging(log_level, log_format)
+    ctx.obj = {"config_file": config_file}
+
+
+def _config(ctx):
+    from monitor.config import load_config
+
+    if "config" not in ctx.obj:
+        ctx.obj["config"] = load_config(ctx.obj["config_file"])
+    return ctx.obj["config"]
+
+
+@cli.group("config")
+def config_group():
+    """Inspect the configuration."""
+
+
+@config_group.command("check")
+@click.pass_context
+def config_check(ctx):
+    """Validate the config and print it, effective values included, secrets masked."""
+    from monitor.config import config_path, masked
+
+    config = _config(ctx.find_root())
+    click.echo(f"# {config_path(ctx.find_root().obj['config_file'])}: valid")
+    click.echo(json.dumps(masked(config), indent=2, ensure_ascii=False))
+
+
+@cli.command()
+@click.option("--all", "include_all", is_flag=True, help="Poll every feed, due or not.")
+@click.pass_context
+def poll(ctx, include_all):
+    """Run one poll cycle over the due feeds (or all) and print a line per feed.
+
+    \b
+    Example:
+      monitor poll --all
+    """
+    from monitor.service import build_poller, open_configured_store
+
+    config = _config(ctx.find_root())
+    with open_configured_store(config) as store:
+        report = build_poller(config, store).run_cycle(include_all=include_all)
+    _print_cycle(report)
+
+
+def _print_cycle(report) -> None:
+    for f in report.feeds:
+        code = f" {f.http_status}" if f.http_status else ""
+        line = f"{f.status:<13}{code:>4}  new {f.new:>4}  updated {f.updated:>4}  {f.name}"
+        click.echo(line + (f"  — {f.error}" if f.error else ""))
+    click.echo(f"total: {report.summary()}")
+
+
+@cli.command()
+@click.pass_context
+def feeds(ctx):
+    """Feed health: last poll, status, errors, next check, articles — broken first."""
+    from monitor.pipeline import utcnow
+    from monitor.service import open_configured_store
+
+    config = _config(ctx.find_root())
+    with open_configured_store(config) as store:
+        rows = store.feed_health(utcnow(), config.poll.broken_after_errors)
+    click.echo(f"{'health':<8} {'last poll':<17} {'st':>3} {'err':>3} {'next check':<17} "
+               f"{'items':>6}  name")
+    for h in rows:
+        health = h.health if h.active else "removed"
+        click.echo(f"{health:<8} {_when(h.last_polled_at):<17} {h.last_status or '':>3} "
+                   f"{h.error_count:>3} {_when(h.next_check_at):<17} {h.articles:>6}  {h.name}")
+        if h.last_error:
+            click.echo(f"{'':<8} {h.last_error[:200]}")
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+@cli.command()
+@click.pass_context
+def run(ctx):
+    """Run the service: poll due feeds (until the scheduler lands: one cycle, then exit)."""
+    ctx.invoke(poll)
+
+
+def main() -> None:
+    cli(prog_name="monitor")

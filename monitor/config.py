@@ -1,0 +1,266 @@
+"""The configuration: a TOML file loaded into a validated, frozen model.
+
+Every key of ``config/monitor.toml`` is declared here; an unknown key, a value of the wrong
+type, a bad URL, a duplicate feed or a keyword regex that does not compile is a
+:class:`ConfigError` whose message names the file and the key. Secrets never live in the
+file: the SMTP password is read from the environment variable that ``smtp.password_env``
+names, and is masked whenever the config is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from monitor.exceptions import ConfigError
+from monitor.resources import default_config_path, default_model_path
+
+ENV_CONFIG = "MONITOR_CONFIG"
+ENV_STORE_URL = "MONITOR_STORE_URL"
+MIB = 1024 * 1024
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value
+
+
+class StoreConfig(_Section):
+    url: str = "sqlite:///var/monitor.db"
+    busy_timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+
+class PollConfig(_Section):
+    interval_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    connect_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    read_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    max_bytes: int = Field(15 * MIB, ge=1024)
+    max_redirects: int = Field(5, ge=0, le=20)
+    concurrency: int = Field(8, ge=1, le=256)
+    per_host: int = Field(2, ge=1, le=16)
+    user_agent: str = "monitor/{version} (critical-minerals news monitor; +{contact})"
+    contact_url: str = "https://example.org/monitor-contact"
+    max_backoff_hours: float = Field(24.0, gt=0, le=24 * 31)
+    silent_after_days: float = Field(3.0, gt=0)
+    broken_after_errors: int = Field(3, ge=1)
+    allow_private_redirects: bool = False
+
+    @field_validator("contact_url")
+    @classmethod
+    def _contact(cls, value: str) -> str:
+        return _check_http_url(value)
+
+    @field_validator("user_agent")
+    @classmethod
+    def _ua(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n"):
+            raise ValueError("must be one line")
+        return value
+
+
+class FeedConfig(_Section):
+    name: str = Field(min_length=1, max_length=200)
+    url: str
+    lang: str | None = Field(None, pattern=r"^[a-z]{2}$")
+    interval_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
+    silent_after_days: float | None = Field(None, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+
+class ClassifierConfig(_Section):
+    model: str = ""
+    threshold: float = Field(0.5, gt=0, lt=1)
+
+    def model_path(self) -> Path:
+        return Path(self.model) if self.model else default_model_path()
+
+
+class KeywordsConfig(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    critical_minerals: tuple[str, ...] = Field((), alias="critical-minerals")
+    export_controls: tuple[str, ...] = Field((), alias="export-controls")
+    mute: tuple[str, ...] = ()
+
+    def spec(self) -> dict[str, tuple[str, ...]]:
+        return {"critical-minerals": self.critical_minerals,
+                "export-controls": self.export_controls, "mute": self.mute}
+
+
+_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"not an email address: {value!r}")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_check_email)]
+
+
+class DigestConfig(_Section):
+    send_at: time = time(7, 0)
+    timezone: str = "Europe/Berlin"
+    recipients: tuple[Email, ...] = ()
+    sender: Email = "monitor@localhost.localdomain"
+    subject: str = "Critical minerals & export controls — {date}: {count} items"
+    max_items: int = Field(40, ge=1, le=1000)
+    send_when_empty: bool = True
+    outbox_dir: str = "var/outbox"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        try:
+            value.format(date="2000-01-01", count=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"subject may use only {{date}} and {{count}}: {exc}") from exc
+        return value
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class SmtpConfig(_Section):
+    host: str = Field(min_length=1)
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+    max_attempts: int = Field(4, ge=1, le=20)
+    retry_base_seconds: float = Field(30.0, ge=0, le=3600)
+
+    def password(self) -> str | None:
+        """The password from the environment (never from the file)."""
+        if not self.password_env:
+            return None
+        value = os.environ.get(self.password_env)
+        if value is None:
+            raise ConfigError(f"smtp.password_env: environment variable {self.password_env} is not set")
+        return value
+
+
+class Config(_Section):
+    store: StoreConfig = StoreConfig()
+    poll: PollConfig = PollConfig()
+    feeds: tuple[FeedConfig, ...] = ()
+    classifier: ClassifierConfig = ClassifierConfig()
+    keywords: KeywordsConfig = KeywordsConfig()
+    digest: DigestConfig = DigestConfig()
+    smtp: SmtpConfig | None = None
+
+    @model_validator(mode="after")
+    def _unique_feeds(self) -> "Config":
+        seen_names: dict[str, int] = {}
+        seen_urls: dict[str, int] = {}
+        for i, feed in enumerate(self.feeds):
+            if feed.name in seen_names:
+                raise ValueError(f"feeds[{i}].name: duplicate feed name {feed.name!r} "
+                                 f"(also feeds[{seen_names[feed.name]}])")
+            if feed.url in seen_urls:
+                raise ValueError(f"feeds[{i}].url: duplicate feed URL {feed.url!r} "
+                                 f"(also feeds[{seen_urls[feed.url]}])")
+            seen_names[feed.name] = i
+            seen_urls[feed.url] = i
+        return self
+
+    def store_url(self) -> str:
+        return os.environ.get(ENV_STORE_URL) or self.store.url
+
+
+def _format_error(error: dict[str, Any]) -> str:
+    loc = ""
+    for part in error["loc"]:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{loc}: {message}" if loc else message
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The config file to use: explicit, else $MONITOR_CONFIG, else the example config."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_CONFIG):
+        return Path(os.environ[ENV_CONFIG])
+    local = Path("config/monitor.toml")
+    return local if local.is_file() else default_config_path()
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Validate a parsed TOML document; every problem names ``source`` and the key."""
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {_format_error(err)}" for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    _compile_keywords(config, source)
+    return config
+
+
+def _compile_keywords(config: Config, source: str) -> None:
+    from monitor.keywords import KeywordRules
+
+    try:
+        KeywordRules.compile(config.keywords.spec())
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config file (see :func:`config_path` for which one)."""
+    file = config_path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return parse_config(data, str(file))
+
+
+def masked(config: Config) -> dict[str, Any]:
+    """The effective config as plain data, with anything secret masked."""
+    data = config.model_dump(mode="json", by_alias=True)
+    smtp = data.get("smtp")
+    if smtp and smtp.get("password_env"):
+        present = os.environ.get(smtp["password_env"]) is not None
+        smtp["password"] = "******** (from $%s)" % smtp["password_env"] if present else "(not set)"
+    url = data["store"]["url"] = config.store_url()
+    data["store"]["url"] = _mask_url_password(url)
+    return data
+
+
+def _mask_url_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1********@", url)

@@ -1,0 +1,71 @@
+"""The flag decision: model probabilities and keyword hits in, a ``Verdict`` out. Pure.
+
+Rules, in order:
+
+1. Model topics: every topic whose probability is at least ``threshold``.
+2. Keyword topics: every topic with at least one keyword hit.
+3. ``topics`` = model topics ∪ keyword topics, in the order of ``monitor.TOPICS``.
+4. Mute: when any mute phrase matched, ``topics`` is emptied: a mute hit suppresses model
+   topics and keyword topics alike (mute phrases are meant to be reliable noise, such as
+   "mineral water"). The reasons still list every probability and hit, then
+   ``muted by "<phrase>"``, so the analyst can see what was suppressed.
+5. ``flagged`` = ``topics`` is non-empty.
+6. ``score`` = the highest model probability over all topics (whether flagged or not).
+   When the model is unavailable (``probabilities is None``) it is 1.0 if keywords flagged
+   the article and 0.0 otherwise.
+
+Reasons look like ``classifier critical-minerals 0.97``, ``keyword "seltene Erden"``,
+``muted by "gold price"``, or ``classifier unavailable`` when there are no probabilities
+(the decision is then made from keywords alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from monitor import TOPICS
+from monitor.keywords import KeywordMatch
+from monitor.types import Verdict
+
+
+def decide(probabilities: Mapping[str, float] | None, match: KeywordMatch,
+           threshold: float, model_version: str | None) -> Verdict:
+    """Combine model probabilities and keyword hits into a Verdict (see module doc)."""
+    found = set(model_topics(probabilities, threshold)) | set(match.topics)
+    topics = () if match.muted else tuple(t for t in TOPICS if t in found)
+    return Verdict(
+        flagged=bool(topics),
+        topics=topics,
+        score=_score(probabilities, match),
+        reasons=reasons(probabilities, match),
+        probabilities=dict(probabilities or {}),
+        model_version=model_version,
+    )
+
+
+def model_topics(probabilities: Mapping[str, float] | None,
+                 threshold: float) -> tuple[str, ...]:
+    """Topics whose model probability reaches the threshold, in TOPICS order."""
+    if not probabilities:
+        return ()
+    return tuple(t for t in TOPICS if probabilities.get(t, 0.0) >= threshold)
+
+
+def reasons(probabilities: Mapping[str, float] | None,
+            match: KeywordMatch) -> tuple[str, ...]:
+    """Human-readable reasons: model probabilities, keyword hits, mute hits."""
+    if probabilities is None:
+        model = ["classifier unavailable"]
+    else:
+        model = [f"classifier {t} {probabilities[t]:.2f}" for t in TOPICS
+                 if t in probabilities]
+    phrases = dict.fromkeys(p for t in TOPICS for p in match.hits.get(t, ()))
+    keyword = [f'keyword "{p}"' for p in phrases]
+    muted = [f'muted by "{p}"' for p in match.muted]
+    return tuple(model + keyword + muted)
+
+
+def _score(probabilities: Mapping[str, float] | None, match: KeywordMatch) -> float:
+    if probabilities is None:
+        return 1.0 if match.topics and not match.muted else 0.0
+    return max(probabilities.values(), default=0.0)

@@ -1,0 +1,57 @@
+"""The one exception tree of monitor.
+
+    MonitorError                 every error this package raises on purpose
+     ├── ConfigError             the config file or an environment value is wrong
+     ├── FeedError               one feed could not be fetched or parsed (a value, not a crash)
+     ├── StorageError            the store cannot be opened, migrated or written
+     ├── ClassifierError         the model is missing, tampered with or incompatible
+     └── DeliveryError           the digest could not be rendered or delivered
+
+Each carries the context a person needs (file and key, feed URL, recipient) in its message;
+the original exception, where there is one, is chained as ``__cause__``.
+"""
+
+
+class MonitorError(Exception):
+    """Root of every error monitor raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(MonitorError):
+    """The configuration is invalid; the message names the file and the key."""
+
+    exit_code = 2
+
+
+class UsageError(MonitorError):
+    """A command was given something it cannot work with (unknown id, bad file)."""
+
+    exit_code = 2
+
+
+class FeedError(MonitorError):
+    """A feed failed: network, HTTP status, size limit or content that is not a feed."""
+
+    def __init__(self, message: str, *, kind: str = "error", status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+
+class StorageError(MonitorError):
+    """The store cannot be opened, migrated, read or written."""
+
+
+class ClassifierError(MonitorError):
+    """The model file is missing, tampered with, or from an incompatible scikit-learn."""
+
+
+class DeliveryError(MonitorError):
+    """The digest could not be rendered or handed to the mail server."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

@@ -1,0 +1,34 @@
+"""Where the templates, the example config and the model are found.
+
+The rule: a folder named ``templates``, ``config`` or ``models`` next to the ``monitor``
+package (a checkout, or an editable install) wins; otherwise the copy bundled into the
+wheel under ``monitor/_bundled/`` is used. So `pip install .` works from any directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT_DIR = PACKAGE_DIR.parent
+BUNDLED_DIR = PACKAGE_DIR / "_bundled"
+
+
+def resource_dir(name: str) -> Path:
+    """The folder holding resource ``name`` (templates, config or models)."""
+    local = CHECKOUT_DIR / name
+    if local.is_dir() and (CHECKOUT_DIR / "pyproject.toml").is_file():
+        return local
+    return BUNDLED_DIR / name
+
+
+def default_config_path() -> Path:
+    return resource_dir("config") / "monitor.toml"
+
+
+def default_model_path() -> Path:
+    return resource_dir("models") / "classifier.skops"
+
+
+def templates_dir() -> Path:
+    return resource_dir("templates")

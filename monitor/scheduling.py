@@ -1,0 +1,38 @@
+"""When to poll a feed next: pure functions of the outcome and the clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+MAX_FLOOR = timedelta(days=31)
+
+
+def next_check_after_success(now: datetime, interval_minutes: int,
+                             max_age: float | None = None) -> datetime:
+    """The feed's interval, or longer when the server's Cache-Control max-age asks for it
+    (capped at 31 days)."""
+    wait = timedelta(minutes=interval_minutes)
+    if max_age:
+        wait = max(wait, min(timedelta(seconds=max_age), MAX_FLOOR))
+    return now + wait
+
+
+def next_check_after_error(now: datetime, interval_minutes: int, error_count: int,
+                           retry_after: float | None = None,
+                           max_backoff_hours: float = 24.0) -> datetime:
+    """Exponential backoff on consecutive errors (``error_count`` counts this one), capped
+    at ``max_backoff_hours`` so a feed failing for days is still tried daily; a server's
+    Retry-After is a floor (capped at 31 days)."""
+    exponent = min(max(error_count - 1, 0), 20)
+    wait = min(timedelta(minutes=interval_minutes) * (2 ** exponent),
+               timedelta(hours=max_backoff_hours))
+    if retry_after:
+        wait = max(wait, min(timedelta(seconds=retry_after), MAX_FLOOR))
+    return now + wait
+
+
+def plausible_published(published: datetime | None, now: datetime) -> datetime | None:
+    """A publish date we believe: not more than a day ahead, not before 1990."""
+    if published is None or published > now + timedelta(days=1) or published.year < 1990:
+        return None
+    return published

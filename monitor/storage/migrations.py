@@ -1,0 +1,116 @@
+"""Numbered schema migrations. The store file is never deleted to change the schema.
+
+A new store is created from the current table definitions and stamped with the latest
+version. An existing store gets every migration above its version, in order, each in its
+own transaction. To change the schema: edit tables.py, then append a migration here that
+brings an existing store to the same shape (and re-create the views if they change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
+
+from monitor.storage import tables
+
+_AGG = {
+    "sqlite": "(SELECT group_concat(code, ',') FROM (SELECT code FROM {table} x "
+              "WHERE x.article_id = a.id ORDER BY code))",
+    "postgresql": "(SELECT string_agg(code, ',' ORDER BY code) FROM {table} x "
+                  "WHERE x.article_id = a.id)",
+}
+_TRUE = {"sqlite": "1", "postgresql": "true"}
+_NOW_MINUS_DAYS = {
+    "sqlite": "datetime('now', '-' || ({days}) || ' days')",
+    "postgresql": "(now() at time zone 'utc') - make_interval(secs => ({days}) * 86400)",
+}
+
+
+def _flagged_view(dialect: str) -> str:
+    return f"""
+CREATE VIEW flagged AS
+SELECT a.id, COALESCE(a.published_at, a.first_seen_at) AS published, f.name AS source,
+       a.title, a.url, a.topics, a.score,
+       {_AGG[dialect].format(table="article_country")} AS countries,
+       {_AGG[dialect].format(table="article_mineral")} AS minerals,
+       a.language, a.reasons, a.model_version, a.cluster_id, a.first_seen_at
+FROM article a JOIN feed f ON f.id = a.feed_id
+WHERE a.flagged = {_TRUE[dialect]}
+"""
+
+
+def _feed_health_view(dialect: str) -> str:
+    silent_since = _NOW_MINUS_DAYS[dialect].format(days="f.silent_after_days")
+    return f"""
+CREATE VIEW feed_health AS
+SELECT f.id, f.name, f.url, f.active, f.last_polled_at, f.last_status, f.error_count,
+       f.last_error, f.next_check_at, f.last_new_at,
+       (SELECT count(*) FROM article a WHERE a.feed_id = f.id) AS articles,
+       CASE
+         WHEN f.error_count >= 3 THEN 'broken'
+         WHEN f.error_count > 0 THEN 'failing'
+         WHEN f.last_polled_at IS NULL THEN 'new'
+         WHEN COALESCE(f.last_new_at, f.created_at) < {silent_since} THEN 'silent'
+         ELSE 'ok'
+       END AS health
+FROM feed f
+"""
+
+
+def create_views(conn: Connection) -> None:
+    dialect = conn.dialect.name
+    for name, build in (("flagged", _flagged_view), ("feed_health", _feed_health_view)):
+        conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
+        conn.execute(text(build(dialect)))
+
+
+# (version, what it does, function). Version 1 is the initial schema.
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "initial schema", lambda conn: None),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(conn: Connection) -> int | None:
+    if not inspect(conn).has_table("schema_version"):
+        return None
+    return conn.execute(text("SELECT max(version) FROM schema_version")).scalar()
+
+
+def _stamp(conn: Connection, version: int) -> None:
+    conn.execute(SQLModel.metadata.tables["schema_version"].insert().values(
+        version=version, applied_at=datetime.now(timezone.utc)))
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the store to the latest schema; returns the version it is at."""
+    with engine.begin() as conn:
+        version = current_version(conn)
+        if version is None:
+            SQLModel.metadata.create_all(conn, tables=_our_tables())
+            create_views(conn)
+            _stamp(conn, LATEST)
+            return LATEST
+    if version > LATEST:
+        from monitor.exceptions import StorageError
+
+        raise StorageError(f"the store has schema version {version}, newer than this "
+                           f"monitor knows ({LATEST}); upgrade monitor")
+    for number, _doc, step in MIGRATIONS:
+        if number > version:
+            with engine.begin() as conn:
+                step(conn)
+                create_views(conn)
+                _stamp(conn, number)
+    return LATEST
+
+
+def _our_tables():
+    names = ("schema_version", "feed", "article", "article_country", "article_mineral",
+             "review", "digest", "digest_item", "digest_delivery")
+    _ = tables  # the table classes register themselves on SQLModel.metadata
+    return [SQLModel.metadata.tables[n] for n in names]

@@ -1,0 +1,273 @@
+"""Store: the one object through which the rest of monitor reads and writes the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+
+from monitor.exceptions import StorageError
+from monitor.storage import migrations
+from monitor.storage.tables import (
+    ArticleCountryRow,
+    ArticleMineralRow,
+    ArticleRow,
+    FeedRow,
+)
+from monitor.types import ArticleWrite, FeedHealth, FeedOutcome, FeedState
+
+ARTICLE = ArticleRow.__table__
+FEED = FeedRow.__table__
+COUNTRY = ArticleCountryRow.__table__
+MINERAL = ArticleMineralRow.__table__
+
+
+def _sqlite_pragmas(busy_timeout_ms: int):
+    def on_connect(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+    return on_connect
+
+
+def _make_engine(url: str, busy_timeout: float) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StorageError(f"store.url: not a database URL: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": busy_timeout})
+        event.listen(engine, "connect", _sqlite_pragmas(int(busy_timeout * 1000)))
+        return engine
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except (NoSuchModuleError, ImportError) as exc:
+        hint = " (install it with: pip install 'monitor[postgres]')" if "postgres" in url else ""
+        raise StorageError(f"store.url: the database driver is missing: {exc}{hint}") from None
+
+
+def open_store(url: str, busy_timeout: float = 30.0) -> "Store":
+    """Open (creating and migrating if needed) the store at ``url``."""
+    engine = _make_engine(url, busy_timeout)
+    try:
+        migrations.migrate(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StorageError(f"cannot open the store {_safe(url)}: {exc}") from exc
+    return Store(engine, url)
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid url>"
+
+
+def _feed_state(row) -> FeedState:
+    return FeedState(id=row.id, name=row.name, url=row.url, lang=row.lang,
+                     interval_minutes=row.interval_minutes, etag=row.etag,
+                     last_modified=row.last_modified, error_count=row.error_count,
+                     first_error_at=row.first_error_at)
+
+
+class Store:
+    """Reads and writes the store. Every public method is one transaction."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """One transaction; SQLAlchemy's errors become StorageError here and only here."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc, self.url) from exc
+
+    # -- feeds ---------------------------------------------------------------------------
+    def sync_feeds(self, feeds: Iterable, now: datetime, default_interval: int = 60,
+                   default_silent_days: float = 3.0) -> None:
+        """Make the feed table match the config: add new feeds, update names and intervals,
+        deactivate feeds no longer configured (their articles stay)."""
+        wanted = {f.url: f for f in feeds}
+        with self._begin() as conn:
+            existing = {r.url: r for r in conn.execute(select(FEED))}
+            for url, feed in wanted.items():
+                values = dict(name=feed.name, lang=feed.lang, active=True,
+                              interval_minutes=feed.interval_minutes or default_interval,
+                              silent_after_days=feed.silent_after_days or default_silent_days)
+                if url in existing:
+                    conn.execute(update(FEED).where(FEED.c.url == url).values(**values))
+                else:
+                    conn.execute(FEED.insert().values(url=url, created_at=now,
+                                                      next_check_at=now, **values))
+            gone = [u for u, r in existing.items() if u not in wanted and r.active]
+            if gone:
+                conn.execute(update(FEED).where(FEED.c.url.in_(gone)).values(active=False))
+
+    def due_feeds(self, now: datetime, include_all: bool = False) -> list[FeedState]:
+        query = select(FEED).where(FEED.c.active.is_(True)).order_by(FEED.c.next_check_at, FEED.c.id)
+        if not include_all:
+            query = query.where((FEED.c.next_check_at.is_(None)) | (FEED.c.next_check_at <= now))
+        with self._begin() as conn:
+            return [_feed_state(r) for r in conn.execute(query)]
+
+    def feed_health(self, now: datetime, broken_after: int = 3) -> list[FeedHealth]:
+        counts = (select(ARTICLE.c.feed_id, func.count().label("n"))
+                  .group_by(ARTICLE.c.feed_id).subquery())
+        query = (select(FEED, func.coalesce(counts.c.n, 0).label("articles"))
+                 .outerjoin(counts, counts.c.feed_id == FEED.c.id))
+        with self._begin() as conn:
+            rows = list(conn.execute(query))
+        result = [_health(r, now, broken_after) for r in rows]
+        order = {"broken": 0, "failing": 1, "silent": 2, "new": 3, "ok": 4}
+        return sorted(result, key=lambda h: (not h.active, order[h.health], h.name))
+
+    # -- articles ------------------------------------------------------------------------
+    def known_articles(self, feed_id: int, keys: Sequence[str]) -> dict[str, str]:
+        """key → content hash of the articles of this feed already stored."""
+        found: dict[str, str] = {}
+        with self._begin() as conn:
+            for chunk in _chunks(list(keys), 500):
+                query = select(ARTICLE.c.key, ARTICLE.c.content_hash).where(
+                    ARTICLE.c.feed_id == feed_id, ARTICLE.c.key.in_(chunk))
+                found.update((k, h) for k, h in conn.execute(query))
+        return found
+
+    def save_poll(self, feed: FeedState, articles: Sequence[ArticleWrite],
+                  outcome: FeedOutcome) -> tuple[int, int]:
+        """Store a feed's new and changed articles, then its state, in one transaction.
+
+        Returns (new, updated). An article already stored under the same key is updated
+        in place (never duplicated); a crash before commit loses nothing that was stored.
+        """
+        new = updated = 0
+        with self._begin() as conn:
+            for write in articles:
+                if _upsert_article(conn, feed.id, write, outcome.polled_at):
+                    new += 1
+                else:
+                    updated += 1
+            _write_feed_state(conn, feed, outcome, new)
+        return new, updated
+
+    def count_articles(self) -> int:
+        with self._begin() as conn:
+            return conn.execute(select(func.count()).select_from(ARTICLE)).scalar_one()
+
+    def article_keys(self) -> list[tuple[str, str]]:
+        """(feed url, article key) of every stored article (for tests and audits)."""
+        query = select(FEED.c.url, ARTICLE.c.key).join(FEED, FEED.c.id == ARTICLE.c.feed_id)
+        with self._begin() as conn:
+            return [(u, k) for u, k in conn.execute(query)]
+
+
+def _storage_error(exc: SQLAlchemyError, url: str) -> StorageError:
+    if isinstance(exc, OperationalError) and "locked" in str(exc).lower():
+        return StorageError(f"the store {_safe(url)} is locked by another writer "
+                            f"(waited for the busy timeout): {exc.orig}")
+    return StorageError(f"store {_safe(url)}: {exc}")
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _article_values(write: ArticleWrite) -> dict:
+    p, v = write.parsed, write.verdict
+    values = dict(guid=p.guid, url=p.url, title=p.title, text=p.text,
+                  content_hash=p.content_hash, published_at=p.published,
+                  language=write.language)
+    if v is None:
+        values.update(flagged=None, score=None, topics="", reasons="[]", model_version=None)
+    else:
+        values.update(flagged=v.flagged, score=v.score, topics=",".join(v.topics),
+                      reasons=json.dumps(list(v.reasons), ensure_ascii=False),
+                      model_version=v.model_version)
+    return values
+
+
+def _upsert_article(conn: Connection, feed_id: int, write: ArticleWrite, now: datetime) -> bool:
+    """Insert or update one article; True when it was new."""
+    values = _article_values(write)
+    if write.verdict is not None:
+        values["classified_at"] = now
+    found = conn.execute(select(ARTICLE.c.id).where(
+        ARTICLE.c.feed_id == feed_id, ARTICLE.c.key == write.parsed.key)).scalar()
+    if found is None:
+        article_id = conn.execute(ARTICLE.insert().values(
+            feed_id=feed_id, key=write.parsed.key, first_seen_at=now, **values)
+        ).inserted_primary_key[0]
+    else:
+        article_id = found
+        conn.execute(update(ARTICLE).where(ARTICLE.c.id == found).values(updated_at=now, **values))
+        conn.execute(COUNTRY.delete().where(COUNTRY.c.article_id == found))
+        conn.execute(MINERAL.delete().where(MINERAL.c.article_id == found))
+    _insert_mentions(conn, COUNTRY, article_id, write.countries)
+    _insert_mentions(conn, MINERAL, article_id, write.minerals)
+    return found is None
+
+
+def _insert_mentions(conn: Connection, table, article_id: int, mentions) -> None:
+    rows = [dict(article_id=article_id, code=m.code, count=m.count) for m in mentions]
+    if rows:
+        conn.execute(table.insert(), rows)
+
+
+def _write_feed_state(conn: Connection, feed: FeedState, outcome: FeedOutcome, new: int) -> None:
+    values: dict = dict(last_polled_at=outcome.polled_at, next_check_at=outcome.next_check_at,
+                        last_status=outcome.status)
+    if outcome.error is None:
+        values.update(error_count=0, last_error=None, first_error_at=None,
+                      last_success_at=outcome.polled_at)
+        if not outcome.not_modified:
+            values.update(etag=outcome.etag, last_modified=outcome.last_modified)
+        if new:
+            values["last_new_at"] = outcome.polled_at
+    else:
+        values.update(error_count=feed.error_count + 1, last_error=outcome.error[:2000],
+                      first_error_at=feed.first_error_at or outcome.polled_at)
+    conn.execute(update(FEED).where(FEED.c.id == feed.id).values(**values))
+
+
+def _health(row, now: datetime, broken_after: int) -> FeedHealth:
+    if row.error_count >= broken_after:
+        health = "broken"
+    elif row.error_count > 0:
+        health = "failing"
+    elif row.last_polled_at is None:
+        health = "new"
+    elif (row.last_new_at or row.created_at) < now - timedelta(days=row.silent_after_days):
+        health = "silent"
+    else:
+        health = "ok"
+    return FeedHealth(name=row.name, url=row.url, active=bool(row.active), health=health,
+                      last_polled_at=row.last_polled_at, last_status=row.last_status,
+                      error_count=row.error_count, last_error=row.last_error,
+                      next_check_at=row.next_check_at, last_new_at=row.last_new_at,
+                      articles=row.articles)

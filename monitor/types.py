@@ -1,0 +1,100 @@
+"""Plain values passed between the parts of monitor (frozen dataclasses, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One country (ISO 3166-1 alpha-2) or mineral id named in an article.
+
+    ``spans`` are character offsets into ``title + "\\n" + text``.
+    """
+
+    code: str
+    count: int
+    spans: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the classifier and the keyword rules decided about one article."""
+
+    flagged: bool
+    topics: tuple[str, ...]
+    score: float
+    reasons: tuple[str, ...]
+    probabilities: dict[str, float] = field(default_factory=dict)
+    model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedArticle:
+    """An entry of a feed as plain text, ready to be identified and stored."""
+
+    key: str                       # identity within the feed: guid+url, url or content hash
+    guid: str | None
+    url: str | None
+    title: str
+    text: str
+    published: datetime | None     # UTC, None when the feed gave no usable date
+    language: str | None           # ISO 639-1 from feed or entry metadata
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """A feed as the poller sees it: where to fetch and what it remembers."""
+
+    id: int
+    name: str
+    url: str
+    lang: str | None
+    interval_minutes: int
+    etag: str | None
+    last_modified: str | None
+    error_count: int
+    first_error_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FeedOutcome:
+    """What one poll did to one feed; stored after its articles, in the same transaction."""
+
+    polled_at: datetime
+    next_check_at: datetime
+    status: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None           # None on success
+    not_modified: bool = False
+
+
+@dataclass(frozen=True)
+class ArticleWrite:
+    """One new or changed article with everything derived from it, ready to store."""
+
+    parsed: ParsedArticle
+    language: str | None
+    verdict: Verdict | None            # None: not classified (no model and no rule ran)
+    countries: tuple[Mention, ...] = ()
+    minerals: tuple[Mention, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeedHealth:
+    """One row of `monitor feeds`."""
+
+    name: str
+    url: str
+    active: bool
+    health: str                        # ok | new | failing | broken | silent
+    last_polled_at: datetime | None
+    last_status: int | None
+    error_count: int
+    last_error: str | None
+    next_check_at: datetime | None
+    last_new_at: datetime | None
+    articles: int

@@ -1,0 +1,34 @@
+"""Bundles the checkout's templates/, config/ and models/ into the wheel.
+
+The package looks for these folders next to itself first (a checkout or an editable
+install) and falls back to the copies under ``monitor/_bundled`` that this build step
+writes into the wheel (see monitor/resources.py).
+"""
+
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).parent
+BUNDLED = {
+    "templates": ("*.html", "*.txt", "*.j2"),
+    "config": ("monitor.toml", "monitor.service"),
+    "models": ("classifier.skops", "classifier.card.json"),
+}
+
+
+class BuildWithResources(build_py):
+    def run(self):
+        super().run()
+        target = Path(self.build_lib) / "monitor" / "_bundled"
+        for folder, patterns in BUNDLED.items():
+            for pattern in patterns:
+                for path in (HERE / folder).glob(pattern):
+                    dest = target / folder / path.name
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, dest)
+
+
+setup(cmdclass={"build_py": BuildWithResources})

@@ -1,0 +1,106 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config, masked, parse_config
+from monitor.exceptions import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text):
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_config_is_valid_and_has_feeds():
+    config = load_config(ROOT / "config" / "monitor.toml")
+    assert len(config.feeds) >= 10
+    assert {f.lang for f in config.feeds} >= {"en", "de"}
+
+
+@pytest.mark.parametrize("text,key", [
+    ("[poll]\nintervall_minutes = 5\n", "poll.intervall_minutes: unknown key"),
+    ("[poll]\ninterval_minutes = 'often'\n", "poll.interval_minutes"),
+    ("[[feeds]]\nname='a'\nurl='ftp://x.example/feed'\n", "feeds[0].url: not an http(s) URL"),
+    ("[[feeds]]\nname='a'\nurl='https://x.example/f'\n[[feeds]]\nname='b'\nurl='https://x.example/f'\n",
+     "feeds[1].url: duplicate feed URL"),
+    ("[[feeds]]\nname='a'\nurl='https://x.example/f'\n[[feeds]]\nname='a'\nurl='https://y.example/f'\n",
+     "feeds[1].name: duplicate feed name"),
+    ("[keywords]\nexport-controls = ['re:(unclosed']\n", "keywords.export-controls[0]"),
+    ("[keywords]\nminerals = ['x']\n", "keywords.minerals"),
+    ("[digest]\ntimezone = 'Mars/Olympus'\n", "digest.timezone: unknown time zone"),
+    ("[digest]\nsend_at = '25:00'\n", "digest.send_at"),
+    ("[digest]\nrecipients = ['not-an-address']\n", "digest.recipients[0]: not an email address"),
+    ("[digest]\nsubject = '{date} {oops}'\n", "digest.subject"),
+    ("[smtp]\nhost = 'mail'\nsecurity = 'tls'\n", "smtp.security"),
+    ("[poll\n", "not valid TOML"),
+])
+def test_bad_config_names_file_and_key(tmp_path, text, key):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(str(path)), err.value
+    assert key in str(err.value), err.value
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_cli_exits_2_with_key_named_message(tmp_path):
+    path = write(tmp_path, "[poll]\nconcurrency = 0\n")
+    proc = subprocess.run([sys.executable, "-m", "monitor", "--config", str(path), "config", "check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"{path}: poll.concurrency" in proc.stderr
+
+
+def test_password_comes_from_environment_and_is_masked(monkeypatch):
+    config = parse_config({"smtp": {"host": "mail.example", "password_env": "TEST_SMTP_PW"}})
+    monkeypatch.setenv("TEST_SMTP_PW", "s3cret-value")
+    assert config.smtp.password() == "s3cret-value"
+    assert "s3cret-value" not in repr(masked(config))
+    assert masked(config)["smtp"]["password"].startswith("********")
+
+
+def test_missing_password_env_is_a_config_error(monkeypatch):
+    monkeypatch.delenv("TEST_SMTP_PW", raising=False)
+    config = parse_config({"smtp": {"host": "mail.example", "password_env": "TEST_SMTP_PW"}})
+    with pytest.raises(ConfigError, match="TEST_SMTP_PW is not set"):
+        config.smtp.password()
+
+
+def test_password_key_in_file_is_rejected(tmp_path):
+    path = write(tmp_path, "[smtp]\nhost='m'\npassword='hunter2'\n")
+    with pytest.raises(ConfigError, match="smtp.password: unknown key"):
+        load_config(path)
+
+
+def test_store_url_from_environment_overrides_and_is_masked(monkeypatch):
+    monkeypatch.setenv("MONITOR_STORE_URL", "postgresql+psycopg://u:pw@db/monitor")
+    config = parse_config({})
+    assert config.store_url() == "postgresql+psycopg://u:pw@db/monitor"
+    assert "pw@" not in masked(config)["store"]["url"]
+
+
+def test_every_example_key_is_read_by_the_loader():
+    """Docs drift: the example config uses every key the loader knows and no other."""
+    import tomllib
+
+    from monitor.config import Config
+
+    data = tomllib.loads((ROOT / "config" / "monitor.toml").read_text())
+    for section in ("store", "poll", "classifier", "digest"):
+        model = Config.model_fields[section].annotation
+        assert set(data[section]) == set(model.model_fields), section
+    assert set(data["keywords"]) == {"critical-minerals", "export-controls", "mute"}
+    text = (ROOT / "config" / "monitor.toml").read_text()
+    from monitor.config import SmtpConfig
+    for key in SmtpConfig.model_fields:
+        assert f"# {key} =" in text, f"smtp.{key} not documented in the example config"

@@ -1,0 +1,102 @@
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from monitor.exceptions import FeedError
+from monitor.parse import canonical_url, html_to_text, normalise_language, parse_feed
+
+FEEDS = Path(__file__).parent / "feeds"
+
+
+def parse(name, **headers):
+    return parse_feed((FEEDS / name).read_bytes(), headers, "https://feeds.example/x.xml")
+
+
+def test_rss2_gives_plain_articles_with_canonical_urls():
+    items = parse("rss2.xml")
+    assert [a.title for a in items][0] == "Beijing tightens licensing for gallium shipments"
+    assert items[0].url == "https://metals-desk.example/news/gallium-licensing?id=7"
+    assert items[1].url == "https://metals-desk.example/news/quebec-graphite"
+    assert items[2].url == "https://metals-desk.example/news/gold-slips"
+    assert items[0].published == datetime(2025, 6, 3, 5, 15, tzinfo=timezone.utc)
+    assert items[0].language == "en"
+    assert items[0].key == "g:md-1001|https://metals-desk.example/news/gallium-licensing?id=7"
+
+
+def test_atom_html_is_stripped_and_script_dropped():
+    items = parse("atom.xml")
+    assert items[0].text == "Exporteure brauchen ab Juli eine Genehmigung des Handelsministeriums."
+    assert "track()" not in items[1].text
+    assert items[1].published == datetime(2025, 6, 4, 7, 10, tzinfo=timezone.utc)
+    assert {a.language for a in items} == {"de"}
+
+
+def test_rdf_feed():
+    items = parse("rdf.xml")
+    assert len(items) == 2 and items[0].title == "Commerce adds 12 firms to the Entity List"
+    assert items[0].key.startswith("u:https://trade-notes.example/n/88") or items[0].guid
+
+
+def test_latin1_prolog_is_decoded():
+    items = parse("latin1.xml", **{"content-type": "application/xml"})
+    assert items[0].title == "La Nouvelle-Calédonie relâche sa production de nickel"
+    assert "après trois mois d'arrêt" in items[0].text
+
+
+def test_xml_base_resolves_relative_links():
+    items = parse("xmlbase.xml")
+    assert items[0].url == "https://base-news.example/section/stories/tungsten-high.html"
+    assert items[1].url == "https://base-news.example/other/cobalt.html"
+
+
+def test_duplicate_guids_missing_dates_and_html():
+    items = parse("quirks.xml")
+    assert len(items) == 3      # the exact repeat is dropped; same guid + other URL is kept
+    assert items[0].text == "The pilot plant uses direct extraction.\nOutput: 2,000 t LCE…"
+    assert items[0].published is None
+    assert items[2].title == "" and items[2].key.startswith("h:")
+
+
+def test_html_page_is_not_a_feed():
+    with pytest.raises(FeedError) as err:
+        parse("not_a_feed.html", **{"content-type": "text/html"})
+    assert err.value.kind == "not-a-feed" and "text/html" in str(err.value)
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("HTTP://Example.COM:80/a?utm_source=x&b=2#frag", "http://example.com/a?b=2"),
+    ("https://example.com", "https://example.com/"),
+    ("https://example.com:8443/p?gclid=1", "https://example.com:8443/p"),
+    ("javascript:alert(1)", None),
+    ("", None),
+])
+def test_canonical_url(raw, expected):
+    assert canonical_url(raw) == expected
+
+
+def test_html_to_text_folds_entities_and_controls():
+    assert html_to_text("A&amp;B&nbsp;&lt;x&gt;\x00\x07  C") == "A&B <x> C"
+
+
+@pytest.mark.parametrize("raw,expected", [("en-US", "en"), ("de_DE", "de"), ("FR", "fr"),
+                                          ("english", None), (None, None)])
+def test_normalise_language(raw, expected):
+    assert normalise_language(raw) == expected
+
+
+SHARED_FEEDS = Path(__file__).resolve().parents[2] / "shared" / "data-raw" / "feeds"
+
+
+@pytest.mark.skipif(not SHARED_FEEDS.is_dir(), reason="../shared/data-raw/feeds not present")
+def test_real_world_feed_files_never_crash_the_parser():
+    files = [p for p in SHARED_FEEDS.rglob("*") if p.is_file() and p.suffix in (".xml", ".rss", ".atom", ".rdf")]
+    parsed = failed = 0
+    for path in files:
+        try:
+            for article in parse_feed(path.read_bytes(), {}, "https://example.org/feed"):
+                assert article.key and isinstance(article.text, str)
+            parsed += 1
+        except FeedError:
+            failed += 1
+    assert parsed > len(files) * 0.8, (parsed, failed)

@@ -1,0 +1,200 @@
+"""The poller end to end: a real HTTP server on 127.0.0.1, a real SQLite file."""
+
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from monitor.pipeline import Poller
+from monitor.service import open_configured_store
+
+from conftest import utc
+
+
+class Clock:
+    def __init__(self, start=utc(2025, 6, 5, 8, 0)):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **kw):
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def run(make_config):
+    """run(feeds, clock=..., include_all=True) → (report, store), store kept open."""
+    opened = []
+
+    def go(feeds, clock=None, include_all=True, **sections):
+        config = make_config(feeds, **sections)
+        clock = clock or Clock()
+        store = open_configured_store(config, clock())
+        opened.append(store)
+        report = Poller(store, config, clock=clock).run_cycle(include_all=include_all)
+        return report, store
+    yield go
+    for store in opened:
+        store.close()
+
+
+def by_name(report):
+    return {f.name: f for f in report.feeds}
+
+
+def test_first_poll_stores_then_304_stores_nothing(feed_server, feed_file, run):
+    url = feed_server.add("/rss", feed_file("rss2.xml"))
+    report, store = run([("rss", url)])
+    assert by_name(report)["rss"].new == 3 and store.count_articles() == 3
+    report, store = run([("rss", url)])
+    f = by_name(report)["rss"]
+    assert (f.status, f.http_status, f.new) == ("not-modified", 304, 0)
+    assert store.count_articles() == 3
+    second = feed_server.requests[-1][1]
+    assert second.get("If-None-Match") and second.get("If-Modified-Since")
+
+
+def test_changed_feed_stores_only_new_entries_and_updates_changed(feed_server, feed_file, run):
+    body = feed_file("rss2.xml").decode()
+    url = feed_server.add("/rss", body)
+    run([("rss", url)])
+    changed = body.replace("Spot gold fell 0.4%", "Spot gold fell 0.6%").replace(
+        "<item>", """<item><title>Cobalt price jumps after export quota</title>
+        <link>https://metals-desk.example/news/cobalt</link><guid>md-1004</guid>
+        <description>Quota cut in Kinshasa.</description></item><item>""", 1)
+    feed_server.add("/rss", changed)
+    report, store = run([("rss", url)])
+    f = by_name(report)["rss"]
+    assert (f.new, f.updated) == (1, 1)
+    assert store.count_articles() == 4
+
+
+def test_all_formats_and_gzip(feed_server, feed_file, run):
+    feeds = [(n, feed_server.add(f"/{n}", feed_file(f"{n}.xml"), gzip=(n == "atom")))
+             for n in ("rss2", "atom", "rdf", "latin1", "xmlbase", "quirks")]
+    feed_server.routes["/latin1"].content_type = "application/xml"
+    report, store = run(feeds)
+    counts = {f.name: f.new for f in report.feeds}
+    assert counts == {"rss2": 3, "atom": 2, "rdf": 2, "latin1": 1, "xmlbase": 2, "quirks": 3}
+    assert all(f.status == "ok" for f in report.feeds)
+    assert any(h.get("Accept-Encoding", "").startswith("gzip") for _, h in feed_server.requests)
+
+
+def test_429_retry_after_is_a_floor_for_the_next_check(feed_server, run):
+    url = feed_server.add("/busy", b"slow down", status=429, headers={"Retry-After": "7200"},
+                          content_type="text/plain")
+    clock = Clock()
+    report, store = run([("busy", url)], clock=clock)
+    f = by_name(report)["busy"]
+    assert f.status == "error" and f.http_status == 429 and "Retry-After 7200" in f.error
+    health = store.feed_health(clock())[0]
+    assert health.next_check_at == clock() + timedelta(hours=2)
+    assert health.error_count == 1 and "429" in health.last_error
+    assert store.due_feeds(clock() + timedelta(hours=1)) == []
+
+
+def test_500_backs_off_exponentially_and_success_resets(feed_server, feed_file, run):
+    url = feed_server.add("/flaky", b"oops", status=500, content_type="text/plain")
+    clock = Clock()
+    for expected in (1, 2, 3):
+        report, store = run([("flaky", url)], clock=clock)
+        h = store.feed_health(clock())[0]
+        assert h.error_count == expected
+        assert h.next_check_at == clock() + timedelta(minutes=60 * 2 ** (expected - 1))
+    assert h.health == "broken"
+    feed_server.add("/flaky", feed_file("rss2.xml"))
+    report, store = run([("flaky", url)], clock=clock)
+    h = store.feed_health(clock())[0]
+    assert (h.error_count, h.last_error, h.health) == (0, None, "ok")
+
+
+def test_backoff_is_capped_at_a_day(feed_server, run):
+    url = feed_server.add("/down", b"", status=503, content_type="text/plain")
+    clock = Clock()
+    for _ in range(8):
+        report, store = run([("down", url)], clock=clock)
+    h = store.feed_health(clock())[0]
+    assert h.next_check_at - clock() == timedelta(hours=24)
+
+
+def test_timeout_oversized_html_and_refused_are_errors_on_their_feed(feed_server, feed_file, run):
+    ok = feed_server.add("/ok", feed_file("rss2.xml"))
+    slow = feed_server.add("/slow", feed_file("rss2.xml"), delay=8)
+    big = feed_server.add("/big", feed_file("rss2.xml"), stream_bytes=3 * 1024 * 1024)
+    html = feed_server.add("/html", feed_file("not_a_feed.html"), content_type="text/html")
+    refused = "http://127.0.0.1:9/feed"
+    report, store = run([("ok", ok), ("slow", slow), ("big", big), ("html", html),
+                         ("refused", refused)], poll={"max_bytes": 1024 * 1024})
+    f = by_name(report)
+    assert f["ok"].new == 3
+    assert f["slow"].status == "error" and "timed out" in f["slow"].error
+    assert f["big"].status == "error" and "too-large" in f["big"].error
+    assert f["html"].status == "error" and "not-a-feed" in f["html"].error
+    assert f["refused"].status == "error" and "connect" in f["refused"].error
+    errors = {h.name: h.last_error for h in store.feed_health(utc(2025, 6, 5, 8))}
+    assert errors["ok"] is None and "timed out" in errors["slow"]
+    assert store.count_articles() == 3
+
+
+def test_declared_oversized_body_is_refused_before_reading(feed_server, run):
+    url = feed_server.add("/huge", b"x" * 200_000)
+    report, _ = run([("huge", url)], poll={"max_bytes": 100_000})
+    assert "exceeds the limit" in report.feeds[0].error
+
+
+def test_fifty_feeds_in_one_cycle_concurrently_at_most_two_per_host(feed_server, feed_file, run):
+    active, peak, lock = [0], [0], threading.Lock()
+    body = feed_file("rss2.xml")
+
+    def handler(req):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        doc = body.replace(b"md-10", f"{req.path[1:]}-".encode())
+        req._send(200, doc, "application/rss+xml")
+
+    feeds = []
+    for i in range(50):
+        feed_server.add(f"/f{i}", handler=handler)
+        feeds.append((f"feed {i}", feed_server.url(f"/f{i}")))
+    report, store = run(feeds)
+    assert len(report.feeds) == 50 and report.total("new") == 150
+    assert store.count_articles() == 150
+    assert peak[0] == 2          # one host (127.0.0.1): never more than per_host at once
+
+
+def test_only_due_feeds_are_polled(feed_server, feed_file, run):
+    url = feed_server.add("/rss", feed_file("rss2.xml"))
+    clock = Clock()
+    run([("rss", url)], clock=clock, include_all=False)
+    report, _ = run([("rss", url)], clock=clock, include_all=False)
+    assert report.feeds == []
+    clock.advance(minutes=61)
+    report, _ = run([("rss", url)], clock=clock, include_all=False)
+    assert len(report.feeds) == 1
+
+
+def test_locked_store_loses_nothing_and_retries(feed_server, feed_file, run, make_config, tmp_path):
+    url = feed_server.add("/rss", feed_file("rss2.xml"))
+    config = make_config([("rss", url)], store={"busy_timeout_seconds": 0.5})
+    clock = Clock()
+    store = open_configured_store(config, clock())
+    db = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")          # an analyst's long write transaction
+    try:
+        report = Poller(store, config, clock=clock).run_cycle(include_all=True)
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    f = by_name(report)
+    assert f["rss"].status == "error" and "locked" in f["rss"].error
+    assert store.count_articles() == 0 and store.due_feeds(clock()) != []   # retried next cycle
+    report = Poller(store, config, clock=clock).run_cycle()
+    assert by_name(report)["rss"].new == 3 and store.count_articles() == 3
+    store.close()

@@ -1,0 +1,117 @@
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from monitor.exceptions import StorageError
+from monitor.storage import open_store
+from monitor.storage.migrations import LATEST
+from monitor.types import ArticleWrite, FeedOutcome, Mention, ParsedArticle, Verdict
+
+from conftest import utc
+
+
+class FeedCfg:
+    def __init__(self, name, url):
+        self.name, self.url, self.lang, self.interval_minutes, self.silent_after_days = name, url, None, None, None
+
+
+def article(key="k1", title="Gallium curbs", text="Beijing adds licences.", published=None):
+    return ParsedArticle(key=key, guid=key, url=f"https://x.example/{key}", title=title, text=text,
+                         published=published, language="en", content_hash=f"h-{title}-{text}")
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(f"sqlite:///{tmp_path / 'sub' / 'm.db'}")
+    s.sync_feeds([FeedCfg("one", "https://one.example/f")], utc(2025, 1, 1))
+    yield s
+    s.close()
+
+
+def outcome(now):
+    return FeedOutcome(polled_at=now, next_check_at=now + timedelta(hours=1), status=200, etag='"e"')
+
+
+def test_new_store_is_wal_with_schema_version_and_views(store, tmp_path):
+    db = sqlite3.connect(tmp_path / "sub" / "m.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == LATEST
+    views = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='view'")}
+    assert views == {"flagged", "feed_health"}
+
+
+def test_reopen_keeps_data_and_does_not_remigrate(store, tmp_path):
+    feed = store.due_feeds(utc(2025, 1, 1))[0]
+    store.save_poll(feed, [ArticleWrite(article(), "en", None)], outcome(utc(2025, 1, 1)))
+    again = open_store(f"sqlite:///{tmp_path / 'sub' / 'm.db'}")
+    assert again.count_articles() == 1
+    db = sqlite3.connect(tmp_path / "sub" / "m.db")
+    assert db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+    again.close()
+
+
+def test_newer_schema_is_refused(store, tmp_path):
+    db = sqlite3.connect(tmp_path / "sub" / "m.db")
+    db.execute("INSERT INTO schema_version VALUES (999, '2030-01-01 00:00:00')")
+    db.commit()
+    with pytest.raises(StorageError, match="newer than this monitor knows"):
+        open_store(f"sqlite:///{tmp_path / 'sub' / 'm.db'}")
+
+
+def test_datetimes_round_trip_as_aware_utc(store):
+    cest = timezone(timedelta(hours=2))
+    feed = store.due_feeds(utc(2025, 1, 1))[0]
+    polled = datetime(2025, 6, 1, 9, 30, tzinfo=cest)
+    store.save_poll(feed, [], outcome(polled))
+    health = store.feed_health(utc(2025, 6, 1, 8))[0]
+    assert health.last_polled_at == utc(2025, 6, 1, 7, 30)
+    assert health.last_polled_at.tzinfo is timezone.utc
+
+
+def test_naive_datetime_is_refused(store):
+    feed = store.due_feeds(utc(2025, 1, 1))[0]
+    with pytest.raises(Exception, match="naive datetime"):
+        store.save_poll(feed, [], outcome(datetime(2025, 6, 1, 9)))
+
+
+def test_same_key_updates_in_place_and_flagged_view(store, tmp_path):
+    feed = store.due_feeds(utc(2025, 1, 1))[0]
+    verdict = Verdict(flagged=True, topics=("export-controls",), score=0.93,
+                      reasons=("classifier export-controls 0.93",), model_version="m1")
+    write = ArticleWrite(article(), "en", verdict, countries=(Mention("US", 1), Mention("CN", 2)),
+                         minerals=(Mention("gallium", 1),))
+    assert store.save_poll(feed, [write], outcome(utc(2025, 6, 1))) == (1, 0)
+    changed = ArticleWrite(article(text="Beijing adds licences for germanium too."), "en", verdict,
+                           countries=(Mention("CN", 1),))
+    assert store.save_poll(feed, [changed], outcome(utc(2025, 6, 2))) == (0, 1)
+    db = sqlite3.connect(tmp_path / "sub" / "m.db")
+    rows = db.execute("SELECT title, topics, countries, minerals, source FROM flagged").fetchall()
+    assert rows == [("Gallium curbs", "export-controls", "CN", None, "one")]
+
+
+def test_failed_transaction_stores_nothing(store):
+    """A crash mid-feed: articles and feed state roll back together."""
+    feed = store.due_feeds(utc(2025, 1, 1))[0]
+    good = ArticleWrite(article("a"), "en", None)
+    bad = ArticleWrite(article("b"), "en", None, countries=(Mention("CN", 1), Mention("CN", 1)))
+    with pytest.raises(StorageError):
+        store.save_poll(feed, [good, bad], outcome(utc(2025, 6, 1)))
+    assert store.count_articles() == 0
+    assert store.feed_health(utc(2025, 6, 1))[0].last_polled_at is None
+
+
+def test_removed_feed_is_deactivated_and_keeps_articles(store):
+    feed = store.due_feeds(utc(2025, 1, 1))[0]
+    store.save_poll(feed, [ArticleWrite(article(), "en", None)], outcome(utc(2025, 6, 1)))
+    store.sync_feeds([FeedCfg("two", "https://two.example/f")], utc(2025, 6, 2))
+    assert [f.name for f in store.due_feeds(utc(2030, 1, 1))] == ["two"]
+    assert store.count_articles() == 1
+    assert {h.name: h.active for h in store.feed_health(utc(2025, 6, 2))} == {"one": False, "two": True}
+
+
+def test_bad_url_and_missing_driver_are_clear(tmp_path):
+    with pytest.raises(StorageError, match="not a database URL"):
+        open_store("::nonsense::")
+    with pytest.raises(StorageError, match="driver is missing"):
+        open_store("postgresql+nosuchdriver://u@localhost/db")
