@@ -35,25 +35,23 @@ from monitor.types import Verdict
 
 TITLE_WEIGHT = 2  # the title is repeated this many times before the text
 
-# Every type a model file may contain; anything else is refused before loading.
+# Every type a model file may contain (what the feature sets of ``monitor.train`` produce);
+# a file holding anything else is refused before skops constructs a single object.
 TRUSTED_TYPES = (
     "builtins.dict", "builtins.list", "builtins.str", "builtins.tuple", "builtins.int",
-    "builtins.float", "builtins.bool", "builtins.NoneType",
-    "numpy.ndarray", "numpy.dtype", "numpy.float32", "numpy.float64", "numpy.int32",
-    "numpy.int64", "numpy.bool_",
-    "scipy.sparse._csr.csr_matrix", "scipy.sparse._csr.csr_array",
+    "builtins.float", "builtins.bool",
+    "numpy.ndarray", "numpy.float32", "numpy.float64",
     "sklearn.pipeline.Pipeline", "sklearn.pipeline.FeatureUnion",
     "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.feature_extraction.text.TfidfTransformer",
     "sklearn.feature_extraction.text.HashingVectorizer",
-    "sklearn.multiclass.OneVsRestClassifier", "sklearn.multiclass._ConstantPredictor",
+    "sklearn.multiclass.OneVsRestClassifier",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.preprocessing._label.LabelBinarizer",
 )
-# Loader nodes skops uses for the types above (functions and methods are never allowed).
+# skops loader nodes those types use (never FunctionNode, MethodNode, ...).
 _TRUSTED_LOADERS = frozenset({
-    "ObjectNode", "DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode",
-    "NdArrayNode", "SparseMatrixNode", "SetNode",
+    "ObjectNode", "DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode", "NdArrayNode",
 })
 
 _UNSPACED = ("\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff"
@@ -72,7 +70,7 @@ def prepare_text(title: str, text: str) -> str:
     unigrams and bigrams there.
     """
     title = title or ""
-    doc = " \n ".join([title] * TITLE_WEIGHT + [text or ""]) if title else text or ""
+    doc = " ".join([title] * TITLE_WEIGHT + [text or ""]) if title else text or ""
     doc = unicodedata.normalize("NFKC", doc).lower()
     return _SPACES.sub(" ", _UNSPACED_CHAR.sub(r" \1 ", doc)).strip()
 

@@ -124,6 +124,63 @@ def _when(value: datetime | None) -> str:
 
 
 @cli.command()
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="The digest's local date (default: today "
+              "in digest.timezone). An existing digest of that date is re-rendered from the ledger.")
+@click.option("--preview", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the digest's HTML to FILE and send nothing (the ledger is not changed).")
+@click.option("--resend", is_flag=True, help="Send again to every recipient, even if already sent.")
+@click.pass_context
+def digest(ctx, day, preview, resend):
+    """Build and deliver the digest now (SMTP, or .eml files in digest.outbox_dir).
+
+    \b
+    Examples:
+      monitor digest                      send today's digest (once; a re-run sends nothing)
+      monitor digest --preview out.html   look at it first
+      monitor digest --date 2025-06-03 --resend
+    """
+    from monitor.config import config_path
+    from monitor.delivery import DigestJob
+    from monitor.pipeline import utcnow
+    from monitor.service import open_configured_store
+
+    root = ctx.find_root()
+    config = _config(root)
+    day = _check_date(day)
+    with open_configured_store(config) as store:
+        job = DigestJob(store, config, config_file=str(config_path(root.obj["config_file"])))
+        if preview:
+            click.echo(_preview(job, utcnow(), day, preview))
+            return
+        outcome = job.run(utcnow(), day=day, resend=resend)
+    click.echo(outcome.summary())
+    if outcome.failed or outcome.retry:
+        sys.exit(1)
+
+
+def _check_date(day: str | None) -> str | None:
+    from datetime import date
+
+    from monitor.exceptions import UsageError
+
+    if day is None:
+        return None
+    try:
+        return date.fromisoformat(day).isoformat()
+    except ValueError:
+        raise UsageError(f"--date: not a date (YYYY-MM-DD): {day!r}") from None
+
+
+def _preview(job, now, day, path) -> str:
+    """Render without touching the ledger: the existing digest, or what would go out now."""
+    from pathlib import Path
+
+    html = job.preview(now, day)
+    Path(path).write_text(html, encoding="utf-8")
+    return f"preview written to {path} (nothing sent)"
+
+
+@cli.command()
 @click.pass_context
 def run(ctx):
     """Run the service: poll due feeds (until the scheduler lands: one cycle, then exit)."""

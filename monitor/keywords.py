@@ -31,7 +31,7 @@ from monitor.exceptions import ConfigError
 MUTE = "mute"
 KEYS = (*TOPICS, MUTE)
 _SEPARATOR = r"[\s\-\u00ad\u2010-\u2015]+"
-_FLAGS = re.IGNORECASE
+_RAW_FLAGS = re.IGNORECASE
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,27 @@ class KeywordMatch:
 
 
 @dataclass(frozen=True)
+class _Rule:
+    """One config entry and its compiled regex. Phrases are searched in the lower-cased
+    article (a plain literal prefix: fast); ``re:`` entries case-insensitively in the
+    article as it is."""
+
+    entry: str
+    pattern: re.Pattern[str]
+    raw: bool
+
+    def search(self, doc: str, lowered: str) -> bool:
+        return self.pattern.search(doc if self.raw else lowered) is not None
+
+
+@dataclass(frozen=True)
 class _PhraseList:
-    """One config list: its entries, one regex per entry and a combined pre-filter."""
+    """The rules of one config list, in config order."""
 
-    entries: tuple[str, ...]
-    patterns: tuple[re.Pattern[str], ...]
-    combined: re.Pattern[str] | None
+    rules: tuple[_Rule, ...]
 
-    def find(self, doc: str) -> tuple[str, ...]:
-        if not self.entries:
-            return ()
-        if self.combined is not None and self.combined.search(doc) is None:
-            return ()
-        found = (e for e, p in zip(self.entries, self.patterns) if p.search(doc))
+    def find(self, doc: str, lowered: str) -> tuple[str, ...]:
+        found = (r.entry for r in self.rules if r.search(doc, lowered))
         return tuple(dict.fromkeys(found))
 
 
@@ -86,77 +94,78 @@ class KeywordRules:
 
     def match(self, title: str, text: str) -> KeywordMatch:
         doc = f"{title or ''}\n{text or ''}"
-        hits = {t: found for t in TOPICS if (found := self.lists[t].find(doc))}
-        return KeywordMatch(hits=hits, muted=self.lists[MUTE].find(doc))
+        lowered = normalise(doc)
+        hits = {t: found for t in TOPICS if (found := self.lists[t].find(doc, lowered))}
+        return KeywordMatch(hits=hits, muted=self.lists[MUTE].find(doc, lowered))
 
     def __len__(self) -> int:
-        return sum(len(lst.entries) for lst in self.lists.values())
+        return sum(len(lst.rules) for lst in self.lists.values())
+
+
+def normalise(text: str) -> str:
+    """Lower case, typographic apostrophes as ASCII: what phrases are matched against."""
+    return text.lower().replace("\u2019", "'")
 
 
 def _compile_list(key: str, entries: object) -> _PhraseList:
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
         raise ConfigError(
             f"keywords.{key}: expected a list of strings, got {_type_name(entries)}")
-    sources = tuple(_entry_regex(f"keywords.{key}[{i}]", e) for i, e in enumerate(entries))
-    patterns = tuple(re.compile(s, _FLAGS) for s in sources)
-    return _PhraseList(tuple(entries), patterns, _combine(sources))
+    return _PhraseList(tuple(_rule(f"keywords.{key}[{i}]", e) for i, e in enumerate(entries)))
 
 
-def _combine(sources: Sequence[str]) -> re.Pattern[str] | None:
-    """One alternation of all entries, or None when raw regexes cannot be combined
-    (duplicate group names, numbered back-references)."""
-    if not sources:
-        return None
-    try:
-        combined = re.compile("|".join(f"(?:{s})" for s in sources), _FLAGS)
-    except re.error:
-        return None
-    return combined if combined.groups == 0 else None
-
-
-def _entry_regex(path: str, entry: object) -> str:
-    """The regex source for one config entry; raises ConfigError naming ``path``."""
+def _rule(path: str, entry: object) -> _Rule:
+    """The compiled rule for one config entry; raises ConfigError naming ``path``."""
     if not isinstance(entry, str):
         raise ConfigError(f"{path}: expected a string, got {_type_name(entry)}")
     if not entry.strip():
         raise ConfigError(f"{path}: empty phrase")
     if entry.startswith("re:"):
-        return _raw_regex(path, entry[3:])
-    return phrase_regex(path, entry)
+        return _Rule(entry, _raw_regex(path, entry[3:]), raw=True)
+    return _Rule(entry, re.compile(phrase_regex(path, entry)), raw=False)
 
 
-def _raw_regex(path: str, source: str) -> str:
+def _raw_regex(path: str, source: str) -> re.Pattern[str]:
     if not source.strip():
         raise ConfigError(f"{path}: empty regex after 're:'")
     try:
-        compiled = re.compile(source, _FLAGS)
+        compiled = re.compile(source, _RAW_FLAGS)
     except re.error as exc:
         raise ConfigError(f"{path}: regex does not compile: {exc} in {source!r}") from exc
     if compiled.search("") is not None:
         raise ConfigError(f"{path}: regex {source!r} matches the empty string "
                           "(it would match every article)")
-    return source
+    return compiled
 
 
 def phrase_regex(path: str, phrase: str) -> str:
-    """Translate a config phrase (words, ``*`` suffixes) into a regex source."""
-    words = phrase.replace("-", " ").split()
+    """Translate a config phrase (words, ``*`` suffixes) into a regex source that is
+    searched in ``normalise``d text. It starts with a literal (so ``re`` can scan for it
+    quickly); the word boundary before it is a look-behind placed after that literal."""
+    words = normalise(phrase).replace("-", " ").split()
     if not words:
         raise ConfigError(f"{path}: phrase {phrase!r} has no words")
-    parts = [_word_regex(path, phrase, w) for w in words]
-    body = _SEPARATOR.join(parts)
-    head = r"(?<!\w)" if _spaced_letter(words[0][0]) else ""
+    for word in words:
+        _check_word(path, phrase, word)
+    first = re.escape(words[0].rstrip("*"))
+    head = f"{first}(?<!\\w{first})" if _spaced_letter(words[0][0]) else first
+    rest = [_word_regex(w) for w in words[1:]]
+    body = _SEPARATOR.join([head + ("\\w*" if words[0].endswith("*") else ""), *rest])
     last = words[-1]
-    tail = r"(?!\w)" if not last.endswith("*") and _spaced_letter(last[-1]) else ""
-    return head + body + tail
+    tail = "(?!\\w)" if not last.endswith("*") and _spaced_letter(last[-1]) else ""
+    return body + tail
 
 
-def _word_regex(path: str, phrase: str, word: str) -> str:
+def _check_word(path: str, phrase: str, word: str) -> None:
     stem = word[:-1] if word.endswith("*") else word
     if not stem or "*" in stem:
         raise ConfigError(f"{path}: '*' may only end a word, as in 'Ausfuhrkontroll*' "
                           f"(got {phrase!r})")
-    return re.escape(stem) + (r"\w*" if word.endswith("*") else "")
+
+
+def _word_regex(word: str) -> str:
+    stem = word[:-1] if word.endswith("*") else word
+    return re.escape(stem) + ("\\w*" if word.endswith("*") else "")
 
 
 # Scripts whose words are not separated by spaces, plus Hangul (particles attach to the

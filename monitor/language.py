@@ -4,7 +4,8 @@ A hint from the feed or entry metadata ("en-US", "de_DE", "deu", "German") is no
 and used when it is plausible: the text is too short to judge, or the language identifier
 gives the hinted language a fair probability. Otherwise the language is detected with
 py3langid, whose model ships inside its wheel (nothing is downloaded); it is imported and
-loaded lazily, once per process, and restricted to languages that have an ISO 639-1 code.
+loaded lazily, once per process, and restricted to ``_DETECTABLE``: languages that have an
+ISO 639-1 code and a sizeable news output.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng
 no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg sh si sk sl
 sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve
 vi vo wa wo xh yi yo za zh zu""".split())
+# Detection is restricted to languages with a sizeable news output: short English or
+# German headlines are otherwise often taken for Latin, Occitan, Frisian or Luxembourgish.
+# A feed's hint may still name any ISO 639-1 language.
+_DETECTABLE = frozenset("""
+af am ar az be bg bn bs ca cs cy da de el en es et eu fa fi fr ga gl gu he hi hr hu hy id
+is it ja ka kk km kn ko lo lt lv mk ml mn mr ms my ne nl no pa pl ps pt ro ru si sk sl so
+sq sr sv sw ta te th tl tr uk ur uz vi zh zu""".split())
 _CODE = re.compile(r"[a-z]{2,3}")
 _LETTER = re.compile(r"[^\W\d_]")
 
@@ -90,5 +98,5 @@ def _load_identifier():  # noqa: ANN202
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    identifier.set_languages([code for code in identifier.labels if len(code) == 2])
+    identifier.set_languages([code for code in identifier.labels if code in _DETECTABLE])
     return identifier

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -180,7 +181,9 @@ def _folds(records: Sequence[Record], folds: int, seed: int) -> list[tuple[Any, 
     counts = Counter(keys)
     keys = [k if counts[k] >= folds else str(bool(k)) for k in keys]
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(keys, keys))
+    with warnings.catch_warnings():  # tiny corpora: "least populated class" is expected
+        warnings.simplefilter("ignore", UserWarning)
+        return list(splitter.split(keys, keys))
 
 
 def score_pipeline(pipeline: Any, records: Sequence[Record], threshold: float,

@@ -98,3 +98,50 @@ class FeedHealth:
     next_check_at: datetime | None
     last_new_at: datetime | None
     articles: int
+
+
+@dataclass(frozen=True)
+class DigestArticle:
+    """A flagged article as the digest sees it."""
+
+    id: int
+    title: str
+    text: str
+    url: str | None
+    source: str
+    published: datetime          # published, else first seen (UTC)
+    first_seen: datetime
+    language: str | None
+    topics: tuple[str, ...]
+    score: float
+    reasons: tuple[str, ...]
+    countries: tuple[str, ...]
+    minerals: tuple[str, ...]
+    cluster_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One recipient's copy of one digest, as the ledger records it."""
+
+    digest_id: int
+    recipient: str
+    status: str                  # pending | sending | sent | retry | failed | unknown
+    attempts: int
+    last_error: str | None
+    message_id: str | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DigestRecord:
+    """A digest in the ledger: its period, its articles and its deliveries."""
+
+    id: int
+    digest_date: str
+    period_start: datetime
+    period_end: datetime
+    article_ids: tuple[int, ...]
+    deliveries: tuple[Delivery, ...]
+    total_flagged: int = 0

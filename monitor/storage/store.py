@@ -14,14 +14,21 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, S
 from sqlalchemy.engine import make_url
 
 from monitor.exceptions import StorageError
-from monitor.storage import migrations
+from monitor.storage import ledger, migrations
 from monitor.storage.tables import (
     ArticleCountryRow,
     ArticleMineralRow,
     ArticleRow,
     FeedRow,
 )
-from monitor.types import ArticleWrite, FeedHealth, FeedOutcome, FeedState
+from monitor.types import (
+    ArticleWrite,
+    DigestArticle,
+    DigestRecord,
+    FeedHealth,
+    FeedOutcome,
+    FeedState,
+)
 
 ARTICLE = ArticleRow.__table__
 FEED = FeedRow.__table__
@@ -174,6 +181,41 @@ class Store:
                     updated += 1
             _write_feed_state(conn, feed, outcome, new)
         return new, updated
+
+    # -- digest ledger -------------------------------------------------------------------
+    def digest_candidates(self, since: datetime, until: datetime) -> list[DigestArticle]:
+        with self._begin() as conn:
+            return ledger.candidates(conn, since, until)
+
+    def last_digest_end(self) -> datetime | None:
+        with self._begin() as conn:
+            return ledger.last_period_end(conn)
+
+    def get_digest(self, digest_date: str) -> DigestRecord | None:
+        with self._begin() as conn:
+            return ledger.get_digest(conn, digest_date)
+
+    def create_digest(self, digest_date: str, start: datetime, end: datetime,
+                      article_ids: Sequence[int], recipients: Sequence[str],
+                      clusters: dict[int, int], now: datetime) -> DigestRecord:
+        """Record a digest, claim its articles and open its deliveries, atomically."""
+        with self._begin() as conn:
+            ledger.create_digest(conn, digest_date, start, end, article_ids, recipients,
+                                 clusters, now)
+            return ledger.get_digest(conn, digest_date)
+
+    def add_recipients(self, digest: DigestRecord, recipients: Sequence[str]) -> DigestRecord:
+        with self._begin() as conn:
+            ledger.add_recipients(conn, digest.id, recipients)
+            return ledger.get_digest(conn, digest.digest_date)
+
+    def digest_articles(self, digest: DigestRecord) -> list[DigestArticle]:
+        with self._begin() as conn:
+            return ledger.load_articles(conn, ARTICLE.c.id.in_(digest.article_ids or (-1,)))
+
+    def set_delivery(self, digest: DigestRecord, recipient: str, **values) -> None:
+        with self._begin() as conn:
+            ledger.set_delivery(conn, digest.id, recipient, **values)
 
     def count_articles(self) -> int:
         with self._begin() as conn:

@@ -127,6 +127,7 @@ class DigestRow(SQLModel, table=True):
     period_end: datetime = Field(sa_column=_ts(nullable=False))
     created_at: datetime = Field(sa_column=_ts(nullable=False))
     item_count: int = 0
+    total_flagged: int = 0
 
 
 class DigestItemRow(SQLModel, table=True):
@@ -141,8 +142,9 @@ class DigestDeliveryRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     digest_id: int = Field(foreign_key="digest.id", index=True)
     recipient: str
-    status: str = "pending"               # pending | sent | failed
+    status: str = "pending"               # pending | sending | sent | retry | failed | unknown
     attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts())
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     message_id: str | None = None
     sent_at: datetime | None = Field(default=None, sa_column=_ts())

@@ -1,0 +1,652 @@
+"""Benchmark: one poll cycle over 200 feeds × 30 items, monitor against lemon24/reader
+(and newsboat, the native reference, when installed).
+
+    .venv/bin/python bench/poll.py [--feeds 200] [--items 30] [--workers 8]
+
+Bench-only dependencies, NOT in pyproject.toml — install them into the venv by hand:
+
+    .venv/bin/pip install reader sgmllib3k          # `import reader` needs sgmllib3k
+    apt-get install newsboat                        # optional, the native reference
+
+What happens, in one run:
+
+* The parent generates ``--feeds`` RSS 2.0 documents of ``--items`` distinct items each
+  (seeded random news-like text from a word list in this file: titles ≈70 chars,
+  descriptions 300–1,200 chars, some with HTML markup) and serves them from a threaded
+  HTTP/1.1 server on 127.0.0.1 with ETag / Last-Modified (If-None-Match → 304) and gzip
+  when the client accepts it. Each tool gets its own URL prefix, so the server can count
+  per tool how many 200s and 304s it served.
+* Each measured tool runs in its own child process (fresh temp dir, empty store) that does
+  the cold cycle, then the warm cycle (every feed answers 304):
+    - monitor: in-process ``Poller(store, config).run_cycle(include_all=True)`` — the code
+      behind ``monitor poll --all`` (store opened with ``open_configured_store``, poller
+      from ``build_poller``), with default poll settings except ``contact_url``,
+      ``per_host`` and ``concurrency``, both set to ``--workers`` (all feeds are on one
+      host, 127.0.0.1, and monitor allows 2 per host by default). A second child runs
+      monitor on the default settings (per_host 2, concurrency 8) for reference.
+    - reader: ``make_reader(db)``, ``add_feed`` × N, ``update_feeds(workers=W)`` cold,
+      ``update_feeds(scheduled=False, workers=W)`` warm (reader ≥3.21 updates only
+      scheduled feeds by default; scheduled=False forces the warm run).
+    - newsboat: ``newsboat -x reload`` on a urls file and a temp cache, with
+      ``reload-threads W``; each reload is its own process, timed as a whole (wall clock).
+      newsboat 2.21 keeps a new feed's ETag only from its second fetch, so an untimed
+      priming reload runs between the timed cold and warm ones.
+* Times for monitor and reader cover the cycle call only (not interpreter start, imports,
+  store creation or adding the feeds; that setup time is printed separately).
+* Peak RSS is the ``ru_maxrss`` of the child process as the parent gets it from
+  ``os.wait4`` — the high-water mark of that whole process: interpreter, imports, store,
+  cold and warm cycle. For newsboat: the largest of its three processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gzip
+import hashlib
+import json
+import os
+import random
+import resource  # noqa: F401  (documents where ru_maxrss comes from)
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TARGET_COLD = 0.5        # monitor cold ≤ 0.5 × reader cold
+TARGET_WARM = 0.3        # monitor warm ≤ 0.3 × reader warm
+TARGET_RSS_MB = 250.0    # monitor peak RSS
+
+# --------------------------------------------------------------------------------------
+# Synthetic news text (seeded; words written for this bench)
+# --------------------------------------------------------------------------------------
+
+COMPANIES = ["Lynas Rare Earths", "MP Materials", "Glencore", "Albemarle", "Umicore",
+             "China Northern Rare Earth", "Iluka Resources", "Neo Performance Materials",
+             "Rio Tinto", "BHP", "Anglo American", "Vale", "Pilbara Minerals", "Tianqi Lithium",
+             "Ganfeng Lithium", "Eramet", "Sibanye-Stillwater", "Jervois Global", "Aurubis",
+             "Heraeus", "Solvay", "Energy Fuels", "USA Rare Earth", "Arafura Resources"]
+PLACES = ["Beijing", "Washington", "Brussels", "Canberra", "Kinshasa", "Jakarta", "Santiago",
+          "Ottawa", "Berlin", "Tokyo", "Seoul", "Pretoria", "Lima", "Buenos Aires", "Hanoi",
+          "Kuala Lumpur", "Nairobi", "Lubumbashi", "Perth", "Toronto", "London", "Geneva"]
+COUNTRIES = ["China", "the United States", "the European Union", "Australia", "Indonesia",
+             "Chile", "Canada", "Germany", "Japan", "South Korea", "South Africa", "Peru",
+             "Argentina", "Vietnam", "Malaysia", "Kenya", "the Democratic Republic of Congo",
+             "Myanmar", "Brazil", "India", "Kazakhstan", "Mongolia"]
+MINERALS = ["rare earths", "gallium", "germanium", "antimony", "graphite", "lithium", "cobalt",
+            "nickel", "tungsten", "dysprosium", "terbium", "neodymium", "copper", "manganese",
+            "vanadium", "tantalum", "niobium", "magnesium", "indium", "platinum group metals"]
+AGENCIES = ["the Commerce Ministry", "the Bureau of Industry and Security", "the European Commission",
+            "the trade ministry", "customs authorities", "the Federal Economics Ministry",
+            "the Department of Energy", "industry regulators", "the export control office",
+            "the World Trade Organization", "the finance ministry", "a parliamentary committee"]
+VERBS = ["tighten", "review", "extend", "suspend", "expand", "restrict", "relax", "audit",
+         "license", "monitor", "cap", "secure", "stockpile", "diversify", "subsidise", "fast-track"]
+NOUNS = ["export licences", "supply chains", "processing capacity", "shipments", "quotas",
+         "offtake agreements", "refining output", "magnet production", "spot prices",
+         "inventories", "mine output", "tariffs", "investment screening", "price floors",
+         "smelter capacity", "strategic reserves", "battery materials", "downstream demand"]
+ADJ = ["critical", "strategic", "sensitive", "dual-use", "volatile", "tight", "record",
+       "sluggish", "unexpected", "long-awaited", "preliminary", "revised", "binding", "temporary"]
+FILLER = ["analysts said", "according to people familiar with the matter", "the statement said",
+          "officials told reporters", "traders said", "the company said in a filing",
+          "according to customs data", "a spokesperson said", "market participants noted",
+          "data from the ministry showed"]
+TITLE_FORMS = [
+    "{country} to {verb} {noun} for {mineral} from next month",
+    "{company} shares jump as {mineral} {noun} {verbed}",
+    "{agency} weighs {adj} curbs on {mineral} {noun}",
+    "{mineral} prices hit {adj} level on {country} supply worries",
+    "{company} signs {mineral} deal with {country} partners",
+    "{place} talks on {mineral} {noun} end without agreement",
+    "Explainer: what {country}'s new {mineral} rules mean for buyers",
+    "{company} cuts {mineral} guidance after {adj} quarter",
+]
+SENTENCE_FORMS = [
+    "{company} said on {day} it would {verb} {noun} at its {place} operations, {filler}.",
+    "{country} accounted for about {pct}% of global {mineral} output last year, {filler}.",
+    "{agency} plans to {verb} {noun} covering {mineral} and {mineral2}, {filler}.",
+    "Prices for {mineral} rose {pct2}% this week to {price} dollars per tonne as buyers in "
+    "{place} rushed to {verb} {noun}.",
+    "The move follows {adj} measures announced by {country} in {month}, which required "
+    "exporters of {mineral} to apply for {noun}.",
+    "Shipments of {mineral} from {country} to {country2} fell {pct2}% in {month}, {filler}.",
+    "{company} expects the {adj} rules to affect {noun} for at least {n} months.",
+    "Industry groups in {place} warned that {adj} {noun} could disrupt production of "
+    "magnets, chips and batteries.",
+    "\u201cWe are watching the situation closely,\u201d a {company} executive said, adding "
+    "that {noun} remained {adj}.",
+    "{country2} has sought to {verb} its {noun} since {year}, when {country} first limited "
+    "sales of {mineral}.",
+]
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December"]
+
+
+class NewsText:
+    def __init__(self, seed: int) -> None:
+        self.r = random.Random(seed)
+
+    def _fill(self, form: str) -> str:
+        r = self.r
+        verb = r.choice(VERBS)
+        return form.format(
+            company=r.choice(COMPANIES), place=r.choice(PLACES), country=r.choice(COUNTRIES),
+            country2=r.choice(COUNTRIES), mineral=r.choice(MINERALS),
+            mineral2=r.choice(MINERALS), agency=r.choice(AGENCIES), verb=verb,
+            verbed=verb + ("d" if verb.endswith("e") else "ed"), noun=r.choice(NOUNS),
+            adj=r.choice(ADJ), filler=r.choice(FILLER), day=r.choice(DAYS),
+            month=r.choice(MONTHS), pct=r.randint(5, 95), pct2=round(r.uniform(0.5, 30), 1),
+            price=f"{r.randint(900, 90000):,}", n=r.randint(2, 36), year=r.randint(2009, 2024))
+
+    def title(self) -> str:
+        for _ in range(20):
+            t = self._fill(self.r.choice(TITLE_FORMS))
+            t = t[0].upper() + t[1:]
+            if 55 <= len(t) <= 90:
+                return t
+        return t
+
+    def description(self) -> tuple[str, bool]:
+        """(text, is_html): 300–1,200 chars of sentences; about half as HTML paragraphs."""
+        r = self.r
+        goal = r.randint(300, 1200)
+        sentences, size = [], 0
+        while size < goal:
+            s = self._fill(r.choice(SENTENCE_FORMS))
+            s = s[0].upper() + s[1:]
+            sentences.append(s)
+            size += len(s) + 1
+        text = " ".join(sentences)
+        while len(text) > 1200 and len(sentences) > 1:
+            sentences.pop()
+            text = " ".join(sentences)
+        if r.random() < 0.5:
+            return text, False
+        paras, cut = [], 0
+        for i in range(0, len(sentences), 3):
+            chunk = " ".join(sentences[i:i + 3])
+            if cut == 0 and r.random() < 0.6:
+                word = r.choice(MINERALS)
+                chunk = chunk.replace(word, f'<a href="https://wire.example/topic/{word.replace(" ", "-")}">'
+                                            f"<b>{word}</b></a>", 1)
+                cut = 1
+            paras.append(f"<p>{chunk}</p>")
+        return "".join(paras), True
+
+
+def make_feed(index: int, items: int, base_time: datetime) -> bytes:
+    gen = NewsText(seed=10_000 + index)
+    site = f"https://news{index:03d}.example"
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:atom="http://www.w3.org/2005/Atom">\n<channel>\n'
+        f"<title>Metals &amp; Trade Desk {index:03d}</title>\n<link>{site}/</link>\n"
+        f"<description>Commodity, mining and trade-policy news, desk {index:03d}</description>\n"
+        f"<language>en-gb</language>\n<lastBuildDate>{format_datetime(base_time, usegmt=True)}"
+        "</lastBuildDate>\n<ttl>30</ttl>\n"]
+    for j in range(items):
+        title = gen.title()
+        desc, is_html = gen.description()
+        slug = "-".join(title.lower().replace("'", "").replace(":", "").split()[:8])
+        link = f"{site}/{2025}/{j // 10 + 1:02d}/{slug}-{index:03d}{j:03d}?utm_source=rss&utm_medium=feed"
+        published = base_time - timedelta(minutes=37 * j + index)
+        body = f"<![CDATA[{desc}]]>" if is_html else escape(desc, quote=False)
+        parts.append(
+            "<item>\n"
+            f"  <title>{escape(title, quote=False)}</title>\n"
+            f"  <link>{escape(link)}</link>\n"
+            f'  <guid isPermaLink="false">desk{index:03d}-{j:04d}-{hashlib.sha1(title.encode()).hexdigest()[:8]}</guid>\n'
+            f"  <pubDate>{format_datetime(published, usegmt=True)}</pubDate>\n"
+            f"  <dc:creator>{gen.r.choice(['Staff', 'Reuters desk', 'A. Analyst', 'Markets team'])}</dc:creator>\n"
+            f"  <category>{gen.r.choice(MINERALS)}</category>\n"
+            f"  <description>{body}</description>\n"
+            "</item>\n")
+    parts.append("</channel>\n</rss>\n")
+    return "".join(parts).encode("utf-8")
+
+
+# --------------------------------------------------------------------------------------
+# The server: threaded, HTTP/1.1 keep-alive, ETag/Last-Modified → 304, gzip on request
+# --------------------------------------------------------------------------------------
+
+class _Doc:
+    __slots__ = ("body", "gz", "etag", "last_modified")
+
+    def __init__(self, body: bytes, last_modified: str) -> None:
+        self.body = body
+        self.gz = gzip.compress(body, 6)
+        self.etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
+        self.last_modified = last_modified
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY, Nagle + the client's
+    # delayed ACK stall each keep-alive response by ~40 ms (real servers do not do that)
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        bench: BenchServer = self.server.bench
+        # /<tool>/feed-NNN.xml: every tool gets the same documents under its own prefix
+        prefix, _, rest = self.path.lstrip("/").partition("/")
+        if not getattr(self, "_seen", False):        # one handler instance per connection
+            self._seen = True
+            bench.count(prefix, "connections")
+        doc = bench.docs.get(rest.split("?")[0])
+        if doc is None:
+            bench.count(prefix, 404)
+            return self._send(404, b"not found", {"Content-Type": "text/plain"})
+        inm = self.headers.get("If-None-Match")
+        ims = self.headers.get("If-Modified-Since")
+        if (inm is not None and doc.etag in [t.strip() for t in inm.split(",")]) or (
+                inm is None and ims == doc.last_modified):
+            bench.count(prefix, 304)
+            return self._send(304, b"", {"ETag": doc.etag, "Last-Modified": doc.last_modified})
+        headers = {"Content-Type": "application/rss+xml; charset=utf-8", "ETag": doc.etag,
+                   "Last-Modified": doc.last_modified, "Vary": "Accept-Encoding"}
+        body = doc.body
+        if "gzip" in (self.headers.get("Accept-Encoding") or ""):
+            body = doc.gz
+            headers["Content-Encoding"] = "gzip"
+        bench.count(prefix, 200)
+        self._send(200, body, headers)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256     # the default 5 drops SYNs under a burst of connects
+
+
+class BenchServer:
+    def __init__(self, docs: dict[str, _Doc]) -> None:
+        self.docs = docs
+        self.tally: dict[str, Counter] = {}
+        self._lock = threading.Lock()
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.bench = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def count(self, prefix: str, status: int | str) -> None:
+        with self._lock:
+            self.tally.setdefault(prefix, Counter())[status] += 1
+
+    def urls(self, prefix: str) -> list[str]:
+        port = self._httpd.server_address[1]
+        return [f"http://127.0.0.1:{port}/{prefix}/{name}" for name in sorted(self.docs)]
+
+    def __enter__(self) -> "BenchServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+# --------------------------------------------------------------------------------------
+# Children: one process per measured tool (cold + warm), result as JSON in a file
+# --------------------------------------------------------------------------------------
+
+def child_monitor(spec: dict) -> dict:
+    t0 = time.perf_counter()
+    from monitor.config import parse_config
+    from monitor.service import build_poller, open_configured_store
+
+    poll = {"contact_url": "http://127.0.0.1/bench-contact"}
+    if spec.get("per_host"):
+        poll.update(per_host=spec["per_host"], concurrency=spec["concurrency"])
+    work = Path(spec["dir"])
+    data = {"store": {"url": f"sqlite:///{work / 'monitor.db'}"}, "poll": poll,
+            "digest": {"outbox_dir": str(work / "outbox")},
+            "feeds": [{"name": f"bench feed {i:03d}", "url": u} for i, u in enumerate(spec["urls"])]}
+    config = parse_config(data, "bench")
+    store = open_configured_store(config)
+    poller = build_poller(config, store)
+    setup = time.perf_counter() - t0
+
+    cycle = _profiled_cycle(poller, spec["profile"]) if spec.get("profile") else _plain_cycle(poller)
+    t = time.perf_counter()
+    cold = cycle(include_all=True, phase="cold")
+    cold_s = time.perf_counter() - t
+    articles = store.count_articles()
+    t = time.perf_counter()
+    warm = cycle(include_all=True, phase="warm")
+    warm_s = time.perf_counter() - t
+    store.close()
+    return {"setup_s": setup, "cold_s": cold_s, "warm_s": warm_s, "articles": articles,
+            "cold_status": dict(Counter(f.status for f in cold.feeds)),
+            "warm_status": dict(Counter(f.status for f in warm.feeds)),
+            "cold_new": cold.total("new"), "warm_new": warm.total("new"),
+            "errors": [f.error for f in cold.feeds + warm.feeds if f.error][:3],
+            "settings": {"per_host": config.poll.per_host, "concurrency": config.poll.concurrency}}
+
+
+def _profiled_cycle(poller, prefix: str):
+    """run_cycle under cProfile in both of its threads — the event loop (fetching) and the
+    store writer (parse, analyse, write) — merged into PREFIX.cold.prof / PREFIX.warm.prof.
+    cProfile sees only the thread that enables it, so ``poller.process`` (what the writer
+    thread runs) is wrapped on this instance; monitor's code is not changed."""
+    import pstats
+
+    writer_profiles: dict[int, cProfile.Profile] = {}
+    process = poller.process
+
+    def profiled_process(*args, **kwargs):
+        prof = writer_profiles.setdefault(threading.get_ident(), cProfile.Profile())
+        prof.enable()
+        try:
+            return process(*args, **kwargs)
+        finally:
+            prof.disable()
+
+    poller.process = profiled_process
+
+    def cycle(include_all: bool, phase: str):
+        writer_profiles.clear()
+        main = cProfile.Profile()
+        main.enable()
+        try:
+            return poller.run_cycle(include_all=include_all)
+        finally:
+            main.disable()
+            stats = pstats.Stats(main)
+            for prof in writer_profiles.values():
+                stats.add(prof)
+            stats.dump_stats(f"{prefix}.{phase}.prof")
+    return cycle
+
+
+def _plain_cycle(poller):
+    return lambda include_all, phase: poller.run_cycle(include_all=include_all)
+
+
+def child_reader(spec: dict) -> dict:
+    t0 = time.perf_counter()
+    import reader as reader_pkg
+    from reader import make_reader
+
+    workers = spec["workers"]
+    r = make_reader(str(Path(spec["dir"]) / "reader.sqlite"))
+    for url in spec["urls"]:
+        r.add_feed(url)
+    setup = time.perf_counter() - t0
+    t = time.perf_counter()
+    r.update_feeds(workers=workers)
+    cold_s = time.perf_counter() - t
+    entries = r.get_entry_counts().total
+    t = time.perf_counter()
+    r.update_feeds(scheduled=False, workers=workers)
+    warm_s = time.perf_counter() - t
+    errors = [f"{f.url}: {f.last_exception}" for f in r.get_feeds(broken=True)][:3]
+    r.close()
+    return {"setup_s": setup, "cold_s": cold_s, "warm_s": warm_s, "articles": entries,
+            "errors": errors, "version": reader_pkg.__version__}
+
+
+CHILDREN = {"monitor": child_monitor, "reader": child_reader}
+
+
+def run_child(kind: str, spec: dict, work: Path, timeout: float) -> dict:
+    """Run one measured child; returns its JSON result plus peak RSS from wait4."""
+    spec_file, out_file = work / f"{kind}.spec.json", work / f"{kind}.result.json"
+    spec_file.write_text(json.dumps(spec))
+    log = open(work / f"{kind}.log", "wb")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, str(spec_file), str(out_file)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(work))
+    rc, rusage = _wait(proc, timeout)
+    log.close()
+    if rc != 0 or not out_file.exists():
+        tail = (work / f"{kind}.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{kind} child failed (exit {rc}):\n{tail}")
+    result = json.loads(out_file.read_text())
+    result["rss_mb"] = rusage.ru_maxrss / 1024          # Linux: KiB
+    return result
+
+
+def _wait(proc: subprocess.Popen, timeout: float):
+    """os.wait4 on this one child: its exit code and its own rusage (not all children's)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, rusage
+        if time.monotonic() > deadline:
+            proc.kill()
+            _, status, rusage = os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            return -9, rusage
+        time.sleep(0.005)
+
+
+def run_newsboat(urls: list[str], workers: int, work: Path, timeout: float) -> dict:
+    home = work / "newsboat-home"
+    home.mkdir(parents=True, exist_ok=True)
+    (work / "urls").write_text("\n".join(urls) + "\n")
+    (work / "newsboat.conf").write_text(
+        f"reload-threads {workers}\nmax-items 0\ndownload-timeout 30\nshow-read-feeds yes\n"
+        "user-agent \"bench/1 (newsboat reference)\"\n")
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
+               XDG_DATA_HOME=str(home / "data"), XDG_CACHE_HOME=str(home / "cache"),
+               LANG="C.UTF-8", LC_ALL="C.UTF-8", TERM=os.environ.get("TERM", "dumb"))
+    cmd = ["newsboat", "-u", str(work / "urls"), "-c", str(work / "newsboat.db"),
+           "-C", str(work / "newsboat.conf"), "-x", "reload"]
+    # newsboat 2.21 saves a new feed's ETag/Last-Modified only from its second fetch (the
+    # first reload UPDATEs a feed row that is not inserted yet), so an untimed priming
+    # reload sits between cold and warm; otherwise the "warm" run would get 200s, not 304s.
+    times, rss = {}, 0.0
+    for phase in ("cold", "prime", "warm"):
+        log = open(work / f"newsboat-{phase}.log", "wb")
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, cwd=str(work))
+        rc, rusage = _wait(proc, timeout)
+        times[phase] = time.perf_counter() - t
+        log.close()
+        rss = max(rss, rusage.ru_maxrss / 1024)
+        if rc != 0:
+            tail = (work / f"newsboat-{phase}.log").read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"newsboat {phase} failed (exit {rc}):\n{tail}")
+    with sqlite3.connect(work / "newsboat.db") as db:
+        items = db.execute("SELECT count(*) FROM rss_item").fetchone()[0]
+    version = subprocess.run(["newsboat", "-v"], capture_output=True, text=True,
+                             env=env).stdout.split(" - ")[0].strip()
+    return {"cold_s": times["cold"], "warm_s": times["warm"], "rss_mb": rss, "articles": items,
+            "version": f"{version} (untimed priming reload between cold and warm: "
+                       f"{times['prime']:.2f} s, all 200)"}
+
+
+# --------------------------------------------------------------------------------------
+# The parent
+# --------------------------------------------------------------------------------------
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--feeds", type=int, default=200)
+    ap.add_argument("--items", type=int, default=30)
+    ap.add_argument("--workers", type=int, default=8,
+                    help="reader's update_feeds(workers=N), newsboat's reload-threads and "
+                         "monitor's per_host and concurrency (monitor allows 1–16 per host)")
+    ap.add_argument("--timeout", type=float, default=300.0, help="per child process, seconds")
+    ap.add_argument("--profile", metavar="PREFIX",
+                    help="also run monitor (matched settings) once more under cProfile, both "
+                         "threads, and write PREFIX.cold.prof and PREFIX.warm.prof; profiling "
+                         "slows that run, so its times are not in the table")
+    ap.add_argument("--child", nargs=3, metavar=("KIND", "SPEC", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        kind, spec_file, out_file = args.child
+        result = CHILDREN[kind](json.loads(Path(spec_file).read_text()))
+        Path(out_file).write_text(json.dumps(result))
+        return 0
+
+    if not 1 <= args.workers <= 16:
+        ap.error("--workers must be 1..16 (monitor's poll.per_host is limited to 16)")
+    expected = args.feeds * args.items
+    base_time = datetime(2025, 6, 5, 6, 0, tzinfo=timezone.utc)
+    t = time.perf_counter()
+    last_modified = format_datetime(base_time, usegmt=True)
+    docs = {f"feed-{i:03d}.xml": _Doc(make_feed(i, args.items, base_time), last_modified)
+            for i in range(args.feeds)}
+    size = sum(len(d.body) for d in docs.values())
+    gz = sum(len(d.gz) for d in docs.values())
+    print(f"data: {args.feeds} feeds × {args.items} items = {expected:,} items, "
+          f"{size / 1e6:.1f} MB of RSS ({gz / 1e6:.1f} MB gzip), "
+          f"generated in {time.perf_counter() - t:.1f} s")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
+          "server: threaded HTTP/1.1 on 127.0.0.1 (ETag/Last-Modified → 304, gzip on request)")
+
+    rows: dict[str, dict] = {}
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp, BenchServer(docs) as server:
+        tmp = Path(tmp)
+
+        def measure(label: str, kind: str, **spec) -> None:
+            work = tmp / label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
+            work.mkdir()
+            prefix = work.name
+            spec.update(dir=str(work), urls=server.urls(prefix))
+            print(f"running {label} …", flush=True)
+            try:
+                if kind == "newsboat":
+                    rows[label] = run_newsboat(spec["urls"], args.workers, work, args.timeout)
+                else:
+                    rows[label] = run_child(kind, spec, work, args.timeout)
+            except Exception as exc:     # one tool failing must not hide the others
+                print(f"  {label}: FAILED: {exc}")
+                rows[label] = {"failed": str(exc)}
+                return
+            rows[label]["served"] = dict(server.tally.get(prefix, {}))
+
+        w = args.workers
+        matched = f"monitor (per_host={w}, concurrency={w})"
+        default = "monitor (defaults: per_host=2, concurrency=8)"
+        measure(matched, "monitor", per_host=w, concurrency=w)
+        measure(default, "monitor")
+        try:
+            import reader  # noqa: F401
+            have_reader = True
+        except ImportError as exc:
+            have_reader = False
+            notes.append(f"reader: not installed ({exc}); pip install reader sgmllib3k")
+        if have_reader:
+            measure(f"reader (workers={w})", "reader", workers=w)
+        if shutil.which("newsboat"):
+            measure(f"newsboat (reload-threads={w})", "newsboat")
+        else:
+            notes.append("newsboat: not installed")
+        if args.profile:
+            measure("monitor profiled", "monitor", per_host=w, concurrency=w,
+                    profile=str(Path(args.profile).resolve()))
+
+    # ---- table -----------------------------------------------------------------------
+    print()
+    print("monitor driven in-process: Poller(store, config).run_cycle(include_all=True) "
+          "= `monitor poll --all`")
+    print(f"workers: {w} (reader update_feeds(workers={w}), newsboat reload-threads {w}, "
+          f"monitor poll.per_host={w} and poll.concurrency={w}; other poll settings default)")
+    print()
+    head = f"{'tool':<48} {'cold s':>8} {'warm s':>8} {'peak RSS MB':>12} {'stored':>7}  served (status or connections: count)"
+    print(head)
+    print("-" * len(head))
+    for label, r in rows.items():
+        if label == "monitor profiled":
+            continue
+        if "failed" in r:
+            print(f"{label:<48} {'failed':>8}")
+            continue
+        served = ", ".join(f"{k}: {v}" for k, v in sorted(r.get("served", {}).items(), key=str))
+        print(f"{label:<48} {r['cold_s']:>8.2f} {r['warm_s']:>8.3f} {r['rss_mb']:>12.1f} "
+              f"{r['articles']:>7}  {served}")
+    for n in notes:
+        print(n)
+    print()
+    print("cold/warm s: the cycle call only for monitor and reader (setup — imports, store, "
+          "adding feeds — excluded: "
+          + ", ".join(f"{k} {v['setup_s']:.2f} s" for k, v in rows.items()
+                      if "setup_s" in v and k != "monitor profiled")
+          + "); newsboat: wall clock of each `newsboat -x reload` process.")
+    print("peak RSS: ru_maxrss of that tool's child process (os.wait4), covering interpreter, "
+          "imports, store, cold and warm cycle; newsboat: the largest of its three processes.")
+    for label, r in rows.items():
+        if r.get("errors"):
+            print(f"{label}: errors: {r['errors']}")
+        if r.get("version"):
+            print(f"{label}: version {r['version']}")
+
+    # ---- correctness and targets -------------------------------------------------------
+    print()
+    ok = True
+    m, rd = rows.get(matched, {}), rows.get(f"reader (workers={w})", {})
+    if "articles" in m:
+        good = m["articles"] == expected
+        ok &= good
+        print(f"correctness: monitor store after the cold run holds {m['articles']:,} articles "
+              f"(expected {expected:,}): {_verdict(good)}; warm run: {m['warm_status']}, "
+              f"{m['warm_new']} new")
+        good = m["warm_status"] == {"not-modified": args.feeds}
+        ok &= good
+        print(f"correctness: monitor warm run all 304: {_verdict(good)}")
+    if "articles" in rd:
+        print(f"reader stored {rd['articles']:,} entries; "
+              + "; ".join(f"{k.split()[0]} served {v.get('served')}" for k, v in rows.items()
+                          if "served" in v and k.startswith(("reader", "newsboat"))))
+    if "cold_s" in m and "cold_s" in rd:
+        cold_ratio = m["cold_s"] / rd["cold_s"]
+        warm_ratio = m["warm_s"] / rd["warm_s"]
+        print(f"monitor/reader cold: {cold_ratio:.2f}×  (target ≤ {TARGET_COLD}×)  "
+              f"{_verdict(cold_ratio <= TARGET_COLD)}")
+        print(f"monitor/reader warm: {warm_ratio:.2f}×  (target ≤ {TARGET_WARM}×)  "
+              f"{_verdict(warm_ratio <= TARGET_WARM)}")
+        ok &= cold_ratio <= TARGET_COLD and warm_ratio <= TARGET_WARM
+    d = rows.get(default, {})
+    if "cold_s" in d and "cold_s" in rd:
+        print(f"  (default settings: monitor/reader cold {d['cold_s'] / rd['cold_s']:.2f}×, "
+              f"warm {d['warm_s'] / rd['warm_s']:.2f}×)")
+    if "rss_mb" in m:
+        print(f"monitor peak RSS: {m['rss_mb']:.1f} MB  (target ≤ {TARGET_RSS_MB:g} MB)  "
+              f"{_verdict(m['rss_mb'] <= TARGET_RSS_MB)}")
+        ok &= m["rss_mb"] <= TARGET_RSS_MB
+    if args.profile and "failed" not in rows.get("monitor profiled", {"failed": 1}):
+        print(f"cProfile of monitor's cycles: {args.profile}.cold.prof, {args.profile}.warm.prof "
+              f"(python -m pstats FILE; sort cumtime / tottime)")
+    print(f"overall: {_verdict(ok)}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The digest job: select, cluster, record in the ledger, render, deliver — exactly once.
+
+Order of events for one digest date:
+1. If the ledger has no digest for the date, the flagged articles of the period (since the
+   previous digest's end; the first digest covers the last 24 h) are clustered and claimed
+   by a new digest row together with one pending delivery per recipient, in one
+   transaction. An article is in exactly one digest.
+2. Each pending delivery is marked ``sending`` with its Message-ID, handed to the mailer,
+   then marked ``sent``. A temporary failure marks it ``retry`` with a next attempt time
+   (exponential backoff); a permanent one ``failed``. Other recipients are unaffected.
+3. Running again for the same date re-sends nothing that was sent; ``resend`` re-opens
+   every delivery explicitly. A delivery found in ``sending`` (the process died between
+   handing the message over and recording it) is marked ``unknown`` and not re-sent
+   automatically: a possible duplicate is worse than a visible gap, which
+   ``monitor digest --resend`` closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from monitor.cluster import cluster
+from monitor.digest import build_digest, render, subject
+from monitor.exceptions import DeliveryError
+from monitor.mail import Mailer, OutboxMailer, SmtpMailer, build_message
+from monitor.types import DigestRecord
+
+log = logging.getLogger("monitor.digest")
+OPEN = ("pending", "retry")
+
+
+@dataclass
+class DigestOutcome:
+    digest_date: str
+    items: int = 0
+    sent: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def summary(self) -> str:
+        parts = [f"digest {self.digest_date}: {self.items} items"]
+        for label in ("sent", "retry", "failed", "already"):
+            names = getattr(self, label)
+            if names:
+                word = {"already": "already sent to", "retry": "will retry"}.get(label, label)
+                parts.append(f"{word} {', '.join(names)}")
+        if self.note:
+            parts.append(self.note)
+        return "; ".join(parts)
+
+
+def make_mailer(config) -> Mailer:
+    if config.smtp is None:
+        from pathlib import Path
+
+        return OutboxMailer(Path(config.digest.outbox_dir))
+    return SmtpMailer.from_config(config.smtp)
+
+
+def local_date(now: datetime, config) -> str:
+    return now.astimezone(config.digest.zone()).date().isoformat()
+
+
+def _period_end(day: str, now: datetime, config) -> datetime:
+    zone = config.digest.zone()
+    scheduled = datetime.combine(date.fromisoformat(day), config.digest.send_at, tzinfo=zone)
+    return min(now, scheduled.astimezone(now.tzinfo)) if day != local_date(now, config) else now
+
+
+class DigestJob:
+    def __init__(self, store, config, mailer: Mailer | None = None, *, config_file: str = "",
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.store = store
+        self.config = config
+        self.mailer = mailer or make_mailer(config)
+        self.config_file = config_file
+        self.sleep = sleep
+
+    def run(self, now: datetime, day: str | None = None, resend: bool = False,
+            wait_for_retries: bool = True) -> DigestOutcome:
+        day = day or local_date(now, self.config)
+        record = self.store.get_digest(day) or self._create(day, now)
+        if record.deliveries or record.article_ids:     # recipients added to the config later
+            record = self.store.add_recipients(record, self.config.digest.recipients)
+        if resend:
+            for d in record.deliveries:
+                self.store.set_delivery(record, d.recipient, status="pending", attempts=0,
+                                        next_attempt_at=None, last_error=None)
+            record = self.store.get_digest(day)
+        outcome = DigestOutcome(day, items=len(record.article_ids))
+        before = {d.recipient: d.status for d in record.deliveries}
+        self._mark_interrupted(record)
+        attempts = self.config.smtp.max_attempts if self.config.smtp else 1
+        for round_ in range(attempts):
+            record = self.store.get_digest(day)
+            due = [d for d in record.deliveries if d.status in OPEN
+                   and (d.next_attempt_at is None or d.next_attempt_at <= now or wait_for_retries)]
+            if not due:
+                break
+            if round_:
+                self.sleep(self._backoff(round_))
+            self._deliver(record, due, now)
+            if not wait_for_retries:
+                break
+        return self._outcome(self.store.get_digest(day), outcome, before)
+
+    def _create(self, day: str, now: datetime) -> DigestRecord:
+        end = _period_end(day, now, self.config)
+        start = self.store.last_digest_end() or end - timedelta(hours=24)
+        articles = self.store.digest_candidates(start, end)
+        clusters = cluster([a.id for a in articles], [(a.title, a.text) for a in articles])
+        send = bool(articles) or self.config.digest.send_when_empty
+        recipients = self.config.digest.recipients if send else ()
+        record = self.store.create_digest(day, start, end, [a.id for a in articles], recipients,
+                                          clusters, now)
+        log.info("digest %s: %d articles in %d stories for %d recipients", day, len(articles),
+                 len(set(clusters.values())), len(recipients))
+        return record
+
+    def _mark_interrupted(self, record: DigestRecord) -> None:
+        for d in record.deliveries:
+            if d.status == "sending":
+                log.warning("digest %s to %s: interrupted while sending; not re-sent "
+                            "automatically (use --resend)", record.digest_date, d.recipient)
+                self.store.set_delivery(record, d.recipient, status="unknown",
+                                        last_error="interrupted while sending")
+
+    def _backoff(self, round_: int) -> float:
+        base = self.config.smtp.retry_base_seconds if self.config.smtp else 0
+        return base * (2 ** (round_ - 1))
+
+    def render(self, record: DigestRecord, now: datetime) -> tuple[str, str, str]:
+        articles = self.store.digest_articles(record)
+        clusters = {a.id: a.cluster_id or a.id for a in articles}
+        return self._render(articles, clusters, record.digest_date, record.period_start,
+                            record.period_end, now)
+
+    def preview(self, now: datetime, day: str | None = None) -> str:
+        """The digest's HTML without touching the ledger."""
+        day = day or local_date(now, self.config)
+        record = self.store.get_digest(day)
+        if record is not None:
+            return self.render(record, now)[1]
+        end = _period_end(day, now, self.config)
+        start = self.store.last_digest_end() or end - timedelta(hours=24)
+        articles = self.store.digest_candidates(start, end)
+        clusters = cluster([a.id for a in articles], [(a.title, a.text) for a in articles])
+        return self._render(articles, clusters, day, start, end, now)[1]
+
+    def _render(self, articles, clusters, day, start, end, now) -> tuple[str, str, str]:
+        unhealthy = [h for h in self.store.feed_health(now, self.config.poll.broken_after_errors)
+                     if h.active and h.health in ("broken", "silent")]
+        digest = build_digest(articles, clusters, digest_date=day, period_start=start,
+                              period_end=end, zone=self.config.digest.zone(),
+                              max_items=self.config.digest.max_items,
+                              unhealthy_feeds=unhealthy, config_file=self.config_file)
+        line = subject(self.config.digest.subject, digest)
+        html, text = render(digest, line)
+        return line, html, text
+
+    def _deliver(self, record: DigestRecord, due, now: datetime) -> None:
+        line, html, text = self.render(record, now)
+        for delivery in due:
+            message = build_message(sender=self.config.digest.sender, recipient=delivery.recipient,
+                                    subject=line, html=html, text=text, when=now)
+            self.store.set_delivery(record, delivery.recipient, status="sending",
+                                    message_id=message["Message-ID"], attempts=delivery.attempts + 1)
+            try:
+                self.mailer.send(message, delivery.recipient)
+            except DeliveryError as exc:
+                self._failed(record, delivery, exc, now)
+                continue
+            self.store.set_delivery(record, delivery.recipient, status="sent", sent_at=now,
+                                    last_error=None, next_attempt_at=None)
+
+    def _failed(self, record, delivery, exc: DeliveryError, now: datetime) -> None:
+        attempts = delivery.attempts + 1
+        limit = self.config.smtp.max_attempts if self.config.smtp else 1
+        permanent = exc.permanent or attempts >= limit
+        next_at = None if permanent else now + timedelta(seconds=self._backoff(attempts) or 60)
+        self.store.set_delivery(record, delivery.recipient, status="failed" if permanent else "retry",
+                                last_error=str(exc)[:1000], next_attempt_at=next_at)
+        log.warning("digest %s to %s: %s (%s)", record.digest_date, delivery.recipient, exc,
+                    "gave up" if permanent else "will retry")
+
+    def _outcome(self, record: DigestRecord, outcome: DigestOutcome,
+                 before: dict[str, str]) -> DigestOutcome:
+        for d in record.deliveries:
+            if d.status == "sent" and before.get(d.recipient) == "sent":
+                outcome.already.append(d.recipient)
+                continue
+            bucket = {"sent": outcome.sent, "retry": outcome.retry, "pending": outcome.retry,
+                      "failed": outcome.failed, "unknown": outcome.failed}[d.status]
+            bucket.append(d.recipient)
+        if not record.deliveries:
+            outcome.note = "nothing flagged and send_when_empty is off: no mail"
+        return outcome

@@ -1,0 +1,240 @@
+"""Building and rendering the daily digest (the only module that imports Jinja2).
+
+Pure: articles in, a rendered subject, HTML and plain text out; no database, no SMTP.
+
+Ranking. Export-control items come first, then critical-minerals items (an item with both
+topics sits in the export-control section). Within a section, stories are ordered by
+
+    score = model probability (0–1)
+          + 0.05 per keyword hit (at most 0.2)
+          + 0.1 × log2(number of sources)        (a story ten outlets ran ranks higher)
+          + 0.1 × recency (1 for the newest story of the period, 0 for the oldest)
+
+so the probability dominates and the other terms break near-ties. ``max_items`` stories
+are shown in full; the rest are counted per section ("and N more").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from monitor.types import DigestArticle, FeedHealth
+
+SECTIONS = (("export-controls", "Export controls"), ("critical-minerals", "Critical minerals"))
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+@dataclass(frozen=True)
+class Story:
+    """One entry of the digest: a cluster of near-duplicate articles."""
+
+    lead: DigestArticle
+    members: tuple[DigestArticle, ...]
+    rank: float
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.source for m in self.members))
+
+    @property
+    def countries(self) -> tuple[str, ...]:
+        return tuple(sorted({c for m in self.members for c in m.countries}))
+
+    @property
+    def minerals(self) -> tuple[str, ...]:
+        return tuple(sorted({c for m in self.members for c in m.minerals}))
+
+
+@dataclass(frozen=True)
+class Section:
+    topic: str
+    heading: str
+    stories: tuple[Story, ...]
+    more: int
+
+
+@dataclass(frozen=True)
+class Digest:
+    digest_date: str
+    period_start: datetime
+    period_end: datetime
+    zone: ZoneInfo
+    sections: tuple[Section, ...]
+    total_articles: int
+    total_stories: int
+    shown: int
+    table: tuple[tuple[str, dict[str, int]], ...]   # (country, {topic: stories})
+    mineral_counts: tuple[tuple[str, int], ...]
+    unhealthy_feeds: tuple[FeedHealth, ...] = ()
+    config_file: str = "config/monitor.toml"
+    extra: dict = field(default_factory=dict)
+
+
+def clean_header(value: str, limit: int = 200) -> str:
+    """One line, no control characters (a subject can never inject a header)."""
+    return " ".join(_CONTROL.sub(" ", value).split())[:limit]
+
+
+def safe_link(url: str | None) -> str | None:
+    """Only http and https URLs become links."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _keyword_hits(article: DigestArticle) -> int:
+    return sum(1 for r in article.reasons if r.startswith("keyword "))
+
+
+def _rank(members: Sequence[DigestArticle], lead: DigestArticle, oldest: datetime, newest: datetime) -> float:
+    span = (newest - oldest).total_seconds() or 1.0
+    recency = (max(m.published for m in members) - oldest).total_seconds() / span
+    sources = len({m.source for m in members})
+    return (lead.score + min(0.2, 0.05 * _keyword_hits(lead)) + 0.1 * math.log2(sources)
+            + 0.1 * max(0.0, min(1.0, recency)))
+
+
+def build_stories(articles: Sequence[DigestArticle], clusters: dict[int, int]) -> list[Story]:
+    groups: dict[int, list[DigestArticle]] = defaultdict(list)
+    for article in articles:
+        groups[clusters.get(article.id, article.id)].append(article)
+    if not articles:
+        return []
+    oldest = min(a.published for a in articles)
+    newest = max(a.published for a in articles)
+    stories = []
+    for members in groups.values():
+        members.sort(key=lambda a: (-a.score, a.published, a.id))
+        lead = members[0]
+        stories.append(Story(lead, tuple(members), _rank(members, lead, oldest, newest)))
+    return stories
+
+
+def _section_of(story: Story) -> str:
+    topics = {t for m in story.members for t in m.topics}
+    return "export-controls" if "export-controls" in topics else "critical-minerals"
+
+
+def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *, digest_date: str,
+                 period_start: datetime, period_end: datetime, zone: ZoneInfo, max_items: int,
+                 unhealthy_feeds: Sequence[FeedHealth] = (), config_file: str = "") -> Digest:
+    stories = sorted(build_stories(articles, clusters), key=lambda s: (-s.rank, s.lead.id))
+    by_section = {topic: [s for s in stories if _section_of(s) == topic] for topic, _ in SECTIONS}
+    budget, sections = max_items, []
+    for topic, heading in SECTIONS:
+        shown = by_section[topic][:max(budget, 0)]
+        budget -= len(shown)
+        sections.append(Section(topic, heading, tuple(shown), len(by_section[topic]) - len(shown)))
+    return Digest(digest_date=digest_date, period_start=period_start, period_end=period_end,
+                  zone=zone, sections=tuple(sections), total_articles=len(articles),
+                  total_stories=len(stories), shown=sum(len(s.stories) for s in sections),
+                  table=_country_table(stories), mineral_counts=_mineral_counts(stories),
+                  unhealthy_feeds=tuple(unhealthy_feeds), config_file=config_file)
+
+
+def _country_table(stories: Sequence[Story], limit: int = 12):
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for story in stories:
+        topics = {t for m in story.members for t in m.topics}
+        for code in story.countries:
+            counts[code].update(topics)
+    ordered = sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:limit]
+    return tuple((code, dict(c)) for code, c in ordered)
+
+
+def _mineral_counts(stories: Sequence[Story], limit: int = 12):
+    counts = Counter(code for s in stories for code in s.minerals)
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
+
+
+def subject(template: str, digest: Digest) -> str:
+    return clean_header(template.format(date=digest.digest_date, count=digest.total_stories))
+
+
+# -- rendering --------------------------------------------------------------------------
+_ENV = None
+
+
+def environment(templates_dir: Path | None = None):
+    """The one Jinja2 environment: autoescape on, undefined names are errors."""
+    global _ENV
+    if _ENV is None or templates_dir is not None:
+        from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+        from monitor.resources import templates_dir as default_dir
+
+        env = Environment(loader=FileSystemLoader(str(templates_dir or default_dir())),
+                          autoescape=_autoescape, undefined=StrictUndefined, trim_blocks=True,
+                          lstrip_blocks=True, keep_trailing_newline=True)
+        env.filters.update(safe_link=safe_link, country=_country_name, mineral=_mineral_name,
+                           snippet=snippet, one_line=clean_header)
+        env.globals.update(shade=shade)
+        if templates_dir is not None:
+            return env
+        _ENV = env
+    return _ENV
+
+
+def _autoescape(name: str | None) -> bool:
+    """Escape everything except the plain-text part (which is never read as HTML)."""
+    return not (name or "").endswith(".txt.j2")
+
+
+def _country_name(code: str) -> str:
+    try:
+        from monitor.countries import country_name
+    except ImportError:
+        return code
+    return country_name(code)
+
+
+def _mineral_name(code: str) -> str:
+    try:
+        from monitor.minerals import mineral_name
+    except ImportError:
+        return code
+    return mineral_name(code)
+
+
+def snippet(text: str, limit: int = 280) -> str:
+    """About three lines of the article's text, cut at a word boundary."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return (cut if len(cut) > limit * 0.6 else text[:limit]) + " …"
+
+
+def shade(count: int, top: int) -> str:
+    """Background colour for a table cell: darker for more stories (no images, no CSS vars)."""
+    if not count:
+        return "#ffffff"
+    level = count / max(top, 1)
+    return ("#fde7d9", "#f9c6a5", "#f39c6b", "#e0703a")[min(3, int(level * 3.999))]
+
+
+def _context(digest: Digest, subject_line: str, nothing_new: bool) -> dict:
+    top = max((n for _, counts in digest.table for n in counts.values()), default=0)
+    local = lambda dt: dt.astimezone(digest.zone)  # noqa: E731
+    return dict(d=digest, subject=subject_line, nothing_new=nothing_new, local=local, top=top,
+                topics=[t for t, _ in SECTIONS], headings=dict(SECTIONS))
+
+
+def render(digest: Digest, subject_line: str, templates_dir: Path | None = None) -> tuple[str, str]:
+    """(HTML with CSS inlined, plain text) of a digest."""
+    import css_inline
+
+    env = environment(templates_dir)
+    context = _context(digest, subject_line, digest.total_stories == 0)
+    html = env.get_template("digest.html.j2").render(**context)
+    text = env.get_template("digest.txt.j2").render(**context)
+    return css_inline.inline(html), text

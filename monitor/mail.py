@@ -1,0 +1,133 @@
+"""Delivering the digest: SMTP (smtplib, the only module that uses it) or .eml files.
+
+One message per recipient (never Bcc): each recipient's delivery is its own ledger entry,
+so a failure for one is retried for that one alone. A message is multipart/alternative
+(plain text, then HTML) with Date, Message-ID, From, To and Subject; header values are
+single lines with control characters removed, so feed text can never inject a header.
+
+Errors are classified once, here: 4xx replies, refused or dropped connections and timeouts
+are temporary (retried with backoff); 5xx replies are permanent for that recipient.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Protocol
+
+from monitor.exceptions import DeliveryError
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def header_value(value: str) -> str:
+    return " ".join(_UNSAFE.sub(" ", value).split())
+
+
+def build_message(*, sender: str, recipient: str, subject: str, html: str, text: str,
+                  when: datetime, message_id: str | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = header_value(sender)
+    message["To"] = header_value(recipient)
+    message["Subject"] = header_value(subject)
+    message["Date"] = format_datetime(when)
+    message["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text, subtype="plain", charset="utf-8")
+    message.add_alternative(html, subtype="html", charset="utf-8")
+    return message
+
+
+class Mailer(Protocol):
+    def send(self, message: EmailMessage, recipient: str) -> None:
+        """Deliver one message to one recipient; DeliveryError(permanent=…) on failure."""
+
+
+@dataclass
+class SmtpMailer:
+    host: str
+    port: int
+    security: str = "starttls"
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+    ssl_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_config(cls, smtp) -> "SmtpMailer":
+        return cls(host=smtp.host, port=smtp.port, security=smtp.security,
+                   username=smtp.username, password=smtp.password(), timeout=smtp.timeout_seconds)
+
+    def _connect(self) -> smtplib.SMTP:
+        context = self.ssl_context or ssl.create_default_context()
+        if self.security == "ssl":
+            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.security == "starttls":
+                client.starttls(context=context)
+        if self.username:
+            client.login(self.username, self.password or "")
+        return client
+
+    def send(self, message: EmailMessage, recipient: str) -> None:
+        try:
+            client = self._connect()
+            try:
+                client.send_message(message, to_addrs=[recipient])
+            finally:
+                _quit(client)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            raise _reply_error(code, reply, recipient) from None
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"SMTP {self.host}: authentication failed ({exc.smtp_code})",
+                                permanent=True) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _reply_error(exc.smtp_code, exc.smtp_error, recipient) from None
+        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+            raise DeliveryError(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}",
+                                permanent=False) from None
+
+
+def _quit(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
+
+
+def _reply_error(code: int, reply: bytes | str, recipient: str) -> DeliveryError:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return DeliveryError(f"SMTP {code} for {recipient}: {header_value(text)}",
+                         permanent=500 <= code < 600)
+
+
+@dataclass
+class OutboxMailer:
+    """Writes each message as ``.eml`` (and its HTML part as ``.html``) into a folder."""
+
+    folder: Path
+
+    def send(self, message: EmailMessage, recipient: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stem = _file_stem(message, recipient)
+        try:
+            (self.folder / f"{stem}.eml").write_bytes(bytes(message))
+            html = message.get_body(("html",))
+            if html is not None:
+                (self.folder / f"{stem}.html").write_text(html.get_content(), encoding="utf-8")
+        except OSError as exc:
+            raise DeliveryError(f"cannot write to the outbox {self.folder}: {exc}") from None
+
+
+def _file_stem(message: EmailMessage, recipient: str) -> str:
+    date = datetime.strptime(message["Date"], "%a, %d %b %Y %H:%M:%S %z").strftime("%Y%m%d-%H%M%S")
+    return f"digest-{date}-" + re.sub(r"[^A-Za-z0-9@._-]", "_", recipient)

@@ -1,0 +1,122 @@
+"""Digest selection and the delivery ledger (part of the storage package)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Connection
+
+from monitor.storage.tables import (
+    ArticleCountryRow,
+    ArticleMineralRow,
+    ArticleRow,
+    DigestDeliveryRow,
+    DigestItemRow,
+    DigestRow,
+    FeedRow,
+)
+from monitor.types import DigestArticle, DigestRecord, Delivery
+
+ARTICLE = ArticleRow.__table__
+FEED = FeedRow.__table__
+COUNTRY = ArticleCountryRow.__table__
+MINERAL = ArticleMineralRow.__table__
+DIGEST = DigestRow.__table__
+ITEM = DigestItemRow.__table__
+DELIVERY = DigestDeliveryRow.__table__
+
+
+def _codes(conn: Connection, table, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    found: dict[int, list[str]] = defaultdict(list)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        query = select(table.c.article_id, table.c.code).where(
+            table.c.article_id.in_(chunk)).order_by(table.c.article_id, table.c.code)
+        for article_id, code in conn.execute(query):
+            found[article_id].append(code)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+_COLUMNS = (ARTICLE.c.id, ARTICLE.c.title, ARTICLE.c.text, ARTICLE.c.url, FEED.c.name,
+            ARTICLE.c.published_at, ARTICLE.c.first_seen_at, ARTICLE.c.language,
+            ARTICLE.c.topics, ARTICLE.c.score, ARTICLE.c.reasons, ARTICLE.c.cluster_id)
+
+
+def load_articles(conn: Connection, where) -> list[DigestArticle]:
+    query = select(*_COLUMNS).join(FEED, FEED.c.id == ARTICLE.c.feed_id).where(where)
+    rows = list(conn.execute(query))
+    ids = [r.id for r in rows]
+    countries, minerals = _codes(conn, COUNTRY, ids), _codes(conn, MINERAL, ids)
+    return [DigestArticle(
+        id=r.id, title=r.title, text=r.text, url=r.url, source=r.name,
+        published=r.published_at or r.first_seen_at, first_seen=r.first_seen_at,
+        language=r.language, topics=tuple(t for t in r.topics.split(",") if t),
+        score=r.score or 0.0, reasons=tuple(json.loads(r.reasons or "[]")),
+        countries=countries.get(r.id, ()), minerals=minerals.get(r.id, ()),
+        cluster_id=r.cluster_id) for r in rows]
+
+
+def candidates(conn: Connection, since: datetime, until: datetime) -> list[DigestArticle]:
+    """Flagged articles in no digest yet, published or first seen in [since, until]."""
+    in_digest = select(ITEM.c.article_id)
+    where = (ARTICLE.c.flagged.is_(True) & ARTICLE.c.id.not_in(in_digest)
+             & (ARTICLE.c.first_seen_at <= until)
+             & or_(ARTICLE.c.first_seen_at >= since, ARTICLE.c.published_at >= since))
+    return load_articles(conn, where)
+
+
+def last_period_end(conn: Connection) -> datetime | None:
+    return conn.execute(select(func.max(DIGEST.c.period_end))).scalar()
+
+
+def _deliveries(conn: Connection, digest_id: int) -> tuple[Delivery, ...]:
+    rows = conn.execute(select(DELIVERY).where(DELIVERY.c.digest_id == digest_id)
+                        .order_by(DELIVERY.c.id))
+    return tuple(Delivery(digest_id=r.digest_id, recipient=r.recipient, status=r.status,
+                          attempts=r.attempts, last_error=r.last_error, message_id=r.message_id,
+                          sent_at=r.sent_at, next_attempt_at=r.next_attempt_at) for r in rows)
+
+
+def get_digest(conn: Connection, digest_date: str) -> DigestRecord | None:
+    row = conn.execute(select(DIGEST).where(DIGEST.c.digest_date == digest_date)).first()
+    if row is None:
+        return None
+    ids = tuple(i for (i,) in conn.execute(
+        select(ITEM.c.article_id).where(ITEM.c.digest_id == row.id).order_by(ITEM.c.article_id)))
+    return DigestRecord(id=row.id, digest_date=row.digest_date, period_start=row.period_start,
+                        period_end=row.period_end, article_ids=ids,
+                        deliveries=_deliveries(conn, row.id), total_flagged=row.total_flagged)
+
+
+def create_digest(conn: Connection, digest_date: str, start: datetime, end: datetime,
+                  article_ids: Sequence[int], recipients: Sequence[str],
+                  clusters: Mapping[int, int], now: datetime) -> int:
+    """Claim the articles for this digest and open a pending delivery per recipient."""
+    digest_id = conn.execute(DIGEST.insert().values(
+        digest_date=digest_date, period_start=start, period_end=end, created_at=now,
+        item_count=len(article_ids), total_flagged=len(article_ids))).inserted_primary_key[0]
+    if article_ids:
+        conn.execute(ITEM.insert(), [dict(digest_id=digest_id, article_id=a) for a in article_ids])
+    if recipients:
+        conn.execute(DELIVERY.insert(), [dict(digest_id=digest_id, recipient=r, status="pending",
+                                              attempts=0) for r in recipients])
+    for article_id, cluster_id in clusters.items():
+        conn.execute(update(ARTICLE).where(ARTICLE.c.id == article_id).values(cluster_id=cluster_id))
+    return digest_id
+
+
+def add_recipients(conn: Connection, digest_id: int, recipients: Sequence[str]) -> None:
+    known = {d.recipient for d in _deliveries(conn, digest_id)}
+    new = [dict(digest_id=digest_id, recipient=r, status="pending", attempts=0)
+           for r in recipients if r not in known]
+    if new:
+        conn.execute(DELIVERY.insert(), new)
+
+
+def set_delivery(conn: Connection, digest_id: int, recipient: str, **values) -> None:
+    conn.execute(update(DELIVERY).where(DELIVERY.c.digest_id == digest_id,
+                                        DELIVERY.c.recipient == recipient).values(**values))

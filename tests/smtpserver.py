@@ -1,0 +1,79 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 for tests: plain, STARTTLS, AUTH, and
+scripted faults (a reply code per recipient for the next N attempts)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], object]] = []
+        self.faults: dict[str, list[str]] = {}     # recipient → replies for the next RCPTs
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        queue = self.faults.get(address)
+        if queue:
+            return queue.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted"
+
+    def received_by(self, recipient: str) -> list:
+        return [m for rcpts, m in self.messages if recipient in rcpts]
+
+
+class SmtpServer:
+    def __init__(self, tls_files: tuple[Path, Path] | None = None, auth: tuple[str, str] | None = None,
+                 implicit_tls: bool = False) -> None:
+        self.recorder = Recorder()
+        self.port = free_port()
+        kwargs = {}
+        if tls_files and not implicit_tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls_files)
+            kwargs.update(tls_context=context, require_starttls=True)
+        if tls_files and implicit_tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls_files)
+            kwargs.update(ssl_context=context)
+        if auth:
+            user, password = auth
+
+            def authenticator(server, session, envelope, mechanism, data):
+                ok = data.login.decode() == user and data.password.decode() == password
+                return AuthResult(success=ok, handled=False)
+            kwargs.update(authenticator=authenticator, auth_require_tls=bool(tls_files))
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def start(self) -> "SmtpServer":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()

@@ -1,0 +1,86 @@
+"""The pure flag decision: model topics ∪ keyword topics, minus muted."""
+
+from __future__ import annotations
+
+from monitor.decide import decide, model_topics
+from monitor.keywords import KeywordMatch
+
+CM, EC = "critical-minerals", "export-controls"
+NO_HITS = KeywordMatch()
+
+
+def test_model_topics_at_or_above_threshold() -> None:
+    verdict = decide({CM: 0.97, EC: 0.5}, NO_HITS, 0.5, "v1")
+    assert verdict.flagged
+    assert verdict.topics == (CM, EC)
+    assert verdict.score == 0.97
+    assert verdict.model_version == "v1"
+    assert verdict.probabilities == {CM: 0.97, EC: 0.5}
+
+
+def test_below_threshold_is_not_flagged_but_keeps_the_score() -> None:
+    verdict = decide({CM: 0.3, EC: 0.1}, NO_HITS, 0.5, "v1")
+    assert not verdict.flagged
+    assert verdict.topics == ()
+    assert verdict.score == 0.3
+    assert verdict.reasons == (f"classifier {CM} 0.30", f"classifier {EC} 0.10")
+
+
+def test_keywords_add_topics_in_fixed_order() -> None:
+    match = KeywordMatch(hits={EC: ("Ausfuhrkontroll*",)})
+    verdict = decide({CM: 0.9, EC: 0.2}, match, 0.5, "v1")
+    assert verdict.topics == (CM, EC)
+    assert verdict.score == 0.9
+    assert verdict.reasons == (f"classifier {CM} 0.90", f"classifier {EC} 0.20",
+                               'keyword "Ausfuhrkontroll*"')
+
+
+def test_keyword_phrase_listed_once_even_if_in_both_topics() -> None:
+    match = KeywordMatch(hits={CM: ("稀土出口管制",), EC: ("稀土出口管制", "出口管制")})
+    verdict = decide({CM: 0.1, EC: 0.1}, match, 0.5, None)
+    assert verdict.topics == (CM, EC)
+    assert verdict.reasons[2:] == ('keyword "稀土出口管制"', 'keyword "出口管制"')
+
+
+def test_mute_suppresses_model_and_keyword_topics() -> None:
+    match = KeywordMatch(hits={CM: ("lithium price*",)}, muted=("mineral water",))
+    verdict = decide({CM: 0.99, EC: 0.7}, match, 0.5, "v1")
+    assert not verdict.flagged
+    assert verdict.topics == ()
+    assert verdict.score == 0.99
+    assert verdict.reasons[-2:] == ('keyword "lithium price*"', 'muted by "mineral water"')
+
+
+def test_model_unavailable_decides_from_keywords_alone() -> None:
+    match = KeywordMatch(hits={CM: ("seltene* Erden",)})
+    verdict = decide(None, match, 0.5, None)
+    assert verdict.flagged and verdict.topics == (CM,)
+    assert verdict.score == 1.0
+    assert verdict.reasons == ("classifier unavailable", 'keyword "seltene* Erden"')
+    assert verdict.probabilities == {}
+
+
+def test_model_unavailable_without_keywords_is_not_flagged() -> None:
+    verdict = decide(None, NO_HITS, 0.5, None)
+    assert (verdict.flagged, verdict.score, verdict.reasons) == (
+        False, 0.0, ("classifier unavailable",))
+
+
+def test_model_unavailable_and_muted() -> None:
+    match = KeywordMatch(hits={CM: ("lithium",)}, muted=("Mineralwasser",))
+    verdict = decide(None, match, 0.5, None)
+    assert not verdict.flagged and verdict.score == 0.0
+    assert verdict.reasons[-1] == 'muted by "Mineralwasser"'
+
+
+def test_model_topics_helper() -> None:
+    assert model_topics(None, 0.5) == ()
+    assert model_topics({EC: 0.8, CM: 0.8}, 0.5) == (CM, EC)
+    assert model_topics({CM: 0.49}, 0.5) == ()
+
+
+def test_decide_does_not_keep_a_reference_to_the_input() -> None:
+    probabilities = {CM: 0.6, EC: 0.1}
+    verdict = decide(probabilities, NO_HITS, 0.5, "v")
+    probabilities[CM] = 0.0
+    assert verdict.probabilities[CM] == 0.6

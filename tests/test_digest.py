@@ -1,0 +1,214 @@
+"""The digest against a real store and a real SMTP server (aiosmtpd) on 127.0.0.1."""
+
+import os
+import re
+from datetime import timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from monitor.config import parse_config
+from monitor.delivery import DigestJob
+from monitor.digest import build_digest, render, subject
+from monitor.mail import SmtpMailer
+
+from digest_data import ITEMS, T0, fill
+from smtpserver import SmtpServer, make_certificate
+
+GOLDEN = Path(__file__).parent / "golden" / "digest.html"
+NOW = T0 + timedelta(hours=3)        # 07:00 UTC = 09:00 Europe/Berlin
+RCPTS = ["ana@example.org", "ben@example.org", "cy@example.org"]
+
+
+def config(tmp_path, smtp=None, **digest):
+    data = {"store": {"url": f"sqlite:///{tmp_path / 'm.db'}"},
+            "digest": {"recipients": RCPTS, "outbox_dir": str(tmp_path / "outbox"),
+                       "timezone": "Europe/Berlin", **digest}}
+    if smtp:
+        data["smtp"] = {"max_attempts": 3, "retry_base_seconds": 0, "timeout_seconds": 5, **smtp}
+    return parse_config(data, "test.toml")
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = fill(f"sqlite:///{tmp_path / 'm.db'}")
+    yield s
+    s.close()
+
+
+def job(store, cfg, mailer=None):
+    return DigestJob(store, cfg, mailer, config_file="config/monitor.toml", sleep=lambda s: None)
+
+
+def parts(message):
+    return message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content()
+
+
+def test_outbox_when_no_smtp_and_rerun_sends_nothing(store, tmp_path):
+    cfg = config(tmp_path)
+    outcome = job(store, cfg).run(NOW)
+    assert outcome.sent == RCPTS and outcome.items == 5
+    files = sorted(p.name for p in (tmp_path / "outbox").iterdir())
+    assert len(files) == 6 and sum(f.endswith(".eml") for f in files) == 3
+    again = job(store, cfg).run(NOW)
+    assert again.sent == [] and again.already == RCPTS
+    assert "already sent" in again.summary()
+    assert len(list((tmp_path / "outbox").iterdir())) == 6
+    resent = job(store, cfg).run(NOW, resend=True)
+    assert resent.sent == RCPTS
+
+
+def test_smtp_message_parts_headers_escaping_and_cjk(store, tmp_path):
+    server = SmtpServer().start()
+    try:
+        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none"})
+        outcome = job(store, cfg).run(NOW)
+    finally:
+        server.stop()
+    assert outcome.sent == RCPTS
+    msg = server.recorder.received_by("ana@example.org")[0]
+    assert msg.get_content_type() == "multipart/alternative"
+    for header in ("Date", "Message-ID", "From", "To", "Subject"):
+        assert msg[header], header
+    assert msg["To"] == "ana@example.org" and "Bcc" not in msg
+    assert msg["Subject"] == "Critical minerals & export controls — 2025-06-03: 4 items"
+    text, html = parts(msg)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "Bcc: victim" not in msg.as_string().split("\n\n", 1)[0]
+    assert "稀土出口管制：商务部发布新规" in html and "稀土出口管制：商务部发布新规" in text
+    assert "&lt;" not in text and "<script>" in text   # plain text is not HTML-escaped
+    ids = {m["Message-ID"] for _, m in server.recorder.messages}
+    assert len(ids) == 3
+
+
+def test_one_story_once_with_every_source(store, tmp_path):
+    cfg = config(tmp_path)
+    _, html, text = job(store, cfg).render(job(store, cfg).store.get_digest("x") or _record(store, cfg), NOW)
+    assert html.count("China tightens export licensing for gallium and germanium") == 1
+    assert "Metals Desk, Trade Wire" in html and "2 articles" in text
+
+
+def _record(store, cfg):
+    job(store, cfg).run(NOW)
+    return store.get_digest("2025-06-03")
+
+
+def test_starttls_and_auth(store, tmp_path):
+    import ssl
+
+    cert, key = make_certificate(tmp_path)
+    server = SmtpServer(tls_files=(cert, key), auth=("monitor", "pw-123")).start()
+    os.environ["TEST_DIGEST_PW"] = "pw-123"
+    try:
+        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "starttls",
+                                     "username": "monitor", "password_env": "TEST_DIGEST_PW"})
+        mailer = SmtpMailer.from_config(cfg.smtp)
+        mailer.ssl_context = ssl.create_default_context(cafile=str(cert))
+        outcome = job(store, cfg, mailer).run(NOW)
+    finally:
+        server.stop()
+        del os.environ["TEST_DIGEST_PW"]
+    assert outcome.sent == RCPTS and len(server.recorder.messages) == 3
+
+
+def test_wrong_password_is_a_permanent_failure(store, tmp_path):
+    server = SmtpServer(auth=("monitor", "right")).start()
+    os.environ["TEST_DIGEST_PW"] = "wrong"
+    try:
+        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
+                                     "username": "monitor", "password_env": "TEST_DIGEST_PW"})
+        outcome = job(store, cfg).run(NOW)
+    finally:
+        server.stop()
+        del os.environ["TEST_DIGEST_PW"]
+    assert outcome.failed == RCPTS
+    assert "wrong" not in str(store.get_digest("2025-06-03").deliveries)
+
+
+def test_faults_then_recovery_give_each_recipient_exactly_one_copy(store, tmp_path):
+    server = SmtpServer()                               # not started yet: connection refused
+    cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
+                                 "max_attempts": 5})
+    down = job(store, cfg).run(NOW, wait_for_retries=False)
+    assert down.retry == RCPTS and down.sent == []
+    server.start()
+    try:
+        server.recorder.faults = {"ben@example.org": ["451 4.3.0 try later"],
+                                  "cy@example.org": ["550 5.1.1 no such user"]}
+        first = job(store, cfg).run(NOW + timedelta(minutes=5), wait_for_retries=False)
+        second = job(store, cfg).run(NOW + timedelta(minutes=10), wait_for_retries=False)
+        third = job(store, cfg).run(NOW + timedelta(minutes=20), wait_for_retries=False)
+    finally:
+        server.stop()
+    assert first.sent == ["ana@example.org"] and first.retry == ["ben@example.org"]
+    assert first.failed == ["cy@example.org"]
+    assert second.sent == ["ben@example.org"]
+    assert third.sent == [] and sorted(third.already) == ["ana@example.org", "ben@example.org"]
+    assert len(server.recorder.received_by("ana@example.org")) == 1
+    assert len(server.recorder.received_by("ben@example.org")) == 1
+    assert server.recorder.received_by("cy@example.org") == []
+    cy = [d for d in store.get_digest("2025-06-03").deliveries if d.recipient == "cy@example.org"][0]
+    assert cy.status == "failed" and "550" in cy.last_error and cy.attempts == 2
+
+
+def test_temporary_failures_give_up_after_max_attempts(store, tmp_path):
+    cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": SmtpServer().port, "security": "none"})
+    outcome = job(store, cfg).run(NOW)              # the CLI way: retries within the call
+    assert outcome.failed == RCPTS
+    assert {d.attempts for d in store.get_digest("2025-06-03").deliveries} == {3}
+
+
+def test_interrupted_send_is_not_repeated(store, tmp_path):
+    cfg = config(tmp_path)
+    record = _record(store, cfg)
+    store.set_delivery(record, "ben@example.org", status="sending")
+    outcome = job(store, cfg).run(NOW + timedelta(minutes=1))
+    assert "ben@example.org" in outcome.failed
+    d = [d for d in store.get_digest("2025-06-03").deliveries if d.recipient == "ben@example.org"][0]
+    assert d.status == "unknown"
+
+
+def test_each_article_in_exactly_one_digest(store, tmp_path):
+    cfg = config(tmp_path)
+    first = job(store, cfg).run(NOW)
+    second = job(store, cfg).run(NOW + timedelta(days=1))
+    assert first.items == 5 and second.items == 0
+
+
+def test_empty_period_respects_send_when_empty(tmp_path):
+    store = fill(f"sqlite:///{tmp_path / 'm.db'}", items=[])
+    quiet = job(store, config(tmp_path, send_when_empty=False)).run(NOW)
+    assert quiet.sent == [] and "no mail" in quiet.note
+    store.close()
+    store = fill(f"sqlite:///{tmp_path / 'n.db'}", items=[])
+    cfg = config(tmp_path, send_when_empty=True)
+    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"url": f"sqlite:///{tmp_path / 'n.db'}"})})
+    loud = job(store, cfg).run(NOW)
+    assert loud.sent == RCPTS
+    eml = next((tmp_path / "outbox").glob("*.eml")).read_bytes()
+    assert "Nothing new was flagged" in message_from_bytes(eml, policy=policy.default).get_body(("plain",)).get_content()
+    store.close()
+
+
+def test_max_items_counts_the_rest(store, tmp_path):
+    cfg = config(tmp_path, max_items=2)
+    _, html, text = job(store, cfg).render(_record(store, cfg), NOW)
+    assert "and 1 more critical minerals story" in text or "and 2 more" in text
+    assert html.count('class="item"') == 2
+
+
+def test_golden_html(store, tmp_path):
+    """A fixed set of articles renders to the reviewed HTML (UPDATE_GOLDEN=1 rewrites it)."""
+    cfg = config(tmp_path)
+    articles = store.digest_candidates(T0 - timedelta(days=1), NOW)
+    clusters = {a.id: min(b.id for b in articles if b.title.startswith(a.title[:40])) for a in articles}
+    digest = build_digest(articles, clusters, digest_date="2025-06-03", period_start=T0 - timedelta(hours=21),
+                          period_end=NOW, zone=cfg.digest.zone(), max_items=40, config_file="config/monitor.toml")
+    html, _ = render(digest, subject(cfg.digest.subject, digest))
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(html, encoding="utf-8")
+    assert html == GOLDEN.read_text(encoding="utf-8")
+    assert "<style" not in html and 'style="' in html        # CSS inlined for mail clients
+    assert not re.search(r"(src|href)=\"(?!https?://)", html)  # no remote or odd resources

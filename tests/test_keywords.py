@@ -1,0 +1,145 @@
+"""Keyword rules: matching in several scripts, wildcards, regexes, mute, config errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from monitor.exceptions import ConfigError
+from monitor.keywords import KeywordMatch, KeywordRules
+
+CM, EC = "critical-minerals", "export-controls"
+
+
+def rules(**lists: list[str]) -> KeywordRules:
+    return KeywordRules.compile({k.replace("_", "-"): v for k, v in lists.items()})
+
+
+def hits(r: KeywordRules, text: str, topic: str = CM) -> tuple[str, ...]:
+    return r.match("", text).hits.get(topic, ())
+
+
+def test_case_insensitive_phrase_on_word_boundaries() -> None:
+    r = rules(critical_minerals=["rare earth", "tin"])
+    assert hits(r, "China's RARE EARTH output rose") == ("rare earth",)
+    assert hits(r, "a rare earthquake shook the town") == ()
+    assert hits(r, "tinned tomatoes and a tinker") == ()
+    assert hits(r, "Tin prices, tin.") == ("tin",)
+
+
+def test_space_or_hyphen_inside_a_phrase() -> None:
+    r = rules(critical_minerals=["rare earth", "dual-use goods"])
+    assert hits(r, "new rare-earth magnet plant") == ("rare earth",)
+    assert hits(r, "rare \n earth") == ("rare earth",)
+    assert hits(r, "curbs on dual use goods") == ("dual-use goods",)
+
+
+def test_star_lets_a_word_go_on() -> None:
+    r = rules(export_controls=["Ausfuhrkontroll*"], critical_minerals=["seltene* Erden"])
+    assert hits(r, "Peking verschärft die Ausfuhrkontrollen", EC) == ("Ausfuhrkontroll*",)
+    assert hits(r, "die Lieferung seltener Erden") == ("seltene* Erden",)
+    assert hits(r, "Seltene-Erden-Magnete") == ("seltene* Erden",)
+    assert hits(r, "keine Ausfuhr-Kontrolle", EC) == ()
+    assert hits(r, "Die Vorausfuhrkontrolle", EC) == ()  # word boundary before the stem
+
+
+def test_cjk_thai_and_hangul_match_as_substrings() -> None:
+    r = rules(critical_minerals=["稀土", "レアアース", "희토류", "แร่หายาก"],
+              export_controls=["出口管制"])
+    assert hits(r, "商务部宣布对稀土相关技术实施出口管制") == ("稀土",)
+    assert hits(r, "商务部宣布对稀土相关技术实施出口管制", EC) == ("出口管制",)
+    assert hits(r, "中国がレアアースの輸出規制を強化") == ("レアアース",)
+    assert hits(r, "중국이 희토류를 무기화한다") == ("희토류",)
+    assert hits(r, "ราคาแร่หายากพุ่งขึ้น") == ("แร่หายาก",)
+
+
+def test_regex_entries_are_case_insensitive() -> None:
+    r = rules(export_controls=[r"re:entity\s+list(ed)?", "re:\\bBIS\\b"])
+    assert hits(r, "Firms were Entity Listed on Monday", EC) == (r"re:entity\s+list(ed)?",)
+    assert hits(r, "bis rules; the bistro", EC) == ("re:\\bBIS\\b",)
+
+
+def test_typographic_apostrophe_matches_ascii() -> None:
+    r = rules(export_controls=["contrôle* à l'exportation"])
+    assert hits(r, "Les contrôles à l’exportation de Pékin", EC) == ("contrôle* à l'exportation",)
+
+
+def test_hits_are_phrases_as_written_in_config_order_without_duplicates() -> None:
+    r = rules(critical_minerals=["Lithium price*", "rare earth", "re:lithium"])
+    match = r.match("Rare earth and lithium prices", "lithium prices fell again")
+    assert match.hits == {CM: ("Lithium price*", "rare earth", "re:lithium")}
+    assert match.topics == (CM,)
+
+
+def test_both_topics_and_topic_order() -> None:
+    r = rules(export_controls=["export control*"], critical_minerals=["gallium"])
+    match = r.match("Gallium export controls", "")
+    assert match.topics == (CM, EC)
+    assert list(match.hits) == [CM, EC]
+
+
+def test_title_and_text_are_both_searched() -> None:
+    r = rules(critical_minerals=["antimony"])
+    assert r.match("Antimony surges", "").topics == (CM,)
+    assert r.match("Metals", "antimony surges").topics == (CM,)
+    assert r.match("", "").topics == ()
+
+
+def test_mute_is_reported_separately() -> None:
+    r = rules(critical_minerals=["lithium"], mute=["mineral water", "Mineralwasser"])
+    match = r.match("Lithium-rich mineral water", "Mineralwasser")
+    assert match.muted == ("mineral water", "Mineralwasser")
+    assert match.hits == {CM: ("lithium",)}
+
+
+def test_empty_rules_match_nothing() -> None:
+    match = KeywordRules.empty().match("rare earth export controls", "稀土出口管制")
+    assert match == KeywordMatch()
+    assert len(KeywordRules.empty()) == 0
+
+
+def test_missing_lists_are_empty() -> None:
+    r = KeywordRules.compile({"mute": ["gold price"]})
+    assert r.match("gold price", "").muted == ("gold price",)
+    assert len(r) == 1
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"export-controls": ["export control*", "re:foo("]},
+     "keywords.export-controls[1]: regex does not compile: "),
+    ({"critical-minerals": ["ok", ""]}, "keywords.critical-minerals[1]: empty phrase"),
+    ({"critical-minerals": ["   "]}, "keywords.critical-minerals[0]: empty phrase"),
+    ({"mute": ["re:"]}, "keywords.mute[0]: empty regex"),
+    ({"mute": ["re:x*"]}, "keywords.mute[0]: regex 'x*' matches the empty string"),
+    ({"mute": [3]}, "keywords.mute[0]: expected a string, got int"),
+    ({"mute": "mineral water"}, "keywords.mute: expected a list of strings, got str"),
+    ({"mute": None}, "keywords.mute: expected a list of strings, got NoneType"),
+    ({"minerals": ["x"]}, "keywords.minerals: unknown key"),
+    ({"critical-minerals": ["*"]}, "keywords.critical-minerals[0]: '*' may only end a word"),
+    ({"critical-minerals": ["ab*cd"]}, "keywords.critical-minerals[0]: '*' may only end"),
+])
+def test_invalid_entries_name_the_key(spec: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        KeywordRules.compile(spec)
+    assert str(info.value).startswith(message)
+
+
+def test_spec_must_be_a_table() -> None:
+    with pytest.raises(ConfigError, match=r"^keywords: expected a table"):
+        KeywordRules.compile(["rare earth"])  # type: ignore[arg-type]
+
+
+def test_regex_error_is_chained() -> None:
+    with pytest.raises(ConfigError) as info:
+        KeywordRules.compile({"mute": ["re:[unclosed"]})
+    assert info.value.__cause__ is not None
+
+
+def test_import_is_cheap() -> None:
+    code = ("import sys, monitor.keywords, monitor.decide; "
+            "print(any(m.split('.')[0] in ('sklearn', 'skops', 'numpy') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

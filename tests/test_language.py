@@ -1,0 +1,74 @@
+"""Language of an article: normalised hints when plausible, else py3langid."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.language import detect_language, normalise_hint
+
+TEXTS = {
+    "en": ("China tightens controls on rare earth exports",
+           "The commerce ministry said companies will need a licence to ship magnets "
+           "and the metals used to make them."),
+    "de": ("China verschärft Ausfuhrkontrollen für seltene Erden",
+           "Unternehmen brauchen künftig eine Genehmigung, um Magnete und die dafür "
+           "nötigen Metalle ins Ausland zu liefern."),
+    "fr": ("La Chine durcit le contrôle des exportations de terres rares",
+           "Les entreprises devront obtenir une licence pour expédier des aimants et les "
+           "métaux nécessaires à leur fabrication."),
+    "es": ("China endurece el control de las exportaciones de tierras raras",
+           "Las empresas necesitarán una licencia para enviar imanes y los metales que se "
+           "usan para fabricarlos."),
+    "pl": ("Chiny zaostrzają kontrolę eksportu metali ziem rzadkich",
+           "Firmy będą potrzebować licencji, aby wysyłać za granicę magnesy i metale "
+           "potrzebne do ich produkcji."),
+    "zh": ("中国加强稀土出口管制", "商务部表示，企业出口磁体及其所需金属需要申请许可证。"),
+    "ja": ("中国がレアアースの輸出規制を強化",
+           "商務省は、磁石とその製造に必要な金属の輸出には許可が必要になると発表した。"),
+    "ko": ("중국, 희토류 수출 통제 강화",
+           "상무부는 자석과 그 제조에 필요한 금속을 수출하려면 허가가 필요하다고 밝혔다."),
+}
+
+
+@pytest.mark.parametrize(("hint", "code"), [
+    ("en-US", "en"), ("de_DE", "de"), ("DE", "de"), ("German", "de"), ("deu", "de"),
+    ("zh-Hans-CN", "zh"), ("pt-BR", "pt"), ("iw", "he"), ("fr.UTF-8", "fr"),
+    ("xx-YY", None), ("", None), (None, None), ("e", None), ("english please", None),
+])
+def test_normalise_hint(hint: str | None, code: str | None) -> None:
+    assert normalise_hint(hint) == code
+
+
+@pytest.mark.parametrize("lang", sorted(TEXTS))
+def test_detects_without_hint(lang: str) -> None:
+    assert detect_language(*TEXTS[lang]) == lang
+
+
+@pytest.mark.parametrize("lang", sorted(TEXTS))
+def test_plausible_hint_is_used(lang: str) -> None:
+    assert detect_language(*TEXTS[lang], hint=f"{lang}-XX") == lang
+
+
+def test_implausible_hint_is_overruled() -> None:
+    assert detect_language(*TEXTS["zh"], hint="en") == "zh"
+    assert detect_language(*TEXTS["pl"], hint="en-GB") == "pl"
+    assert detect_language(*TEXTS["de"], hint="ja") == "de"
+
+
+def test_short_text_keeps_the_hint() -> None:
+    assert detect_language("Lithium", "", hint="de-AT") == "de"
+    assert detect_language("Rare earths", "", hint="en") == "en"
+
+
+def test_invalid_hint_falls_back_to_detection() -> None:
+    assert detect_language(*TEXTS["fr"], hint="not a language") == "fr"
+
+
+def test_empty_text_has_no_language() -> None:
+    assert detect_language("", "") is None
+    assert detect_language("  ", "\n", hint="en") is None
+
+
+def test_result_is_an_iso_639_1_code() -> None:
+    code = detect_language("ok", "")
+    assert code is not None and len(code) == 2

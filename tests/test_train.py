@@ -1,0 +1,220 @@
+"""Training: held-out split, reviews, card, replacement rule, train_from_paths."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from monitor import TOPICS
+from monitor.classify import SkopsClassifier, card_path
+from monitor.exceptions import ClassifierError, UsageError
+from monitor.keywords import KeywordRules
+from monitor.train import (
+    FEATURES, HELD_OUT_PERCENT, apply_reviews, corpus_sha256, is_held_out, load_corpus, load_jsonl,
+    should_replace, train, train_from_paths)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "classifier_corpus.jsonl"
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+CM, EC = TOPICS
+DEV = [
+    {"id": "dev:1", "lang": "en", "title": "Beijing curbs rare earth magnet exports",
+     "text": "Exporters now need a licence.", "topics": [CM, EC], "countries": ["CN"]},
+    {"id": "dev:2", "lang": "en", "title": "Gold climbs to a record", "text": "Bullion rose.",
+     "topics": [], "countries": []},
+    {"id": "dev:3", "lang": "de", "title": "Kupferpreis steigt", "text": "Die Minen in Chile "
+     "liefern weniger Kupfer.", "topics": [CM], "countries": ["CL"]},
+]
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    return load_jsonl(FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def result(records: list[dict]):  # noqa: ANN201
+    return train(records, seed=0, cv_folds=3, now=NOW)
+
+
+def _card(f1: float | None) -> dict:
+    return {"held_out": {"flagged": {"f1": f1}}}
+
+
+# --- split, reviews, hash -------------------------------------------------------------------
+
+def test_held_out_is_stable_and_about_the_right_share() -> None:
+    ids = [f"src:{i}" for i in range(4000)]
+    share = sum(map(is_held_out, ids)) / len(ids)
+    assert abs(share - HELD_OUT_PERCENT / 100) < 0.02
+    assert [is_held_out(i) for i in ids[:50]] == [is_held_out(i) for i in ids[:50]]
+
+
+def test_reviews_override_by_id_or_url_and_add_new_articles(records: list[dict]) -> None:
+    base = [dict(records[0], url="https://example.org/a"), records[1]]
+    reviews = [{"id": records[1]["id"], "title": "x", "text": "y", "topics": []},
+               {"url": "https://example.org/a", "title": "t", "text": "u", "topics": [EC]},
+               {"title": "China curbs gallium exports",
+                "text": "The commerce ministry said exporters will need a licence for "
+                        "every shipment of the metal from August.", "topics": [CM, EC]}]
+    out = apply_reviews(base, reviews)
+    assert out[0]["topics"] == [EC] and out[0]["title"] == records[0]["title"]
+    assert out[1]["topics"] == []
+    assert out[2]["id"] == "review:2" and out[2]["lang"] == "en"
+    assert base[1]["topics"] == records[1]["topics"]  # input untouched
+
+
+def test_invalid_review_is_an_error() -> None:
+    with pytest.raises(UsageError, match="review 0: 'topics'"):
+        apply_reviews([], [{"title": "t", "text": "x", "topics": ["gold"]}])
+
+
+def test_corpus_hash_ignores_order(records: list[dict]) -> None:
+    assert corpus_sha256(records) == corpus_sha256(list(reversed(records)))
+    assert corpus_sha256(records) != corpus_sha256(records[1:])
+
+
+# --- train ----------------------------------------------------------------------------------
+
+def test_card_contents(result, records: list[dict]) -> None:  # noqa: ANN001
+    card = result.card
+    sha = corpus_sha256(records)
+    assert card["version"] == f"20260102-{sha[:8]}"
+    assert card["created"] == "2026-01-02T03:04:05+00:00"
+    assert card["corpus_sha256"] == sha
+    assert card["topics"] == list(TOPICS)
+    assert card["sklearn_version"].split(".")[0] == "1"
+    assert card["threshold"] == 0.5 and card["n_reviews"] == 0
+    sizes = card["sizes"]
+    assert sizes["corpus"] == len(records) == sizes["train"] + sizes["held_out"]
+    assert sizes["held_out"] == sum(is_held_out(r["id"]) for r in records)
+    json.dumps(card)  # JSON-ready
+
+
+def test_card_metrics_per_topic_and_language(result) -> None:  # noqa: ANN001
+    cv = result.card["cv"]
+    assert cv["folds"] == 3
+    assert set(cv["metrics"]["topics"]) == set(TOPICS)
+    assert {"de", "en", "zh", "ja"} <= set(cv["metrics"]["languages"])
+    assert cv["metrics"]["items"] == result.card["sizes"]["train"]
+    assert result.card["held_out"]["items"] == result.card["sizes"]["held_out"]
+    assert 0.0 <= result.card["held_out"]["flagged"]["f1"] <= 1.0
+
+
+def test_trained_pipeline_predicts_both_topics(result) -> None:  # noqa: ANN001
+    model = SkopsClassifier(result.pipeline, result.card, result.card["version"])
+    [p] = model.predict_proba([("China bans rare earth exports",
+                                "Beijing restricts exports of rare earth magnets.")])
+    assert set(p) == set(TOPICS)
+
+
+def test_training_is_deterministic(records: list[dict], result) -> None:  # noqa: ANN001
+    again = train(records, seed=0, cv_folds=3, now=NOW)
+    assert again.card == result.card
+
+
+def test_reviews_are_counted_and_trained_on(records: list[dict]) -> None:
+    review = {"title": "Tungsten mine reopens", "text": "Output of tungsten concentrate "
+              "resumes in Portugal.", "topics": [CM], "lang": "en"}
+    out = train(records, [review], seed=0, cv_folds=3, now=NOW)
+    assert out.card["n_reviews"] == 1
+    assert out.card["sizes"]["added_by_reviews"] == 1
+    assert out.card["sizes"]["train"] == len(records) - out.card["sizes"]["held_out"] + 1
+
+
+def test_cannot_train_without_both_classes() -> None:
+    recs = [{"id": str(i), "title": "t", "text": "x", "topics": []} for i in range(20)]
+    with pytest.raises(ClassifierError, match="flagged and unflagged"):
+        train(recs, cv_folds=3)
+
+
+# --- should_replace ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("old", "new", "force", "ok"), [
+    (None, _card(0.5), False, True),
+    (_card(None), _card(0.5), False, True),
+    (_card(0.90), _card(0.95), False, True),
+    (_card(0.90), _card(0.89), False, True),      # exactly one point: allowed
+    (_card(0.90), _card(0.885), False, False),    # more than one point: refused
+    (_card(0.90), _card(0.80), True, True),       # --force
+    (_card(0.90), _card(None), False, False),
+])
+def test_should_replace(old: dict | None, new: dict, force: bool, ok: bool) -> None:
+    replace, reason = should_replace(old, new, force)
+    assert replace is ok
+    assert reason
+
+
+def test_refusal_reason_names_the_numbers() -> None:
+    replace, reason = should_replace(_card(0.9), _card(0.8), False)
+    assert not replace
+    assert "0.900 -> 0.800" in reason and "--force" in reason
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def test_train_from_paths_writes_model_and_card(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(FIXTURE, corpus / "a.jsonl")
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps(r) + "\n" for r in DEV))
+    out = tmp_path / "models" / "classifier.skops"
+    rules = KeywordRules.compile({"critical-minerals": ["rare earth"]})
+    outcome = train_from_paths(corpus, None, out, dev_path=dev, rules=rules, now=NOW)
+    assert outcome.replaced and out.exists() and card_path(out).exists()
+    card = json.loads(card_path(out).read_text())
+    assert card["dev"]["items"] == 3 and card["dev"]["file"] == "dev.jsonl"
+    assert {"model", "model+keywords", "keywords_only"} <= set(card["dev"])
+    assert card["sizes"]["corpus"] == len(load_jsonl(FIXTURE))  # dev never trained on
+    assert SkopsClassifier.load(out).version == card["version"]
+
+
+def test_train_from_paths_refuses_a_worse_model_unless_forced(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(FIXTURE, corpus / "a.jsonl")
+    out = tmp_path / "classifier.skops"
+    first = train_from_paths(corpus, [], out, now=NOW)
+    better = dict(first.card, held_out={"flagged": {"f1": 1.01}}, version="best")
+    card_path(out).write_text(json.dumps(better))
+    refused = train_from_paths(corpus, [], out, now=NOW)
+    assert not refused.replaced and "refused" in refused.reason
+    assert json.loads(card_path(out).read_text())["version"] == "best"
+    forced = train_from_paths(corpus, [], out, force=True, now=NOW)
+    assert forced.replaced
+    assert json.loads(card_path(out).read_text())["version"] == first.card["version"]
+
+
+def test_load_jsonl_names_the_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps(DEV[0]) + "\n\n{not json\n")
+    with pytest.raises(UsageError, match=r"c\.jsonl:3: not valid JSON"):
+        load_jsonl(path)
+
+
+def test_load_corpus_rejects_duplicates_and_empty_folders(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no \\*.jsonl"):
+        load_corpus(tmp_path)
+    for name in ("a.jsonl", "b.jsonl"):
+        (tmp_path / name).write_text(json.dumps(DEV[0]) + "\n")
+    with pytest.raises(UsageError, match="duplicate record id 'dev:1'"):
+        load_corpus(tmp_path)
+
+
+@pytest.mark.parametrize("features", sorted(FEATURES))
+def test_every_feature_set_saves_and_loads(features: str, records: list[dict],
+                                           tmp_path: Path) -> None:
+    import sklearn
+
+    from monitor.classify import save_model
+    from monitor.train import fit_pipeline
+
+    path = tmp_path / "m.skops"
+    save_model(fit_pipeline(records, features), path,
+               {"version": features, "sklearn_version": sklearn.__version__})
+    [p] = SkopsClassifier.load(path).predict_proba([("Lithium mine", "Output rose.")])
+    assert set(p) == set(TOPICS)
