@@ -2,6 +2,7 @@
 (and newsboat, the native reference, when installed).
 
     .venv/bin/python bench/poll.py [--feeds 200] [--items 30] [--workers 8]
+                                   [--analysis none|cli] [--profile PREFIX]
 
 Bench-only dependencies, NOT in pyproject.toml — install them into the venv by hand:
 
@@ -14,16 +15,19 @@ What happens, in one run:
   (seeded random news-like text from a word list in this file: titles ≈70 chars,
   descriptions 300–1,200 chars, some with HTML markup) and serves them from a threaded
   HTTP/1.1 server on 127.0.0.1 with ETag / Last-Modified (If-None-Match → 304) and gzip
-  when the client accepts it. Each tool gets its own URL prefix, so the server can count
-  per tool how many 200s and 304s it served.
+  when the client accepts it, TCP_NODELAY on. Each tool gets its own URL prefix, so the
+  server counts per tool the 200s and 304s it served and the TCP connections it accepted.
 * Each measured tool runs in its own child process (fresh temp dir, empty store) that does
   the cold cycle, then the warm cycle (every feed answers 304):
     - monitor: in-process ``Poller(store, config).run_cycle(include_all=True)`` — the code
-      behind ``monitor poll --all`` (store opened with ``open_configured_store``, poller
-      from ``build_poller``), with default poll settings except ``contact_url``,
-      ``per_host`` and ``concurrency``, both set to ``--workers`` (all feeds are on one
-      host, 127.0.0.1, and monitor allows 2 per host by default). A second child runs
-      monitor on the default settings (per_host 2, concurrency 8) for reference.
+      behind ``monitor poll --all`` (store opened with ``open_configured_store`` from a
+      config built with ``parse_config``). By default the poller has the pipeline's no-op
+      analysis seam (fetch + parse + store, the same work reader does); ``--analysis cli``
+      uses ``service.build_poller`` instead, the CLI's wiring with the classifier. Default
+      poll settings except ``contact_url``, ``per_host`` and ``concurrency``, both set to
+      ``--workers`` (all feeds are on one host, 127.0.0.1, and monitor allows 2 per host
+      by default). A second child runs monitor on the default settings (per_host 2,
+      concurrency 8) for reference.
     - reader: ``make_reader(db)``, ``add_feed`` × N, ``update_feeds(workers=W)`` cold,
       ``update_feeds(scheduled=False, workers=W)`` warm (reader ≥3.21 updates only
       scheduled feeds by default; scheduled=False forces the warm run).
@@ -318,7 +322,8 @@ class BenchServer:
 def child_monitor(spec: dict) -> dict:
     t0 = time.perf_counter()
     from monitor.config import parse_config
-    from monitor.service import build_poller, open_configured_store
+    from monitor.pipeline import Poller
+    from monitor.service import open_configured_store
 
     poll = {"contact_url": "http://127.0.0.1/bench-contact"}
     if spec.get("per_host"):
@@ -329,7 +334,12 @@ def child_monitor(spec: dict) -> dict:
             "feeds": [{"name": f"bench feed {i:03d}", "url": u} for i, u in enumerate(spec["urls"])]}
     config = parse_config(data, "bench")
     store = open_configured_store(config)
-    poller = build_poller(config, store)
+    if spec.get("analysis") == "cli":
+        from monitor.service import build_poller       # the CLI's wiring, analyser included
+        poller = build_poller(config, store)
+    else:
+        poller = Poller(store, config)                 # the pipeline's no-op analysis seam
+    analyzer = getattr(poller.analyze, "__qualname__", type(poller.analyze).__qualname__)
     setup = time.perf_counter() - t0
 
     cycle = _profiled_cycle(poller, spec["profile"]) if spec.get("profile") else _plain_cycle(poller)
@@ -346,7 +356,8 @@ def child_monitor(spec: dict) -> dict:
             "warm_status": dict(Counter(f.status for f in warm.feeds)),
             "cold_new": cold.total("new"), "warm_new": warm.total("new"),
             "errors": [f.error for f in cold.feeds + warm.feeds if f.error][:3],
-            "settings": {"per_host": config.poll.per_host, "concurrency": config.poll.concurrency}}
+            "settings": {"per_host": config.poll.per_host, "concurrency": config.poll.concurrency},
+            "analyzer": analyzer}
 
 
 def _profiled_cycle(poller, prefix: str):
@@ -500,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=8,
                     help="reader's update_feeds(workers=N), newsboat's reload-threads and "
                          "monitor's per_host and concurrency (monitor allows 1–16 per host)")
+    ap.add_argument("--analysis", choices=("none", "cli"), default="none",
+                    help="none (default): Poller(store, config), the pipeline's no-op analysis "
+                         "seam, i.e. fetch+parse+store only, like reader; cli: the poller as "
+                         "`monitor poll` wires it (service.build_poller, classifier included)")
     ap.add_argument("--timeout", type=float, default=300.0, help="per child process, seconds")
     ap.add_argument("--profile", metavar="PREFIX",
                     help="also run monitor (matched settings) once more under cProfile, both "
@@ -555,8 +570,8 @@ def main(argv: list[str] | None = None) -> int:
         w = args.workers
         matched = f"monitor (per_host={w}, concurrency={w})"
         default = "monitor (defaults: per_host=2, concurrency=8)"
-        measure(matched, "monitor", per_host=w, concurrency=w)
-        measure(default, "monitor")
+        measure(matched, "monitor", per_host=w, concurrency=w, analysis=args.analysis)
+        measure(default, "monitor", analysis=args.analysis)
         try:
             import reader  # noqa: F401
             have_reader = True
@@ -571,12 +586,15 @@ def main(argv: list[str] | None = None) -> int:
             notes.append("newsboat: not installed")
         if args.profile:
             measure("monitor profiled", "monitor", per_host=w, concurrency=w,
-                    profile=str(Path(args.profile).resolve()))
+                    analysis=args.analysis, profile=str(Path(args.profile).resolve()))
 
     # ---- table -----------------------------------------------------------------------
     print()
-    print("monitor driven in-process: Poller(store, config).run_cycle(include_all=True) "
-          "= `monitor poll --all`")
+    analyzer = next((r["analyzer"] for r in rows.values() if "analyzer" in r), "?")
+    how = ("Poller(store, config), no-op analysis seam" if args.analysis == "none"
+           else "service.build_poller(config, store), as the CLI wires it")
+    print(f"monitor driven in-process: {how} → run_cycle(include_all=True), the code behind "
+          f"`monitor poll --all`; analysis: {analyzer}")
     print(f"workers: {w} (reader update_feeds(workers={w}), newsboat reload-threads {w}, "
           f"monitor poll.per_host={w} and poll.concurrency={w}; other poll settings default)")
     print()

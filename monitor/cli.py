@@ -183,8 +183,19 @@ def _preview(job, now, day, path) -> str:
 @cli.command()
 @click.pass_context
 def run(ctx):
-    """Run the service: poll due feeds (until the scheduler lands: one cycle, then exit)."""
-    ctx.invoke(poll)
+    """Run the service: poll due feeds every minute, send the digest daily at digest.send_at.
+
+    Reloads the config file when it changes (an invalid edit is logged and ignored).
+    Stops cleanly on SIGTERM or Ctrl-C (a second one exits at once).
+
+    \b
+    Example:
+      monitor --config config/monitor.toml --log-format json run
+    """
+    from monitor.service import Service
+
+    service = Service(ctx.find_root().obj["config_file"])
+    sys.exit(service.run_forever())
 
 
 def main() -> None:

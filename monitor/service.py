@@ -1,24 +1,220 @@
-"""Wiring: from a validated Config to a store, an analyser and a poller."""
+"""Wiring and the long-running service (`monitor run`).
+
+APScheduler 3 drives two jobs on one worker thread, so a poll and a digest never run at
+the same time:
+- ``dispatch`` every minute: reload the config if the file changed, poll the feeds whose
+  ``next_check_at`` has passed (scheduling state lives in the store, so downtime needs no
+  catch-up), and retry digest deliveries whose backoff has passed;
+- ``digest`` daily at ``digest.send_at`` in ``digest.timezone`` (a CronTrigger, so DST is
+  handled by the time zone rules).
+Both jobs coalesce, never overlap (max_instances=1) and have a misfire grace of 23 hours.
+At start, a digest that was due today while the service was down is sent once; the
+ledger decides, so it is never sent twice.
+
+SIGTERM/SIGINT: the current feed's transaction finishes, the remaining feeds of the cycle
+are skipped, the scheduler stops, the store closes, exit code 0. A second signal exits at
+once (code 130).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from datetime import datetime
+from pathlib import Path
 
-from monitor.config import Config
+from monitor.config import Config, config_path, load_config
+from monitor.exceptions import MonitorError
 from monitor.pipeline import Poller, unclassified, utcnow
 from monitor.storage import Store, open_store
 
 log = logging.getLogger("monitor")
+GRACE = 23 * 3600
+# Seconds between dispatcher runs: 60. $MONITOR_TICK_SECONDS shortens it (a hook for tests
+# and demos; the scheduler itself is real).
+TICK_ENV = "MONITOR_TICK_SECONDS"
 
 
 def open_configured_store(config: Config, now: datetime | None = None) -> Store:
     """Open the store named by the config and make its feed table match the config."""
     store = open_store(config.store_url(), config.store.busy_timeout_seconds)
-    store.sync_feeds(config.feeds, now or utcnow(), config.poll.interval_minutes,
-                     config.poll.silent_after_days)
+    try:
+        store.sync_feeds(config.feeds, now or utcnow(), config.poll.interval_minutes,
+                         config.poll.silent_after_days)
+    except MonitorError:
+        store.close()
+        raise
     return store
 
 
-def build_poller(config: Config, store: Store, **kwargs) -> Poller:
-    return Poller(store, config, analyze=unclassified, **kwargs)
+def build_analyzer(config: Config):
+    from monitor.analyze import Analyzer
+
+    return Analyzer.from_config(config)
+
+
+def build_poller(config: Config, store: Store, analyze=None, **kwargs) -> Poller:
+    return Poller(store, config, analyze=analyze or build_analyzer(config), **kwargs)
+
+
+class Service:
+    """`monitor run`: the scheduler, its two jobs, config reload and signal handling."""
+
+    def __init__(self, config_file: str | None, clock=utcnow) -> None:
+        self.path = config_path(config_file)
+        self.clock = clock
+        self.config = load_config(self.path)
+        self._stamp = self._file_stamp()
+        self.stop = threading.Event()
+        self.store = open_configured_store(self.config, clock())
+        self.analyzer = build_analyzer(self.config)
+        self.scheduler = None
+
+    def _file_stamp(self):
+        try:
+            stat = self.path.stat()
+            return (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            return None
+
+    # -- jobs ----------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        if self.stop.is_set():
+            return
+        self.reload_if_changed()
+        poller = Poller(self.store, self.config, analyze=self.analyzer, clock=self.clock, stop=self.stop)
+        try:
+            report = poller.run_cycle()
+            if report.feeds:
+                log.info("cycle: %s", report.summary(), extra={"fields": {
+                    "event": "cycle", "feeds": len(report.feeds),
+                    "not_modified": report.count("not-modified"), "new": report.total("new"),
+                    "flagged": report.total("flagged"), "errors": report.count("error"),
+                    "duration": round(report.duration, 2)}})
+            self._retry_deliveries()
+        except MonitorError as exc:
+            log.error("cycle failed: %s", exc)
+
+    def digest(self, day: str | None = None) -> None:
+        from monitor.delivery import DigestJob
+
+        if self.stop.is_set():
+            return
+        self.reload_if_changed()
+        try:
+            outcome = DigestJob(self.store, self.config, config_file=str(self.path)).run(
+                self.clock(), day=day, wait_for_retries=False)
+            log.info("%s", outcome.summary(), extra={"fields": {
+                "event": "digest", "date": outcome.digest_date, "items": outcome.items,
+                "sent": len(outcome.sent), "retry": len(outcome.retry),
+                "failed": len(outcome.failed), "already": len(outcome.already)}})
+        except MonitorError as exc:
+            log.error("digest failed: %s", exc)
+
+    def _retry_deliveries(self) -> None:
+        from monitor.delivery import OPEN, local_date
+
+        record = self.store.get_digest(local_date(self.clock(), self.config))
+        now = self.clock()
+        if record and any(d.status in OPEN and (d.next_attempt_at or now) <= now
+                          for d in record.deliveries):
+            self.digest(record.digest_date)
+
+    def missed_digest(self) -> None:
+        """Send today's digest now if its time passed while the service was down."""
+        from monitor.delivery import local_date
+
+        now = self.clock()
+        zone = self.config.digest.zone()
+        local = now.astimezone(zone)
+        due = local.replace(hour=self.config.digest.send_at.hour,
+                            minute=self.config.digest.send_at.minute, second=0, microsecond=0)
+        if local >= due and self.store.get_digest(local_date(now, self.config)) is None:
+            log.info("digest for %s was due at %s while the service was down: sending now",
+                     local.date(), due.strftime("%H:%M %Z"))
+            self.digest()
+
+    # -- config reload -------------------------------------------------------------------
+    def reload_if_changed(self) -> None:
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            config = load_config(self.path)
+        except MonitorError as exc:
+            log.error("config change ignored, previous config stays in force: %s", exc)
+            return
+        self.apply(config)
+
+    def apply(self, config: Config) -> None:
+        old = self.config
+        self.config = config
+        self.store.sync_feeds(config.feeds, self.clock(), config.poll.interval_minutes,
+                              config.poll.silent_after_days)
+        self.analyzer = build_analyzer(config)
+        if (old.digest.send_at, old.digest.timezone) != (config.digest.send_at, config.digest.timezone):
+            self._schedule_digest()
+        log.info("config reloaded from %s: %d feeds, %d recipients", self.path,
+                 len(config.feeds), len(config.digest.recipients))
+
+    # -- running -------------------------------------------------------------------------
+    def _schedule_digest(self) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+
+        send_at = self.config.digest.send_at
+        trigger = CronTrigger(hour=send_at.hour, minute=send_at.minute, timezone=self.config.digest.zone())
+        self.scheduler.add_job(self.digest, trigger, id="digest", replace_existing=True,
+                               coalesce=True, max_instances=1, misfire_grace_time=GRACE)
+
+    def start(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=1)}, timezone="UTC")
+        self.scheduler.add_job(self.missed_digest, id="missed-digest", misfire_grace_time=GRACE)
+        tick = float(os.environ.get(TICK_ENV, "60"))
+        self.scheduler.add_job(self.dispatch, IntervalTrigger(seconds=tick), id="dispatch",
+                               next_run_time=datetime.now().astimezone(), coalesce=True,
+                               max_instances=1, misfire_grace_time=GRACE)
+        self._schedule_digest()
+        self.scheduler.start()
+        log.info("monitor running: %d feeds, digest at %s %s, store %s", len(self.config.feeds),
+                 self.config.digest.send_at.strftime("%H:%M"), self.config.digest.timezone,
+                 _masked_url(self.config.store_url()))
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.store.close()
+        log.info("monitor stopped")
+
+    def run_forever(self) -> int:
+        signals = [0]
+
+        def on_signal(signum, _frame):
+            signals[0] += 1
+            if signals[0] > 1:
+                os._exit(130)
+            log.info("received %s: finishing the current feed, then stopping",
+                     signal.Signals(signum).name)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        while not self.stop.wait(1.0):
+            pass
+        self.shutdown()
+        return 0
+
+
+def _masked_url(url: str) -> str:
+    from monitor.config import _mask_url_password
+
+    return _mask_url_password(url)

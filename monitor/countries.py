@@ -1,0 +1,387 @@
+"""Countries an article names: ISO 3166-1 alpha-2 codes with counts and spans.
+
+``extract_countries(title, text)`` follows LABELING.md (Countries). Names come from the
+gazetteer ``monitor/data/countries.tsv``, built ahead of time by
+``python -m monitor.gazetteer_build`` from CLDR territory names in every locale (via Babel)
+and the reviewed alias table ``monitor/data/country_aliases.tsv``. It is loaded once, on
+first use; Babel is never imported here.
+
+How text is matched
+  * Scripts written with spaces are cut into tokens: runs of letters (with their combining
+    marks) and dotted abbreviations ("U.S.", "U.K."). Tokens separated only by spaces,
+    hyphens, apostrophes, dots or "&" join into multi-word names, so "Guinea-Bissau",
+    "Guinea Bissau" and "japanisch-amerikanisch" (two names) all work. A name matches on
+    whole tokens, case-folded and with Latin accents removed, the longest name from the
+    leftmost token first: "Papua New Guinea" is PG, never GN.
+  * Case: names written in capitals in the gazetteer need a capital in the text ("China",
+    "CHINA" but not "china" the porcelain, "Turkey" but not "turkey"); adjectives written in
+    lower case ("chinesische", "chiński") match in any case; short all-caps abbreviations
+    match exactly: "US" and "U.S." are the United States, "us" never is. "IN" and "OR" are
+    not in the gazetteer at all, so all-caps headlines do not give India or Oregon.
+  * Chinese, Japanese, Korean, Thai and other scripts written without spaces are searched
+    as substrings (Korean names must start a word). One-character abbreviations combine
+    into compounds (中美, 日米豪印, 한미) only when what follows is a relation word,
+    punctuation or the end; ``@before``/``@after`` guards reject matches glued to a
+    neighbouring word (其中国内, 美方案).
+  * Blockers: some entries name no country and exist to swallow the shorter name inside
+    them: "New Mexico", "New South Wales", "Inner Mongolia"/"内蒙古" (a region names no
+    country), "Niger Delta", "Gulf of Guinea", "Paris Agreement", "Havana syndrome",
+    "Indian Ocean", "Latin America", "美元".
+
+Context rules (each tested in tests/test_countries.py)
+  * person: "Jordan", "Chad", "Washington", "Lima", "Paris", ... directly followed by a
+    capitalised word ("Chad Smith", "Washington Post") are read as names, not countries,
+    except in Title Case headlines and before weekdays, months or "DC".
+  * georgia: "Georgia" is the US state, not the country, when the text is about the US and
+    nothing else (Tbilisi, Georgian, Georgien) points to the country.
+  * korea: a bare "Korea"/"Korean" is KR unless the text names North Korea and never South.
+  * turkey: "Turkey" is the bird when the text speaks of Thanksgiving or poultry and
+    nothing else (Türkiye, Turkish, Ankara) points to the country.
+  * us-caps: in an all-caps line, "US" after "LET", "TELL", "JOIN", "WITH" ... is the
+    pronoun.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+from monitor.types import Mention
+
+DATA_FILE = Path(__file__).parent / "data" / "countries.tsv"
+
+_MARKS = (
+    "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670"
+    "\u06d6-\u06ed\u0900-\u0dff\u0f00-\u0fff\u1b00-\u1b7f\u200c\u200d"
+)
+_SUBSTR_CHARS = (
+    "\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff\u3130-\u318f"
+    "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+)
+TOKEN_RE = re.compile(
+    rf"(?<![^\W\d_])(?:[A-Z]\.){{2,}}|[^\W\d_](?:[^\W\d_]|[{_MARKS}])*"
+)
+SUBSTR_RE = re.compile(f"[{_SUBSTR_CHARS}]+")
+_JOIN_RE = re.compile(r"[\s\-\u2010\u2011\u2013\u2014'\u2019.&\u00b7]{1,4}")
+_LATIN_MARKS_RE = re.compile("[\u0300-\u036f]")
+_HANGUL_RE = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+_CJK_RE = re.compile(f"[{_SUBSTR_CHARS}]")
+
+_NOT_SURNAMES = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march "
+    "april may june july august september october november december dc d.c. "
+    "montag dienstag mittwoch donnerstag freitag samstag sonntag".split()
+)
+_PRONOUN_BEFORE = frozenset(
+    "let lets tell tells told join joins give gives gave help helps show shows contact "
+    "follow about with among email call calls beat beats".split()
+)
+
+
+class Token(NamedTuple):
+    start: int
+    end: int
+    text: str
+    key: str
+
+
+class Hit(NamedTuple):
+    start: int
+    end: int
+    code: str      # "" for a blocker
+    rule: str      # "", a rule name, or "cue:NAME" for a blocker that gives context
+
+
+@dataclass(frozen=True)
+class Gazetteer:
+    """The loaded data file; see ``load_gazetteer``."""
+
+    words: dict[str, tuple[str, str, str, str]]   # key -> (code, mode, rule, case data)
+    first: dict[str, int]                         # first token key -> most tokens in a name
+    subs: dict[str, tuple[str, str]]              # CJK name -> (code, rule)
+    sub_lengths: dict[str, tuple[int, ...]]       # first char -> name lengths, longest first
+    abbr: dict[str, str]                          # one-character CJK abbreviation -> code
+    follow: frozenset[str]
+    before: dict[str, frozenset[str]]
+    after: dict[str, frozenset[str]]
+    names: dict[tuple[str, str], str]             # (code, locale) -> display name
+
+
+# ---------------------------------------------------------------- normalisation
+
+def fold(token: str) -> str:
+    """Case-fold a token and strip Latin accents ("Südkorea" -> "sudkorea")."""
+    folded = token.casefold()
+    if folded.isascii():
+        return folded
+    decomposed = unicodedata.normalize("NFD", folded)
+    return unicodedata.normalize("NFC", _LATIN_MARKS_RE.sub("", decomposed))
+
+
+def tokens(text: str) -> list[Token]:
+    """Word tokens of ``text`` with offsets; CJK runs are tokens too (scanned apart)."""
+    return [Token(m.start(), m.end(), m.group(), fold(m.group()))
+            for m in TOKEN_RE.finditer(text)]
+
+
+def name_key(name: str) -> str:
+    """The lookup key of a name written with spaces: folded tokens joined by a space."""
+    return " ".join(t.key for t in tokens(name))
+
+
+def is_substring_script(name: str) -> bool:
+    """True for names in scripts written without spaces (CJK, Thai, ...)."""
+    return SUBSTR_RE.fullmatch(name) is not None
+
+
+# ---------------------------------------------------------------- loading
+
+def load_gazetteer(path: Path = DATA_FILE) -> Gazetteer:
+    """Parse the data file written by ``monitor.gazetteer_build``."""
+    words: dict[str, tuple[str, str, str, str]] = {}
+    first: dict[str, int] = {}
+    subs: dict[str, tuple[str, str]] = {}
+    abbr: dict[str, str] = {}
+    follow: frozenset[str] = frozenset()
+    before: dict[str, frozenset[str]] = {}
+    after: dict[str, frozenset[str]] = {}
+    names: dict[tuple[str, str], str] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            kind, _, rest = line.rstrip("\n").partition("\t")
+            fields = rest.split("\t")
+            if kind == "W":
+                key, code, mode, rule, case = fields
+                words[key] = (code, mode, rule, case)
+                head, _, tail = key.partition(" ")
+                size = key.count(" ") + 1
+                if first.get(head, 0) < size:
+                    first[head] = size
+            elif kind == "S":
+                subs[fields[0]] = (fields[1], fields[2])
+            elif kind == "A":
+                abbr[fields[0]] = fields[1]
+            elif kind == "F":
+                follow = frozenset(fields[0])
+            elif kind == "B":
+                before[fields[0]] = frozenset(fields[1])
+            elif kind == "X":
+                after[fields[0]] = frozenset(fields[1])
+            elif kind == "N":
+                names[(fields[0], fields[1])] = fields[2]
+    return Gazetteer(words, first, subs, _lengths_by_first_char(subs), abbr, follow,
+                     before, after, names)
+
+
+def _lengths_by_first_char(subs: dict[str, tuple[str, str]]) -> dict[str, tuple[int, ...]]:
+    lengths: dict[str, set[int]] = {}
+    for name in subs:
+        lengths.setdefault(name[0], set()).add(len(name))
+    return {char: tuple(sorted(sizes, reverse=True)) for char, sizes in lengths.items()}
+
+
+@lru_cache(maxsize=1)
+def gazetteer() -> Gazetteer:
+    """The shipped gazetteer, loaded on first use."""
+    return load_gazetteer()
+
+
+# ---------------------------------------------------------------- public API
+
+def extract_countries(title: str, text: str) -> list[Mention]:
+    """Countries named in an article, sorted by code.
+
+    Spans are offsets into ``title + "\\n" + text``; each country counts once per mention.
+    """
+    full = f"{title}\n{text}"
+    hits = _doc_rules(_scan(full, gazetteer()))
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for hit in hits:
+        if hit.code:
+            spans.setdefault(hit.code, []).append((hit.start, hit.end))
+    return [Mention(code, len(found), tuple(sorted(found)))
+            for code, found in sorted(spans.items())]
+
+
+def country_name(code: str, locale: str = "en") -> str:
+    """Display name of a country code ("CN" -> "China"); falls back to English, then code."""
+    names = gazetteer().names
+    wanted = locale.replace("-", "_")
+    for candidate in (wanted, wanted.split("_")[0], "en"):
+        name = names.get((code.upper(), candidate))
+        if name:
+            return name
+    return code.upper()
+
+
+# ---------------------------------------------------------------- scanning
+
+def _scan(full: str, gz: Gazetteer) -> list[Hit]:
+    toks = tokens(full)
+    hits: list[Hit] = []
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        if not tok.text.isascii() and _CJK_RE.search(tok.text):
+            hits.extend(_scan_substrings(full, tok, gz))
+            i += 1
+            continue
+        size = gz.first.get(tok.key)
+        found = _longest_name(full, toks, i, size, gz) if size else None
+        if found is None:
+            i += 1
+            continue
+        end, (code, _mode, rule, _case) = found
+        if not _local_rule_rejects(rule, full, toks, i, end):
+            hits.append(Hit(tok.start, toks[end - 1].end, code, rule))
+        i = end
+    return hits
+
+
+def _longest_name(full: str, toks: list[Token], i: int, size: int, gz: Gazetteer):
+    """(end token index, entry) of the longest name starting at token i, or None."""
+    limit = min(size, len(toks) - i)
+    joined = 1
+    while joined < limit and _JOIN_RE.fullmatch(full, toks[i + joined - 1].end,
+                                                toks[i + joined].start):
+        joined += 1
+    for n in range(joined, 0, -1):
+        key = " ".join(t.key for t in toks[i:i + n]) if n > 1 else toks[i].key
+        entry = gz.words.get(key)
+        if entry and _case_ok(entry, toks[i:i + n]):
+            return i + n, entry
+    return None
+
+
+def _case_ok(entry: tuple[str, str, str, str], toks: list[Token]) -> bool:
+    mode, case = entry[1], entry[3]
+    if mode == "a":
+        return True
+    if mode == "e":
+        return " ".join(t.text for t in toks) == case
+    return all(t.text[0].isupper() for t, flag in zip(toks, case) if flag == "1")
+
+
+# ---------------------------------------------------------------- CJK and other unspaced scripts
+
+def _scan_substrings(full: str, tok: Token, gz: Gazetteer) -> list[Hit]:
+    hits: list[Hit] = []
+    for run in SUBSTR_RE.finditer(tok.text):
+        pos, stop = tok.start + run.start(), tok.start + run.end()
+        while pos < stop:
+            found = _substring_at(full, pos, stop, gz) or _compound_at(full, pos, stop, gz)
+            if found:
+                hits.extend(found)
+                pos = found[-1].end
+            else:
+                pos += 1
+    return hits
+
+
+def _substring_at(full: str, pos: int, stop: int, gz: Gazetteer) -> list[Hit] | None:
+    for length in gz.sub_lengths.get(full[pos], ()):
+        end = pos + length
+        if end > stop:
+            continue
+        entry = gz.subs.get(full[pos:end])
+        if entry and _guards_ok(full, pos, end, gz):
+            return [Hit(pos, end, entry[0], entry[1])]
+    return None
+
+
+def _guards_ok(full: str, start: int, end: int, gz: Gazetteer) -> bool:
+    prev = full[start - 1] if start > 0 else ""
+    nxt = full[end] if end < len(full) else ""
+    if _HANGUL_RE.match(full[start]):
+        return not (prev and _HANGUL_RE.match(prev))
+    if prev and prev in gz.before.get(full[start], ()):
+        return False
+    return not (nxt and nxt in gz.after.get(full[end - 1], ()))
+
+
+def _compound_at(full: str, pos: int, stop: int, gz: Gazetteer) -> list[Hit] | None:
+    """Two to four one-character abbreviations in a row: 中美, 日米豪印, 한미."""
+    if full[pos] not in gz.abbr:
+        return None
+    hangul = bool(_HANGUL_RE.match(full[pos]))
+    end = pos
+    while (end < stop and end - pos < 4 and full[end] in gz.abbr
+           and bool(_HANGUL_RE.match(full[end])) == hangul):
+        end += 1
+    while end - pos >= 2 and not hangul and pos > 0 and full[pos - 1] in gz.before.get(
+            full[pos], ()):
+        pos += 1
+    if end - pos < 2 or not _compound_follow_ok(full, pos, end, hangul, gz):
+        return None
+    return [Hit(i, i + 1, gz.abbr[full[i]], "") for i in range(pos, end)]
+
+
+def _compound_follow_ok(full: str, pos: int, end: int, hangul: bool, gz: Gazetteer) -> bool:
+    prev = full[pos - 1] if pos > 0 else ""
+    if hangul and prev and _HANGUL_RE.match(prev):
+        return False
+    nxt = full[end] if end < len(full) else ""
+    if nxt in gz.after.get(full[end - 1], ()):
+        return False
+    return not nxt or not _CJK_RE.match(nxt) or nxt in gz.follow
+
+
+# ---------------------------------------------------------------- context rules
+
+def _local_rule_rejects(rule: str, full: str, toks: list[Token], i: int, end: int) -> bool:
+    if rule in ("person", "georgia"):
+        return _looks_like_person(full, toks, i, end)
+    if rule == "us-caps":
+        return _pronoun_us(full, toks, i)
+    return False
+
+
+def _looks_like_person(full: str, toks: list[Token], i: int, end: int) -> bool:
+    """"Chad Smith", "Washington Post": a capitalised word follows after one space."""
+    if end >= len(toks) or full[toks[end - 1].end:toks[end].start] != " ":
+        return False
+    nxt = toks[end]
+    if not nxt.text[0].isupper() or nxt.text.isupper() or nxt.key in _NOT_SURNAMES:
+        return False
+    if nxt.key in gazetteer().first:
+        return False
+    return not _title_case_line(full, toks[i].start)
+
+
+def _title_case_line(full: str, pos: int) -> bool:
+    start = full.rfind("\n", 0, pos) + 1
+    end = full.find("\n", pos)
+    words = [w for w in TOKEN_RE.findall(full, start, end if end >= 0 else len(full))
+             if len(w) >= 4]
+    capitalised = sum(1 for w in words if w[0].isupper())
+    return len(words) >= 3 and capitalised >= 0.75 * len(words)
+
+
+def _pronoun_us(full: str, toks: list[Token], i: int) -> bool:
+    """"LET US", "JOIN US" in an all-caps line: the pronoun, not the country."""
+    start = full.rfind("\n", 0, toks[i].start) + 1
+    end = full.find("\n", toks[i].start)
+    line = full[start:end if end >= 0 else len(full)]
+    if not line.isupper() or i == 0:
+        return False
+    return toks[i - 1].key in _PRONOUN_BEFORE
+
+
+def _doc_rules(hits: list[Hit]) -> list[Hit]:
+    """Rules that need the whole text: georgia, korea, turkey."""
+    rules = {h.rule for h in hits if h.rule}
+    if not rules & {"georgia", "korea", "turkey"}:
+        return hits
+    plain = {h.code for h in hits if h.code and h.rule not in ("georgia", "korea", "turkey")}
+    drop: set[str] = set()
+    if "georgia" in rules and ("US" in plain or "cue:us" in rules) and "GE" not in plain:
+        drop.add("georgia")
+    if "korea" in rules and "KP" in plain and "KR" not in plain:
+        drop.add("korea")
+    if "turkey" in rules and "cue:turkey" in rules and "TR" not in plain:
+        drop.add("turkey")
+    return [h for h in hits if h.rule not in drop]

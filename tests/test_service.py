@@ -1,0 +1,148 @@
+"""`monitor run` as a real subprocess: real scheduler, real feed server, real SMTP server."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from smtpserver import SmtpServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_config(path, db, feeds, smtp_port=None, send_at="06:00", tz="UTC", keywords=None, outbox=None):
+    lines = [f'[store]\nurl = "sqlite:///{db}"\n',
+             '[poll]\ncontact_url = "http://127.0.0.1/c"\nconnect_timeout_seconds = 3\nread_timeout_seconds = 5\n',
+             f'[classifier]\nmodel = "{path.parent / "no-model.skops"}"\n',
+             "[keywords]\n" + "".join(f'{k} = {json.dumps(v)}\n' for k, v in (keywords or {}).items()),
+             f'[digest]\nsend_at = "{send_at}"\ntimezone = "{tz}"\nrecipients = ["ana@example.org"]\n'
+             f'outbox_dir = "{outbox or path.parent / "outbox"}"\n']
+    if smtp_port:
+        lines.append(f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n')
+    for name, url in feeds:
+        lines.append(f'[[feeds]]\nname = "{name}"\nurl = "{url}"\n')
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def start(config, tick=2):
+    env = {**os.environ, "MONITOR_TICK_SECONDS": str(tick)}
+    return subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "--log-format",
+                             "json", "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=config.parent)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    return proc.returncode, err.decode()
+
+
+def count(db, sql):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def zone_near_noon():
+    """An Etc/GMT zone where it is now between 11:00 and 13:00, so 'earlier today' exists."""
+    offset = 12 - datetime.now(timezone.utc).hour
+    offset = max(-12, min(14, offset))
+    return "Etc/GMT" + ("+" if offset <= 0 else "-") + str(abs(offset)) if offset else "UTC"
+
+
+def test_digest_at_send_at_once_keyword_reload_and_sigterm(tmp_path, feed_server, feed_file):
+    url = feed_server.add("/rss", feed_file("rss2.xml"))
+    smtp = SmtpServer().start()
+    now = datetime.now(timezone.utc)
+    if now.second > 45:                           # keep the digest after the first poll
+        time.sleep(62 - now.second)
+        now = datetime.now(timezone.utc)
+    send_at = (now + timedelta(minutes=1)).strftime("%H:%M")
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("rss", url)], smtp.port, send_at=send_at,
+                 keywords={"critical-minerals": ["gallium"]})
+    proc = start(config)
+    try:
+        wait_for(lambda: smtp.recorder.messages, 150, "the digest")
+        assert count(db, "select count(*) from flagged") == 1
+        url2 = feed_server.add("/second", feed_file("atom.xml"))
+        write_config(config, db, [("rss", url), ("second", url2)], smtp.port, send_at=send_at,
+                     keywords={"critical-minerals": ["gallium"], "export-controls": ["Antimon"]})
+        wait_for(lambda: count(db, "select count(*) from flagged where reasons like '%Antimon%'") == 1,
+                 30, "the edited keywords to apply")
+        time.sleep(3)
+    finally:
+        code, log = stop(proc)
+        smtp.stop()
+    assert code == 0, log
+    assert len(smtp.recorder.messages) == 1
+    msg = smtp.recorder.messages[0][1]
+    assert "gallium" in msg.get_body(("plain",)).get_content()
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert any(e["message"].startswith("config reloaded") for e in events)
+    assert any(e.get("event") == "digest" and e.get("sent") == 1 for e in events)
+    assert any(e.get("event") == "cycle" for e in events)
+
+
+def test_invalid_config_edit_keeps_previous_config(tmp_path, feed_server, feed_file):
+    url = feed_server.add("/rss", feed_file("rss2.xml"))
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("rss", url)])
+    proc = start(config)
+    try:
+        wait_for(lambda: db.exists() and count(db, "select count(*) from article") == 3, 30, "first poll")
+        config.write_text(config.read_text() + "\n[poll]\nbogus = 1\n")
+        time.sleep(5)
+        assert proc.poll() is None
+    finally:
+        code, log = stop(proc)
+    assert code == 0
+    assert "config change ignored" in log and "monitor.toml" in log
+
+
+def test_missed_digest_sent_once_and_kill_9_loses_and_repeats_nothing(tmp_path, feed_server, feed_file):
+    body = feed_file("rss2.xml")
+    feeds = []
+    for i in range(50):
+        doc = body.replace(b"md-10", f"f{i}-".encode()).replace(b"/news/", f"/n{i}/".encode())
+        feeds.append((f"feed {i}", feed_server.add(f"/f{i}", doc, delay=0.15)))
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, feeds, send_at="06:00", tz=zone_near_noon(),
+                 keywords={"critical-minerals": ["gallium"]})
+    proc = start(config, tick=1)
+    wait_for(lambda: db.exists() and count(db, "select count(*) from article") >= 20, 60, "some articles")
+    proc.kill()                                      # kill -9 in the middle of the cycle
+    proc.wait()
+    stored = count(db, "select count(*) from article")
+    assert stored < 150
+    proc = start(config, tick=1)
+    try:
+        wait_for(lambda: count(db, "select count(*) from article") == 150, 90, "the rest of the feeds")
+        wait_for(lambda: count(db, "select count(*) from digest_delivery where status='sent'") == 1, 30,
+                 "the missed digest")
+        time.sleep(3)
+    finally:
+        code, _ = stop(proc)
+    assert code == 0
+    assert count(db, "select count(*) from (select feed_id, key from article group by 1, 2 having count(*) > 1)") == 0
+    assert count(db, "select count(distinct feed_id) from article") == 50
+    proc = start(config, tick=1)                     # a third start: the ledger says it went
+    time.sleep(4)
+    code, _ = stop(proc)
+    assert count(db, "select count(*) from digest") == 1
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
