@@ -54,6 +54,7 @@ import random
 import resource  # noqa: F401  (documents where ru_maxrss comes from)
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -499,6 +500,22 @@ def run_newsboat(urls: list[str], workers: int, work: Path, timeout: float) -> d
 # The parent
 # --------------------------------------------------------------------------------------
 
+def _combine(results: list[dict]) -> dict:
+    """Median cold and warm time over the rounds, the largest peak RSS, the first run's
+    other fields (counts, statuses), and every round's times for the record."""
+    failed = [r for r in results if "failed" in r]
+    if failed:
+        return failed[0]
+    out = dict(results[0])
+    for key in ("cold_s", "warm_s", "setup_s"):
+        if key in out:
+            out[key] = statistics.median(r[key] for r in results)
+            out[key + "_all"] = [r[key] for r in results]
+    out["rss_mb"] = max(r["rss_mb"] for r in results)
+    out["articles_all"] = [r["articles"] for r in results]
+    return out
+
+
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -515,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="none (default): Poller(store, config), the pipeline's no-op analysis "
                          "seam, i.e. fetch+parse+store only, like reader; cli: the poller as "
                          "`monitor poll` wires it (service.build_poller, classifier included)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds; each tool runs once per round on a fresh store, and the "
+                         "table shows the median time and the largest peak RSS (default 3)")
     ap.add_argument("--timeout", type=float, default=300.0, help="per child process, seconds")
     ap.add_argument("--profile", metavar="PREFIX",
                     help="also run monitor (matched settings) once more under cProfile, both "
@@ -550,76 +570,94 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp, BenchServer(docs) as server:
         tmp = Path(tmp)
 
-        def measure(label: str, kind: str, **spec) -> None:
-            work = tmp / label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
+        runs: dict[str, list[dict]] = {}
+
+        def measure(label: str, kind: str, round_no: int, **spec) -> None:
+            if any("failed" in r for r in runs.get(label, [])):
+                return                   # failed once: do not retry it every round
+            slug = "".join(c if c.isalnum() else "_" for c in label).strip("_")
+            work = tmp / f"{slug}-{round_no}"
             work.mkdir()
             prefix = work.name
             spec.update(dir=str(work), urls=server.urls(prefix))
-            print(f"running {label} …", flush=True)
+            print(f"round {round_no}: {label} …", flush=True)
             try:
                 if kind == "newsboat":
-                    rows[label] = run_newsboat(spec["urls"], args.workers, work, args.timeout)
+                    result = run_newsboat(spec["urls"], args.workers, work, args.timeout)
                 else:
-                    rows[label] = run_child(kind, spec, work, args.timeout)
+                    result = run_child(kind, spec, work, args.timeout)
             except Exception as exc:     # one tool failing must not hide the others
                 print(f"  {label}: FAILED: {exc}")
-                rows[label] = {"failed": str(exc)}
-                return
-            rows[label]["served"] = dict(server.tally.get(prefix, {}))
+                result = {"failed": str(exc)}
+            result["served"] = dict(server.tally.get(prefix, {}))
+            runs.setdefault(label, []).append(result)
 
         w = args.workers
         matched = f"monitor (per_host={w}, concurrency={w})"
         default = "monitor (defaults: per_host=2, concurrency=8)"
-        measure(matched, "monitor", per_host=w, concurrency=w, analysis=args.analysis)
-        measure(default, "monitor", analysis=args.analysis)
         try:
             import reader  # noqa: F401
             have_reader = True
         except ImportError as exc:
             have_reader = False
             notes.append(f"reader: not installed ({exc}); pip install reader sgmllib3k")
-        if have_reader:
-            measure(f"reader (workers={w})", "reader", workers=w)
-        if shutil.which("newsboat"):
-            measure(f"newsboat (reload-threads={w})", "newsboat")
-        else:
+        have_newsboat = bool(shutil.which("newsboat"))
+        if not have_newsboat:
             notes.append("newsboat: not installed")
+        # rounds interleave the tools, so load from elsewhere on the machine hits all alike
+        for n in range(1, args.repeat + 1):
+            measure(matched, "monitor", n, per_host=w, concurrency=w, analysis=args.analysis)
+            if have_reader:
+                measure(f"reader (workers={w})", "reader", n, workers=w)
+            measure(default, "monitor", n, analysis=args.analysis)
+            if have_newsboat:
+                measure(f"newsboat (reload-threads={w})", "newsboat", n)
         if args.profile:
-            measure("monitor profiled", "monitor", per_host=w, concurrency=w,
+            measure("monitor profiled", "monitor", 1, per_host=w, concurrency=w,
                     analysis=args.analysis, profile=str(Path(args.profile).resolve()))
+        for label, results in runs.items():
+            rows[label] = _combine(results)
 
     # ---- table -----------------------------------------------------------------------
     print()
     analyzer = next((r["analyzer"] for r in rows.values() if "analyzer" in r), "?")
     how = ("Poller(store, config), no-op analysis seam" if args.analysis == "none"
            else "service.build_poller(config, store), as the CLI wires it")
-    print(f"monitor driven in-process: {how} → run_cycle(include_all=True), the code behind "
+    print(f"monitor: driven in-process: {how} → run_cycle(include_all=True), the code behind "
           f"`monitor poll --all`; analysis: {analyzer}")
     print(f"workers: {w} (reader update_feeds(workers={w}), newsboat reload-threads {w}, "
           f"monitor poll.per_host={w} and poll.concurrency={w}; other poll settings default)")
+    print(f"rounds: {args.repeat}, tools interleaved; times are medians, peak RSS the largest")
     print()
-    head = f"{'tool':<48} {'cold s':>8} {'warm s':>8} {'peak RSS MB':>12} {'stored':>7}  served (status or connections: count)"
+    head = (f"{'tool':<48} {'cold s':>7} {'warm s':>7} {'peak RSS MB':>11} {'stored':>7}  "
+            "server saw (one round)")
     print(head)
     print("-" * len(head))
     for label, r in rows.items():
         if label == "monitor profiled":
             continue
         if "failed" in r:
-            print(f"{label:<48} {'failed':>8}")
+            print(f"{label:<48} {'failed':>7}")
             continue
-        served = ", ".join(f"{k}: {v}" for k, v in sorted(r.get("served", {}).items(), key=str))
-        print(f"{label:<48} {r['cold_s']:>8.2f} {r['warm_s']:>8.3f} {r['rss_mb']:>12.1f} "
-              f"{r['articles']:>7}  {served}")
+        served = r.get("served", {})
+        seen = (f"{served.get(200, 0)}×200, {served.get(304, 0)}×304, "
+                f"{served.get('connections', 0)} TCP connections")
+        print(f"{label:<48} {r['cold_s']:>7.2f} {r['warm_s']:>7.3f} {r['rss_mb']:>11.1f} "
+              f"{r['articles']:>7}  {seen}")
     for n in notes:
         print(n)
     print()
-    print("cold/warm s: the cycle call only for monitor and reader (setup — imports, store, "
-          "adding feeds — excluded: "
-          + ", ".join(f"{k} {v['setup_s']:.2f} s" for k, v in rows.items()
-                      if "setup_s" in v and k != "monitor profiled")
+    for label, r in rows.items():
+        if "cold_s_all" in r and label != "monitor profiled":
+            each = ", ".join(f"{c:.2f}/{wm:.3f}" for c, wm in zip(r["cold_s_all"], r["warm_s_all"]))
+            print(f"  {label}: cold/warm s per round: {each}")
+    print("cold/warm s: for monitor and reader the cycle call only (setup — interpreter, "
+          "imports, store, adding feeds — excluded: "
+          + ", ".join(f"{k.split(' (')[0]} {v['setup_s']:.2f} s" for k, v in rows.items()
+                      if "setup_s" in v and k in (matched, f"reader (workers={w})"))
           + "); newsboat: wall clock of each `newsboat -x reload` process.")
-    print("peak RSS: ru_maxrss of that tool's child process (os.wait4), covering interpreter, "
-          "imports, store, cold and warm cycle; newsboat: the largest of its three processes.")
+    print("peak RSS: ru_maxrss of that tool's child process (os.wait4): interpreter, imports, "
+          "store, cold and warm cycle; newsboat: the largest of its reload processes.")
     for label, r in rows.items():
         if r.get("errors"):
             print(f"{label}: errors: {r['errors']}")
@@ -630,19 +668,19 @@ def main(argv: list[str] | None = None) -> int:
     print()
     ok = True
     m, rd = rows.get(matched, {}), rows.get(f"reader (workers={w})", {})
+    if "failed" in m:
+        ok = False
+        print(f"monitor failed: {m['failed'][-600:]}")
     if "articles" in m:
-        good = m["articles"] == expected
+        counts = m["articles_all"]
+        good = all(c == expected for c in counts)
         ok &= good
-        print(f"correctness: monitor store after the cold run holds {m['articles']:,} articles "
-              f"(expected {expected:,}): {_verdict(good)}; warm run: {m['warm_status']}, "
-              f"{m['warm_new']} new")
-        good = m["warm_status"] == {"not-modified": args.feeds}
+        print(f"correctness: monitor's store after the cold run holds {counts[0]:,} articles "
+              f"(expected {expected:,}; every round: {counts}): {_verdict(good)}")
+        good = m["warm_status"] == {"not-modified": args.feeds} and m["warm_new"] == 0
         ok &= good
-        print(f"correctness: monitor warm run all 304: {_verdict(good)}")
-    if "articles" in rd:
-        print(f"reader stored {rd['articles']:,} entries; "
-              + "; ".join(f"{k.split()[0]} served {v.get('served')}" for k, v in rows.items()
-                          if "served" in v and k.startswith(("reader", "newsboat"))))
+        print(f"correctness: monitor's warm run: {m['warm_status']}, {m['warm_new']} new "
+              f"(expected all {args.feeds} not-modified): {_verdict(good)}")
     if "cold_s" in m and "cold_s" in rd:
         cold_ratio = m["cold_s"] / rd["cold_s"]
         warm_ratio = m["warm_s"] / rd["warm_s"]
@@ -651,14 +689,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"monitor/reader warm: {warm_ratio:.2f}×  (target ≤ {TARGET_WARM}×)  "
               f"{_verdict(warm_ratio <= TARGET_WARM)}")
         ok &= cold_ratio <= TARGET_COLD and warm_ratio <= TARGET_WARM
-    d = rows.get(default, {})
-    if "cold_s" in d and "cold_s" in rd:
-        print(f"  (default settings: monitor/reader cold {d['cold_s'] / rd['cold_s']:.2f}×, "
-              f"warm {d['warm_s'] / rd['warm_s']:.2f}×)")
+    elif "cold_s" in m:
+        ok = False
+        print("monitor/reader: no reader figures, ratios not computed: FAIL")
     if "rss_mb" in m:
         print(f"monitor peak RSS: {m['rss_mb']:.1f} MB  (target ≤ {TARGET_RSS_MB:g} MB)  "
               f"{_verdict(m['rss_mb'] <= TARGET_RSS_MB)}")
         ok &= m["rss_mb"] <= TARGET_RSS_MB
+    d = rows.get(default, {})
+    if "cold_s" in d and "cold_s" in rd:
+        print(f"default settings (per_host=2, concurrency=8): monitor/reader cold "
+              f"{d['cold_s'] / rd['cold_s']:.2f}×, warm {d['warm_s'] / rd['warm_s']:.2f}×, "
+              f"peak RSS {d['rss_mb']:.1f} MB (for reference, not a target)")
     if args.profile and "failed" not in rows.get("monitor profiled", {"failed": 1}):
         print(f"cProfile of monitor's cycles: {args.profile}.cold.prof, {args.profile}.warm.prof "
               f"(python -m pstats FILE; sort cumtime / tottime)")

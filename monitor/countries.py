@@ -1,7 +1,7 @@
 """Countries an article names: ISO 3166-1 alpha-2 codes with counts and spans.
 
 ``extract_countries(title, text)`` follows LABELING.md (Countries). Names come from the
-gazetteer ``monitor/data/countries.tsv``, built ahead of time by
+gazetteer ``monitor/data/countries.json``, built ahead of time by
 ``python -m monitor.gazetteer_build`` from CLDR territory names in every locale (via Babel)
 and the reviewed alias table ``monitor/data/country_aliases.tsv``. It is loaded once, on
 first use; Babel is never imported here.
@@ -43,6 +43,7 @@ Context rules (each tested in tests/test_countries.py)
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ from typing import NamedTuple
 
 from monitor.types import Mention
 
-DATA_FILE = Path(__file__).parent / "data" / "countries.tsv"
+DATA_FILE = Path(__file__).parent / "data" / "countries.json"
 
 _MARKS = (
     "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670"
@@ -100,9 +101,9 @@ class Hit(NamedTuple):
 class Gazetteer:
     """The loaded data file; see ``load_gazetteer``."""
 
-    words: dict[str, tuple[str, str, str, str]]   # key -> (code, mode, rule, case data)
+    words: dict[str, str]                         # key -> "code|mode|rule|case data"
     first: dict[str, int]                         # first token key -> most tokens in a name
-    subs: dict[str, tuple[str, str]]              # CJK name -> (code, rule)
+    subs: dict[str, tuple[str, ...]]              # CJK name -> (code, rule)
     sub_lengths: dict[str, tuple[int, ...]]       # first char -> name lengths, longest first
     abbr: dict[str, str]                          # one-character CJK abbreviation -> code
     follow: frozenset[str]
@@ -141,43 +142,26 @@ def is_substring_script(name: str) -> bool:
 # ---------------------------------------------------------------- loading
 
 def load_gazetteer(path: Path = DATA_FILE) -> Gazetteer:
-    """Parse the data file written by ``monitor.gazetteer_build``."""
-    words: dict[str, tuple[str, str, str, str]] = {}
-    first: dict[str, int] = {}
-    subs: dict[str, tuple[str, str]] = {}
-    abbr: dict[str, str] = {}
-    follow: frozenset[str] = frozenset()
-    before: dict[str, frozenset[str]] = {}
-    after: dict[str, frozenset[str]] = {}
-    names: dict[tuple[str, str], str] = {}
+    """Read the data file written by ``monitor.gazetteer_build`` (plain JSON)."""
     with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            kind, _, rest = line.rstrip("\n").partition("\t")
-            fields = rest.split("\t")
-            if kind == "W":
-                key, code, mode, rule, case = fields
-                words[key] = (code, mode, rule, case)
-                head, _, tail = key.partition(" ")
-                size = key.count(" ") + 1
-                if first.get(head, 0) < size:
-                    first[head] = size
-            elif kind == "S":
-                subs[fields[0]] = (fields[1], fields[2])
-            elif kind == "A":
-                abbr[fields[0]] = fields[1]
-            elif kind == "F":
-                follow = frozenset(fields[0])
-            elif kind == "B":
-                before[fields[0]] = frozenset(fields[1])
-            elif kind == "X":
-                after[fields[0]] = frozenset(fields[1])
-            elif kind == "N":
-                names[(fields[0], fields[1])] = fields[2]
-    return Gazetteer(words, first, subs, _lengths_by_first_char(subs), abbr, follow,
-                     before, after, names)
+        data = json.load(handle)
+    subs = {name: tuple(value.split("|")) for name, value in data["subs"].items()}
+    names = {(code, locale): name for code, by_locale in data["names"].items()
+             for locale, name in by_locale.items()}
+    return Gazetteer(
+        words=data["words"],
+        first=data["first"],
+        subs=subs,
+        sub_lengths=_lengths_by_first_char(subs),
+        abbr=data["abbr"],
+        follow=frozenset(data["follow"]),
+        before={char: frozenset(chars) for char, chars in data["before"].items()},
+        after={char: frozenset(chars) for char, chars in data["after"].items()},
+        names=names,
+    )
 
 
-def _lengths_by_first_char(subs: dict[str, tuple[str, str]]) -> dict[str, tuple[int, ...]]:
+def _lengths_by_first_char(subs: dict[str, tuple[str, ...]]) -> dict[str, tuple[int, ...]]:
     lengths: dict[str, set[int]] = {}
     for name in subs:
         lengths.setdefault(name[0], set()).add(len(name))
@@ -251,13 +235,15 @@ def _longest_name(full: str, toks: list[Token], i: int, size: int, gz: Gazetteer
         joined += 1
     for n in range(joined, 0, -1):
         key = " ".join(t.key for t in toks[i:i + n]) if n > 1 else toks[i].key
-        entry = gz.words.get(key)
-        if entry and _case_ok(entry, toks[i:i + n]):
-            return i + n, entry
+        packed = gz.words.get(key)
+        if packed:
+            entry = packed.split("|")
+            if _case_ok(entry, toks[i:i + n]):
+                return i + n, entry
     return None
 
 
-def _case_ok(entry: tuple[str, str, str, str], toks: list[Token]) -> bool:
+def _case_ok(entry: list[str], toks: list[Token]) -> bool:
     mode, case = entry[1], entry[3]
     if mode == "a":
         return True
@@ -349,16 +335,19 @@ def _looks_like_person(full: str, toks: list[Token], i: int, end: int) -> bool:
         return False
     if nxt.key in gazetteer().first:
         return False
-    return not _title_case_line(full, toks[i].start)
+    return not _title_case_line(full, toks, i, end)
 
 
-def _title_case_line(full: str, pos: int) -> bool:
-    start = full.rfind("\n", 0, pos) + 1
-    end = full.find("\n", pos)
-    words = [w for w in TOKEN_RE.findall(full, start, end if end >= 0 else len(full))
-             if len(w) >= 4]
+def _title_case_line(full: str, toks: list[Token], i: int, end: int) -> bool:
+    """Most other words of four letters or more in this line are capitalised."""
+    start = full.rfind("\n", 0, toks[i].start) + 1
+    stop = full.find("\n", toks[i].start)
+    stop = len(full) if stop < 0 else stop
+    skip = range(toks[i].start, toks[min(end, len(toks) - 1)].end)
+    words = [m.group() for m in TOKEN_RE.finditer(full, start, stop)
+             if len(m.group()) >= 4 and m.start() not in skip]
     capitalised = sum(1 for w in words if w[0].isupper())
-    return len(words) >= 3 and capitalised >= 0.75 * len(words)
+    return len(words) >= 3 and capitalised >= 0.8 * len(words)
 
 
 def _pronoun_us(full: str, toks: list[Token], i: int) -> bool:

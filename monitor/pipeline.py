@@ -92,8 +92,25 @@ class Poller:
         settings = FetchSettings.from_config(self.config.poll)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-store") as writer:
             async with Fetcher(settings) as fetcher:
-                tasks = [self._poll_one(fetcher, writer, feed) for feed in feeds]
-                return list(await asyncio.gather(*tasks))
+                tasks = [asyncio.create_task(self._poll_one(fetcher, writer, f)) for f in feeds]
+                watcher = asyncio.create_task(self._cancel_on_stop(tasks))
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+                watcher.cancel()
+        reports = []
+        for feed, result in zip(feeds, results):
+            if isinstance(result, asyncio.CancelledError):
+                result = FeedReport(feed.name, feed.url, "skipped")
+            elif isinstance(result, BaseException):
+                raise result
+            reports.append(result)
+        return reports
+
+    async def _cancel_on_stop(self, tasks: list[asyncio.Task]) -> None:
+        """On stop, abandon fetches in flight; a feed being stored finishes its transaction."""
+        while not self.stop.is_set():
+            await asyncio.sleep(0.1)
+        for task in tasks:
+            task.cancel()
 
     async def _poll_one(self, fetcher: Fetcher, writer, feed: FeedState) -> FeedReport:
         if self.stop.is_set():
@@ -115,6 +132,10 @@ class Poller:
         except StorageError as exc:
             log.error("feed %s: not stored, will retry next cycle: %s", feed.name, exc)
             return FeedReport(feed.name, feed.url, "error", error=str(exc))
+        except Exception as exc:  # a bug must not stop the other feeds: record it, back off
+            log.exception("feed %s: unexpected error", feed.name)
+            error = FeedError(f"{type(exc).__name__}: {exc}", kind="internal")
+            return self._store_error(feed, error, now)
 
     def _store(self, feed: FeedState, result: FetchResult | FeedError, now: datetime) -> FeedReport:
         if isinstance(result, FeedError):

@@ -1,0 +1,462 @@
+"""Build the country gazetteer ``monitor/data/countries.json`` from CLDR and the alias table.
+
+    python -m monitor.gazetteer_build           # rewrite the data file
+    python -m monitor.gazetteer_build --check   # exit 1 when the shipped file is stale
+
+Building from Babel costs about a second and 200 MB, so it happens here, ahead of time;
+``monitor.countries`` only reads the result. Sources:
+
+* CLDR territory names in every locale Babel carries. Kept: ISO 3166-1 alpha-2 codes
+  only. Dropped: numeric macro-regions (001 World, 150 Europe, 419 Latin America ...);
+  EU, EZ and UN (organisations, not countries); QO and ZZ (Outlying Oceania, Unknown
+  Region); XA and XB (pseudo-locales); the exceptionally reserved AC, CP, CQ, DG, EA, IC
+  and TA, which name parts of other countries (the Canary Islands are Spain's).
+* Per name: "Myanmar (Burma)" gives "Myanmar" and, as a secondary name, "Burma"; a
+  secondary name never overrides another country's primary name (so "SRA Hongkong
+  (Chiny)" does not turn "Chiny" into Hong Kong). Dropped as unsafe: a name that two codes
+  share across locales ("Kongo" is CD in one locale and CG in another; "Nigeri"); names
+  shorter than 4 letters in scripts written with spaces (Russian "Чад", Turkish "Çin" are
+  also ordinary syllables), shorter than 2 characters in CJK/Hangul or 3 in Thai and
+  similar scripts; Korean names with spaces (the Korean scan works within one word); and
+  the ``@deny`` names of the alias table (common words such as German "Island").
+* Morphology generated for CLDR names: German genitive -s ("Chinas", "Nordkoreas") and
+  weak adjective endings in multi-word names ("Vereinigten Staaten"); Polish case forms
+  of feminine -a names and masculine names ("Japonii", "Koreą Południową", "Iranie").
+* ``monitor/data/country_aliases.tsv`` (format in its header) overrides CLDR: an alias
+  with the same key replaces the CLDR entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.countries import (
+    DATA_FILE,
+    fold,
+    is_substring_script,
+    name_key,
+    tokens,
+)
+
+ALIAS_FILE = Path(__file__).parent / "data" / "country_aliases.tsv"
+EXCLUDED_CODES = frozenset("EU EZ UN QO ZZ XA XB AC CP CQ DG EA IC TA".split())
+DISPLAY_LOCALES = ("en", "de", "fr", "es", "it", "pt", "pl", "nl", "zh", "zh_Hant", "ja", "ko")
+_MODE_RANK = {"e": 0, "c": 1, "a": 2}
+_PAREN_RE = re.compile(r"\s*[(（]\s*|\s*[)）]\s*")
+_UNSPACED_SHORT = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]")
+
+
+class BuildError(Exception):
+    """The alias table is inconsistent (one key, two countries)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    code: str          # "" for a blocker
+    mode: str          # e exact, c capitals as written, a any case, s substring
+    rule: str          # rule name, "cue:NAME" or ""
+    case: str          # exact: the form's tokens; capitals: one 0/1 flag per token
+
+
+# ---------------------------------------------------------------- CLDR
+
+def cldr_names() -> dict[str, dict[str, str]]:
+    """{locale: {code: name}} for every Babel locale, countries and territories only."""
+    from babel import Locale, localedata
+
+    result: dict[str, dict[str, str]] = {}
+    for ident in sorted(localedata.locale_identifiers()):
+        territories = Locale.parse(ident).territories
+        result[ident] = {code: name for code, name in territories.items()
+                         if _is_country_code(code)}
+    return result
+
+
+def _is_country_code(code: str) -> bool:
+    return len(code) == 2 and code.isalpha() and code.isupper() and code not in EXCLUDED_CODES
+
+
+def split_name(name: str) -> tuple[str, list[str]]:
+    """("Myanmar (Burma)") -> ("Myanmar", ["Burma"])."""
+    parts = [p for p in _PAREN_RE.split(name) if p.strip()]
+    return parts[0].strip(), [p.strip() for p in parts[1:]]
+
+
+def inflected_forms(locale: str, name: str) -> set[str]:
+    """The name plus generated inflections for German and Polish locales."""
+    language = locale.split("_")[0]
+    if language == "de":
+        return german_forms(name)
+    if language == "pl":
+        return polish_forms(name)
+    return {name}
+
+
+def german_forms(name: str) -> set[str]:
+    """"China" -> Chinas; "Vereinigte Staaten" -> Vereinigten Staaten."""
+    words = name.split(" ")
+    forms = {name}
+    if len(words) > 1:
+        weak = [w[:-2] + "en" if w.endswith("es") else w + "n" if w.endswith("e") else w
+                for w in words[:-1]]
+        forms.add(" ".join(weak + words[-1:]))
+    for form in list(forms):
+        if form[-1].isalpha() and form[-1] not in "sßxzSXZ":
+            forms.add(form + "s")
+    return forms
+
+
+# ---------------------------------------------------------------- Polish morphology
+
+_PL_LOCATIVE = (("ch", "sze"), ("k", "ce"), ("g", "dze"), ("t", "cie"), ("d", "dzie"),
+                ("r", "rze"), ("ł", "le"), ("n", "nie"), ("m", "mie"), ("w", "wie"),
+                ("b", "bie"), ("p", "pie"), ("f", "fie"), ("s", "sie"), ("z", "zie"),
+                ("l", "li"), ("ż", "y"))
+_PL_HARD_END = ("k", "g", "ch", "l", "j", "sz", "cz", "rz", "ż", "c", "dz")
+_PL_ADJ_ENDINGS = ("ska", "cka", "dzka", "owa", "wa", "na", "lka")
+_PL_CASES = ("gen", "loc", "acc", "ins")
+
+
+def _pl_soften(stem: str) -> str:
+    for ending, replacement in _PL_LOCATIVE:
+        if stem.endswith(ending):
+            return stem[: -len(ending)] + replacement
+    return stem + "e"
+
+
+def pl_feminine_noun(word: str) -> dict[str, str]:
+    """Case forms of a feminine noun in -a: Japonia, Rosja, Korea, Kanada, Polska."""
+    stem = word[:-1]
+    if word.endswith(("ia", "ja", "ea", "ua")):
+        oblique = stem + "i"
+        return {"gen": oblique, "loc": oblique, "acc": stem + "ę", "ins": stem + "ą"}
+    genitive = stem + ("i" if stem.endswith(("k", "g", "j", "l")) else "y")
+    return {"gen": genitive, "loc": _pl_soften(stem), "acc": stem + "ę", "ins": stem + "ą"}
+
+
+def pl_feminine_adjective(word: str) -> dict[str, str]:
+    """Południowa -> Południowej, Południową; Wielka -> Wielkiej."""
+    stem = word[:-1]
+    oblique = stem + ("iej" if stem.endswith(("k", "g")) else "ej")
+    return {"gen": oblique, "loc": oblique, "acc": stem + "ą", "ins": stem + "ą"}
+
+
+def pl_masculine_noun(word: str) -> list[str]:
+    """Iran -> Iranu, Iranowi, Iranem, Iranie; Irak -> Iraku, Irakiem."""
+    instrumental = word + ("iem" if word.endswith(("k", "g")) else "em")
+    locative = word + "u" if word.endswith(_PL_HARD_END) else _pl_soften(word)
+    return [word + "u", word + "a", word + "owi", instrumental, locative]
+
+
+def _pl_is_adjective(word: str, position: int) -> bool:
+    """In two-word names the adjective follows ("Korea Południowa") except Wielka, Nowa."""
+    if position == 0:
+        return word.endswith(("lka", "wa"))
+    return word.endswith(_PL_ADJ_ENDINGS)
+
+
+def polish_forms(name: str) -> set[str]:
+    """Nominative plus generated case forms for one- and two-word Polish names."""
+    words = name.split(" ")
+    forms = {name}
+    if len(words) == 1 and "-" not in name:
+        if name.endswith("a"):
+            forms.update(pl_feminine_noun(name).values())
+        elif name[-1] not in "aeiouyó" and name[-1].isalpha():
+            forms.update(pl_masculine_noun(name))
+        elif name.endswith("ś"):
+            forms.update({name[:-1] + "si", name[:-1] + "sią"})
+    elif len(words) == 2 and all(w.endswith("a") for w in words):
+        declined = [pl_feminine_adjective(w) if _pl_is_adjective(w, i) else pl_feminine_noun(w)
+                    for i, w in enumerate(words)]
+        for case in _PL_CASES:
+            forms.add(" ".join(d[case] for d in declined))
+    return forms
+
+
+# ---------------------------------------------------------------- alias table flags
+
+def expand_flagged(form: str, flags: set[str]) -> set[str]:
+    """All spellings an alias line's flags generate from one form."""
+    forms = {form}
+    endings = {
+        "en-dem": ("", "s"),
+        "de-adj": ("", "e", "en", "er", "es", "em"),
+        "de-dem": ("", "n", "in", "innen", "s"),
+    }
+    for flag, suffixes in endings.items():
+        if flag in flags:
+            forms.update(form + s for s in suffixes)
+    if "de-noun" in flags:
+        forms.update(german_forms(form))
+    if "pl-noun" in flags:
+        forms.update(polish_forms(form))
+    for flag, expand in _ROMANCE.items():
+        if flag in flags:
+            forms.update(expand(form))
+    if "pl-adj" in flags:
+        forms.update(polish_adjective(form))
+    return forms
+
+
+def french_adjective(word: str) -> set[str]:
+    forms = {word, word + "s"}
+    if not word.endswith("e"):
+        forms.update({word + "e", word + "es"})
+    if word.endswith("en"):
+        forms.update({word + "ne", word + "nes"})
+    return forms
+
+
+def spanish_adjective(word: str) -> set[str]:
+    if word.endswith("o"):
+        return {word[:-1] + e for e in ("o", "a", "os", "as")}
+    for accented, plain in (("és", "es"), ("án", "an"), ("ín", "in")):
+        if word.endswith(accented):
+            stem = word[: -len(accented)] + plain
+            return {word, stem + "a", stem + "es", stem + "as"}
+    if word.endswith(("e", "a")):
+        return {word, word + "s"}
+    if word.endswith("í"):
+        return {word, word + "es", word + "s"}
+    return {word, word + "a", word + "es", word + "as"}
+
+
+def italian_adjective(word: str) -> set[str]:
+    if word.endswith("o"):
+        return {word[:-1] + e for e in ("o", "a", "i", "e")}
+    return {word, word[:-1] + "i"} if word.endswith("e") else {word}
+
+
+def portuguese_adjective(word: str) -> set[str]:
+    if word.endswith("o") and not word.endswith("ão"):
+        return {word[:-1] + e for e in ("o", "a", "os", "as")}
+    if word.endswith("ês"):
+        stem = word[:-2] + "es"
+        return {word, stem + "a", stem + "es", stem + "as"}
+    if word.endswith("ão"):
+        stem = word[:-2]
+        return {word, stem + "ã", stem + "ães", stem + "ãs"}
+    return {word, word + "s"}
+
+
+_ROMANCE = {"fr-adj": french_adjective, "es-adj": spanish_adjective,
+            "it-adj": italian_adjective, "pt-adj": portuguese_adjective}
+
+
+def polish_adjective(word: str) -> set[str]:
+    """chiński -> chińska, chińskie, chińskiego, chińskiej, ..., chińską."""
+    stem = word[:-1]
+    if word.endswith("i"):
+        return {stem + e for e in ("i", "a", "ie", "iego", "iej", "iemu", "im", "ich",
+                                   "imi", "ą")}
+    return {stem + e for e in ("y", "a", "e", "ego", "ej", "emu", "ym", "ych", "ymi", "ą")}
+
+
+# ---------------------------------------------------------------- entries
+
+def default_mode(form: str) -> str:
+    letters = [c for c in form if c.isalpha()]
+    if letters and all(c.isupper() for c in letters) and len(letters) <= 5:
+        return "e"
+    return "c" if letters and letters[0].isupper() else "a"
+
+
+def word_entry(form: str, code: str, mode: str, rule: str) -> Entry:
+    toks = tokens(form)
+    if mode == "e":
+        case = " ".join(t.text for t in toks)
+    elif mode == "c":
+        case = "".join("1" if t.text[0].isupper() else "0" for t in toks)
+    else:
+        case = ""
+    return Entry(code, mode, rule, case)
+
+
+def _too_short(name: str) -> bool:
+    if is_substring_script(name):
+        return len(name) < (3 if _UNSPACED_SHORT.match(name) else 2)
+    return sum(len(t.text) for t in tokens(name)) < 4
+
+
+def _usable_cldr_name(name: str) -> bool:
+    if not name or _too_short(name):
+        return False
+    has_unspaced = re.search(r"[\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff"
+                             r"\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]", name)
+    return not has_unspaced or is_substring_script(name)
+
+
+def cldr_entries(names: dict[str, dict[str, str]], deny: set[str]) -> dict[str, Entry]:
+    """Unambiguous CLDR names (and their inflections) keyed like the runtime looks up."""
+    primary: dict[str, set[str]] = {}
+    secondary: dict[str, set[str]] = {}
+    spelling: dict[str, str] = {}
+    for locale, territories in names.items():
+        for code, full_name in sorted(territories.items()):
+            main, extra = split_name(full_name)
+            for bucket, name in [(primary, main)] + [(secondary, e) for e in extra]:
+                if fold(name) in deny or not _usable_cldr_name(name):
+                    continue
+                for form in sorted(inflected_forms(locale, name)):
+                    key = form if is_substring_script(form) else name_key(form)
+                    bucket.setdefault(key, set()).add(code)
+                    spelling.setdefault(key, form)
+    for key, codes in secondary.items():
+        if key not in primary:
+            primary[key] = codes
+    entries = {}
+    for key, codes in primary.items():
+        if len(codes) != 1:
+            continue
+        form = spelling[key]
+        code = next(iter(codes))
+        if is_substring_script(form):
+            entries[key] = Entry(code, "s", "", "")
+        else:
+            entries[key] = word_entry(form, code, default_mode(form), "")
+    return entries
+
+
+# ---------------------------------------------------------------- alias table
+
+@dataclass
+class AliasTable:
+    entries: dict[str, Entry]
+    abbr: dict[str, str]
+    follow: str
+    before: dict[str, str]
+    after: dict[str, str]
+    deny: set[str]
+
+
+def parse_aliases(text: str) -> AliasTable:
+    table = AliasTable({}, {}, "", {}, {}, set())
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if line.startswith("@"):
+            _directive(table, fields, number)
+        else:
+            _alias_line(table, fields, number)
+    return table
+
+
+def _directive(table: AliasTable, fields: list[str], number: int) -> None:
+    name = fields[0]
+    if name == "@abbr":
+        table.abbr[fields[1]] = "" if fields[2] == "-" else fields[2]
+    elif name == "@follow":
+        table.follow = fields[1]
+    elif name == "@before":
+        table.before[fields[1]] = table.before.get(fields[1], "") + fields[2]
+    elif name == "@after":
+        table.after[fields[1]] = table.after.get(fields[1], "") + fields[2]
+    elif name == "@deny":
+        table.deny.add(fold(fields[1]))
+    else:
+        raise BuildError(f"line {number}: unknown directive {name}")
+
+
+def _alias_line(table: AliasTable, fields: list[str], number: int) -> None:
+    if len(fields) < 2:
+        raise BuildError(f"line {number}: expected forms<TAB>code[<TAB>flags]")
+    code = "" if fields[1] == "-" else fields[1]
+    flags = {f.strip() for f in fields[2].split(",")} if len(fields) > 2 else set()
+    rule = next((f[5:] for f in flags if f.startswith("rule=")), "")
+    cue = next((f[4:] for f in flags if f.startswith("cue=")), "")
+    rule = f"cue:{cue}" if cue else rule
+    forced = next((m for m, f in (("e", "exact"), ("c", "cap"), ("a", "any")) if f in flags),
+                  None)
+    for base in fields[0].split("|"):
+        for form in sorted(expand_flagged(base, flags)):
+            _add_alias(table, form, code, forced or default_mode(form), rule, number)
+
+
+def _add_alias(table: AliasTable, form: str, code: str, mode: str, rule: str,
+               number: int) -> None:
+    if is_substring_script(form):
+        key, entry = form, Entry(code, "s", rule, "")
+    else:
+        key, entry = name_key(form), word_entry(form, code, mode, rule)
+    old = table.entries.get(key)
+    if old is None:
+        table.entries[key] = entry
+    elif (old.code, old.rule) != (entry.code, entry.rule):
+        raise BuildError(f"line {number}: {form!r} is already {old.code or '-'} "
+                         f"{old.rule}".rstrip())
+    elif _MODE_RANK.get(entry.mode, 0) > _MODE_RANK.get(old.mode, 0):
+        table.entries[key] = entry
+
+
+# ---------------------------------------------------------------- output
+
+def build(names: dict[str, dict[str, str]], alias_text: str, header: str) -> str:
+    """The data file's text: JSON, sorted, one record per line (diffs stay readable)."""
+    table = parse_aliases(alias_text)
+    merged = cldr_entries(names, table.deny)
+    merged.update(table.entries)
+    words, first, subs = {}, {}, {}
+    for key, e in merged.items():
+        if e.mode == "s":
+            subs[key] = f"{e.code}|{e.rule}"
+            continue
+        words[key] = f"{e.code}|{e.mode}|{e.rule}|{e.case}"
+        head, size = key.split(" ")[0], key.count(" ") + 1
+        first[head] = max(first.get(head, 0), size)
+    display: dict[str, dict[str, str]] = {}
+    for locale in DISPLAY_LOCALES:
+        for code, name in names.get(locale, {}).items():
+            display.setdefault(code, {})[locale] = name
+    data = {"header": header, "words": words, "first": first, "subs": subs,
+            "abbr": table.abbr, "follow": table.follow, "before": table.before,
+            "after": table.after, "names": display}
+    return json.dumps(data, ensure_ascii=False, indent=0, sort_keys=True) + "\n"
+
+
+def current_text() -> str:
+    """What the build produces now from the installed Babel and the alias table."""
+    import babel
+
+    header = (f"generated by python -m monitor.gazetteer_build from CLDR territory names "
+              f"(Babel {babel.__version__}) and country_aliases.tsv; do not edit")
+    return build(cldr_names(), ALIAS_FILE.read_text(encoding="utf-8"), header)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m monitor.gazetteer_build",
+        description="Build monitor/data/countries.json from CLDR (Babel) and the alias table.",
+        epilog="example: python -m monitor.gazetteer_build --check",
+    )
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if the shipped file differs from a fresh build")
+    parser.add_argument("--output", type=Path, default=DATA_FILE, help="file to write")
+    args = parser.parse_args(argv)
+    try:
+        text = current_text()
+    except BuildError as exc:
+        print(f"country_aliases.tsv: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        shipped = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        if shipped != text:
+            print(f"{args.output} is stale: run python -m monitor.gazetteer_build",
+                  file=sys.stderr)
+            return 1
+        print(f"{args.output} is current")
+        return 0
+    args.output.write_text(text, encoding="utf-8")
+    print(f"wrote {args.output}: {text.count(chr(10))} lines")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
