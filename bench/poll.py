@@ -562,7 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {args.feeds} feeds × {args.items} items = {expected:,} items, "
           f"{size / 1e6:.1f} MB of RSS ({gz / 1e6:.1f} MB gzip), "
           f"generated in {time.perf_counter() - t:.1f} s")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f} at start (other work on the machine skews the times); "
           "server: threaded HTTP/1.1 on 127.0.0.1 (ETag/Last-Modified → 304, gzip on request)")
 
     rows: dict[str, dict] = {}
@@ -627,7 +628,8 @@ def main(argv: list[str] | None = None) -> int:
           f"`monitor poll --all`; analysis: {analyzer}")
     print(f"workers: {w} (reader update_feeds(workers={w}), newsboat reload-threads {w}, "
           f"monitor poll.per_host={w} and poll.concurrency={w}; other poll settings default)")
-    print(f"rounds: {args.repeat}, tools interleaved; times are medians, peak RSS the largest")
+    print(f"rounds: {args.repeat}, tools interleaved; times are medians, peak RSS the largest; "
+          f"load average {os.getloadavg()[0]:.2f} at the end")
     print()
     head = (f"{'tool':<48} {'cold s':>7} {'warm s':>7} {'peak RSS MB':>11} {'stored':>7}  "
             "server saw (one round)")

@@ -18,22 +18,26 @@ Loading refuses, with a ``ClassifierError`` naming the path:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from monitor import TOPICS
 from monitor.decide import decide
 from monitor.exceptions import ClassifierError
-from monitor.keywords import KeywordRules
+from monitor.keywords import KeywordRules, PhraseIndex, normalise
 from monitor.types import Verdict
 
-TITLE_WEIGHT = 2  # the title is repeated this many times before the text
+PREPARATION_VERSION = 1  # bump when prepare_text changes in a way the fingerprint misses
+TITLE_WEIGHT = 2         # the title is repeated this many times before the text
+PREFIX_LENGTH = 5        # words of PREFIX_LENGTH + 2 letters or more also give a prefix token
 
 # Every type a model file may contain (what the feature sets of ``monitor.train`` produce);
 # a file holding anything else is refused before skops constructs a single object.
@@ -59,6 +63,7 @@ _UNSPACED = ("\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff"
              "\U00020000-\U0003ffff")
 _UNSPACED_CHAR = re.compile(f"([{_UNSPACED}])")
 _SPACES = re.compile(r"\s+")
+_PREFIX = re.compile(rf"(?<!\w)([^\W\d_{_UNSPACED}]{{{PREFIX_LENGTH}}})[^\W\d_]{{2,}}")
 
 
 def prepare_text(title: str, text: str) -> str:
@@ -67,12 +72,53 @@ def prepare_text(title: str, text: str) -> str:
     NFKC (full-width forms become ASCII), lower case, the title repeated ``TITLE_WEIGHT``
     times before the text, and every character of a script without spaces (CJK, Thai,
     Hangul) set apart, so a word-level vectoriser with uni- and bigrams sees character
-    unigrams and bigrams there.
+    unigrams and bigrams there. Then two kinds of extra tokens:
+
+    - the first ``PREFIX_LENGTH`` letters of every longer word, marked with "_"
+      ("ausfuhrkontrollen" -> "ausfu_"): a cheap stemmer for inflected languages;
+    - one token per ``CONCEPTS`` entry found in the article ("zzcexport"), and once more
+      per concept in the title: the same token for "export", "Ausfuhr", "eksport", "出口"
+      and "輸出", so what the corpus teaches in one language carries over to the others.
     """
-    title = title or ""
-    doc = " ".join([title] * TITLE_WEIGHT + [text or ""]) if title else text or ""
+    title, text = title or "", text or ""
+    doc = " ".join([title] * TITLE_WEIGHT + [text]) if title else text
     doc = unicodedata.normalize("NFKC", doc).lower()
-    return _SPACES.sub(" ", _UNSPACED_CHAR.sub(r" \1 ", doc)).strip()
+    doc = _SPACES.sub(" ", _UNSPACED_CHAR.sub(r" \1 ", doc)).strip()
+    prefixes = " ".join(f"{p}_" for p in _PREFIX.findall(doc))
+    return f"{doc} {prefixes} {concept_tokens(title, text)}".rstrip()
+
+
+def concept_tokens(title: str, text: str) -> str:
+    """``zzc<concept>`` once per concept in title + text, and once more per concept in the
+    title."""
+    found = _concepts(normalise(f"{title}\n{text}")) + _concepts(normalise(title))
+    return " ".join(f"zzc{name}" for name in found)
+
+
+def _concepts(lowered: str) -> list[str]:
+    if not lowered.strip():
+        return []
+    index, names = _concept_index()
+    found = index.find(lowered)
+    return [name for name, numbers in names.items() if not found.isdisjoint(numbers)]
+
+
+@lru_cache(maxsize=1)
+def _concept_index() -> tuple[PhraseIndex, dict[str, range]]:
+    """One PhraseIndex over all concept phrases, and the phrase numbers of each concept."""
+    phrases, names = [], {}
+    for name, entries in CONCEPTS.items():
+        names[name] = range(len(phrases), len(phrases) + len(entries))
+        phrases += [(f"CONCEPTS.{name}[{i}]", e) for i, e in enumerate(entries)]
+    return PhraseIndex.build(phrases, infix=True), names
+
+
+def preparation_fingerprint() -> str:
+    """Changes whenever ``prepare_text`` would give other tokens: stored in the model card
+    and checked at load, so a model never meets text prepared differently from training."""
+    spec = json.dumps([PREPARATION_VERSION, TITLE_WEIGHT, PREFIX_LENGTH, CONCEPTS],
+                      ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(spec.encode("utf-8")).hexdigest()[:16]
 
 
 class Classifier(Protocol):
@@ -254,3 +300,79 @@ def _check_version(path: Path, saved: object, where: str) -> None:
 
 def _major(version: str) -> str:
     return version.split(".", 1)[0]
+
+
+# --- concepts ---------------------------------------------------------------------------
+# Multilingual word lists whose members become one shared token each (see prepare_text).
+# Same phrase syntax as [keywords] (case-insensitive; word boundaries in spaced scripts,
+# substrings in CJK; "*" ends a word stem), plus "*part*": that part anywhere inside a
+# word, for the parts of compounds ("*lizenz*" finds "Exportlizenzen"). Editing this list changes the fingerprint, so
+# the model must be retrained (SkopsClassifier.load refuses a model with another one).
+CONCEPTS: dict[str, list[str]] = {
+    "ree": ["rare earth*", "seltene* Erden", "*seltenerd*", "terres rares", "tierras raras",
+            "ziem rzadkich", "terre rare", "terras raras", "zeldzame aard*", "稀土",
+            "レアアース", "希土類", "희토류", "*neodym*", "neodim*", "dysprosium", "terbium",
+            "*praseodym*", "lanthan*", "yttri*", "samari*", "ndfeb", "镨钕", "氧化镨钕"],
+    "lithium": ["*lithium*", "lithi*", "litu", "litem", "litio", "lítio", "锂", "鋰",
+                "リチウム", "리튬", "spodumen*"],
+    "cobalt": ["cobalt*", "*kobalt*", "cobalto", "钴", "鈷", "コバルト", "코발트"],
+    "nickel": ["*nickel*", "nikiel*", "niklu", "níquel", "nichel", "镍", "鎳", "ニッケル", "니켈"],
+    "graphite": ["*graphit*", "grafit*", "石墨", "黒鉛", "흑연"],
+    "copper": ["copper", "*kupfer*", "cuivre", "cobre", "miedź", "miedzi", "rame", "koper",
+               "铜", "銅", "구리"],
+    "minor": ["gallium", "galu", "galio", "gálio", "镓", "ガリウム", "갈륨", "germanium",
+              "germanu", "germanio", "锗", "ゲルマニウム", "게르마늄", "*antimon*", "antymon*",
+              "antimonio", "锑", "アンチモン", "안티몬", "tungsten", "wolfram*", "tungsteno",
+              "钨", "タングステン", "텅스텐", "tantal*", "niob*", "vanad*", "indium", "indu",
+              "bismut*", "titanium", "titanio", "tytan*", "magnesium", "magnez*", "uranium",
+              "uranu", "uranio", "urânio", "platinum", "platin", "platyn*", "palladi*",
+              "zinc", "zink", "cynk*", "tin ore", "zinn", "cyna", "cyny", "fluorspar",
+              "flussspat", "silicon metal", "钒", "钛", "铟", "铋", "铂", "钯", "铀", "锌",
+              "钽", "铌"],
+    "mineral": ["mineral*", "minerał*", "minéra*", "*rohstoff*", "*surowc*", "raw material*",
+                "matières premières", "materias primas", "materie prime", "matérias-primas",
+                "grondstof*", "矿产", "礦產", "矿物", "鉱物", "광물", "metal*", "metall*",
+                "métaux", "metale*", "metali", "金属", "금속"],
+    "mining": ["mine", "mines", "mining", "miner", "miners", "minera", "mineras", "minero*",
+               "minier*", "minière*", "*bergbau*", "*bergwerk*", "minen", "minería", "mina",
+               "minas", "kopalni*", "górnicz*", "górnict*", "wydobyc*", "wydobyw*", "refin*",
+               "raffin*", "smelter*", "*hütte*", "huta", "矿", "冶炼", "鉱山", "精錬", "광산", "제련"],
+    "magnet": ["*magnet*", "magnes*", "aimant*", "imán", "imanes", "magnete", "ímãs", "磁体",
+               "磁铁", "永磁", "磁石", "자석"],
+    "battery": ["cathode*", "anode*", "*kathode*", "precursor*", "batter*", "*batterie*",
+                "akumulator*", "bateri*", "电池", "電池", "배터리"],
+    "export": ["*export*", "*ausfuhr*", "exporta*", "*eksport*", "wywoz*", "wywóz", "esporta*",
+               "exportaç*", "出口", "輸出", "수출"],
+    "control": ["control*", "*kontroll*", "contrôle*", "kontrol*", "controll*", "管制", "管控",
+                "規制", "통제", "규제"],
+    "restrict": ["restrict*", "*beschränk*", "restric*", "ogranicz*", "curb*", "限制", "制限",
+                 "제한", "ban", "bans", "banned", "*verbot*", "interdi*", "prohib*", "zakaz*",
+                 "禁止", "禁輸", "금지", "embargo*"],
+    "licence": ["licen*", "*lizenz*", "*genehmigung*", "licenc*", "licencj*", "zezwol*", "许可",
+                "許可", "허가", "permit*"],
+    "entity": ["entity list", "blacklist*", "schwarze* liste*", "czarn* list*", "实体清单",
+               "實體清單", "エンティティ", "dual-use", "double usage", "doble uso",
+               "podwójnego zastosowania", "两用", "軍民両用"],
+    "chip": ["chip*", "semiconductor*", "*halbleiter*", "semi-conducteur*", "semiconductores",
+             "półprzewodnik*", "semicondutor*", "芯片", "半导体", "半導体", "반도체", "lithograph*",
+             "lithograf*", "光刻", "asml", "nvidia"],
+    "gold": ["gold", "*goldpreis*", "oro", "złoto", "złota", "złotem", "黄金", "金价", "金価格",
+             "金相場", "금값", "bullion", "silver", "silber*", "srebr*", "白银", "銀価格"],
+    "tariff": ["tariff*", "zoll", "zölle*", "zöllen", "*zöll*", "droits de douane",
+               "arancel*", "cła", "cło", "ceł", "dazi", "关税", "関税", "관세"],
+    "sanction": ["sanction*", "*sanktion*", "sankcj*", "sanzion*", "sanç*", "制裁", "제재"],
+    "oilgas": ["oil", "crude", "öl", "*rohöl*", "pétrole", "petróleo", "ropa", "ropy", "gas",
+               "gaz", "lng", "石油", "原油", "天然气", "석유"],
+    "supply": ["supply chain*", "*lieferkette*", "chaîne* d'approvisionnement",
+               "cadena* de suministro", "łańcuch* dostaw", "供应链", "サプライチェーン", "공급망",
+               "stockpil*", "reserve*", "储备", "備蓄", "비축"],
+    "china": ["china", "chinese", "chines*", "chinois*", "chino", "chinos", "china's",
+              "chiny", "chin", "chiński*", "chińsk*", "cinese", "chinês", "peking", "beijing",
+              "pékin", "pekin", "pechino", "pequim", "中国", "中國", "北京", "中国政府", "중국"],
+    "usa": ["u.s.", "usa", "washington", "amerik*", "améric*", "americ*", "美国", "美國", "米国",
+            "미국"],
+    "commerce": ["commerce department", "commerce ministry", "ministry of commerce",
+                 "department of commerce", "*handelsministerium*", "ministère du commerce",
+                 "ministerio de comercio", "ministerstwo handlu", "商务部", "商務部",
+                 "経済産業省", "経産省", "산업통상자원부", "bureau of industry"],
+}

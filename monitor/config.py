@@ -58,6 +58,7 @@ class PollConfig(_Section):
     silent_after_days: float = Field(3.0, gt=0)
     broken_after_errors: int = Field(3, ge=1)
     allow_private_redirects: bool = False
+    lease_seconds: float = Field(300.0, ge=5, le=86400)
 
     @field_validator("contact_url")
     @classmethod

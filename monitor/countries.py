@@ -7,10 +7,10 @@ and the reviewed alias table ``monitor/data/country_aliases.tsv``. It is loaded 
 first use; Babel is never imported here.
 
 How text is matched
-  * Scripts written with spaces are cut into tokens: runs of letters (with their combining
-    marks) and dotted abbreviations ("U.S.", "U.K."). Tokens separated only by spaces,
-    hyphens, apostrophes, dots or "&" join into multi-word names, so "Guinea-Bissau",
-    "Guinea Bissau" and "japanisch-amerikanisch" (two names) all work. A name matches on
+  * Scripts written with spaces are cut into tokens: runs of letters with their combining
+    marks. Tokens separated only by spaces, hyphens, apostrophes, dots or "&" join into
+    multi-word names, so "Guinea-Bissau", "Guinea Bissau", "U.S." (the tokens U and S)
+    and "japanisch-amerikanisch" (two names) all work. A name matches on
     whole tokens, case-folded and with Latin accents removed, the longest name from the
     leftmost token first: "Papua New Guinea" is PG, never GN.
   * Case: names written in capitals in the gazetteer need a capital in the text ("China",
@@ -48,6 +48,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
 
@@ -63,9 +64,10 @@ _SUBSTR_CHARS = (
     "\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff\u3130-\u318f"
     "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
 )
-TOKEN_RE = re.compile(
-    rf"(?<![^\W\d_])(?:[A-Z]\.){{2,}}|[^\W\d_](?:[^\W\d_]|[{_MARKS}])*"
-)
+# a letter that is not in an unspaced script, then letters and combining marks
+_LETTER = f"[^\\W\\d_{_SUBSTR_CHARS}]"
+TOKEN_RE = re.compile(f"{_LETTER}+(?:[{_MARKS}]+{_LETTER}*)*")
+_SPLIT_RE = re.compile(f"({TOKEN_RE.pattern})")
 SUBSTR_RE = re.compile(f"[{_SUBSTR_CHARS}]+")
 _JOIN_RE = re.compile(r"[\s\-\u2010\u2011\u2013\u2014'\u2019.&\u00b7]{1,4}")
 _LATIN_MARKS_RE = re.compile("[\u0300-\u036f]")
@@ -77,9 +79,14 @@ _NOT_SURNAMES = frozenset(
     "april may june july august september october november december dc d.c. "
     "montag dienstag mittwoch donnerstag freitag samstag sonntag".split()
 )
-_PRONOUN_BEFORE = frozenset(
+_PRONOUN_VERBS = frozenset(
     "let lets tell tells told join joins give gives gave help helps show shows contact "
-    "follow about with among email call calls beat beats".split()
+    "follow email call calls beat beats".split()
+)
+_PRONOUN_PREPOSITIONS = frozenset("about with among for to from against".split())
+_AFTER_PRONOUN = frozenset(
+    "to and the a an in on at for with now today all both again out up down off back "
+    "here there this that know what how why when as be".split()
 )
 
 
@@ -102,7 +109,8 @@ class Gazetteer:
     """The loaded data file; see ``load_gazetteer``."""
 
     words: dict[str, str]                         # key -> "code|mode|rule|case data"
-    first: dict[str, int]                         # first token key -> most tokens in a name
+    stems: frozenset[str]                         # proper token prefixes of multi-word names
+    heads: frozenset[str]                         # every token a name can start with
     subs: dict[str, tuple[str, ...]]              # CJK name -> (code, rule)
     sub_lengths: dict[str, tuple[int, ...]]       # first char -> name lengths, longest first
     abbr: dict[str, str]                          # one-character CJK abbreviation -> code
@@ -110,21 +118,24 @@ class Gazetteer:
     before: dict[str, frozenset[str]]
     after: dict[str, frozenset[str]]
     names: dict[tuple[str, str], str]             # (code, locale) -> display name
+    starts: re.Pattern[str]                       # any first character of a CJK name
 
 
 # ---------------------------------------------------------------- normalisation
 
 def fold(token: str) -> str:
-    """Case-fold a token and strip Latin accents ("Südkorea" -> "sudkorea")."""
-    folded = token.casefold()
-    if folded.isascii():
-        return folded
-    decomposed = unicodedata.normalize("NFD", folded)
+    """Lower-case a token and strip Latin accents ("Südkorea" -> "sudkorea")."""
+    lowered = token.lower()
+    return lowered if lowered.isascii() else _strip_accents(lowered)
+
+
+def _strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
     return unicodedata.normalize("NFC", _LATIN_MARKS_RE.sub("", decomposed))
 
 
 def tokens(text: str) -> list[Token]:
-    """Word tokens of ``text`` with offsets; CJK runs are tokens too (scanned apart)."""
+    """Word tokens of ``text`` (scripts written with spaces) with offsets and keys."""
     return [Token(m.start(), m.end(), m.group(), fold(m.group()))
             for m in TOKEN_RE.finditer(text)]
 
@@ -148,16 +159,22 @@ def load_gazetteer(path: Path = DATA_FILE) -> Gazetteer:
     subs = {name: tuple(value.split("|")) for name, value in data["subs"].items()}
     names = {(code, locale): name for code, by_locale in data["names"].items()
              for locale, name in by_locale.items()}
+    lengths = _lengths_by_first_char(subs)
+    starts = re.compile("[" + re.escape("".join(sorted(set(lengths) | set(data["abbr"]))))
+                        + "]")
     return Gazetteer(
         words=data["words"],
-        first=data["first"],
+        stems=frozenset(data["stems"]),
+        heads=frozenset(k for k in data["words"] if " " not in k).union(
+            k for k in data["stems"] if " " not in k),
         subs=subs,
-        sub_lengths=_lengths_by_first_char(subs),
+        sub_lengths=lengths,
         abbr=data["abbr"],
         follow=frozenset(data["follow"]),
         before={char: frozenset(chars) for char, chars in data["before"].items()},
         after={char: frozenset(chars) for char, chars in data["after"].items()},
         names=names,
+        starts=starts,
     )
 
 
@@ -182,9 +199,12 @@ def extract_countries(title: str, text: str) -> list[Mention]:
     Spans are offsets into ``title + "\\n" + text``; each country counts once per mention.
     """
     full = f"{title}\n{text}"
-    hits = _doc_rules(_scan(full, gazetteer()))
+    gz = gazetteer()
+    hits = _scan_words(full, gz)
+    if not full.isascii():
+        hits += _scan_unspaced(full, gz)
     spans: dict[str, list[tuple[int, int]]] = {}
-    for hit in hits:
+    for hit in _doc_rules(hits):
         if hit.code:
             spans.setdefault(hit.code, []).append((hit.start, hit.end))
     return [Mention(code, len(found), tuple(sorted(found)))
@@ -202,77 +222,97 @@ def country_name(code: str, locale: str = "en") -> str:
     return code.upper()
 
 
-# ---------------------------------------------------------------- scanning
+# ---------------------------------------------------------------- scripts written with spaces
 
-def _scan(full: str, gz: Gazetteer) -> list[Hit]:
-    toks = tokens(full)
+class _Words:
+    """Tokens of one text as parallel lists, cut and folded by C-level str and re calls."""
+
+    def __init__(self, full: str) -> None:
+        self.full = full
+        parts = _SPLIT_RE.split(full)          # separator, token, separator, token, ...
+        self.texts = parts[1::2]
+        self.ends = list(accumulate(map(len, parts)))
+        keys = list(map(str.lower, self.texts))
+        if not full.isascii():
+            keys = [k if k.isascii() else _strip_accents(k) for k in keys]
+        self.keys = keys
+
+    def span(self, i: int) -> tuple[int, int]:
+        return self.ends[2 * i], self.ends[2 * i + 1]
+
+    def gap(self, i: int) -> str:
+        """The characters between token i and token i + 1."""
+        return self.full[self.ends[2 * i + 1]:self.ends[2 * i + 2]]
+
+
+def _scan_words(full: str, gz: Gazetteer) -> list[Hit]:
+    words = _Words(full)
+    hot = gz.heads.intersection(words.keys)
+    if not hot:
+        return []
     hits: list[Hit] = []
-    i = 0
-    while i < len(toks):
-        tok = toks[i]
-        if not tok.text.isascii() and _CJK_RE.search(tok.text):
-            hits.extend(_scan_substrings(full, tok, gz))
-            i += 1
+    resume = 0
+    for i in [i for i, key in enumerate(words.keys) if key in hot]:
+        if i < resume:
             continue
-        size = gz.first.get(tok.key)
-        found = _longest_name(full, toks, i, size, gz) if size else None
+        found = _longest_name(words, i, gz)
         if found is None:
-            i += 1
             continue
         end, (code, _mode, rule, _case) = found
-        if not _local_rule_rejects(rule, full, toks, i, end):
-            hits.append(Hit(tok.start, toks[end - 1].end, code, rule))
-        i = end
+        if not _local_rule_rejects(rule, words, i, end, gz):
+            hits.append(Hit(words.span(i)[0], words.span(end - 1)[1], code, rule))
+        resume = end
     return hits
 
 
-def _longest_name(full: str, toks: list[Token], i: int, size: int, gz: Gazetteer):
-    """(end token index, entry) of the longest name starting at token i, or None."""
-    limit = min(size, len(toks) - i)
-    joined = 1
-    while joined < limit and _JOIN_RE.fullmatch(full, toks[i + joined - 1].end,
-                                                toks[i + joined].start):
-        joined += 1
-    for n in range(joined, 0, -1):
-        key = " ".join(t.key for t in toks[i:i + n]) if n > 1 else toks[i].key
-        packed = gz.words.get(key)
+def _longest_name(words: _Words, i: int, gz: Gazetteer):
+    """(end token index, entry fields) of the longest name starting at token i, or None."""
+    key = words.keys[i]
+    keys = [key]
+    j = i
+    while key in gz.stems and j + 1 < len(words.keys) and _JOIN_RE.fullmatch(words.gap(j)):
+        key = f"{key} {words.keys[j + 1]}"
+        if key not in gz.stems and key not in gz.words:
+            break
+        keys.append(key)
+        j += 1
+    for n in range(len(keys), 0, -1):
+        packed = gz.words.get(keys[n - 1])
         if packed:
             entry = packed.split("|")
-            if _case_ok(entry, toks[i:i + n]):
+            if _case_ok(entry, words.texts[i:i + n]):
                 return i + n, entry
     return None
 
 
-def _case_ok(entry: list[str], toks: list[Token]) -> bool:
+def _case_ok(entry: list[str], texts: list[str]) -> bool:
     mode, case = entry[1], entry[3]
     if mode == "a":
         return True
     if mode == "e":
-        return " ".join(t.text for t in toks) == case
-    return all(t.text[0].isupper() for t, flag in zip(toks, case) if flag == "1")
+        return " ".join(texts) == case
+    return all(t[0].isupper() for t, flag in zip(texts, case) if flag == "1")
 
 
 # ---------------------------------------------------------------- CJK and other unspaced scripts
 
-def _scan_substrings(full: str, tok: Token, gz: Gazetteer) -> list[Hit]:
+def _scan_unspaced(full: str, gz: Gazetteer) -> list[Hit]:
     hits: list[Hit] = []
-    for run in SUBSTR_RE.finditer(tok.text):
-        pos, stop = tok.start + run.start(), tok.start + run.end()
-        while pos < stop:
-            found = _substring_at(full, pos, stop, gz) or _compound_at(full, pos, stop, gz)
-            if found:
-                hits.extend(found)
-                pos = found[-1].end
-            else:
-                pos += 1
+    resume = 0
+    for candidate in gz.starts.finditer(full):
+        pos = candidate.start()
+        if pos < resume:
+            continue
+        found = _substring_at(full, pos, gz) or _compound_at(full, pos, gz)
+        if found:
+            hits.extend(found)
+            resume = found[-1].end
     return hits
 
 
-def _substring_at(full: str, pos: int, stop: int, gz: Gazetteer) -> list[Hit] | None:
+def _substring_at(full: str, pos: int, gz: Gazetteer) -> list[Hit] | None:
     for length in gz.sub_lengths.get(full[pos], ()):
         end = pos + length
-        if end > stop:
-            continue
         entry = gz.subs.get(full[pos:end])
         if entry and _guards_ok(full, pos, end, gz):
             return [Hit(pos, end, entry[0], entry[1])]
@@ -289,17 +329,17 @@ def _guards_ok(full: str, start: int, end: int, gz: Gazetteer) -> bool:
     return not (nxt and nxt in gz.after.get(full[end - 1], ()))
 
 
-def _compound_at(full: str, pos: int, stop: int, gz: Gazetteer) -> list[Hit] | None:
+def _compound_at(full: str, pos: int, gz: Gazetteer) -> list[Hit] | None:
     """Two to four one-character abbreviations in a row: 中美, 日米豪印, 한미."""
     if full[pos] not in gz.abbr:
         return None
     hangul = bool(_HANGUL_RE.match(full[pos]))
     end = pos
-    while (end < stop and end - pos < 4 and full[end] in gz.abbr
+    while (end < len(full) and end - pos < 4 and full[end] in gz.abbr
            and bool(_HANGUL_RE.match(full[end])) == hangul):
         end += 1
-    while end - pos >= 2 and not hangul and pos > 0 and full[pos - 1] in gz.before.get(
-            full[pos], ()):
+    while (end - pos >= 2 and not hangul and pos > 0
+           and full[pos - 1] in gz.before.get(full[pos], ())):
         pos += 1
     if end - pos < 2 or not _compound_follow_ok(full, pos, end, hangul, gz):
         return None
@@ -318,46 +358,54 @@ def _compound_follow_ok(full: str, pos: int, end: int, hangul: bool, gz: Gazette
 
 # ---------------------------------------------------------------- context rules
 
-def _local_rule_rejects(rule: str, full: str, toks: list[Token], i: int, end: int) -> bool:
+def _local_rule_rejects(rule: str, words: _Words, i: int, end: int, gz: Gazetteer) -> bool:
     if rule in ("person", "georgia"):
-        return _looks_like_person(full, toks, i, end)
+        return _looks_like_person(words, i, end, gz)
     if rule == "us-caps":
-        return _pronoun_us(full, toks, i)
+        return _pronoun_us(words, i)
     return False
 
 
-def _looks_like_person(full: str, toks: list[Token], i: int, end: int) -> bool:
+def _looks_like_person(words: _Words, i: int, end: int, gz: Gazetteer) -> bool:
     """"Chad Smith", "Washington Post": a capitalised word follows after one space."""
-    if end >= len(toks) or full[toks[end - 1].end:toks[end].start] != " ":
+    if end >= len(words.keys) or words.gap(end - 1) != " ":
         return False
-    nxt = toks[end]
-    if not nxt.text[0].isupper() or nxt.text.isupper() or nxt.key in _NOT_SURNAMES:
+    nxt, key = words.texts[end], words.keys[end]
+    if not nxt[0].isupper() or nxt.isupper() or key in _NOT_SURNAMES or key in gz.words:
         return False
-    if nxt.key in gazetteer().first:
-        return False
-    return not _title_case_line(full, toks, i, end)
+    return not _title_case_line(words, i, end)
 
 
-def _title_case_line(full: str, toks: list[Token], i: int, end: int) -> bool:
+def _line_bounds(full: str, pos: int) -> tuple[int, int]:
+    start = full.rfind("\n", 0, pos) + 1
+    stop = full.find("\n", pos)
+    return start, len(full) if stop < 0 else stop
+
+
+def _title_case_line(words: _Words, i: int, end: int) -> bool:
     """Most other words of four letters or more in this line are capitalised."""
-    start = full.rfind("\n", 0, toks[i].start) + 1
-    stop = full.find("\n", toks[i].start)
-    stop = len(full) if stop < 0 else stop
-    skip = range(toks[i].start, toks[min(end, len(toks) - 1)].end)
-    words = [m.group() for m in TOKEN_RE.finditer(full, start, stop)
-             if len(m.group()) >= 4 and m.start() not in skip]
-    capitalised = sum(1 for w in words if w[0].isupper())
-    return len(words) >= 3 and capitalised >= 0.8 * len(words)
+    start, stop = _line_bounds(words.full, words.span(i)[0])
+    skip = range(words.span(i)[0], words.span(end)[1])
+    others = [m.group() for m in TOKEN_RE.finditer(words.full, start, stop)
+              if len(m.group()) >= 4 and m.start() not in skip]
+    capitalised = sum(1 for w in others if w[0].isupper())
+    return len(others) >= 3 and capitalised >= 0.8 * len(others)
 
 
-def _pronoun_us(full: str, toks: list[Token], i: int) -> bool:
-    """"LET US", "JOIN US" in an all-caps line: the pronoun, not the country."""
-    start = full.rfind("\n", 0, toks[i].start) + 1
-    end = full.find("\n", toks[i].start)
-    line = full[start:end if end >= 0 else len(full)]
-    if not line.isupper() or i == 0:
+def _pronoun_us(words: _Words, i: int) -> bool:
+    """"LET US", "JOIN US TODAY" in an all-caps line: the pronoun, not the country.
+
+    After a verb such as LET or JOIN it is always the pronoun; after a preposition
+    (ABOUT, WITH) only when no noun follows ("ABOUT US TARIFFS" is the country).
+    """
+    start, stop = _line_bounds(words.full, words.span(i)[0])
+    if i == 0 or not words.full[start:stop].isupper():
         return False
-    return toks[i - 1].key in _PRONOUN_BEFORE
+    before = words.keys[i - 1]
+    if before in _PRONOUN_VERBS:
+        return True
+    after = words.keys[i + 1] if i + 1 < len(words.keys) else ""
+    return before in _PRONOUN_PREPOSITIONS and (not after or after in _AFTER_PRONOUN)
 
 
 def _doc_rules(hits: list[Hit]) -> list[Hit]:

@@ -73,6 +73,10 @@ def _period_end(day: str, now: datetime, config) -> datetime:
     return min(now, scheduled.astimezone(now.tzinfo)) if day != local_date(now, config) else now
 
 
+def _clusters(articles) -> dict[int, int]:
+    return cluster([a.id for a in articles], [(a.title, a.text) for a in articles])
+
+
 class DigestJob:
     def __init__(self, store, config, mailer: Mailer | None = None, *, config_file: str = "",
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -112,15 +116,11 @@ class DigestJob:
 
     def _create(self, day: str, now: datetime) -> DigestRecord:
         end = _period_end(day, now, self.config)
-        start = self.store.last_digest_end() or end - timedelta(hours=24)
-        articles = self.store.digest_candidates(start, end)
-        clusters = cluster([a.id for a in articles], [(a.title, a.text) for a in articles])
-        send = bool(articles) or self.config.digest.send_when_empty
-        recipients = self.config.digest.recipients if send else ()
-        record = self.store.create_digest(day, start, end, [a.id for a in articles], recipients,
-                                          clusters, now)
-        log.info("digest %s: %d articles in %d stories for %d recipients", day, len(articles),
-                 len(set(clusters.values())), len(recipients))
+        record = self.store.open_digest(day, end, end - timedelta(hours=24),
+                                        self.config.digest.recipients,
+                                        self.config.digest.send_when_empty, _clusters, now)
+        log.info("digest %s: %d articles for %d recipients", day, len(record.article_ids),
+                 len(record.deliveries))
         return record
 
     def _mark_interrupted(self, record: DigestRecord) -> None:
@@ -150,8 +150,7 @@ class DigestJob:
         end = _period_end(day, now, self.config)
         start = self.store.last_digest_end() or end - timedelta(hours=24)
         articles = self.store.digest_candidates(start, end)
-        clusters = cluster([a.id for a in articles], [(a.title, a.text) for a in articles])
-        return self._render(articles, clusters, day, start, end, now)[1]
+        return self._render(articles, _clusters(articles), day, start, end, now)[1]
 
     def _render(self, articles, clusters, day, start, end, now) -> tuple[str, str, str]:
         unhealthy = [h for h in self.store.feed_health(now, self.config.poll.broken_after_errors)
@@ -169,8 +168,10 @@ class DigestJob:
         for delivery in due:
             message = build_message(sender=self.config.digest.sender, recipient=delivery.recipient,
                                     subject=line, html=html, text=text, when=now)
-            self.store.set_delivery(record, delivery.recipient, status="sending",
-                                    message_id=message["Message-ID"], attempts=delivery.attempts + 1)
+            if not self.store.claim_delivery(record, delivery.recipient,
+                                             message_id=message["Message-ID"],
+                                             attempts=delivery.attempts + 1):
+                continue                      # another process is sending this one
             try:
                 self.mailer.send(message, delivery.recipient)
             except DeliveryError as exc:

@@ -403,19 +403,19 @@ def build(names: dict[str, dict[str, str]], alias_text: str, header: str) -> str
     table = parse_aliases(alias_text)
     merged = cldr_entries(names, table.deny)
     merged.update(table.entries)
-    words, first, subs = {}, {}, {}
+    words, stems, subs = {}, set(), {}
     for key, e in merged.items():
         if e.mode == "s":
             subs[key] = f"{e.code}|{e.rule}"
             continue
         words[key] = f"{e.code}|{e.mode}|{e.rule}|{e.case}"
-        head, size = key.split(" ")[0], key.count(" ") + 1
-        first[head] = max(first.get(head, 0), size)
+        parts = key.split(" ")
+        stems.update(" ".join(parts[:n]) for n in range(1, len(parts)))
     display: dict[str, dict[str, str]] = {}
     for locale in DISPLAY_LOCALES:
         for code, name in names.get(locale, {}).items():
             display.setdefault(code, {})[locale] = name
-    data = {"header": header, "words": words, "first": first, "subs": subs,
+    data = {"header": header, "words": words, "stems": sorted(stems), "subs": subs,
             "abbr": table.abbr, "follow": table.follow, "before": table.before,
             "after": table.after, "names": display}
     return json.dumps(data, ensure_ascii=False, indent=0, sort_keys=True) + "\n"

@@ -48,35 +48,17 @@ class KeywordMatch:
 
 
 @dataclass(frozen=True)
-class _Rule:
-    """One config entry and its compiled regex. Phrases are searched in the lower-cased
-    article (a plain literal prefix: fast); ``re:`` entries case-insensitively in the
-    article as it is."""
-
-    entry: str
-    pattern: re.Pattern[str]
-    raw: bool
-
-    def search(self, doc: str, lowered: str) -> bool:
-        return self.pattern.search(doc if self.raw else lowered) is not None
-
-
-@dataclass(frozen=True)
-class _PhraseList:
-    """The rules of one config list, in config order."""
-
-    rules: tuple[_Rule, ...]
-
-    def find(self, doc: str, lowered: str) -> tuple[str, ...]:
-        found = (r.entry for r in self.rules if r.search(doc, lowered))
-        return tuple(dict.fromkeys(found))
-
-
-@dataclass(frozen=True)
 class KeywordRules:
-    """Compiled keyword rules; build with ``compile`` or ``empty``."""
+    """Compiled keyword rules; build with ``compile`` or ``empty``.
 
-    lists: dict[str, _PhraseList]
+    Phrases of all lists share one ``PhraseIndex``; ``re:`` entries are searched one by
+    one, case-insensitively, in the article as it is.
+    """
+
+    entries: dict[str, tuple[str, ...]]
+    index: PhraseIndex
+    ids: dict[str, tuple[int | None, ...]]            # per list: phrase id of each entry
+    raw: dict[str, tuple[re.Pattern[str] | None, ...]]  # per list: regex of each re: entry
 
     @classmethod
     def compile(cls, spec: Mapping[str, Sequence[str]]) -> KeywordRules:
@@ -86,7 +68,13 @@ class KeywordRules:
             if key not in KEYS:
                 raise ConfigError(
                     f"keywords.{key}: unknown key (expected one of {', '.join(KEYS)})")
-        return cls({key: _compile_list(key, spec.get(key, ())) for key in KEYS})
+        entries = {key: _entries(key, spec.get(key, ())) for key in KEYS}
+        phrases = [(f"keywords.{key}[{i}]", e) for key in KEYS
+                   for i, e in enumerate(entries[key]) if not e.startswith("re:")]
+        ids, raw, n = {}, {}, 0
+        for key in KEYS:
+            ids[key], raw[key], n = _number(key, entries[key], n)
+        return cls(entries, PhraseIndex.build(phrases), ids, raw)
 
     @classmethod
     def empty(cls) -> KeywordRules:
@@ -94,12 +82,18 @@ class KeywordRules:
 
     def match(self, title: str, text: str) -> KeywordMatch:
         doc = f"{title or ''}\n{text or ''}"
-        lowered = normalise(doc)
-        hits = {t: found for t in TOPICS if (found := self.lists[t].find(doc, lowered))}
-        return KeywordMatch(hits=hits, muted=self.lists[MUTE].find(doc, lowered))
+        found = self.index.find(normalise(doc))
+        hits = {t: phrases for t in TOPICS if (phrases := self._hits(t, doc, found))}
+        return KeywordMatch(hits=hits, muted=self._hits(MUTE, doc, found))
+
+    def _hits(self, key: str, doc: str, found: set[int]) -> tuple[str, ...]:
+        matched = (entry for entry, i, pattern in
+                   zip(self.entries[key], self.ids[key], self.raw[key])
+                   if (i in found if pattern is None else pattern.search(doc)))
+        return tuple(dict.fromkeys(matched))
 
     def __len__(self) -> int:
-        return sum(len(lst.rules) for lst in self.lists.values())
+        return sum(map(len, self.entries.values()))
 
 
 def normalise(text: str) -> str:
@@ -107,22 +101,31 @@ def normalise(text: str) -> str:
     return text.lower().replace("\u2019", "'")
 
 
-def _compile_list(key: str, entries: object) -> _PhraseList:
+def _entries(key: str, entries: object) -> tuple[str, ...]:
+    """The entries of one list after checking them (regexes compile later, in _number)."""
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
         raise ConfigError(
             f"keywords.{key}: expected a list of strings, got {_type_name(entries)}")
-    return _PhraseList(tuple(_rule(f"keywords.{key}[{i}]", e) for i, e in enumerate(entries)))
+    for i, entry in enumerate(entries):
+        path = f"keywords.{key}[{i}]"
+        if not isinstance(entry, str):
+            raise ConfigError(f"{path}: expected a string, got {_type_name(entry)}")
+        if not entry.strip():
+            raise ConfigError(f"{path}: empty phrase")
+    return tuple(entries)
 
 
-def _rule(path: str, entry: object) -> _Rule:
-    """The compiled rule for one config entry; raises ConfigError naming ``path``."""
-    if not isinstance(entry, str):
-        raise ConfigError(f"{path}: expected a string, got {_type_name(entry)}")
-    if not entry.strip():
-        raise ConfigError(f"{path}: empty phrase")
-    if entry.startswith("re:"):
-        return _Rule(entry, _raw_regex(path, entry[3:]), raw=True)
-    return _Rule(entry, re.compile(phrase_regex(path, entry)), raw=False)
+def _number(key: str, entries: Sequence[str], start: int
+            ) -> tuple[tuple[int | None, ...], tuple[re.Pattern[str] | None, ...], int]:
+    """Phrase ids (counting on from ``start``) and compiled ``re:`` entries of one list."""
+    ids: list[int | None] = []
+    raw: list[re.Pattern[str] | None] = []
+    for i, entry in enumerate(entries):
+        is_raw = entry.startswith("re:")
+        raw.append(_raw_regex(f"keywords.{key}[{i}]", entry[3:]) if is_raw else None)
+        ids.append(None if is_raw else start)
+        start += 0 if is_raw else 1
+    return tuple(ids), tuple(raw), start
 
 
 def _raw_regex(path: str, source: str) -> re.Pattern[str]:
@@ -156,6 +159,11 @@ def phrase_regex(path: str, phrase: str) -> str:
     return body + tail
 
 
+def phrase_pattern(path: str, phrase: str) -> re.Pattern[str]:
+    """A compiled phrase, to be searched in ``normalise``d text."""
+    return re.compile(phrase_regex(path, phrase))
+
+
 def _check_word(path: str, phrase: str, word: str) -> None:
     stem = word[:-1] if word.endswith("*") else word
     if not stem or "*" in stem:
@@ -166,6 +174,94 @@ def _check_word(path: str, phrase: str, word: str) -> None:
 def _word_regex(word: str) -> str:
     stem = word[:-1] if word.endswith("*") else word
     return re.escape(stem) + ("\\w*" if word.endswith("*") else "")
+
+
+class PhraseIndex:
+    """Finds which of many phrases occur in a ``normalise``d text, with the same result as
+    searching each ``phrase_regex`` but much faster: the text is split into words once, and
+    each distinct word is looked up once (and cached) against the single-word phrases
+    (exact words and ``stem*``s). Phrases in scripts without spaces are substring checks,
+    made only when the text has such characters; multi-word phrases and words with other
+    characters ("u.s.") are searched as regexes. ``infix`` entries (``*part*``, allowed
+    only when ``build`` is asked to) find that part anywhere inside a word.
+    """
+
+    CACHE_SIZE = 200_000
+
+    def __init__(self) -> None:
+        self.exact: dict[str, list[int]] = {}
+        self.stems: dict[str, list[int]] = {}
+        self.infixes: list[tuple[str, int]] = []
+        self.unspaced: list[tuple[str, int]] = []
+        self.regexes: list[tuple[re.Pattern[str], int]] = []
+        self.stem_lengths: tuple[int, ...] = ()
+        self._cache: dict[str, tuple[int, ...]] = {}
+
+    @classmethod
+    def build(cls, phrases: Sequence[tuple[str, str]], *, infix: bool = False
+              ) -> PhraseIndex:
+        """An index of ``(path, phrase)`` pairs; phrase ``i`` is reported as ``i``."""
+        index = cls()
+        for number, (path, phrase) in enumerate(phrases):
+            index._add(number, path, phrase, infix)
+        index.stem_lengths = tuple(sorted({len(stem) for stem in index.stems}))
+        return index
+
+    def _add(self, number: int, path: str, phrase: str, infix: bool) -> None:
+        lowered = normalise(phrase).strip()
+        if infix and len(lowered) > 2 and lowered[0] == lowered[-1] == "*":
+            self.infixes.append((_checked_part(path, lowered[1:-1]), number))
+            return
+        words = lowered.replace("-", " ").split()
+        stem = words[0].rstrip("*") if len(words) == 1 else ""
+        if stem and _WORD.fullmatch(stem) and words[0].count("*") <= 1:
+            self._add_word(number, stem, words[0].endswith("*"))
+        else:
+            self.regexes.append((phrase_pattern(path, phrase), number))
+
+    def _add_word(self, number: int, stem: str, star: bool) -> None:
+        if all(map(is_unspaced, stem)):
+            self.unspaced.append((stem, number))
+        elif any(map(is_unspaced, stem)):
+            self.regexes.append((re.compile(phrase_regex("", stem + "*" * star)), number))
+        else:
+            (self.stems if star else self.exact).setdefault(stem, []).append(number)
+
+    def find(self, lowered: str) -> set[int]:
+        """Numbers of the phrases that occur in ``lowered`` (a ``normalise``d text)."""
+        found: set[int] = set()
+        cache = self._cache
+        for word in set(_WORD.findall(lowered)):
+            numbers = cache.get(word)
+            if numbers is None:
+                numbers = self._word_numbers(word)
+            found.update(numbers)
+        if self.unspaced and _UNSPACED_SEARCH.search(lowered):
+            found.update(n for part, n in self.unspaced if part in lowered)
+        found.update(n for pattern, n in self.regexes
+                     if n not in found and pattern.search(lowered))
+        return found
+
+    def _word_numbers(self, word: str) -> tuple[int, ...]:
+        numbers = list(self.exact.get(word, ()))
+        for length in self.stem_lengths:
+            if length > len(word):
+                break
+            numbers.extend(self.stems.get(word[:length], ()))
+        numbers.extend(n for part, n in self.infixes if part in word)
+        if len(self._cache) >= self.CACHE_SIZE:
+            self._cache.clear()
+        self._cache[word] = result = tuple(numbers)
+        return result
+
+
+def _checked_part(path: str, part: str) -> str:
+    if not _WORD.fullmatch(part):
+        raise ConfigError(f"{path}: an infix must be letters only, got {part!r}")
+    return part
+
+
+_WORD = re.compile(r"\w+")
 
 
 # Scripts whose words are not separated by spaces, plus Hangul (particles attach to the
@@ -200,3 +296,7 @@ def _spaced_letter(char: str) -> bool:
 
 def _type_name(value: object) -> str:
     return type(value).__name__
+
+
+_UNSPACED_SEARCH = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}"
+                                            for lo, hi in _UNSPACED_RANGES) + "]")

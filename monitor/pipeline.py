@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -78,39 +81,63 @@ class Poller:
         self.analyze = analyze
         self.clock = clock
         self.stop = stop or threading.Event()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def run_cycle(self, include_all: bool = False) -> CycleReport:
         started = time.monotonic()
-        feeds = self.store.due_feeds(self.clock(), include_all=include_all)
-        report = CycleReport()
-        if feeds:
-            report.feeds = asyncio.run(self._poll_all(feeds))
+        report = CycleReport(feeds=asyncio.run(self._poll_all(include_all)))
         report.duration = time.monotonic() - started
         return report
 
-    async def _poll_all(self, feeds: list[FeedState]) -> list[FeedReport]:
+    def _claim(self, count: int, include_all: bool, seen: list[int]) -> list[FeedState]:
+        poll = self.config.poll
+        return self.store.claim_due_feeds(self.clock(), self.owner, poll.lease_seconds, count,
+                                          include_all=include_all, exclude=seen)
+
+    async def _poll_all(self, include_all: bool) -> list[FeedReport]:
+        """Claim due feeds in batches and keep up to ``batch`` of them in flight; when half
+        are done, claim more. Several pollers on one database share the work this way."""
         settings = FetchSettings.from_config(self.config.poll)
+        batch = max(16, settings.concurrency * 4)
+        loop = asyncio.get_running_loop()
+        reports: list[FeedReport] = []
+        seen: list[int] = []
+        pending: set[asyncio.Task] = set()
+        exhausted = False
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-store") as writer:
             async with Fetcher(settings) as fetcher:
-                tasks = [asyncio.create_task(self._poll_one(fetcher, writer, f)) for f in feeds]
-                watcher = asyncio.create_task(self._cancel_on_stop(tasks))
-                results = await asyncio.gather(*tasks, return_exceptions=True)
-                watcher.cancel()
-        reports = []
-        for feed, result in zip(feeds, results):
-            if isinstance(result, asyncio.CancelledError):
-                result = FeedReport(feed.name, feed.url, "skipped")
-            elif isinstance(result, BaseException):
-                raise result
-            reports.append(result)
+                while True:
+                    if not exhausted and not self.stop.is_set() and len(pending) <= batch // 2:
+                        feeds = await loop.run_in_executor(
+                            writer, self._claim, batch - len(pending), include_all, seen)
+                        exhausted = not feeds
+                        seen.extend(f.id for f in feeds)
+                        pending.update(asyncio.create_task(self._poll_one(fetcher, writer, f))
+                                       for f in feeds)
+                    if not pending:
+                        break
+                    done, pending = await asyncio.wait(pending, timeout=0.2,
+                                                       return_when=asyncio.FIRST_COMPLETED)
+                    reports.extend(task.result() for task in done)
+                    if self.stop.is_set():
+                        reports.extend(await self._abandon(pending))
+                        pending = set()
+        self._release()
         return reports
 
-    async def _cancel_on_stop(self, tasks: list[asyncio.Task]) -> None:
-        """On stop, abandon fetches in flight; a feed being stored finishes its transaction."""
-        while not self.stop.is_set():
-            await asyncio.sleep(0.1)
+    def _release(self) -> None:
+        """Give back leases of feeds not stored (skipped on stop, or the store was locked)."""
+        try:
+            self.store.release_claims(self.owner)
+        except StorageError as exc:
+            log.warning("could not release feed claims (they expire by themselves): %s", exc)
+
+    async def _abandon(self, tasks: set[asyncio.Task]) -> list[FeedReport]:
+        """On stop, fetches in flight are cancelled; a feed being stored finishes first."""
         for task in tasks:
             task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return [r for r in results if isinstance(r, FeedReport)]
 
     async def _poll_one(self, fetcher: Fetcher, writer, feed: FeedState) -> FeedReport:
         if self.stop.is_set():

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import sys
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,13 +28,43 @@ def feed_file():
     return lambda name: (FEEDS / name).read_bytes()
 
 
+PG_ADMIN = os.environ.get("MONITOR_TEST_PG_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh, empty store URL on each engine: a SQLite file, or a new PostgreSQL database
+    in the throwaway cluster that .ci/pg starts (skipped when there is none)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+        return
+    if not PG_ADMIN:
+        pytest.skip("PostgreSQL not available: eval \"$(.ci/pg start)\" sets MONITOR_TEST_PG_URL")
+    from sqlalchemy import create_engine, make_url, text
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
 @pytest.fixture
-def make_config(tmp_path):
+def sqlite_only(store_url):
+    if not store_url.startswith("sqlite"):
+        pytest.skip("SQLite-specific")
+
+
+@pytest.fixture
+def make_config(tmp_path, store_url):
     """Build a validated Config for a temp store, with the given feeds and overrides."""
     from monitor.config import parse_config
 
     def build(feeds=(), **sections):
-        data = {"store": {"url": f"sqlite:///{tmp_path / 'monitor.db'}"},
+        data = {"store": {"url": store_url},
                 "poll": {"contact_url": "http://127.0.0.1/contact", "connect_timeout_seconds": 2,
                          "read_timeout_seconds": 3},
                 "digest": {"outbox_dir": str(tmp_path / "outbox"), "recipients": ["a@example.org"]},

@@ -31,8 +31,8 @@ def config(tmp_path, smtp=None, **digest):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = fill(f"sqlite:///{tmp_path / 'm.db'}")
+def store(store_url):
+    s = fill(store_url)
     yield s
     s.close()
 

@@ -180,7 +180,10 @@ def test_only_due_feeds_are_polled(feed_server, feed_file, run):
     assert len(report.feeds) == 1
 
 
-def test_locked_store_loses_nothing_and_retries(feed_server, feed_file, run, make_config, tmp_path):
+def test_locked_store_loses_nothing_and_retries(feed_server, feed_file, run, make_config, tmp_path,
+                                                 sqlite_only):
+    from monitor.exceptions import StorageError
+
     url = feed_server.add("/rss", feed_file("rss2.xml"))
     config = make_config([("rss", url)], store={"busy_timeout_seconds": 0.5})
     clock = Clock()
@@ -188,13 +191,33 @@ def test_locked_store_loses_nothing_and_retries(feed_server, feed_file, run, mak
     db = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None)
     db.execute("BEGIN IMMEDIATE")          # an analyst's long write transaction
     try:
-        report = Poller(store, config, clock=clock).run_cycle(include_all=True)
+        with pytest.raises(StorageError, match="locked by another writer"):
+            Poller(store, config, clock=clock).run_cycle(include_all=True)
     finally:
         db.execute("ROLLBACK")
         db.close()
-    f = by_name(report)
-    assert f["rss"].status == "error" and "locked" in f["rss"].error
     assert store.count_articles() == 0 and store.due_feeds(clock()) != []   # retried next cycle
     report = Poller(store, config, clock=clock).run_cycle()
     assert by_name(report)["rss"].new == 3 and store.count_articles() == 3
+    store.close()
+
+
+def test_lock_taken_mid_cycle_loses_nothing(feed_server, feed_file, make_config, tmp_path, sqlite_only):
+    """The lock arrives after the claim: the feed's write fails, its claim is given back
+    at the end of the cycle, and the next cycle stores everything."""
+    url = feed_server.add("/rss", feed_file("rss2.xml"), delay=1.0)
+    config = make_config([("rss", url)], store={"busy_timeout_seconds": 0.3})
+    clock = Clock()
+    store = open_configured_store(config, clock())
+    db = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None, check_same_thread=False)
+    timer = threading.Timer(0.3, lambda: db.execute("BEGIN IMMEDIATE"))
+    timer.start()
+    release = threading.Timer(1.6, lambda: db.execute("ROLLBACK"))
+    release.start()
+    report = Poller(store, config, clock=clock).run_cycle()
+    release.join()
+    assert by_name(report)["rss"].status == "error" and "locked" in by_name(report)["rss"].error
+    report = Poller(store, config, clock=clock).run_cycle()
+    assert by_name(report)["rss"].new == 3 and store.count_articles() == 3
+    db.close()
     store.close()

@@ -22,8 +22,13 @@ def article(key="k1", title="Gallium curbs", text="Beijing adds licences.", publ
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = open_store(f"sqlite:///{tmp_path / 'sub' / 'm.db'}")
+def url(store_url, tmp_path):
+    return store_url.replace(str(tmp_path / "monitor.db"), str(tmp_path / "sub" / "m.db"))
+
+
+@pytest.fixture
+def store(url):
+    s = open_store(url)
     s.sync_feeds([FeedCfg("one", "https://one.example/f")], utc(2025, 1, 1))
     yield s
     s.close()
@@ -33,7 +38,7 @@ def outcome(now):
     return FeedOutcome(polled_at=now, next_check_at=now + timedelta(hours=1), status=200, etag='"e"')
 
 
-def test_new_store_is_wal_with_schema_version_and_views(store, tmp_path):
+def test_new_store_is_wal_with_schema_version_and_views(store, tmp_path, sqlite_only):
     db = sqlite3.connect(tmp_path / "sub" / "m.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == LATEST
@@ -41,22 +46,29 @@ def test_new_store_is_wal_with_schema_version_and_views(store, tmp_path):
     assert views == {"flagged", "feed_health"}
 
 
-def test_reopen_keeps_data_and_does_not_remigrate(store, tmp_path):
+def sql(store, query):
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        return conn.execute(text(query)).fetchall()
+
+
+def test_reopen_keeps_data_and_does_not_remigrate(store, url):
     feed = store.due_feeds(utc(2025, 1, 1))[0]
     store.save_poll(feed, [ArticleWrite(article(), "en", None)], outcome(utc(2025, 1, 1)))
-    again = open_store(f"sqlite:///{tmp_path / 'sub' / 'm.db'}")
+    again = open_store(url)
     assert again.count_articles() == 1
-    db = sqlite3.connect(tmp_path / "sub" / "m.db")
-    assert db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+    assert sql(again, "SELECT count(*), max(version) FROM schema_version") == [(1, LATEST)]
     again.close()
 
 
-def test_newer_schema_is_refused(store, tmp_path):
-    db = sqlite3.connect(tmp_path / "sub" / "m.db")
-    db.execute("INSERT INTO schema_version VALUES (999, '2030-01-01 00:00:00')")
-    db.commit()
+def test_newer_schema_is_refused(store, url):
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO schema_version VALUES (999, '2030-01-01 00:00:00')"))
     with pytest.raises(StorageError, match="newer than this monitor knows"):
-        open_store(f"sqlite:///{tmp_path / 'sub' / 'm.db'}")
+        open_store(url)
 
 
 def test_datetimes_round_trip_as_aware_utc(store):
@@ -75,7 +87,7 @@ def test_naive_datetime_is_refused(store):
         store.save_poll(feed, [], outcome(datetime(2025, 6, 1, 9)))
 
 
-def test_same_key_updates_in_place_and_flagged_view(store, tmp_path):
+def test_same_key_updates_in_place_and_flagged_view(store):
     feed = store.due_feeds(utc(2025, 1, 1))[0]
     verdict = Verdict(flagged=True, topics=("export-controls",), score=0.93,
                       reasons=("classifier export-controls 0.93",), model_version="m1")
@@ -85,9 +97,10 @@ def test_same_key_updates_in_place_and_flagged_view(store, tmp_path):
     changed = ArticleWrite(article(text="Beijing adds licences for germanium too."), "en", verdict,
                            countries=(Mention("CN", 1),))
     assert store.save_poll(feed, [changed], outcome(utc(2025, 6, 2))) == (0, 1)
-    db = sqlite3.connect(tmp_path / "sub" / "m.db")
-    rows = db.execute("SELECT title, topics, countries, minerals, source FROM flagged").fetchall()
-    assert rows == [("Gallium curbs", "export-controls", "CN", None, "one")]
+    rows = sql(store, "SELECT title, topics, countries, minerals, source FROM flagged")
+    assert [tuple(r) for r in rows] == [("Gallium curbs", "export-controls", "CN", None, "one")]
+    health = sql(store, "SELECT name, health, articles FROM feed_health")
+    assert [tuple(r) for r in health] == [("one", "silent", 1)]    # nothing new since 2025
 
 
 def test_failed_transaction_stores_nothing(store):
@@ -108,6 +121,19 @@ def test_removed_feed_is_deactivated_and_keeps_articles(store):
     assert [f.name for f in store.due_feeds(utc(2030, 1, 1))] == ["two"]
     assert store.count_articles() == 1
     assert {h.name: h.active for h in store.feed_health(utc(2025, 6, 2))} == {"one": False, "two": True}
+
+
+def test_claims_lease_feeds_to_one_poller_until_stored_or_expired(store):
+    now = utc(2025, 6, 1)
+    store.sync_feeds([FeedCfg("one", "https://one.example/f"), FeedCfg("two", "https://two.example/f")], now)
+    first = store.claim_due_feeds(now, "a", 300, limit=10)
+    assert [f.name for f in first] == ["one", "two"]
+    assert store.claim_due_feeds(now, "b", 300, limit=10) == []
+    store.save_poll(first[0], [], outcome(now))           # storing releases the lease
+    later = now + timedelta(seconds=301)                 # "two"'s lease has expired
+    assert [f.name for f in store.claim_due_feeds(later, "b", 300, limit=10)] == ["two"]
+    store.release_claims("b")
+    assert [f.name for f in store.claim_due_feeds(later, "c", 300, limit=1)] == ["two"]
 
 
 def test_bad_url_and_missing_driver_are_clear(tmp_path):

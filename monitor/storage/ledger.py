@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from monitor.storage.tables import (
@@ -92,13 +92,24 @@ def get_digest(conn: Connection, digest_date: str) -> DigestRecord | None:
                         deliveries=_deliveries(conn, row.id), total_flagged=row.total_flagged)
 
 
-def create_digest(conn: Connection, digest_date: str, start: datetime, end: datetime,
-                  article_ids: Sequence[int], recipients: Sequence[str],
-                  clusters: Mapping[int, int], now: datetime) -> int:
-    """Claim the articles for this digest and open a pending delivery per recipient."""
-    digest_id = conn.execute(DIGEST.insert().values(
+DIGEST_LOCK = 7_246_117    # PostgreSQL advisory lock key for creating digests
+
+
+def lock_digests(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DIGEST_LOCK})
+
+
+def insert_digest(conn: Connection, digest_date: str, start: datetime, end: datetime,
+                  now: datetime) -> int:
+    return conn.execute(DIGEST.insert().values(
         digest_date=digest_date, period_start=start, period_end=end, created_at=now,
-        item_count=len(article_ids), total_flagged=len(article_ids))).inserted_primary_key[0]
+        item_count=0, total_flagged=0)).inserted_primary_key[0]
+
+
+def fill_digest(conn: Connection, digest_id: int, article_ids: Sequence[int],
+                recipients: Sequence[str], clusters: Mapping[int, int]) -> None:
+    """Claim the articles for this digest and open a pending delivery per recipient."""
     if article_ids:
         conn.execute(ITEM.insert(), [dict(digest_id=digest_id, article_id=a) for a in article_ids])
     if recipients:
@@ -106,7 +117,15 @@ def create_digest(conn: Connection, digest_date: str, start: datetime, end: date
                                               attempts=0) for r in recipients])
     for article_id, cluster_id in clusters.items():
         conn.execute(update(ARTICLE).where(ARTICLE.c.id == article_id).values(cluster_id=cluster_id))
-    return digest_id
+    conn.execute(update(DIGEST).where(DIGEST.c.id == digest_id).values(
+        item_count=len(article_ids), total_flagged=len(article_ids)))
+
+
+def claim_delivery(conn: Connection, digest_id: int, recipient: str, **values) -> bool:
+    result = conn.execute(update(DELIVERY).where(
+        DELIVERY.c.digest_id == digest_id, DELIVERY.c.recipient == recipient,
+        DELIVERY.c.status.in_(("pending", "retry"))).values(status="sending", **values))
+    return result.rowcount == 1
 
 
 def add_recipients(conn: Connection, digest_id: int, recipients: Sequence[str]) -> None:

@@ -130,8 +130,8 @@ class Store:
                 if url in existing:
                     conn.execute(update(FEED).where(FEED.c.url == url).values(**values))
                 else:
-                    conn.execute(FEED.insert().values(url=url, created_at=now,
-                                                      next_check_at=now, **values))
+                    conn.execute(_insert_ignore(conn, FEED, ["url"]).values(
+                        url=url, created_at=now, next_check_at=now, **values))
             gone = [u for u, r in existing.items() if u not in wanted and r.active]
             if gone:
                 conn.execute(update(FEED).where(FEED.c.url.in_(gone)).values(active=False))
@@ -142,6 +142,36 @@ class Store:
             query = query.where((FEED.c.next_check_at.is_(None)) | (FEED.c.next_check_at <= now))
         with self._begin() as conn:
             return [_feed_state(r) for r in conn.execute(query)]
+
+    def claim_due_feeds(self, now: datetime, owner: str, lease_seconds: float, limit: int,
+                        include_all: bool = False, exclude: Iterable[int] = ()) -> list[FeedState]:
+        """Lease up to ``limit`` due feeds to ``owner`` in one atomic statement.
+
+        A feed leased to another poller (claimed_until in the future) is skipped; on
+        PostgreSQL rows locked by a concurrent claim are skipped too (FOR UPDATE SKIP
+        LOCKED). Storing the feed's poll releases the lease; a poller that dies leaves it
+        to expire, after which another poller takes the feed.
+        """
+        free = FEED.c.active.is_(True) & (FEED.c.claimed_until.is_(None) | (FEED.c.claimed_until < now))
+        if not include_all:
+            free &= FEED.c.next_check_at.is_(None) | (FEED.c.next_check_at <= now)
+        exclude = list(exclude)
+        if exclude:
+            free &= FEED.c.id.not_in(exclude)
+        pick = (select(FEED.c.id).where(free).order_by(FEED.c.next_check_at, FEED.c.id)
+                .limit(limit).with_for_update(skip_locked=True))
+        claim = (update(FEED).where(FEED.c.id.in_(pick.scalar_subquery()))
+                 .values(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=owner)
+                 .returning(*FEED.c))
+        with self._begin() as conn:
+            rows = sorted(conn.execute(claim), key=lambda r: (r.next_check_at or now, r.id))
+        return [_feed_state(r) for r in rows]
+
+    def release_claims(self, owner: str) -> None:
+        """Give back every lease ``owner`` still holds (feeds skipped on shutdown)."""
+        with self._begin() as conn:
+            conn.execute(update(FEED).where(FEED.c.claimed_by == owner)
+                         .values(claimed_until=None, claimed_by=None))
 
     def feed_health(self, now: datetime, broken_after: int = 3) -> list[FeedHealth]:
         counts = (select(ARTICLE.c.feed_id, func.count().label("n"))
@@ -195,14 +225,34 @@ class Store:
         with self._begin() as conn:
             return ledger.get_digest(conn, digest_date)
 
-    def create_digest(self, digest_date: str, start: datetime, end: datetime,
-                      article_ids: Sequence[int], recipients: Sequence[str],
-                      clusters: dict[int, int], now: datetime) -> DigestRecord:
-        """Record a digest, claim its articles and open its deliveries, atomically."""
+    def open_digest(self, digest_date: str, end: datetime, default_start: datetime,
+                    recipients: Sequence[str], send_when_empty: bool, clusterer,
+                    now: datetime) -> DigestRecord:
+        """The digest of ``digest_date``: the existing one, or a new one that claims the
+        flagged articles of its period, in one transaction.
+
+        Serialised across processes (PostgreSQL: a transaction-level advisory lock; SQLite:
+        the digest row is written first, which takes the database's write lock), so N
+        services still make one digest per date and put each article in one digest.
+        ``clusterer(articles) -> {article id: cluster id}`` is pure.
+        """
         with self._begin() as conn:
-            ledger.create_digest(conn, digest_date, start, end, article_ids, recipients,
-                                 clusters, now)
+            ledger.lock_digests(conn)
+            found = ledger.get_digest(conn, digest_date)
+            if found is not None:
+                return found
+            start = ledger.last_period_end(conn) or default_start
+            digest_id = ledger.insert_digest(conn, digest_date, start, end, now)
+            articles = ledger.candidates(conn, start, end)
+            send = bool(articles) or send_when_empty
+            ledger.fill_digest(conn, digest_id, [a.id for a in articles],
+                               recipients if send else (), clusterer(articles))
             return ledger.get_digest(conn, digest_date)
+
+    def claim_delivery(self, digest: DigestRecord, recipient: str, **values) -> bool:
+        """Mark an open delivery as being sent by us; False if another process has it."""
+        with self._begin() as conn:
+            return ledger.claim_delivery(conn, digest.id, recipient, **values)
 
     def add_recipients(self, digest: DigestRecord, recipients: Sequence[str]) -> DigestRecord:
         with self._begin() as conn:
@@ -227,12 +277,83 @@ class Store:
         with self._begin() as conn:
             return [(u, k) for u, k in conn.execute(query)]
 
+    # -- reviews (monitor review, keywords test, reclassify) -----------------------------
+    # Thin wrappers over monitor/storage/reviews.py; each is one transaction.
+    def review_list(self, **filters) -> list:
+        """Articles for `monitor review list` (see reviews.list_articles for the filters)."""
+        from monitor.storage import reviews
+
+        with self._begin() as conn:
+            return reviews.list_articles(conn, **filters)
+
+    def review_detail(self, article_id: int):
+        """`monitor review show`: ArticleDetail, or None for an unknown id."""
+        from monitor.storage import reviews
+
+        with self._begin() as conn:
+            return reviews.get_detail(conn, article_id)
+
+    def article_topics(self, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        from monitor.storage import reviews
+
+        with self._begin() as conn:
+            return reviews.article_topics(conn, list(ids))
+
+    def add_reviews(self, topics: dict[int, tuple[str, ...]], verdict: str, note: str | None,
+                    reviewer: str, now: datetime) -> list[int]:
+        """Record a verdict on each article, all or nothing; earlier reviews become history.
+        Returns the ids whose earlier verdict was replaced."""
+        from monitor.storage import reviews
+
+        with self._begin() as conn:
+            return reviews.add_reviews(conn, topics, verdict, note, reviewer, now)
+
+    def reviews_for_training(self) -> list[dict]:
+        """Current reviews as training records: {id: "review:<article id>", url, lang,
+        title, text, topics} (topics empty for irrelevant)."""
+        from monitor.storage import reviews
+
+        with self._begin() as conn:
+            return reviews.training_records(conn)
+
+    def count_articles_since(self, since: datetime | None) -> int:
+        from monitor.storage import reviews
+
+        with self._begin() as conn:
+            return reviews.count_since(conn, since)
+
+    def verdict_batch(self, since: datetime | None, after_id: int, size: int) -> list:
+        """The next batch of stored articles to re-classify (id order, id > after_id)."""
+        from monitor.storage import reviews
+
+        with self._begin() as conn:
+            return reviews.verdict_batch(conn, since, after_id, size)
+
+    def write_verdicts(self, updates: Sequence[tuple[int, object]], now: datetime) -> int:
+        """Store a batch of fresh analyses (verdict, language, countries, minerals)."""
+        from monitor.storage import reviews
+
+        with self._begin() as conn:
+            return reviews.write_verdicts(conn, updates, now)
+    # -- end of reviews ------------------------------------------------------------------
+
 
 def _storage_error(exc: SQLAlchemyError, url: str) -> StorageError:
     if isinstance(exc, OperationalError) and "locked" in str(exc).lower():
         return StorageError(f"the store {_safe(url)} is locked by another writer "
                             f"(waited for the busy timeout): {exc.orig}")
     return StorageError(f"store {_safe(url)}: {exc}")
+
+
+def _insert_ignore(conn: Connection, table, keys: list[str]):
+    """INSERT … ON CONFLICT DO NOTHING, for the dialects the store supports."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        return table.insert()
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
 def _chunks(items: list, size: int):
@@ -283,7 +404,7 @@ def _insert_mentions(conn: Connection, table, article_id: int, mentions) -> None
 
 def _write_feed_state(conn: Connection, feed: FeedState, outcome: FeedOutcome, new: int) -> None:
     values: dict = dict(last_polled_at=outcome.polled_at, next_check_at=outcome.next_check_at,
-                        last_status=outcome.status)
+                        last_status=outcome.status, claimed_until=None, claimed_by=None)
     if outcome.error is None:
         values.update(error_count=0, last_error=None, first_error_at=None,
                       last_success_at=outcome.polled_at)

@@ -63,6 +63,8 @@ class FeedRow(SQLModel, table=True):
     last_status: int | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     error_count: int = 0
+    claimed_until: datetime | None = Field(default=None, sa_column=_ts())   # lease of a poller
+    claimed_by: str | None = None
     created_at: datetime = Field(sa_column=_ts(nullable=False))
 
 

@@ -1,0 +1,319 @@
+"""Analysts' commands: `review list|show|mark`, `keywords test`, `reclassify`.
+
+Thin like the rest of the CLI: check the arguments (monitor.review), open the store,
+call one Store method, print. ``register(cli)`` adds the commands to the main group.
+Commands refuse to run on a store that does not exist yet (exit code 2) rather than
+create an empty one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import sys
+
+import click
+
+from monitor import TOPICS
+from monitor.review import STATUSES
+
+BATCH = 500
+
+
+def register(cli: click.Group) -> None:
+    """Add the analysts' commands to the main ``monitor`` group."""
+    for command in (review_group, keywords_group, reclassify):
+        cli.add_command(command)
+
+
+def _open_store(ctx: click.Context):
+    """(config, store) for an existing store; UsageError if the SQLite file is missing."""
+    from monitor.cli import _config
+    from monitor.exceptions import UsageError
+    from monitor.storage import open_store
+    from monitor.storage.reviews import sqlite_file
+
+    config = _config(ctx.find_root())
+    path = sqlite_file(config.store_url())
+    if path is not None and not path.is_file():
+        raise UsageError(f"no store at {path} (store.url in the config): nothing to review "
+                         f"yet; run `monitor poll` first")
+    return config, open_store(config.store_url(), config.store.busy_timeout_seconds)
+
+
+def _now():
+    from monitor.pipeline import utcnow
+
+    return utcnow()
+
+
+# -- review ----------------------------------------------------------------------------
+
+@click.group("review")
+def review_group():
+    """List, read and mark flagged articles.
+
+    \b
+    Examples:
+      monitor review list --since 7d --country CN
+      monitor review show 42
+      monitor review mark 42 43 relevant --note "new quota"
+    """
+
+
+@review_group.command("list")
+@click.option("--since", metavar="SPAN|DATE",
+              help="Only articles published (else first seen) since then: 7d, 24h, 30m, 2w, "
+                   "or a date such as 2025-06-01 (UTC).")
+@click.option("--topic", type=click.Choice(TOPICS), help="Only articles with this topic.")
+@click.option("--country", metavar="CC", help="Only articles naming this country (ISO code, e.g. CN).")
+@click.option("--mineral", metavar="M", help="Only articles naming this mineral (e.g. gallium, rare-earths).")
+@click.option("--status", type=click.Choice(STATUSES),
+              help="unreviewed: flagged, no verdict yet; relevant / irrelevant: the current "
+                   "verdict (flagged or not).")
+@click.option("--all", "include_all", is_flag=True, help="Include articles that are not flagged.")
+@click.option("--limit", default=50, metavar="N", show_default=True, type=click.IntRange(min=1),
+              help="At most this many articles.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, for scripts.")
+@click.pass_context
+def review_list(ctx, since, topic, country, mineral, status, include_all, limit, as_json):
+    """List flagged articles, newest first.
+
+    A table of id, date, source, title, countries, minerals, score, review status and
+    why each was flagged; the date is the published date, else when first seen.
+
+    \b
+    Examples:
+      monitor review list                            the 50 newest flagged articles
+      monitor review list --since 24h --status unreviewed
+      monitor review list --topic export-controls --country CN --mineral gallium
+      monitor review list --since 2025-06-01 --json | jq .title
+    """
+    from monitor.review import article_json, format_table, parse_since
+
+    filters = dict(since=parse_since(since, _now()) if since else None, topic=topic,
+                   country=_country(country), mineral=mineral.strip().lower() if mineral else None,
+                   status=status, include_unflagged=include_all, limit=limit)
+    _, store = _open_store(ctx)
+    with store:
+        items = store.review_list(**filters)
+    if as_json:
+        for item in items:
+            click.echo(json.dumps(article_json(item), ensure_ascii=False))
+        return
+    for line in format_table(items):
+        click.echo(line)
+    click.echo(f"{len(items)} article(s)" + (f" (--limit {limit} reached)" if len(items) == limit else ""))
+
+
+def _country(value: str | None) -> str | None:
+    from monitor.exceptions import UsageError
+
+    if value is None:
+        return None
+    code = value.strip().upper()
+    if len(code) != 2 or not code.isalpha():
+        raise UsageError(f"--country: expected an ISO 3166-1 alpha-2 code such as CN, got {value!r}")
+    return code
+
+
+@review_group.command("show")
+@click.argument("article_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="The same as one JSON object.")
+@click.pass_context
+def review_show(ctx, article_id, as_json):
+    """Show one article in full, with its reviews.
+
+    Text, verdict, reasons, countries, minerals, language, model version,
+    near-duplicates from other sources (its cluster) and the review history.
+
+    \b
+    Example:
+      monitor review show 42
+    """
+    from monitor.exceptions import UsageError
+    from monitor.review import detail_json, format_detail
+
+    _, store = _open_store(ctx)
+    with store:
+        detail = store.review_detail(article_id)
+    if detail is None:
+        raise UsageError(f"unknown article id: {article_id} (see `monitor review list`)")
+    if as_json:
+        click.echo(json.dumps(detail_json(detail), ensure_ascii=False, indent=2))
+        return
+    for line in format_detail(detail):
+        click.echo(line)
+
+
+@review_group.command("mark")
+@click.argument("words", nargs=-1, required=True, metavar="ID... relevant|irrelevant")
+@click.option("--topics", "topics", multiple=True, metavar="T[,T]",
+              help=f"Topics of a relevant article (repeat or comma-separate; {', '.join(TOPICS)}). "
+                   "Default: the article's current topics.")
+@click.option("--note", metavar="TEXT", help="A note kept with the verdict.")
+@click.pass_context
+def review_mark(ctx, words, topics, note):
+    """Mark articles relevant or irrelevant.
+
+    Who ($USER) and when are stored with the verdict and the note. Marking an article again replaces its verdict; earlier ones stay in its history.
+    All or nothing: an unknown id writes nothing.
+
+    \b
+    Examples:
+      monitor review mark 42 relevant
+      monitor review mark 42 relevant --topics export-controls --note "licence regime"
+      monitor review mark 43 44 45 irrelevant --note "gold price noise"
+    """
+    from monitor.review import check_topics, missing_ids, parse_mark_args, review_topics
+
+    ids, verdict = parse_mark_args(words)
+    given = check_topics(topics)
+    _, store = _open_store(ctx)
+    with store:
+        current = store.article_topics(ids)
+        missing_ids(ids, current)
+        chosen = review_topics(verdict, given, {i: current[i] for i in ids})
+        reviewer = _reviewer()
+        replaced = store.add_reviews(chosen, verdict, note, reviewer, _now())
+    for article_id, article_topics in chosen.items():
+        what = f" ({', '.join(article_topics)})" if article_topics else ""
+        again = "  [earlier verdict kept in history]" if article_id in replaced else ""
+        click.echo(f"#{article_id}: {verdict}{what} by {reviewer}{again}")
+
+
+def _reviewer() -> str:
+    name = os.environ.get("USER")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+# -- keywords test and reclassify ------------------------------------------------------
+
+@click.group("keywords")
+def keywords_group():
+    """Try the keyword rules of the config against stored articles."""
+
+
+@keywords_group.command("test")
+@click.option("--days", default=30, show_default=True, metavar="N", type=click.IntRange(min=1),
+              help="Articles published (else first seen) in the last N days.")
+@click.option("--examples", default=10, show_default=True, metavar="N", type=click.IntRange(min=0),
+              help="Show up to N articles of each kind of change.")
+@click.option("--json", "as_json", is_flag=True, help="Counts and examples as one JSON object.")
+@click.pass_context
+def keywords_test(ctx, days, examples, as_json):
+    """Dry-run the config's rules: what would change.
+
+    Runs the config's current keyword rules and model over the stored articles of the
+    period and compares with their stored verdicts: newly flagged, no longer flagged,
+    other topics — counts and examples. Changes nothing.
+
+    \b
+    Example (edit [keywords] in the config, then):
+      monitor keywords test --days 7
+      monitor reclassify --days 7      apply it
+    """
+    from datetime import timedelta
+
+    from monitor.analyze import Analyzer
+    from monitor.review import diff_json, format_diff
+
+    config, store = _open_store(ctx)
+    since = _now() - timedelta(days=days)
+    analyzer = Analyzer.from_config(config)
+    with store:
+        diff = _rerun(store, analyzer, since)
+    if as_json:
+        click.echo(json.dumps({"days": days, "model": analyzer.model_version, **diff_json(diff, examples)},
+                              ensure_ascii=False, indent=2))
+        return
+    click.echo(f"keywords test over the last {days} days (since {since:%Y-%m-%d %H:%M} UTC); "
+               f"{_model_text(analyzer)}")
+    for line in format_diff(diff, examples):
+        click.echo(line)
+    click.echo("\nnothing was changed; `monitor reclassify --days %d` applies this." % days)
+
+
+@click.command("reclassify")
+@click.option("--days", type=click.IntRange(min=1), metavar="N",
+              help="Only articles published (else first seen) in the last N days "
+                   "(default: every stored article).")
+@click.option("--batch-size", default=BATCH, show_default=True, metavar="N", type=click.IntRange(min=1),
+              help="Articles per model call and per transaction.")
+@click.pass_context
+def reclassify(ctx, days, batch_size):
+    """Re-classify stored articles with the current rules and model.
+
+    Stores the new verdicts (flag, score, topics, reasons, model version, time),
+    language, countries and minerals, in batches; a progress bar on a terminal.
+    Analysts' reviews are kept as they are.
+
+    \b
+    Examples:
+      monitor reclassify --days 30     after editing [keywords] or training a model
+      monitor reclassify               every stored article
+    """
+    from datetime import timedelta
+
+    from monitor.analyze import Analyzer
+    from monitor.review import format_diff
+
+    config, store = _open_store(ctx)
+    now = _now()
+    since = now - timedelta(days=days) if days else None
+    analyzer = Analyzer.from_config(config)
+    with store:
+        total = store.count_articles_since(since)
+        with _progress(total) as bar:
+            diff = _rerun(store, analyzer, since, batch_size, write_at=now, progress=bar.update)
+    period = f"the last {days} days" if days else "all stored articles"
+    click.echo(f"reclassified {diff.examined} article(s) of {period}; {_model_text(analyzer)}")
+    for line in format_diff(diff, 0):
+        click.echo(line)
+    click.echo(f"countries changed    {diff.countries_changed}")
+    click.echo(f"minerals changed     {diff.minerals_changed}")
+
+
+def _model_text(analyzer) -> str:
+    if analyzer.model_version:
+        return f"model {analyzer.model_version}"
+    return "model unavailable, keyword rules only"
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+
+def _progress(total: int):
+    """click's progress bar on a terminal; nothing when stdout is a pipe or a file."""
+    if total and sys.stdout.isatty():
+        return click.progressbar(length=total, label="reclassifying")
+    return contextlib.nullcontext(_NoBar())
+
+
+def _rerun(store, analyzer, since, batch: int = BATCH, write_at=None, progress=None):
+    """Analyse the stored articles since ``since`` batch by batch; the VerdictDiff against
+    their stored verdicts. With ``write_at``, each batch's results are stored (one
+    transaction per batch)."""
+    from monitor.review import VerdictDiff
+
+    diff, after = VerdictDiff(), 0
+    while rows := store.verdict_batch(since, after, batch):
+        analyses = analyzer.analyse([(title, text, hint) for _, title, text, hint in rows])
+        for (stored, *_), a in zip(rows, analyses):
+            diff.add(stored, a.verdict.flagged, a.verdict.topics, a.verdict.reasons,
+                     [m.code for m in a.countries], [m.code for m in a.minerals])
+        if write_at is not None:
+            store.write_verdicts([(s.id, a) for (s, *_), a in zip(rows, analyses)], write_at)
+        after = rows[-1][0].id
+        if progress is not None:
+            progress(len(rows))
+    return diff

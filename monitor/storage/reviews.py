@@ -1,0 +1,229 @@
+"""Analysts' reviews, the article queries of `monitor review`, and re-classification
+writes (part of the storage package; every function takes an open Connection)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import and_, exists, func, literal, select, update
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
+
+from monitor.review import ArticleDetail, ArticleView, Review, StoredVerdict, missing_ids
+from monitor.storage.ledger import _codes
+from monitor.storage.tables import (
+    ArticleCountryRow,
+    ArticleMineralRow,
+    ArticleRow,
+    FeedRow,
+    ReviewRow,
+)
+
+ARTICLE = ArticleRow.__table__
+FEED = FeedRow.__table__
+COUNTRY = ArticleCountryRow.__table__
+MINERAL = ArticleMineralRow.__table__
+REVIEW = ReviewRow.__table__
+
+PUBLISHED = func.coalesce(ARTICLE.c.published_at, ARTICLE.c.first_seen_at)
+_CURRENT = REVIEW.alias("current_review")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL (None for another database or an in-memory one)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+# -- reading articles ------------------------------------------------------------------
+
+def _article_query():
+    return (select(ARTICLE, FEED.c.name.label("source"), PUBLISHED.label("published"),
+                   _CURRENT.c.id.label("r_id"), _CURRENT.c.verdict.label("r_verdict"),
+                   _CURRENT.c.topics.label("r_topics"), _CURRENT.c.note.label("r_note"),
+                   _CURRENT.c.reviewer.label("r_reviewer"),
+                   _CURRENT.c.created_at.label("r_created_at"))
+            .join(FEED, FEED.c.id == ARTICLE.c.feed_id)
+            .outerjoin(_CURRENT, and_(_CURRENT.c.article_id == ARTICLE.c.id,
+                                      _CURRENT.c.current.is_(True))))
+
+
+def _topics(value: str | None) -> tuple[str, ...]:
+    return tuple(t for t in (value or "").split(",") if t)
+
+
+def _views(conn: Connection, rows) -> list[ArticleView]:
+    rows = list(rows)
+    ids = [r.id for r in rows]
+    countries, minerals = _codes(conn, COUNTRY, ids), _codes(conn, MINERAL, ids)
+    return [_view(r, countries.get(r.id, ()), minerals.get(r.id, ())) for r in rows]
+
+
+def _view(r, countries: tuple[str, ...], minerals: tuple[str, ...]) -> ArticleView:
+    review = None
+    if r.r_id is not None:
+        review = Review(id=r.r_id, article_id=r.id, verdict=r.r_verdict,
+                        topics=_topics(r.r_topics), note=r.r_note, reviewer=r.r_reviewer,
+                        created_at=r.r_created_at, current=True)
+    return ArticleView(
+        id=r.id, title=r.title, text=r.text, url=r.url, source=r.source,
+        published=r.published_at or r.first_seen_at, first_seen=r.first_seen_at,
+        language=r.language, flagged=r.flagged, score=r.score, topics=_topics(r.topics),
+        reasons=tuple(json.loads(r.reasons or "[]")), countries=countries, minerals=minerals,
+        model_version=r.model_version, classified_at=r.classified_at,
+        cluster_id=r.cluster_id, review=review)
+
+
+def list_articles(conn: Connection, *, since: datetime | None = None, topic: str | None = None,
+                  country: str | None = None, mineral: str | None = None,
+                  status: str | None = None, include_unflagged: bool = False,
+                  limit: int | None = 50) -> list[ArticleView]:
+    """Articles for review, newest first (published, else first seen).
+
+    Flagged articles only, unless ``include_unflagged``, or ``status`` is relevant or
+    irrelevant (a reviewed article is listed whatever its current flag).
+    """
+    query = _article_query()
+    if status in ("relevant", "irrelevant"):
+        query = query.where(_CURRENT.c.verdict == status)
+    else:
+        if status == "unreviewed":
+            query = query.where(_CURRENT.c.id.is_(None))
+        if not include_unflagged:
+            query = query.where(ARTICLE.c.flagged.is_(True))
+    if since is not None:
+        query = query.where(PUBLISHED >= since)
+    if topic:
+        query = query.where((literal(",") + ARTICLE.c.topics + literal(",")).like(f"%,{topic},%"))
+    for table, code in ((COUNTRY, country), (MINERAL, mineral)):
+        if code:
+            query = query.where(exists().where(table.c.article_id == ARTICLE.c.id,
+                                               table.c.code == code))
+    query = query.order_by(PUBLISHED.desc(), ARTICLE.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return _views(conn, conn.execute(query))
+
+
+def get_detail(conn: Connection, article_id: int) -> ArticleDetail | None:
+    """One article with its cluster siblings and its whole review history."""
+    found = _views(conn, conn.execute(_article_query().where(ARTICLE.c.id == article_id)))
+    if not found:
+        return None
+    article = found[0]
+    siblings: list[ArticleView] = []
+    if article.cluster_id is not None:
+        query = (_article_query().where(ARTICLE.c.cluster_id == article.cluster_id,
+                                        ARTICLE.c.id != article_id)
+                 .order_by(PUBLISHED, ARTICLE.c.id))
+        siblings = _views(conn, conn.execute(query))
+    return ArticleDetail(article, tuple(siblings), history(conn, article_id))
+
+
+def history(conn: Connection, article_id: int) -> tuple[Review, ...]:
+    """Every review of an article, newest first."""
+    query = (select(REVIEW).where(REVIEW.c.article_id == article_id)
+             .order_by(REVIEW.c.created_at.desc(), REVIEW.c.id.desc()))
+    return tuple(Review(id=r.id, article_id=r.article_id, verdict=r.verdict,
+                        topics=_topics(r.topics), note=r.note, reviewer=r.reviewer,
+                        created_at=r.created_at, current=bool(r.current))
+                 for r in conn.execute(query))
+
+
+def article_topics(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """id → current topics of the articles that exist among ``ids``."""
+    found: dict[int, tuple[str, ...]] = {}
+    for start in range(0, len(ids), 500):
+        query = select(ARTICLE.c.id, ARTICLE.c.topics).where(ARTICLE.c.id.in_(ids[start:start + 500]))
+        found.update((i, _topics(t)) for i, t in conn.execute(query))
+    return found
+
+
+# -- writing reviews -------------------------------------------------------------------
+
+def add_reviews(conn: Connection, topics: dict[int, tuple[str, ...]], verdict: str,
+                note: str | None, reviewer: str, now: datetime) -> list[int]:
+    """A new current review per article; the previous current one is kept as history.
+
+    Returns the ids whose earlier verdict was replaced. Raises UsageError (before writing
+    anything) when an article does not exist.
+    """
+    ids = list(topics)
+    missing_ids(ids, article_topics(conn, ids))
+    replaced = sorted(conn.execute(select(REVIEW.c.article_id).where(
+        REVIEW.c.article_id.in_(ids), REVIEW.c.current.is_(True))).scalars())
+    conn.execute(update(REVIEW).where(REVIEW.c.article_id.in_(ids), REVIEW.c.current.is_(True))
+                 .values(current=False))
+    rows = [dict(article_id=a, verdict=verdict, topics=",".join(t), note=note,
+                 reviewer=reviewer, created_at=now, current=True) for a, t in topics.items()]
+    conn.execute(REVIEW.insert(), rows)
+    return replaced
+
+
+def training_records(conn: Connection) -> list[dict]:
+    """The current review of every reviewed article, as a training record."""
+    query = (select(ARTICLE.c.id, ARTICLE.c.url, ARTICLE.c.language, ARTICLE.c.title,
+                    ARTICLE.c.text, REVIEW.c.verdict, REVIEW.c.topics)
+             .join(REVIEW, REVIEW.c.article_id == ARTICLE.c.id)
+             .where(REVIEW.c.current.is_(True)).order_by(ARTICLE.c.id))
+    return [{"id": f"review:{r.id}", "url": r.url, "lang": r.language, "title": r.title,
+             "text": r.text,
+             "topics": list(_topics(r.topics)) if r.verdict == "relevant" else []}
+            for r in conn.execute(query)]
+
+
+# -- re-classification -----------------------------------------------------------------
+
+def count_since(conn: Connection, since: datetime | None) -> int:
+    query = select(func.count()).select_from(ARTICLE)
+    if since is not None:
+        query = query.where(PUBLISHED >= since)
+    return conn.execute(query).scalar_one()
+
+
+def verdict_batch(conn: Connection, since: datetime | None, after_id: int,
+                  size: int) -> list[tuple[StoredVerdict, str, str, str | None]]:
+    """The next ``size`` articles with id > ``after_id``: (stored verdict, title, text,
+    language hint), in id order."""
+    query = (select(ARTICLE.c.id, ARTICLE.c.title, ARTICLE.c.text, ARTICLE.c.language,
+                    ARTICLE.c.flagged, ARTICLE.c.topics, FEED.c.name, FEED.c.lang,
+                    PUBLISHED.label("published"), ARTICLE.c.published_at,
+                    ARTICLE.c.first_seen_at)
+             .join(FEED, FEED.c.id == ARTICLE.c.feed_id)
+             .where(ARTICLE.c.id > after_id).order_by(ARTICLE.c.id).limit(size))
+    if since is not None:
+        query = query.where(PUBLISHED >= since)
+    rows = list(conn.execute(query))
+    ids = [r.id for r in rows]
+    countries, minerals = _codes(conn, COUNTRY, ids), _codes(conn, MINERAL, ids)
+    return [(StoredVerdict(id=r.id, title=r.title, source=r.name,
+                           published=r.published_at or r.first_seen_at,
+                           flagged=bool(r.flagged), topics=_topics(r.topics),
+                           countries=countries.get(r.id, ()), minerals=minerals.get(r.id, ())),
+             r.title, r.text, r.language or r.lang) for r in rows]
+
+
+def write_verdicts(conn: Connection, updates: Iterable[tuple[int, object]], now: datetime) -> int:
+    """Store fresh analyses: ``(article id, monitor.analyze.Analysis)`` pairs."""
+    n = 0
+    for article_id, analysis in updates:
+        v = analysis.verdict
+        conn.execute(update(ARTICLE).where(ARTICLE.c.id == article_id).values(
+            flagged=v.flagged, score=v.score, topics=",".join(v.topics),
+            reasons=json.dumps(list(v.reasons), ensure_ascii=False),
+            model_version=v.model_version, classified_at=now, language=analysis.language))
+        for table, mentions in ((COUNTRY, analysis.countries), (MINERAL, analysis.minerals)):
+            conn.execute(table.delete().where(table.c.article_id == article_id))
+            rows = [dict(article_id=article_id, code=m.code, count=m.count) for m in mentions]
+            if rows:
+                conn.execute(table.insert(), rows)
+        n += 1
+    return n

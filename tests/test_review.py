@@ -1,0 +1,441 @@
+"""Analysts' review: `review list|show|mark`, `keywords test`, `reclassify`, reviews for
+training, and the store's views through the real sqlite3 CLI.
+
+Every test fills a real SQLite store through `monitor poll` from the local feed server.
+The config has keyword rules and no model file, so verdicts are keyword-only and
+predictable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+from click.testing import CliRunner
+
+import monitor.cli
+import monitor.cli_review
+from monitor.exceptions import UsageError
+from monitor.review import (
+    StoredVerdict,
+    VerdictDiff,
+    check_topics,
+    check_verdict,
+    parse_mark_args,
+    parse_since,
+)
+
+if "review" not in monitor.cli.cli.commands:
+    monitor.cli_review.register(monitor.cli.cli)
+
+NOW = datetime.now(timezone.utc)
+
+# (guid, title, text, days before now). Keyword rules below decide the flags.
+WIRE = [
+    ("w1", "China restricts gallium exports",
+     "Beijing said exporters of gallium and germanium now need export licences for "
+     "shipments to the United States and Japan.", 1),
+    ("w2", "Rare earth magnet plant opens in Australia",
+     "A rare earth magnet factory opened in Western Australia on Tuesday, the company said.", 3),
+    ("w3", "Gold price climbs on rate bets",
+     "The gold price rose as traders bet on lower rates; gallium traders were unmoved.", 2),
+    ("w6", "Gallium market review for the spring",
+     "Gallium prices in China were flat over the spring quarter.", 40),
+]
+DESK = [
+    ("d4", "Lithium prices slump in Chile",
+     "Lithium carbonate prices fell again as Chilean producers added supply.", 2),
+    ("d5", "Washington tightens chip rules",
+     "The United States said export licences will be needed for more semiconductors "
+     "sold to China.", 10),
+    # The same wire copy as w1, re-published by a second outlet: a near-duplicate.
+    ("d7", "China restricts gallium exports",
+     "Beijing said exporters of gallium and germanium now need export licences for "
+     "shipments to the United States and Japan.", 1),
+]
+KEYWORDS = {"critical-minerals": ["gallium", "rare earth*"],
+            "export-controls": ["export licen*"],
+            "mute": ["gold price"]}
+# The edit an analyst makes before `keywords test`: lithium flags, chip stories are muted,
+# magnets become an export-control topic.
+EDITED = {"critical-minerals": ["gallium", "rare earth*", "lithium"],
+          "export-controls": ["export licen*", "magnet*"],
+          "mute": ["gold price", "semiconductor*"]}
+
+
+def rss(title: str, items) -> str:
+    entries = "".join(
+        f"<item><title>{t}</title><link>https://news.example/{g}</link><guid>{g}</guid>"
+        f"<pubDate>{format_datetime(NOW - timedelta(days=d))}</pubDate>"
+        f"<description>{x}</description></item>" for g, t, x, d in items)
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>{title}</title><link>https://news.example/</link>"
+            f"<description>{title}</description>{entries}</channel></rss>")
+
+
+def _toml_list(values) -> str:
+    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+
+class Env:
+    """A config file, a store filled through `monitor poll`, and a CLI runner."""
+
+    def __init__(self, tmp_path, feed_server):
+        self.tmp = tmp_path
+        self.db = tmp_path / "var" / "monitor.db"
+        self.config = tmp_path / "monitor.toml"
+        self.feeds = [("Metals Wire", feed_server.add("/wire", rss("Metals Wire", WIRE))),
+                      ("Trade Desk", feed_server.add("/desk", rss("Trade Desk", DESK)))]
+        self.runner = CliRunner()
+        self.write_config(KEYWORDS)
+
+    def write_config(self, keywords, db=None) -> None:
+        lines = ["[store]", f'url = "sqlite:///{db or self.db}"',
+                 "[poll]", 'contact_url = "http://127.0.0.1/contact"',
+                 "connect_timeout_seconds = 2", "read_timeout_seconds = 3",
+                 "[classifier]", f'model = "{self.tmp / "no-model.skops"}"',
+                 "[digest]", f'outbox_dir = "{self.tmp / "outbox"}"', 'recipients = ["a@example.org"]',
+                 "[keywords]"]
+        lines += [f'"{k}" = {_toml_list(v)}' for k, v in keywords.items()]
+        for name, url in self.feeds:
+            lines += ["[[feeds]]", f'name = "{name}"', f'url = "{url}"']
+        self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def run(self, *args, code=0):
+        result = self.runner.invoke(monitor.cli.cli, ["--config", str(self.config), *args])
+        assert result.exit_code == code, (result.output, result.exception)
+        return result
+
+    def json_lines(self, *args):
+        return [json.loads(line) for line in self.run(*args, "--json").stdout.splitlines()]
+
+    def ids(self, *args):
+        return [a["id"] for a in self.json_lines("review", "list", *args)]
+
+    def by_guid(self):
+        """guid of the fixture item → article id (the items link to news.example/<guid>)."""
+        return {url.rsplit("/", 1)[1]: i for url, i in self.sql("select url, id from article")}
+
+    def sql(self, query: str):
+        with sqlite3.connect(self.db) as db:
+            return db.execute(query).fetchall()
+
+
+@pytest.fixture
+def env(tmp_path, feed_server, monkeypatch):
+    monkeypatch.setenv("USER", "alice")
+    monkeypatch.delenv("MONITOR_STORE_URL", raising=False)
+    e = Env(tmp_path, feed_server)
+    out = e.run("poll", "--all").output
+    assert "new    4" in out and "new    3" in out
+    e.id = e.by_guid()
+    return e
+
+
+# -- review list -----------------------------------------------------------------------
+
+def test_list_shows_flagged_articles_newest_first(env):
+    items = env.json_lines("review", "list")
+    ids = [a["id"] for a in items]
+    i = env.id
+    # flagged: w1, d7 (1 day), w2 (3 days), d5 (10 days), w6 (40 days); w3 muted, d4 no rule
+    assert set(ids) == {i["w1"], i["d7"], i["w2"], i["d5"], i["w6"]}
+    assert ids[-3:] == [i["w2"], i["d5"], i["w6"]]
+    dates = [a["published"] for a in items]
+    assert dates == sorted(dates, reverse=True)
+    first = next(a for a in items if a["id"] == i["w1"])
+    assert first["topics"] == ["critical-minerals", "export-controls"]
+    assert first["source"] == "Metals Wire" and first["status"] == "unreviewed"
+    assert {"CN", "JP", "US"} <= set(first["countries"])
+    assert "gallium" in first["minerals"]
+    assert 'keyword "gallium"' in first["reasons"] and first["score"] == 1.0
+
+
+def test_list_table_is_readable(env):
+    out = env.run("review", "list").stdout.splitlines()
+    assert out[0].split() == ["id", "date", "source", "title", "countries", "minerals",
+                              "score", "review", "reasons"]
+    row = next(line for line in out if line.lstrip().startswith(str(env.id["w2"]) + " "))
+    assert "Rare earth magnet plant opens in Australia" in row and "AU" in row
+    assert "1.00" in row and 'keyword "rare earth*"' in row
+    assert out[-1] == "5 article(s)"
+
+
+def test_list_filters(env):
+    i = env.id
+    assert set(env.ids("--topic", "export-controls")) == {i["w1"], i["d7"], i["d5"]}
+    assert set(env.ids("--country", "au")) == {i["w2"]}
+    assert set(env.ids("--mineral", "gallium")) >= {i["w1"], i["d7"], i["w6"]}
+    assert i["w2"] not in env.ids("--mineral", "gallium")
+    assert set(env.ids("--since", "7d")) == {i["w1"], i["d7"], i["w2"]}
+    assert set(env.ids("--since", "36h")) == {i["w1"], i["d7"]}
+    since_date = (NOW - timedelta(days=20)).date().isoformat()
+    assert set(env.ids("--since", since_date)) == {i["w1"], i["d7"], i["w2"], i["d5"]}
+    assert env.ids("--limit", "2") == env.ids()[:2]
+    assert set(env.ids("--all")) == set(i.values())
+    assert set(env.ids("--all", "--since", "7d", "--topic", "critical-minerals")) == {
+        i["w1"], i["d7"], i["w2"]}
+
+
+def test_list_status_filter(env):
+    i = env.id
+    env.run("review", "mark", str(i["w1"]), "relevant")
+    env.run("review", "mark", str(i["d4"]), "relevant", "--topics", "critical-minerals")
+    env.run("review", "mark", str(i["w2"]), "irrelevant")
+    assert set(env.ids("--status", "relevant")) == {i["w1"], i["d4"]}   # d4 is not flagged
+    assert env.ids("--status", "irrelevant") == [i["w2"]]
+    assert set(env.ids("--status", "unreviewed")) == {i["d7"], i["d5"], i["w6"]}
+    row = next(a for a in env.json_lines("review", "list") if a["id"] == i["w1"])
+    assert row["status"] == "relevant" and row["review"]["reviewer"] == "alice"
+
+
+def test_list_bad_arguments_exit_2(env):
+    for args, message in ((["--since", "yesterday"], "--since"),
+                          (["--country", "China"], "--country"),
+                          (["--status", "relevnt"], "relevnt"),
+                          (["--topic", "minerals"], "minerals")):
+        result = env.run("review", "list", *args, code=2)
+        assert message in result.output
+
+
+# -- review show -----------------------------------------------------------------------
+
+def test_show_whole_article_with_cluster_siblings_and_history(env):
+    env.run("digest")                    # the digest clusters the near-duplicates w1 / d7
+    i = env.id
+    env.run("review", "mark", str(i["w1"]), "relevant", "--note", "first look")
+    env.run("review", "mark", str(i["w1"]), "relevant", "--topics", "export-controls")
+    out = env.run("review", "show", str(i["w1"])).stdout
+    for part in ("China restricts gallium exports", "Metals Wire", "https://news.example/w1",
+                 'keyword "gallium"', 'keyword "export licen*"', "classifier unavailable",
+                 "language     en", "model        none (keywords only)",
+                 "need export licences for shipments", "first look",
+                 "relevant (export-controls) by alice"):
+        assert part in out, part
+    assert "1 other article(s) from Trade Desk" in out
+    assert f"#{i['d7']}" in out
+    assert out.count("[superseded]") == 1
+    data = json.loads(env.run("review", "show", str(i["w1"]), "--json").stdout)
+    assert data["siblings"][0]["id"] == i["d7"] and data["siblings"][0]["source"] == "Trade Desk"
+    assert [h["current"] for h in data["history"]] == [True, False]
+    assert data["text"].startswith("Beijing said")
+
+
+def test_show_unknown_id_exit_2(env):
+    result = env.run("review", "show", "9999", code=2)
+    assert "unknown article id: 9999" in result.output
+    env.run("review", "show", "abc", code=2)
+
+
+# -- review mark -----------------------------------------------------------------------
+
+def reviews(env):
+    return env.sql("select article_id, verdict, topics, note, reviewer, current from review "
+                   "order by id")
+
+
+def test_mark_and_remark_keeps_history(env):
+    i = env.id
+    out = env.run("review", "mark", str(i["w1"]), str(i["w2"]), "relevant").stdout
+    assert f"#{i['w1']}: relevant (critical-minerals, export-controls) by alice" in out
+    out = env.run("review", "mark", str(i["w2"]), "irrelevant", "--note", "company news").stdout
+    assert "earlier verdict kept in history" in out
+    assert reviews(env) == [
+        (i["w1"], "relevant", "critical-minerals,export-controls", None, "alice", 1),
+        (i["w2"], "relevant", "critical-minerals", None, "alice", 0),
+        (i["w2"], "irrelevant", "", "company news", "alice", 1)]
+    created = env.sql(f"select created_at from review where article_id = {i['w2']}")
+    assert all(c[0] for c in created)
+
+
+def test_mark_reviewer_falls_back_to_getpass(env, monkeypatch):
+    monkeypatch.delenv("USER")
+    monkeypatch.setattr("getpass.getuser", lambda: "bob")
+    env.run("review", "mark", str(env.id["w1"]), "irrelevant")
+    assert reviews(env)[-1][4] == "bob"
+
+
+def test_mark_relevant_article_without_topics_needs_topics(env):
+    i = env.id
+    result = env.run("review", "mark", str(i["d4"]), "relevant", code=2)
+    assert "has no topics" in result.output and "--topics" in result.output
+    assert reviews(env) == []
+    env.run("review", "mark", str(i["d4"]), "relevant", "--topics", "critical-minerals,export-controls")
+    assert reviews(env)[0][2] == "critical-minerals,export-controls"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{w1}", "9999", "relevant"], "unknown article id: 9999"),
+    (["{w1}", "relevnat"], "did you mean 'relevant'"),
+    (["{w1}", "ok"], "use relevant or irrelevant"),
+    (["{w1}"], "the last argument must be the verdict"),
+    (["relevant"], "give one or more ids"),
+    (["x1", "relevant"], "not an article id: 'x1'"),
+    (["{w1}", "relevant", "--topics", "minerals"], "unknown topic 'minerals'"),
+    (["{w1}", "irrelevant", "--topics", "export-controls"], "--topics goes only with relevant"),
+    (["{w1}", "{d4}", "relevant"], "has no topics"),
+])
+def test_mark_errors_exit_2_and_write_nothing(env, args, message):
+    env.run("review", "mark", str(env.id["w2"]), "relevant")
+    before = reviews(env)
+    args = [a.format(**env.id) for a in args]
+    result = env.run("review", "mark", *args, code=2)
+    assert message in result.output and result.output.startswith("error: ")
+    assert reviews(env) == before
+
+
+def test_missing_store_exit_2_and_no_file_created(tmp_path, feed_server, monkeypatch):
+    monkeypatch.delenv("MONITOR_STORE_URL", raising=False)
+    e = Env(tmp_path, feed_server)
+    for args in (["review", "list"], ["review", "show", "1"], ["review", "mark", "1", "relevant"],
+                 ["keywords", "test"], ["reclassify"]):
+        result = e.run(*args, code=2)
+        assert f"no store at {e.db}" in result.output and "monitor poll" in result.output
+        assert not e.db.exists() and not e.db.parent.exists()
+
+
+# -- keywords test and reclassify ------------------------------------------------------
+
+def stored(env):
+    return env.sql("select id, flagged, topics, reasons, classified_at from article order by id")
+
+
+def test_keywords_test_reports_the_diff_of_a_config_edit_and_changes_nothing(env):
+    i = env.id
+    before = stored(env)
+    nothing = json.loads(env.run("keywords", "test", "--json").stdout)
+    assert nothing["articles"] == 6 and nothing["unchanged"] == 6   # w6 is 40 days old
+    env.write_config(EDITED)
+    report = json.loads(env.run("keywords", "test", "--json").stdout)
+    assert report["model"] is None
+    assert (report["newly_flagged"], report["no_longer_flagged"], report["topic_changes"],
+            report["unchanged"]) == (1, 1, 1, 3)
+    examples = report["examples"]
+    assert [e["id"] for e in examples["newly_flagged"]] == [i["d4"]]
+    assert examples["newly_flagged"][0]["after"] == ["critical-minerals"]
+    assert [e["id"] for e in examples["no_longer_flagged"]] == [i["d5"]]
+    assert 'muted by "semiconductor*"' in examples["no_longer_flagged"][0]["reasons"]
+    change = examples["topic_changes"][0]
+    assert (change["id"], change["before"], change["after"]) == (
+        i["w2"], ["critical-minerals"], ["critical-minerals", "export-controls"])
+    text = env.run("keywords", "test", "--days", "5", "--examples", "1").stdout
+    assert "newly flagged        1" in text and "no longer flagged    0" in text
+    assert "Lithium prices slump in Chile" in text and "nothing was changed" in text
+    assert stored(env) == before
+
+
+def test_reclassify_applies_the_current_rules(env):
+    i = env.id
+    env.run("review", "mark", str(i["d5"]), "relevant")
+    env.write_config(EDITED)
+    out = env.run("reclassify", "--days", "30", "--batch-size", "2").stdout
+    assert "reclassified 6 article(s) of the last 30 days" in out
+    assert "newly flagged        1" in out and "no longer flagged    1" in out
+    assert "topic changes        1" in out and "\r" not in out      # no bar on a pipe
+    now = {a["id"]: a for a in env.json_lines("review", "list", "--all")}
+    assert now[i["d4"]]["flagged"] and now[i["d4"]]["topics"] == ["critical-minerals"]
+    assert now[i["d4"]]["reasons"] == ["classifier unavailable", 'keyword "lithium"']
+    assert not now[i["d5"]]["flagged"] and now[i["d5"]]["status"] == "relevant"  # review kept
+    assert now[i["w2"]]["topics"] == ["critical-minerals", "export-controls"]
+    assert now[i["w6"]]["topics"] == ["critical-minerals"]            # outside --days
+    assert "CL" in now[i["d4"]]["countries"] and now[i["d4"]]["language"] == "en"
+    stamps = dict((r[0], r[4]) for r in stored(env))
+    assert stamps[i["w6"]] < stamps[i["d4"]]
+    again = json.loads(env.run("keywords", "test", "--json").stdout)
+    assert again["unchanged"] == again["articles"] == 6
+    everything = env.run("reclassify").stdout
+    assert "reclassified 7 article(s) of all stored articles" in everything
+
+
+# -- reviews for training --------------------------------------------------------------
+
+def test_reviews_for_training(env):
+    from monitor.storage import open_store
+    from monitor.train import apply_reviews
+
+    i = env.id
+    env.run("review", "mark", str(i["w1"]), "irrelevant")
+    env.run("review", "mark", str(i["w1"]), "relevant", "--topics", "export-controls")
+    env.run("review", "mark", str(i["w3"]), "irrelevant", "--note", "gold")
+    with open_store(f"sqlite:///{env.db}") as store:
+        records = store.reviews_for_training()
+    assert records == [
+        {"id": f"review:{i['w1']}", "url": "https://news.example/w1", "lang": "en",
+         "title": "China restricts gallium exports", "text": WIRE[0][2],
+         "topics": ["export-controls"]},
+        {"id": f"review:{i['w3']}", "url": "https://news.example/w3", "lang": "en",
+         "title": "Gold price climbs on rate bets", "text": WIRE[2][2], "topics": []}]
+    corpus = [{"id": "c1", "url": "https://news.example/w3", "lang": "en", "title": "t",
+               "text": "x", "topics": ["critical-minerals"]}]
+    labelled = apply_reviews(corpus, records)
+    assert labelled[0]["topics"] == [] and labelled[1]["topics"] == ["export-controls"]
+
+
+# -- the store as it is: views through the sqlite3 CLI ---------------------------------
+
+@pytest.mark.skipif(shutil.which("sqlite3") is None, reason="the sqlite3 CLI is not installed")
+def test_views_with_the_sqlite3_cli(env):
+    def sqlite(query: str) -> list[list[str]]:
+        out = subprocess.run(["sqlite3", "-separator", "|", str(env.db), query],
+                             capture_output=True, text=True, check=True, timeout=30).stdout
+        return [line.split("|") for line in out.splitlines()]
+
+    i = env.id
+    rows = sqlite("select id, source, title, topics, countries, minerals from flagged "
+                  "order by published desc limit 20")
+    assert len(rows) == 5 and {int(r[0]) for r in rows} == {i["w1"], i["d7"], i["w2"], i["d5"], i["w6"]}
+    w1 = next(r for r in rows if int(r[0]) == i["w1"])
+    assert w1[1:4] == ["Metals Wire", "China restricts gallium exports",
+                       "critical-minerals,export-controls"]
+    assert {"CN", "JP", "US"} <= set(w1[4].split(",")) and "gallium" in w1[5].split(",")
+    assert sqlite("select count(*) from flagged where countries like '%AU%'") == [["1"]]
+    health = sqlite("select name, health, error_count, articles from feed_health order by name")
+    assert health == [["Metals Wire", "ok", "0", "4"], ["Trade Desk", "ok", "0", "3"]]
+    env.run("review", "mark", str(i["w1"]), "relevant")
+    joined = sqlite("select f.id, r.verdict, r.reviewer from flagged f "
+                    "join review r on r.article_id = f.id and r.current")
+    assert joined == [[str(i["w1"]), "relevant", "alice"]]
+
+
+# -- the pure parts --------------------------------------------------------------------
+
+def test_parse_since():
+    now = datetime(2025, 6, 5, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("7d", now) == now - timedelta(days=7)
+    assert parse_since("24h", now) == now - timedelta(hours=24)
+    assert parse_since("30m", now) == now - timedelta(minutes=30)
+    assert parse_since("2W", now) == now - timedelta(weeks=2)
+    assert parse_since("2025-06-01", now) == datetime(2025, 6, 1, tzinfo=timezone.utc)
+    assert parse_since("2025-06-01T08:00+02:00", now) == datetime(2025, 6, 1, 6, tzinfo=timezone.utc)
+    for bad in ("7", "last week", "-3d", ""):
+        with pytest.raises(UsageError):
+            parse_since(bad, now)
+
+
+def test_mark_arguments_and_topics():
+    assert parse_mark_args(["3", "1", "3", "irrelevant"]) == ((3, 1), "irrelevant")
+    assert check_verdict("relevant") == "relevant"
+    with pytest.raises(UsageError, match="did you mean 'irrelevant'"):
+        check_verdict("irelevant")
+    assert check_topics(["export-controls,critical-minerals"]) == ("critical-minerals", "export-controls")
+    assert check_topics([]) == ()
+
+
+def test_verdict_diff_counts():
+    def s(i, flagged, topics, countries=()):
+        return StoredVerdict(i, "t", "s", datetime(2025, 6, 1, tzinfo=timezone.utc), flagged,
+                             topics, countries)
+
+    diff = VerdictDiff()
+    diff.add(s(1, False, ()), True, ("critical-minerals",), ())
+    diff.add(s(2, True, ("critical-minerals",)), False, (), ())
+    diff.add(s(3, True, ("critical-minerals",)), True, ("critical-minerals", "export-controls"), ())
+    diff.add(s(4, True, ("critical-minerals",), ("CN",)), True, ("critical-minerals",), (), ("CN", "US"))
+    diff.add(s(5, False, ()), False, (), ())
+    assert diff.counts() == {"articles": 5, "newly_flagged": 1, "no_longer_flagged": 1,
+                             "topic_changes": 1, "unchanged": 2}
+    assert diff.countries_changed == 1
