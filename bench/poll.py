@@ -2,7 +2,7 @@
 (and newsboat, the native reference, when installed).
 
     .venv/bin/python bench/poll.py [--feeds 200] [--items 30] [--workers 8]
-                                   [--analysis none|cli] [--profile PREFIX]
+                                   [--repeat 3] [--analysis none|cli] [--profile PREFIX]
 
 Bench-only dependencies, NOT in pyproject.toml — install them into the venv by hand:
 
@@ -35,8 +35,12 @@ What happens, in one run:
       ``reload-threads W``; each reload is its own process, timed as a whole (wall clock).
       newsboat 2.21 keeps a new feed's ETag only from its second fetch, so an untimed
       priming reload runs between the timed cold and warm ones.
+* ``--repeat`` rounds (default 3), the tools interleaved within each round; the table
+  shows the median times and the largest peak RSS, and every round's times below it.
 * Times for monitor and reader cover the cycle call only (not interpreter start, imports,
   store creation or adding the feeds; that setup time is printed separately).
+* Exit code 0 when monitor meets every target (cold ≤ 0.5× reader, warm ≤ 0.3× reader,
+  peak RSS ≤ 250 MB) and stored exactly feeds × items articles, else 1.
 * Peak RSS is the ``ru_maxrss`` of the child process as the parent gets it from
   ``os.wait4`` — the high-water mark of that whole process: interpreter, imports, store,
   cold and warm cycle. For newsboat: the largest of its three processes.
@@ -51,7 +55,6 @@ import hashlib
 import json
 import os
 import random
-import resource  # noqa: F401  (documents where ru_maxrss comes from)
 import shutil
 import sqlite3
 import statistics
@@ -520,7 +523,7 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--feeds", type=int, default=200)
@@ -542,16 +545,20 @@ def main(argv: list[str] | None = None) -> int:
                          "slows that run, so its times are not in the table")
     ap.add_argument("--child", nargs=3, metavar=("KIND", "SPEC", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-
-    if args.child:
-        kind, spec_file, out_file = args.child
-        result = CHILDREN[kind](json.loads(Path(spec_file).read_text()))
-        Path(out_file).write_text(json.dumps(result))
-        return 0
-
-    if not 1 <= args.workers <= 16:
+    if not args.child and not 1 <= args.workers <= 16:
         ap.error("--workers must be 1..16 (monitor's poll.per_host is limited to 16)")
-    expected = args.feeds * args.items
+    return args
+
+
+def _labels(w: int) -> dict[str, str]:
+    return {"matched": f"monitor (per_host={w}, concurrency={w})",
+            "reader": f"reader (workers={w})",
+            "default": "monitor (defaults: per_host=2, concurrency=8)",
+            "newsboat": f"newsboat (reload-threads={w})",
+            "profiled": "monitor profiled"}
+
+
+def _make_docs(args) -> dict[str, _Doc]:
     base_time = datetime(2025, 6, 5, 6, 0, tzinfo=timezone.utc)
     t = time.perf_counter()
     last_modified = format_datetime(base_time, usegmt=True)
@@ -559,71 +566,70 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.feeds)}
     size = sum(len(d.body) for d in docs.values())
     gz = sum(len(d.gz) for d in docs.values())
-    print(f"data: {args.feeds} feeds × {args.items} items = {expected:,} items, "
+    print(f"data: {args.feeds} feeds × {args.items} items = {args.feeds * args.items:,} items, "
           f"{size / 1e6:.1f} MB of RSS ({gz / 1e6:.1f} MB gzip), "
           f"generated in {time.perf_counter() - t:.1f} s")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} at start (other work on the machine skews the times); "
           "server: threaded HTTP/1.1 on 127.0.0.1 (ETag/Last-Modified → 304, gzip on request)")
+    return docs
 
-    rows: dict[str, dict] = {}
-    notes: list[str] = []
+
+def _run_all(args, docs: dict[str, _Doc], notes: list[str]) -> dict[str, dict]:
+    """Every measured run; the tools interleave round by round, so load from elsewhere on
+    the machine hits all of them alike."""
+    w, label = args.workers, _labels(args.workers)
+    runs: dict[str, list[dict]] = {}
+    try:
+        import reader  # noqa: F401
+        have_reader = True
+    except ImportError as exc:
+        have_reader = False
+        notes.append(f"reader: not installed ({exc}); pip install reader sgmllib3k")
+    have_newsboat = bool(shutil.which("newsboat"))
+    if not have_newsboat:
+        notes.append("newsboat: not installed")
+
     with tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp, BenchServer(docs) as server:
-        tmp = Path(tmp)
-
-        runs: dict[str, list[dict]] = {}
-
-        def measure(label: str, kind: str, round_no: int, **spec) -> None:
-            if any("failed" in r for r in runs.get(label, [])):
+        def measure(name: str, kind: str, round_no: int, **spec) -> None:
+            if any("failed" in r for r in runs.get(name, [])):
                 return                   # failed once: do not retry it every round
-            slug = "".join(c if c.isalnum() else "_" for c in label).strip("_")
-            work = tmp / f"{slug}-{round_no}"
+            slug = "".join(c if c.isalnum() else "_" for c in name).strip("_")
+            work = Path(tmp) / f"{slug}-{round_no}"
             work.mkdir()
-            prefix = work.name
-            spec.update(dir=str(work), urls=server.urls(prefix))
-            print(f"round {round_no}: {label} …", flush=True)
+            spec.update(dir=str(work), urls=server.urls(work.name))
+            print(f"round {round_no}: {name} …", flush=True)
             try:
                 if kind == "newsboat":
-                    result = run_newsboat(spec["urls"], args.workers, work, args.timeout)
+                    result = run_newsboat(spec["urls"], w, work, args.timeout)
                 else:
                     result = run_child(kind, spec, work, args.timeout)
             except Exception as exc:     # one tool failing must not hide the others
-                print(f"  {label}: FAILED: {exc}")
+                print(f"  {name}: FAILED: {exc}")
                 result = {"failed": str(exc)}
-            result["served"] = dict(server.tally.get(prefix, {}))
-            runs.setdefault(label, []).append(result)
+            result["served"] = dict(server.tally.get(work.name, {}))
+            runs.setdefault(name, []).append(result)
 
-        w = args.workers
-        matched = f"monitor (per_host={w}, concurrency={w})"
-        default = "monitor (defaults: per_host=2, concurrency=8)"
-        try:
-            import reader  # noqa: F401
-            have_reader = True
-        except ImportError as exc:
-            have_reader = False
-            notes.append(f"reader: not installed ({exc}); pip install reader sgmllib3k")
-        have_newsboat = bool(shutil.which("newsboat"))
-        if not have_newsboat:
-            notes.append("newsboat: not installed")
-        # rounds interleave the tools, so load from elsewhere on the machine hits all alike
         for n in range(1, args.repeat + 1):
-            measure(matched, "monitor", n, per_host=w, concurrency=w, analysis=args.analysis)
+            measure(label["matched"], "monitor", n, per_host=w, concurrency=w,
+                    analysis=args.analysis)
             if have_reader:
-                measure(f"reader (workers={w})", "reader", n, workers=w)
-            measure(default, "monitor", n, analysis=args.analysis)
+                measure(label["reader"], "reader", n, workers=w)
+            measure(label["default"], "monitor", n, analysis=args.analysis)
             if have_newsboat:
-                measure(f"newsboat (reload-threads={w})", "newsboat", n)
+                measure(label["newsboat"], "newsboat", n)
         if args.profile:
-            measure("monitor profiled", "monitor", 1, per_host=w, concurrency=w,
+            measure(label["profiled"], "monitor", 1, per_host=w, concurrency=w,
                     analysis=args.analysis, profile=str(Path(args.profile).resolve()))
-        for label, results in runs.items():
-            rows[label] = _combine(results)
+    return {name: _combine(results) for name, results in runs.items()}
 
-    # ---- table -----------------------------------------------------------------------
-    print()
+
+def _print_table(args, rows: dict[str, dict], notes: list[str]) -> None:
+    w, label = args.workers, _labels(args.workers)
     analyzer = next((r["analyzer"] for r in rows.values() if "analyzer" in r), "?")
     how = ("Poller(store, config), no-op analysis seam" if args.analysis == "none"
            else "service.build_poller(config, store), as the CLI wires it")
+    print()
     print(f"monitor: driven in-process: {how} → run_cycle(include_all=True), the code behind "
           f"`monitor poll --all`; analysis: {analyzer}")
     print(f"workers: {w} (reader update_feeds(workers={w}), newsboat reload-threads {w}, "
@@ -635,57 +641,56 @@ def main(argv: list[str] | None = None) -> int:
             "server saw (one round)")
     print(head)
     print("-" * len(head))
-    for label, r in rows.items():
-        if label == "monitor profiled":
-            continue
+    shown = {k: v for k, v in rows.items() if k != label["profiled"]}
+    for name, r in shown.items():
         if "failed" in r:
-            print(f"{label:<48} {'failed':>7}")
+            print(f"{name:<48} {'failed':>7}")
             continue
         served = r.get("served", {})
         seen = (f"{served.get(200, 0)}×200, {served.get(304, 0)}×304, "
                 f"{served.get('connections', 0)} TCP connections")
-        print(f"{label:<48} {r['cold_s']:>7.2f} {r['warm_s']:>7.3f} {r['rss_mb']:>11.1f} "
+        print(f"{name:<48} {r['cold_s']:>7.2f} {r['warm_s']:>7.3f} {r['rss_mb']:>11.1f} "
               f"{r['articles']:>7}  {seen}")
-    for n in notes:
-        print(n)
+    for note in notes:
+        print(note)
     print()
-    for label, r in rows.items():
-        if "cold_s_all" in r and label != "monitor profiled":
+    for name, r in shown.items():
+        if "cold_s_all" in r:
             each = ", ".join(f"{c:.2f}/{wm:.3f}" for c, wm in zip(r["cold_s_all"], r["warm_s_all"]))
-            print(f"  {label}: cold/warm s per round: {each}")
+            print(f"  {name}: cold/warm s per round: {each}")
     print("cold/warm s: for monitor and reader the cycle call only (setup — interpreter, "
           "imports, store, adding feeds — excluded: "
           + ", ".join(f"{k.split(' (')[0]} {v['setup_s']:.2f} s" for k, v in rows.items()
-                      if "setup_s" in v and k in (matched, f"reader (workers={w})"))
+                      if "setup_s" in v and k in (label["matched"], label["reader"]))
           + "); newsboat: wall clock of each `newsboat -x reload` process.")
     print("peak RSS: ru_maxrss of that tool's child process (os.wait4): interpreter, imports, "
           "store, cold and warm cycle; newsboat: the largest of its reload processes.")
-    for label, r in rows.items():
+    for name, r in shown.items():
         if r.get("errors"):
-            print(f"{label}: errors: {r['errors']}")
+            print(f"{name}: errors: {r['errors']}")
         if r.get("version"):
-            print(f"{label}: version {r['version']}")
+            print(f"{name}: version {r['version']}")
 
-    # ---- correctness and targets -------------------------------------------------------
+
+def _check_targets(args, rows: dict[str, dict]) -> bool:
+    label, expected = _labels(args.workers), args.feeds * args.items
+    m, rd, d = rows.get(label["matched"], {}), rows.get(label["reader"], {}), rows.get(label["default"], {})
     print()
-    ok = True
-    m, rd = rows.get(matched, {}), rows.get(f"reader (workers={w})", {})
-    if "failed" in m:
-        ok = False
+    ok = "failed" not in m
+    if not ok:
         print(f"monitor failed: {m['failed'][-600:]}")
     if "articles" in m:
         counts = m["articles_all"]
         good = all(c == expected for c in counts)
-        ok &= good
         print(f"correctness: monitor's store after the cold run holds {counts[0]:,} articles "
               f"(expected {expected:,}; every round: {counts}): {_verdict(good)}")
-        good = m["warm_status"] == {"not-modified": args.feeds} and m["warm_new"] == 0
         ok &= good
+        good = m["warm_status"] == {"not-modified": args.feeds} and m["warm_new"] == 0
         print(f"correctness: monitor's warm run: {m['warm_status']}, {m['warm_new']} new "
               f"(expected all {args.feeds} not-modified): {_verdict(good)}")
+        ok &= good
     if "cold_s" in m and "cold_s" in rd:
-        cold_ratio = m["cold_s"] / rd["cold_s"]
-        warm_ratio = m["warm_s"] / rd["warm_s"]
+        cold_ratio, warm_ratio = m["cold_s"] / rd["cold_s"], m["warm_s"] / rd["warm_s"]
         print(f"monitor/reader cold: {cold_ratio:.2f}×  (target ≤ {TARGET_COLD}×)  "
               f"{_verdict(cold_ratio <= TARGET_COLD)}")
         print(f"monitor/reader warm: {warm_ratio:.2f}×  (target ≤ {TARGET_WARM}×)  "
@@ -698,14 +703,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"monitor peak RSS: {m['rss_mb']:.1f} MB  (target ≤ {TARGET_RSS_MB:g} MB)  "
               f"{_verdict(m['rss_mb'] <= TARGET_RSS_MB)}")
         ok &= m["rss_mb"] <= TARGET_RSS_MB
-    d = rows.get(default, {})
     if "cold_s" in d and "cold_s" in rd:
         print(f"default settings (per_host=2, concurrency=8): monitor/reader cold "
               f"{d['cold_s'] / rd['cold_s']:.2f}×, warm {d['warm_s'] / rd['warm_s']:.2f}×, "
               f"peak RSS {d['rss_mb']:.1f} MB (for reference, not a target)")
-    if args.profile and "failed" not in rows.get("monitor profiled", {"failed": 1}):
+    if args.profile and "failed" not in rows.get(label["profiled"], {"failed": 1}):
         print(f"cProfile of monitor's cycles: {args.profile}.cold.prof, {args.profile}.warm.prof "
               f"(python -m pstats FILE; sort cumtime / tottime)")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    if args.child:
+        kind, spec_file, out_file = args.child
+        result = CHILDREN[kind](json.loads(Path(spec_file).read_text()))
+        Path(out_file).write_text(json.dumps(result))
+        return 0
+    notes: list[str] = []
+    rows = _run_all(args, _make_docs(args), notes)
+    _print_table(args, rows, notes)
+    ok = _check_targets(args, rows)
     print(f"overall: {_verdict(ok)}")
     return 0 if ok else 1
 

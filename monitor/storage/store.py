@@ -202,13 +202,8 @@ class Store:
         Returns (new, updated). An article already stored under the same key is updated
         in place (never duplicated); a crash before commit loses nothing that was stored.
         """
-        new = updated = 0
         with self._begin() as conn:
-            for write in articles:
-                if _upsert_article(conn, feed.id, write, outcome.polled_at):
-                    new += 1
-                else:
-                    updated += 1
+            new, updated = _write_articles(conn, feed.id, articles, outcome.polled_at)
             _write_feed_state(conn, feed, outcome, new)
         return new, updated
 
@@ -361,43 +356,60 @@ def _chunks(items: list, size: int):
         yield items[i:i + size]
 
 
-def _article_values(write: ArticleWrite) -> dict:
+def _article_values(write: ArticleWrite, now: datetime) -> dict:
     p, v = write.parsed, write.verdict
     values = dict(guid=p.guid, url=p.url, title=p.title, text=p.text,
                   content_hash=p.content_hash, published_at=p.published,
                   language=write.language)
     if v is None:
-        values.update(flagged=None, score=None, topics="", reasons="[]", model_version=None)
+        values.update(flagged=None, score=None, topics="", reasons="[]", model_version=None,
+                      classified_at=None)
     else:
         values.update(flagged=v.flagged, score=v.score, topics=",".join(v.topics),
                       reasons=json.dumps(list(v.reasons), ensure_ascii=False),
-                      model_version=v.model_version)
+                      model_version=v.model_version, classified_at=now)
     return values
 
 
-def _upsert_article(conn: Connection, feed_id: int, write: ArticleWrite, now: datetime) -> bool:
-    """Insert or update one article; True when it was new."""
-    values = _article_values(write)
-    if write.verdict is not None:
-        values["classified_at"] = now
-    found = conn.execute(select(ARTICLE.c.id).where(
-        ARTICLE.c.feed_id == feed_id, ARTICLE.c.key == write.parsed.key)).scalar()
-    if found is None:
-        article_id = conn.execute(ARTICLE.insert().values(
-            feed_id=feed_id, key=write.parsed.key, first_seen_at=now, **values)
-        ).inserted_primary_key[0]
-    else:
-        article_id = found
-        conn.execute(update(ARTICLE).where(ARTICLE.c.id == found).values(updated_at=now, **values))
-        conn.execute(COUNTRY.delete().where(COUNTRY.c.article_id == found))
-        conn.execute(MINERAL.delete().where(MINERAL.c.article_id == found))
-    _insert_mentions(conn, COUNTRY, article_id, write.countries)
-    _insert_mentions(conn, MINERAL, article_id, write.minerals)
-    return found is None
+def _ids_by_key(conn: Connection, feed_id: int, keys: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(keys, 500):
+        query = select(ARTICLE.c.key, ARTICLE.c.id).where(
+            ARTICLE.c.feed_id == feed_id, ARTICLE.c.key.in_(chunk))
+        found.update((k, i) for k, i in conn.execute(query))
+    return found
 
 
-def _insert_mentions(conn: Connection, table, article_id: int, mentions) -> None:
-    rows = [dict(article_id=article_id, code=m.code, count=m.count) for m in mentions]
+def _write_articles(conn: Connection, feed_id: int, writes: Sequence[ArticleWrite],
+                    now: datetime) -> tuple[int, int]:
+    """Insert new articles in one batch and update changed ones in place; (new, updated).
+
+    An article already stored under the same key is updated, never duplicated."""
+    if not writes:
+        return 0, 0
+    existing = _ids_by_key(conn, feed_id, [w.parsed.key for w in writes])
+    fresh = [w for w in writes if w.parsed.key not in existing]
+    changed = [w for w in writes if w.parsed.key in existing]
+    if fresh:
+        conn.execute(ARTICLE.insert(), [dict(feed_id=feed_id, key=w.parsed.key, first_seen_at=now,
+                                             **_article_values(w, now)) for w in fresh])
+    for w in changed:
+        conn.execute(update(ARTICLE).where(ARTICLE.c.id == existing[w.parsed.key])
+                     .values(updated_at=now, **_article_values(w, now)))
+    if changed:
+        ids = [existing[w.parsed.key] for w in changed]
+        conn.execute(COUNTRY.delete().where(COUNTRY.c.article_id.in_(ids)))
+        conn.execute(MINERAL.delete().where(MINERAL.c.article_id.in_(ids)))
+    with_mentions = [w for w in writes if w.countries or w.minerals]
+    if with_mentions:
+        ids = {**existing, **_ids_by_key(conn, feed_id, [w.parsed.key for w in fresh if w.countries or w.minerals])}
+        _insert_mentions(conn, COUNTRY, [(ids[w.parsed.key], m) for w in with_mentions for m in w.countries])
+        _insert_mentions(conn, MINERAL, [(ids[w.parsed.key], m) for w in with_mentions for m in w.minerals])
+    return len(fresh), len(changed)
+
+
+def _insert_mentions(conn: Connection, table, mentions) -> None:
+    rows = [dict(article_id=article_id, code=m.code, count=m.count) for article_id, m in mentions]
     if rows:
         conn.execute(table.insert(), rows)
 
