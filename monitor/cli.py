@@ -198,5 +198,15 @@ def run(ctx):
     sys.exit(service.run_forever())
 
 
+def _register() -> None:
+    from monitor import cli_model, cli_review
+
+    cli_model.register(cli)
+    cli_review.register(cli)
+
+
+_register()
+
+
 def main() -> None:
     cli(prog_name="monitor")

@@ -1,0 +1,187 @@
+"""CLI commands around the classifier: `classify`, `evaluate`, `train`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from monitor.exceptions import UsageError
+
+
+def read_articles(source: str) -> list[dict]:
+    """Articles from FILE: ``.jsonl`` (one record per line), ``.txt`` (first line is the
+    title), or ``-`` (standard input: JSON Lines if it starts with ``{``, else text)."""
+    if source == "-":
+        data, name = sys.stdin.read(), "<stdin>"
+        jsonl = data.lstrip().startswith("{")
+    else:
+        path = Path(source)
+        try:
+            data = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{source}: cannot read: {exc}") from None
+        name, jsonl = source, path.suffix.lower() in (".jsonl", ".json", ".ndjson")
+    if not jsonl:
+        title, _, text = data.strip().partition("\n")
+        return [{"id": "1", "title": title.strip(), "text": text.strip()}]
+    return list(_jsonl(data, name))
+
+
+def _jsonl(data: str, name: str):
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{name}:{number}: not valid JSON: {exc.msg}") from None
+        if not isinstance(record, dict) or not isinstance(record.get("title", ""), str) \
+                or not isinstance(record.get("text", ""), str):
+            raise UsageError(f"{name}:{number}: expected an object with string title/text")
+        if not (record.get("title") or record.get("text")):
+            raise UsageError(f"{name}:{number}: neither title nor text")
+        record.setdefault("id", str(number))
+        yield record
+
+
+def verdict_lines(records: list[dict], analyzer) -> list[dict]:
+    docs = [(r.get("title", ""), r.get("text", ""), r.get("lang")) for r in records]
+    lines = []
+    for record, result in zip(records, analyzer.analyse(docs)):
+        v = result.verdict
+        lines.append({"id": record["id"], "flagged": v.flagged, "score": round(v.score, 4),
+                      "topics": list(v.topics), "countries": sorted(m.code for m in result.countries),
+                      "minerals": sorted(m.code for m in result.minerals), "reasons": list(v.reasons),
+                      "lang": result.language})
+    return lines
+
+
+@click.command()
+@click.argument("source", metavar="FILE|-")
+@click.pass_context
+def classify(ctx, source):
+    """Print one JSON verdict per article of FILE (.jsonl, or .txt whose first line is the
+    title) or of standard input (-).
+
+    \b
+    Examples:
+      monitor classify ../shared/seed/seed.jsonl
+      echo '{"title": "China curbs gallium exports", "text": ""}' | monitor classify -
+    """
+    from monitor.service import build_analyzer
+
+    from monitor.cli import _config
+
+    records = read_articles(source)
+    analyzer = build_analyzer(_config(ctx.find_root()))
+    for line in verdict_lines(records, analyzer):
+        click.echo(json.dumps(line, ensure_ascii=False))
+
+
+@click.command()
+@click.argument("source", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--keywords-only", is_flag=True,
+              help="The baseline: the default [keywords] of the shipped config alone, no model.")
+@click.pass_context
+def evaluate(ctx, source, as_json, keywords_only):
+    """Score the classifier on a labelled JSON Lines file (LABELING.md format): precision,
+    recall and F1 per topic and for flagged, per language, and countries micro-P/R/F1.
+
+    \b
+    Examples:
+      monitor evaluate ../shared/data/dev.jsonl
+      monitor evaluate ../shared/data/dev.jsonl --keywords-only --json
+    """
+    from monitor.analyze import Analyzer
+    from monitor.cli import _config
+    from monitor.config import load_config
+    from monitor.evaluate import evaluate as score, format_report
+    from monitor.keywords import KeywordRules
+    from monitor.resources import default_config_path
+    from monitor.service import build_analyzer
+
+    gold = read_articles(source)
+    for number, record in enumerate(gold, 1):
+        if not isinstance(record.get("topics"), list):
+            raise UsageError(f"{source}:{number}: a labelled record needs a topics list")
+    if keywords_only:
+        defaults = load_config(default_config_path())
+        analyzer = Analyzer(None, KeywordRules.compile(defaults.keywords.spec()),
+                            defaults.classifier.threshold)
+    else:
+        analyzer = build_analyzer(_config(ctx.find_root()))
+    predicted = verdict_lines(gold, analyzer)
+    report = score(gold, predicted)
+    report["setup"] = ("keywords only (default [keywords], no model)" if keywords_only
+                       else f"model {analyzer.model_version or 'unavailable'} + config keywords")
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"# {report['setup']}")
+        click.echo(format_report(report))
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Replace the model even if held-out F1 dropped.")
+@click.option("--dev", "dev_file", type=click.Path(exists=True, dir_okay=False),
+              help="Also score the new model on this labelled file (measured only, never trained on).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="Where to write the model (default: classifier.model in the config).")
+@click.option("--corpus", "corpus_dir", type=click.Path(exists=True, file_okay=False),
+              help="Corpus folder (default: models/corpus).")
+@click.pass_context
+def train(ctx, force, dev_file, out_path, corpus_dir):
+    """Train the classifier from the corpus plus analysts' reviews (a review overrides the
+    corpus label) and write the model and its card. Refuses to replace the current model
+    when flagged F1 on the fixed held-out part of the corpus drops by more than one point,
+    unless --force.
+
+    \b
+    Example:
+      monitor train --dev ../shared/data/dev.jsonl
+    """
+    from monitor.cli import _config
+    from monitor.keywords import KeywordRules
+    from monitor.resources import resource_dir
+    from monitor.train import train_from_paths
+
+    config = _config(ctx.find_root())
+    reviews = _reviews(config)
+    outcome = train_from_paths(corpus_dir or resource_dir("models") / "corpus", reviews,
+                               out_path or config.classifier.model_path(), dev_path=dev_file,
+                               force=force, rules=KeywordRules.compile(config.keywords.spec()))
+    card = outcome.card
+    held = card.get("held_out", {}).get("flagged", {})
+    click.echo(f"model {card['version']}: {card['sizes']}, {card.get('n_reviews', 0)} reviews")
+    click.echo(f"held-out flagged F1 {held.get('f1')}")
+    if "dev" in card:
+        for setup in ("model", "model+keywords", "keywords_only"):
+            if setup in card["dev"]:
+                click.echo(f"dev {setup}: flagged F1 {card['dev'][setup]['flagged']['f1']}")
+    click.echo(("written to " if outcome.replaced else "NOT written: ") + f"{outcome.path} ({outcome.reason})")
+    if not outcome.replaced:
+        sys.exit(1)
+
+
+def _reviews(config) -> list[dict]:
+    """Current review verdicts from the store (none if the store does not exist yet)."""
+    from sqlalchemy.engine import make_url
+
+    from monitor.storage import open_store
+
+    url = config.store_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
+        return []
+    with open_store(url, config.store.busy_timeout_seconds) as store:
+        getter = getattr(store, "reviews_for_training", None)
+        return list(getter()) if getter else []
+
+
+def register(group: click.Group) -> None:
+    for command in (classify, evaluate, train):
+        group.add_command(command)
