@@ -105,7 +105,8 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
         return
     for line in format_table(items):
         click.echo(line)
-    click.echo(f"{len(items)} article(s)" + (f" (--limit {limit} reached)" if len(items) == limit else ""))
+    more = " (the --limit; there may be more)" if len(items) == limit else ""
+    click.echo(f"{len(items)} article(s){more}")
 
 
 def _country(value: str | None) -> str | None:
@@ -158,8 +159,9 @@ def review_show(ctx, article_id, as_json):
 def review_mark(ctx, words, topics, note):
     """Mark articles relevant or irrelevant.
 
-    Who ($USER) and when are stored with the verdict and the note. Marking an article again replaces its verdict; earlier ones stay in its history.
-    All or nothing: an unknown id writes nothing.
+    Who ($USER) and when are stored with the verdict and the note. Marking an article
+    again replaces its verdict; earlier ones stay in its history. All or nothing: an
+    unknown id writes nothing.
 
     \b
     Examples:
@@ -308,11 +310,11 @@ def _rerun(store, analyzer, since, batch: int = BATCH, write_at=None, progress=N
     diff, after = VerdictDiff(), 0
     while rows := store.verdict_batch(since, after, batch):
         analyses = analyzer.analyse([(title, text, hint) for _, title, text, hint in rows])
-        for (stored, *_), a in zip(rows, analyses):
+        for (stored, *_), a in zip(rows, analyses, strict=True):
             diff.add(stored, a.verdict.flagged, a.verdict.topics, a.verdict.reasons,
                      [m.code for m in a.countries], [m.code for m in a.minerals])
         if write_at is not None:
-            store.write_verdicts([(s.id, a) for (s, *_), a in zip(rows, analyses)], write_at)
+            store.write_verdicts([(s.id, a) for (s, *_), a in zip(rows, analyses, strict=True)], write_at)
         after = rows[-1][0].id
         if progress is not None:
             progress(len(rows))

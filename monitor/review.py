@@ -239,12 +239,12 @@ def _score(value: float | None) -> str:
 
 
 _COLUMNS = (("id", 6, ">"), ("date", 10, "<"), ("source", 16, "<"), ("title", 48, "<"),
-            ("countries", 12, "<"), ("minerals", 16, "<"), ("score", 5, ">"),
+            ("countries", 12, "<"), ("minerals", 20, "<"), ("score", 5, ">"),
             ("review", 10, "<"), ("reasons", 0, "<"))
 
 
 def _row(values: Sequence[str]) -> str:
-    cells = [f"{_cut(v, w) if w else v:{a}{w}}" for v, (_, w, a) in zip(values, _COLUMNS)]
+    cells = [f"{_cut(v, w) if w else v:{a}{w}}" for v, (_, w, a) in zip(values, _COLUMNS, strict=True)]
     return "  ".join(cells).rstrip()
 
 

@@ -1,18 +1,18 @@
 """Analysts' review: `review list|show|mark`, `keywords test`, `reclassify`, reviews for
 training, and the store's views through the real sqlite3 CLI.
 
-Every test fills a real SQLite store through `monitor poll` from the local feed server.
-The config has keyword rules and no model file, so verdicts are keyword-only and
-predictable."""
+Every test fills a real store (a SQLite file, and a PostgreSQL database when .ci/pg runs)
+through `monitor poll` from the local feed server. The config has keyword rules and no
+model file, so verdicts are keyword-only and predictable."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -84,17 +84,18 @@ def _toml_list(values) -> str:
 class Env:
     """A config file, a store filled through `monitor poll`, and a CLI runner."""
 
-    def __init__(self, tmp_path, feed_server):
+    def __init__(self, tmp_path, feed_server, url=None):
         self.tmp = tmp_path
-        self.db = tmp_path / "var" / "monitor.db"
+        self.url = url or f"sqlite:///{tmp_path / 'var' / 'monitor.db'}"
+        self.db = Path(self.url.removeprefix("sqlite:///"))     # the file, for SQLite
         self.config = tmp_path / "monitor.toml"
         self.feeds = [("Metals Wire", feed_server.add("/wire", rss("Metals Wire", WIRE))),
                       ("Trade Desk", feed_server.add("/desk", rss("Trade Desk", DESK)))]
         self.runner = CliRunner()
         self.write_config(KEYWORDS)
 
-    def write_config(self, keywords, db=None) -> None:
-        lines = ["[store]", f'url = "sqlite:///{db or self.db}"',
+    def write_config(self, keywords) -> None:
+        lines = ["[store]", f'url = "{self.url}"',
                  "[poll]", 'contact_url = "http://127.0.0.1/contact"',
                  "connect_timeout_seconds = 2", "read_timeout_seconds = 3",
                  "[classifier]", f'model = "{self.tmp / "no-model.skops"}"',
@@ -121,15 +122,21 @@ class Env:
         return {url.rsplit("/", 1)[1]: i for url, i in self.sql("select url, id from article")}
 
     def sql(self, query: str):
-        with sqlite3.connect(self.db) as db:
-            return db.execute(query).fetchall()
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(text(query))]
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture
-def env(tmp_path, feed_server, monkeypatch):
+def env(tmp_path, feed_server, monkeypatch, store_url):
     monkeypatch.setenv("USER", "alice")
     monkeypatch.delenv("MONITOR_STORE_URL", raising=False)
-    e = Env(tmp_path, feed_server)
+    e = Env(tmp_path, feed_server, store_url)
     out = e.run("poll", "--all").output
     assert "new    4" in out and "new    3" in out
     e.id = e.by_guid()
@@ -361,7 +368,7 @@ def test_reviews_for_training(env):
     env.run("review", "mark", str(i["w1"]), "irrelevant")
     env.run("review", "mark", str(i["w1"]), "relevant", "--topics", "export-controls")
     env.run("review", "mark", str(i["w3"]), "irrelevant", "--note", "gold")
-    with open_store(f"sqlite:///{env.db}") as store:
+    with open_store(env.url) as store:
         records = store.reviews_for_training()
     assert records == [
         {"id": f"review:{i['w1']}", "url": "https://news.example/w1", "lang": "en",
@@ -378,7 +385,7 @@ def test_reviews_for_training(env):
 # -- the store as it is: views through the sqlite3 CLI ---------------------------------
 
 @pytest.mark.skipif(shutil.which("sqlite3") is None, reason="the sqlite3 CLI is not installed")
-def test_views_with_the_sqlite3_cli(env):
+def test_views_with_the_sqlite3_cli(env, sqlite_only):
     def sqlite(query: str) -> list[list[str]]:
         out = subprocess.run(["sqlite3", "-separator", "|", str(env.db), query],
                              capture_output=True, text=True, check=True, timeout=30).stdout
