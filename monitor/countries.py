@@ -32,13 +32,22 @@ Context rules (each tested in tests/test_countries.py)
   * person: "Jordan", "Chad", "Washington", "Lima", "Paris", ... directly followed by a
     capitalised word ("Chad Smith", "Washington Post") are read as names, not countries,
     except in Title Case headlines and before weekdays, months or "DC".
+  * surname: "Hollande" right after a capitalised word ("François Hollande") is a name.
+  * dateline: "Brussels"/"Brüssel" counts as Belgium only in a dateline ("BRÜSSEL (dpa) -");
+    elsewhere it stands for the EU institutions (LABELING.md).
+  * German closed compounds led by a country name count: "Irankrieg" -> IR, and so do
+    directions before one: "Nordschweden" -> SE.
   * georgia: "Georgia" is the US state, not the country, when the text is about the US and
     nothing else (Tbilisi, Georgian, Georgien) points to the country.
   * korea: a bare "Korea"/"Korean" is KR unless the text names North Korea and never South.
   * turkey: "Turkey" is the bird when the text speaks of Thanksgiving or poultry and
     nothing else (Türkiye, Turkish, Ankara) points to the country.
   * us-caps: in an all-caps line, "US" after "LET", "TELL", "JOIN", "WITH" ... is the
-    pronoun.
+    pronoun; "US$" is a currency.
+  * german: "Island" is Iceland only in German text (elsewhere it is the English word).
+  * america: "America" is the US, the Spanish "América" is the continent.
+  * georgia-cjk: ジョージア/조지아/喬治亞 count only when the text names the country
+    otherwise too (in Japanese and Korean business news they are mostly the US state).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
@@ -60,9 +70,9 @@ _MARKS = (
     "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670"
     "\u06d6-\u06ed\u0900-\u0dff\u0f00-\u0fff\u1b00-\u1b7f\u200c\u200d"
 )
-_SUBSTR_CHARS = (
-    "\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff\u3130-\u318f"
-    "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+_SUBSTR_CHARS = (                 # Thai, Lao, Myanmar, Hangul, Khmer, kana, CJK, （）
+    "\uff08\uff09\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff"
+    "\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
 )
 # a letter that is not in an unspaced script, then letters and combining marks
 _LETTER = f"[^\\W\\d_{_SUBSTR_CHARS}]"
@@ -73,10 +83,16 @@ _JOIN_RE = re.compile(r"[\s\-\u2010\u2011\u2013\u2014'\u2019.&\u00b7]{1,4}")
 _LATIN_MARKS_RE = re.compile("[\u0300-\u036f]")
 _HANGUL_RE = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 _CJK_RE = re.compile(f"[{_SUBSTR_CHARS}]")
+_KATAKANA_RE = re.compile("[\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_KANJI_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_COMPANY_START_RE = re.compile("[\u30a0-\u30ffA-Za-z]")
+# a lower-case letter glued to an upper-case one: "UkraineBerlin" (feeds that join a
+# title to its text without a space), "PowerChina"
+_CAMEL_RE = re.compile("[a-zß-öø-ÿąćęłńśźż][A-ZÀ-ÖØ-ÞĄĆĘŁŃŚŹŻ]")
 
 _NOT_SURNAMES = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday january february march "
-    "april may june july august september october november december dc d.c. "
+    "april may june july august september october november december dc d "
     "montag dienstag mittwoch donnerstag freitag samstag sonntag".split()
 )
 _PRONOUN_VERBS = frozenset(
@@ -113,12 +129,17 @@ class Gazetteer:
     heads: frozenset[str]                         # every token a name can start with
     subs: dict[str, tuple[str, ...]]              # CJK name -> (code, rule)
     sub_lengths: dict[str, tuple[int, ...]]       # first char -> name lengths, longest first
+    sub_pairs: frozenset[str]                     # first two characters of every CJK name
     abbr: dict[str, str]                          # one-character CJK abbreviation -> code
+    prefix: frozenset[str]                        # abbreviations that lead a company name
     follow: frozenset[str]
     before: dict[str, frozenset[str]]
     after: dict[str, frozenset[str]]
     names: dict[tuple[str, str], str]             # (code, locale) -> display name
     starts: re.Pattern[str]                       # any first character of a CJK name
+    compounds: dict[str, str]                     # German compound head -> code
+    compound_sizes: tuple[int, ...]               # head lengths, longest first
+    compound_prefixes: frozenset[str]             # their first four letters
 
 
 # ---------------------------------------------------------------- normalisation
@@ -169,12 +190,17 @@ def load_gazetteer(path: Path = DATA_FILE) -> Gazetteer:
             k for k in data["stems"] if " " not in k),
         subs=subs,
         sub_lengths=lengths,
+        sub_pairs=frozenset(name[:2] for name in subs),
         abbr=data["abbr"],
+        prefix=frozenset(data["prefix"]),
         follow=frozenset(data["follow"]),
         before={char: frozenset(chars) for char, chars in data["before"].items()},
         after={char: frozenset(chars) for char, chars in data["after"].items()},
         names=names,
         starts=starts,
+        compounds=data["compounds"],
+        compound_sizes=tuple(sorted({len(k) for k in data["compounds"]}, reverse=True)),
+        compound_prefixes=frozenset(k[:4] for k in data["compounds"]),
     )
 
 
@@ -205,8 +231,8 @@ def extract_countries(title: str, text: str) -> list[Mention]:
         hits += _scan_unspaced(full, gz)
     spans: dict[str, list[tuple[int, int]]] = {}
     for hit in _doc_rules(hits):
-        if hit.code:
-            spans.setdefault(hit.code, []).append((hit.start, hit.end))
+        for code in hit.code.split("+") if hit.code else ():
+            spans.setdefault(code, []).append((hit.start, hit.end))
     return [Mention(code, len(found), tuple(sorted(found)))
             for code, found in sorted(spans.items())]
 
@@ -225,32 +251,65 @@ def country_name(code: str, locale: str = "en") -> str:
 # ---------------------------------------------------------------- scripts written with spaces
 
 class _Words:
-    """Tokens of one text as parallel lists, cut and folded by C-level str and re calls."""
+    """Tokens of one text as parallel lists, cut and folded by C-level str and re calls.
+
+    ``keys[i]`` is the folded token; ``ends`` holds the running offsets of the
+    separator/token parts, so token i spans ``ends[2i]:ends[2i + 1]``.
+    """
 
     def __init__(self, full: str) -> None:
         self.full = full
-        parts = _SPLIT_RE.split(full)          # separator, token, separator, token, ...
-        self.texts = parts[1::2]
+        folded = fold(full)
+        if len(folded) == len(full) and not _CAMEL_RE.search(full):
+            parts = _SPLIT_RE.split(folded)    # separator, token, separator, token, ...
+            self.keys = parts[1::2]
+            self.ends = list(accumulate(map(len, parts)))
+            return
+        parts = _SPLIT_RE.split(full)          # glued words, or folding changed the length
+        if _CAMEL_RE.search(full):
+            parts = _split_camel_case(full, parts)
         self.ends = list(accumulate(map(len, parts)))
-        keys = list(map(str.lower, self.texts))
-        if not full.isascii():
-            keys = [k if k.isascii() else _strip_accents(k) for k in keys]
-        self.keys = keys
+        if len(folded) == len(full):
+            slices = map(slice, self.ends[0:-1:2], self.ends[1::2])
+            self.keys = list(map(folded.__getitem__, slices))
+        else:
+            self.keys = list(map(fold, parts[1::2]))
 
     def span(self, i: int) -> tuple[int, int]:
         return self.ends[2 * i], self.ends[2 * i + 1]
+
+    def text(self, i: int) -> str:
+        return self.full[self.ends[2 * i]:self.ends[2 * i + 1]]
+
+    def texts(self, i: int, end: int) -> list[str]:
+        return [self.text(k) for k in range(i, end)]
 
     def gap(self, i: int) -> str:
         """The characters between token i and token i + 1."""
         return self.full[self.ends[2 * i + 1]:self.ends[2 * i + 2]]
 
 
+def _split_camel_case(full: str, parts: list[str]) -> list[str]:
+    """Cut tokens such as "UkraineBerlin" in two, with an empty separator between."""
+    ends = list(accumulate(map(len, parts)))
+    marked = {bisect_right(ends, m.start()) for m in _CAMEL_RE.finditer(full)}
+    for k in sorted((k for k in marked if k % 2), reverse=True):
+        token = parts[k]
+        cuts = [m.start() + 1 for m in _CAMEL_RE.finditer(token)]
+        pieces: list[str] = []
+        for start, end in zip([0] + cuts, cuts + [len(token)]):
+            pieces += [token[start:end], ""]
+        parts[k:k + 1] = pieces[:-1]
+    return parts
+
+
 def _scan_words(full: str, gz: Gazetteer) -> list[Hit]:
     words = _Words(full)
     hot = gz.heads.intersection(words.keys)
     if not hot:
-        return []
+        return _compound_hits(words, gz, set())
     hits: list[Hit] = []
+    taken: set[int] = set()
     resume = 0
     for i in [i for i, key in enumerate(words.keys) if key in hot]:
         if i < resume:
@@ -261,7 +320,53 @@ def _scan_words(full: str, gz: Gazetteer) -> list[Hit]:
         end, (code, _mode, rule, _case) = found
         if not _local_rule_rejects(rule, words, i, end, gz):
             hits.append(Hit(words.span(i)[0], words.span(end - 1)[1], code, rule))
+        taken.update(range(i, end))
         resume = end
+    return hits + _compound_hits(words, gz, taken)
+
+
+_COMPOUND_TAILS_NOT = ("isch", "er", "ianer", "aner", "ier", "ese", "in")
+_LONG_NOUN_RE = re.compile(r"\b[A-ZÄÖÜ][a-zäöüß]{7,}\b")
+
+
+_DIRECTIONS = ("nord", "sud", "ost", "west", "zentral", "mittel")
+
+
+def _directional_name(key: str, gz: Gazetteer) -> str | None:
+    """"Nordschweden", "Südchinas", "Ostdeutschland": a direction before a country."""
+    for direction in _DIRECTIONS:
+        if key.startswith(direction):
+            rest = key[len(direction):]
+            return gz.compounds.get(rest) or gz.compounds.get(rest[:-1]) if rest else None
+    return None
+
+
+def _compound_hits(words: _Words, gz: Gazetteer, taken: set[int]) -> list[Hit]:
+    """German closed compounds led by a country: "Irankrieg", "Chinageschäft".
+
+    Only in text that looks German (two of und, der, die, das, ...). The rest must be a
+    word of four letters or more that is not an adjective or demonym ending ("iranisch",
+    "Iraner" are in the gazetteer already).
+    """
+    hits: list[Hit] = []
+    if len(_GERMAN_WORDS.intersection(words.keys)) < 2:
+        return hits
+    starts = {words.span(i)[0] for i in taken}
+    for match in _LONG_NOUN_RE.finditer(words.full):
+        key = fold(match.group())
+        if match.start() in starts or key in gz.words:
+            continue
+        direction = _directional_name(key, gz) if key.startswith(_DIRECTIONS) else None
+        if direction:
+            hits.append(Hit(match.start(), match.end(), direction, ""))
+            continue
+        if key[:4] not in gz.compound_prefixes:
+            continue
+        for size in gz.compound_sizes:
+            code = gz.compounds.get(key[:size]) if len(key) - size >= 4 else None
+            if code and not key[size:].startswith(_COMPOUND_TAILS_NOT):
+                hits.append(Hit(match.start(), match.start() + size, code, ""))
+                break
     return hits
 
 
@@ -280,7 +385,7 @@ def _longest_name(words: _Words, i: int, gz: Gazetteer):
         packed = gz.words.get(keys[n - 1])
         if packed:
             entry = packed.split("|")
-            if _case_ok(entry, words.texts[i:i + n]):
+            if _case_ok(entry, words.texts(i, i + n)):
                 return i + n, entry
     return None
 
@@ -291,7 +396,14 @@ def _case_ok(entry: list[str], texts: list[str]) -> bool:
         return True
     if mode == "e":
         return " ".join(texts) == case
-    return all(t[0].isupper() for t, flag in zip(texts, case) if flag == "1")
+    if mode == "l":
+        return all(t.islower() for t in texts)
+    return all(_capitalised(t) for t, flag in zip(texts, case) if flag == "1")
+
+
+def _capitalised(token: str) -> bool:
+    """"China" or "CHINA", not "china" nor odd casing such as "ROMs"."""
+    return token[0].isupper() and (token.isupper() or not any(c.isupper() for c in token[1:]))
 
 
 # ---------------------------------------------------------------- CJK and other unspaced scripts
@@ -299,11 +411,13 @@ def _case_ok(entry: list[str], texts: list[str]) -> bool:
 def _scan_unspaced(full: str, gz: Gazetteer) -> list[Hit]:
     hits: list[Hit] = []
     resume = 0
+    pairs, abbr = gz.sub_pairs, gz.abbr
     for candidate in gz.starts.finditer(full):
         pos = candidate.start()
-        if pos < resume:
+        if pos < resume or (full[pos:pos + 2] not in pairs and full[pos] not in abbr):
             continue
-        found = _substring_at(full, pos, gz) or _compound_at(full, pos, gz)
+        found = (_substring_at(full, pos, gz) or _compound_at(full, pos, gz)
+                 or _prefix_at(full, pos, gz))
         if found:
             hits.extend(found)
             resume = found[-1].end
@@ -313,6 +427,8 @@ def _scan_unspaced(full: str, gz: Gazetteer) -> list[Hit]:
 def _substring_at(full: str, pos: int, gz: Gazetteer) -> list[Hit] | None:
     for length in gz.sub_lengths.get(full[pos], ()):
         end = pos + length
+        if end > len(full):
+            continue
         entry = gz.subs.get(full[pos:end])
         if entry and _guards_ok(full, pos, end, gz):
             return [Hit(pos, end, entry[0], entry[1])]
@@ -320,10 +436,17 @@ def _substring_at(full: str, pos: int, gz: Gazetteer) -> list[Hit] | None:
 
 
 def _guards_ok(full: str, start: int, end: int, gz: Gazetteer) -> bool:
+    """Reject a CJK name glued to a neighbouring word: a Korean name must start a word, a
+    katakana name must be a whole katakana word ("タイ" is not in "タイトル"), and the
+    ``@before``/``@after`` characters of the alias table."""
     prev = full[start - 1] if start > 0 else ""
     nxt = full[end] if end < len(full) else ""
     if _HANGUL_RE.match(full[start]):
         return not (prev and _HANGUL_RE.match(prev))
+    if _KATAKANA_RE.match(full[start]) and prev and _KATAKANA_RE.match(prev):
+        return False
+    if _KATAKANA_RE.match(full[end - 1]) and nxt and _KATAKANA_RE.match(nxt):
+        return False
     if prev and prev in gz.before.get(full[start], ()):
         return False
     return not (nxt and nxt in gz.after.get(full[end - 1], ()))
@@ -346,6 +469,17 @@ def _compound_at(full: str, pos: int, gz: Gazetteer) -> list[Hit] | None:
     return [Hit(i, i + 1, gz.abbr[full[i]], "") for i in range(pos, end)]
 
 
+def _prefix_at(full: str, pos: int, gz: Gazetteer) -> list[Hit] | None:
+    """Japanese 米アップル, 豪BHP: an abbreviation right before a company name."""
+    if full[pos] not in gz.prefix or pos + 1 >= len(full):
+        return None
+    if not _COMPANY_START_RE.match(full[pos + 1]):
+        return None
+    if pos > 0 and _KANJI_RE.match(full[pos - 1]):
+        return None
+    return [Hit(pos, pos + 1, gz.abbr[full[pos]], "")]
+
+
 def _compound_follow_ok(full: str, pos: int, end: int, hangul: bool, gz: Gazetteer) -> bool:
     prev = full[pos - 1] if pos > 0 else ""
     if hangul and prev and _HANGUL_RE.match(prev):
@@ -361,16 +495,53 @@ def _compound_follow_ok(full: str, pos: int, end: int, hangul: bool, gz: Gazette
 def _local_rule_rejects(rule: str, words: _Words, i: int, end: int, gz: Gazetteer) -> bool:
     if rule in ("person", "georgia"):
         return _looks_like_person(words, i, end, gz)
+    if rule == "surname":
+        return _after_first_name(words, i)
+    if rule == "dateline":
+        return not _is_dateline(words, i, end)
     if rule == "us-caps":
-        return _pronoun_us(words, i)
+        return _pronoun_us(words, i) or words.full.startswith("$", words.span(i)[1])
+    if rule == "german":
+        return len(_GERMAN_WORDS.intersection(words.keys)) < 3
+    if rule == "america":
+        return not words.text(i).isascii()
     return False
+
+
+_GERMAN_WORDS = frozenset("und der die das nicht mit von für ist ein eine den dem auf".split())
+
+
+_LOWER_FUNCTION_WORDS = frozenset("la le les l en de du des the in and et und a".split())
+_DATELINE_AFTER = re.compile(r"\s*(?:\([^)\n]{0,40}\)\s*)?(?:[-\u2013\u2014,:]|\()")
+
+
+def _after_first_name(words: _Words, i: int) -> bool:
+    """"Francois Hollande": a capitalised word right before, not an article."""
+    if i == 0 or words.gap(i - 1) != " ":
+        return False
+    before = words.text(i - 1)
+    return (before[0].isupper() and not before.isupper()
+            and words.keys[i - 1] not in _LOWER_FUNCTION_WORDS)
+
+
+def _is_dateline(words: _Words, i: int, end: int) -> bool:
+    """"BRÜSSEL (dpa) -", "Brussels, Oct 3": at the start of a line or sentence, then a
+    dash, comma, colon or bracket. Elsewhere "Brussels" means the EU institutions."""
+    begin = words.span(i)[0]
+    if _DATELINE_AFTER.match(words.full, words.span(end - 1)[1]) is None:
+        return False
+    start, _stop = _line_bounds(words.full, begin)
+    before = words.full[start:begin]
+    if len(before) <= 40 and not any(c.isupper() for c in before):
+        return True
+    return before.rstrip().endswith((".", "|", "!", "?"))
 
 
 def _looks_like_person(words: _Words, i: int, end: int, gz: Gazetteer) -> bool:
     """"Chad Smith", "Washington Post": a capitalised word follows after one space."""
     if end >= len(words.keys) or words.gap(end - 1) != " ":
         return False
-    nxt, key = words.texts[end], words.keys[end]
+    nxt, key = words.text(end), words.keys[end]
     if not nxt[0].isupper() or nxt.isupper() or key in _NOT_SURNAMES or key in gz.words:
         return False
     return not _title_case_line(words, i, end)
@@ -411,10 +582,13 @@ def _pronoun_us(words: _Words, i: int) -> bool:
 def _doc_rules(hits: list[Hit]) -> list[Hit]:
     """Rules that need the whole text: georgia, korea, turkey."""
     rules = {h.rule for h in hits if h.rule}
-    if not rules & {"georgia", "korea", "turkey"}:
+    if not rules & {"georgia", "georgia-cjk", "korea", "turkey"}:
         return hits
-    plain = {h.code for h in hits if h.code and h.rule not in ("georgia", "korea", "turkey")}
+    plain = {h.code for h in hits
+             if h.code and h.rule not in ("georgia", "georgia-cjk", "korea", "turkey")}
     drop: set[str] = set()
+    if "georgia-cjk" in rules and "GE" not in plain:
+        drop.add("georgia-cjk")
     if "georgia" in rules and ("US" in plain or "cue:us" in rules) and "GE" not in plain:
         drop.add("georgia")
     if "korea" in rules and "KP" in plain and "KR" not in plain:

@@ -3,6 +3,12 @@
     python -m monitor.gazetteer_build           # rewrite the data file
     python -m monitor.gazetteer_build --check   # exit 1 when the shipped file is stale
 
+``--check`` rebuilds and compares the whole file when the installed Babel is the one
+recorded in the file's header. With another Babel version CLDR itself may differ, so it
+compares the recipe hash instead (alias table, this builder, the runtime's tokenizer and
+folding) and says that the CLDR part was not re-verified: editing the alias table or the
+normalisation without rebuilding always fails the check.
+
 Building from Babel costs about a second and 200 MB, so it happens here, ahead of time;
 ``monitor.countries`` only reads the result. Sources:
 
@@ -17,11 +23,17 @@ Building from Babel costs about a second and 200 MB, so it happens here, ahead o
   share across locales ("Kongo" is CD in one locale and CG in another; "Nigeri"); names
   shorter than 4 letters in scripts written with spaces (Russian "Чад", Turkish "Çin" are
   also ordinary syllables), shorter than 2 characters in CJK/Hangul or 3 in Thai and
-  similar scripts; Korean names with spaces (the Korean scan works within one word); and
+  similar scripts; Korean names with spaces (the Korean scan works within one word);
+  names led by a short lower-case article or preposition ("i Afghanistan", "ma Aja":
+  the bare name is there too, and the article would make every "i" a candidate); and
   the ``@deny`` names of the alias table (common words such as German "Island").
 * Morphology generated for CLDR names: German genitive -s ("Chinas", "Nordkoreas") and
   weak adjective endings in multi-word names ("Vereinigten Staaten"); Polish case forms
   of feminine -a names and masculine names ("Japonii", "Koreą Południową", "Iranie").
+  One-word German names are also listed as heads of closed compounds ("Irankrieg",
+  "Russlandsanktionen"); the runtime decides when a long word starts with one.
+* A CLDR name written in lower case in its locale still needs a capital in the text
+  (otherwise "salas", "laws" or "komora" would be countries in any text).
 * ``monitor/data/country_aliases.tsv`` (format in its header) overrides CLDR: an alias
   with the same key replaces the CLDR entry.
 """
@@ -29,12 +41,15 @@ Building from Babel costs about a second and 200 MB, so it happens here, ahead o
 from __future__ import annotations
 
 import argparse
+import hashlib
+import inspect
 import json
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitor import countries
 from monitor.countries import (
     DATA_FILE,
     fold,
@@ -46,7 +61,7 @@ from monitor.countries import (
 ALIAS_FILE = Path(__file__).parent / "data" / "country_aliases.tsv"
 EXCLUDED_CODES = frozenset("EU EZ UN QO ZZ XA XB AC CP CQ DG EA IC TA".split())
 DISPLAY_LOCALES = ("en", "de", "fr", "es", "it", "pt", "pl", "nl", "zh", "zh_Hant", "ja", "ko")
-_MODE_RANK = {"e": 0, "c": 1, "a": 2}
+_MODE_RANK = {"e": 0, "l": 1, "c": 1, "a": 2}
 _PAREN_RE = re.compile(r"\s*[(（]\s*|\s*[)）]\s*")
 _UNSPACED_SHORT = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]")
 
@@ -58,7 +73,7 @@ class BuildError(Exception):
 @dataclass(frozen=True)
 class Entry:
     code: str          # "" for a blocker
-    mode: str          # e exact, c capitals as written, a any case, s substring
+    mode: str          # e exact, c capitals as written, l lower case, a any case, s substring
     rule: str          # rule name, "cue:NAME" or ""
     case: str          # exact: the form's tokens; capitals: one 0/1 flag per token
 
@@ -192,6 +207,8 @@ def expand_flagged(form: str, flags: set[str]) -> set[str]:
     for flag, suffixes in endings.items():
         if flag in flags:
             forms.update(form + s for s in suffixes)
+    if "de-adj" in flags and " " not in form:
+        forms.update(p + f for p in ("pro", "anti") for f in list(forms))
     if "de-noun" in flags:
         forms.update(german_forms(form))
     if "pl-noun" in flags:
@@ -199,8 +216,10 @@ def expand_flagged(form: str, flags: set[str]) -> set[str]:
     for flag, expand in _ROMANCE.items():
         if flag in flags:
             forms.update(expand(form))
-    if "pl-adj" in flags:
-        forms.update(polish_adjective(form))
+    if "pl-adj" in flags and " " not in form:
+        declined = polish_adjective(form) | {form[:-1] + "o"}   # chińsko-amerykański
+        forms.update(declined)
+        forms.update(p + f for p in ("pro", "anty") for f in declined)
     return forms
 
 
@@ -249,12 +268,21 @@ _ROMANCE = {"fr-adj": french_adjective, "es-adj": spanish_adjective,
             "it-adj": italian_adjective, "pt-adj": portuguese_adjective}
 
 
+def _polish_virile(word: str) -> str:
+    """Masculine personal plural: chiński -> chińscy, niemiecki -> niemieccy."""
+    for ending, replacement in (("ski", "scy"), ("cki", "ccy"), ("dzki", "dzcy"),
+                                ("ki", "cy"), ("gi", "dzy")):
+        if word.endswith(ending):
+            return word[: -len(ending)] + replacement
+    return word
+
+
 def polish_adjective(word: str) -> set[str]:
     """chiński -> chińska, chińskie, chińskiego, chińskiej, ..., chińską."""
     stem = word[:-1]
     if word.endswith("i"):
         return {stem + e for e in ("i", "a", "ie", "iego", "iej", "iemu", "im", "ich",
-                                   "imi", "ą")}
+                                   "imi", "ą")} | {_polish_virile(word)}
     return {stem + e for e in ("y", "a", "e", "ego", "ej", "emu", "ym", "ych", "ymi", "ą")}
 
 
@@ -287,6 +315,9 @@ def _too_short(name: str) -> bool:
 def _usable_cldr_name(name: str) -> bool:
     if not name or _too_short(name):
         return False
+    first = tokens(name)[0].text if tokens(name) else ""
+    if " " in name and first.islower() and len(first) <= 3:
+        return False           # "i Afghanistan", "ma Aja": an article or preposition
     has_unspaced = re.search(r"[\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff"
                              r"\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]", name)
     return not has_unspaced or is_substring_script(name)
@@ -310,6 +341,7 @@ def cldr_entries(names: dict[str, dict[str, str]], deny: set[str]) -> dict[str, 
     for key, codes in secondary.items():
         if key not in primary:
             primary[key] = codes
+    _drop_article_forms(primary)
     entries = {}
     for key, codes in primary.items():
         if len(codes) != 1:
@@ -319,8 +351,35 @@ def cldr_entries(names: dict[str, dict[str, str]], deny: set[str]) -> dict[str, 
         if is_substring_script(form):
             entries[key] = Entry(code, "s", "", "")
         else:
-            entries[key] = word_entry(form, code, default_mode(form), "")
+            # a capital is required even where a locale writes the name in lower case
+            entries[key] = word_entry(form[0].upper() + form[1:], code,
+                                      default_mode(form[0].upper() + form[1:]), "")
     return entries
+
+
+_ARTICLE_HEADS = frozenset("an is it na in on are den ist not man the der die das les los "
+                           "las del van von dem".split())
+
+
+def _drop_article_forms(keys: dict[str, set[str]]) -> None:
+    """Drop CLDR names led by an article or a one- or two-letter word ("I Afghanistan",
+    "An Ailgeir", "Is Senegal"): minor locales' forms whose first word would make every
+    "I", "An" or "Is" in a text a candidate. "El Salvador" and "St. Lucia" stay."""
+    for key in list(keys):
+        head, _, rest = key.partition(" ")
+        if rest and head not in ("el", "st") and (len(head) <= 2 or head in _ARTICLE_HEADS):
+            del keys[key]
+
+
+def compound_heads(names: dict[str, dict[str, str]], entries: dict[str, Entry]) -> dict:
+    """German one-word country names that start closed compounds ("Irankrieg")."""
+    heads = {}
+    for name in names.get("de", {}).values():
+        key = name_key(name)
+        entry = entries.get(key)
+        if " " not in key and len(key) >= 4 and entry and entry.code and not entry.rule:
+            heads[key] = entry.code
+    return heads
 
 
 # ---------------------------------------------------------------- alias table
@@ -329,6 +388,7 @@ def cldr_entries(names: dict[str, dict[str, str]], deny: set[str]) -> dict[str, 
 class AliasTable:
     entries: dict[str, Entry]
     abbr: dict[str, str]
+    prefix: str
     follow: str
     before: dict[str, str]
     after: dict[str, str]
@@ -336,7 +396,7 @@ class AliasTable:
 
 
 def parse_aliases(text: str) -> AliasTable:
-    table = AliasTable({}, {}, "", {}, {}, set())
+    table = AliasTable({}, {}, "", "", {}, {}, set())
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.rstrip()
         if not line or line.startswith("#"):
@@ -355,6 +415,8 @@ def _directive(table: AliasTable, fields: list[str], number: int) -> None:
         table.abbr[fields[1]] = "" if fields[2] == "-" else fields[2]
     elif name == "@follow":
         table.follow = fields[1]
+    elif name == "@prefix":
+        table.prefix = fields[1]
     elif name == "@before":
         table.before[fields[1]] = table.before.get(fields[1], "") + fields[2]
     elif name == "@after":
@@ -373,8 +435,8 @@ def _alias_line(table: AliasTable, fields: list[str], number: int) -> None:
     rule = next((f[5:] for f in flags if f.startswith("rule=")), "")
     cue = next((f[4:] for f in flags if f.startswith("cue=")), "")
     rule = f"cue:{cue}" if cue else rule
-    forced = next((m for m, f in (("e", "exact"), ("c", "cap"), ("a", "any")) if f in flags),
-                  None)
+    forced = next((m for m, f in (("e", "exact"), ("c", "cap"), ("a", "any"), ("l", "lower"))
+                   if f in flags), None)
     for base in fields[0].split("|"):
         for form in sorted(expand_flagged(base, flags)):
             _add_alias(table, form, code, forced or default_mode(form), rule, number)
@@ -386,6 +448,8 @@ def _add_alias(table: AliasTable, form: str, code: str, mode: str, rule: str,
         key, entry = form, Entry(code, "s", rule, "")
     else:
         key, entry = name_key(form), word_entry(form, code, mode, rule)
+    if not key:
+        raise BuildError(f"line {number}: {form!r} mixes scripts or has no letters")
     old = table.entries.get(key)
     if old is None:
         table.entries[key] = entry
@@ -398,10 +462,20 @@ def _add_alias(table: AliasTable, form: str, code: str, mode: str, rule: str,
 
 # ---------------------------------------------------------------- output
 
+def _check_case_conflicts(cldr: dict[str, Entry], aliases: dict[str, Entry]) -> None:
+    """An alias for lower case only must not hide a capitalised CLDR name with the same
+    key (Spanish "chinas" would turn off German "Chinas")."""
+    for key, alias in aliases.items():
+        old = cldr.get(key)
+        if old and {old.mode, alias.mode} == {"c", "l"}:
+            raise BuildError(f"{key!r}: lower-case alias hides the CLDR name of {old.code}")
+
+
 def build(names: dict[str, dict[str, str]], alias_text: str, header: str) -> str:
     """The data file's text: JSON, sorted, one record per line (diffs stay readable)."""
     table = parse_aliases(alias_text)
     merged = cldr_entries(names, table.deny)
+    _check_case_conflicts(merged, table.entries)
     merged.update(table.entries)
     words, stems, subs = {}, set(), {}
     for key, e in merged.items():
@@ -416,18 +490,56 @@ def build(names: dict[str, dict[str, str]], alias_text: str, header: str) -> str
         for code, name in names.get(locale, {}).items():
             display.setdefault(code, {})[locale] = name
     data = {"header": header, "words": words, "stems": sorted(stems), "subs": subs,
-            "abbr": table.abbr, "follow": table.follow, "before": table.before,
+            "compounds": compound_heads(names, merged),
+            "abbr": table.abbr, "prefix": table.prefix, "follow": table.follow,
+            "before": table.before,
             "after": table.after, "names": display}
     return json.dumps(data, ensure_ascii=False, indent=0, sort_keys=True) + "\n"
+
+
+def recipe_hash(alias_text: str) -> str:
+    """Hash of everything besides CLDR that shapes the file: the alias table, this
+    builder and the runtime's normalisation (tokenizer and key folding)."""
+    parts = [alias_text, inspect.getsource(sys.modules[__name__]), countries.TOKEN_RE.pattern,
+             inspect.getsource(countries.fold), inspect.getsource(countries._strip_accents)]
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def header_for(babel_version: str, recipe: str) -> str:
+    return (f"generated by python -m monitor.gazetteer_build from CLDR territory names "
+            f"(Babel {babel_version}) and country_aliases.tsv (recipe {recipe}); do not edit")
 
 
 def current_text() -> str:
     """What the build produces now from the installed Babel and the alias table."""
     import babel
 
-    header = (f"generated by python -m monitor.gazetteer_build from CLDR territory names "
-              f"(Babel {babel.__version__}) and country_aliases.tsv; do not edit")
-    return build(cldr_names(), ALIAS_FILE.read_text(encoding="utf-8"), header)
+    alias_text = ALIAS_FILE.read_text(encoding="utf-8")
+    return build(cldr_names(), alias_text, header_for(babel.__version__,
+                                                      recipe_hash(alias_text)))
+
+
+def check(path: Path) -> tuple[bool, str]:
+    """Is the shipped file what a build would produce now?
+
+    With the Babel version the file was built from, the whole file is compared. With
+    another version CLDR itself may differ, so only the recipe (alias table, builder,
+    normalisation) is compared, and the message says so.
+    """
+    import babel
+
+    shipped = path.read_text(encoding="utf-8") if path.exists() else ""
+    header = json.loads(shipped).get("header", "") if shipped else ""
+    built_with = re.search(r"\(Babel ([^)]+)\)", header)
+    if built_with and built_with.group(1) != babel.__version__:
+        recipe = recipe_hash(ALIAS_FILE.read_text(encoding="utf-8"))
+        if f"(recipe {recipe})" in header:
+            return True, (f"{path}: recipe current; built with Babel {built_with.group(1)}, "
+                          f"installed {babel.__version__}, CLDR part not re-verified")
+        return False, f"{path} is stale: run python -m monitor.gazetteer_build"
+    if shipped != current_text():
+        return False, f"{path} is stale: run python -m monitor.gazetteer_build"
+    return True, f"{path} is current"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,18 +553,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DATA_FILE, help="file to write")
     args = parser.parse_args(argv)
     try:
+        if args.check:
+            ok, message = check(args.output)
+            print(message, file=sys.stdout if ok else sys.stderr)
+            return 0 if ok else 1
         text = current_text()
     except BuildError as exc:
         print(f"country_aliases.tsv: {exc}", file=sys.stderr)
         return 2
-    if args.check:
-        shipped = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if shipped != text:
-            print(f"{args.output} is stale: run python -m monitor.gazetteer_build",
-                  file=sys.stderr)
-            return 1
-        print(f"{args.output} is current")
-        return 0
     args.output.write_text(text, encoding="utf-8")
     print(f"wrote {args.output}: {text.count(chr(10))} lines")
     return 0

@@ -1,0 +1,207 @@
+"""Minerals an article names: canonical ids with counts and spans.
+
+``extract_minerals(title, text)`` finds the names listed in ``monitor/data/minerals.tsv``
+(EN, DE, FR, ES, PL, IT, PT, NL, JA, ZH, KO) and returns one ``Mention`` per canonical id
+(``rare-earths``, ``lithium``, ``platinum-group-metals``, ``critical-minerals`` ...), sorted
+by id, with spans into ``title + "\\n" + text``. Matching is case-insensitive on word
+boundaries for scripts written with spaces (a space in a name also matches a hyphen:
+"rare-earth"), case-sensitive for abbreviations (REE, PGM, NdFeB), and by substring for
+Chinese, Japanese and Korean. German compounds are found from their first part
+("Lithiumabbau", "Seltenerdmetalle"). Where names overlap, the longest wins.
+
+False friends: the rule
+  A name counts when it names the material or its supply chain. It does not count when
+  the word names something else made of or named after it:
+  1. a colour: "graphite grey", "gris graphite", "Graphitgrau", "cobalt blue",
+     "copper-coloured";
+  2. the battery chemistry of a product: "lithium-ion", "Lithium-Ionen", "iones de litio",
+     "锂电池", "リチウムイオン電池" (a gadget with a lithium-ion battery is not lithium
+     news; lithium carbonate, a lithium mine or the lithium price are);
+  3. a grade, award or finish: "platinum album", "went platinum", "platinum card",
+     "titanium frame", "titanium grey", an iPhone in titanium;
+  4. a dietary supplement: "magnesium supplement", "zinc tablets";
+  5. a household object: "tin can", "tin foil"; "TIN" in capitals is a tax number;
+  6. a place, brand or person: 无锡 (Wuxi) and 铜陵 are cities, "Silicon Valley",
+     "Nickelodeon", "Wolfram Research", "Wolfram" followed by a surname;
+  7. a bronze medal (铜牌, 銅メダル).
+  Plain "magnet(s)" never counts (fridge magnets, "a magnet for investors"); only named
+  kinds do: permanent, rare-earth or neodymium magnets, NdFeB, "Seltenerdmagnete".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from monitor.types import Mention
+
+TABLE_FILE = Path(__file__).parent / "data" / "minerals.tsv"
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_SEPARATOR = r"[\s\-\u2010\u2011]+"
+_WORD_BEFORE = r"(?<![^\W\d_])"
+_WORD_AFTER = r"(?![^\W\d_])"
+
+# (ids, text right after the name, text right before it): a match of either pattern
+# means the name is a false friend here (see the module docstring).
+_FALSE_FRIENDS: tuple[tuple[frozenset[str], str | None, str | None], ...] = (
+    (frozenset({"graphite"}), r"[\s-]*(?:gr[ae]y|colou?r|finish|black|metallic)\b",
+     r"\b(?:gris|colou?r)\s+$"),
+    (frozenset({"lithium"}), r"[\s-]*(?:ion|ionen|polymer|polym[eè]re|iones|jon)",
+     r"\b(?:iones|ions?|íons)\s+(?:de\s+)?$"),
+    (frozenset({"cobalt"}), r"[\s-]*(?:blue|blau|bleu|azul|blu)\b", r"\b(?:bleu|azul|blu)\s+$"),
+    (frozenset({"copper"}), r"[\s-]*(?:colou?red|tones?|toned|hair(?:ed)?)\b", None),
+    (frozenset({"platinum-group-metals"}),
+     r"[\s-]*(?:records?|albums?|discs?|status|cards?|members?|membership|editions?|blonde|"
+     r"jubilee|certif\w*|sponsors?|tier|plan|package|level|award|singles?)\b",
+     r"\b(?:went|goes|go|gone|turned|certified|triple|double|multi)[\s-]+$"),
+    (frozenset({"magnesium", "zinc"}),
+     r"[\s-]*(?:supplements?|tablets?|citrate|glycinate|deficiency|mangel|tabletten|pills?)",
+     None),
+    (frozenset({"titanium"}),
+     r"[\s-]*(?:frames?|case|body|finish|design|edition|gr[ae]y|colou?r|bezel|chassis|"
+     r"shell|black|white|blue|natural|watch|build)\b",
+     r"\b(?:iphone|pixel|galaxy|watch)\b[^.\n]{0,40}$"),
+    (frozenset({"tin"}), r"[\s-]*(?:cans?|foil|hats?|roofs?|man|whistle|soldiers?)\b", None),
+)
+_COMPILED_FRIENDS = tuple(
+    (ids, re.compile(after, re.I) if after else None,
+     re.compile(before, re.I) if before else None)
+    for ids, after, before in _FALSE_FRIENDS
+)
+_SURNAME_AFTER = re.compile(r" [A-Z][a-z]")
+
+
+@dataclass(frozen=True)
+class _Table:
+    """The parsed name table and the patterns built from it."""
+
+    by_form: dict[str, str]          # folded form -> ids ("rare-earths+magnets", "-")
+    prefixes: dict[str, str]         # compound first part as written -> ids
+    names: dict[str, str]            # id -> English display name
+    patterns: tuple[re.Pattern[str], ...]
+
+
+# ---------------------------------------------------------------- public API
+
+def extract_minerals(title: str, text: str) -> list[Mention]:
+    """Minerals named in an article, sorted by id; spans index ``title + "\\n" + text``."""
+    full = f"{title}\n{text}"
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for start, end, ids in _resolve(_candidates(full, _table())):
+        if ids == "-" or _false_friend(full, start, end, ids):
+            continue
+        for mineral in ids.split("+"):
+            spans.setdefault(mineral, []).append((start, end))
+    return [Mention(mineral, len(found), tuple(found)) for mineral, found in sorted(spans.items())]
+
+
+def mineral_name(mineral_id: str) -> str:
+    """English display name of a canonical id ("rare-earths" -> "rare earths")."""
+    return _table().names.get(mineral_id, mineral_id)
+
+
+def mineral_ids() -> tuple[str, ...]:
+    """Every canonical id the table knows, sorted."""
+    return tuple(sorted(_table().names))
+
+
+# ---------------------------------------------------------------- table
+
+@lru_cache(maxsize=1)
+def _table() -> _Table:
+    return parse_table(TABLE_FILE.read_text(encoding="utf-8"))
+
+
+def parse_table(text: str) -> _Table:
+    """Build the lookup dictionaries and patterns from the TSV text."""
+    by_form: dict[str, str] = {}
+    prefixes: dict[str, str] = {}
+    names: dict[str, str] = {}
+    exact: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        fields = raw.split("\t")
+        if fields[0] == "@name":
+            names[fields[1]] = fields[2]
+            continue
+        ids, forms = fields[0], fields[1].split("|")
+        flags = set(fields[2].split(",")) if len(fields) > 2 else set()
+        for form in forms:
+            if "prefix" in flags:
+                prefixes[form] = ids
+                continue
+            _add_form(by_form, _fold(form), ids, number)
+            if "exact" in flags:
+                exact.append(form)
+    return _Table(by_form, prefixes, names, _patterns(by_form, prefixes, exact))
+
+
+def _add_form(by_form: dict[str, str], key: str, ids: str, number: int) -> None:
+    if by_form.get(key, ids) != ids:
+        raise ValueError(f"minerals.tsv line {number}: {key!r} is already {by_form[key]}")
+    by_form[key] = ids
+
+
+def _fold(form: str) -> str:
+    return re.sub(_SEPARATOR, " ", form.strip()).casefold()
+
+
+def _alternation(forms: list[str]) -> str:
+    ordered = sorted(set(forms), key=lambda f: (-len(f), f))
+    return "|".join(re.sub(r"\\[ \-]", lambda _: _SEPARATOR, re.escape(f)) for f in ordered)
+
+
+def _patterns(by_form: dict[str, str], prefixes: dict[str, str],
+              exact: list[str]) -> tuple[re.Pattern[str], ...]:
+    cjk = [f for f in by_form if re.match(f"[{_CJK}]", f)]
+    exact_keys = {_fold(f) for f in exact}
+    spaced = [f for f in by_form if f not in exact_keys and f not in cjk]
+    return (
+        re.compile(f"{_WORD_BEFORE}(?:{_alternation(spaced)}){_WORD_AFTER}", re.I),
+        re.compile(f"{_WORD_BEFORE}(?:{_alternation(exact)}){_WORD_AFTER}"),
+        re.compile(f"{_WORD_BEFORE}(?P<prefix>{_alternation(list(prefixes))})[^\\W\\d_]+"),
+        re.compile(_alternation(cjk)),
+    )
+
+
+# ---------------------------------------------------------------- matching
+
+def _candidates(full: str, table: _Table) -> list[tuple[int, int, str]]:
+    found = []
+    for pattern in table.patterns:
+        for match in pattern.finditer(full):
+            if "prefix" in pattern.groupindex:
+                ids = table.prefixes[match.group("prefix")]
+            else:
+                ids = table.by_form[_fold(match.group())]
+            found.append((match.start(), match.end(), ids))
+    return found
+
+
+def _resolve(found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Keep the longest of overlapping matches, leftmost first."""
+    kept: list[tuple[int, int, str]] = []
+    for start, end, ids in sorted(found, key=lambda m: (m[0], -(m[1] - m[0]))):
+        if kept and start < kept[-1][1]:
+            continue
+        kept.append((start, end, ids))
+    return kept
+
+
+def _false_friend(full: str, start: int, end: int, ids: str) -> bool:
+    surface = full[start:end]
+    if ids == "tin" and surface.isupper():
+        return True
+    if ids == "tungsten" and surface[0].isupper() and _SURNAME_AFTER.match(full, end):
+        return True
+    after, before = full[end:end + 40], full[max(0, start - 60):start]
+    for mineral_ids, after_re, before_re in _COMPILED_FRIENDS:
+        if ids not in mineral_ids:
+            continue
+        if (after_re and after_re.match(after)) or (before_re and before_re.search(before)):
+            return True
+    return False

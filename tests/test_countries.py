@@ -1,0 +1,274 @@
+"""Countries named in an article (monitor.countries): LABELING.md, Countries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.countries import country_name, extract_countries
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def codes(title: str, text: str = "") -> list[str]:
+    return [m.code for m in extract_countries(title, text)]
+
+
+# ---------------------------------------------------------------- the seed case
+
+# Written for this test after the seed's pattern (dpa-AFX, Tokyo): the same forms, not
+# the same text.
+SEED_LIKE = (
+    "TOKIO (dpa-AFX) - Die USA und Japan vertiefen ihre Zusammenarbeit bei Rohstoffen. "
+    "Japans Regierung und Vertreter aus Washington unterzeichneten eine Erklärung.\n\n"
+    "Peking hatte zuvor die Ausfuhr mehrerer Metalle beschränkt; Chinas Handelsministerium "
+    "verwies auf Sicherheitsinteressen. Beim Gipfel der Apec-Staaten in Südkorea werden auch "
+    "Vertreter aus Russland erwartet. Die Nato beobachtet die Raketentests Nordkoreas mit "
+    "Sorge. Beobachter sprechen von einer neuen Phase der japanisch-amerikanischen "
+    "Partnerschaft."
+)
+
+
+def test_seed_like_wire_story_gives_exactly_the_six_countries():
+    assert codes("", SEED_LIKE) == ["CN", "JP", "KP", "KR", "RU", "US"]
+
+
+def test_mentions_count_every_form_and_spans_point_at_the_text():
+    title = "Rohstoffe"
+    full = f"{title}\n{SEED_LIKE}"
+    mentions = {m.code: m for m in extract_countries(title, SEED_LIKE)}
+    assert mentions["JP"].count == 4          # TOKIO, Japan, Japans, japanisch-
+    assert mentions["US"].count == 3          # USA, Washington, -amerikanischen
+    assert [full[s:e] for s, e in mentions["CN"].spans] == ["Peking", "Chinas"]
+    assert [full[s:e] for s, e in mentions["JP"].spans][0] == "TOKIO"
+
+
+def test_dateline_capital_counts_and_organisations_do_not():
+    assert codes("BEIJING (Reuters) - Apec, Nato, the EU and G7 met.") == ["CN"]
+
+
+# ---------------------------------------------------------------- ambiguity, on purpose
+
+def test_georgia_is_the_us_state_in_a_us_context():
+    assert codes("Hyundai's battery plant in Georgia will supply U.S. carmakers.") == ["US"]
+
+
+def test_georgia_is_the_country_with_georgian_context_or_alone():
+    assert codes("Georgia's parliament in Tbilisi passed the law.") == ["GE"]
+    assert codes("Georgia signs a manganese deal.") == ["GE"]
+    assert codes("Georgia and the US signed a deal in Tbilisi.") == ["GE", "US"]
+
+
+def test_jordan_and_chad_as_first_names_are_not_countries():
+    assert codes("Chad Smith and Jordan Peterson spoke on the panel.") == []
+    assert codes("Potash from Jordan and uranium from Chad.") == ["JO", "TD"]
+
+
+def test_title_case_headline_keeps_chad_as_a_country():
+    assert codes("Chad Signs Uranium Deal With Niger") == ["NE", "TD"]
+
+
+def test_niger_and_nigeria_are_two_countries():
+    assert codes("Niger and Nigeria") == ["NE", "NG"]
+    assert codes("Nigeria's lithium") == ["NG"]
+    assert codes("oil spills in the Niger Delta") == []
+
+
+def test_the_four_guineas():
+    assert codes("Guinea") == ["GN"]
+    assert codes("Guinea-Bissau") == ["GW"]
+    assert codes("Equatorial Guinea") == ["GQ"]
+    assert codes("Papua New Guinea") == ["PG"]
+    assert codes("Äquatorialguinea und Papua-Neuguinea") == ["GQ", "PG"]
+    assert codes("piracy in the Gulf of Guinea") == []
+
+
+def test_plain_congo_is_the_dr_congo_and_the_republic_is_named():
+    assert codes("cobalt mines in Congo") == ["CD"]
+    assert codes("Kobaltminen im Kongo") == ["CD"]
+    assert codes("Democratic Republic of Congo") == ["CD"]
+    assert codes("the DRC and Kinshasa") == ["CD"]
+    assert codes("Republik Kongo") == ["CG"]
+    assert codes("Congo-Brazzaville") == ["CG"]
+    assert codes("the Republic of the Congo") == ["CG"]
+    assert codes("Demokratische Republik Kongo") == ["CD"]
+
+
+def test_inner_mongolia_names_no_country():
+    assert codes("Rare earth output in Inner Mongolia rose.") == []
+    assert codes("Die Innere Mongolei fördert seltene Erden.") == []
+    assert codes("内蒙古包头稀土") == []
+    assert codes("Mongolia exports coal.") == ["MN"]
+
+
+def test_new_mexico_new_south_wales_new_caledonia():
+    assert codes("a lithium project in New Mexico") == []
+    assert codes("a mine in New South Wales") == []
+    assert codes("nickel from New Caledonia") == ["NC"]
+    assert codes("Mexico and Wales") == ["GB", "MX"]
+
+
+def test_us_pronoun_is_not_the_united_states():
+    assert codes("Tell us what you think; let us know.") == []
+    assert codes("The US and the U.S.A. and the U.S.") == ["US"]
+    assert codes("LET US KNOW", "") == []
+    assert codes("JOIN US TODAY") == []
+    assert codes("TALK ABOUT US TARIFFS") == ["US"]
+
+
+def test_in_and_or_in_all_caps_headlines_are_not_india_or_oregon():
+    assert codes("CHIP CURBS BITE IN JAPAN OR KOREA") == ["JP", "KR"]
+
+
+def test_turkey_the_country_in_all_its_names():
+    assert codes("Turkey, Türkiye, die Türkei, la Turquie, Turcja, w Turcji") == ["TR"]
+
+
+def test_turkey_the_bird():
+    assert codes("We roast a turkey every year.") == []
+    assert codes("Turkey Prices Climb Ahead of Thanksgiving") == []
+    assert codes("Turkey and Ankara ahead of Thanksgiving talks") == ["TR"]
+
+
+def test_dominica_and_the_dominican_republic():
+    assert codes("Dominica") == ["DM"]
+    assert codes("the Dominican Republic") == ["DO"]
+    assert codes("Dominica and the Dominican Republic") == ["DM", "DO"]
+
+
+def test_paris_agreement_and_brussels_are_not_countries():
+    assert codes("Under the Paris Agreement, Brussels wants more.") == []
+    assert codes("Paris and Berlin disagreed.") == ["DE", "FR"]
+
+
+def test_brussels_counts_as_belgium_in_a_dateline():
+    assert codes("BRUSSELS (Reuters) - EU ministers agreed.") == ["BE"]
+    assert codes("Brüssel – Die EU-Minister haben sich geeinigt.") == ["BE"]
+
+
+def test_country_inside_an_organisation_name_counts():
+    assert codes("Deutsche Bank raised its target.") == ["DE"]
+    assert codes("according to FRANCE 24") == ["FR"]
+
+
+def test_korea_alone_is_south_korea_unless_the_text_is_about_the_north():
+    assert codes("Korea and Japan agreed.") == ["JP", "KR"]
+    assert codes("North Korea fired a missile; Korea's army chief in Pyongyang") == ["KP"]
+    assert codes("North Korea and South Korea") == ["KP", "KR"]
+
+
+def test_england_scotland_wales_are_the_united_kingdom():
+    assert codes("England, Scotland and Wales") == ["GB"]
+    assert codes("Northern Ireland and Ireland") == ["GB", "IE"]
+
+
+def test_washington_the_government_not_the_newspaper_or_the_man():
+    assert codes("Washington imposed new controls.") == ["US"]
+    assert codes("The Washington Post reported.") == []
+    assert codes("a statue of George Washington") == []
+    assert codes("Officials in Washington Thursday said") == ["US"]
+
+
+def test_surname_after_a_first_name():
+    assert codes("François Hollande a parlé de la Hollande.") == ["NL"]
+
+
+# ---------------------------------------------------------------- inflection families
+
+def test_german_adjectives_demonyms_and_genitive():
+    mentions = {m.code: m.count for m in extract_countries(
+        "", "chinesische Firmen, die chinesischen Exporte, Chinesen, Chinas Markt, China")}
+    assert mentions == {"CN": 5}
+    assert codes("Japans, Russlands und Nordkoreas Pläne") == ["JP", "KP", "RU"]
+
+
+def test_german_hyphenated_and_closed_compounds():
+    assert codes("die japanisch-amerikanische Allianz") == ["JP", "US"]
+    assert codes("die US-Regierung") == ["US"]
+    assert codes("deutsch-chinesische Gespräche") == ["CN", "DE"]
+    assert codes("wegen des Irankriegs und der Russlandsanktionen") == ["IR", "RU"]
+    assert codes("Iranerin, iranische Medien, Nigerianer") == ["IR", "NG"]
+
+
+def test_polish_case_forms():
+    text = "w Chinach, do Chin, Chinom, chińskiego rządu, Chińczycy, Chiny"
+    assert {m.code: m.count for m in extract_countries("", text)} == {"CN": 6}
+    assert codes("w Japonii, w Rosji, w Niemczech, w Stanach Zjednoczonych") == [
+        "DE", "JP", "RU", "US"]
+    assert codes("Korei Południowej, Koreą Północną") == ["KP", "KR"]
+    assert codes("w Kanadzie, w Polsce, w Iranie, w Egipcie, w Wielkiej Brytanii") == [
+        "CA", "EG", "GB", "IR", "PL"]
+    assert codes("Brytyjscy naukowcy i Rosjaninem, prorosyjsko") == ["GB", "RU"]
+
+
+def test_french_and_spanish_adjectives():
+    assert codes("les entreprises chinoises et la Chine, Pékin") == ["CN"]
+    assert codes("el gobierno estadounidense y las empresas chinas, Pekín") == ["CN", "US"]
+    assert codes("le régime nord-coréen et Séoul") == ["KP", "KR"]
+
+
+def test_abbreviations_capitals_and_exonyms():
+    assert codes("UK, VAE, UAE, KSA, PRC, ROK, DPRK") == ["AE", "CN", "GB", "KP", "KR", "SA"]
+    assert codes("Moskau, Pjöngjang, Tokio, Seoul") == ["JP", "KP", "KR", "RU"]
+    assert codes("EE.UU. y China") == ["CN", "US"]
+
+
+def test_lower_case_common_words_are_not_countries():
+    assert codes("fine china and a turkey sandwich with chile sauce") == []
+    assert codes("She will polish the japan lacquer.") == []
+
+
+def test_glued_title_and_text():
+    assert codes("Hilfe für die UkraineBerlin und Paris fordern Sanktionen") == [
+        "DE", "FR", "UA"]
+
+
+# ---------------------------------------------------------------- CJK
+
+def test_chinese_names_and_compounds():
+    assert codes("中美贸易摩擦加剧") == ["CN", "US"]
+    assert codes("美方表示，我国将回应") == ["CN", "US"]
+    assert codes("朝鲜和韩国") == ["KP", "KR"]
+    assert codes("粤港澳大湾区") == ["HK", "MO"]
+
+
+def test_chinese_guards_reject_glued_words():
+    assert codes("其中国内产量") == []
+    assert codes("中美洲国家") == []
+    assert codes("美元汇率") == []
+    assert codes("10月28日美国商务部") == ["US"]
+
+
+def test_japanese_names_and_compounds():
+    assert codes("日米首脳会談で米中対立が焦点") == ["CN", "JP", "US"]
+    assert codes("北朝鮮と韓国") == ["KP", "KR"]
+
+
+def test_korean_names_and_compounds():
+    assert codes("한미 정상회담에서 미국은") == ["KR", "US"]
+    assert codes("북한과 중국") == ["CN", "KP"]
+    assert codes("중미 국가") == []
+
+
+# ---------------------------------------------------------------- names and data file
+
+def test_country_name_from_the_packaged_data():
+    assert country_name("CN") == "China"
+    assert country_name("DE", "de") == "Deutschland"
+    assert country_name("JP", "zh-Hant") == "日本"
+    assert country_name("XX") == "XX"
+
+
+def test_importing_countries_does_not_import_babel():
+    code = "import sys, monitor.countries; sys.exit('babel' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_shipped_gazetteer_is_what_the_build_produces():
+    pytest.importorskip("babel")
+    result = subprocess.run([sys.executable, "-m", "monitor.gazetteer_build", "--check"],
+                            cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr

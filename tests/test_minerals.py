@@ -1,0 +1,125 @@
+"""Minerals named in an article (monitor.minerals)."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.minerals import extract_minerals, mineral_ids, mineral_name
+
+
+def ids(title: str, text: str = "") -> list[str]:
+    return [m.code for m in extract_minerals(title, text)]
+
+
+ISSUE_IDS = (
+    "rare-earths neodymium praseodymium dysprosium terbium gallium germanium antimony "
+    "graphite lithium cobalt nickel manganese tungsten tantalum niobium "
+    "platinum-group-metals copper uranium magnets indium tellurium bismuth vanadium "
+    "titanium magnesium beryllium hafnium zirconium fluorspar barite tin zinc "
+    "silicon-metal high-purity-quartz scandium yttrium critical-minerals"
+).split()
+
+
+def test_every_canonical_id_has_a_display_name():
+    assert set(ISSUE_IDS) <= set(mineral_ids())
+    assert mineral_name("rare-earths") == "rare earths"
+    assert mineral_name("platinum-group-metals") == "platinum-group metals"
+    assert mineral_name("unknown") == "unknown"
+
+
+@pytest.mark.parametrize("text", [
+    "China tightens controls on rare earths",
+    "Die USA und Japan wollen bei seltenen Erden zusammenarbeiten",
+    "Pékin restreint les exportations de terres rares",
+    "China restringe las tierras raras",
+    "Chiny ograniczają eksport metali ziem rzadkich",
+    "中国加强稀土出口管制",
+    "中国がレアアースの輸出を規制",
+    "중국, 희토류 수출 통제",
+    "Cina, stretta sulle terre rare",
+])
+def test_rare_earths_in_every_language(text):
+    assert ids(text) == ["rare-earths"]
+
+
+def test_battery_and_chip_metals_in_several_languages():
+    assert ids("Lithium, cobalt, nickel and graphite prices") == [
+        "cobalt", "graphite", "lithium", "nickel"]
+    assert ids("Gallium und Germanium, Antimon und Wolfram") == [
+        "antimony", "gallium", "germanium", "tungsten"]
+    assert ids("eksport galu, germanu i grafitu; ceny litu i miedzi") == [
+        "copper", "gallium", "germanium", "graphite", "lithium"]
+    assert ids("镓、锗、锑和石墨出口管制") == ["antimony", "gallium", "germanium", "graphite"]
+    assert ids("ガリウムとゲルマニウム") == ["gallium", "germanium"]
+
+
+def test_german_compounds():
+    assert ids("Der Lithiumabbau und die Kobaltpreise steigen") == ["cobalt", "lithium"]
+    assert ids("Seltenerdmetalle aus China") == ["rare-earths"]
+
+
+def test_magnet_rare_earths_and_named_magnets():
+    assert ids("neodymium, praseodymium, dysprosium and terbium") == [
+        "dysprosium", "neodymium", "praseodymium", "terbium"]
+    assert ids("exports of rare-earth magnets") == ["magnets", "rare-earths"]
+    assert ids("NdFeB and permanent magnets") == ["magnets"]
+    assert ids("Seltenerdmagnete") == ["magnets", "rare-earths"]
+    assert ids("a fridge magnet; the city is a magnet for talent") == []
+
+
+def test_generic_critical_minerals():
+    assert ids("the EU list of critical raw materials") == ["critical-minerals"]
+    assert ids("kritische Rohstoffe und surowce krytyczne, 关键矿产") == ["critical-minerals"]
+
+
+def test_other_in_scope_minerals():
+    text = ("indium, tellurium, bismuth, vanadium, titanium, magnesium, beryllium, hafnium, "
+            "zirconium, fluorspar, barite, tin, zinc, silicon metal, high-purity quartz, "
+            "scandium, yttrium, tantalum, niobium, manganese, uranium, palladium")
+    assert set(ids(text)) == {
+        "indium", "tellurium", "bismuth", "vanadium", "titanium", "magnesium", "beryllium",
+        "hafnium", "zirconium", "fluorspar", "barite", "tin", "zinc", "silicon-metal",
+        "high-purity-quartz", "scandium", "yttrium", "tantalum", "niobium", "manganese",
+        "uranium", "platinum-group-metals"}
+
+
+def test_counts_and_spans():
+    title = "Graphite"
+    text = "Graphite exports and natural graphite prices."
+    full = f"{title}\n{text}"
+    (graphite,) = extract_minerals(title, text)
+    assert graphite.count == 3
+    assert [full[s:e].lower() for s, e in graphite.spans] == ["graphite"] * 3
+
+
+# ---------------------------------------------------------------- false friends
+
+def test_graphite_grey_is_a_colour():
+    assert ids("The laptop comes in graphite grey") == []
+    assert ids("Das Gehäuse in Graphitgrau") == []
+    assert ids("coloris gris graphite") == []
+
+
+def test_lithium_ion_battery_in_a_gadget_review_is_not_lithium():
+    assert ids("The phone has a 5,000 mAh lithium-ion battery") == []
+    assert ids("Ein Lithium-Ionen-Akku mit 4000 mAh") == []
+    assert ids("batería de iones de litio") == []
+    assert ids("配备锂离子电池") == []
+    assert ids("Lithium carbonate prices and a lithium-ion battery") == ["lithium"]
+
+
+def test_colours_grades_supplements_and_objects():
+    assert ids("cobalt blue paint") == []
+    assert ids("The album went platinum; a platinum card") == []
+    assert ids("Take a magnesium supplement and zinc tablets") == []
+    assert ids("iPhone 16 Pro in natural titanium; titanium frame") == []
+    assert ids("a tin can and tin foil; your TIN number") == []
+    assert ids("Platinum and palladium prices rose") == ["platinum-group-metals"]
+
+
+def test_places_and_names_that_contain_a_metal():
+    assert ids("无锡和铜陵的工厂") == []
+    assert ids("Silicon Valley start-ups") == []
+    assert ids("Wolfram Weimer sagte") == []
+    assert ids("Wolfram und Zinn") == ["tin", "tungsten"]
+    assert ids("获得铜牌") == []
