@@ -1,22 +1,36 @@
 """Fetching feeds politely with httpx (the only module that imports httpx).
 
 Conditional GET (ETag / If-Modified-Since), connect and total read deadlines, a maximum
-body size enforced while reading (also after decompression, so a gzip bomb stops at the
-limit), at most ``max_redirects`` redirects, a bounded number of fetches at once and at
-most ``per_host`` per host. Every failure becomes a :class:`FeedError` here; no other
-module sees an httpx exception.
+body size enforced while reading, at most ``max_redirects`` redirects, a bounded number of
+fetches at once and at most ``per_host`` per host. Every failure becomes a
+:class:`FeedError` here; no other module sees an httpx exception.
+
+Hostile servers:
+- The deadline (connect + read timeout) covers the whole fetch, redirects and body
+  included, so a server trickling one byte at a time (slow-loris) or a chunked body that
+  never ends is cut off at the deadline, not kept alive by each byte it sends.
+- ``max_bytes`` bounds the raw body *and* each decompressed layer. The body is read raw
+  and inflated here with ``zlib`` and ``max_length``, so a gzip bomb stops after at most
+  ``max_bytes + 1`` inflated bytes (httpx's own decoder would inflate each network chunk
+  whole, ~64 KB into ~64 MB). Only gzip and deflate are asked for and accepted.
+- Redirects are followed here, one hop at a time: each target is checked *before* it is
+  requested (scheme http/https only, private-address rule below), and the hops counted.
 
 SSRF stance: this is a self-hosted service whose operator chooses the feed URLs, so a
 configured URL may point anywhere, including a private address. A *redirect* is another
-matter: a public feed redirecting to a private, loopback or link-local address (a cloud
-metadata endpoint, an intranet host) is refused unless ``poll.allow_private_redirects``.
+matter: a redirect to another host whose address is not globally routable (private,
+loopback, link-local — a cloud metadata endpoint —, shared, reserved) is refused before
+any request is sent to it, unless ``poll.allow_private_redirects``. Residual risk: the
+name is resolved for the check and again for the connection, so a DNS server that
+answers differently each time (rebinding) could still steer a redirect; operators who
+need more isolate the service at the network level.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -89,17 +103,76 @@ def parse_max_age(value: str | None) -> float | None:
     return None
 
 
-def _is_private(host: str) -> bool:
+async def _is_private(host: str) -> bool:
+    """True when ``host`` is, or resolves to, an address that is not globally routable."""
     try:
-        addresses = {ipaddress.ip_address(host)}
+        addresses = {ipaddress.ip_address(host.strip("[]"))}
     except ValueError:
         try:
-            infos = socket.getaddrinfo(host, None)
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
         except OSError:
             return False          # the fetch itself will fail with a clear DNS error
-        addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
-    return any(a.is_private or a.is_loopback or a.is_link_local or a.is_reserved
-               for a in addresses)
+        addresses = {ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos}
+    return any(not _routable(a) for a in addresses)
+
+
+def _routable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+class _Inflater:
+    """One Content-Encoding layer (gzip or deflate), never yielding more than ``limit``
+    bytes in all: ``zlib``'s ``max_length`` stops the inflation at the limit."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.encoding = encoding
+        self.limit = limit
+        self.produced = 0
+        self._raw_fallback = encoding == "deflate"   # zlib-wrapped, else raw deflate
+        bits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
+        self._z = zlib.decompressobj(bits)
+
+    def feed(self, data: bytes) -> bytes:
+        if not data or self._z.eof:      # bytes after the end of the stream are ignored
+            return b""
+        try:
+            out = self._z.decompress(data, self.limit - self.produced + 1)
+        except zlib.error as exc:
+            if self._raw_fallback:
+                self._raw_fallback = False
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.feed(data)
+            raise FeedError(f"cannot decode the {self.encoding} body: {exc}",
+                            kind="decoding", status=200) from None
+        self._raw_fallback = False
+        return self._count(out)
+
+    def flush(self) -> bytes:
+        try:
+            return self._count(self._z.flush())
+        except zlib.error as exc:
+            raise FeedError(f"cannot decode the {self.encoding} body: {exc}",
+                            kind="decoding", status=200) from None
+
+    def _count(self, out: bytes) -> bytes:
+        self.produced += len(out)
+        if self.produced > self.limit:
+            raise FeedError(f"body exceeds the limit of {self.limit:,} bytes once decompressed "
+                            f"({self.encoding}; stopped inflating)", kind="too-large", status=200)
+        return out
+
+
+def _inflaters(content_encoding: str, limit: int) -> list[_Inflater]:
+    """The decoders for a Content-Encoding header, in the order to apply them."""
+    names = [n.strip().lower() for n in content_encoding.split(",") if n.strip()]
+    names = ["gzip" if n == "x-gzip" else n for n in names if n != "identity"]
+    unknown = [n for n in names if n not in ("gzip", "deflate")]
+    if unknown:
+        raise FeedError(f"unsupported Content-Encoding {', '.join(unknown)!r} "
+                        "(only gzip and deflate are accepted)", kind="decoding", status=200)
+    return [_Inflater(n, limit) for n in reversed(names)]
 
 
 class Fetcher:
@@ -116,7 +189,7 @@ class Fetcher:
         s = self.settings
         limits = httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency)
         self._client = httpx.AsyncClient(
-            follow_redirects=True, max_redirects=s.max_redirects, limits=limits,
+            follow_redirects=False, limits=limits,
             timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
             headers={"User-Agent": s.user_agent,
                      "Accept": "application/atom+xml, application/rss+xml, "
@@ -144,6 +217,8 @@ class Fetcher:
                                 kind="timeout") from None
             except httpx.HTTPError as exc:
                 raise _translate(exc, url) from exc
+            except httpx.InvalidURL as exc:
+                raise FeedError(f"invalid feed URL: {exc}", kind="url") from None
 
     async def _get(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
         headers = {}
@@ -153,22 +228,33 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         assert self._client is not None, "use Fetcher as an async context manager"
         request = self._client.build_request("GET", url, headers=headers)
-        response = await self._client.send(request, stream=True)
-        try:
-            self._check_redirects(url, response)
-            return await self._read(response)
-        finally:
-            await response.aclose()
+        for _hop in range(self.settings.max_redirects + 1):
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.InvalidURL as exc:      # httpx builds the next hop from Location
+                raise FeedError(f"redirected to an invalid URL: {exc}", kind="redirect") from None
+            try:
+                if response.next_request is None:
+                    return await self._read(response)
+            finally:
+                await response.aclose()
+            request = response.next_request
+            await self._check_redirect(url, request.url)
+        raise FeedError(f"too many redirects (more than {self.settings.max_redirects}); "
+                        f"last to {str(request.url)[:200]}", kind="redirect")
 
-    def _check_redirects(self, url: str, response: httpx.Response) -> None:
-        if self.settings.allow_private_redirects or not response.history:
+    async def _check_redirect(self, origin_url: str, target: httpx.URL) -> None:
+        """Refuse a redirect before it is followed: another scheme than http(s), or another
+        host whose address is private (unless poll.allow_private_redirects)."""
+        if target.scheme not in ("http", "https"):
+            raise FeedError(f"redirected to an unsupported scheme ({target.scheme}:); only "
+                            "http and https are followed", kind="redirect")
+        if self.settings.allow_private_redirects:
             return
-        origin = urlsplit(url).hostname
-        for hop in [*response.history[1:], response]:
-            host = hop.request.url.host
-            if host != origin and _is_private(host):
-                raise FeedError(f"redirected to a private address ({host}); set "
-                                "poll.allow_private_redirects to allow it", kind="redirect")
+        host = target.host
+        if host != urlsplit(origin_url).hostname and await _is_private(host):
+            raise FeedError(f"redirected to a private address ({host}); set "
+                            "poll.allow_private_redirects to allow it", kind="redirect")
 
     async def _read(self, response: httpx.Response) -> FetchResult:
         status = response.status_code
@@ -191,14 +277,32 @@ class Fetcher:
         if declared.isdigit() and int(declared) > limit:
             raise FeedError(f"body of {int(declared):,} bytes exceeds the limit of {limit:,}",
                             kind="too-large", status=200)
-        chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise FeedError(f"body exceeds the limit of {limit:,} bytes (stopped reading)",
-                                kind="too-large", status=200)
-            chunks.append(chunk)
+        layers = _inflaters(headers.get("content-encoding", ""), limit)
+        chunks, raw_size, size = [], 0, 0
+        async for raw in response.aiter_raw():
+            raw_size += len(raw)
+            chunks.append(_decode(layers, raw))
+            size += len(chunks[-1])
+            if max(raw_size, size) > limit:
+                raise _too_large(limit)
+        chunks.append(_decode(layers, b"", final=True))
+        if size + len(chunks[-1]) > limit:
+            raise _too_large(limit)
         return b"".join(chunks)
+
+
+def _too_large(limit: int) -> FeedError:
+    return FeedError(f"body exceeds the limit of {limit:,} bytes (stopped reading)",
+                     kind="too-large", status=200)
+
+
+def _decode(layers: list[_Inflater], data: bytes, final: bool = False) -> bytes:
+    """Pass ``data`` through every Content-Encoding layer (flushing them when final)."""
+    for layer in layers:
+        data = layer.feed(data)
+        if final:
+            data += layer.flush()
+    return data
 
 
 def _status_error(status: int, reason: str, headers: dict[str, str]) -> FeedError:
@@ -211,8 +315,6 @@ def _status_error(status: int, reason: str, headers: dict[str, str]) -> FeedErro
 
 def _translate(exc: httpx.HTTPError, url: str) -> FeedError:
     """httpx's exceptions → FeedError; the one place that knows them."""
-    if isinstance(exc, httpx.TooManyRedirects):
-        return FeedError(f"too many redirects: {exc}", kind="redirect")
     if isinstance(exc, httpx.UnsupportedProtocol):
         return FeedError(f"redirect or URL with an unsupported scheme: {exc}", kind="redirect")
     if isinstance(exc, httpx.TimeoutException):

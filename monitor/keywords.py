@@ -22,6 +22,7 @@ counted from 0). This module imports no third-party library.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -57,8 +58,8 @@ class KeywordRules:
 
     entries: dict[str, tuple[str, ...]]
     index: PhraseIndex
-    ids: dict[str, tuple[int | None, ...]]            # per list: phrase id of each entry
-    raw: dict[str, tuple[re.Pattern[str] | None, ...]]  # per list: regex of each re: entry
+    owners: tuple[tuple[str, int], ...]                      # phrase number -> (list, position)
+    raw: dict[str, tuple[tuple[int, re.Pattern[str]], ...]]  # per list: (position, regex)
 
     @classmethod
     def compile(cls, spec: Mapping[str, Sequence[str]]) -> KeywordRules:
@@ -69,12 +70,13 @@ class KeywordRules:
                 raise ConfigError(
                     f"keywords.{key}: unknown key (expected one of {', '.join(KEYS)})")
         entries = {key: _entries(key, spec.get(key, ())) for key in KEYS}
-        phrases = [(f"keywords.{key}[{i}]", e) for key in KEYS
-                   for i, e in enumerate(entries[key]) if not e.startswith("re:")]
-        ids, raw, n = {}, {}, 0
-        for key in KEYS:
-            ids[key], raw[key], n = _number(key, entries[key], n)
-        return cls(entries, PhraseIndex.build(phrases), ids, raw)
+        owners = tuple((key, i) for key in KEYS for i, e in enumerate(entries[key])
+                       if not e.startswith("re:"))
+        phrases = [(f"keywords.{key}[{i}]", entries[key][i]) for key, i in owners]
+        raw = {key: tuple((i, _raw_regex(f"keywords.{key}[{i}]", e[3:]))
+                          for i, e in enumerate(entries[key]) if e.startswith("re:"))
+               for key in KEYS}
+        return cls(entries, PhraseIndex.build(phrases), owners, raw)
 
     @classmethod
     def empty(cls) -> KeywordRules:
@@ -82,27 +84,34 @@ class KeywordRules:
 
     def match(self, title: str, text: str) -> KeywordMatch:
         doc = f"{title or ''}\n{text or ''}"
-        found = self.index.find(normalise(doc))
-        hits = {t: phrases for t in TOPICS if (phrases := self._hits(t, doc, found))}
-        return KeywordMatch(hits=hits, muted=self._hits(MUTE, doc, found))
+        positions: dict[str, list[int]] = {key: [] for key in KEYS}
+        for number in self.index.find(normalise(doc)):
+            key, position = self.owners[number]
+            positions[key].append(position)
+        for key, regexes in self.raw.items():
+            positions[key] += [i for i, pattern in regexes if pattern.search(doc)]
+        hits = {t: self._phrases(t, positions[t]) for t in TOPICS if positions[t]}
+        return KeywordMatch(hits=hits, muted=self._phrases(MUTE, positions[MUTE]))
 
-    def _hits(self, key: str, doc: str, found: set[int]) -> tuple[str, ...]:
-        matched = (entry for entry, i, pattern in
-                   zip(self.entries[key], self.ids[key], self.raw[key])
-                   if (i in found if pattern is None else pattern.search(doc)))
-        return tuple(dict.fromkeys(matched))
+    def _phrases(self, key: str, positions: list[int]) -> tuple[str, ...]:
+        """Matched entries of one list, in config order, each once."""
+        return tuple(dict.fromkeys(self.entries[key][i] for i in sorted(positions)))
 
     def __len__(self) -> int:
         return sum(map(len, self.entries.values()))
 
 
 def normalise(text: str) -> str:
-    """Lower case, typographic apostrophes as ASCII: what phrases are matched against."""
-    return text.lower().replace("\u2019", "'")
+    """What phrases are matched against: NFKC (full-width letters and digits become
+    ASCII), lower case, typographic apostrophes as ASCII."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
+    return text.lower()
 
 
 def _entries(key: str, entries: object) -> tuple[str, ...]:
-    """The entries of one list after checking them (regexes compile later, in _number)."""
+    """The entries of one list after checking their types (phrases and regexes are
+    checked when they are compiled)."""
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
         raise ConfigError(
             f"keywords.{key}: expected a list of strings, got {_type_name(entries)}")
@@ -113,19 +122,6 @@ def _entries(key: str, entries: object) -> tuple[str, ...]:
         if not entry.strip():
             raise ConfigError(f"{path}: empty phrase")
     return tuple(entries)
-
-
-def _number(key: str, entries: Sequence[str], start: int
-            ) -> tuple[tuple[int | None, ...], tuple[re.Pattern[str] | None, ...], int]:
-    """Phrase ids (counting on from ``start``) and compiled ``re:`` entries of one list."""
-    ids: list[int | None] = []
-    raw: list[re.Pattern[str] | None] = []
-    for i, entry in enumerate(entries):
-        is_raw = entry.startswith("re:")
-        raw.append(_raw_regex(f"keywords.{key}[{i}]", entry[3:]) if is_raw else None)
-        ids.append(None if is_raw else start)
-        start += 0 if is_raw else 1
-    return tuple(ids), tuple(raw), start
 
 
 def _raw_regex(path: str, source: str) -> re.Pattern[str]:
@@ -178,12 +174,14 @@ def _word_regex(word: str) -> str:
 
 class PhraseIndex:
     """Finds which of many phrases occur in a ``normalise``d text, with the same result as
-    searching each ``phrase_regex`` but much faster: the text is split into words once, and
-    each distinct word is looked up once (and cached) against the single-word phrases
-    (exact words and ``stem*``s). Phrases in scripts without spaces are substring checks,
-    made only when the text has such characters; multi-word phrases and words with other
-    characters ("u.s.") are searched as regexes. ``infix`` entries (``*part*``, allowed
-    only when ``build`` is asked to) find that part anywhere inside a word.
+    searching each ``phrase_regex`` but several times faster.
+
+    The text is split into words once; each distinct word is looked up once (then cached)
+    against the single-word phrases (exact words and ``stem*``s). Phrases in scripts
+    without spaces are substring checks, made only when the text has such characters.
+    Multi-word phrases and words with other characters ("u.s.") are searched as regexes,
+    only when their first word is in the text. ``*part*`` entries (only when ``build`` is
+    given ``infix=True``) find that part anywhere inside a word.
     """
 
     CACHE_SIZE = 200_000
@@ -193,7 +191,7 @@ class PhraseIndex:
         self.stems: dict[str, list[int]] = {}
         self.infixes: list[tuple[str, int]] = []
         self.unspaced: list[tuple[str, int]] = []
-        self.regexes: list[tuple[re.Pattern[str], int]] = []
+        self.regexes: list[tuple[re.Pattern[str], int, tuple[str, bool]]] = []
         self.stem_lengths: tuple[int, ...] = ()
         self._cache: dict[str, tuple[int, ...]] = {}
 
@@ -217,13 +215,14 @@ class PhraseIndex:
         if stem and _WORD.fullmatch(stem) and words[0].count("*") <= 1:
             self._add_word(number, stem, words[0].endswith("*"))
         else:
-            self.regexes.append((phrase_pattern(path, phrase), number))
+            self.regexes.append((phrase_pattern(path, phrase), number, _needle(words)))
 
     def _add_word(self, number: int, stem: str, star: bool) -> None:
         if all(map(is_unspaced, stem)):
             self.unspaced.append((stem, number))
         elif any(map(is_unspaced, stem)):
-            self.regexes.append((re.compile(phrase_regex("", stem + "*" * star)), number))
+            pattern = re.compile(phrase_regex("", stem + "*" * star))
+            self.regexes.append((pattern, number, ("", False)))
         else:
             (self.stems if star else self.exact).setdefault(stem, []).append(number)
 
@@ -231,15 +230,18 @@ class PhraseIndex:
         """Numbers of the phrases that occur in ``lowered`` (a ``normalise``d text)."""
         found: set[int] = set()
         cache = self._cache
-        for word in set(_WORD.findall(lowered)):
+        words = words_of(lowered)
+        for word in words:
             numbers = cache.get(word)
             if numbers is None:
                 numbers = self._word_numbers(word)
             found.update(numbers)
         if self.unspaced and _UNSPACED_SEARCH.search(lowered):
             found.update(n for part, n in self.unspaced if part in lowered)
-        found.update(n for pattern, n in self.regexes
-                     if n not in found and pattern.search(lowered))
+        for pattern, number, (needle, whole) in self.regexes:
+            if number not in found and (needle in words if whole else needle in lowered) \
+                    and pattern.search(lowered):
+                found.add(number)
         return found
 
     def _word_numbers(self, word: str) -> tuple[int, ...]:
@@ -255,6 +257,14 @@ class PhraseIndex:
         return result
 
 
+def _needle(words: Sequence[str]) -> tuple[str, bool]:
+    """What must be in a text for a multi-word phrase to match: its first word, as one of
+    the text's words (True) when it is made of word characters only, else its part before
+    any ``*`` as a substring (False)."""
+    first = words[0] if words else ""
+    return first.split("*", 1)[0], bool(_WORD.fullmatch(first))
+
+
 def _checked_part(path: str, part: str) -> str:
     if not _WORD.fullmatch(part):
         raise ConfigError(f"{path}: an infix must be letters only, got {part!r}")
@@ -262,6 +272,24 @@ def _checked_part(path: str, part: str) -> str:
 
 
 _WORD = re.compile(r"\w+")
+_RECENT_WORDS: dict[str, frozenset[str]] = {}  # the concept index and the keyword rules
+_RECENT_SIZE = 4096                            # both split the same article: split it once
+
+
+def forget_recent_texts() -> None:
+    """Empty the memory of ``words_of`` (benchmarks: each run must split its texts)."""
+    _RECENT_WORDS.clear()
+
+
+def words_of(lowered: str) -> frozenset[str]:
+    """The distinct words (``\\w+`` runs) of a normalised text, remembered for the last
+    few thousand texts."""
+    words = _RECENT_WORDS.get(lowered)
+    if words is None:
+        if len(_RECENT_WORDS) >= _RECENT_SIZE:
+            _RECENT_WORDS.clear()
+        words = _RECENT_WORDS[lowered] = frozenset(_WORD.findall(lowered))
+    return words
 
 
 # Scripts whose words are not separated by spaces, plus Hangul (particles attach to the
@@ -298,5 +326,5 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-_UNSPACED_SEARCH = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}"
-                                            for lo, hi in _UNSPACED_RANGES) + "]")
+UNSPACED_CHARS = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _UNSPACED_RANGES)
+_UNSPACED_SEARCH = re.compile(f"[{UNSPACED_CHARS}]")

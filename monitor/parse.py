@@ -4,15 +4,40 @@ An article is plain text: HTML stripped, entities decoded, whitespace folded. It
 canonical (scheme and host lower-cased, default port, fragment and tracking parameters
 removed). Its identity within a feed is its guid together with its URL, else its URL, else
 a hash of title and text (see :func:`article_key`).
+
+Hostile documents (before feedparser sees the bytes, see :func:`defuse`):
+- The document is decoded the way feedparser decodes it (HTTP charset, BOM, prolog), so
+  what follows holds in every encoding, UTF-16 and UTF-7 included.
+- A DTD's internal subset is removed, and any ``<!ENTITY`` left before the root element:
+  no declared entity is ever expanded (no "billion laughs", no quadratic blow-up of one
+  large entity referenced many times) and no external entity is read (XXE). feedparser
+  already refuses external entities and nested ones, but lets one large flat entity
+  through, which expat then expands up to a hundredfold. A feed that relied on a declared
+  entity such as ``&nbsp;`` is parsed by feedparser's lenient parser, which knows the
+  HTML entities.
+- Control characters that XML forbids are dropped, as bytes and as numeric character
+  references, and so is a reference to a lone surrogate or past U+10FFFF (a surrogate
+  pair written as two references becomes its character): the strict parser does not
+  fail on them, and no NUL or surrogate reaches the store.
+- A document whose first bytes are ASCII (``<?xml``, ``<rss``) cannot be UTF-16 or
+  UTF-32, whatever its prolog or Content-Type claims: such a claim is ignored.
+- At most ``MAX_ENTRIES`` (1,000) entries are read per fetch, the first ones in document
+  order (feeds list the newest first): the document is cut before the next entry, so
+  parsing time and memory do not grow with a feed of 100,000 items.
+- Titles are cut at ``MAX_TITLE`` characters and text at ``MAX_TEXT``; an entry's HTML is
+  read up to ``MAX_HTML`` characters. Control characters, NUL and lone surrogates never
+  reach the store (titles, text, guids and URLs).
 """
 
 from __future__ import annotations
 
 import calendar
 import hashlib
+import itertools
 import re
 import warnings
 from datetime import datetime, timezone
+from xml.parsers import expat
 from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -22,6 +47,8 @@ from monitor.types import ParsedArticle
 
 MAX_TITLE = 1_000
 MAX_TEXT = 20_000
+MAX_HTML = 1_000_000              # characters of one entry's HTML read to find MAX_TEXT of text
+MAX_ENTRIES = 1_000               # entries read per fetch, the first in document order
 TRACKING = re.compile(r"^(utm_\w*|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|yclid|_hsenc|_hsmi|"
                       r"igshid|ocid|cmpid|icid|ncid|sr_share|wt\.mc_id|at_medium|at_campaign)$", re.I)
 _BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr",
@@ -29,6 +56,17 @@ _BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6"
 _SKIP = {"script", "style", "noscript", "iframe", "object", "template", "head"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff\ud800-\udfff]")
 _SPACE = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_URL_JUNK = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.S)
+_DTD_TOKEN = re.compile(rb"\"[^\"]*\"|'[^']*'|<!--.*?-->|<\?.*?\?>|[\[\]>]", re.S)
+_FIRST_ELEMENT = re.compile(rb"<\w")
+_SPACES = re.compile(rb"\s*")
+_ENTITY_DECL = re.compile(rb"<!ENTITY[^>]*>?")
+_C0_CONTROLS = bytes(set(range(32)) - {9, 10, 13})
+_WIDE = rb"(?:utf|ucs)[-_]?(?:16|32|2|4)[\w-]*"
+_WIDE_PROLOG = re.compile(rb"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])" + _WIDE + rb"([\"'])", re.I)
+_CHAR_REF = re.compile(rb"&#([xX][0-9a-fA-F]+|[0-9]+);(?:&#([xX][0-9a-fA-F]+|[0-9]+);)?")
+_ENTRY_TAG = re.compile(rb"<(?:[\w.-]+:)?(?:item|entry)[\s/>]")
 
 
 class _TextExtractor(HTMLParser):
@@ -58,6 +96,7 @@ def html_to_text(value: str | None, limit: int = MAX_TEXT) -> str:
     """Plain text from an HTML fragment: tags dropped, entities decoded, spaces folded."""
     if not value:
         return ""
+    value = value[:MAX_HTML]
     if "<" in value:
         extractor = _TextExtractor()
         extractor.feed(value)
@@ -83,7 +122,7 @@ def canonical_url(url: str | None) -> str | None:
     """Scheme/host lower-cased, default port and fragment dropped, tracking params removed."""
     if not url:
         return None
-    url = url.strip()
+    url = _URL_JUNK.sub("", url).strip()
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -174,17 +213,24 @@ def parse_feed(content: bytes, headers: dict[str, str] | None = None,
 
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="feedparser")
 
-    response_headers = dict(headers or {})
+    received = dict(headers or {})
     if base_url:
-        response_headers.setdefault("content-location", base_url)
+        received.setdefault("content-location", base_url)
+    if not content or content.isspace():
+        kind = received.get("content-type", "unknown content type")
+        raise FeedError(f"not a feed: the response body is empty (content type {kind})",
+                        kind="not-a-feed")
+    content, response_headers = defuse(content, received)
+    # resolve_relative_uris only rewrites links inside HTML content, which becomes plain
+    # text here; entry links are resolved against xml:base and base_url regardless.
     parsed = feedparser.parse(content, response_headers=response_headers,
-                              sanitize_html=False, resolve_relative_uris=True)
+                              sanitize_html=False, resolve_relative_uris=False)
     if not parsed.get("version") and not parsed.entries:
-        raise FeedError(f"not a feed: {_bozo_reason(parsed, response_headers)}", kind="not-a-feed")
+        raise FeedError(f"not a feed: {_bozo_reason(parsed, received)}", kind="not-a-feed")
     feed_lang = normalise_language(parsed.feed.get("language")
                                    or response_headers.get("content-language"))
     articles: dict[str, ParsedArticle] = {}
-    for entry in parsed.entries:
+    for entry in parsed.entries[:MAX_ENTRIES]:
         article = _to_article(entry, feed_lang)
         if article is not None and article.key not in articles:
             articles[article.key] = article
@@ -196,3 +242,153 @@ def _bozo_reason(parsed, headers: dict[str, str]) -> str:
     error = parsed.get("bozo_exception")
     detail = f"{type(error).__name__}: {error}" if error else "no RSS, Atom or RDF document found"
     return f"{detail} (content type {kind})"[:500]
+
+
+def defuse(content: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """The document as feedparser would decode it, re-encoded as UTF-8, without entity
+    declarations and cut after ``MAX_ENTRIES`` entries; the headers then say UTF-8."""
+    from feedparser.encodings import convert_to_utf8, parse_content_type
+
+    if _ascii_start(content):
+        content, headers = _without_wide_claims(content, headers, parse_content_type)
+    probe: dict = {}
+    data = convert_to_utf8(headers, content, probe)
+    if probe.get("encoding"):                      # UTF-8 now: a C0 byte is a character
+        data = data.translate(None, _C0_CONTROLS)   # that XML forbids (tab, LF, CR aside)
+    data = _valid_char_refs(data)
+    data = _without_entity_declarations(data)
+    data = first_entries(data, MAX_ENTRIES)
+    mime, _ = parse_content_type(headers.get("content-type") or "")
+    if probe.get("encoding") and mime:
+        headers = {**headers, "content-type": f"{mime}; charset=utf-8"}
+    return data, headers
+
+
+def _ascii_start(content: bytes) -> bool:
+    """True when the document starts (after a UTF-8 BOM and spaces) with ``<`` and an ASCII
+    byte: the XML spec's sign of an ASCII-compatible encoding, never UTF-16/32."""
+    head = content[3:64] if content.startswith(b"\xef\xbb\xbf") else content[:64]
+    head = head.lstrip(b" \t\r\n")
+    return head[:1] == b"<" and 0 < head[1:2][0] < 0x80 if len(head) > 1 else False
+
+
+def _without_wide_claims(content: bytes, headers: dict[str, str], parse_content_type):
+    """Drop a UTF-16/32 claim from the prolog and the Content-Type of an ASCII-started
+    document (it would be decoded into garbage otherwise)."""
+    content = _WIDE_PROLOG.sub(rb"\1utf-8\2", content, count=1)
+    mime, charset = parse_content_type(headers.get("content-type") or "")
+    if charset and re.fullmatch(_WIDE, charset.encode("ascii", "replace"), re.I):
+        headers = {**headers, "content-type": mime}
+    return content, headers
+
+
+def _valid_char_refs(data: bytes) -> bytes:
+    """Numeric character references to lone surrogates or past U+10FFFF removed; a pair
+    of references to a high and a low surrogate replaced by the character they encode."""
+    return _CHAR_REF.sub(_fix_char_refs, data) if b"&#" in data else data
+
+
+def _fix_char_refs(match: re.Match) -> bytes:
+    first, second = (_code_point(g) for g in match.groups())
+    if second is not None and 0xD800 <= first <= 0xDBFF and 0xDC00 <= second <= 0xDFFF:
+        return b"&#x%x;" % (0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))
+    if all(c is None or _valid_code_point(c) for c in (first, second)):
+        return match.group(0)
+    return b"".join(b"&#x%x;" % c for c in (first, second) if c is not None and _valid_code_point(c))
+
+
+def _code_point(group: bytes | None) -> int | None:
+    if group is None:
+        return None
+    if len(group) > 12:
+        return 0x110000                    # too long to be a character
+    return int(group[1:], 16) if group[:1] in b"xX" else int(group)
+
+
+def _valid_code_point(code: int) -> bool:
+    """XML's Char: tab, newline, carriage return, and U+0020 on, less surrogates."""
+    return code in (0x9, 0xA, 0xD) or (0x20 <= code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF
+                                        and code not in (0xFFFE, 0xFFFF))
+
+
+def _without_entity_declarations(data: bytes) -> bytes:
+    """``data`` without the internal subset of its DOCTYPE (found by walking the prolog
+    as expat does) and without any ``<!ENTITY`` left before the first element (where
+    feedparser's own regular expressions look for them)."""
+    pos = 0
+    while match := _PROLOG_ITEM.match(data, pos):
+        pos = match.end()
+    pos = _SPACES.match(data, pos).end()
+    if data.startswith(b"<!DOCTYPE", pos):
+        data = _drop_internal_subset(data, pos)
+    root = _FIRST_ELEMENT.search(data)
+    head_end = root.start() if root else len(data)
+    if b"<!ENTITY" in data[:head_end]:
+        data = _ENTITY_DECL.sub(b"", data[:head_end]) + data[head_end:]
+    return data
+
+
+def _drop_internal_subset(data: bytes, start: int) -> bytes:
+    """``<!DOCTYPE rss PUBLIC "…" "…" [ … ]>`` → ``<!DOCTYPE rss PUBLIC "…" "…">``; an
+    unterminated DOCTYPE ends the document (no parser could read past it anyway)."""
+    subset, depth = None, 0
+    for token in _DTD_TOKEN.finditer(data, start + len(b"<!DOCTYPE")):
+        kind = token.group()
+        if kind == b"[":
+            subset = token.start() if subset is None else subset
+            depth += 1
+        elif kind == b"]":
+            depth -= 1
+        elif kind == b">" and depth <= 0:
+            return data if subset is None else data[:subset] + b">" + data[token.end():]
+    return data[:start]
+
+
+class _Cut(Exception):
+    """Raised from expat's callback at the first entry past the limit."""
+
+    def __init__(self, at: int, open_elements: list[str]) -> None:
+        self.at = at
+        self.open_elements = open_elements
+
+
+class _EntryCounter:
+    """Expat callbacks: the open elements, and the entries (``item`` or ``entry``, any
+    prefix, all at the depth of the first one) counted until one too many."""
+
+    def __init__(self, parser, limit: int) -> None:
+        self.parser, self.limit = parser, limit
+        self.open: list[str] = []
+        self.depth: int | None = None
+        self.count = 0
+        parser.StartElementHandler = self.start
+        parser.EndElementHandler = lambda _name: self.open.pop()
+
+    def start(self, name: str, _attrs) -> None:
+        if name.rpartition(":")[2] in ("item", "entry") and self.depth in (None, len(self.open)):
+            self.depth = len(self.open)
+            self.count += 1
+            if self.count > self.limit:
+                raise _Cut(self.parser.CurrentByteIndex, list(self.open))
+        self.open.append(name)
+
+
+def first_entries(data: bytes, limit: int) -> bytes:
+    """The document cut before its entry number ``limit + 1``, the elements still open
+    closed again so it stays well-formed XML.
+
+    A document that is not well-formed is cut at the ``limit + 1``-th textual entry start
+    tag instead (feedparser's lenient parser copes with what is left open)."""
+    starts = list(itertools.islice(_ENTRY_TAG.finditer(data), limit + 1))
+    if len(starts) <= limit:
+        return data
+    parser = expat.ParserCreate()
+    _EntryCounter(parser, limit)
+    try:
+        parser.Parse(data, True)
+    except _Cut as cut:
+        closing = "".join(f"</{name}>" for name in reversed(cut.open_elements))
+        return data[:cut.at] + closing.encode("utf-8")
+    except expat.ExpatError:
+        return data[:starts[limit].start()]
+    return data

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor import TOPICS
-from monitor.classify import SkopsClassifier, card_path, classify_articles, save_model
+from monitor.classify import (
+    SkopsClassifier, card_path, classify_articles, preparation_fingerprint, save_model)
 from monitor.evaluate import evaluate
 from monitor.exceptions import ClassifierError, UsageError
 from monitor.keywords import KeywordRules
@@ -35,14 +36,14 @@ HELD_OUT_PERCENT = 15
 CV_FOLDS = 5
 DEFAULT_THRESHOLD = 0.5
 MAX_F1_DROP = 0.01          # one point of held-out flagged F1
-DEFAULT_FEATURES = "word"
+DEFAULT_FEATURES = "word+char4"
 FEATURES = {
+    "word+char4": "word uni- and bigrams (CJK: character uni- and bigrams) plus character "
+                  "4-grams within words, TF-IDF, one logistic regression per topic",
     "word": "word uni- and bigrams (CJK: character uni- and bigrams), TF-IDF, "
             "one logistic regression per topic",
-    "word+char": "word uni- and bigrams plus character 2-5-grams, TF-IDF, "
-                 "one logistic regression per topic",
-    "hashed": "hashed word uni- and bigrams (2**20), TF-IDF, "
-              "one logistic regression per topic",
+    "word+char": "word uni- and bigrams plus character 2- to 5-grams within words, "
+                 "TF-IDF, one logistic regression per topic",
 }
 
 Record = Mapping[str, Any]
@@ -88,21 +89,16 @@ def _logistic_regression(seed: int) -> Any:
 
 def _vectoriser_steps(features: str) -> list[tuple[str, Any]]:
     import numpy as np
-    from sklearn.feature_extraction.text import (
-        HashingVectorizer, TfidfTransformer, TfidfVectorizer)
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
-    if features == "hashed":
-        hashing = HashingVectorizer(token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2),
-                                    n_features=2**20, alternate_sign=False, norm=None,
-                                    lowercase=False, dtype=np.float32)
-        return [("hash", hashing), ("tfidf", TfidfTransformer(sublinear_tf=True))]
-    words = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2), min_df=2,
-                            max_df=0.5, sublinear_tf=True, lowercase=False,
-                            max_features=40000, dtype=np.float32)
+    words = TfidfVectorizer(token_pattern=r"\w+", ngram_range=(1, 2), min_df=2,
+                            max_df=0.5, sublinear_tf=True, lowercase=False, dtype=np.float32)
     if features == "word":
         return [("tfidf", words)]
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2,
+    analyzer, sizes = {"word+char4": ("char_wb", (4, 4)),
+                       "word+char": ("char_wb", (2, 5))}[features]
+    chars = TfidfVectorizer(analyzer=analyzer, ngram_range=sizes, min_df=2,
                             sublinear_tf=True, lowercase=False, dtype=np.float32)
     return [("features", FeatureUnion([("words", words), ("chars", chars)]))]
 
@@ -277,6 +273,7 @@ def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[R
         "sklearn_version": sklearn.__version__,
         "skops_version": skops.__version__,
         "topics": list(TOPICS),
+        "preparation": preparation_fingerprint(),
         "features": features,
         "description": FEATURES[features],
         "threshold": threshold,

@@ -93,11 +93,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FeedServer:
-    def __init__(self) -> None:
+    def __init__(self, backlog: int = 5) -> None:
+        """``backlog``: the listen queue (socketserver's default is 5; raise it when many
+        clients connect at once, or connects time out under load)."""
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, dict]] = []
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler, bind_and_activate=False)
+        self._httpd.request_queue_size = backlog
+        try:
+            self._httpd.server_bind()
+            self._httpd.server_activate()
+        except OSError:
+            self._httpd.server_close()
+            raise
         self._httpd.daemon_threads = True
         self._httpd.owner = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)

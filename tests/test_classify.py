@@ -11,8 +11,8 @@ import pytest
 
 from monitor import TOPICS
 from monitor.classify import (
-    TRUSTED_TYPES, Classifier, SkopsClassifier, card_path, classify_articles,
-    prepare_text, save_model)
+    CONCEPTS, TRUSTED_TYPES, Classifier, SkopsClassifier, card_path, classify_articles,
+    concept_tokens, preparation_fingerprint, prepare_text, save_model)
 from monitor.exceptions import ClassifierError
 from monitor.keywords import KeywordRules
 from monitor.train import fit_pipeline, load_jsonl
@@ -28,7 +28,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pipeline = fit_pipeline(load_jsonl(FIXTURE), seed=0)
     path = tmp_path_factory.mktemp("model") / "classifier.skops"
     save_model(pipeline, path, {"version": "test-1", "sklearn_version": sklearn.__version__,
-                                "topics": list(TOPICS)})
+                                "topics": list(TOPICS), "preparation": preparation_fingerprint()})
     return path
 
 
@@ -43,21 +43,50 @@ def model_copy(model_path: Path, tmp_path: Path) -> Path:
 # --- prepare_text -----------------------------------------------------------------------
 
 def test_prepare_text_lowercases_and_repeats_the_title() -> None:
-    assert prepare_text("Rare Earths", "Prices ROSE.") == "rare earths rare earths prices rose."
+    assert prepare_text("Tin Prices", "Rose.") == "tin prices tin prices rose."
+
+
+def test_prepare_text_appends_concept_tokens() -> None:
+    assert prepare_text("", "Ausfuhrkontrollen verschärft") == (
+        "ausfuhrkontrollen verschärft zzcexport zzccontrol")
 
 
 def test_prepare_text_sets_cjk_characters_apart() -> None:
-    assert prepare_text("", "中国稀土出口") == "中 国 稀 土 出 口"
-    assert prepare_text("", "レアアース規制") == "レ ア ア ー ス 規 制"
-    assert prepare_text("", "희토류 수출") == "희 토 류 수 출"
+    assert prepare_text("", "中国稀土出口").split()[:6] == list("中国稀土出口")
+    assert prepare_text("", "レアアース規制").split()[:7] == list("レアアース規制")
+    assert prepare_text("", "희토류 수출").split()[:5] == list("희토류수출")
 
 
 def test_prepare_text_normalises_full_width_forms() -> None:
-    assert prepare_text("", "ＵＳＡ　２０２５") == "usa 2025"
+    assert prepare_text("", "ＵＳＡ　２０２５").split() == ["usa", "2025", "zzcusa"]
 
 
 def test_prepare_text_without_title() -> None:
     assert prepare_text("", "Only text") == prepare_text(None, "Only text") == "only text"  # type: ignore[arg-type]
+    assert prepare_text("", "") == ""
+
+
+def test_concepts_are_shared_across_languages() -> None:
+    for title in ("China tightens export controls", "China verschärft Exportkontrollen",
+                  "Chiny zaostrzają kontrolę eksportu", "中国加强出口管制", "中国が輸出規制を強化"):
+        tokens = concept_tokens(title, "").split()
+        assert {"zzcexport", "zzccontrol", "zzcchina"} <= set(tokens), title
+
+
+def test_title_concepts_count_twice() -> None:
+    assert concept_tokens("Seltenerdmagnete", "") == "zzcree zzcmagnet zzcree zzcmagnet"
+    assert concept_tokens("", "Seltenerdmagnete") == "zzcree zzcmagnet"
+
+
+def test_concept_lists_compile_and_names_are_words() -> None:
+    assert concept_tokens("rare earth lithium", "")  # builds the index
+    assert all(name.isalnum() for name in CONCEPTS)
+
+
+def test_fingerprint_follows_the_concepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = preparation_fingerprint()
+    monkeypatch.setitem(CONCEPTS, "ree", [*CONCEPTS["ree"], "bastnäsit*"])
+    assert preparation_fingerprint() != before
 
 
 # --- save and load ------------------------------------------------------------------------
@@ -71,10 +100,32 @@ def test_save_writes_compressed_skops_and_card(model_path: Path) -> None:
     assert card_path(model_path).name == "classifier.card.json"
 
 
-def test_saved_vocabulary_values_are_plain_ints(model_path: Path) -> None:
+def test_vocabulary_is_saved_as_one_array_and_restored(model_path: Path) -> None:
+    with zipfile.ZipFile(model_path) as archive:
+        schema = archive.read("schema.json").decode()
+    assert '"terms_"' in schema and '"vocabulary_"' not in schema
+    union = SkopsClassifier.load(model_path).pipeline.named_steps["features"]
+    for _name, vectoriser in union.transformer_list:
+        vocabulary = vectoriser.vocabulary_
+        assert vocabulary and all(type(v) is int for v in vocabulary.values())
+        assert sorted(vocabulary.values()) == list(range(len(vocabulary)))
+
+
+def test_save_leaves_the_pipeline_usable(tmp_path: Path) -> None:
+    import sklearn
+
+    pipeline = fit_pipeline(load_jsonl(FIXTURE), "word", seed=0)
+    vocabulary = dict(pipeline.named_steps["tfidf"].vocabulary_)
+    save_model(pipeline, tmp_path / "m.skops", {"sklearn_version": sklearn.__version__})
+    assert pipeline.named_steps["tfidf"].vocabulary_ == vocabulary
+    assert not hasattr(pipeline.named_steps["tfidf"], "terms_")
+
+
+def test_loaded_model_predicts_like_the_saved_one(model_path: Path) -> None:
     model = SkopsClassifier.load(model_path)
-    vocabulary = model.pipeline.named_steps["tfidf"].vocabulary_
-    assert vocabulary and all(type(v) is int for v in vocabulary.values())
+    fresh = SkopsClassifier(fit_pipeline(load_jsonl(FIXTURE), seed=0))
+    docs = [(r["title"], r["text"]) for r in load_jsonl(FIXTURE)[:10]]
+    assert model.predict_proba(docs) == fresh.predict_proba(docs)
 
 
 def test_load_and_predict_batched(model_path: Path) -> None:
@@ -127,6 +178,14 @@ def test_other_sklearn_major_version_in_card(model_copy: Path) -> None:
     card["sklearn_version"] = "0.24.2"
     card_path(model_copy).write_text(json.dumps(card))
     with pytest.raises(ClassifierError, match=r"trained with scikit-learn 0\.24\.2"):
+        SkopsClassifier.load(model_copy)
+
+
+def test_other_text_preparation(model_copy: Path) -> None:
+    card = json.loads(card_path(model_copy).read_text())
+    card["preparation"] = "0123456789abcdef"
+    card_path(model_copy).write_text(json.dumps(card))
+    with pytest.raises(ClassifierError, match="text prepared differently"):
         SkopsClassifier.load(model_copy)
 
 

@@ -143,3 +143,40 @@ def test_import_is_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+PHRASES = ["rare earth", "rare earth*", "tin", "lithium price*", "seltene* Erden",
+           "Seltenerd*", "u.s.", "china's", "稀土", "稀土*", "镓、锗", "희토류", "export control*",
+           "re2x", "5g", "dual-use", "chaîne* d'approvisionnement", "b", "Ausfuhr*"]
+TEXTS = ["Rare-earth exports; tin; tinned; the U.S. and China's lithium prices",
+         "Seltenen Erden, Seltenerdmetalle und AUSFUHRKONTROLLEN", "中国稀土出口和镓、锗管制",
+         "희토류를 수출", "5G chips, dual use goods; a b c", "les chaînes d’approvisionnement",
+         "re2x re2xy", "", "rare\nearthquake", "export-controlled items; exportcontrol"]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_index_finds_what_the_phrase_regexes_find(text: str) -> None:
+    import re
+
+    from monitor.keywords import PhraseIndex, normalise, phrase_regex
+
+    index = PhraseIndex.build([(f"p[{i}]", p) for i, p in enumerate(PHRASES)])
+    lowered = normalise(text)
+    expected = {i for i, p in enumerate(PHRASES) if re.search(phrase_regex("p", p), lowered)}
+    assert index.find(lowered) == expected
+    assert index.find(lowered) == expected  # second time from the word cache
+
+
+def test_index_infixes_find_parts_of_compounds() -> None:
+    from monitor.keywords import PhraseIndex
+
+    index = PhraseIndex.build([("a", "*lizenz*"), ("b", "lizenz")], infix=True)
+    assert index.find("neue exportlizenzen") == {0}
+    assert index.find("die lizenz") == {0, 1}
+    with pytest.raises(ConfigError, match="c: an infix must be letters only"):
+        PhraseIndex.build([("c", "*a b*")], infix=True)
+
+
+def test_full_width_letters_match() -> None:
+    r = rules(export_controls=["BIS rule*"])
+    assert hits(r, "ＢＩＳ　ｒｕｌｅｓ", EC) == ("BIS rule*",)

@@ -210,11 +210,12 @@ def test_every_feature_set_saves_and_loads(features: str, records: list[dict],
                                            tmp_path: Path) -> None:
     import sklearn
 
-    from monitor.classify import save_model
+    from monitor.classify import preparation_fingerprint, save_model
     from monitor.train import fit_pipeline
 
     path = tmp_path / "m.skops"
     save_model(fit_pipeline(records, features), path,
-               {"version": features, "sklearn_version": sklearn.__version__})
+               {"version": features, "sklearn_version": sklearn.__version__,
+                "preparation": preparation_fingerprint()})
     [p] = SkopsClassifier.load(path).predict_proba([("Lithium mine", "Output rose.")])
     assert set(p) == set(TOPICS)
