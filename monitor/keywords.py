@@ -14,6 +14,11 @@ The ``[keywords]`` section of the config has one list per topic (``critical-mine
   "seltenen Erden").
 - ``re:`` followed by a Python regular expression, searched case-insensitively as written.
 
+Where: the title and the lede, i.e. the first ``LEDE_CHARS`` (400) characters of the text.
+What an article is about is said at its top; a phrase that first turns up deep in a long
+text is, by LABELING.md's rule, a passing mention in an article about something else, which
+the classifier judges on the whole text. Mute phrases are matched in the same place.
+
 Rules are compiled once (``KeywordRules.compile``); an invalid entry raises ``ConfigError``
 whose message starts with the key path (``keywords.export-controls[3]: ...``, entries
 counted from 0). This module imports no third-party library.
@@ -31,6 +36,7 @@ from monitor.exceptions import ConfigError
 
 MUTE = "mute"
 KEYS = (*TOPICS, MUTE)
+LEDE_CHARS = 400
 _SEPARATOR = r"[\s\-\u00ad\u2010-\u2015]+"
 _RAW_FLAGS = re.IGNORECASE
 
@@ -83,7 +89,8 @@ class KeywordRules:
         return cls.compile({})
 
     def match(self, title: str, text: str) -> KeywordMatch:
-        doc = f"{title or ''}\n{text or ''}"
+        """The phrases found in the title and the lede (first LEDE_CHARS of the text)."""
+        doc = f"{title or ''}\n{(text or '')[:LEDE_CHARS]}"
         positions: dict[str, list[int]] = {key: [] for key in KEYS}
         for number in self.index.find(normalise(doc)):
             key, position = self.owners[number]

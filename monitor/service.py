@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -43,10 +44,34 @@ def open_configured_store(config: Config, now: datetime | None = None) -> Store:
     try:
         store.sync_feeds(config.feeds, now or utcnow(), config.poll.interval_minutes,
                          config.poll.silent_after_days)
+        release_dead_claims(store)
     except MonitorError:
         store.close()
         raise
     return store
+
+
+def release_dead_claims(store: Store) -> None:
+    """Feeds leased by a poller on this machine whose process is gone (killed, crashed) are
+    released at once instead of waiting for the lease to expire. Pollers on other machines
+    are left to their lease."""
+    host = socket.gethostname()
+    for owner in store.claim_owners():
+        owner_host, _, rest = owner.partition(":")
+        pid = rest.partition(":")[0]
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            log.info("releasing feeds claimed by %s (process is gone)", owner)
+            store.release_claims(owner)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def build_analyzer(config: Config):

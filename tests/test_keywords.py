@@ -180,3 +180,14 @@ def test_index_infixes_find_parts_of_compounds() -> None:
 def test_full_width_letters_match() -> None:
     r = rules(export_controls=["BIS rule*"])
     assert hits(r, "ＢＩＳ　ｒｕｌｅｓ", EC) == ("BIS rule*",)
+
+
+def test_phrases_count_in_title_and_lede_only():
+    from monitor.keywords import LEDE_CHARS, KeywordRules
+
+    rules = KeywordRules.compile({"export-controls": ["export control*"], "mute": ["mineral water"]})
+    filler = "The summit covered many subjects. " * (LEDE_CHARS // 30 + 1)
+    assert rules.match("Tariff talks resume", "Export controls were raised. " + filler).topics == ("export-controls",)
+    assert rules.match("Tariff talks resume", filler + "Export controls came up once.").topics == ()
+    assert rules.match("Export controls tightened", filler).topics == ("export-controls",)
+    assert rules.match("A spring", filler + "mineral water").muted == ()

@@ -173,6 +173,11 @@ class Store:
             conn.execute(update(FEED).where(FEED.c.claimed_by == owner)
                          .values(claimed_until=None, claimed_by=None))
 
+    def claim_owners(self) -> list[str]:
+        with self._begin() as conn:
+            query = select(FEED.c.claimed_by).where(FEED.c.claimed_by.is_not(None)).distinct()
+            return [owner for (owner,) in conn.execute(query)]
+
     def feed_health(self, now: datetime, broken_after: int = 3) -> list[FeedHealth]:
         counts = (select(ARTICLE.c.feed_id, func.count().label("n"))
                   .group_by(ARTICLE.c.feed_id).subquery())
