@@ -133,8 +133,8 @@ def _alternative(features: str, train: list[dict], tmp: Path, articles, rules, d
 def _measure(name: str, model: SkopsClassifier, path: Path, articles, rules, dev,
              batch: int) -> dict:
     load = min(_timed(lambda: SkopsClassifier.load(path)) for _ in range(3))
-    row = {"name": name, "load": load, "rate": _rate(model, articles, rules, batch), "size": path.stat().st_size,
-           "model": model}
+    row = {"name": name, "load": load, "rate": _rate(model, articles, rules, batch),
+           "size": path.stat().st_size, "model": model}
     if dev:
         threshold = model.card.get("threshold", DEFAULT_THRESHOLD)
         row["f1"] = score_pipeline(model.pipeline, dev, threshold)["flagged"]["f1"]

@@ -110,7 +110,7 @@ def _concept_index() -> tuple[PhraseIndex, tuple[str, ...]]:
 def preparation_fingerprint() -> str:
     """Changes whenever ``prepare_text`` would give other tokens: stored in the model card
     and checked at load, so a model never meets text prepared differently from training."""
-    spec = json.dumps([PREPARATION_VERSION, TITLE_WEIGHT, CONCEPTS],
+    spec = json.dumps([PREPARATION_VERSION, TITLE_WEIGHT, UNSPACED_CHARS, CONCEPTS],
                       ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(spec.encode("utf-8")).hexdigest()[:16]
 
@@ -338,8 +338,9 @@ def _major(version: str) -> str:
 # Multilingual word lists whose members become one shared token each (see prepare_text).
 # Same phrase syntax as [keywords] (case-insensitive; word boundaries in spaced scripts,
 # substrings in CJK; "*" ends a word stem), plus "*part*": that part anywhere inside a
-# word, for the parts of compounds ("*lizenz*" finds "Exportlizenzen"). Editing this list changes the fingerprint, so
-# the model must be retrained (SkopsClassifier.load refuses a model with another one).
+# word, for the parts of compounds ("*lizenz*" finds "Exportlizenzen"). Editing this list
+# changes the fingerprint, so the model must be retrained (SkopsClassifier.load refuses a
+# model with another one).
 CONCEPTS: dict[str, list[str]] = {
     "ree": ["rare earth*", "seltene* Erden", "*seltenerd*", "terres rares", "tierras raras",
             "ziem rzadkich", "terre rare", "terras raras", "zeldzame aard*", "稀土",

@@ -15,7 +15,7 @@ import threading
 
 MIN_LETTERS = 20          # fewer letters than this: too short to contradict a hint
 MIN_HINT_PROBABILITY = 0.1  # the hint is plausible when the identifier gives it this much
-MAX_CHARS = 2000          # detection looks at the start of title + text only
+MAX_CHARS = 500           # detection reads the start of title + text only (enough, and faster)
 
 _NAMES = {
     "english": "en", "german": "de", "deutsch": "de", "french": "fr", "français": "fr",
@@ -76,11 +76,19 @@ def detect_language(title: str, text: str, hint: str | None = None) -> str | Non
         return None
     if code and len(_LETTER.findall(doc)) < MIN_LETTERS:
         return code
-    ranking = _identifier().rank(doc)
-    best = ranking[0][0]
-    if code and (code == best or dict(ranking).get(code, 0.0) >= MIN_HINT_PROBABILITY):
+    ranking = _ranking(doc)
+    best = next(iter(ranking))
+    if code and (code == best or ranking.get(code, 0.0) >= MIN_HINT_PROBABILITY):
         return code
     return best
+
+
+def _ranking(doc: str) -> dict[str, float]:
+    """Probability of each ``_DETECTABLE`` language, best first (the identifier's softmax
+    renormalised over these languages: the same as a softmax over them alone)."""
+    ranking = [(lang, p) for lang, p in _identifier().rank(doc) if lang in _DETECTABLE]
+    total = sum(p for _lang, p in ranking) or 1.0
+    return {lang: p / total for lang, p in ranking}
 
 
 _lock = threading.Lock()
@@ -97,6 +105,4 @@ def _identifier():  # noqa: ANN202 - py3langid's LanguageIdentifier, imported la
 def _load_identifier():  # noqa: ANN202
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    identifier.set_languages([code for code in identifier.labels if code in _DETECTABLE])
-    return identifier
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)

@@ -19,6 +19,7 @@ import hashlib
 import json
 import warnings
 from collections import Counter
+from itertools import count
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -230,14 +231,20 @@ def apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
     record with the same id (or url); other reviews are appended as new records."""
     out = [dict(r) for r in records]
     index = {key: i for i, r in enumerate(out) for key in _keys(r)}
-    for n, review in enumerate(reviews):
-        review = validate_record({"id": f"review:{n}", **review}, f"review {n}")
+    for n, review in enumerate(map(_review, count(), reviews)):
         match = next((index[k] for k in _keys(review) if k in index), None)
         if match is None:
             out.append(_review_record(review))
         else:
             out[match]["topics"] = list(review["topics"])
     return out
+
+
+def _review(n: int, review: Record) -> dict[str, Any]:
+    """A checked review, with an id if it had none and "" for a missing title or text."""
+    filled = {"id": f"review:{n}", **review, "title": review.get("title") or "",
+              "text": review.get("text") or ""}
+    return validate_record(filled, f"review {n}")
 
 
 def _keys(record: Record) -> list[str]:

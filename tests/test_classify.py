@@ -62,7 +62,8 @@ def test_prepare_text_normalises_full_width_forms() -> None:
 
 
 def test_prepare_text_without_title() -> None:
-    assert prepare_text("", "Only text") == prepare_text(None, "Only text") == "only text"  # type: ignore[arg-type]
+    assert prepare_text("", "Only text") == "only text"
+    assert prepare_text(None, "Only text") == "only text"  # type: ignore[arg-type]
     assert prepare_text("", "") == ""
 
 

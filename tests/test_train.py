@@ -67,6 +67,13 @@ def test_reviews_override_by_id_or_url_and_add_new_articles(records: list[dict])
     assert base[1]["topics"] == records[1]["topics"]  # input untouched
 
 
+def test_review_without_title_is_accepted() -> None:
+    out = apply_reviews([], [{"id": "review:7", "url": None, "lang": "de", "title": None,
+                              "text": "Lithiumpreise fallen weiter.", "topics": [CM]}])
+    assert out == [{"id": "review:7", "url": None, "lang": "de", "title": "",
+                    "text": "Lithiumpreise fallen weiter.", "topics": [CM]}]
+
+
 def test_invalid_review_is_an_error() -> None:
     with pytest.raises(UsageError, match="review 0: 'topics'"):
         apply_reviews([], [{"title": "t", "text": "x", "topics": ["gold"]}])
