@@ -269,7 +269,7 @@ def _ascii_start(content: bytes) -> bool:
     byte: the XML spec's sign of an ASCII-compatible encoding, never UTF-16/32."""
     head = content[3:64] if content.startswith(b"\xef\xbb\xbf") else content[:64]
     head = head.lstrip(b" \t\r\n")
-    return head[:1] == b"<" and 0 < head[1:2][0] < 0x80 if len(head) > 1 else False
+    return len(head) > 1 and head[0] == ord("<") and 0 < head[1] < 0x80
 
 
 def _without_wide_claims(content: bytes, headers: dict[str, str], parse_content_type):

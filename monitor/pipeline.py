@@ -146,6 +146,9 @@ class Poller:
             result: FetchResult | FeedError = await fetcher.fetch(feed.url, feed.etag, feed.last_modified)
         except FeedError as exc:
             result = exc
+        except Exception as exc:  # a bug in fetching must not end the other feeds' cycle
+            log.exception("feed %s: unexpected error while fetching", feed.name)
+            result = FeedError(f"{type(exc).__name__}: {exc}", kind="internal")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(writer, self.process, feed, result)
 

@@ -176,6 +176,9 @@ class Service:
 
     def apply(self, config: Config) -> None:
         old = self.config
+        if old.store_url() != config.store_url():
+            log.warning("store.url changed in the config: it applies after a restart; "
+                        "the service keeps using the store it opened")
         self.config = config
         self.store.sync_feeds(config.feeds, self.clock(), config.poll.interval_minutes,
                               config.poll.silent_after_days)

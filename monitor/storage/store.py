@@ -43,6 +43,7 @@ def _sqlite_pragmas(busy_timeout_ms: int):
         cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA cache_size=-16000")          # at most ~16 MB of page cache
         cur.close()
     return on_connect
 

@@ -1,0 +1,29 @@
+"""SMTP faults (issue 8, case 16): covered in tests/test_digest.py against a real
+aiosmtpd server on 127.0.0.1, not duplicated here:
+
+- test_starttls_and_auth — STARTTLS with a throwaway certificate and AUTH;
+- test_wrong_password_is_a_permanent_failure — a 535 is permanent: no retry loop;
+- test_faults_then_recovery_give_each_recipient_exactly_one_copy — 4xx replies and
+  dropped connections, then recovery: each recipient gets exactly one copy;
+- test_temporary_failures_give_up_after_max_attempts — smtp.max_attempts is honoured;
+- test_interrupted_send_is_not_repeated — a crash mid-send is never re-sent blindly;
+- test_smtp_message_parts_headers_escaping_and_cjk — no header injection from content.
+
+The one test below only keeps this list honest: it fails when one of them is renamed
+or removed.
+"""
+
+import ast
+from pathlib import Path
+
+REFERENCED = ("test_starttls_and_auth", "test_wrong_password_is_a_permanent_failure",
+              "test_faults_then_recovery_give_each_recipient_exactly_one_copy",
+              "test_temporary_failures_give_up_after_max_attempts",
+              "test_interrupted_send_is_not_repeated",
+              "test_smtp_message_parts_headers_escaping_and_cjk")
+
+
+def test_16_smtp_faults_are_covered_by_test_digest():
+    source = (Path(__file__).parents[1] / "test_digest.py").read_text(encoding="utf-8")
+    names = {node.name for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+    assert set(REFERENCED) <= names, sorted(set(REFERENCED) - names)
