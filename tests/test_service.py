@@ -54,8 +54,12 @@ def stop(proc):
 
 
 def count(db, sql):
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchone()[0]
+    """The query's count, or -1 while the service is still creating the store."""
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:
+        return -1
 
 
 def zone_near_noon():
