@@ -169,17 +169,15 @@ def train(ctx, force, dev_file, out_path, corpus_dir):
 
 def _reviews(config) -> list[dict]:
     """Current review verdicts from the store (none if the store does not exist yet)."""
-    from sqlalchemy.engine import make_url
-
     from monitor.storage import open_store
+    from monitor.storage.reviews import sqlite_file
 
     url = config.store_url()
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
+    file = sqlite_file(url)
+    if file is not None and not file.exists():
         return []
     with open_store(url, config.store.busy_timeout_seconds) as store:
-        getter = getattr(store, "reviews_for_training", None)
-        return list(getter()) if getter else []
+        return list(store.reviews_for_training())
 
 
 def register(group: click.Group) -> None:

@@ -10,24 +10,9 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.engine import Connection
 
-from monitor.storage.tables import (
-    ArticleCountryRow,
-    ArticleMineralRow,
-    ArticleRow,
-    DigestDeliveryRow,
-    DigestItemRow,
-    DigestRow,
-    FeedRow,
-)
+from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL, DIGEST, ITEM, DELIVERY
 from monitor.types import DigestArticle, DigestRecord, Delivery
 
-ARTICLE = ArticleRow.__table__
-FEED = FeedRow.__table__
-COUNTRY = ArticleCountryRow.__table__
-MINERAL = ArticleMineralRow.__table__
-DIGEST = DigestRow.__table__
-ITEM = DigestItemRow.__table__
-DELIVERY = DigestDeliveryRow.__table__
 
 
 def _codes(conn: Connection, table, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:

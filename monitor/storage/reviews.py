@@ -14,19 +14,8 @@ from sqlalchemy.exc import ArgumentError
 
 from monitor.review import ArticleDetail, ArticleView, Review, StoredVerdict, missing_ids
 from monitor.storage.ledger import _codes
-from monitor.storage.tables import (
-    ArticleCountryRow,
-    ArticleMineralRow,
-    ArticleRow,
-    FeedRow,
-    ReviewRow,
-)
+from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL, REVIEW
 
-ARTICLE = ArticleRow.__table__
-FEED = FeedRow.__table__
-COUNTRY = ArticleCountryRow.__table__
-MINERAL = ArticleMineralRow.__table__
-REVIEW = ReviewRow.__table__
 
 PUBLISHED = func.coalesce(ARTICLE.c.published_at, ARTICLE.c.first_seen_at)
 _CURRENT = REVIEW.alias("current_review")

@@ -15,12 +15,7 @@ from sqlalchemy.engine import make_url
 
 from monitor.exceptions import StorageError
 from monitor.storage import ledger, migrations
-from monitor.storage.tables import (
-    ArticleCountryRow,
-    ArticleMineralRow,
-    ArticleRow,
-    FeedRow,
-)
+from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL
 from monitor.types import (
     ArticleWrite,
     DigestArticle,
@@ -30,10 +25,6 @@ from monitor.types import (
     FeedState,
 )
 
-ARTICLE = ArticleRow.__table__
-FEED = FeedRow.__table__
-COUNTRY = ArticleCountryRow.__table__
-MINERAL = ArticleMineralRow.__table__
 
 
 def _sqlite_pragmas(busy_timeout_ms: int):

@@ -150,3 +150,14 @@ class DigestDeliveryRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     message_id: str | None = None
     sent_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+# The Core tables, for the storage modules' queries.
+FEED = FeedRow.__table__
+ARTICLE = ArticleRow.__table__
+COUNTRY = ArticleCountryRow.__table__
+MINERAL = ArticleMineralRow.__table__
+REVIEW = ReviewRow.__table__
+DIGEST = DigestRow.__table__
+ITEM = DigestItemRow.__table__
+DELIVERY = DigestDeliveryRow.__table__
