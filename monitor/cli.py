@@ -4,7 +4,6 @@ MonitorError into a message and an exit code (2 for bad input or config, 1 other
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from datetime import datetime
 

@@ -24,11 +24,10 @@ import signal
 import socket
 import threading
 from datetime import datetime
-from pathlib import Path
 
 from monitor.config import Config, config_path, load_config
 from monitor.exceptions import MonitorError
-from monitor.pipeline import Poller, unclassified, utcnow
+from monitor.pipeline import Poller, utcnow
 from monitor.storage import Store, open_store
 
 log = logging.getLogger("monitor")
