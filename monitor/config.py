@@ -59,11 +59,19 @@ class PollConfig(_Section):
     broken_after_errors: int = Field(3, ge=1)
     allow_private_redirects: bool = False
     lease_seconds: float = Field(300.0, ge=5, le=86400)
+    parse_processes: int | str = "auto"
 
     @field_validator("contact_url")
     @classmethod
     def _contact(cls, value: str) -> str:
         return _check_http_url(value)
+
+    @field_validator("parse_processes", mode="before")
+    @classmethod
+    def _processes(cls, value: object) -> int | str:
+        if value == "auto" or (type(value) is int and 0 <= value <= 64):
+            return value
+        raise ValueError(f'must be "auto" or a whole number from 0 to 64, not {value!r}')
 
     @field_validator("user_agent")
     @classmethod

@@ -1,9 +1,12 @@
 """One poll cycle: due feeds → fetch → parse → what is new → analyse → store.
 
 This module only sequences calls; the decisions live in pure functions (scheduling,
-parse, decide) and the I/O in fetch and storage. Fetches run concurrently; parsing,
-analysis and writing run one feed at a time in a single worker thread, so each feed's
-articles and its state are written in one transaction, state last.
+parse, decide) and the I/O in fetch and storage. Fetches run concurrently in an asyncio
+loop; fetched bodies are parsed in a small pool of worker processes (``poll.parse_processes``;
+feedparser is pure Python, so threads would not use the other cores); analysis and writing
+run one feed at a time in a single writer thread, so each feed's articles and its state
+are written in one transaction, state last. Feeds that stored no article (304, errors) have
+their state written in batches, one transaction for many feeds.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import multiprocessing
 import os
 import socket
 import uuid
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -52,6 +57,84 @@ def utcnow() -> datetime:
 def unclassified(articles: Sequence[ParsedArticle], feed: FeedState) -> list[ArticleWrite]:
     """The analysis seam when nothing is configured: store articles without a verdict."""
     return [ArticleWrite(parsed=a, language=a.language or feed.lang, verdict=None) for a in articles]
+
+
+def parse_processes(configured: int | str) -> int:
+    """Parse processes to start: as configured, or for "auto" one per core (at most 4; none
+    on one core, where a process would only add the cost of sending the bodies over)."""
+    if configured != "auto":
+        return int(configured)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                       # not on Linux
+        cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(cores, 4)
+
+
+def _parse_job(content: bytes, headers: dict[str, str], url: str):
+    """Runs in a parse process. A FeedError comes back as plain values: exceptions with
+    keyword arguments do not survive pickling intact."""
+    try:
+        return parse_feed(content, headers, url), None
+    except FeedError as exc:
+        return None, (str(exc), exc.kind)
+
+
+class ParsePool:
+    """Worker processes that parse fetched feeds for one cycle.
+
+    Started on the first body of a cycle and stopped at its end, so a long-running
+    service never accumulates what a parser leaves behind. Workers are forked from a
+    fork server that has the parser imported (``spawn`` where there is none), never from
+    the threaded service process itself. If a worker dies (a crash in a C extension, the
+    OOM killer), the pool is replaced and that feed is parsed once more; a second death
+    is recorded as that feed's error."""
+
+    def __init__(self, processes: int, job=None) -> None:
+        self.processes = processes
+        self.job = job or _parse_job      # a module-level function (it is pickled by name)
+        self._executor: ProcessPoolExecutor | None = None
+
+    @staticmethod
+    def _context():
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["monitor.parse"])
+            return context
+        return multiprocessing.get_context("spawn")
+
+    def _current(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(self.processes, mp_context=self._context())
+        return self._executor
+
+    async def parse(self, result: FetchResult) -> list[ParsedArticle]:
+        """The feed's articles; raises FeedError."""
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            executor = self._current()
+            try:
+                articles, error = await loop.run_in_executor(
+                    executor, self.job, result.content, result.headers, result.url)
+            except BrokenProcessPool:
+                if self._executor is executor:
+                    self._executor = None
+                    executor.shutdown(wait=False, cancel_futures=True)
+                if attempt == 2:
+                    raise FeedError("the parser process died while reading this feed "
+                                    "(crash or out of memory)", kind="parse",
+                                    status=result.status) from None
+                continue
+            if error is not None:
+                message, kind = error
+                raise FeedError(message, kind=kind, status=result.status)
+            return articles
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +178,9 @@ class Poller:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._states: list[tuple[FeedState, FeedOutcome]] = []   # written in batches
+        self._states_lock = threading.Lock()
+        self.parse_job = _parse_job          # what a parse process runs (tests replace it)
 
     def run_cycle(self, include_all: bool = False) -> CycleReport:
         started = time.monotonic()
@@ -112,30 +198,51 @@ class Poller:
         """Claim due feeds in batches and keep up to ``batch`` of them in flight; when half
         are done, claim more. Several pollers on one database share the work this way."""
         settings = FetchSettings.from_config(self.config.poll)
-        batch = max(16, settings.concurrency * 4)
+        batch = max(64, settings.concurrency * 16)
         loop = asyncio.get_running_loop()
         reports: list[FeedReport] = []
         seen: list[int] = []
         pending: set[asyncio.Task] = set()
+        finished = asyncio.Event()
+
+        def collect(task: asyncio.Task) -> None:
+            pending.discard(task)
+            finished.set()
+            if task.cancelled():
+                return
+            if task.exception() is not None:      # _poll_one records every expected failure
+                log.error("poll task failed", exc_info=task.exception())
+            else:
+                reports.append(task.result())
+
         exhausted = False
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-store") as writer:
-            async with Fetcher(settings) as fetcher:
-                while True:
-                    if not exhausted and not self.stop.is_set() and len(pending) <= batch // 2:
-                        feeds = await loop.run_in_executor(
-                            writer, self._claim, batch - len(pending), include_all, seen)
-                        exhausted = not feeds
-                        seen.extend(f.id for f in feeds)
-                        pending.update(asyncio.create_task(self._poll_one(fetcher, writer, f))
-                                       for f in feeds)
-                    if not pending:
-                        break
-                    done, pending = await asyncio.wait(pending, timeout=0.2,
-                                                       return_when=asyncio.FIRST_COMPLETED)
-                    reports.extend(task.result() for task in done)
-                    if self.stop.is_set():
-                        reports.extend(await self._abandon(pending))
-                        pending = set()
+        parser = ParsePool(parse_processes(self.config.poll.parse_processes), self.parse_job)
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-store") as writer:
+                async with Fetcher(settings) as fetcher:
+                    while True:
+                        if not exhausted and not self.stop.is_set() and len(pending) <= batch // 2:
+                            feeds = await loop.run_in_executor(
+                                writer, self._claim, batch - len(pending), include_all, seen)
+                            exhausted = not feeds
+                            seen.extend(f.id for f in feeds)
+                            for feed in feeds:
+                                task = asyncio.create_task(self._poll_one(fetcher, parser, writer, feed))
+                                task.add_done_callback(collect)
+                                pending.add(task)
+                        if not pending:
+                            break
+                        finished.clear()
+                        try:                   # wake on each finished feed, or to check stop
+                            async with asyncio.timeout(0.2):
+                                await finished.wait()
+                        except TimeoutError:
+                            pass
+                        if self.stop.is_set():
+                            await self._abandon(set(pending))
+                    await loop.run_in_executor(writer, self._flush_states)
+        finally:
+            parser.close()
         self._release()
         return reports
 
@@ -146,33 +253,51 @@ class Poller:
         except StorageError as exc:
             log.warning("could not release feed claims (they expire by themselves): %s", exc)
 
-    async def _abandon(self, tasks: set[asyncio.Task]) -> list[FeedReport]:
-        """On stop, fetches in flight are cancelled; a feed being stored finishes first."""
+    async def _abandon(self, tasks: set[asyncio.Task]) -> None:
+        """On stop, fetches in flight are cancelled; a feed being stored finishes first
+        (the writer thread cannot be interrupted; its report is still collected)."""
         for task in tasks:
             task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        return [r for r in results if isinstance(r, FeedReport)]
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _poll_one(self, fetcher: Fetcher, writer, feed: FeedState) -> FeedReport:
+    async def _poll_one(self, fetcher: Fetcher, parser: ParsePool, writer,
+                        feed: FeedState) -> FeedReport:
         if self.stop.is_set():
             return FeedReport(feed.name, feed.url, "skipped")
+        parsed: list[ParsedArticle] | FeedError | None = None
         try:
             result: FetchResult | FeedError = await fetcher.fetch(feed.url, feed.etag, feed.last_modified)
+            if result.content is not None and parser.processes:
+                try:
+                    parsed = await parser.parse(result)
+                except FeedError as exc:
+                    parsed = exc
         except FeedError as exc:
             result = exc
         except Exception as exc:  # a bug in fetching must not end the other feeds' cycle
             log.exception("feed %s: unexpected error while fetching", feed.name)
             result = FeedError(f"{type(exc).__name__}: {exc}", kind="internal")
+        if isinstance(result, FeedError) or result.content is None:
+            # nothing to store but the feed's state: batched, no trip to the writer thread
+            report = self._outcome_only(feed, result, self.clock())
+            with self._states_lock:
+                full = len(self._states) >= 100
+                states, self._states = (self._states, []) if full else ([], self._states)
+            if full:                # the writer thread runs one job at a time, in order
+                writer.submit(self._flush_states, states)
+            return report
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(writer, self.process, feed, result)
+        return await loop.run_in_executor(writer, self.process, feed, result, parsed)
 
-    def process(self, feed: FeedState, result: FetchResult | FeedError) -> FeedReport:
-        """Parse, analyse and store one fetched feed (runs in the writer thread)."""
+    def process(self, feed: FeedState, result: FetchResult | FeedError,
+                parsed: list[ParsedArticle] | FeedError | None = None) -> FeedReport:
+        """Parse (unless a parse process did), analyse and store one fetched feed (runs in
+        the writer thread)."""
         if self.stop.is_set():
             return FeedReport(feed.name, feed.url, "skipped")
         now = self.clock()
         try:
-            return self._store(feed, result, now)
+            return self._store(feed, result, now, parsed)
         except StorageError as exc:
             log.error("feed %s: not stored, will retry next cycle: %s", feed.name, exc)
             return FeedReport(feed.name, feed.url, "error", error=str(exc))
@@ -181,22 +306,36 @@ class Poller:
             error = FeedError(f"{type(exc).__name__}: {exc}", kind="internal")
             return self._store_error(feed, error, now)
 
-    def _store(self, feed: FeedState, result: FetchResult | FeedError, now: datetime) -> FeedReport:
+    def _success(self, feed: FeedState, result: FetchResult, now: datetime) -> FeedOutcome:
+        return FeedOutcome(polled_at=now, status=result.status, etag=result.etag,
+                           last_modified=result.last_modified,
+                           next_check_at=next_check_after_success(now, self._interval(feed),
+                                                                  result.max_age),
+                           not_modified=result.content is None)
+
+    def _outcome_only(self, feed: FeedState, result: FetchResult | FeedError,
+                      now: datetime) -> FeedReport:
+        """A 304 or a fetch error: only the feed's state changes, written in a batch."""
         if isinstance(result, FeedError):
             return self._store_error(feed, result, now)
-        interval = self._interval(feed)
-        outcome = FeedOutcome(polled_at=now, status=result.status, etag=result.etag,
-                              last_modified=result.last_modified,
-                              next_check_at=next_check_after_success(now, interval, result.max_age),
-                              not_modified=result.content is None)
-        if result.content is None:
-            self.store.save_poll(feed, [], outcome)
-            return FeedReport(feed.name, feed.url, "not-modified", http_status=304)
-        try:
-            articles = parse_feed(result.content, result.headers, result.url)
-        except FeedError as exc:
-            exc.status = result.status
-            return self._store_error(feed, exc, now)
+        with self._states_lock:
+            self._states.append((feed, self._success(feed, result, now)))
+        return FeedReport(feed.name, feed.url, "not-modified", http_status=304)
+
+    def _store(self, feed: FeedState, result: FetchResult | FeedError, now: datetime,
+               parsed: list[ParsedArticle] | FeedError | None) -> FeedReport:
+        if isinstance(result, FeedError) or result.content is None:
+            return self._outcome_only(feed, result, now)
+        outcome = self._success(feed, result, now)
+        if parsed is None:
+            try:
+                parsed = parse_feed(result.content, result.headers, result.url)
+            except FeedError as exc:
+                exc.status = result.status
+                parsed = exc
+        if isinstance(parsed, FeedError):
+            return self._store_error(feed, parsed, now)
+        articles = parsed
         fresh = self._changed(feed, articles, now)
         writes = self.analyze(fresh, feed) if fresh else []
         new, updated = self.store.save_poll(feed, writes, outcome)
@@ -214,10 +353,24 @@ class Poller:
                                             error.retry_after, self.config.poll.max_backoff_hours)
         outcome = FeedOutcome(polled_at=now, next_check_at=next_check, status=error.status,
                               error=f"{error.kind}: {error}")
-        self.store.save_poll(feed, [], outcome)
+        with self._states_lock:
+            self._states.append((feed, outcome))
         log.warning("feed %s (%s): %s: %s", feed.name, feed.url, error.kind, error)
         return FeedReport(feed.name, feed.url, "error", http_status=error.status,
                           error=f"{error.kind}: {error}")
+
+    def _flush_states(self, states: list[tuple[FeedState, FeedOutcome]] | None = None) -> None:
+        """Write batched feed states (writer thread); all pending ones when not given. If
+        the store refuses, those feeds keep their previous state and are polled again next
+        cycle: nothing is lost."""
+        if states is None:
+            with self._states_lock:
+                states, self._states = self._states, []
+        try:
+            self.store.save_states(states)
+        except StorageError as exc:
+            log.error("state of %d feeds not stored, they will be polled again: %s",
+                      len(states), exc)
 
     def _interval(self, feed: FeedState) -> int:
         return feed.interval_minutes or self.config.poll.interval_minutes

@@ -221,3 +221,37 @@ def test_lock_taken_mid_cycle_loses_nothing(feed_server, feed_file, make_config,
     assert by_name(report)["rss"].new == 3 and store.count_articles() == 3
     db.close()
     store.close()
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_parse_processes_store_the_same_articles(feed_server, feed_file, run, processes):
+    urls = [feed_server.add(f"/{name}", feed_file(name))
+            for name in ("rss2.xml", "atom.xml", "rdf.xml", "latin1.xml")]
+    report, store = run([(u, u) for u in urls], poll={"parse_processes": processes})
+    assert report.count("error") == 0
+    assert report.total("new") == store.count_articles() > 0
+    expected = {"rss2.xml": 3}
+    assert by_name(report)[urls[0]].new == expected["rss2.xml"]
+
+
+def test_a_dying_parse_process_fails_only_its_feed(feed_server, feed_file, make_config):
+    from crashing_parser import MARK, parse_or_die
+
+    good = feed_file("rss2.xml")
+    feeds = []
+    for i in range(6):
+        feed_server.add(f"/ok{i}", good.replace(b"md-10", f"ok{i}-".encode()))
+        feeds.append((f"ok {i}", feed_server.url(f"/ok{i}")))
+    feed_server.add("/crash", good.replace(b"<channel>", b"<channel>" + MARK, 1))
+    feeds.append(("crash", feed_server.url("/crash")))
+    config = make_config(feeds, poll={"parse_processes": 2})
+    with open_configured_store(config, Clock()()) as store:
+        poller = Poller(store, config, clock=Clock())
+        poller.parse_job = parse_or_die
+        report = poller.run_cycle(include_all=True)
+        results = by_name(report)
+        assert "parser process died" in results["crash"].error
+        assert all(results[f"ok {i}"].status == "ok" for i in range(6))
+        assert store.count_articles() == 18          # every good feed stored, once
+        health = {h.name: h for h in store.feed_health(Clock()())}
+        assert health["crash"].error_count == 1 and "parser process died" in health["crash"].last_error

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import bindparam, create_engine, event, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.engine import make_url
@@ -205,6 +205,14 @@ class Store:
             new, updated = _write_articles(conn, feed.id, articles, outcome.polled_at)
             _write_feed_state(conn, feed, outcome, new)
         return new, updated
+
+    def save_states(self, states: Sequence[tuple[FeedState, FeedOutcome]]) -> None:
+        """Record the outcome of many polls that stored no article (not modified, errors)
+        in one transaction: a cycle where most feeds answer 304 costs one commit."""
+        if not states:
+            return
+        with self._begin() as conn:
+            _write_feed_states(conn, [(feed, outcome, 0) for feed, outcome in states])
 
     # -- digest ledger -------------------------------------------------------------------
     def digest_candidates(self, since: datetime, until: datetime) -> list[DigestArticle]:
@@ -414,6 +422,10 @@ def _insert_mentions(conn: Connection, table, mentions) -> None:
 
 
 def _write_feed_state(conn: Connection, feed: FeedState, outcome: FeedOutcome, new: int) -> None:
+    _write_feed_states(conn, [(feed, outcome, new)])
+
+
+def _feed_state_values(feed: FeedState, outcome: FeedOutcome, new: int) -> dict:
     values: dict = dict(last_polled_at=outcome.polled_at, next_check_at=outcome.next_check_at,
                         last_status=outcome.status, claimed_until=None, claimed_by=None)
     if outcome.error is None:
@@ -426,7 +438,21 @@ def _write_feed_state(conn: Connection, feed: FeedState, outcome: FeedOutcome, n
     else:
         values.update(error_count=feed.error_count + 1, last_error=outcome.error[:2000],
                       first_error_at=feed.first_error_at or outcome.polled_at)
-    conn.execute(update(FEED).where(FEED.c.id == feed.id).values(**values))
+    return values
+
+
+def _write_feed_states(conn: Connection, states: Sequence[tuple[FeedState, FeedOutcome, int]]) -> None:
+    """One UPDATE per feed, sent as one executemany per shape of the values."""
+    shapes: dict[tuple[str, ...], list[dict]] = {}
+    for feed, outcome, new in states:
+        values = _feed_state_values(feed, outcome, new)
+        # bound under other names than the columns (SQLAlchemy reserves those in SET)
+        row = {"p_feed_id": feed.id, **{f"p_{k}": v for k, v in values.items()}}
+        shapes.setdefault(tuple(sorted(values)), []).append(row)
+    for columns, rows in shapes.items():
+        statement = (update(FEED).where(FEED.c.id == bindparam("p_feed_id"))
+                     .values({c: bindparam(f"p_{c}") for c in columns}))
+        conn.execute(statement, rows)
 
 
 def _health(row, now: datetime, broken_after: int) -> FeedHealth:

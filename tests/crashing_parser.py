@@ -1,0 +1,14 @@
+"""A parse job for tests: kills its worker process on a marked feed, as a crash in a C
+extension or the OOM killer would. Module-level so a parse process can import it."""
+
+import os
+
+from monitor.pipeline import _parse_job
+
+MARK = b"<!-- crash the parser here -->"
+
+
+def parse_or_die(content, headers, url):
+    if MARK in content:
+        os._exit(70)
+    return _parse_job(content, headers, url)
