@@ -21,7 +21,7 @@ import warnings
 from collections import Counter
 from itertools import count
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ class TrainResult:
 
     pipeline: Any
     card: dict[str, Any]
+    held_out: list[dict[str, Any]] = field(default_factory=list)   # records, for comparing
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def build_pipeline(features: str = DEFAULT_FEATURES, seed: int = 0) -> Any:
 def _logistic_regression(seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000,
+    # C chosen by 5-fold CV on the corpus: flat between 20 and 100, 10 half a point lower.
+    return LogisticRegression(C=30.0, class_weight="balanced", max_iter=2000,
                               solver="liblinear", random_state=seed)
 
 
@@ -142,7 +144,7 @@ def train(records: Sequence[Record], reviews: Sequence[Record] = (), *, seed: in
     card = _card(records, labelled, rest, held, len(reviews), features, seed, threshold,
                  now or datetime.now(timezone.utc))
     card.update(cv={"folds": cv_folds, **cv}, held_out=held_report)
-    return TrainResult(pipeline, card)
+    return TrainResult(pipeline, card, held)
 
 
 def _check_trainable(records: Sequence[Record]) -> None:
@@ -396,10 +398,25 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
         dev = load_jsonl(dev_path)
         result.card["dev"] = dev_metrics(result.pipeline, result.card["threshold"], dev,
                                          rules, Path(dev_path).name)
-    replace, reason = should_replace(_current_card(out_path), result.card, force)
+    current = _current_card(out_path)
+    if current is not None and result.held_out:
+        current = _rescored(current, out_path, result.held_out, result.card["threshold"])
+    replace, reason = should_replace(current, result.card, force)
     if replace:
         save_model(result.pipeline, out_path, result.card)
     return TrainOutcome(result.card, replace, reason, out_path)
+
+
+def _rescored(card: dict[str, Any], model_path: Path, held: Sequence[Record],
+              threshold: float) -> dict[str, Any]:
+    """The current model's card with its held-out metrics measured again on today's
+    held-out records, so that both models are compared on the same items when the corpus
+    has grown. A current model that no longer loads keeps the metrics of its card."""
+    try:
+        current = SkopsClassifier.load(model_path)
+    except ClassifierError:
+        return card
+    return dict(card, held_out=score_pipeline(current.pipeline, held, threshold))
 
 
 def _load_reviews(reviews: Sequence[Record] | str | Path | None) -> list[Record]:

@@ -181,19 +181,40 @@ def test_train_from_paths_writes_model_and_card(tmp_path: Path) -> None:
 
 
 def test_train_from_paths_refuses_a_worse_model_unless_forced(tmp_path: Path) -> None:
+    """Both models are scored on today's held-out part: a model trained on scrambled
+    labels is refused, and accepted with force."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    shutil.copy(FIXTURE, good / "a.jsonl")
+    records = load_jsonl(FIXTURE)
+    with (bad / "a.jsonl").open("w", encoding="utf-8") as out:
+        for r in records:                  # training labels inverted, held-out ones kept
+            if not is_held_out(r["id"]):
+                r = dict(r, topics=[] if r["topics"] else ["critical-minerals", "export-controls"])
+            out.write(json.dumps(r) + "\n")
+    out_path = tmp_path / "classifier.skops"
+    first = train_from_paths(good, [], out_path, now=NOW)
+    assert first.replaced
+    refused = train_from_paths(bad, [], out_path, now=NOW)
+    assert not refused.replaced and "refused" in refused.reason
+    assert json.loads(card_path(out_path).read_text())["version"] == first.card["version"]
+    forced = train_from_paths(bad, [], out_path, force=True, now=NOW)
+    assert forced.replaced and "forced" in forced.reason
+
+
+def test_a_grown_corpus_is_compared_on_the_same_held_out_items(tmp_path: Path) -> None:
+    """The current card's figure is not compared with a figure on other items: the
+    current model is scored again on today's held-out part."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(FIXTURE, corpus / "a.jsonl")
-    out = tmp_path / "classifier.skops"
-    first = train_from_paths(corpus, [], out, now=NOW)
-    better = dict(first.card, held_out={"flagged": {"f1": 1.01}}, version="best")
-    card_path(out).write_text(json.dumps(better))
-    refused = train_from_paths(corpus, [], out, now=NOW)
-    assert not refused.replaced and "refused" in refused.reason
-    assert json.loads(card_path(out).read_text())["version"] == "best"
-    forced = train_from_paths(corpus, [], out, force=True, now=NOW)
-    assert forced.replaced
-    assert json.loads(card_path(out).read_text())["version"] == first.card["version"]
+    out_path = tmp_path / "classifier.skops"
+    first = train_from_paths(corpus, [], out_path, now=NOW)
+    inflated = dict(first.card, held_out={"flagged": {"f1": 1.5}})
+    card_path(out_path).write_text(json.dumps(inflated))
+    again = train_from_paths(corpus, [], out_path, now=NOW)
+    assert again.replaced, again.reason
 
 
 def test_load_jsonl_names_the_bad_line(tmp_path: Path) -> None:
