@@ -207,7 +207,8 @@ class Poller:
 
         def collect(task: asyncio.Task) -> None:
             pending.discard(task)
-            finished.set()
+            if not pending or (not exhausted and len(pending) <= batch // 2):
+                finished.set()                  # time to claim more, or to finish
             if task.cancelled():
                 return
             if task.exception() is not None:      # _poll_one records every expected failure
@@ -221,10 +222,12 @@ class Poller:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-store") as writer:
                 async with Fetcher(settings) as fetcher:
                     while True:
+                        finished.clear()
                         if not exhausted and not self.stop.is_set() and len(pending) <= batch // 2:
+                            want = batch - len(pending)
                             feeds = await loop.run_in_executor(
-                                writer, self._claim, batch - len(pending), include_all, seen)
-                            exhausted = not feeds
+                                writer, self._claim, want, include_all, seen)
+                            exhausted = len(feeds) < want      # nothing more is due
                             seen.extend(f.id for f in feeds)
                             for feed in feeds:
                                 task = asyncio.create_task(self._poll_one(fetcher, parser, writer, feed))
@@ -232,8 +235,9 @@ class Poller:
                                 pending.add(task)
                         if not pending:
                             break
-                        finished.clear()
-                        try:                   # wake on each finished feed, or to check stop
+                        if finished.is_set():  # feeds finished during the claim: claim again
+                            continue
+                        try:                   # wake when more can be claimed, or to check stop
                             async with asyncio.timeout(0.2):
                                 await finished.wait()
                         except TimeoutError:
@@ -281,7 +285,7 @@ class Poller:
             # nothing to store but the feed's state: batched, no trip to the writer thread
             report = self._outcome_only(feed, result, self.clock())
             with self._states_lock:
-                full = len(self._states) >= 100
+                full = len(self._states) >= 32
                 states, self._states = (self._states, []) if full else ([], self._states)
             if full:                # the writer thread runs one job at a time, in order
                 writer.submit(self._flush_states, states)
@@ -344,7 +348,7 @@ class Poller:
                           updated=updated, flagged=flagged)
 
     def _changed(self, feed: FeedState, articles: list[ParsedArticle], now: datetime) -> list[ParsedArticle]:
-        known = self.store.known_articles(feed.id, [a.key for a in articles])
+        known = self.store.known_articles(feed.id, [a.key for a in articles]) if feed.has_articles else {}
         fresh = [a for a in articles if known.get(a.key) != a.content_hash]
         return [replace(a, published=plausible_published(a.published, now)) for a in fresh]
 

@@ -57,6 +57,7 @@ class FeedState:
     last_modified: str | None
     error_count: int
     first_error_at: datetime | None
+    has_articles: bool = True     # False: nothing stored yet, so no article is known
 
 
 @dataclass(frozen=True)
