@@ -26,8 +26,9 @@ What happens, in one run:
       uses ``service.build_poller`` instead, the CLI's wiring with the classifier. Default
       poll settings except ``contact_url``, ``per_host`` and ``concurrency``, both set to
       ``--workers`` (all feeds are on one host, 127.0.0.1, and monitor allows 2 per host
-      by default). A second child runs monitor on the default settings (per_host 2,
-      concurrency 8) for reference.
+      by default). ``poll.parse_processes`` stays "auto": on a machine with two or more
+      cores, feeds are parsed in that many worker processes (at most 4). A second child
+      runs monitor on the default settings (per_host 2, concurrency 8) for reference.
     - reader: ``make_reader(db)``, ``add_feed`` × N, ``update_feeds(workers=W)`` cold,
       ``update_feeds(scheduled=False, workers=W)`` warm (reader ≥3.21 updates only
       scheduled feeds by default; scheduled=False forces the warm run).
@@ -43,7 +44,9 @@ What happens, in one run:
   peak RSS ≤ 250 MB) and stored exactly feeds × items articles, else 1.
 * Peak RSS is the ``ru_maxrss`` of the child process as the parent gets it from
   ``os.wait4`` — the high-water mark of that whole process: interpreter, imports, store,
-  cold and warm cycle. For newsboat: the largest of its three processes.
+  cold and warm cycle. For monitor, the largest summed RSS of its parse processes (and
+  the fork server they are forked from), sampled every 20 ms, is added to it. For
+  newsboat: the largest of its three processes.
 """
 
 from __future__ import annotations
@@ -364,6 +367,42 @@ def child_monitor(spec: dict) -> dict:
             "analyzer": analyzer}
 
 
+class _DescendantRss:
+    """Samples, every 20 ms and from the parent (so the measured process is not slowed),
+    the summed RSS of a child's descendants (monitor's parse processes and the fork server
+    they come from) and keeps the largest sum seen."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self._me = psutil.Process(pid)
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._done.wait(0.02):
+            total = 0
+            try:
+                descendants = self._me.children(recursive=True)
+            except psutil.Error:
+                return
+            for proc in descendants:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
 def _profiled_cycle(poller, prefix: str):
     """run_cycle under cProfile in both of its threads — the event loop (fetching) and the
     store writer (parse, analyse, write) — merged into PREFIX.cold.prof / PREFIX.warm.prof.
@@ -436,13 +475,19 @@ def run_child(kind: str, spec: dict, work: Path, timeout: float) -> dict:
     log = open(work / f"{kind}.log", "wb")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, str(spec_file), str(out_file)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(work))
+    helpers = _DescendantRss(proc.pid)
     rc, rusage = _wait(proc, timeout)
+    helpers_mb = helpers.stop()
     log.close()
     if rc != 0 or not out_file.exists():
         tail = (work / f"{kind}.log").read_text(errors="replace")[-2000:]
         raise RuntimeError(f"{kind} child failed (exit {rc}):\n{tail}")
     result = json.loads(out_file.read_text())
     result["rss_mb"] = rusage.ru_maxrss / 1024          # Linux: KiB
+    # monitor parses in helper processes: their largest summed RSS is added to its peak
+    if kind == "monitor":
+        result["helpers_rss_mb"] = helpers_mb
+        result["rss_mb"] += helpers_mb
     return result
 
 
@@ -664,7 +709,12 @@ def _print_table(args, rows: dict[str, dict], notes: list[str]) -> None:
                       if "setup_s" in v and k in (label["matched"], label["reader"]))
           + "); newsboat: wall clock of each `newsboat -x reload` process.")
     print("peak RSS: ru_maxrss of that tool's child process (os.wait4): interpreter, imports, "
-          "store, cold and warm cycle; newsboat: the largest of its reload processes.")
+          "store, cold and warm cycle; for monitor plus the largest summed RSS of its parse "
+          "processes and their fork server (sampled every 20 ms); newsboat: the largest of "
+          "its reload processes.")
+    for name, r in shown.items():
+        if r.get("helpers_rss_mb"):
+            print(f"  {name}: of which parse processes {r['helpers_rss_mb']:.1f} MB")
     for name, r in shown.items():
         if r.get("errors"):
             print(f"{name}: errors: {r['errors']}")
