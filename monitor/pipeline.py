@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import logging
 import multiprocessing
 import os
@@ -186,6 +187,7 @@ class Poller:
         started = time.monotonic()
         report = CycleReport(feeds=asyncio.run(self._poll_all(include_all)))
         report.duration = time.monotonic() - started
+        gc.collect()       # failed fetches leave cycles (exception → traceback → frame → body)
         release_free_memory()
         return report
 
