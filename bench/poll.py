@@ -367,40 +367,39 @@ def child_monitor(spec: dict) -> dict:
             "analyzer": analyzer}
 
 
+_SAMPLER = """
+import sys, time, psutil
+me, peak = psutil.Process(int(sys.argv[1])), 0
+while True:
+    try:
+        kids = me.children(recursive=True)
+    except psutil.Error:
+        break
+    total = 0
+    for proc in kids:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    peak = max(peak, total)
+    time.sleep(0.02)
+print(peak)
+"""
+
+
 class _DescendantRss:
-    """Samples, every 20 ms and from the parent (so the measured process is not slowed),
-    the summed RSS of a child's descendants (monitor's parse processes and the fork server
-    they come from) and keeps the largest sum seen."""
+    """Samples, every 20 ms, the summed RSS of a child's descendants (monitor's parse
+    processes and the fork server they come from) and keeps the largest sum seen. The
+    sampler is a process of its own: a thread here would take the GIL from the HTTP
+    server that this process runs for the measured tools."""
 
     def __init__(self, pid: int) -> None:
-        import psutil
-
-        self._me = psutil.Process(pid)
-        self.peak = 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._done.wait(0.02):
-            total = 0
-            try:
-                descendants = self._me.children(recursive=True)
-            except psutil.Error:
-                return
-            for proc in descendants:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
+        self._proc = subprocess.Popen([sys.executable, "-c", _SAMPLER, str(pid)],
+                                      stdout=subprocess.PIPE, text=True)
 
     def stop(self) -> float:
-        self._done.set()
-        self._thread.join()
-        return self.peak / 2**20
+        out, _ = self._proc.communicate(timeout=30)    # it ends with the measured child
+        return int(out.strip() or 0) / 2**20
 
 
 def _profiled_cycle(poller, prefix: str):

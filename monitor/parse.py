@@ -237,6 +237,17 @@ def parse_feed(content: bytes, headers: dict[str, str] | None = None,
     return list(articles.values())
 
 
+def parse_job(content: bytes, headers: dict[str, str], url: str):
+    """``parse_feed`` as run in a parse process: (articles, None) or (None, (message, kind)).
+    A FeedError comes back as plain values: exceptions with keyword arguments do not
+    survive pickling intact. Here, not in the pipeline, so that a parse process imports
+    only this module (the fork server preloads it), not httpx and the rest."""
+    try:
+        return parse_feed(content, headers, url), None
+    except FeedError as exc:
+        return None, (str(exc), exc.kind)
+
+
 def _bozo_reason(parsed, headers: dict[str, str]) -> str:
     kind = headers.get("content-type", "unknown content type")
     error = parsed.get("bozo_exception")

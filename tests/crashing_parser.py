@@ -3,7 +3,7 @@ extension or the OOM killer would. Module-level so a parse process can import it
 
 import os
 
-from monitor.pipeline import _parse_job
+from monitor.parse import parse_job
 
 MARK = b"<!-- crash the parser here -->"
 
@@ -11,4 +11,4 @@ MARK = b"<!-- crash the parser here -->"
 def parse_or_die(content, headers, url):
     if MARK in content:
         os._exit(70)
-    return _parse_job(content, headers, url)
+    return parse_job(content, headers, url)
