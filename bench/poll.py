@@ -45,7 +45,7 @@ What happens, in one run:
 * Peak RSS is the ``ru_maxrss`` of the child process as the parent gets it from
   ``os.wait4`` — the high-water mark of that whole process: interpreter, imports, store,
   cold and warm cycle. For monitor, the largest summed RSS of its parse processes (and
-  the fork server they are forked from), sampled every 20 ms, is added to it. For
+  the fork server they are forked from), sampled every 50 ms, is added to it. For
   newsboat: the largest of its three processes.
 """
 
@@ -369,12 +369,14 @@ def child_monitor(spec: dict) -> dict:
 
 _SAMPLER = """
 import sys, time, psutil
-me, peak = psutil.Process(int(sys.argv[1])), 0
-while True:
-    try:
-        kids = me.children(recursive=True)
-    except psutil.Error:
-        break
+me, peak, kids, tick = psutil.Process(int(sys.argv[1])), 0, [], 0
+while me.is_running() and me.status() != psutil.STATUS_ZOMBIE:
+    if tick % 10 == 0:                 # finding descendants scans /proc: not every time
+        try:
+            kids = me.children(recursive=True)
+        except psutil.Error:
+            break
+    tick += 1
     total = 0
     for proc in kids:
         try:
@@ -382,13 +384,13 @@ while True:
         except psutil.Error:
             pass
     peak = max(peak, total)
-    time.sleep(0.02)
+    time.sleep(0.05)
 print(peak)
 """
 
 
 class _DescendantRss:
-    """Samples, every 20 ms, the summed RSS of a child's descendants (monitor's parse
+    """Samples, every 50 ms, the summed RSS of a child's descendants (monitor's parse
     processes and the fork server they come from) and keeps the largest sum seen. The
     sampler is a process of its own: a thread here would take the GIL from the HTTP
     server that this process runs for the measured tools."""
@@ -709,7 +711,7 @@ def _print_table(args, rows: dict[str, dict], notes: list[str]) -> None:
           + "); newsboat: wall clock of each `newsboat -x reload` process.")
     print("peak RSS: ru_maxrss of that tool's child process (os.wait4): interpreter, imports, "
           "store, cold and warm cycle; for monitor plus the largest summed RSS of its parse "
-          "processes and their fork server (sampled every 20 ms); newsboat: the largest of "
+          "processes and their fork server (sampled every 50 ms); newsboat: the largest of "
           "its reload processes.")
     for name, r in shown.items():
         if r.get("helpers_rss_mb"):

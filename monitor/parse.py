@@ -108,14 +108,18 @@ def html_to_text(value: str | None, limit: int = MAX_TEXT) -> str:
 
 
 def fold_whitespace(value: str) -> str:
-    value = _CONTROL.sub("", value)
-    lines = (_SPACE.sub(" ", line).strip() for line in value.split("\n"))
-    text = "\n".join(line for line in lines if line)
-    return re.sub(r"\n{2,}", "\n", text)
+    """Control characters dropped, runs of spaces folded to one, lines stripped, empty
+    lines dropped."""
+    value = _SPACE.sub(" ", _CONTROL.sub("", value))
+    if "\n" not in value:
+        return value.strip()
+    return "\n".join(filter(None, (line.strip() for line in value.split("\n"))))
 
 
 def one_line(value: str, limit: int = MAX_TITLE) -> str:
-    return " ".join(fold_whitespace(value).split())[:limit]
+    """All whitespace (str.split's, which covers _SPACE and line breaks) folded to one
+    space, control characters dropped."""
+    return " ".join(_CONTROL.sub("", value).split())[:limit]
 
 
 def canonical_url(url: str | None) -> str | None:
@@ -134,8 +138,11 @@ def canonical_url(url: str | None) -> str | None:
     host = parts.hostname.lower()
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING.match(k)]
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query, doseq=True), ""))
+    query = parts.query
+    if query:
+        query = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True)
+                           if not TRACKING.match(k)], doseq=True)
+    return urlunsplit((scheme, host, parts.path or "/", query, ""))
 
 
 def content_hash(title: str, text: str) -> str:
