@@ -113,7 +113,8 @@ class ParsePool:
     def _context():
         if "forkserver" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["monitor.parse"])
+            # the main module too: each worker would otherwise import it again on start
+            context.set_forkserver_preload(["__main__", "monitor.parse"])
             return context
         return multiprocessing.get_context("spawn")
 
