@@ -184,7 +184,7 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 @functools.cache
 def _ssl_context():
     """The TLS settings of every connection: CA bundle read once per process (~20 ms)."""
-    return httpx.create_ssl_context()
+    return httpx.create_ssl_context(trust_env=False)   # certifi, as before: no env lookups
 
 
 class _Slots:
