@@ -244,6 +244,29 @@ def parse_feed(content: bytes, headers: dict[str, str] | None = None,
     return list(articles.values())
 
 
+def watch_service(pid: int, interval: float = 1.0) -> None:
+    """In a parse process: end it soon after the service process ``pid`` is gone.
+
+    A pool worker waits on a queue that its siblings also hold open, so when the service is
+    killed (SIGKILL, the OOM killer) nothing would ever wake it: the workers and the fork
+    server would stay behind forever. A daemon thread checks once a second instead."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:      # another user's process took the pid: ours is gone
+                os._exit(0)
+
+    threading.Thread(target=watch, name="monitor-watch-service", daemon=True).start()
+
+
 def parse_job(content: bytes, headers: dict[str, str], url: str):
     """``parse_feed`` as run in a parse process: (articles, None) or (None, (message, kind)).
     A FeedError comes back as plain values: exceptions with keyword arguments do not

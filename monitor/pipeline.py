@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 
 from monitor.exceptions import FeedError, StorageError
 from monitor.fetch import Fetcher, FetchResult, FetchSettings
-from monitor.parse import parse_feed, parse_job
+from monitor.parse import parse_feed, parse_job, watch_service
 from monitor.scheduling import next_check_after_error, next_check_after_success, plausible_published
 from monitor.types import ArticleWrite, FeedOutcome, FeedState, ParsedArticle
 
@@ -130,7 +130,9 @@ class ParsePool:
 
     def _current(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.processes, mp_context=self._context())
+            self._executor = ProcessPoolExecutor(self.processes, mp_context=self._context(),
+                                                 initializer=watch_service,
+                                                 initargs=(os.getpid(),))
         return self._executor
 
     async def parse(self, result: FetchResult) -> list[ParsedArticle]:

@@ -255,3 +255,41 @@ def test_a_dying_parse_process_fails_only_its_feed(feed_server, feed_file, make_
         assert store.count_articles() == 18          # every good feed stored, once
         health = {h.name: h for h in store.feed_health(Clock()())}
         assert health["crash"].error_count == 1 and "parser process died" in health["crash"].last_error
+
+
+def test_parse_processes_end_when_the_service_is_killed(tmp_path):
+    """SIGKILL of the service (or the OOM killer) must not leave parse processes behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "service.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from monitor.pipeline import ParsePool\n"
+        "if __name__ == '__main__':\n"
+        "    executor = ParsePool(2)._current()\n"
+        "    pids = {executor.submit(os.getpid).result() for _ in range(20)}\n"
+        "    print(' '.join(map(str, pids)), flush=True)\n"
+        "    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert pids
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as stat:       # a zombie waiting for its parent
+            return stat.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids)
