@@ -345,7 +345,8 @@ class Fetcher:
         status = response.status_code
         headers = {k.lower(): v for k, v in response.headers.items()}
         if status == 304:
-            await response.aread()        # the (empty) body, so the connection is reused
+            async for _ in response.stream:    # the (empty) body, so the connection is reused;
+                pass                           # straight from the transport, no decoders
             return FetchResult(304, str(response.url), None, headers, headers.get("etag"),
                                headers.get("last-modified"), parse_max_age(headers.get("cache-control")))
         if status >= 400:
