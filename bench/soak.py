@@ -22,7 +22,9 @@ What happens:
   per minute, the peak RSS (VmHWM), RSS growth after the first cycle, articles
   stored against the exact set expected (lost, duplicated, unexpected), and errors per
   kind. Targets (issue 8): nothing lost or duplicated, RSS growth after the first cycle
-  at most 10 %.
+  at most 10 %. The RSS is this (the service's) process: feeds are parsed in worker
+  processes (``poll.parse_processes``) that start with each cycle and end with it, so
+  whatever a parser leaves behind is returned to the system every cycle.
 """
 
 from __future__ import annotations
