@@ -122,11 +122,14 @@ class ParsePool:
     def prepare(cls) -> None:
         """Start the fork server now (it imports the parser once, ~0.2 s), so that the
         first cycle's workers fork from it at once instead of waiting for it."""
-        context = cls._context()
-        if context.get_start_method() == "forkserver":
-            from multiprocessing import forkserver
+        try:
+            context = cls._context()
+            if context.get_start_method() == "forkserver":
+                from multiprocessing import forkserver
 
-            forkserver.ensure_running()
+                forkserver.ensure_running()
+        except (OSError, RuntimeError, ValueError):
+            pass            # the first cycle says so, and parses in the service process
 
     def _current(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -135,14 +138,26 @@ class ParsePool:
                                                  initargs=(os.getpid(),))
         return self._executor
 
-    async def parse(self, result: FetchResult) -> list[ParsedArticle]:
-        """The feed's articles; raises FeedError."""
+    async def parse(self, result: FetchResult) -> list[ParsedArticle] | None:
+        """The feed's articles; raises FeedError. None when no worker process can be
+        started here: the caller parses in its own process (and so does every later feed)."""
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
-            executor = self._current()
+            if not self.processes:
+                return None
             try:
-                articles, error = await loop.run_in_executor(
+                executor = self._current()
+                future = loop.run_in_executor(
                     executor, self.job, result.content, result.headers, result.url)
+            except (OSError, RuntimeError, ValueError) as exc:
+                log.warning("cannot start parse processes (%s: %s); parsing in this process "
+                            "instead (set poll.parse_processes = 0 to say so)",
+                            type(exc).__name__, exc)
+                self.processes = 0
+                self._executor = None
+                return None
+            try:
+                articles, error = await future
             except BrokenProcessPool:
                 if self._executor is executor:
                     self._executor = None
@@ -308,7 +323,7 @@ class Poller:
             result: FetchResult | FeedError = await fetcher.fetch(feed.url, feed.etag, feed.last_modified)
             if result.content is not None and parser.processes:
                 try:
-                    parsed = await parser.parse(result)
+                    parsed = await parser.parse(result)     # None: parse in the writer
                 except FeedError as exc:
                     parsed = exc
         except FeedError as exc:

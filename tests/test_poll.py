@@ -293,3 +293,21 @@ def test_parse_processes_end_when_the_service_is_killed(tmp_path):
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(p) for p in pids)
+
+
+def test_without_parse_processes_the_cycle_parses_in_process(feed_server, feed_file, run,
+                                                            monkeypatch, caplog):
+    """A machine where no worker process can start (no fork server, no semaphores): one
+    warning, and every feed is still parsed and stored."""
+    from monitor.pipeline import ParsePool
+
+    def refuse():
+        raise OSError("no process pools here")
+
+    monkeypatch.setattr(ParsePool, "_context", staticmethod(refuse))
+    urls = [feed_server.add(f"/{name}", feed_file(name)) for name in ("rss2.xml", "atom.xml")]
+    with caplog.at_level("WARNING", logger="monitor.poll"):
+        report, store = run([(u, u) for u in urls], poll={"parse_processes": 2})
+    assert report.count("error") == 0 and store.count_articles() == 5
+    warnings = [r for r in caplog.records if "cannot start parse processes" in r.getMessage()]
+    assert len(warnings) == 1
