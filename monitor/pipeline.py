@@ -335,7 +335,7 @@ class Poller:
             # nothing to store but the feed's state: batched, no trip to the writer thread
             report = self._outcome_only(feed, result, self.clock())
             with self._states_lock:
-                full = len(self._states) >= 32
+                full = len(self._states) >= 100
                 states, self._states = (self._states, []) if full else ([], self._states)
             if full:                # the writer thread runs one job at a time, in order
                 writer.submit(self._flush_states, states)
