@@ -259,9 +259,7 @@ def watch_service(pid: int, interval: float = 1.0) -> None:
             time.sleep(interval)
             try:
                 os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:      # another user's process took the pid: ours is gone
+            except (ProcessLookupError, PermissionError):   # gone (or its pid reused)
                 os._exit(0)
 
     threading.Thread(target=watch, name="monitor-watch-service", daemon=True).start()

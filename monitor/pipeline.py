@@ -334,10 +334,8 @@ class Poller:
         if isinstance(result, FeedError) or result.content is None:
             # nothing to store but the feed's state: batched, no trip to the writer thread
             report = self._outcome_only(feed, result, self.clock())
-            with self._states_lock:
-                full = len(self._states) >= 100
-                states, self._states = (self._states, []) if full else ([], self._states)
-            if full:                # the writer thread runs one job at a time, in order
+            states = self._take_states(at_least=100)
+            if states:              # the writer thread runs one job at a time, in order
                 writer.submit(self._flush_states, states)
             return report
         loop = asyncio.get_running_loop()
@@ -413,13 +411,20 @@ class Poller:
         return FeedReport(feed.name, feed.url, "error", http_status=error.status,
                           error=f"{error.kind}: {error}")
 
+    def _take_states(self, at_least: int = 0) -> list[tuple[FeedState, FeedOutcome]]:
+        """The batched states, emptied; none while fewer than ``at_least`` are waiting."""
+        with self._states_lock:
+            if len(self._states) < at_least:
+                return []
+            states, self._states = self._states, []
+        return states
+
     def _flush_states(self, states: list[tuple[FeedState, FeedOutcome]] | None = None) -> None:
         """Write batched feed states (writer thread); all pending ones when not given. If
         the store refuses, those feeds keep their previous state and are polled again next
         cycle: nothing is lost."""
         if states is None:
-            with self._states_lock:
-                states, self._states = self._states, []
+            states = self._take_states()
         try:
             self.store.save_states(states)
         except StorageError as exc:

@@ -205,7 +205,7 @@ class Store:
         """
         with self._begin() as conn:
             new, updated = _write_articles(conn, feed.id, articles, outcome.polled_at)
-            _write_feed_state(conn, feed, outcome, new)
+            _write_feed_states(conn, [(feed, outcome, new)])
         return new, updated
 
     def save_states(self, states: Sequence[tuple[FeedState, FeedOutcome]]) -> None:
@@ -421,10 +421,6 @@ def _insert_mentions(conn: Connection, table, mentions) -> None:
     rows = [dict(article_id=article_id, code=m.code, count=m.count) for article_id, m in mentions]
     if rows:
         conn.execute(table.insert(), rows)
-
-
-def _write_feed_state(conn: Connection, feed: FeedState, outcome: FeedOutcome, new: int) -> None:
-    _write_feed_states(conn, [(feed, outcome, new)])
 
 
 def _feed_state_values(feed: FeedState, outcome: FeedOutcome, new: int) -> dict:
