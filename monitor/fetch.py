@@ -1,4 +1,5 @@
-"""Fetching feeds politely with httpx (the only module that imports httpx).
+"""Fetching feeds politely with httpx (with ``monitor.asyncnet``, its transport on asyncio
+sockets, the only module that imports httpx).
 
 Conditional GET (ETag / If-Modified-Since), connect and total read deadlines, a maximum
 body size enforced while reading, at most ``max_redirects`` redirects, a bounded number of
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor import __version__
+from monitor.asyncnet import AsyncioTransport
 from monitor.exceptions import FeedError
 
 
@@ -188,7 +190,8 @@ def _ssl_context():
 
 
 class _Slots:
-    """Connection slots: each slot is an httpx transport holding at most one connection.
+    """Connection slots: each slot is an httpx transport (``AsyncioTransport``) holding at
+    most one connection.
 
     A fetch takes a slot of its feed's host (at most ``per_host`` exist per host) and gives it
     back when done, so the next feed on that host reuses the open connection. One shared
@@ -201,12 +204,12 @@ class _Slots:
         self.settings = settings
         self.max_idle = max_idle
         self._ssl = _ssl_context()
-        self._idle: dict[str, list[httpx.AsyncHTTPTransport]] = defaultdict(list)
-        self._order: list[tuple[str, httpx.AsyncHTTPTransport]] = []   # idle, oldest first
+        self._idle: dict[str, list[AsyncioTransport]] = defaultdict(list)
+        self._order: list[tuple[str, AsyncioTransport]] = []   # idle, oldest first
         self._count: dict[str, int] = defaultdict(int)
         self._waiters: dict[str, asyncio.Condition] = defaultdict(asyncio.Condition)
 
-    async def take(self, host: str) -> httpx.AsyncHTTPTransport:
+    async def take(self, host: str) -> AsyncioTransport:
         cond = self._waiters[host]
         async with cond:
             await cond.wait_for(lambda: self._idle[host] or self._count[host] < self.settings.per_host)
@@ -215,10 +218,9 @@ class _Slots:
                 self._order.remove((host, transport))
                 return transport
             self._count[host] += 1
-        return httpx.AsyncHTTPTransport(
-            verify=self._ssl, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        return AsyncioTransport(self._ssl)
 
-    async def give(self, host: str, transport: httpx.AsyncHTTPTransport, reuse: bool) -> None:
+    async def give(self, host: str, transport: AsyncioTransport, reuse: bool) -> None:
         cond = self._waiters[host]
         evicted = []
         async with cond:
@@ -292,7 +294,7 @@ class Fetcher:
                 # a slot whose fetch failed or was cut off is closed, not reused
                 await asyncio.shield(self._slots.give(host, transport, reuse))
 
-    async def _get(self, transport: httpx.AsyncHTTPTransport, url: str, etag: str | None,
+    async def _get(self, transport: AsyncioTransport, url: str, etag: str | None,
                    last_modified: str | None) -> FetchResult:
         headers = dict(self._headers)
         if etag:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import ssl
 import threading
 import time
 from collections import Counter
@@ -41,6 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
         server: FeedServer = self.server.owner
         server.hits[self.path] += 1
         server.requests.append((self.path, dict(self.headers)))
+        server.peers.append(self.client_address)
         route = server.routes.get(self.path)
         if route is None:
             return self._send(404, b"not found", "text/plain")
@@ -93,27 +95,34 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FeedServer:
-    def __init__(self, backlog: int = 5) -> None:
+    def __init__(self, backlog: int = 5, tls: tuple | None = None) -> None:
         """``backlog``: the listen queue (socketserver's default is 5; raise it when many
-        clients connect at once, or connects time out under load)."""
+        clients connect at once, or connects time out under load). ``tls``: (certificate,
+        key) files to serve HTTPS instead of HTTP."""
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, dict]] = []
+        self.peers: list[tuple[str, int]] = []     # the client's address of each request
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler, bind_and_activate=False)
         self._httpd.request_queue_size = backlog
         try:
             self._httpd.server_bind()
             self._httpd.server_activate()
+            if tls:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(*map(str, tls))
+                self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         except OSError:
             self._httpd.server_close()
             raise
         self._httpd.daemon_threads = True
         self._httpd.owner = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._scheme = "https" if tls else "http"
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"{self._scheme}://127.0.0.1:{self._httpd.server_address[1]}"
 
     def url(self, path: str) -> str:
         return self.base + path

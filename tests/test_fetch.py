@@ -1,4 +1,5 @@
-"""Connection slots of the fetcher: at most per_host per host, few idle sockets kept."""
+"""The fetcher's connections: at most per_host slots per host, few idle sockets kept; the
+httpx transport on asyncio sockets (TLS, closed idle connections, connect errors)."""
 
 import asyncio
 
@@ -40,3 +41,95 @@ def test_idle_slots_beyond_the_limit_are_closed_oldest_first():
         await slots.aclose()
 
     asyncio.run(scenario())
+
+
+# --- the transport on asyncio sockets (monitor.asyncnet), against real local servers
+
+RSS = ("<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>"
+       "<item><title>Gallium</title><link>http://example.org/1</link></item></channel></rss>")
+
+
+def _fetch_all(settings, calls, pause=0.0):
+    """Fetch (url, etag) pairs one after another through one Fetcher (so its idle
+    connections are reused); FeedErrors are returned in place of results."""
+    from monitor.exceptions import FeedError
+    from monitor.fetch import Fetcher
+
+    async def scenario():
+        out = []
+        async with Fetcher(settings) as fetcher:
+            for url, etag in calls:
+                try:
+                    out.append(await fetcher.fetch(url, etag=etag))
+                except FeedError as exc:
+                    out.append(exc)
+                await asyncio.sleep(pause)
+        return out
+
+    return asyncio.run(scenario())
+
+
+def test_https_feed_is_fetched_and_revalidated_over_one_tls_connection(tmp_path, monkeypatch):
+    import ssl
+
+    import monitor.fetch
+    from feedserver import FeedServer
+    from smtpserver import make_certificate
+
+    cert, key = make_certificate(tmp_path)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(monitor.fetch, "_ssl_context", lambda: trusting)
+    server = FeedServer(tls=(cert, key)).start()
+    try:
+        url = server.add("/tls.xml", RSS)
+        assert url.startswith("https://")
+        first, = _fetch_all(FetchSettings(), [(url, None)])
+        assert first.status == 200 and b"Gallium" in first.content
+        again, = _fetch_all(FetchSettings(), [(url, first.etag)])
+        assert again.status == 304 and again.content is None
+        # two requests on one connection within one fetcher
+        a, b = _fetch_all(FetchSettings(), [(url, None), (url, first.etag)])
+        assert (a.status, b.status) == (200, 304)
+        assert server.peers[-1] == server.peers[-2]
+    finally:
+        server.stop()
+
+
+def test_a_certificate_nobody_vouches_for_is_a_connect_error(tmp_path):
+    from feedserver import FeedServer
+    from smtpserver import make_certificate
+
+    server = FeedServer(tls=make_certificate(tmp_path)).start()
+    try:
+        error, = _fetch_all(FetchSettings(), [(server.add("/self-signed.xml", RSS), None)])
+        assert error.kind == "connect" and "certificate" in str(error).lower(), error
+    finally:
+        server.stop()
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused(feed_server):
+    """The server hangs up after each answer without saying so (no Connection: close);
+    the next fetch on that host must notice the closed idle connection and open a new one
+    instead of failing with a disconnect."""
+    def answer_then_hang_up(handler):
+        body = RSS.encode()
+        handler._send(200, body, "application/rss+xml", {"ETag": '"v1"'})
+        handler.close_connection = True
+
+    url = feed_server.add("/hang-up.xml", handler=answer_then_hang_up)
+    results = _fetch_all(FetchSettings(per_host=1), [(url, None)] * 3, pause=0.2)
+    assert [getattr(r, "status", r) for r in results] == [200, 200, 200]
+    assert len(set(feed_server.peers[-3:])) == 3          # a new connection each time
+
+
+def test_refused_and_unresolvable_hosts_are_connect_errors(feed_server):
+    import socket
+
+    with socket.socket() as s:                      # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    refused, unresolvable = _fetch_all(
+        FetchSettings(connect_timeout=2), [(f"http://127.0.0.1:{closed_port}/x.xml", None),
+                                           ("http://no-such-host.invalid/x.xml", None)])
+    assert refused.kind == "connect" and "refused" in str(refused).lower(), refused
+    assert unresolvable.kind == "connect", unresolvable

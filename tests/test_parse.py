@@ -50,6 +50,20 @@ def test_xml_base_resolves_relative_links():
     assert items[1].url == "https://base-news.example/other/cobalt.html"
 
 
+def test_relative_links_follow_the_base_of_each_document():
+    """feedparser's URI joins are memoised (monitor.parse._feedparser): the same relative
+    link in documents from two places must still resolve against each one's own base."""
+    from feedparser import mixin
+
+    doc = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item>"
+           b"<title>Antimony</title><link>story.html</link></item></channel></rss>")
+    first = parse_feed(doc, {}, "https://one.example/feeds/rss.xml")
+    second = parse_feed(doc, {}, "https://two.example/other/rss.xml")
+    assert first[0].url == "https://one.example/feeds/story.html"
+    assert second[0].url == "https://two.example/other/story.html"
+    assert mixin.make_safe_absolute_uri.cache_info().hits > 0
+
+
 def test_duplicate_guids_missing_dates_and_html():
     items = parse("quirks.xml")
     assert len(items) == 3      # the exact repeat is dropped; same guid + other URL is kept
