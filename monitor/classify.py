@@ -9,6 +9,11 @@ pipeline ``text -> one probability per topic``; a JSON model card lies beside it
 normalisation used for training and prediction; it lives here, outside the saved pipeline,
 so the file holds no custom callables.
 
+An article's probability per topic is the larger of the whole article's and that of its
+best story, when it has several (``stories``): a news bulletin, a morning briefing or a
+meeting readout bundles stories, and one full story about rare earths inside a long
+bulletin about other things is diluted below the threshold when only the whole is scored.
+
 Loading refuses, with a ``ClassifierError`` naming the path:
 - a missing or unreadable file, a truncated or corrupt archive, or a missing card;
 - a model written by another scikit-learn major version (card and archive are checked),
@@ -34,9 +39,13 @@ from typing import Any, Protocol
 from monitor import TOPICS
 from monitor.decide import decide
 from monitor.exceptions import ClassifierError
-from monitor.keywords import UNSPACED_CHARS, KeywordRules, PhraseIndex, normalise
+from monitor.keywords import UNSPACED_CHARS, KeywordRules, PhraseIndex, normalise, recent_memo
 from monitor.types import Verdict
 
+SCORING = ("max(whole article, each story of a multi-story item that names a topic mineral, "
+           "an entity list, or export and control words: a paragraph of at least 2 sentences, "
+           "with the short headline line before it)")
+STORY_MIN_SENTENCES = 2  # a story must be more than a passing sentence (LABELING.md)
 PREPARATION_VERSION = 1  # bump when prepare_text changes in a way the fingerprint misses
 TITLE_WEIGHT = 2         # the title is repeated this many times before the text
 
@@ -90,12 +99,26 @@ def concept_tokens(title: str, text: str) -> str:
     return " ".join(f"zzc{name}" for name in found)
 
 
-def _concepts(lowered: str) -> list[str]:
+_RECENT_CONCEPTS: dict[str, tuple[str, ...]] = recent_memo()
+
+
+def _concepts(lowered: str) -> tuple[str, ...]:
+    """The concepts named in a normalised text (remembered for the last few thousand
+    texts: the story check and ``prepare_text`` look at the same ones)."""
+    found = _RECENT_CONCEPTS.get(lowered)
+    if found is None:
+        if len(_RECENT_CONCEPTS) >= 4096:
+            _RECENT_CONCEPTS.clear()
+        found = _RECENT_CONCEPTS[lowered] = _find_concepts(lowered)
+    return found
+
+
+def _find_concepts(lowered: str) -> tuple[str, ...]:
     if not lowered.strip():
-        return []
+        return ()
     index, owners = _concept_index()
     found = {owners[number] for number in index.find(lowered)}
-    return [name for name in CONCEPTS if name in found]
+    return tuple(name for name in CONCEPTS if name in found)
 
 
 @lru_cache(maxsize=1)
@@ -113,6 +136,51 @@ def preparation_fingerprint() -> str:
     spec = json.dumps([PREPARATION_VERSION, TITLE_WEIGHT, UNSPACED_CHARS, CONCEPTS],
                       ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(spec.encode("utf-8")).hexdigest()[:16]
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？]")
+_SECTION_MARK = re.compile(r"【[^】\n]{1,12}】")       # 【国际快讯】 and the like
+_LINES = re.compile(r"\n+")
+
+
+def stories(text: str) -> list[tuple[str, str]]:
+    """The stories of a multi-story item as ``(headline, body)`` pairs; [] for an item that
+    is one story.
+
+    Lines are the units (feeds and ``html_to_text`` put paragraphs on lines; bracketed
+    section marks such as 【国际快讯】 also end one). A short line without a sentence end
+    (< 60 characters) is a story's headline and joins the paragraph after it. A story is a
+    paragraph of at least ``STORY_MIN_SENTENCES`` sentences, and an item needs two such
+    stories to count as multi-story."""
+    if "\n" not in text and "【" not in text:
+        return []
+    found: list[tuple[str, str]] = []
+    headline = ""
+    for line in _LINES.split(_SECTION_MARK.sub("\n", text)):
+        line = line.strip()
+        if not line:
+            continue
+        if len(line) < 60 and not _SENTENCE_END.match(line[-1]):
+            headline = f"{headline} {line}".strip()
+            continue
+        if len(_SENTENCE_END.findall(line)) >= STORY_MIN_SENTENCES:
+            found.append((headline, line))
+        headline = ""
+    return found if len(found) >= 2 else []
+
+
+# What makes a story worth scoring on its own: a mineral of the topics, or export words
+# together with control words (or an entity list). Gold, tariffs, oil, chips as products
+# and plain export figures do not; a story without them cannot be about either topic.
+STORY_MINERALS = frozenset({"ree", "lithium", "cobalt", "nickel", "graphite", "copper",
+                            "minor", "mineral", "magnet", "battery"})
+STORY_CONTROLS = frozenset({"control", "restrict", "licence"})
+
+
+def _on_topic(headline: str, body: str) -> bool:
+    named = _concepts(normalise(f"{headline}\n{body}"))
+    return (not STORY_MINERALS.isdisjoint(named) or "entity" in named
+            or ("export" in named and not STORY_CONTROLS.isdisjoint(named)))
 
 
 class Classifier(Protocol):
@@ -148,10 +216,26 @@ class SkopsClassifier:
         return cls(pipeline, card, str(card.get("version", "unversioned")), topics)
 
     def predict_proba(self, docs: Sequence[tuple[str, str]]) -> list[dict[str, float]]:
+        """Per article, the larger of the whole's probability and its best story's
+        (``SCORING``). Only stories that name the topics' words (``_on_topic``) are
+        scored, in the same model call as the articles."""
         if not docs:
             return []
-        matrix = self.pipeline.predict_proba([prepare_text(t, x) for t, x in docs])
-        return [dict(zip(self.topics, map(float, row))) for row in matrix.tolist()]
+        prepared = [prepare_text(t, x) for t, x in docs]
+        owners = []                                   # the article of each scored story
+        for i, (title, text) in enumerate(docs):
+            if _on_topic(title, text):                # (its concepts are known already)
+                for story in stories(text):
+                    if _on_topic(*story):
+                        owners.append(i)
+                        prepared.append(prepare_text(*story))
+        rows = self._proba(prepared)
+        for i, probs in zip(owners, rows[len(docs):]):
+            rows[i] = [max(a, b) for a, b in zip(rows[i], probs)]
+        return [dict(zip(self.topics, row)) for row in rows[:len(docs)]]
+
+    def _proba(self, prepared: list[str]) -> list[list[float]]:
+        return self.pipeline.predict_proba(prepared).tolist()
 
 
 def classify_articles(docs: Sequence[tuple[str, str]], classifier: Classifier | None,

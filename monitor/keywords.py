@@ -200,7 +200,8 @@ class PhraseIndex:
         self.unspaced: list[tuple[str, int]] = []
         self.regexes: list[tuple[re.Pattern[str], int, tuple[str, bool]]] = []
         self.stem_lengths: tuple[int, ...] = ()
-        self._cache: dict[str, tuple[int, ...]] = {}
+        self._cache: dict[str, tuple[int, ...]] = {}   # words that name phrases
+        self._plain: set[str] = set()                  # words seen to name none
 
     @classmethod
     def build(cls, phrases: Sequence[tuple[str, str]], *, infix: bool = False
@@ -238,8 +239,8 @@ class PhraseIndex:
         found: set[int] = set()
         cache = self._cache
         words = words_of(lowered)
-        for word in words:
-            numbers = cache.get(word)
+        for word in words.difference(self._plain):    # most words name no phrase: skip
+            numbers = cache.get(word)                 # them in one set operation
             if numbers is None:
                 numbers = self._word_numbers(word)
             found.update(numbers)
@@ -258,9 +259,14 @@ class PhraseIndex:
                 break
             numbers.extend(self.stems.get(word[:length], ()))
         numbers.extend(n for part, n in self.infixes if part in word)
-        if len(self._cache) >= self.CACHE_SIZE:
+        if len(self._cache) + len(self._plain) >= self.CACHE_SIZE:
             self._cache.clear()
-        self._cache[word] = result = tuple(numbers)
+            self._plain.clear()
+        if numbers:
+            self._cache[word] = result = tuple(numbers)
+        else:
+            self._plain.add(word)
+            result = ()
         return result
 
 
@@ -283,9 +289,22 @@ _RECENT_WORDS: dict[str, frozenset[str]] = {}  # the concept index and the keywo
 _RECENT_SIZE = 4096                            # both split the same article: split it once
 
 
+_RECENT_MEMOS: list[dict] = [_RECENT_WORDS]
+
+
+def recent_memo() -> dict:
+    """A memo of per-text results for other modules, bounded by its user to
+    ``_RECENT_SIZE`` entries and emptied by ``forget_recent_texts`` with the rest."""
+    memo: dict = {}
+    _RECENT_MEMOS.append(memo)
+    return memo
+
+
 def forget_recent_texts() -> None:
-    """Empty the memory of ``words_of`` (benchmarks: each run must split its texts)."""
-    _RECENT_WORDS.clear()
+    """Empty the memory of ``words_of`` and every ``recent_memo`` (benchmarks: each run
+    must do its work on its texts again)."""
+    for memo in _RECENT_MEMOS:
+        memo.clear()
 
 
 def words_of(lowered: str) -> frozenset[str]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from monitor import TOPICS
 from monitor.classify import (
-    SkopsClassifier, card_path, classify_articles, preparation_fingerprint, save_model)
+    SCORING, SkopsClassifier, card_path, classify_articles, preparation_fingerprint, save_model)
 from monitor.evaluate import evaluate
 from monitor.exceptions import ClassifierError, UsageError
 from monitor.keywords import KeywordRules
@@ -283,6 +283,7 @@ def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[R
         "skops_version": skops.__version__,
         "topics": list(TOPICS),
         "preparation": preparation_fingerprint(),
+        "scoring": SCORING,
         "features": features,
         "description": FEATURES[features],
         "threshold": threshold,

@@ -12,7 +12,7 @@ import pytest
 from monitor import TOPICS
 from monitor.classify import (
     CONCEPTS, TRUSTED_TYPES, Classifier, SkopsClassifier, card_path, classify_articles,
-    concept_tokens, preparation_fingerprint, prepare_text, save_model)
+    concept_tokens, preparation_fingerprint, prepare_text, save_model, stories)
 from monitor.exceptions import ClassifierError
 from monitor.keywords import KeywordRules
 from monitor.train import fit_pipeline, load_jsonl
@@ -142,6 +142,51 @@ def test_load_and_predict_batched(model_path: Path) -> None:
     assert all(0.0 <= v <= 1.0 for p in probabilities for v in p.values())
     assert probabilities[0][CM] > probabilities[1][CM]
     assert model.predict_proba([]) == []
+
+
+BULLETIN = (
+    "Good evening, here are the main stories.\n"
+    "Storm warning for the coast\n"
+    "The weather service expects gusts of up to 120 km/h overnight. Ferries to the islands "
+    "are cancelled until Thursday.\n"
+    "Rare earth magnets\n"
+    "China will require export licences for seven rare earth elements and magnets from "
+    "next month. Carmakers in Japan and Germany fear shortages of dysprosium.\n"
+    "Cup final: the home side won 2-1 after extra time. Fans celebrated in the old town "
+    "until the early morning.")
+
+
+def test_stories_split_a_bulletin_into_headline_and_body() -> None:
+    found = stories(BULLETIN)
+    assert [h for h, _ in found] == ["Storm warning for the coast", "Rare earth magnets", ""]
+    assert found[1][1].startswith("China will require export licences")
+    # the greeting is one sentence: not a story, and not anybody's headline (it ends in ".")
+
+
+def test_one_story_items_and_passing_sentences_have_no_stories() -> None:
+    assert stories("China curbs gallium exports. Licences are needed from August.") == []
+    one_story = "Headline\nFirst sentence. Second sentence.\nA closing remark."
+    assert stories(one_story) == []          # a single paragraph of two sentences
+    section_marks = ("俄罗斯国防部称击落多架无人机。乌方称前线局势紧张。【国际快讯】"
+                     "澳大利亚与日本签署稀土合作协议。日本企业将追加投资。")
+    assert len(stories(section_marks)) == 2   # 【…】 ends a story like a line break
+
+
+def test_an_article_scores_as_its_best_story(model_path: Path) -> None:
+    model = SkopsClassifier.load(model_path)
+    title = "Evening news"
+    whole = model._proba([prepare_text(title, BULLETIN)])[0]
+    magnets = stories(BULLETIN)[1]             # the only story naming a topic word
+    expected = [max(a, b) for a, b in zip(whole, model._proba([prepare_text(*magnets)])[0])]
+    assert list(model.predict_proba([(title, BULLETIN)])[0].values()) == expected
+    assert expected[0] > whole[0]              # the magnets story beats the diluted whole
+    scored = []
+    model._proba = lambda prepared: scored.extend(prepared) or type(model)._proba(model, prepared)
+    model.predict_proba([(title, BULLETIN)])
+    assert scored[1:] == [prepare_text(*magnets)]   # storm and football are not scored
+    del model._proba
+    single = ("China restricts magnet exports", "Licences are needed from August.")
+    assert list(model.predict_proba([single])[0].values()) == model._proba([prepare_text(*single)])[0]
 
 
 def test_skops_classifier_is_a_classifier(model_path: Path) -> None:
