@@ -3,7 +3,7 @@
 and of the alternative feature sets, and the model load time.
 
     .venv/bin/python bench/classify.py [--n 1000] [--batch 1000]
-        [--features word+char4,word,word+char] [--dev ../shared/data/dev.jsonl]
+        [--features word1+char4,word+char4,word,word+char] [--dev ../shared/data/dev.jsonl]
 
 What happens:
 
@@ -81,7 +81,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--features", default="word+char4,word,word+char")
+    parser.add_argument("--features", default="word1+char4,word+char4,word,word+char")
     parser.add_argument("--corpus", type=Path, default=ROOT / "models" / "corpus")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "classifier.skops")
     parser.add_argument("--dev", type=Path, default=ROOT.parent / "shared" / "data" / "dev.jsonl")
