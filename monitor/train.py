@@ -273,6 +273,15 @@ def corpus_sha256(records: Sequence[Record]) -> str:
     return digest.hexdigest()
 
 
+def model_version(now: datetime, labelled: Sequence[Record], features: str, seed: int) -> str:
+    """``YYYYMMDD-<8 hex>``: the day, and a hash of what the model was trained from (corpus
+    with review verdicts applied) and how (features, seed, text preparation, scoring), so
+    two models that could differ never share a version."""
+    recipe = json.dumps([corpus_sha256(labelled), features, seed, preparation_fingerprint(),
+                         SCORING], ensure_ascii=False)
+    return f"{now:%Y%m%d}-{hashlib.sha256(recipe.encode('utf-8')).hexdigest()[:8]}"
+
+
 def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[Record],
           held: Sequence[Record], n_reviews: int, features: str, seed: int,
           threshold: float, now: datetime) -> dict[str, Any]:
@@ -281,7 +290,7 @@ def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[R
 
     sha = corpus_sha256(corpus)
     return {
-        "version": f"{now:%Y%m%d}-{sha[:8]}",
+        "version": model_version(now, labelled, features, seed),
         "created": now.isoformat(timespec="seconds"),
         "sklearn_version": sklearn.__version__,
         "skops_version": skops.__version__,

@@ -79,6 +79,21 @@ def test_invalid_review_is_an_error() -> None:
         apply_reviews([], [{"title": "t", "text": "x", "topics": ["gold"]}])
 
 
+def test_model_versions_differ_with_features_seed_and_reviews(records: list[dict]) -> None:
+    from datetime import datetime, timezone
+
+    from monitor.train import model_version
+
+    day = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    base = model_version(day, records, "word1+char4", 0)
+    assert base == model_version(day, list(reversed(records)), "word1+char4", 0)
+    flipped = [] if records[0]["topics"] else ["critical-minerals"]
+    relabelled = [{**records[0], "topics": flipped}] + list(records[1:])
+    assert len({base, model_version(day, records, "word+char4", 0),
+                model_version(day, records, "word1+char4", 1),
+                model_version(day, relabelled, "word1+char4", 0)}) == 4
+
+
 def test_corpus_hash_ignores_order(records: list[dict]) -> None:
     assert corpus_sha256(records) == corpus_sha256(list(reversed(records)))
     assert corpus_sha256(records) != corpus_sha256(records[1:])
@@ -89,7 +104,7 @@ def test_corpus_hash_ignores_order(records: list[dict]) -> None:
 def test_card_contents(result, records: list[dict]) -> None:  # noqa: ANN001
     card = result.card
     sha = corpus_sha256(records)
-    assert card["version"] == f"20260102-{sha[:8]}"
+    assert card["version"].startswith("20260102-") and len(card["version"]) == 17
     assert card["created"] == "2026-01-02T03:04:05+00:00"
     assert card["corpus_sha256"] == sha
     assert card["topics"] == list(TOPICS)
