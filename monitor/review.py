@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from monitor import TOPICS
 from monitor.exceptions import UsageError
+from monitor.types import StoredArticle
 
 VERDICTS = ("relevant", "irrelevant")
 STATUSES = ("unreviewed", *VERDICTS)
@@ -41,17 +42,9 @@ class Review:
 
 
 @dataclass(frozen=True)
-class ArticleView:
+class ArticleView(StoredArticle):
     """A stored article as the review commands see it, with its current review."""
 
-    id: int
-    title: str
-    text: str
-    url: str | None
-    source: str
-    published: datetime              # published, else first seen (UTC)
-    first_seen: datetime
-    language: str | None
     flagged: bool | None             # None: never classified
     score: float | None
     topics: tuple[str, ...]

@@ -102,17 +102,24 @@ class FeedHealth:
 
 
 @dataclass(frozen=True)
-class DigestArticle:
-    """A flagged article as the digest sees it."""
+class StoredArticle:
+    """What every view of a stored article starts with: identity, text and provenance
+    (the digest's ``DigestArticle`` and the review commands' ``ArticleView`` add theirs)."""
 
     id: int
     title: str
     text: str
     url: str | None
-    source: str
+    source: str                  # the feed's name
     published: datetime          # published, else first seen (UTC)
     first_seen: datetime
     language: str | None
+
+
+@dataclass(frozen=True)
+class DigestArticle(StoredArticle):
+    """A flagged article as the digest sees it."""
+
     topics: tuple[str, ...]
     score: float
     reasons: tuple[str, ...]

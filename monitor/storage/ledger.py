@@ -26,6 +26,13 @@ def _codes(conn: Connection, table, ids: Sequence[int]) -> dict[int, tuple[str, 
     return {k: tuple(v) for k, v in found.items()}
 
 
+def stored_fields(r, source: str) -> dict:
+    """The ``StoredArticle`` fields of an article row (joined with its feed's name)."""
+    return dict(id=r.id, title=r.title, text=r.text, url=r.url, source=source,
+                published=r.published_at or r.first_seen_at, first_seen=r.first_seen_at,
+                language=r.language)
+
+
 _COLUMNS = (ARTICLE.c.id, ARTICLE.c.title, ARTICLE.c.text, ARTICLE.c.url, FEED.c.name,
             ARTICLE.c.published_at, ARTICLE.c.first_seen_at, ARTICLE.c.language,
             ARTICLE.c.topics, ARTICLE.c.score, ARTICLE.c.reasons, ARTICLE.c.cluster_id)
@@ -37,9 +44,7 @@ def load_articles(conn: Connection, where) -> list[DigestArticle]:
     ids = [r.id for r in rows]
     countries, minerals = _codes(conn, COUNTRY, ids), _codes(conn, MINERAL, ids)
     return [DigestArticle(
-        id=r.id, title=r.title, text=r.text, url=r.url, source=r.name,
-        published=r.published_at or r.first_seen_at, first_seen=r.first_seen_at,
-        language=r.language, topics=tuple(t for t in r.topics.split(",") if t),
+        **stored_fields(r, r.name), topics=tuple(t for t in r.topics.split(",") if t),
         score=r.score or 0.0, reasons=tuple(json.loads(r.reasons or "[]")),
         countries=countries.get(r.id, ()), minerals=minerals.get(r.id, ()),
         cluster_id=r.cluster_id) for r in rows]

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.review import ArticleDetail, ArticleView, Review, StoredVerdict, missing_ids
-from monitor.storage.ledger import _codes
+from monitor.storage.ledger import _codes, stored_fields
 from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL, REVIEW
 
 
@@ -63,9 +63,7 @@ def _view(r, countries: tuple[str, ...], minerals: tuple[str, ...]) -> ArticleVi
                         topics=_topics(r.r_topics), note=r.r_note, reviewer=r.r_reviewer,
                         created_at=r.r_created_at, current=True)
     return ArticleView(
-        id=r.id, title=r.title, text=r.text, url=r.url, source=r.source,
-        published=r.published_at or r.first_seen_at, first_seen=r.first_seen_at,
-        language=r.language, flagged=r.flagged, score=r.score, topics=_topics(r.topics),
+        **stored_fields(r, r.source), flagged=r.flagged, score=r.score, topics=_topics(r.topics),
         reasons=tuple(json.loads(r.reasons or "[]")), countries=countries, minerals=minerals,
         model_version=r.model_version, classified_at=r.classified_at,
         cluster_id=r.cluster_id, review=review)
