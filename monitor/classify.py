@@ -169,6 +169,12 @@ def stories(text: str) -> list[tuple[str, str]]:
     return found if len(found) >= 2 else []
 
 
+def story_label(headline: str, body: str) -> str:
+    """How a reason names a story: its headline, else the start of its first sentence."""
+    label = headline or body
+    return label if len(label) <= 60 else label[:59].rstrip() + "…"
+
+
 # What makes a story worth scoring on its own: a mineral of the topics, or export words
 # together with control words (or an entity list). Gold, tariffs, oil, chips as products
 # and plain export figures do not; a story without them cannot be about either topic.
@@ -217,22 +223,35 @@ class SkopsClassifier:
 
     def predict_proba(self, docs: Sequence[tuple[str, str]]) -> list[dict[str, float]]:
         """Per article, the larger of the whole's probability and its best story's
-        (``SCORING``). Only stories that name the topics' words (``_on_topic``) are
-        scored, in the same model call as the articles."""
+        (``SCORING``)."""
+        return [probs for probs, _ in self.predict_with_stories(docs)]
+
+    def predict_with_stories(self, docs: Sequence[tuple[str, str]]
+                             ) -> list[tuple[dict[str, float], str | None]]:
+        """``predict_proba``, and per article the label of the story that raised its highest
+        probability above the whole's (None when the whole scored highest). Only stories
+        that name the topics' words (``_on_topic``) are scored, in the same model call as
+        the articles."""
         if not docs:
             return []
         prepared = [prepare_text(t, x) for t, x in docs]
-        owners = []                                   # the article of each scored story
+        scored: list[tuple[int, tuple[str, str]]] = []     # (article, story) per extra row
         for i, (title, text) in enumerate(docs):
             if _on_topic(title, text):                # (its concepts are known already)
                 for story in stories(text):
                     if _on_topic(*story):
-                        owners.append(i)
+                        scored.append((i, story))
                         prepared.append(prepare_text(*story))
         rows = self._proba(prepared)
-        for i, probs in zip(owners, rows[len(docs):]):
+        whole_top = [max(row) for row in rows[:len(docs)]]
+        best: dict[int, tuple[float, tuple[str, str]]] = {}
+        for (i, story), probs in zip(scored, rows[len(docs):]):
+            top = max(probs)
+            if top > whole_top[i] and top > best.get(i, (0.0, story))[0]:
+                best[i] = (top, story)
             rows[i] = [max(a, b) for a, b in zip(rows[i], probs)]
-        return [dict(zip(self.topics, row)) for row in rows[:len(docs)]]
+        return [(dict(zip(self.topics, row)), story_label(*best[i][1]) if i in best else None)
+                for i, row in enumerate(rows[:len(docs)])]
 
     def _proba(self, prepared: list[str]) -> list[list[float]]:
         return self.pipeline.predict_proba(prepared).tolist()
@@ -242,14 +261,20 @@ def classify_articles(docs: Sequence[tuple[str, str]], classifier: Classifier | 
                       rules: KeywordRules, threshold: float) -> list[Verdict]:
     """Verdicts for a batch of ``(title, text)``: one ``predict_proba`` call, keyword rules,
     ``decide``. ``classifier=None`` means the model is unavailable (keywords alone)."""
+    story_labels: list[str | None] = [None] * len(docs)
     if classifier is None:
         probabilities: list[dict[str, float] | None] = [None] * len(docs)
         version = None
+    elif hasattr(classifier, "predict_with_stories"):    # which story raised a probability
+        pairs = classifier.predict_with_stories(docs)
+        probabilities = [p for p, _ in pairs]
+        story_labels = [label for _, label in pairs]
+        version = classifier.version
     else:
         probabilities = list(classifier.predict_proba(docs))
         version = classifier.version
-    return [decide(p, rules.match(title, text), threshold, version)
-            for p, (title, text) in zip(probabilities, docs)]
+    return [decide(p, rules.match(title, text), threshold, version, story=label)
+            for p, label, (title, text) in zip(probabilities, story_labels, docs)]
 
 
 def card_path(model_path: str | Path) -> Path:

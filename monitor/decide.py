@@ -16,7 +16,10 @@ Rules, in order:
 
 Reasons look like ``classifier critical-minerals 0.97``, ``keyword "seltene Erden"``,
 ``muted by "gold price"``, or ``classifier unavailable`` when there are no probabilities
-(the decision is then made from keywords alone).
+(the decision is then made from keywords alone). When the model's highest probability came
+from one story of a multi-story item rather than from the whole, ``from story "<its
+headline>"`` follows the probabilities, so the analyst knows which part of a long bulletin
+was the reason.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from monitor.types import Verdict
 
 
 def decide(probabilities: Mapping[str, float] | None, match: KeywordMatch,
-           threshold: float, model_version: str | None) -> Verdict:
+           threshold: float, model_version: str | None, story: str | None = None) -> Verdict:
     """Combine model probabilities and keyword hits into a Verdict (see module doc)."""
     found = set(model_topics(probabilities, threshold)) | set(match.topics)
     topics = () if match.muted else tuple(t for t in TOPICS if t in found)
@@ -37,7 +40,7 @@ def decide(probabilities: Mapping[str, float] | None, match: KeywordMatch,
         flagged=bool(topics),
         topics=topics,
         score=_score(probabilities, match),
-        reasons=reasons(probabilities, match),
+        reasons=reasons(probabilities, match, story),
         probabilities=dict(probabilities or {}),
         model_version=model_version,
     )
@@ -51,14 +54,17 @@ def model_topics(probabilities: Mapping[str, float] | None,
     return tuple(t for t in TOPICS if probabilities.get(t, 0.0) >= threshold)
 
 
-def reasons(probabilities: Mapping[str, float] | None,
-            match: KeywordMatch) -> tuple[str, ...]:
-    """Human-readable reasons: model probabilities, keyword hits, mute hits."""
+def reasons(probabilities: Mapping[str, float] | None, match: KeywordMatch,
+            story: str | None = None) -> tuple[str, ...]:
+    """Human-readable reasons: model probabilities (and the story they came from), keyword
+    hits, mute hits."""
     if probabilities is None:
         model = ["classifier unavailable"]
     else:
         model = [f"classifier {t} {probabilities[t]:.2f}" for t in TOPICS
                  if t in probabilities]
+        if story:
+            model.append(f'from story "{story}"')
     phrases = dict.fromkeys(p for t in TOPICS for p in match.hits.get(t, ()))
     keyword = [f'keyword "{p}"' for p in phrases]
     muted = [f'muted by "{p}"' for p in match.muted]

@@ -189,6 +189,24 @@ def test_an_article_scores_as_its_best_story(model_path: Path) -> None:
     assert list(model.predict_proba([single])[0].values()) == model._proba([prepare_text(*single)])[0]
 
 
+def test_the_reasons_name_the_story_that_raised_the_probability(model_path: Path) -> None:
+    model = SkopsClassifier.load(model_path)
+    (probs, label), (_, none) = model.predict_with_stories(
+        [("Evening news", BULLETIN), ("China restricts magnet exports", "Licences from August.")])
+    assert label == "Rare earth magnets" and none is None
+    verdict, = classify_articles([("Evening news", BULLETIN)], model, KeywordRules.empty(), 0.5)
+    assert 'from story "Rare earth magnets"' in verdict.reasons
+    assert verdict.probabilities == probs
+
+
+def test_story_labels_are_headlines_or_a_short_start() -> None:
+    from monitor.classify import story_label
+
+    assert story_label("Rare earth magnets", "China will require licences.") == "Rare earth magnets"
+    long_start = "China will require export licences for seven rare earth elements from May."
+    assert story_label("", long_start) == long_start[:59].rstrip() + "…"
+
+
 def test_skops_classifier_is_a_classifier(model_path: Path) -> None:
     model: Classifier = SkopsClassifier.load(model_path)
     assert isinstance(model.version, str)

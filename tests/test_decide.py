@@ -26,6 +26,13 @@ def test_below_threshold_is_not_flagged_but_keeps_the_score() -> None:
     assert verdict.reasons == (f"classifier {CM} 0.30", f"classifier {EC} 0.10")
 
 
+def test_the_story_that_raised_the_probability_follows_the_probabilities() -> None:
+    match = KeywordMatch(hits={EC: ("export control*",)})
+    verdict = decide({CM: 0.8, EC: 0.1}, match, 0.5, "v1", story="Rare earth magnets")
+    assert verdict.reasons == (f"classifier {CM} 0.80", f"classifier {EC} 0.10",
+                               'from story "Rare earth magnets"', 'keyword "export control*"')
+
+
 def test_keywords_add_topics_in_fixed_order() -> None:
     match = KeywordMatch(hits={EC: ("Ausfuhrkontroll*",)})
     verdict = decide({CM: 0.9, EC: 0.2}, match, 0.5, "v1")
