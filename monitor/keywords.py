@@ -202,6 +202,9 @@ class PhraseIndex:
         self.stem_lengths: tuple[int, ...] = ()
         self._cache: dict[str, tuple[int, ...]] = {}   # words that name phrases
         self._plain: set[str] = set()                  # words seen to name none
+        self._by_word: dict[str, list[tuple[re.Pattern[str], int]]] = {}  # regexes by the
+        self._by_part: dict[str, list[tuple[re.Pattern[str], int]]] = {}  # word or part
+        # that must be in a text before they can match (see ``_needle``)
 
     @classmethod
     def build(cls, phrases: Sequence[tuple[str, str]], *, infix: bool = False
@@ -211,6 +214,9 @@ class PhraseIndex:
         for number, (path, phrase) in enumerate(phrases):
             index._add(number, path, phrase, infix)
         index.stem_lengths = tuple(sorted({len(stem) for stem in index.stems}))
+        for pattern, number, (needle, whole) in index.regexes:   # grouped by what they need
+            group = index._by_word if whole else index._by_part
+            group.setdefault(needle, []).append((pattern, number))
         return index
 
     def _add(self, number: int, path: str, phrase: str, infix: bool) -> None:
@@ -246,10 +252,15 @@ class PhraseIndex:
             found.update(numbers)
         if self.unspaced and _UNSPACED_SEARCH.search(lowered):
             found.update(n for part, n in self.unspaced if part in lowered)
-        for pattern, number, (needle, whole) in self.regexes:
-            if number not in found and (needle in words if whole else needle in lowered) \
-                    and pattern.search(lowered):
-                found.add(number)
+        for needle in words.intersection(self._by_word):
+            for pattern, number in self._by_word[needle]:
+                if number not in found and pattern.search(lowered):
+                    found.add(number)
+        for part, patterns in self._by_part.items():
+            if part in lowered:
+                for pattern, number in patterns:
+                    if number not in found and pattern.search(lowered):
+                        found.add(number)
         return found
 
     def _word_numbers(self, word: str) -> tuple[int, ...]:
