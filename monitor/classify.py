@@ -5,9 +5,10 @@ both import them lazily, so ``import monitor.classify`` stays cheap.
 
 The model file is a skops archive (zip, deflate-compressed) holding a scikit-learn
 pipeline ``text -> one probability per topic``; a JSON model card lies beside it
-(``classifier.skops`` -> ``classifier.card.json``). ``prepare_text`` is the one text
-normalisation used for training and prediction; it lives here, outside the saved pipeline,
-so the file holds no custom callables.
+(``classifier.skops`` -> ``classifier.card.json``). ``model_input`` is the one text
+preparation used for training and prediction (``prepare_text`` for the word features,
+``prepare_chars`` for the character n-grams); it lives here, outside the saved pipeline, so
+the file holds no custom callables.
 
 An article's probability per topic is the larger of the whole article's and that of its
 best story, when it has several (``stories``): a news bulletin, a morning briefing or a
@@ -46,7 +47,7 @@ SCORING = ("max(whole article, each story of a multi-story item that names a top
            "an entity list, or export and control words: a paragraph of at least 2 sentences, "
            "with the short headline line before it)")
 STORY_MIN_SENTENCES = 2  # a story must be more than a passing sentence (LABELING.md)
-PREPARATION_VERSION = 1  # bump when prepare_text changes in a way the fingerprint misses
+PREPARATION_VERSION = 2  # bump when model_input changes in a way the fingerprint misses
 TITLE_WEIGHT = 2         # the title is repeated this many times before the text
 
 # Every type a model file may contain (what the feature sets of ``monitor.train`` produce);
@@ -55,7 +56,9 @@ TRUSTED_TYPES = (
     "builtins.dict", "builtins.list", "builtins.str", "builtins.tuple", "builtins.int",
     "builtins.float", "builtins.bool",
     "numpy.ndarray", "numpy.float32", "numpy.float64",
+    "builtins.slice",
     "sklearn.pipeline.Pipeline", "sklearn.pipeline.FeatureUnion",
+    "sklearn.compose._column_transformer.ColumnTransformer",
     "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.feature_extraction.text.TfidfTransformer",
     "sklearn.multiclass.OneVsRestClassifier",
@@ -65,13 +68,14 @@ TRUSTED_TYPES = (
 # skops loader nodes those types use (never FunctionNode, MethodNode, ...).
 _TRUSTED_LOADERS = frozenset({
     "ObjectNode", "DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode", "NdArrayNode",
+    "SliceNode",
 })
 
 _UNSPACED_CHAR = re.compile(f"([{UNSPACED_CHARS}])")
 
 
 def prepare_text(title: str, text: str) -> str:
-    """The one normalisation of an article before the vectoriser (training and prediction).
+    """The text the word features are taken from (column 0 of ``model_input``).
 
     NFKC (full-width forms become ASCII), lower case, the title repeated ``TITLE_WEIGHT``
     times before the text, and every character of a script without spaces (CJK, Thai,
@@ -86,6 +90,30 @@ def prepare_text(title: str, text: str) -> str:
     if not doc.isascii():
         doc = _UNSPACED_CHAR.sub(r" \1 ", doc)
     return f"{doc.lower()} {concept_tokens(title, text)}".strip()
+
+
+def prepare_chars(title: str, text: str) -> str:
+    """The text the character n-grams are taken from: title (once) and text, NFKC, lower
+    case, characters of scripts without spaces set apart; no concept tokens (words already
+    carry them, and their character n-grams would only repeat them)."""
+    title, text = _nfkc(title or ""), _nfkc(text or "")
+    doc = f"{title} {text}" if title else text
+    if not doc.isascii():
+        doc = _UNSPACED_CHAR.sub(r" \1 ", doc)
+    return doc.lower().strip()
+
+
+def model_input(docs: Sequence[tuple[str, str]]) -> Any:
+    """What the pipeline takes (training and prediction): one row per ``(title, text)``,
+    column 0 ``prepare_text`` (for the word features), column 1 ``prepare_chars`` (for the
+    character n-grams)."""
+    import numpy as np
+
+    rows = np.empty((len(docs), 2), dtype=object)
+    for i, (title, text) in enumerate(docs):
+        rows[i, 0] = prepare_text(title, text)
+        rows[i, 1] = prepare_chars(title, text)
+    return rows
 
 
 def _nfkc(text: str) -> str:
@@ -131,7 +159,7 @@ def _concept_index() -> tuple[PhraseIndex, tuple[str, ...]]:
 
 
 def preparation_fingerprint() -> str:
-    """Changes whenever ``prepare_text`` would give other tokens: stored in the model card
+    """Changes whenever ``model_input`` would give other text: stored in the model card
     and checked at load, so a model never meets text prepared differently from training."""
     spec = json.dumps([PREPARATION_VERSION, TITLE_WEIGHT, UNSPACED_CHARS, CONCEPTS],
                       ensure_ascii=False, sort_keys=True)
@@ -234,15 +262,15 @@ class SkopsClassifier:
         the articles."""
         if not docs:
             return []
-        prepared = [prepare_text(t, x) for t, x in docs]
+        inputs = list(docs)
         scored: list[tuple[int, tuple[str, str]]] = []     # (article, story) per extra row
         for i, (title, text) in enumerate(docs):
-            if _on_topic(title, text):                # (its concepts are known already)
+            if _on_topic(title, text):
                 for story in stories(text):
                     if _on_topic(*story):
                         scored.append((i, story))
-                        prepared.append(prepare_text(*story))
-        rows = self._proba(prepared)
+                        inputs.append(story)
+        rows = self._proba(inputs)
         whole_top = [max(row) for row in rows[:len(docs)]]
         best: dict[int, tuple[float, tuple[str, str]]] = {}
         for (i, story), probs in zip(scored, rows[len(docs):]):
@@ -253,8 +281,8 @@ class SkopsClassifier:
         return [(dict(zip(self.topics, row)), story_label(*best[i][1]) if i in best else None)
                 for i, row in enumerate(rows[:len(docs)])]
 
-    def _proba(self, prepared: list[str]) -> list[list[float]]:
-        return self.pipeline.predict_proba(prepared).tolist()
+    def _proba(self, docs: Sequence[tuple[str, str]]) -> list[list[float]]:
+        return self.pipeline.predict_proba(model_input(docs)).tolist()
 
 
 def classify_articles(docs: Sequence[tuple[str, str]], classifier: Classifier | None,
@@ -350,9 +378,10 @@ def _unpack_vocabularies(pipeline: Any) -> None:
 
 def _walk_estimators(estimator: Any) -> Iterator[Any]:
     yield estimator
-    for attr in ("steps", "transformer_list"):
-        for _name, child in getattr(estimator, attr, ()) or ():
-            yield from _walk_estimators(child)
+    for attr in ("steps", "transformer_list", "transformers_"):
+        for _name, child, *_columns in getattr(estimator, attr, ()) or ():
+            if not isinstance(child, str):          # ColumnTransformer's "drop"
+                yield from _walk_estimators(child)
 
 
 def _load_pipeline(path: Path) -> Any:

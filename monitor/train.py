@@ -41,8 +41,8 @@ DEFAULT_FEATURES = "word1+char4"
 FEATURES = {
     "word+char4": "word uni- and bigrams (CJK: character uni- and bigrams) plus character "
                   "4-grams within words, TF-IDF, one logistic regression per topic",
-    "word1+char4": "words (CJK: characters) plus character 4-grams within words, TF-IDF, "
-                   "one logistic regression per topic",
+    "word1+char4": "words (CJK: characters) plus character 4-grams within the words of "
+                   "title and text, TF-IDF, one logistic regression per topic",
     "word": "word uni- and bigrams (CJK: character uni- and bigrams), TF-IDF, "
             "one logistic regression per topic",
     "word+char": "word uni- and bigrams plus character 2- to 5-grams within words, "
@@ -93,30 +93,32 @@ def _logistic_regression(seed: int) -> Any:
 
 
 def _vectoriser_steps(features: str) -> list[tuple[str, Any]]:
+    """The features of ``model_input``'s two columns: words from column 0 (title repeated,
+    concept tokens), character n-grams from column 1 (title once, no concept tokens)."""
     import numpy as np
+    from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import FeatureUnion
 
     words = TfidfVectorizer(token_pattern=r"\w+", ngram_range=(1, 2), min_df=2,
                             max_df=0.5, sublinear_tf=True, lowercase=False, dtype=np.float32)
     if features == "word":
-        return [("tfidf", words)]
+        return [("features", ColumnTransformer([("words", words, 0)]))]
     if features == "word1+char4":
         words.set_params(ngram_range=(1, 1))
     analyzer, sizes = {"word+char4": ("char_wb", (4, 4)), "word1+char4": ("char_wb", (4, 4)),
                        "word+char": ("char_wb", (2, 5))}[features]
     chars = TfidfVectorizer(analyzer=analyzer, ngram_range=sizes, min_df=2,
                             sublinear_tf=True, lowercase=False, dtype=np.float32)
-    return [("features", FeatureUnion([("words", words), ("chars", chars)]))]
+    return [("features", ColumnTransformer([("words", words, 0), ("chars", chars, 1)]))]
 
 
 def fit_pipeline(records: Sequence[Record], features: str = DEFAULT_FEATURES,
                  seed: int = 0) -> Any:
     """Fit a fresh pipeline on labelled records."""
-    from monitor.classify import prepare_text
+    from monitor.classify import model_input
 
     pipeline = build_pipeline(features, seed)
-    pipeline.fit([prepare_text(r["title"], r["text"]) for r in records],
+    pipeline.fit(model_input([(r["title"], r["text"]) for r in records]),
                  label_matrix(records))
     return pipeline
 

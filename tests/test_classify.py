@@ -61,6 +61,17 @@ def test_prepare_text_normalises_full_width_forms() -> None:
     assert prepare_text("", "ＵＳＡ　２０２５").split() == ["usa", "2025", "zzcusa"]
 
 
+def test_character_features_read_title_once_and_no_concept_tokens() -> None:
+    from monitor.classify import model_input, prepare_chars
+
+    assert prepare_chars("Tin Prices", "Export curbs.") == "tin prices export curbs."
+    assert prepare_chars("", "中国稀土").split() == list("中国稀土")
+    rows = model_input([("Tin Prices", "Export curbs.")])
+    assert rows.shape == (1, 2)
+    assert rows[0, 0] == prepare_text("Tin Prices", "Export curbs.")
+    assert rows[0, 1] == "tin prices export curbs."
+
+
 def test_prepare_text_without_title() -> None:
     assert prepare_text("", "Only text") == "only text"
     assert prepare_text(None, "Only text") == "only text"  # type: ignore[arg-type]
@@ -105,8 +116,10 @@ def test_vocabulary_is_saved_as_one_array_and_restored(model_path: Path) -> None
     with zipfile.ZipFile(model_path) as archive:
         schema = archive.read("schema.json").decode()
     assert '"terms_"' in schema and '"vocabulary_"' not in schema
-    union = SkopsClassifier.load(model_path).pipeline.named_steps["features"]
-    for _name, vectoriser in union.transformer_list:
+    columns = SkopsClassifier.load(model_path).pipeline.named_steps["features"]
+    vectorisers = [v for _name, v, _column in columns.transformers_ if v != "drop"]
+    assert len(vectorisers) == 2
+    for vectoriser in vectorisers:
         vocabulary = vectoriser.vocabulary_
         assert vocabulary and all(type(v) is int for v in vocabulary.values())
         assert sorted(vocabulary.values()) == list(range(len(vocabulary)))
@@ -116,10 +129,11 @@ def test_save_leaves_the_pipeline_usable(tmp_path: Path) -> None:
     import sklearn
 
     pipeline = fit_pipeline(load_jsonl(FIXTURE), "word", seed=0)
-    vocabulary = dict(pipeline.named_steps["tfidf"].vocabulary_)
+    words = pipeline.named_steps["features"].named_transformers_["words"]
+    vocabulary = dict(words.vocabulary_)
     save_model(pipeline, tmp_path / "m.skops", {"sklearn_version": sklearn.__version__})
-    assert pipeline.named_steps["tfidf"].vocabulary_ == vocabulary
-    assert not hasattr(pipeline.named_steps["tfidf"], "terms_")
+    assert words.vocabulary_ == vocabulary
+    assert not hasattr(words, "terms_")
 
 
 def test_loaded_model_predicts_like_the_saved_one(model_path: Path) -> None:
@@ -175,18 +189,18 @@ def test_one_story_items_and_passing_sentences_have_no_stories() -> None:
 def test_an_article_scores_as_its_best_story(model_path: Path) -> None:
     model = SkopsClassifier.load(model_path)
     title = "Evening news"
-    whole = model._proba([prepare_text(title, BULLETIN)])[0]
+    whole = model._proba([(title, BULLETIN)])[0]
     magnets = stories(BULLETIN)[1]             # the only story naming a topic word
-    expected = [max(a, b) for a, b in zip(whole, model._proba([prepare_text(*magnets)])[0])]
+    expected = [max(a, b) for a, b in zip(whole, model._proba([magnets])[0])]
     assert list(model.predict_proba([(title, BULLETIN)])[0].values()) == expected
     assert expected[0] > whole[0]              # the magnets story beats the diluted whole
     scored = []
     model._proba = lambda prepared: scored.extend(prepared) or type(model)._proba(model, prepared)
     model.predict_proba([(title, BULLETIN)])
-    assert scored[1:] == [prepare_text(*magnets)]   # storm and football are not scored
+    assert scored[1:] == [magnets]             # storm and football are not scored
     del model._proba
     single = ("China restricts magnet exports", "Licences are needed from August.")
-    assert list(model.predict_proba([single])[0].values()) == model._proba([prepare_text(*single)])[0]
+    assert list(model.predict_proba([single])[0].values()) == model._proba([single])[0]
 
 
 def test_the_reasons_name_the_story_that_raised_the_probability(model_path: Path) -> None:
