@@ -40,7 +40,8 @@ from typing import Any, Protocol
 from monitor import TOPICS
 from monitor.decide import decide
 from monitor.exceptions import ClassifierError
-from monitor.keywords import UNSPACED_CHARS, KeywordRules, PhraseIndex, normalise, recent_memo
+from monitor.keywords import (
+    UNSPACED_CHARS, KeywordRules, PhraseIndex, normalise, remembered_per_text)
 from monitor.types import Verdict
 
 SCORING = ("max(whole article, each story of a multi-story item that names a topic mineral, "
@@ -86,21 +87,23 @@ def prepare_text(title: str, text: str) -> str:
     carries over to the others.
     """
     title, text = _nfkc(title or ""), _nfkc(text or "")
-    doc = " ".join([title] * TITLE_WEIGHT + [text]) if title else text
-    if not doc.isascii():
-        doc = _UNSPACED_CHAR.sub(r" \1 ", doc)
-    return f"{doc.lower()} {concept_tokens(title, text)}".strip()
+    return f"{_joined(title, text, TITLE_WEIGHT)} {concept_tokens(title, text)}".strip()
 
 
 def prepare_chars(title: str, text: str) -> str:
     """The text the character n-grams are taken from: title (once) and text, NFKC, lower
     case, characters of scripts without spaces set apart; no concept tokens (words already
     carry them, and their character n-grams would only repeat them)."""
-    title, text = _nfkc(title or ""), _nfkc(text or "")
-    doc = f"{title} {text}" if title else text
+    return _joined(_nfkc(title or ""), _nfkc(text or ""), 1).strip()
+
+
+def _joined(title: str, text: str, title_times: int) -> str:
+    """Title (``title_times`` over) and text, lower case, characters of scripts without
+    spaces set apart."""
+    doc = " ".join([title] * title_times + [text]) if title else text
     if not doc.isascii():
         doc = _UNSPACED_CHAR.sub(r" \1 ", doc)
-    return doc.lower().strip()
+    return doc.lower()
 
 
 def model_input(docs: Sequence[tuple[str, str]]) -> Any:
@@ -127,21 +130,9 @@ def concept_tokens(title: str, text: str) -> str:
     return " ".join(f"zzc{name}" for name in found)
 
 
-_RECENT_CONCEPTS: dict[str, tuple[str, ...]] = recent_memo()
-
-
+@remembered_per_text           # the story check and prepare_text look at the same texts
 def _concepts(lowered: str) -> tuple[str, ...]:
-    """The concepts named in a normalised text (remembered for the last few thousand
-    texts: the story check and ``prepare_text`` look at the same ones)."""
-    found = _RECENT_CONCEPTS.get(lowered)
-    if found is None:
-        if len(_RECENT_CONCEPTS) >= 4096:
-            _RECENT_CONCEPTS.clear()
-        found = _RECENT_CONCEPTS[lowered] = _find_concepts(lowered)
-    return found
-
-
-def _find_concepts(lowered: str) -> tuple[str, ...]:
+    """The concepts named in a normalised text."""
     if not lowered.strip():
         return ()
     index, owners = _concept_index()

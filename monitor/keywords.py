@@ -26,6 +26,7 @@ counted from 0). This module imports no third-party library.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -198,13 +199,12 @@ class PhraseIndex:
         self.stems: dict[str, list[int]] = {}
         self.infixes: list[tuple[str, int]] = []
         self.unspaced: list[tuple[str, int]] = []
-        self.regexes: list[tuple[re.Pattern[str], int, tuple[str, bool]]] = []
         self.stem_lengths: tuple[int, ...] = ()
         self._cache: dict[str, tuple[int, ...]] = {}   # words that name phrases
         self._plain: set[str] = set()                  # words seen to name none
-        self._by_word: dict[str, list[tuple[re.Pattern[str], int]]] = {}  # regexes by the
-        self._by_part: dict[str, list[tuple[re.Pattern[str], int]]] = {}  # word or part
-        # that must be in a text before they can match (see ``_needle``)
+        # regexes, by the word (or the part of a word) a text must contain for them to match
+        self._by_word: dict[str, list[tuple[re.Pattern[str], int]]] = {}
+        self._by_part: dict[str, list[tuple[re.Pattern[str], int]]] = {}
 
     @classmethod
     def build(cls, phrases: Sequence[tuple[str, str]], *, infix: bool = False
@@ -214,9 +214,6 @@ class PhraseIndex:
         for number, (path, phrase) in enumerate(phrases):
             index._add(number, path, phrase, infix)
         index.stem_lengths = tuple(sorted({len(stem) for stem in index.stems}))
-        for pattern, number, (needle, whole) in index.regexes:   # grouped by what they need
-            group = index._by_word if whole else index._by_part
-            group.setdefault(needle, []).append((pattern, number))
         return index
 
     def _add(self, number: int, path: str, phrase: str, infix: bool) -> None:
@@ -229,16 +226,20 @@ class PhraseIndex:
         if stem and _WORD.fullmatch(stem) and words[0].count("*") <= 1:
             self._add_word(number, stem, words[0].endswith("*"))
         else:
-            self.regexes.append((phrase_pattern(path, phrase), number, _needle(words)))
+            self._add_regex(phrase_pattern(path, phrase), number, *_needle(words))
 
     def _add_word(self, number: int, stem: str, star: bool) -> None:
         if all(map(is_unspaced, stem)):
             self.unspaced.append((stem, number))
         elif any(map(is_unspaced, stem)):
-            pattern = re.compile(phrase_regex("", stem + "*" * star))
-            self.regexes.append((pattern, number, ("", False)))
+            self._add_regex(re.compile(phrase_regex("", stem + "*" * star)), number, "", False)
         else:
             (self.stems if star else self.exact).setdefault(stem, []).append(number)
+
+    def _add_regex(self, pattern: re.Pattern[str], number: int, needle: str,
+                   whole: bool) -> None:
+        group = self._by_word if whole else self._by_part
+        group.setdefault(needle, []).append((pattern, number))
 
     def find(self, lowered: str) -> set[int]:
         """Numbers of the phrases that occur in ``lowered`` (a ``normalise``d text)."""
@@ -296,37 +297,39 @@ def _checked_part(path: str, part: str) -> str:
 
 
 _WORD = re.compile(r"\w+")
-_RECENT_WORDS: dict[str, frozenset[str]] = {}  # the concept index and the keyword rules
-_RECENT_SIZE = 4096                            # both split the same article: split it once
+_RECENT_SIZE = 4096        # texts remembered by each ``remembered_per_text`` function
+_RECENT_MEMOS: list[dict] = []
 
 
-_RECENT_MEMOS: list[dict] = [_RECENT_WORDS]
-
-
-def recent_memo() -> dict:
-    """A memo of per-text results for other modules, bounded by its user to
-    ``_RECENT_SIZE`` entries and emptied by ``forget_recent_texts`` with the rest."""
+def remembered_per_text(function):
+    """``function(text)`` with its result remembered for the last ``_RECENT_SIZE`` texts:
+    the concept index, the keyword rules and the story check look at the same article, so
+    it is split and searched once. ``forget_recent_texts`` empties every such memory."""
     memo: dict = {}
     _RECENT_MEMOS.append(memo)
-    return memo
+
+    @functools.wraps(function)
+    def remembered(text: str):
+        found = memo.get(text)
+        if found is None:
+            if len(memo) >= _RECENT_SIZE:
+                memo.clear()
+            found = memo[text] = function(text)
+        return found
+    return remembered
 
 
 def forget_recent_texts() -> None:
-    """Empty the memory of ``words_of`` and every ``recent_memo`` (benchmarks: each run
+    """Empty the memory of every ``remembered_per_text`` function (benchmarks: each run
     must do its work on its texts again)."""
     for memo in _RECENT_MEMOS:
         memo.clear()
 
 
+@remembered_per_text
 def words_of(lowered: str) -> frozenset[str]:
-    """The distinct words (``\\w+`` runs) of a normalised text, remembered for the last
-    few thousand texts."""
-    words = _RECENT_WORDS.get(lowered)
-    if words is None:
-        if len(_RECENT_WORDS) >= _RECENT_SIZE:
-            _RECENT_WORDS.clear()
-        words = _RECENT_WORDS[lowered] = frozenset(_WORD.findall(lowered))
-    return words
+    """The distinct words (``\\w+`` runs) of a normalised text."""
+    return frozenset(_WORD.findall(lowered))
 
 
 # Scripts whose words are not separated by spaces, plus Hangul (particles attach to the
