@@ -342,10 +342,10 @@ class Poller:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(writer, self.process, feed, result, parsed)
 
-    def process(self, feed: FeedState, result: FetchResult | FeedError,
+    def process(self, feed: FeedState, result: FetchResult,
                 parsed: list[ParsedArticle] | FeedError | None = None) -> FeedReport:
-        """Parse (unless a parse process did), analyse and store one fetched feed (runs in
-        the writer thread)."""
+        """Parse (unless a parse process did), analyse and store one feed fetched with a
+        body (runs in the writer thread; 304s and fetch errors never come here)."""
         if self.stop.is_set():
             return FeedReport(feed.name, feed.url, "skipped")
         now = self.clock()
@@ -375,10 +375,8 @@ class Poller:
             self._states.append((feed, self._success(feed, result, now)))
         return FeedReport(feed.name, feed.url, "not-modified", http_status=304)
 
-    def _store(self, feed: FeedState, result: FetchResult | FeedError, now: datetime,
+    def _store(self, feed: FeedState, result: FetchResult, now: datetime,
                parsed: list[ParsedArticle] | FeedError | None) -> FeedReport:
-        if isinstance(result, FeedError) or result.content is None:
-            return self._outcome_only(feed, result, now)
         outcome = self._success(feed, result, now)
         if parsed is None:
             try:
