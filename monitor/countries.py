@@ -83,7 +83,8 @@ _JOIN_RE = re.compile(r"[\s\-\u2010\u2011\u2013\u2014'\u2019.&\u00b7]{1,4}")
 _LATIN_MARKS_RE = re.compile("[\u0300-\u036f]")
 _HANGUL_RE = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 _CJK_RE = re.compile(f"[{_SUBSTR_CHARS}]")
-_KATAKANA_RE = re.compile("[\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+# katakana, without the middle dot "・" that separates names (ロシア・プーチン)
+_KATAKANA_RE = re.compile("[\u30a0-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _KANJI_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _COMPANY_START_RE = re.compile("[\u30a0-\u30ffA-Za-z]")
 # a lower-case letter glued to an upper-case one: "UkraineBerlin" (feeds that join a
@@ -228,7 +229,7 @@ def extract_countries(title: str, text: str) -> list[Mention]:
     gz = gazetteer()
     hits = _scan_words(full, gz)
     if not full.isascii():
-        hits += _scan_unspaced(full, gz)
+        hits = _press_style(full, hits + _scan_unspaced(full, gz))
     spans: dict[str, list[tuple[int, int]]] = {}
     for hit in _doc_rules(hits):
         for code in hit.code.split("+") if hit.code else ():
@@ -488,6 +489,86 @@ def _compound_follow_ok(full: str, pos: int, end: int, hangul: bool, gz: Gazette
     if nxt in gz.after.get(full[end - 1], ()):
         return False
     return not nxt or not _CJK_RE.match(nxt) or nxt in gz.follow
+
+
+# ---------------------------------------------------------------- press style (LABELING.md)
+
+# One character for a country, standing alone in Korean and Japanese headlines and flash
+# news: "美 희토류 자립", "中희토류 통제", "日제약사", "北 당대회", "米上院", "英首相", "露に".
+_SINGLE = {"美": "US", "中": "CN", "日": "JP", "韓": "KR", "韩": "KR", "英": "GB",
+           "獨": "DE", "独": "DE", "佛": "FR", "仏": "FR", "露": "RU", "濠": "AU", "豪": "AU",
+           "印": "IN", "臺": "TW", "台": "TW", "伊": "IT", "越": "VN"}
+_SINGLE_KO = {**_SINGLE, "北": "KP"}
+_SINGLE_JA = {**_SINGLE, "米": "US", "加": "CA"}
+# the kanji that may follow a lone abbreviation in Japanese headlines (米上院, 英首相, 露産,
+# 独高級車, 中印): government, military, market and origin words; 米価, 英語, 独自, 中古,
+# 日程 stay words of their own
+_JA_FOLLOW = frozenset("上下首大政軍国外財商当企株半制憲高産製議紙誌社側閣統司最連空陸経"
+                       "市主長両新与野元前次副務系発版中韓露英独仏豪印台伊米加朝")
+_KANA_RE = re.compile("[\u3040-\u30ff]")
+_DIGIT_OR_KANJI_RE = re.compile("[0-9０-９\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Korean two-country shorthand with a middle dot: 한·미, 미·중, 중·일, 러·우
+_HANGUL_PAIR_RE = re.compile("(?<![\uac00-\ud7af])([한미중일러북우])[·ㆍ・]([한미중일러북우])"
+                             "(?![\uac00-\ud7af])")
+_HANGUL_ABBR = {"한": "KR", "미": "US", "중": "CN", "일": "JP", "러": "RU", "북": "KP",
+                "우": "UA"}
+# "K-" for Korean in Korean text: K배터리, K-반도체, K뷰티
+_K_PREFIX_RE = re.compile("(?<![A-Za-z])K-?(?=[\uac00-\ud7af])")
+# "Korea" inside a company name counts (LABELING.md): 잡코리아, 코퍼스코리아
+_KOREA_IN_NAME_RE = re.compile("(?<=[\uac00-\ud7af])코리아")
+# "our country" words count as the outlet's country (LABELING.md): 국내 in Korean,
+# 国内 / 我が国 in Japanese, 国内 / 境内 in Chinese; not 美国国内 (the US's domestic market)
+_HOME = {"ko": (re.compile("(?<![\uac00-\ud7af])국내"), "KR"),
+         "ja": (re.compile("(?<![国國])国内|我が国|わが国"), "JP"),
+         "zh": (re.compile("(?<![国國其])(?:国内|境内|國內|境內)"), "CN")}
+
+
+def _press_style(full: str, found: list[Hit]) -> list[Hit]:
+    """``found`` with the press styles of LABELING.md the gazetteer cannot express: lone
+    one-character abbreviations (Korean and Japanese text), Korean dotted pairs, "K-",
+    and "our country" words, each by the script of the text; in Korean, 中企 (small and
+    medium firms) is no Chinese firm."""
+    script = _script(full)
+    if script == "ko":
+        found = [hit for hit in found if full[hit.start:hit.end] != "中企"]
+    taken = {i for hit in found for i in range(hit.start, hit.end)}
+    hits: list[Hit] = []
+    if script in ("ko", "ja"):
+        hits += _single_abbreviations(full, script, taken)
+    if script == "ko":
+        for match in _HANGUL_PAIR_RE.finditer(full):
+            hits += [Hit(match.start(i), match.end(i), _HANGUL_ABBR[match.group(i)], "")
+                     for i in (1, 2) if match.start(i) not in taken]
+        hits += [Hit(m.start(), m.end(), "KR", "") for m in _K_PREFIX_RE.finditer(full)]
+        hits += [Hit(m.start(), m.end(), "KR", "") for m in _KOREA_IN_NAME_RE.finditer(full)
+                 if m.start() not in taken]
+    pattern, code = _HOME[script]
+    hits += [Hit(m.start(), m.end(), code, "") for m in pattern.finditer(full)
+             if m.start() not in taken]
+    return found + hits
+
+
+def _script(full: str) -> str:
+    if _HANGUL_RE.search(full):
+        return "ko"
+    return "ja" if _KANA_RE.search(full) else "zh"
+
+
+def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
+    table = _SINGLE_KO if script == "ko" else _SINGLE_JA
+    hits = []
+    for pos, char in enumerate(full):
+        code = table.get(char)
+        if code is None or pos in taken:
+            continue
+        prev = full[pos - 1] if pos else ""
+        nxt = full[pos + 1] if pos + 1 < len(full) else ""
+        if (prev and _DIGIT_OR_KANJI_RE.match(prev)) or (char == "日" and prev == "の"):
+            continue
+        if nxt and _KANJI_RE.match(nxt) and (script == "ko" or nxt not in _JA_FOLLOW):
+            continue
+        hits.append(Hit(pos, pos + 1, code, ""))
+    return hits
 
 
 # ---------------------------------------------------------------- context rules

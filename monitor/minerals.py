@@ -95,7 +95,25 @@ def extract_minerals(title: str, text: str) -> list[Mention]:
             continue
         for mineral in ids.split("+"):
             spans.setdefault(mineral, []).append((start, end))
+    _drop_vague_general(full, spans)
     return [Mention(mineral, len(found), tuple(found)) for mineral, found in sorted(spans.items())]
+
+
+_VAGUE_GENERAL = re.compile(r"(?:blut)?rohstoff", re.IGNORECASE)
+
+
+def _drop_vague_general(full: str, spans: dict[str, list[tuple[int, int]]]) -> None:
+    """German "Rohstoff(e)" means critical raw materials in general only when the article
+    names no particular mineral; beside "Lithium" it is that mineral ("Begehrter Rohstoff:
+    Lithium ..."), so the general id then keeps only its unambiguous forms."""
+    general = spans.get("critical-minerals")
+    if not general or len(spans) == 1:
+        return
+    kept = [(a, b) for a, b in general if not _VAGUE_GENERAL.match(full, a)]
+    if kept:
+        spans["critical-minerals"] = kept
+    else:
+        del spans["critical-minerals"]
 
 
 def mineral_name(mineral_id: str) -> str:

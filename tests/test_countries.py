@@ -236,7 +236,9 @@ def test_chinese_names_and_compounds():
 
 
 def test_chinese_guards_reject_glued_words():
-    assert codes("其中国内产量") == []
+    assert codes("其中国有企业占比") == []           # 其中|国有: "among them, state-owned"
+    assert codes("披露日公司基本面无重大变化") == []   # 披露 "disclose", not 露日 RU+JP
+    assert codes("深海地质钻探") == []               # not 海地 Haiti
     assert codes("中美洲国家") == []
     assert codes("美元汇率") == []
     assert codes("10月28日美国商务部") == ["US"]
@@ -272,3 +274,35 @@ def test_shipped_gazetteer_is_what_the_build_produces():
     result = subprocess.run([sys.executable, "-m", "monitor.gazetteer_build", "--check"],
                             cwd=REPO, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
+
+
+# --- press styles of LABELING.md ---------------------------------------------------------------
+
+def test_our_country_words_count_as_the_outlets_country():
+    assert codes("国内商品期货收盘 碳酸锂跌超5%") == ["CN"]
+    assert codes("其中国内产量") == ["CN"]            # 国内 "domestic"; 中国 is not read here
+    assert codes("美国国内通胀") == ["US"]            # the US's domestic market, not China's
+    assert codes("レアアース磁石の国内生産検討") == ["JP"]
+    assert codes("茂木外相「我が国固有の領土」") == ["JP"]
+    assert codes("정부 \"국내 파급효과 커질 수\"") == ["KR"]
+
+
+def test_lone_abbreviations_in_korean_headlines():
+    assert codes("美 희토류 자립 성공?") == ["US"]
+    assert codes("中희토류 통제에 반사이익") == ["CN"]
+    assert codes("메디포스트, 日제약사와 라이선스 계약") == ["JP"]
+    assert codes("이달 하순 北 9차 당대회") == ["KP"]
+    assert codes("중·일 갈등 격화에 희토류 관련주 급등") == ["CN", "JP"]
+    assert codes("현지 거점 확보 K배터리 반사익 기대") == ["KR"]
+    assert codes("中企 지원 확대") == []               # 중소기업: small and medium firms
+
+
+def test_lone_abbreviations_in_japanese_headlines():
+    assert codes("米上院、対露制裁法案を可決") == ["RU", "US"]
+    assert codes("英首相 ウクライナを「全面支援」") == ["GB", "UA"]
+    assert codes("露に輸入制限解消要求") == ["RU"]
+    assert codes("ロシア・プーチン大統領が訪問") == ["RU"]
+    assert codes("米価の高騰が続く") == []             # rice, not the US
+    assert codes("英語の授業、独自の教材") == []
+    assert codes("こどもの日に晴れ") == []
+    assert codes("東北 大雨 日本海側で警戒") == []      # the Sea of Japan names no country
