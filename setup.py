@@ -1,4 +1,5 @@
-"""Bundles the checkout's templates/, config/ and models/ into the wheel.
+"""Bundles the checkout's templates/, config/ and models/ (the model, the written corpus
+and our labels of real news, so `monitor train` works from an installed package) into the wheel.
 
 The package looks for these folders next to itself first (a checkout or an editable
 install) and falls back to the copies under ``monitor/_bundled`` that this build step
@@ -15,7 +16,8 @@ HERE = Path(__file__).parent
 BUNDLED = {
     "templates": ("*.html", "*.txt", "*.j2"),
     "config": ("monitor.toml", "monitor.service"),
-    "models": ("classifier.skops", "classifier.card.json"),
+    "models": ("classifier.skops", "classifier.card.json", "corpus/*.jsonl", "corpus/README.md",
+               "labels/*.jsonl", "labels/README.md", "labels/second-pass/*.jsonl"),
 }
 
 
@@ -26,7 +28,7 @@ class BuildWithResources(build_py):
         for folder, patterns in BUNDLED.items():
             for pattern in patterns:
                 for path in (HERE / folder).glob(pattern):
-                    dest = target / folder / path.name
+                    dest = target / folder / path.relative_to(HERE / folder)
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(path, dest)
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monitor.decide import Thresholds
 from monitor.exceptions import ClassifierError
 from monitor.types import ArticleWrite, FeedState, Mention, ParsedArticle, Verdict
 
@@ -31,11 +32,21 @@ class Analysis:
 class Analyzer:
     """Classifies and annotates batches of articles; callable as the pipeline's seam."""
 
-    def __init__(self, classifier, rules, threshold: float, model_error: str | None = None) -> None:
+    def __init__(self, classifier, rules, threshold: float | None = None,
+                 model_error: str | None = None) -> None:
         self.classifier = classifier
         self.rules = rules
-        self.threshold = threshold
+        self.threshold = threshold      # None: the model card's thresholds
         self.model_error = model_error
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """What flags a model topic: ``classifier.threshold`` from the config when set (one
+        number for every topic and language), else the thresholds chosen at training."""
+        if self.threshold is not None:
+            return Thresholds.uniform(self.threshold)
+        card_thresholds = getattr(self.classifier, "thresholds", None)
+        return card_thresholds if isinstance(card_thresholds, Thresholds) else Thresholds()
 
     @classmethod
     def from_config(cls, config) -> "Analyzer":
@@ -48,7 +59,7 @@ class Analyzer:
         except ClassifierError as exc:
             classifier, error = None, str(exc)
             log.error("classifier unavailable, flagging by keywords only: %s", exc)
-        return cls(classifier, rules, config.classifier.threshold, error)
+        return cls(classifier, rules, config.classifier.fixed_threshold(), error)
 
     @property
     def model_version(self) -> str | None:
@@ -62,11 +73,13 @@ class Analyzer:
         from monitor.minerals import extract_minerals
 
         pairs = [(title, text) for title, text, _ in docs]
-        verdicts = classify_articles(pairs, self.classifier, self.rules, self.threshold)
-        return [Analysis(language=detect_language(title, text, hint), verdict=verdict,
+        languages = [detect_language(title, text, hint) for title, text, hint in docs]
+        verdicts = classify_articles(pairs, self.classifier, self.rules, self.thresholds,
+                                     languages)
+        return [Analysis(language=language, verdict=verdict,
                          countries=tuple(extract_countries(title, text)),
                          minerals=tuple(extract_minerals(title, text)))
-                for (title, text, hint), verdict in zip(docs, verdicts)]
+                for (title, text), language, verdict in zip(pairs, languages, verdicts)]
 
     def __call__(self, articles: Sequence[ParsedArticle], feed: FeedState) -> list[ArticleWrite]:
         docs = [(a.title, a.text, a.language or feed.lang) for a in articles]

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from monitor import TOPICS
-from monitor.decide import decide
+from monitor.decide import Thresholds, decide
 from monitor.exceptions import ClassifierError
 from monitor.keywords import (
     UNSPACED_CHARS, KeywordRules, PhraseIndex, normalise, remembered_per_text)
@@ -240,6 +240,12 @@ class SkopsClassifier:
         topics = tuple(card.get("topics", TOPICS))
         return cls(pipeline, card, str(card.get("version", "unversioned")), topics)
 
+    @property
+    def thresholds(self) -> Thresholds:
+        """The thresholds chosen when the model was trained (its card), per topic and
+        language; 0.5 for every topic for a card that names none."""
+        return Thresholds.from_card(self.card)
+
     def predict_proba(self, docs: Sequence[tuple[str, str]]) -> list[dict[str, float]]:
         """Per article, the larger of the whole's probability and its best story's
         (``SCORING``)."""
@@ -277,9 +283,12 @@ class SkopsClassifier:
 
 
 def classify_articles(docs: Sequence[tuple[str, str]], classifier: Classifier | None,
-                      rules: KeywordRules, threshold: float) -> list[Verdict]:
+                      rules: KeywordRules, threshold: float | Thresholds,
+                      languages: Sequence[str | None] | None = None) -> list[Verdict]:
     """Verdicts for a batch of ``(title, text)``: one ``predict_proba`` call, keyword rules,
-    ``decide``. ``classifier=None`` means the model is unavailable (keywords alone)."""
+    ``decide``. ``classifier=None`` means the model is unavailable (keywords alone).
+    ``threshold`` is one number for every topic and language, or ``Thresholds`` applied
+    per article by its language (``languages``, in input order)."""
     story_labels: list[str | None] = [None] * len(docs)
     if classifier is None:
         probabilities: list[dict[str, float] | None] = [None] * len(docs)
@@ -292,8 +301,12 @@ def classify_articles(docs: Sequence[tuple[str, str]], classifier: Classifier | 
     else:
         probabilities = list(classifier.predict_proba(docs))
         version = classifier.version
-    return [decide(p, rules.match(title, text), threshold, version, story=label)
-            for p, label, (title, text) in zip(probabilities, story_labels, docs)]
+    langs = list(languages) if languages is not None else [None] * len(docs)
+    limits = ([threshold.for_language(lang) for lang in langs]
+              if isinstance(threshold, Thresholds) else [threshold] * len(docs))
+    return [decide(p, rules.match(title, text), limit, version, story=label)
+            for p, label, limit, (title, text)
+            in zip(probabilities, story_labels, limits, docs)]
 
 
 def card_path(model_path: str | Path) -> Path:

@@ -110,18 +110,25 @@ def evaluate(ctx, source, as_json, keywords_only):
             raise UsageError(f"{source}:{number}: a labelled record needs a topics list")
     if keywords_only:
         defaults = load_config(default_config_path())
-        analyzer = Analyzer(None, KeywordRules.compile(defaults.keywords.spec()),
-                            defaults.classifier.threshold)
+        analyzer = Analyzer(None, KeywordRules.compile(defaults.keywords.spec()))
     else:
         analyzer = build_analyzer(_config(ctx.find_root()))
     predicted = verdict_lines(gold, analyzer)
     report = score(gold, predicted)
     report["setup"] = ("keywords only (default [keywords], no model)" if keywords_only
                        else f"model {analyzer.model_version or 'unavailable'} + config keywords")
+    if not keywords_only:
+        report["thresholds"] = {
+            "source": ("config classifier.threshold" if analyzer.threshold is not None
+                       else "model card (chosen by cross-validation)"),
+            **analyzer.thresholds.to_card()}
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         click.echo(f"# {report['setup']}")
+        if "thresholds" in report:
+            click.echo(f"# thresholds ({report['thresholds']['source']}): "
+                       f"{json.dumps({k: report['thresholds'][k] for k in ('default', 'languages')})}")
         click.echo(format_report(report))
 
 
@@ -131,40 +138,77 @@ def evaluate(ctx, source, as_json, keywords_only):
               help="Also score the new model on this labelled file (measured only, never trained on).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Where to write the model (default: classifier.model in the config).")
-@click.option("--corpus", "corpus_dir", type=click.Path(exists=True, file_okay=False),
-              help="Corpus folder (default: models/corpus).")
+@click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False),
+              help="Folder of the written corpus (default: models/corpus).")
+@click.option("--labels", "labels_dir", type=click.Path(file_okay=False),
+              help="Folder of our labels of real news items, keyed by pool id "
+                   "(default: models/labels).")
+@click.option("--pool", "pool_path", type=click.Path(dir_okay=False),
+              help="The real news items the labels refer to (default: $MONITOR_POOL, else "
+                   "../shared/data/pool-unlabeled.jsonl when it exists).")
 @click.pass_context
-def train(ctx, force, dev_file, out_path, corpus_dir):
-    """Train the classifier from the corpus plus analysts' reviews (a review overrides the
-    corpus label) and write the model and its card. Refuses to replace the current model
-    when flagged F1 on the fixed held-out part of the corpus drops by more than one point,
-    unless --force.
+def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
+    """Train the classifier from the written corpus, our labels of real news items (their
+    text read from the pool) and analysts' reviews (a review overrides a label); choose the
+    model settings and the per-topic and per-language thresholds by cross-validation over
+    the real items; write the model and its card. Refuses to replace the current model when
+    flagged F1 on the fixed held-out part drops by more than one point, unless --force.
+    Without a pool it trains on the written corpus and reviews alone, and says so.
 
     \b
-    Example:
-      monitor train --dev ../shared/data/dev.jsonl
+    Examples:
+      monitor train
+      monitor train --pool ../shared/data/pool-unlabeled.jsonl --dev ../shared/data/dev.jsonl
     """
     from monitor.cli import _config
     from monitor.keywords import KeywordRules
+    from monitor.labels import default_pool_path
     from monitor.resources import resource_dir
     from monitor.train import train_from_paths
 
     config = _config(ctx.find_root())
-    reviews = _reviews(config)
-    outcome = train_from_paths(corpus_dir or resource_dir("models") / "corpus", reviews,
+    corpus = Path(corpus_dir) if corpus_dir else resource_dir("models") / "corpus"
+    if not corpus.is_dir():
+        raise UsageError(f"{corpus}: no corpus folder here; name one with --corpus DIR")
+    labels = Path(labels_dir) if labels_dir else resource_dir("models") / "labels"
+    if labels_dir and not labels.is_dir():
+        raise UsageError(f"{labels}: no such labels folder (--labels)")
+    pool = Path(pool_path) if pool_path else default_pool_path()
+    if pool is not None and not pool.is_file():
+        raise UsageError(f"{pool}: no such pool file (--pool or $MONITOR_POOL)")
+    outcome = train_from_paths(corpus, _reviews(config),
                                out_path or config.classifier.model_path(), dev_path=dev_file,
-                               force=force, rules=KeywordRules.compile(config.keywords.spec()))
+                               force=force, rules=KeywordRules.compile(config.keywords.spec()),
+                               labels_dir=labels, pool_path=pool)
+    _report_training(outcome)
+    if not outcome.replaced:
+        sys.exit(1)
+
+
+def _report_training(outcome) -> None:
     card = outcome.card
-    held = card.get("held_out", {}).get("flagged", {})
+    pool = card.get("pool", {})
+    if pool.get("used"):
+        click.echo(f"real items: {pool['joined']} of {pool['labels']} labels found in "
+                   f"{pool['file']} (sha256 {pool['sha256'][:12]}…)"
+                   + (f"; {pool['missing']} not in the pool" if pool["missing"] else ""))
+    else:
+        click.echo(f"no real items ({pool.get('why', 'no labels')}): trained on the written "
+                   "corpus and reviews only; give --pool PATH to use the labels of real news")
     click.echo(f"model {card['version']}: {card['sizes']}, {card.get('n_reviews', 0)} reviews")
+    cv = card.get("cv", {})
+    click.echo(f"cross-validation on {cv.get('on')}: flagged F1 "
+               f"{cv.get('metrics', {}).get('flagged', {}).get('f1')}"
+               + (f", chosen {cv['chosen']}" if cv.get("chosen") else ""))
+    click.echo(f"thresholds {json.dumps(card.get('thresholds'))}")
+    held = (card.get("held_out") or {}).get("flagged", {})
     click.echo(f"held-out flagged F1 {held.get('f1')}")
     if "dev" in card:
         for setup in ("model", "model+keywords", "keywords_only"):
             if setup in card["dev"]:
                 click.echo(f"dev {setup}: flagged F1 {card['dev'][setup]['flagged']['f1']}")
-    click.echo(("written to " if outcome.replaced else "NOT written: ") + f"{outcome.path} ({outcome.reason})")
-    if not outcome.replaced:
-        sys.exit(1)
+    click.echo(("written to " if outcome.replaced else "NOT written: ")
+               + f"{outcome.path} ({outcome.reason})")
 
 
 def _reviews(config) -> list[dict]:

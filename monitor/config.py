@@ -96,7 +96,21 @@ class FeedConfig(_Section):
 
 class ClassifierConfig(_Section):
     model: str = ""
-    threshold: float = Field(0.5, gt=0, lt=1)
+    threshold: Any = "auto"
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value: Any) -> str | float:
+        if value == "auto":
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1:
+            return float(value)
+        raise ValueError(f'expected "auto" or a number between 0 and 1, got {value!r}')
+
+    def fixed_threshold(self) -> float | None:
+        """One threshold for every topic and language, or None: the model card's (chosen
+        per topic and language when the model was trained)."""
+        return None if self.threshold == "auto" else float(self.threshold)
 
     def model_path(self) -> Path:
         return Path(self.model) if self.model else default_model_path()

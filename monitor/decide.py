@@ -2,7 +2,9 @@
 
 Rules, in order:
 
-1. Model topics: every topic whose probability is at least ``threshold``.
+1. Model topics: every topic whose probability is at least its threshold: one number for
+   every topic, or a ``{topic: threshold}`` mapping (``Thresholds.for_language`` gives the
+   one chosen for the article's language when the model was trained).
 2. Keyword topics: every topic with at least one keyword hit.
 3. ``topics`` = model topics ∪ keyword topics, in the order of ``monitor.TOPICS``.
 4. Mute: when any mute phrase matched, ``topics`` is emptied: a mute hit suppresses model
@@ -25,14 +27,54 @@ was the reason.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from monitor import TOPICS
 from monitor.keywords import KeywordMatch
 from monitor.types import Verdict
 
 
+DEFAULT_THRESHOLD = 0.5
+Threshold = float | Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Per-topic thresholds, with per-language exceptions where training chose them.
+
+    Stored in the model card as ``{"default": {topic: t}, "languages": {lang: {topic: t}}}``;
+    a card without them (older models) gives ``DEFAULT_THRESHOLD`` for every topic.
+    """
+
+    default: Mapping[str, float] = field(
+        default_factory=lambda: dict.fromkeys(TOPICS, DEFAULT_THRESHOLD))
+    languages: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def uniform(cls, threshold: float) -> Thresholds:
+        return cls(dict.fromkeys(TOPICS, threshold))
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> Thresholds:
+        stored = card.get("thresholds")
+        if not isinstance(stored, Mapping):
+            return cls.uniform(float(card.get("threshold", DEFAULT_THRESHOLD)))
+        default = {t: float(stored.get("default", {}).get(t, DEFAULT_THRESHOLD)) for t in TOPICS}
+        languages = {lang: {**default, **{t: float(v) for t, v in per.items()}}
+                     for lang, per in stored.get("languages", {}).items()}
+        return cls(default, languages)
+
+    def for_language(self, lang: str | None) -> Mapping[str, float]:
+        return self.languages.get(lang or "", self.default)
+
+    def to_card(self) -> dict[str, Any]:
+        return {"default": dict(self.default),
+                "languages": {lang: dict(per) for lang, per in sorted(self.languages.items())}}
+
+
 def decide(probabilities: Mapping[str, float] | None, match: KeywordMatch,
-           threshold: float, model_version: str | None, story: str | None = None) -> Verdict:
+           threshold: Threshold, model_version: str | None, story: str | None = None) -> Verdict:
     """Combine model probabilities and keyword hits into a Verdict (see module doc)."""
     found = set(model_topics(probabilities, threshold)) | set(match.topics)
     topics = () if match.muted else tuple(t for t in TOPICS if t in found)
@@ -47,10 +89,13 @@ def decide(probabilities: Mapping[str, float] | None, match: KeywordMatch,
 
 
 def model_topics(probabilities: Mapping[str, float] | None,
-                 threshold: float) -> tuple[str, ...]:
-    """Topics whose model probability reaches the threshold, in TOPICS order."""
+                 threshold: Threshold) -> tuple[str, ...]:
+    """Topics whose model probability reaches their threshold, in TOPICS order."""
     if not probabilities:
         return ()
+    if isinstance(threshold, Mapping):
+        return tuple(t for t in TOPICS
+                     if probabilities.get(t, 0.0) >= threshold.get(t, DEFAULT_THRESHOLD))
     return tuple(t for t in TOPICS if probabilities.get(t, 0.0) >= threshold)
 
 

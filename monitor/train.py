@@ -21,7 +21,7 @@ import warnings
 from collections import Counter
 from itertools import count
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,14 @@ from typing import Any
 from monitor import TOPICS
 from monitor.classify import (
     SCORING, SkopsClassifier, card_path, classify_articles, preparation_fingerprint, save_model)
+from monitor.decide import DEFAULT_THRESHOLD, Thresholds
 from monitor.evaluate import evaluate
 from monitor.exceptions import ClassifierError, UsageError
 from monitor.keywords import KeywordRules
 
 HELD_OUT_PERCENT = 15
 CV_FOLDS = 5
-DEFAULT_THRESHOLD = 0.5
+MIN_REAL_ITEMS = 100         # real labelled items before CV chooses on them
 MAX_F1_DROP = 0.01          # one point of held-out flagged F1
 DEFAULT_FEATURES = "word1+char4"
 FEATURES = {
@@ -73,54 +74,92 @@ class TrainOutcome:
 
 # --- the pipeline ---------------------------------------------------------------------
 
-def build_pipeline(features: str = DEFAULT_FEATURES, seed: int = 0) -> Any:
+@dataclass(frozen=True)
+class Candidate:
+    """What cross-validation chooses besides the thresholds: the regularisation of the
+    logistic regressions, their class weights, and how much a real item counts against a
+    written one (its rows are repeated ``real_weight`` times)."""
+
+    C: float = 30.0
+    class_weight: str | None = "balanced"
+    real_weight: int = 1
+
+    @property
+    def name(self) -> str:
+        return f"C={self.C:g} class_weight={self.class_weight} real_weight={self.real_weight}"
+
+
+DEFAULT_CANDIDATE = Candidate()
+CANDIDATES = tuple(Candidate(c, w, r) for r in (1, 2, 3) for c in (10.0, 30.0)
+                   for w in ("balanced", None))
+
+
+def build_pipeline(features: str = DEFAULT_FEATURES, seed: int = 0,
+                   candidate: Candidate = DEFAULT_CANDIDATE) -> Any:
     """An unfitted scikit-learn pipeline: prepared text -> one probability per topic."""
-    from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import Pipeline
 
-    if features not in FEATURES:
-        raise ValueError(f"unknown features {features!r} (one of {', '.join(FEATURES)})")
-    classifier = OneVsRestClassifier(_logistic_regression(seed))
-    return Pipeline([*_vectoriser_steps(features), ("clf", classifier)])
+    return Pipeline([("features", _features(features)), ("clf", _classifier(candidate, seed))])
 
 
-def _logistic_regression(seed: int) -> Any:
+def _classifier(candidate: Candidate, seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
 
-    # C by 5-fold CV on the corpus (two seeds): flat from 10 to 100 within half a point.
-    return LogisticRegression(C=30.0, class_weight="balanced", max_iter=2000,
-                              solver="liblinear", random_state=seed)
+    return OneVsRestClassifier(LogisticRegression(
+        C=candidate.C, class_weight=candidate.class_weight, max_iter=2000,
+        solver="liblinear", random_state=seed))
 
 
-def _vectoriser_steps(features: str) -> list[tuple[str, Any]]:
+def _features(features: str) -> Any:
     """The features of ``model_input``'s two columns: words from column 0 (title repeated,
     concept tokens), character n-grams from column 1 (title once, no concept tokens)."""
     import numpy as np
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r} (one of {', '.join(FEATURES)})")
     words = TfidfVectorizer(token_pattern=r"\w+", ngram_range=(1, 2), min_df=2,
                             max_df=0.5, sublinear_tf=True, lowercase=False, dtype=np.float32)
     if features == "word":
-        return [("features", ColumnTransformer([("words", words, 0)]))]
+        return ColumnTransformer([("words", words, 0)])
     if features == "word1+char4":
         words.set_params(ngram_range=(1, 1))
     analyzer, sizes = {"word+char4": ("char_wb", (4, 4)), "word1+char4": ("char_wb", (4, 4)),
                        "word+char": ("char_wb", (2, 5))}[features]
     chars = TfidfVectorizer(analyzer=analyzer, ngram_range=sizes, min_df=2,
                             sublinear_tf=True, lowercase=False, dtype=np.float32)
-    return [("features", ColumnTransformer([("words", words, 0), ("chars", chars, 1)]))]
+    return ColumnTransformer([("words", words, 0), ("chars", chars, 1)])
 
 
 def fit_pipeline(records: Sequence[Record], features: str = DEFAULT_FEATURES,
-                 seed: int = 0) -> Any:
-    """Fit a fresh pipeline on labelled records."""
-    from monitor.classify import model_input
+                 seed: int = 0, candidate: Candidate = DEFAULT_CANDIDATE) -> Any:
+    """Fit a fresh pipeline on labelled records (real ones weighted by the candidate)."""
+    fitted = _Fitted(records, features)
+    return fitted.pipeline(candidate, seed)
 
-    pipeline = build_pipeline(features, seed)
-    pipeline.fit(model_input([(r["title"], r["text"]) for r in records]),
-                 label_matrix(records))
-    return pipeline
+
+class _Fitted:
+    """The features fitted once on some records, for fitting several classifiers on them."""
+
+    def __init__(self, records: Sequence[Record], features: str) -> None:
+        from monitor.classify import model_input
+
+        self.records = records
+        self.features = _features(features)
+        self.matrix = self.features.fit_transform(
+            model_input([(r["title"], r["text"]) for r in records]))
+        self.labels = label_matrix(records)
+
+    def pipeline(self, candidate: Candidate, seed: int) -> Any:
+        import numpy as np
+        from sklearn.pipeline import Pipeline
+
+        rows = np.array([i for i, r in enumerate(self.records)
+                         for _ in range(candidate.real_weight if r.get("real") else 1)])
+        classifier = _classifier(candidate, seed).fit(self.matrix[rows], self.labels[rows])
+        return Pipeline([("features", self.features), ("clf", classifier)])
 
 
 def label_matrix(records: Sequence[Record]) -> Any:
@@ -132,25 +171,49 @@ def label_matrix(records: Sequence[Record]) -> Any:
 
 # --- training -------------------------------------------------------------------------
 
-def train(records: Sequence[Record], reviews: Sequence[Record] = (), *, seed: int = 0,
+def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
+          real: Sequence[Record] = (), rules: KeywordRules | None = None, seed: int = 0,
           features: str = DEFAULT_FEATURES, cv_folds: int = CV_FOLDS,
-          threshold: float = DEFAULT_THRESHOLD, now: datetime | None = None
+          candidates: Sequence[Candidate] | None = None, now: datetime | None = None
           ) -> TrainResult:
-    """Train on the corpus (plus reviews) minus the held-out part; measure; build the card."""
-    records = [validate_record(r, f"record {i}") for i, r in enumerate(records)]
-    held_ids = {r["id"] for r in records if is_held_out(r["id"])}
-    labelled = apply_reviews(records, reviews)
-    rest = [r for r in labelled if r["id"] not in held_ids]
-    held = [r for r in labelled if r["id"] in held_ids]
+    """Train on the written corpus, the real labelled items and the reviews, minus the
+    held-out part; choose the candidate and the thresholds by cross-validation over the
+    real items (grouped by story and source-day); measure; build the card.
+
+    Without at least ``MIN_REAL_ITEMS`` real items the cross-validation runs over the
+    written corpus with the default candidate and the default threshold, as before real
+    labels existed. ``rules`` (the config's keywords) take part in choosing thresholds:
+    what is maximised is the flagged F1 of the product, model and keywords together."""
+    written = [validate_record(r, f"record {i}") for i, r in enumerate(records)]
+    real_records = [dict(validate_record(r, f"real record {i}"), real=True)
+                    for i, r in enumerate(real)]
+    labelled = apply_reviews(written + real_records, reviews)
+    groups = _groups(labelled)
+    held_groups = {g for r, g in zip(labelled, groups) if is_held_out(g)}
+    rest = [r for r, g in zip(labelled, groups) if g not in held_groups]
+    rest_groups = [g for g in groups if g not in held_groups]
+    held = [r for r, g in zip(labelled, groups) if g in held_groups]
     _check_trainable(rest)
-    cv = cross_validate(rest, features=features, seed=seed, folds=cv_folds,
-                        threshold=threshold)
-    pipeline = fit_pipeline(rest, features, seed)
-    held_report = score_pipeline(pipeline, held, threshold) if held else None
-    card = _card(records, labelled, rest, held, len(reviews), features, seed, threshold,
+    selection = select(rest, rest_groups, features=features, seed=seed, folds=cv_folds,
+                       rules=rules, candidates=candidates)
+    pipeline = fit_pipeline(rest, features, seed, selection.candidate)
+    held_report = (score_pipeline(pipeline, held, selection.thresholds) if held else None)
+    card = _card(written, labelled, rest, held, len(reviews), features, seed, selection,
                  now or datetime.now(timezone.utc))
-    card.update(cv={"folds": cv_folds, **cv}, held_out=held_report)
+    card.update(cv={"folds": cv_folds, **selection.report}, held_out=held_report)
     return TrainResult(pipeline, card, held)
+
+
+def _groups(records: Sequence[Record]) -> list[str]:
+    """The held-out and fold unit of each record: its id for written records and reviews,
+    its story group (``monitor.labels.story_groups``) for real items."""
+    from monitor.labels import story_groups
+
+    real = [i for i, r in enumerate(records) if r.get("real")]
+    groups = [str(r["id"]) for r in records]
+    for i, group in zip(real, story_groups([records[i] for i in real])):
+        groups[i] = group
+    return groups
 
 
 def _check_trainable(records: Sequence[Record]) -> None:
@@ -163,40 +226,199 @@ def _check_trainable(records: Sequence[Record]) -> None:
         raise ClassifierError(f"cannot train: fewer than 2 examples of {', '.join(missing)}")
 
 
-def cross_validate(records: Sequence[Record], *, features: str = DEFAULT_FEATURES,
-                   seed: int = 0, folds: int = CV_FOLDS,
-                   threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
-    """Out-of-fold predictions for every record, scored with ``evaluate``."""
-    probabilities: list[dict[str, float] | None] = [None] * len(records)
-    for train_idx, test_idx in _folds(records, folds, seed):
-        model = _wrap(fit_pipeline([records[i] for i in train_idx], features, seed))
-        fold = model.predict_proba([(records[i]["title"], records[i]["text"])
-                                    for i in test_idx])
-        for i, probs in zip(test_idx, fold):
-            probabilities[i] = probs
-    predicted = [_predicted(r, p, threshold) for r, p in zip(records, probabilities)]
-    return {"metrics": evaluate(records, predicted)}
+# --- choosing by cross-validation -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Selection:
+    """What cross-validation chose, and the report for the card."""
+
+    candidate: Candidate
+    thresholds: Thresholds
+    report: dict[str, Any]
 
 
-def _folds(records: Sequence[Record], folds: int, seed: int) -> list[tuple[Any, Any]]:
-    """Stratified by topic set (rare combinations fall back to plain flagged/unflagged)."""
-    from sklearn.model_selection import StratifiedKFold
+def select(records: Sequence[Record], groups: Sequence[str], *,
+           features: str = DEFAULT_FEATURES, seed: int = 0, folds: int = CV_FOLDS,
+           rules: KeywordRules | None = None,
+           candidates: Sequence[Candidate] | None = None) -> Selection:
+    """Out-of-fold probabilities of each candidate for the real records (the written corpus
+    always trains, never tests), thresholds chosen on them, the best candidate by the
+    product's flagged F1. Without enough real records: the written corpus is
+    cross-validated with the default candidate and threshold."""
+    real = [i for i, r in enumerate(records) if r.get("real")]
+    if len(real) < MIN_REAL_ITEMS:
+        probs = out_of_fold(records, range(len(records)), groups, features=features,
+                            seed=seed, folds=folds, candidates=[DEFAULT_CANDIDATE])
+        thresholds = Thresholds()
+        metrics = _scored(records, probs[DEFAULT_CANDIDATE], thresholds, None)
+        return Selection(DEFAULT_CANDIDATE, thresholds, {
+            "on": "written corpus (no real labelled items)", "metrics": metrics})
+    tested = [records[i] for i in real]
+    pool = list(candidates or CANDIDATES)
+    probs = out_of_fold(records, real, groups, features=features, seed=seed, folds=folds,
+                        candidates=pool)
+    matches = [(rules or KeywordRules.empty()).match(r["title"], r["text"]) for r in tested]
+    tried = []
+    for candidate in pool:
+        thresholds = choose_thresholds(tested, probs[candidate], matches)
+        f1 = flagged_f1(tested, probs[candidate], matches, thresholds)
+        tried.append((f1, -pool.index(candidate), candidate, thresholds))
+    f1, _, best, thresholds = max(tried, key=lambda t: (round(t[0], 4), t[1]))
+    return Selection(best, thresholds, {
+        "on": f"{len(tested)} real items in {len(set(groups[i] for i in real))} story and "
+              "source-day groups (the written corpus trains in every fold, never tests)",
+        "candidates": [{"candidate": c.name, "flagged_f1": round(f, 4),
+                        "thresholds": t.to_card()} for f, _, c, t in tried],
+        "chosen": best.name,
+        "metrics": _scored(tested, probs[best], thresholds, rules),
+        "model_alone": _scored(tested, probs[best], thresholds, None)})
 
-    keys = ["+".join(sorted(r["topics"])) for r in records]
-    counts = Counter(keys)
-    keys = [k if counts[k] >= folds else str(bool(k)) for k in keys]
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+
+def out_of_fold(records: Sequence[Record], tested: Sequence[int], groups: Sequence[str], *,
+                features: str, seed: int, folds: int, candidates: Sequence[Candidate]
+                ) -> dict[Candidate, list[dict[str, float]]]:
+    """Per candidate, the probabilities of each tested record from a model that never saw
+    its group; records not tested train in every fold."""
+    tested = list(tested)
+    others = sorted(set(range(len(records))) - set(tested))
+    out: dict[Candidate, list[dict[str, float]]] = {c: [{}] * len(tested) for c in candidates}
+    for train_idx, test_idx in _folds([records[i] for i in tested],
+                                      [groups[i] for i in tested], folds, seed):
+        fitted = _Fitted([records[i] for i in others] + [records[tested[j]] for j in train_idx],
+                         features)
+        docs = [(records[tested[j]]["title"], records[tested[j]]["text"]) for j in test_idx]
+        for candidate in candidates:
+            fold = _wrap(fitted.pipeline(candidate, seed)).predict_proba(docs)
+            for j, probs in zip(test_idx, fold):
+                out[candidate][j] = probs
+    return out
+
+
+def _folds(records: Sequence[Record], groups: Sequence[str], folds: int,
+           seed: int) -> list[tuple[Any, Any]]:
+    """Folds that never split a group, stratified by flagged/unflagged."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    keys = [int(bool(r["topics"])) for r in records]
+    folds = min(folds, len(set(groups)))
+    if folds < 2:
+        raise ClassifierError("cannot cross-validate: the records form fewer than 2 groups")
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # tiny corpora: "least populated class" is expected
         warnings.simplefilter("ignore", UserWarning)
-        return list(splitter.split(keys, keys))
+        return list(splitter.split(keys, keys, groups))
 
 
-def score_pipeline(pipeline: Any, records: Sequence[Record], threshold: float,
+def _scored(records: Sequence[Record], probs: Sequence[Mapping[str, float]],
+            thresholds: Thresholds, rules: KeywordRules | None) -> dict[str, Any]:
+    from monitor.decide import decide
+
+    rules = rules or KeywordRules.empty()
+    predicted = [{"id": r["id"], "lang": r.get("lang"),
+                  "topics": list(decide(p, rules.match(r["title"], r["text"]),
+                                        thresholds.for_language(r.get("lang")), None).topics)}
+                 for r, p in zip(records, probs)]
+    return evaluate(records, predicted)
+
+
+# --- thresholds -------------------------------------------------------------------------------
+
+THRESHOLD_GRID = tuple(round(0.15 + 0.025 * i, 3) for i in range(29))    # 0.15 … 0.85
+LANGUAGE_MIN_ITEMS = 200       # real items of one language before it gets its own thresholds
+LANGUAGE_MIN_FLAGGED = 40
+LANGUAGE_MIN_GAIN = 0.005      # and only where they beat the overall ones by this much
+
+
+def choose_thresholds(records: Sequence[Record], probs: Sequence[Mapping[str, float]],
+                      matches: Sequence[Any]) -> Thresholds:
+    """Per-topic thresholds that maximise flagged F1 (then the mean topic F1) over the
+    records, by coordinate ascent over ``THRESHOLD_GRID``; languages with enough items get
+    their own where that gains at least ``LANGUAGE_MIN_GAIN`` flagged F1 on them."""
+    default = _ascend(records, probs, matches, dict.fromkeys(TOPICS, DEFAULT_THRESHOLD))
+    languages = {}
+    for lang, members in sorted(_by_language(records).items()):
+        subset = [records[i] for i in members]
+        if (len(subset) < LANGUAGE_MIN_ITEMS
+                or sum(bool(r["topics"]) for r in subset) < LANGUAGE_MIN_FLAGGED):
+            continue
+        sub_probs, sub_matches = [probs[i] for i in members], [matches[i] for i in members]
+        own = _ascend(subset, sub_probs, sub_matches, dict(default))
+        gain = (_objective(subset, sub_probs, sub_matches, own)[0]
+                - _objective(subset, sub_probs, sub_matches, default)[0])
+        if gain >= LANGUAGE_MIN_GAIN:
+            languages[lang] = own
+    return Thresholds(default, languages)
+
+
+def _by_language(records: Sequence[Record]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        out.setdefault(str(r.get("lang")), []).append(i)
+    return out
+
+
+def _ascend(records: Sequence[Record], probs: Sequence[Mapping[str, float]],
+            matches: Sequence[Any], start: dict[str, float]) -> dict[str, float]:
+    current = dict(start)
+    for _ in range(3):
+        before = dict(current)
+        for topic in TOPICS:
+            current[topic] = max(THRESHOLD_GRID, key=lambda t: (
+                _objective(records, probs, matches, {**current, topic: t}),
+                -abs(t - DEFAULT_THRESHOLD)))
+        if current == before:
+            break
+    return current
+
+
+def _objective(records: Sequence[Record], probs: Sequence[Mapping[str, float]],
+               matches: Sequence[Any], limits: Mapping[str, float]) -> tuple[float, float]:
+    """(flagged F1, mean per-topic F1) of model topics at ``limits`` ∪ keyword topics."""
+    counts = {key: [0, 0, 0] for key in ("flagged", *TOPICS)}     # tp, fp, fn
+    for record, p, match in zip(records, probs, matches):
+        gold = set(record["topics"])
+        found = set() if match.muted else (
+            {t for t in TOPICS if p.get(t, 0.0) >= limits[t]} | set(match.topics))
+        for key, truth, guess in (("flagged", bool(gold), bool(found)),
+                                  *((t, t in gold, t in found) for t in TOPICS)):
+            counts[key][0] += truth and guess
+            counts[key][1] += guess and not truth
+            counts[key][2] += truth and not guess
+    f1 = {key: _f1(*c) for key, c in counts.items()}
+    return round(f1["flagged"], 6), sum(f1[t] for t in TOPICS) / len(TOPICS)
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def flagged_f1(records: Sequence[Record], probs: Sequence[Mapping[str, float]],
+               matches: Sequence[Any], thresholds: Thresholds) -> float:
+    """Flagged F1 of the product (model at the language's thresholds ∪ keywords)."""
+    by_lang = _by_language(records)
+    counts = [0, 0, 0]
+    for lang, members in by_lang.items():
+        limits = thresholds.for_language(lang)
+        for i in members:
+            gold = bool(records[i]["topics"])
+            found = not matches[i].muted and (
+                any(probs[i].get(t, 0.0) >= limits[t] for t in TOPICS)
+                or bool(matches[i].topics))
+            counts[0] += gold and found
+            counts[1] += found and not gold
+            counts[2] += gold and not found
+    return _f1(*counts)
+
+
+def score_pipeline(pipeline: Any, records: Sequence[Record],
+                   thresholds: float | Thresholds = DEFAULT_THRESHOLD,
                    rules: KeywordRules | None = None) -> dict[str, Any]:
-    """``evaluate`` report of a fitted pipeline (and optional keyword rules) on records."""
+    """``evaluate`` report of a fitted pipeline (and optional keyword rules) on records,
+    each at the thresholds of its language."""
     classifier = _wrap(pipeline)
     verdicts = classify_articles([(r["title"], r["text"]) for r in records], classifier,
-                                 rules or KeywordRules.empty(), threshold)
+                                 rules or KeywordRules.empty(), thresholds,
+                                 [r.get("lang") for r in records])
     predicted = [{"id": r["id"], "lang": r.get("lang"), "topics": list(v.topics)}
                  for r, v in zip(records, verdicts)]
     return evaluate(records, predicted)
@@ -204,12 +426,6 @@ def score_pipeline(pipeline: Any, records: Sequence[Record], threshold: float,
 
 def _wrap(pipeline: Any) -> SkopsClassifier:
     return SkopsClassifier(pipeline, {}, "training", TOPICS)
-
-
-def _predicted(record: Record, probs: dict[str, float] | None,
-               threshold: float) -> dict[str, Any]:
-    topics = [t for t in TOPICS if probs and probs[t] >= threshold]
-    return {"id": record["id"], "lang": record.get("lang"), "topics": topics}
 
 
 # --- records, reviews, held-out ---------------------------------------------------------
@@ -275,24 +491,26 @@ def corpus_sha256(records: Sequence[Record]) -> str:
     return digest.hexdigest()
 
 
-def model_version(now: datetime, labelled: Sequence[Record], features: str, seed: int) -> str:
+def model_version(now: datetime, labelled: Sequence[Record], features: str, seed: int,
+                  candidate: Candidate = DEFAULT_CANDIDATE) -> str:
     """``YYYYMMDD-<8 hex>``: the day, and a hash of what the model was trained from (corpus
     with review verdicts applied) and how (features, seed, text preparation, scoring), so
     two models that could differ never share a version."""
     recipe = json.dumps([corpus_sha256(labelled), features, seed, preparation_fingerprint(),
-                         SCORING], ensure_ascii=False)
+                         SCORING, *([asdict(candidate)] if candidate != DEFAULT_CANDIDATE
+                                    else [])], ensure_ascii=False)
     return f"{now:%Y%m%d}-{hashlib.sha256(recipe.encode('utf-8')).hexdigest()[:8]}"
 
 
 def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[Record],
           held: Sequence[Record], n_reviews: int, features: str, seed: int,
-          threshold: float, now: datetime) -> dict[str, Any]:
+          selection: Selection, now: datetime) -> dict[str, Any]:
     import sklearn
     import skops
 
     sha = corpus_sha256(corpus)
     return {
-        "version": model_version(now, labelled, features, seed),
+        "version": model_version(now, labelled, features, seed, selection.candidate),
         "created": now.isoformat(timespec="seconds"),
         "sklearn_version": sklearn.__version__,
         "skops_version": skops.__version__,
@@ -301,11 +519,14 @@ def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[R
         "scoring": SCORING,
         "features": features,
         "description": FEATURES[features],
-        "threshold": threshold,
+        "candidate": asdict(selection.candidate),
+        "thresholds": selection.thresholds.to_card(),
         "seed": seed,
         "corpus_sha256": sha,
         "n_reviews": n_reviews,
-        "held_out_rule": f"sha256(id) mod 100 < {HELD_OUT_PERCENT}",
+        "held_out_rule": f"sha256(group) mod 100 < {HELD_OUT_PERCENT}; the group of a "
+                         "written record or review is its id, of a real item its story "
+                         "and source-day group",
         "sizes": _sizes(corpus, labelled, rest, held),
     }
 
@@ -317,6 +538,9 @@ def _sizes(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[
         "train": len(rest),
         "held_out": len(held),
         "added_by_reviews": len(labelled) - len(corpus),
+        "real": sum(bool(r.get("real")) for r in labelled),
+        "real_languages": dict(sorted(Counter(
+            str(r.get("lang")) for r in labelled if r.get("real")).items())),
         "languages": dict(sorted(Counter(str(r.get("lang")) for r in labelled).items())),
         "topics": {t: sum(t in r["topics"] for r in labelled) for t in TOPICS},
         "flagged": sum(bool(r["topics"]) for r in labelled),
@@ -380,7 +604,7 @@ def load_corpus(corpus_dir: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def dev_metrics(pipeline: Any, threshold: float, dev: Sequence[Record],
+def dev_metrics(pipeline: Any, threshold: float | Thresholds, dev: Sequence[Record],
                 rules: KeywordRules | None, name: str) -> dict[str, Any]:
     """Scores on a dev file: model alone, and with / without keyword rules when given."""
     out: dict[str, Any] = {"file": name, "items": len(dev),
@@ -403,36 +627,60 @@ def keyword_report(records: Sequence[Record], rules: KeywordRules) -> dict[str, 
 def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | Path | None,
                      out_path: str | Path, dev_path: str | Path | None = None,
                      force: bool = False, *, rules: KeywordRules | None = None,
+                     labels_dir: str | Path | None = None, pool_path: str | Path | None = None,
                      seed: int = 0, features: str = DEFAULT_FEATURES,
+                     candidates: Sequence[Candidate] | None = None,
                      now: datetime | None = None) -> TrainOutcome:
-    """Everything ``monitor train`` does: load, train, measure (dev too), compare, save."""
+    """Everything ``monitor train`` does: load the written corpus, join our labels of real
+    items to the pool's text (when both are given), train, measure (dev too), compare,
+    save."""
     out_path = Path(out_path)
     review_records = _load_reviews(reviews)
-    result = train(load_corpus(corpus_dir), review_records, seed=seed, features=features,
-                   now=now)
+    real, pool = _real_items(labels_dir, pool_path)
+    result = train(load_corpus(corpus_dir), review_records, real=real, rules=rules,
+                   seed=seed, features=features, candidates=candidates, now=now)
+    result.card["pool"] = pool
+    thresholds = Thresholds.from_card(result.card)
     if dev_path is not None:
         dev = load_jsonl(dev_path)
-        result.card["dev"] = dev_metrics(result.pipeline, result.card["threshold"], dev,
-                                         rules, Path(dev_path).name)
+        result.card["dev"] = dev_metrics(result.pipeline, thresholds, dev, rules,
+                                         Path(dev_path).name)
     current = _current_card(out_path)
     if current is not None and result.held_out:
-        current = _rescored(current, out_path, result.held_out, result.card["threshold"])
+        current = _rescored(current, out_path, result.held_out)
     replace, reason = should_replace(current, result.card, force)
     if replace:
         save_model(result.pipeline, out_path, result.card)
     return TrainOutcome(result.card, replace, reason, out_path)
 
 
-def _rescored(card: dict[str, Any], model_path: Path, held: Sequence[Record],
-              threshold: float) -> dict[str, Any]:
+def _real_items(labels_dir: str | Path | None, pool_path: str | Path | None
+                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Real labelled records and what the card says of them: the pool's file name and
+    sha256, how many labels there were and how many found their text."""
+    from monitor.labels import file_sha256, join_pool, load_labels
+
+    labels = load_labels(labels_dir) if labels_dir and Path(labels_dir).is_dir() else []
+    if not labels or pool_path is None:
+        why = "no labels" if not labels else "no pool given or found"
+        return [], {"used": False, "labels": len(labels), "why": why}
+    records, missing = join_pool(labels, pool_path)
+    return records, {"used": True, "file": Path(pool_path).name,
+                     "sha256": file_sha256(pool_path), "labels": len(labels),
+                     "joined": len(records), "missing": len(missing)}
+
+
+def _rescored(card: dict[str, Any], model_path: Path,
+              held: Sequence[Record]) -> dict[str, Any]:
     """The current model's card with its held-out metrics measured again on today's
-    held-out records, so that both models are compared on the same items when the corpus
-    has grown. A current model that no longer loads keeps the metrics of its card."""
+    held-out records (at its own thresholds), so that both models are compared on the same
+    items when the corpus has grown. A current model that no longer loads keeps the
+    metrics of its card."""
     try:
         current = SkopsClassifier.load(model_path)
     except ClassifierError:
         return card
-    return dict(card, held_out=score_pipeline(current.pipeline, held, threshold))
+    return dict(card, held_out=score_pipeline(current.pipeline, held, current.thresholds))
 
 
 def _load_reviews(reviews: Sequence[Record] | str | Path | None) -> list[Record]:

@@ -104,3 +104,14 @@ def test_every_example_key_is_read_by_the_loader():
     from monitor.config import SmtpConfig
     for key in SmtpConfig.model_fields:
         assert f"# {key} =" in text, f"smtp.{key} not documented in the example config"
+
+
+@pytest.mark.parametrize(("value", "fixed"), [("auto", None), (0.4, 0.4), (0.7, 0.7)])
+def test_threshold_is_auto_or_one_number(value, fixed):
+    assert parse_config({"classifier": {"threshold": value}}).classifier.fixed_threshold() == fixed
+
+
+@pytest.mark.parametrize("value", [1.5, 0, "x", True])
+def test_a_bad_threshold_names_the_key(value):
+    with pytest.raises(ConfigError, match='classifier.threshold: expected "auto" or a number'):
+        parse_config({"classifier": {"threshold": value}})

@@ -91,3 +91,26 @@ def test_decide_does_not_keep_a_reference_to_the_input() -> None:
     verdict = decide(probabilities, NO_HITS, 0.5, "v")
     probabilities[CM] = 0.0
     assert verdict.probabilities[CM] == 0.6
+
+
+# --- thresholds per topic and language ---------------------------------------------------------
+
+def test_thresholds_from_a_card_per_topic_and_language() -> None:
+    from monitor.decide import Thresholds
+
+    card = {"thresholds": {"default": {"critical-minerals": 0.3, "export-controls": 0.6},
+                           "languages": {"zh": {"export-controls": 0.7}}}}
+    limits = Thresholds.from_card(card)
+    assert limits.for_language("en") == {"critical-minerals": 0.3, "export-controls": 0.6}
+    assert limits.for_language("zh") == {"critical-minerals": 0.3, "export-controls": 0.7}
+    assert limits.for_language(None) == limits.default
+    assert Thresholds.from_card({"threshold": 0.4}).for_language("de") == {
+        "critical-minerals": 0.4, "export-controls": 0.4}          # an older card
+    assert Thresholds.from_card({"thresholds": limits.to_card()}) == limits
+
+
+def test_per_topic_thresholds_decide_each_topic() -> None:
+    probs = {"critical-minerals": 0.35, "export-controls": 0.55}
+    limits = {"critical-minerals": 0.3, "export-controls": 0.6}
+    verdict = decide(probs, KeywordMatch(), limits, "v1")
+    assert verdict.topics == ("critical-minerals",)

@@ -26,6 +26,8 @@ def test_wheel_contains_resources(wheel):
     if (ROOT / "models" / "classifier.skops").exists():
         assert "monitor/_bundled/models/classifier.skops" in names
         assert "monitor/_bundled/models/classifier.card.json" in names
+    assert "monitor/_bundled/models/corpus/en.jsonl" in names        # `monitor train` installed
+    assert any(n.startswith("monitor/_bundled/models/labels/") for n in names)
 
 
 def test_installed_wheel_works_from_another_folder(wheel, tmp_path):
@@ -37,3 +39,16 @@ def test_installed_wheel_works_from_another_folder(wheel, tmp_path):
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert str(target / "monitor" / "_bundled" / "config" / "monitor.toml") in proc.stdout
+
+
+def test_installed_wheel_trains_from_its_bundled_corpus(wheel, tmp_path):
+    target = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(target)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    for name in ("MONITOR_CONFIG", "MONITOR_POOL", "MONITOR_STORE_URL"):
+        env.pop(name, None)
+    out = tmp_path / "model.skops"
+    proc = subprocess.run([sys.executable, "-m", "monitor", "train", "--out", str(out)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "no real items (no pool given or found)" in proc.stdout and out.exists()

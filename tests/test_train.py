@@ -109,7 +109,9 @@ def test_card_contents(result, records: list[dict]) -> None:  # noqa: ANN001
     assert card["corpus_sha256"] == sha
     assert card["topics"] == list(TOPICS)
     assert card["sklearn_version"].split(".")[0] == "1"
-    assert card["threshold"] == 0.5 and card["n_reviews"] == 0
+    assert card["thresholds"] == {"default": dict.fromkeys(TOPICS, 0.5), "languages": {}}
+    assert card["n_reviews"] == 0 and card["sizes"]["real"] == 0
+    assert card["cv"]["on"].startswith("written corpus")
     sizes = card["sizes"]
     assert sizes["corpus"] == len(records) == sizes["train"] + sizes["held_out"]
     assert sizes["held_out"] == sum(is_held_out(r["id"]) for r in records)
@@ -262,3 +264,59 @@ def test_every_feature_set_saves_and_loads(features: str, records: list[dict],
                 "preparation": preparation_fingerprint()})
     [p] = SkopsClassifier.load(path).predict_proba([("Lithium mine", "Output rose.")])
     assert set(p) == set(TOPICS)
+
+
+# --- thresholds and candidates chosen by cross-validation over real items ----------------------
+
+def test_thresholds_maximise_flagged_f1_on_plain_values() -> None:
+    from monitor.keywords import KeywordMatch
+    from monitor.train import choose_thresholds, flagged_f1
+
+    recs = [{"id": str(i), "lang": "en", "topics": [CM] if i < 10 else []} for i in range(30)]
+    probs = [{CM: 0.3 if i < 10 else 0.1, EC: 0.05} for i in range(30)]
+    matches = [KeywordMatch()] * 30
+    chosen = choose_thresholds(recs, probs, matches)
+    assert 0.1 < chosen.default[CM] <= 0.3                    # 0.5 would miss every positive
+    assert flagged_f1(recs, probs, matches, chosen) == 1.0
+    assert chosen.languages == {}                             # too few items for a language
+
+
+def test_real_items_choose_the_candidate_and_are_held_out_by_group(records, tmp_path) -> None:  # noqa: ANN001
+    from test_labels import pool_and_labels
+
+    from monitor.labels import join_pool, load_labels
+    from monitor.train import DEFAULT_CANDIDATE, Candidate
+
+    pool, folder = pool_and_labels(tmp_path, n=150)
+    real, _ = join_pool(load_labels(folder), pool)
+    out = train(records, real=real, seed=0, cv_folds=3, now=NOW,
+                candidates=[DEFAULT_CANDIDATE, Candidate(C=10.0, real_weight=2)])
+    cv = out.card["cv"]
+    assert cv["on"].split()[0] == str(sum(not is_held_out(g) for g in _real_groups(real)))
+    assert [c["candidate"] for c in cv["candidates"]] == [
+        DEFAULT_CANDIDATE.name, Candidate(C=10.0, real_weight=2).name]
+    assert cv["chosen"] in {c["candidate"] for c in cv["candidates"]}
+    assert cv["metrics"]["items"] == int(cv["on"].split()[0]) and "en" in cv["metrics"]["languages"]
+    assert out.card["sizes"]["real"] == 150 and out.card["sizes"]["real_languages"] == {"en": 150}
+    assert out.card["candidate"]["C"] in (10.0, 30.0)
+
+
+def _real_groups(real: list[dict]) -> list[str]:
+    from monitor.labels import story_groups
+
+    return story_groups(real)
+
+
+def test_analyzer_applies_the_cards_thresholds_unless_the_config_overrides(result) -> None:  # noqa: ANN001
+    from monitor.analyze import Analyzer
+
+    card = dict(result.card, thresholds={"default": {CM: 0.99, EC: 0.99},
+                                         "languages": {"de": {CM: 0.01, EC: 0.99}}})
+    model = SkopsClassifier(result.pipeline, card, card["version"])
+    doc = ("Kupfermine in Chile", "Die Förderung von Kupfer steigt.")
+    by_card = Analyzer(model, KeywordRules.empty())
+    [de] = by_card.analyse([(*doc, "de")])
+    [en] = by_card.analyse([("Copper mine in Chile", "Copper output rises.", "en")])
+    assert de.verdict.topics == (CM,) and en.verdict.topics == ()
+    [overridden] = Analyzer(model, KeywordRules.empty(), 0.999).analyse([(*doc, "de")])
+    assert overridden.verdict.topics == ()

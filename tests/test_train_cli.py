@@ -39,10 +39,14 @@ def test_train_uses_reviews_and_refuses_a_worse_model(tmp_path):
     config = tmp_path / "monitor.toml"
     model = tmp_path / "model" / "classifier.skops"
     config.write_text(f'[store]\nurl = "sqlite:///{db}"\n[classifier]\nmodel = "{model}"\n')
+    labels = tmp_path / "labels"          # no labels of real items: the written corpus alone
+    labels.mkdir()
     run = lambda *args: subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "train",
-                                        "--corpus", str(corpus), *args], capture_output=True, text=True)
+                                        "--corpus", str(corpus), "--labels", str(labels), *args],
+                                       capture_output=True, text=True)
     first = run()
     assert first.returncode == 0, first.stderr
+    assert "no real items (no labels)" in first.stdout
     card = json.loads(model.with_name("classifier.card.json").read_text())
     assert card["n_reviews"] == 1 and "1 reviews" in first.stdout
     records = [json.loads(line) for line in (FIXTURE / "classifier_corpus.jsonl").read_text().splitlines()]
@@ -53,3 +57,29 @@ def test_train_uses_reviews_and_refuses_a_worse_model(tmp_path):
     assert worse.returncode == 1 and "NOT written" in worse.stdout
     assert json.loads(model.with_name("classifier.card.json").read_text())["version"] == card["version"]
     assert run("--force").returncode == 0
+
+
+def test_train_joins_labels_to_the_pool_and_names_what_is_missing(tmp_path):
+    from test_labels import pool_and_labels
+
+    pool, labels = pool_and_labels(tmp_path, n=120)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "fixture.jsonl").write_text((FIXTURE / "classifier_corpus.jsonl").read_text())
+    config = tmp_path / "monitor.toml"
+    model = tmp_path / "model" / "classifier.skops"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n[classifier]\nmodel = "{model}"\n')
+    base = [sys.executable, "-m", "monitor", "--config", str(config), "train", "--corpus", str(corpus),
+            "--labels", str(labels)]
+    done = subprocess.run([*base, "--pool", str(pool)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "real items: 120 of 121 labels found in pool.jsonl" in done.stdout
+    assert "1 not in the pool" in done.stdout
+    card = json.loads(model.with_name("classifier.card.json").read_text())
+    assert card["pool"]["joined"] == 120 and len(card["pool"]["sha256"]) == 64
+    assert card["sizes"]["real"] == 120 and card["cv"]["on"].startswith("1")   # real items tested
+    assert set(card["thresholds"]["default"]) == {"critical-minerals", "export-controls"}
+    missing = subprocess.run([*base, "--pool", str(tmp_path / "nope.jsonl")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope.jsonl: no such pool file" in missing.stderr
+    no_corpus = subprocess.run([*base[:-4], "--corpus", str(tmp_path / "none")], capture_output=True, text=True)
+    assert no_corpus.returncode == 2 and "name one with --corpus DIR" in no_corpus.stderr

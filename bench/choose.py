@@ -1,0 +1,85 @@
+"""Choices behind the classifier's defaults, made by grouped cross-validation over our real
+labelled items (never by dev.jsonl): feature sets, and default keyword phrases.
+
+    .venv/bin/python bench/choose.py                          # feature sets
+    .venv/bin/python bench/choose.py --without 碳酸锂 --without neodymium   # keyword phrases
+
+For each variant: out-of-fold probabilities for every real item (5 folds that never split a
+story or a source-day; the written corpus trains in every fold), thresholds chosen on them
+as `monitor train` does, and the product's flagged F1 (model + keywords) overall and per
+language, with the model alone beside it. Needs the pool (../shared/data or $MONITOR_POOL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.config import load_config  # noqa: E402
+from monitor.keywords import KeywordRules  # noqa: E402
+from monitor.labels import default_pool_path, join_pool, load_labels  # noqa: E402
+from monitor.train import (  # noqa: E402
+    CV_FOLDS, DEFAULT_CANDIDATE, DEFAULT_FEATURES, FEATURES, _groups, _scored, apply_reviews,
+    choose_thresholds, is_held_out, load_corpus, out_of_fold)
+
+
+def main() -> None:
+    args = _arguments()
+    pool = Path(args.pool) if args.pool else default_pool_path()
+    if pool is None:
+        sys.exit("no pool: give --pool PATH or set $MONITOR_POOL")
+    real, _ = join_pool(load_labels(ROOT / "models" / "labels"), pool)
+    records = apply_reviews(load_corpus(ROOT / "models" / "corpus") + real, [])
+    groups = _groups(records)
+    keep = [i for i, g in enumerate(groups) if not is_held_out(g)]     # the training part
+    records, groups = [records[i] for i in keep], [groups[i] for i in keep]
+    tested = [i for i, r in enumerate(records) if r.get("real")]
+    gold = [records[i] for i in tested]
+    spec = load_config(ROOT / "config" / "monitor.toml").keywords.spec()
+    variants = {"config keywords": KeywordRules.compile(spec)}
+    if args.without:
+        trimmed = {k: [p for p in v if p not in args.without] for k, v in spec.items()}
+        variants["without " + ", ".join(args.without)] = KeywordRules.compile(trimmed)
+    print(f"{len(gold)} real items tested, {len(records) - len(gold)} written items train in "
+          f"every fold; {CV_FOLDS} folds\n")
+    for features in args.features.split(","):
+        started = time.perf_counter()
+        probs = out_of_fold(records, tested, groups, features=features, seed=0,
+                            folds=CV_FOLDS, candidates=[DEFAULT_CANDIDATE])[DEFAULT_CANDIDATE]
+        took = time.perf_counter() - started
+        for name, rules in variants.items():
+            matches = [rules.match(r["title"], r["text"]) for r in gold]
+            thresholds = choose_thresholds(gold, probs, matches)
+            product = _scored(gold, probs, thresholds, rules)
+            alone = _scored(gold, probs, choose_thresholds(gold, probs, [_NONE] * len(gold)), None)
+            langs = "  ".join(f"{lang} {block['flagged']['f1']:.3f}"
+                              for lang, block in sorted(product["languages"].items()))
+            print(f"{features:12s} {name:40s} flagged F1 {product['flagged']['f1']:.4f} "
+                  f"(model alone {alone['flagged']['f1']:.4f})  {langs}  [{took:.0f} s]")
+
+
+class _NoMatch:
+    topics: tuple[str, ...] = ()
+    muted: tuple[str, ...] = ()
+
+
+_NONE = _NoMatch()
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--features", default=DEFAULT_FEATURES,
+                        help=f"comma-separated, of {', '.join(FEATURES)}")
+    parser.add_argument("--without", action="append", default=[],
+                        help="a default keyword phrase to try without (repeatable)")
+    parser.add_argument("--pool", help="the pool file (default: as monitor train finds it)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Our labels of real news items, joined to the pool's text when a model is trained.
+
+Real news trains the model, but its text belongs to the outlets and stays outside the
+repository. ``models/labels/*.jsonl`` holds only what we wrote: one JSON object per line,
+
+    {"id": "<pool id>", "topics": [...], "countries": [...], "minerals": [...],
+     "by": "<labeller>", "how": "read"}
+
+keyed by the ``id`` of the pool (``../shared/data/pool-unlabeled.jsonl``: real news items
+with ``id``, ``lang``, ``title``, ``text``, ``source``, ``published``). ``join_pool`` reads
+the pool and returns records in the format of LABELING.md, marked ``"real": True``.
+
+Real items come in stories and days: a wire story copied by three outlets, or the items of
+one evening bulletin, must never be split between a training and a testing fold.
+``story_groups`` gives every record a group: records sharing a normalised title, or a
+source and a day, are one group (connected components of both relations).
+
+Pure apart from reading files; no third-party import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from monitor import TOPICS
+from monitor.exceptions import UsageError
+
+POOL_NAME = "pool-unlabeled.jsonl"
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def load_labels(labels_dir: str | Path) -> list[dict[str, Any]]:
+    """Every label of every ``*.jsonl`` file in the folder (sorted by file name); a bad
+    line or an id labelled twice is a UsageError naming file and line."""
+    from monitor.minerals import mineral_ids
+
+    known_minerals = set(mineral_ids())
+    labels: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    for path in sorted(Path(labels_dir).glob("*.jsonl")):
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                label = check_label(_json(line, where), where, known_minerals)
+                if label["id"] in seen:
+                    raise UsageError(f"{where}: id {label['id']!r} already labelled at "
+                                     f"{seen[label['id']]}")
+                seen[label["id"]] = where
+                labels.append(label)
+    return labels
+
+
+def _json(line: str, where: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise UsageError(f"{where}: not valid JSON: {exc}") from exc
+
+
+def check_label(label: Any, where: str, known_minerals: set[str]) -> dict[str, Any]:
+    """A copy of one label after checking its fields (UsageError naming ``where``)."""
+    if not isinstance(label, Mapping) or not isinstance(label.get("id"), str):
+        raise UsageError(f"{where}: expected an object with a string 'id'")
+    for key, allowed in (("topics", set(TOPICS)), ("minerals", known_minerals)):
+        values = label.get(key, [])
+        if not isinstance(values, list) or any(v not in allowed for v in values):
+            raise UsageError(f"{where}: {key!r} must be a list drawn from "
+                             f"{', '.join(sorted(allowed))}")
+    countries = label.get("countries", [])
+    if not isinstance(countries, list) or not all(
+            isinstance(c, str) and _COUNTRY.match(c) for c in countries):
+        raise UsageError(f"{where}: 'countries' must be a list of ISO 3166-1 alpha-2 codes")
+    if "text" in label or "title" in label:
+        raise UsageError(f"{where}: a label holds no title or text (they stay in the pool)")
+    return dict(label)
+
+
+def default_pool_path() -> Path | None:
+    """``$MONITOR_POOL``, else ``../shared/data/pool-unlabeled.jsonl`` beside the current
+    folder or beside the checkout, whichever exists first; None when none does."""
+    from monitor.resources import CHECKOUT_DIR
+
+    if os.environ.get("MONITOR_POOL"):
+        return Path(os.environ["MONITOR_POOL"])
+    for base in (Path.cwd(), CHECKOUT_DIR):
+        candidate = base.parent / "shared" / "data" / POOL_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def join_pool(labels: Sequence[Mapping[str, Any]], pool_path: str | Path
+              ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Labelled records (LABELING.md format plus ``source``, ``published``, ``minerals``,
+    ``real``) for every label whose id is in the pool, in label order; and the ids that
+    are not in the pool."""
+    wanted = {label["id"]: label for label in labels}
+    found: dict[str, dict[str, Any]] = {}
+    for item in _pool_items(Path(pool_path)):
+        label = wanted.get(item.get("id"))
+        if label is not None:
+            found[label["id"]] = {
+                "id": label["id"], "lang": item.get("lang") or "und",
+                "title": item.get("title") or "", "text": item.get("text") or "",
+                "source": item.get("source") or "", "published": item.get("published") or "",
+                "topics": list(label.get("topics", [])),
+                "countries": list(label.get("countries", [])),
+                "minerals": list(label.get("minerals", [])), "real": True}
+    records = [found[label["id"]] for label in labels if label["id"] in found]
+    missing = [label["id"] for label in labels if label["id"] not in found]
+    return records, missing
+
+
+def _pool_items(path: Path) -> Iterable[dict[str, Any]]:
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    item = _json(line, f"{path}:{number}")
+                    if isinstance(item, dict):
+                        yield item
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the pool: {exc.strerror or exc}") from exc
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- groups ---------------------------------------------------------------------------------
+
+def title_key(title: str) -> str:
+    """Casefolded letters and digits of a title: copies of one story share it."""
+    folded = unicodedata.normalize("NFKC", title or "").casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+def story_groups(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One group name per record: records that share a title key or a source and day are
+    in one group (their connected component), named after its first record's id."""
+    parent = list(range(len(records)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for i, record in enumerate(records):
+        for key in _group_keys(record):
+            j = first.setdefault(key, i)
+            parent[root(i)] = root(j)
+    return [str(records[root(i)]["id"]) for i in range(len(records))]
+
+
+def _group_keys(record: Mapping[str, Any]) -> list[str]:
+    keys = []
+    title = title_key(str(record.get("title") or ""))
+    if len(title) >= 12:
+        keys.append("t:" + title)
+    day = str(record.get("published") or "")[:10]
+    if record.get("source") and day:
+        keys.append(f"d:{record['source']}:{day}")
+    return keys
