@@ -41,10 +41,10 @@ def main() -> None:
     tested = [i for i, r in enumerate(records) if r.get("real")]
     gold = [records[i] for i in tested]
     spec = load_config(ROOT / "config" / "monitor.toml").keywords.spec()
-    variants = {"config keywords": KeywordRules.compile(spec)}
+    variants = {"config keywords": spec}
     if args.without:
-        trimmed = {k: [p for p in v if p not in args.without] for k, v in spec.items()}
-        variants["without " + ", ".join(args.without)] = KeywordRules.compile(trimmed)
+        variants["without " + ", ".join(args.without)] = {
+            k: [p for p in v if p not in args.without] for k, v in spec.items()}
     print(f"{len(gold)} real items tested, {len(records) - len(gold)} written items train in "
           f"every fold; {CV_FOLDS} folds\n")
     for features in args.features.split(","):
@@ -52,7 +52,8 @@ def main() -> None:
         probs = out_of_fold(records, tested, groups, features=features, seed=0,
                             folds=CV_FOLDS, candidates=[DEFAULT_CANDIDATE])[DEFAULT_CANDIDATE]
         took = time.perf_counter() - started
-        for name, rules in variants.items():
+        for name, phrases in variants.items():
+            rules = KeywordRules.compile(phrases)
             matches = [rules.match(r["title"], r["text"]) for r in gold]
             thresholds = choose_thresholds(gold, probs, matches)
             product = _scored(gold, probs, thresholds, rules)
@@ -61,6 +62,35 @@ def main() -> None:
                               for lang, block in sorted(product["languages"].items()))
             print(f"{features:12s} {name:40s} flagged F1 {product['flagged']['f1']:.4f} "
                   f"(model alone {alone['flagged']['f1']:.4f})  {langs}  [{took:.0f} s]")
+        if args.phrases:
+            _leave_one_out(gold, probs, list(variants.values())[-1], args.phrases)
+
+
+def _leave_one_out(gold, probs, base_spec, min_hits: int) -> None:
+    """Per keyword phrase with at least ``min_hits`` hits among the real items: its hits, how
+    many were right, and the product's flagged F1 without it (from the last variant)."""
+    from monitor.train import flagged_f1
+
+    base_rules = KeywordRules.compile(base_spec)
+    matches = [base_rules.match(r["title"], r["text"]) for r in gold]
+    base = flagged_f1(gold, probs, matches, choose_thresholds(gold, probs, matches))
+    counts: dict[tuple[str, str], list[int]] = {}
+    for record, match in zip(gold, matches):
+        for topic, phrases in match.hits.items():
+            for phrase in phrases:
+                c = counts.setdefault((topic, phrase), [0, 0])
+                c[0] += 1
+                c[1] += topic in record["topics"]
+    print(f"\nleave one phrase out (product flagged F1 with all: {base:.4f})")
+    for (topic, phrase), (hits, right) in sorted(counts.items(), key=lambda kv: -kv[1][0]):
+        if hits < min_hits:
+            continue
+        trimmed = {k: [p for p in v if not (k == topic and p == phrase)] for k, v in base_spec.items()}
+        rules = KeywordRules.compile(trimmed)
+        m = [rules.match(r["title"], r["text"]) for r in gold]
+        f1 = flagged_f1(gold, probs, m, choose_thresholds(gold, probs, m))
+        print(f"  {topic:18s} {phrase!r:28s} hits {hits:4d} right {right / hits:5.2f}  "
+              f"without it {f1:.4f} ({f1 - base:+.4f})")
 
 
 class _NoMatch:
@@ -78,6 +108,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--without", action="append", default=[],
                         help="a default keyword phrase to try without (repeatable)")
     parser.add_argument("--pool", help="the pool file (default: as monitor train finds it)")
+    parser.add_argument("--phrases", type=int, default=0, metavar="N",
+                        help="also leave out, one at a time, each phrase with at least N hits")
     return parser.parse_args()
 
 
