@@ -99,13 +99,16 @@ def extract_minerals(title: str, text: str) -> list[Mention]:
     return [Mention(mineral, len(found), tuple(found)) for mineral, found in sorted(spans.items())]
 
 
-_VAGUE_GENERAL = re.compile(r"(?:blut)?rohstoff", re.IGNORECASE)
+_VAGUE_GENERAL = re.compile(
+    r"(?:blut)?rohstoff(?!-?(?:deal|abkommen|partnerschaft|strategie|liste|politik|sicherung))",
+    re.IGNORECASE)
 
 
 def _drop_vague_general(full: str, spans: dict[str, list[tuple[int, int]]]) -> None:
-    """German "Rohstoff(e)" means critical raw materials in general only when the article
-    names no particular mineral; beside "Lithium" it is that mineral ("Begehrter Rohstoff:
-    Lithium ..."), so the general id then keeps only its unambiguous forms."""
+    """German "Rohstoff(e)" beside a named mineral is that mineral ("Begehrter Rohstoff:
+    Lithium ...", "Knappe Rohstoffe: ... Seltene Erden"), so the general id then keeps only
+    its unambiguous forms and the policy compounds (Rohstoff-Deal, Rohstoffabkommen,
+    Rohstoffpartnerschaft, Rohstoffstrategie): those name raw materials as a set."""
     general = spans.get("critical-minerals")
     if not general or len(spans) == 1:
         return

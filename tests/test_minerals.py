@@ -123,3 +123,23 @@ def test_places_and_names_that_contain_a_metal():
     assert ids("Wolfram Weimer sagte") == []
     assert ids("Wolfram und Zinn") == ["tin", "tungsten"]
     assert ids("获得铜牌") == []
+
+
+# --- general terms and names that only contain a mineral word (real-news press styles) ---------
+
+def test_german_rohstoffe_is_the_general_term_unless_a_mineral_is_named():
+    assert ids("Kampf um Rohstoffe: Machtpolitik bis auf den Meeresgrund") == ["critical-minerals"]
+    assert ids("Ukrainische Regierung gibt grünes Licht für Rohstoffdeal") == ["critical-minerals"]
+    assert ids("Begehrter Rohstoff: Wo Lithium aus dem Boden sprudelt") == ["lithium"]
+    assert ids("Trump warnt vor Rückzug aus Rohstoffabkommen", "Es geht um Seltene Erden.") == [
+        "critical-minerals", "rare-earths"]                   # the deal names raw materials as a set
+    assert ids("Coltan-Mine eingestürzt") == ["niobium", "tantalum"]
+
+
+def test_company_names_and_battery_types_are_not_the_mineral():
+    assert ids("腾远钴业：公司厂区未受影响") == []
+    assert ids("德方纳米锂电新材料一体化项目") == []
+    assert ids("고려아연 주가 급등") == []
+    assert ids("Lithium-Akkus brennen schneller") == []
+    assert ids("韩国 전략광물 제련소 건설") == ["critical-minerals"]
+    assert ids("UE stworzy nową listę surowców strategicznych") == ["critical-minerals"]

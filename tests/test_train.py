@@ -70,8 +70,8 @@ def test_reviews_override_by_id_or_url_and_add_new_articles(records: list[dict])
 def test_review_without_title_is_accepted() -> None:
     out = apply_reviews([], [{"id": "review:7", "url": None, "lang": "de", "title": None,
                               "text": "Lithiumpreise fallen weiter.", "topics": [CM]}])
-    assert out == [{"id": "review:7", "url": None, "lang": "de", "title": "",
-                    "text": "Lithiumpreise fallen weiter.", "topics": [CM]}]
+    assert out == [{"id": "review:7", "url": None, "lang": "de", "title": "",   # a real article
+                    "text": "Lithiumpreise fallen weiter.", "topics": [CM], "real": True}]
 
 
 def test_invalid_review_is_an_error() -> None:
