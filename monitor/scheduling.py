@@ -7,14 +7,20 @@ from datetime import datetime, timedelta
 MAX_FLOOR = timedelta(days=31)
 
 
+def _server_floor(seconds: float | None) -> timedelta:
+    """A server-supplied delay as a timedelta, clamped to [0, MAX_FLOOR] *before* the
+    arithmetic: ``Retry-After: 99999999999999`` overflows timedelta itself."""
+    if not seconds or seconds != seconds or seconds <= 0:      # None, 0, NaN, negative
+        return timedelta(0)
+    return timedelta(seconds=min(seconds, MAX_FLOOR.total_seconds()))
+
+
 def next_check_after_success(now: datetime, interval_minutes: int,
                              max_age: float | None = None) -> datetime:
     """The feed's interval, or longer when the server's Cache-Control max-age asks for it
     (capped at 31 days)."""
     wait = timedelta(minutes=interval_minutes)
-    if max_age:
-        wait = max(wait, min(timedelta(seconds=max_age), MAX_FLOOR))
-    return now + wait
+    return now + max(wait, _server_floor(max_age))
 
 
 def next_check_after_error(now: datetime, interval_minutes: int, error_count: int,
@@ -26,9 +32,7 @@ def next_check_after_error(now: datetime, interval_minutes: int, error_count: in
     exponent = min(max(error_count - 1, 0), 20)
     wait = min(timedelta(minutes=interval_minutes) * (2 ** exponent),
                timedelta(hours=max_backoff_hours))
-    if retry_after:
-        wait = max(wait, min(timedelta(seconds=retry_after), MAX_FLOOR))
-    return now + wait
+    return now + max(wait, _server_floor(retry_after))
 
 
 def plausible_published(published: datetime | None, now: datetime) -> datetime | None:

@@ -311,3 +311,24 @@ def test_without_parse_processes_the_cycle_parses_in_process(feed_server, feed_f
     assert report.count("error") == 0 and store.count_articles() == 5
     warnings = [r for r in caplog.records if "cannot start parse processes" in r.getMessage()]
     assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("retry_after", ["99999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_an_enormous_retry_after_is_capped_and_the_state_written(feed_server, run, retry_after):
+    url = feed_server.add("/pause", b"later", status=503, headers={"Retry-After": retry_after},
+                          content_type="text/plain")
+    clock = Clock()
+    report, store = run([("pause", url)], clock=clock)
+    assert by_name(report)["pause"].status == "error"
+    health = store.feed_health(clock())[0]
+    assert health.next_check_at == clock() + timedelta(days=31)      # the cap, not "now"
+    assert store.due_feeds(clock() + timedelta(days=30)) == []
+
+
+def test_an_enormous_max_age_is_capped_and_the_articles_stored(feed_server, feed_file, run):
+    url = feed_server.add("/rss", feed_file("rss2.xml"),
+                          headers={"Cache-Control": "max-age=99999999999999"})
+    clock = Clock()
+    report, store = run([("rss", url)], clock=clock)
+    assert by_name(report)["rss"].new == 3 and store.count_articles() == 3
+    assert store.feed_health(clock())[0].next_check_at == clock() + timedelta(days=31)
