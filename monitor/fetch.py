@@ -153,11 +153,19 @@ class _Inflater:
         return self._count(out)
 
     def flush(self) -> bytes:
+        """The rest of the stream; an error when the body ended before the compressed
+        stream did (a connection cut mid-body must not pass for a complete feed, or its
+        validators would be saved and the missing items never fetched)."""
         try:
-            return self._count(self._z.flush())
+            out = self._count(self._z.flush())
         except zlib.error as exc:
             raise FeedError(f"cannot decode the {self.encoding} body: {exc}",
                             kind="decoding", status=200) from None
+        if not self._z.eof:
+            raise FeedError(f"the {self.encoding} body ends before its compressed stream "
+                            f"does (truncated after {self.produced:,} bytes)",
+                            kind="decoding", status=200)
+        return out
 
     def _count(self, out: bytes) -> bytes:
         self.produced += len(out)

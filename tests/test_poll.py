@@ -332,3 +332,25 @@ def test_an_enormous_max_age_is_capped_and_the_articles_stored(feed_server, feed
     report, store = run([("rss", url)], clock=clock)
     assert by_name(report)["rss"].new == 3 and store.count_articles() == 3
     assert store.feed_health(clock())[0].next_check_at == clock() + timedelta(days=31)
+
+
+def test_a_truncated_gzip_body_is_an_error_and_saves_no_validator(feed_server, feed_file, run):
+    import gzip as gzip_module
+
+    whole = feed_file("rss2.xml")
+    packed = gzip_module.compress(whole)
+
+    def cut(handler):              # a complete HTTP message whose gzip stream stops early
+        handler._send(200, packed[: len(packed) * 2 // 3], "application/rss+xml",
+                      {"Content-Encoding": "gzip", "ETag": '"v1"'})
+
+    url = feed_server.add("/rss", whole, handler=cut)
+    clock = Clock()
+    report, store = run([("rss", url)], clock=clock)
+    f = by_name(report)["rss"]
+    assert f.status == "error" and "truncated" in f.error and store.count_articles() == 0
+    feed_server.add("/rss", whole, gzip=True)           # the whole feed, answered in full
+    clock.advance(days=1)
+    report, store = run([("rss", url)], clock=clock)
+    assert feed_server.requests[-1][1].get("If-None-Match") is None     # nothing saved
+    assert by_name(report)["rss"].new == 3 and store.count_articles() == 3
