@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitor.exceptions import ConfigError
+from monitor.redact import masked_url
 from monitor.resources import default_config_path, default_model_path
 
 ENV_CONFIG = "MONITOR_CONFIG"
@@ -35,7 +36,7 @@ class _Section(BaseModel):
 def _check_http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {value!r}")
+        raise ValueError(f"not an http(s) URL: {masked_url(value)!r}")
     return value
 
 
@@ -209,7 +210,7 @@ class Config(_Section):
                 raise ValueError(f"feeds[{i}].name: duplicate feed name {feed.name!r} "
                                  f"(also feeds[{seen_names[feed.name]}])")
             if feed.url in seen_urls:
-                raise ValueError(f"feeds[{i}].url: duplicate feed URL {feed.url!r} "
+                raise ValueError(f"feeds[{i}].url: duplicate feed URL {masked_url(feed.url)!r} "
                                  f"(also feeds[{seen_urls[feed.url]}])")
             seen_names[feed.name] = i
             seen_urls[feed.url] = i
@@ -281,9 +282,7 @@ def masked(config: Config) -> dict[str, Any]:
         present = os.environ.get(smtp["password_env"]) is not None
         smtp["password"] = "******** (from $%s)" % smtp["password_env"] if present else "(not set)"
     url = data["store"]["url"] = config.store_url()
-    data["store"]["url"] = _mask_url_password(url)
+    data["store"]["url"] = masked_url(url)
+    for feed in data.get("feeds", ()):
+        feed["url"] = masked_url(feed["url"])
     return data
-
-
-def _mask_url_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1********@", url)

@@ -30,6 +30,7 @@ need more isolate the service at the network level.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import ipaddress
 import zlib
@@ -304,12 +305,13 @@ class Fetcher:
 
     async def _get(self, transport: AsyncioTransport, url: str, etag: str | None,
                    last_modified: str | None) -> FetchResult:
-        headers = dict(self._headers)
+        origin, auth = _credentials(httpx.URL(url))
+        headers = dict(self._headers, **auth)
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        request = httpx.Request("GET", url, headers=headers, extensions={"timeout": self._timeout})
+        request = httpx.Request("GET", origin, headers=headers, extensions={"timeout": self._timeout})
         for _hop in range(self.settings.max_redirects + 1):
             response = await transport.handle_async_request(request)
             response.request = request
@@ -320,7 +322,10 @@ class Fetcher:
             finally:
                 await response.aclose()
             await self._check_redirect(url, target)
-            request = httpx.Request("GET", target, headers=self._headers,
+            same_origin = (target.scheme, target.host, target.port) == (
+                origin.scheme, origin.host, origin.port)
+            request = httpx.Request("GET", target,   # credentials only to their own origin
+                                    headers=dict(self._headers, **(auth if same_origin else {})),
                                     extensions={"timeout": self._timeout})
         raise FeedError(f"too many redirects (more than {self.settings.max_redirects}); "
                         f"last to {str(request.url)[:200]}", kind="redirect")
@@ -408,6 +413,15 @@ def _status_error(status: int, reason: str, headers: dict[str, str]) -> FeedErro
     if retry is not None:
         message += f" (Retry-After {retry:g} s)"
     return FeedError(message, kind="http", status=status, retry_after=retry)
+
+
+def _credentials(url: httpx.URL) -> tuple[httpx.URL, dict[str, str]]:
+    """A URL's user info as an HTTP Basic ``Authorization`` header, and the URL without it
+    (so no request line, log or error message ever carries the password)."""
+    if not url.userinfo:
+        return url, {}
+    token = base64.b64encode(f"{url.username}:{url.password or ''}".encode()).decode("ascii")
+    return url.copy_with(userinfo=b""), {"Authorization": f"Basic {token}"}
 
 
 def _translate(exc: httpx.HTTPError, url: str) -> FeedError:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from monitor.exceptions import FeedError, StorageError
+from monitor.redact import masked_url
 from monitor.fetch import Fetcher, FetchResult, FetchSettings
 from monitor.parse import parse_feed, parse_job, watch_service
 from monitor.scheduling import next_check_after_error, next_check_after_success, plausible_published
@@ -406,7 +407,7 @@ class Poller:
                               error=f"{error.kind}: {error}")
         with self._states_lock:
             self._states.append((feed, outcome))
-        log.warning("feed %s (%s): %s: %s", feed.name, feed.url, error.kind, error)
+        log.warning("feed %s (%s): %s: %s", feed.name, masked_url(feed.url), error.kind, error)
         return FeedReport(feed.name, feed.url, "error", http_status=error.status,
                           error=f"{error.kind}: {error}")
 
