@@ -28,6 +28,7 @@ from datetime import datetime
 from monitor.config import Config, config_path, load_config
 from monitor.exceptions import MonitorError
 from monitor.pipeline import Poller, utcnow
+from monitor.redact import masked_url
 from monitor.storage import Store, open_store
 
 log = logging.getLogger("monitor")
@@ -133,7 +134,8 @@ class Service:
             log.info("%s", outcome.summary(), extra={"fields": {
                 "event": "digest", "date": outcome.digest_date, "items": outcome.items,
                 "sent": len(outcome.sent), "retry": len(outcome.retry),
-                "failed": len(outcome.failed), "already": len(outcome.already)}})
+                "failed": len(outcome.failed), "unknown": len(outcome.unknown),
+                "already": len(outcome.already)}})
         except MonitorError as exc:
             log.error("digest failed: %s", exc)
 
@@ -212,7 +214,7 @@ class Service:
         self.scheduler.start()
         log.info("monitor running: %d feeds, digest at %s %s, store %s", len(self.config.feeds),
                  self.config.digest.send_at.strftime("%H:%M"), self.config.digest.timezone,
-                 _masked_url(self.config.store_url()))
+                 masked_url(self.config.store_url()))
 
     def shutdown(self) -> None:
         self.stop.set()
@@ -240,8 +242,3 @@ class Service:
         self.shutdown()
         return 0
 
-
-def _masked_url(url: str) -> str:
-    from monitor.config import _mask_url_password
-
-    return _mask_url_password(url)
