@@ -153,7 +153,7 @@ def digest(ctx, day, preview, resend):
             return
         outcome = job.run(utcnow(), day=day, resend=resend)
     click.echo(outcome.summary())
-    if outcome.failed or outcome.retry:
+    if outcome.failed or outcome.retry or outcome.unknown:
         sys.exit(1)
 
 

@@ -7,7 +7,9 @@ Order of events for one digest date:
    transaction. An article is in exactly one digest.
 2. Each pending delivery is marked ``sending`` with its Message-ID, handed to the mailer,
    then marked ``sent``. A temporary failure marks it ``retry`` with a next attempt time
-   (exponential backoff); a permanent one ``failed``. Other recipients are unaffected.
+   (exponential backoff); a permanent one ``failed``; a connection lost after the whole
+   message went out (the server may have accepted it) ``unknown``, never re-sent
+   automatically. Other recipients are unaffected.
 3. Running again for the same date re-sends nothing that was sent; ``resend`` re-opens
    every delivery explicitly. A delivery found in ``sending`` (the process died between
    handing the message over and recording it) is marked ``unknown`` and not re-sent
@@ -40,15 +42,18 @@ class DigestOutcome:
     sent: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     note: str = ""
 
     def summary(self) -> str:
         parts = [f"digest {self.digest_date}: {self.items} items"]
-        for label in ("sent", "retry", "failed", "already"):
+        for label in ("sent", "retry", "failed", "unknown", "already"):
             names = getattr(self, label)
             if names:
-                word = {"already": "already sent to", "retry": "will retry"}.get(label, label)
+                word = {"already": "already sent to", "retry": "will retry",
+                        "unknown": "unknown whether delivered (not re-sent; --resend sends "
+                                   "again) to"}.get(label, label)
                 parts.append(f"{word} {', '.join(names)}")
         if self.note:
             parts.append(self.note)
@@ -175,7 +180,12 @@ class DigestJob:
             try:
                 self.mailer.send(message, delivery.recipient)
             except DeliveryError as exc:
-                self._failed(record, delivery, exc, now)
+                if exc.unknown:
+                    self.store.set_delivery(record, delivery.recipient, status="unknown",
+                                            last_error=str(exc)[:1000], next_attempt_at=None)
+                    log.warning("digest %s to %s: %s", record.digest_date, delivery.recipient, exc)
+                else:
+                    self._failed(record, delivery, exc, now)
                 continue
             self.store.set_delivery(record, delivery.recipient, status="sent", sent_at=now,
                                     last_error=None, next_attempt_at=None)
@@ -197,7 +207,7 @@ class DigestJob:
                 outcome.already.append(d.recipient)
                 continue
             bucket = {"sent": outcome.sent, "retry": outcome.retry, "pending": outcome.retry,
-                      "failed": outcome.failed, "unknown": outcome.failed}[d.status]
+                      "failed": outcome.failed, "unknown": outcome.unknown}[d.status]
             bucket.append(d.recipient)
         if not record.deliveries:
             outcome.note = "nothing flagged and send_when_empty is off: no mail"

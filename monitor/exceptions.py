@@ -52,6 +52,7 @@ class ClassifierError(MonitorError):
 class DeliveryError(MonitorError):
     """The digest could not be rendered or handed to the mail server."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, unknown: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.unknown = unknown      # the whole message went out, its reply did not come back

@@ -6,7 +6,10 @@ so a failure for one is retried for that one alone. A message is multipart/alter
 single lines with control characters removed, so feed text can never inject a header.
 
 Errors are classified once, here: 4xx replies, refused or dropped connections and timeouts
-are temporary (retried with backoff); 5xx replies are permanent for that recipient.
+are temporary (retried with backoff); 5xx replies are permanent for that recipient. A
+connection lost *after* the whole message went out in DATA, before the server's reply, is
+neither: the server may well have accepted it, so the error says ``unknown`` and the
+delivery is never re-sent without an explicit command.
 """
 
 from __future__ import annotations
@@ -68,9 +71,9 @@ class SmtpMailer:
     def _connect(self) -> smtplib.SMTP:
         context = self.ssl_context or ssl.create_default_context()
         if self.security == "ssl":
-            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            client = _TrackedSMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:
-            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            client = _TrackedSMTP(self.host, self.port, timeout=self.timeout)
             if self.security == "starttls":
                 client.starttls(context=context)
         if self.username:
@@ -78,6 +81,7 @@ class SmtpMailer:
         return client
 
     def send(self, message: EmailMessage, recipient: str) -> None:
+        client: _Tracking | None = None
         try:
             client = self._connect()
             try:
@@ -93,8 +97,33 @@ class SmtpMailer:
         except smtplib.SMTPResponseException as exc:
             raise _reply_error(exc.smtp_code, exc.smtp_error, recipient) from None
         except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+            if client is not None and client.message_sent:
+                raise DeliveryError(
+                    f"SMTP {self.host}:{self.port}: the whole message was sent but no reply "
+                    f"came back ({type(exc).__name__}: {exc}); the server may have accepted "
+                    "it, so it is not re-sent automatically", unknown=True) from None
             raise DeliveryError(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}",
                                 permanent=False) from None
+
+
+class _Tracking:
+    """Knows whether the message text has gone out in full: smtplib sends it in one
+    ``send`` call that ends with the end-of-data marker, right before reading the reply."""
+
+    message_sent = False
+
+    def send(self, s):  # noqa: ANN001 - smtplib's signature
+        super().send(s)  # type: ignore[misc]
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.message_sent = True
+
+
+class _TrackedSMTP(_Tracking, smtplib.SMTP):
+    pass
+
+
+class _TrackedSMTP_SSL(_Tracking, smtplib.SMTP_SSL):
+    pass
 
 
 def _quit(client: smtplib.SMTP) -> None:

@@ -31,6 +31,7 @@ class Recorder:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], object]] = []
         self.faults: dict[str, list[str]] = {}     # recipient → replies for the next RCPTs
+        self.drop_after_data: set[str] = set()     # take the message, then hang up unanswered
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         queue = self.faults.get(address)
@@ -42,6 +43,8 @@ class Recorder:
     async def handle_DATA(self, server, session, envelope):
         message = message_from_bytes(envelope.content, policy=policy.default)
         self.messages.append((list(envelope.rcpt_tos), message))
+        if self.drop_after_data & set(envelope.rcpt_tos):
+            server.transport.close()               # the reply is never written
         return "250 Message accepted"
 
     def received_by(self, recipient: str) -> list:

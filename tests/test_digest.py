@@ -164,9 +164,28 @@ def test_interrupted_send_is_not_repeated(store, tmp_path):
     record = _record(store, cfg)
     store.set_delivery(record, "ben@example.org", status="sending")
     outcome = job(store, cfg).run(NOW + timedelta(minutes=1))
-    assert "ben@example.org" in outcome.failed
+    assert outcome.unknown == ["ben@example.org"] and "unknown whether delivered" in outcome.summary()
     d = [d for d in store.get_digest("2025-06-03").deliveries if d.recipient == "ben@example.org"][0]
     assert d.status == "unknown"
+
+
+def test_a_reply_lost_after_data_is_unknown_and_never_re_sent(store, tmp_path):
+    server = SmtpServer().start()
+    server.recorder.drop_after_data = {"ben@example.org"}      # takes the message, hangs up
+    cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
+                                 "max_attempts": 4})
+    try:
+        first = job(store, cfg).run(NOW)                     # the CLI way: retries in the call
+        again = job(store, cfg).run(NOW + timedelta(minutes=30))
+    finally:
+        server.stop()
+    assert first.sent == ["ana@example.org", "cy@example.org"]
+    assert first.unknown == ["ben@example.org"] and first.retry == first.failed == []
+    assert "unknown whether delivered" in first.summary()
+    assert again.sent == [] and again.unknown == ["ben@example.org"]
+    assert len(server.recorder.received_by("ben@example.org")) == 1       # never twice
+    ben = [d for d in store.get_digest("2025-06-03").deliveries if d.recipient == "ben@example.org"][0]
+    assert ben.status == "unknown" and "no reply came back" in ben.last_error and ben.attempts == 1
 
 
 def test_each_article_in_exactly_one_digest(store, tmp_path):

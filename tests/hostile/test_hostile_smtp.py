@@ -7,6 +7,8 @@ aiosmtpd server on 127.0.0.1, not duplicated here:
   dropped connections, then recovery: each recipient gets exactly one copy;
 - test_temporary_failures_give_up_after_max_attempts — smtp.max_attempts is honoured;
 - test_interrupted_send_is_not_repeated — a crash mid-send is never re-sent blindly;
+- test_a_reply_lost_after_data_is_unknown_and_never_re_sent — the server takes the whole
+  message and hangs up before replying: "unknown", one copy, never re-sent (issue 16);
 - test_smtp_message_parts_headers_escaping_and_cjk — no header injection from content.
 
 The one test below only keeps this list honest: it fails when one of them is renamed
@@ -20,6 +22,7 @@ REFERENCED = ("test_starttls_and_auth", "test_wrong_password_is_a_permanent_fail
               "test_faults_then_recovery_give_each_recipient_exactly_one_copy",
               "test_temporary_failures_give_up_after_max_attempts",
               "test_interrupted_send_is_not_repeated",
+              "test_a_reply_lost_after_data_is_unknown_and_never_re_sent",
               "test_smtp_message_parts_headers_escaping_and_cjk")
 
 
