@@ -10,7 +10,7 @@ from datetime import datetime
 import click
 
 from monitor import __version__
-from monitor.exceptions import MonitorError
+from monitor.exceptions import MonitorError, UsageError
 
 
 class _Group(click.Group):
@@ -127,9 +127,13 @@ def _when(value: datetime | None) -> str:
               "in digest.timezone). An existing digest of that date is re-rendered from the ledger.")
 @click.option("--preview", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the digest's HTML to FILE and send nothing (the ledger is not changed).")
-@click.option("--resend", is_flag=True, help="Send again to every recipient, even if already sent.")
+@click.option("--resend", is_flag=True,
+              help="Send again to every recipient whose delivery was not sent (failed, "
+                   "unknown); with --recipient, to those recipients only, even if sent.")
+@click.option("--recipient", "recipients", multiple=True, metavar="ADDR",
+              help="With --resend: the recipient to send to again (repeatable).")
 @click.pass_context
-def digest(ctx, day, preview, resend):
+def digest(ctx, day, preview, resend, recipients):
     """Build and deliver the digest now (SMTP, or .eml files in digest.outbox_dir).
 
     \b
@@ -137,6 +141,7 @@ def digest(ctx, day, preview, resend):
       monitor digest                      send today's digest (once; a re-run sends nothing)
       monitor digest --preview out.html   look at it first
       monitor digest --date 2025-06-03 --resend
+      monitor digest --date 2025-06-03 --resend --recipient ben@example.org
     """
     from monitor.config import config_path
     from monitor.delivery import DigestJob
@@ -146,12 +151,14 @@ def digest(ctx, day, preview, resend):
     root = ctx.find_root()
     config = _config(root)
     day = _check_date(day)
+    if recipients and not resend:
+        raise UsageError("--recipient goes with --resend")
     with open_configured_store(config) as store:
         job = DigestJob(store, config, config_file=str(config_path(root.obj["config_file"])))
         if preview:
             click.echo(_preview(job, utcnow(), day, preview))
             return
-        outcome = job.run(utcnow(), day=day, resend=resend)
+        outcome = job.run(utcnow(), day=day, resend=resend, recipients=recipients)
     click.echo(outcome.summary())
     if outcome.failed or outcome.retry or outcome.unknown:
         sys.exit(1)
@@ -159,8 +166,6 @@ def digest(ctx, day, preview, resend):
 
 def _check_date(day: str | None) -> str | None:
     from datetime import date
-
-    from monitor.exceptions import UsageError
 
     if day is None:
         return None

@@ -10,10 +10,15 @@ Order of events for one digest date:
    (exponential backoff); a permanent one ``failed``; a connection lost after the whole
    message went out (the server may have accepted it) ``unknown``, never re-sent
    automatically. Other recipients are unaffected.
-3. Running again for the same date re-sends nothing that was sent; ``resend`` re-opens
-   every delivery explicitly. A delivery found in ``sending`` (the process died between
-   handing the message over and recording it) is marked ``unknown`` and not re-sent
-   automatically: a possible duplicate is worse than a visible gap, which
+3. A temporary failure stays ``retry``: the service tries again when its next attempt is
+   due (backoff doubling up to ``MAX_RETRY_GAP``) for ``RETRY_WINDOW`` after the digest's
+   period ended, and a plain ``monitor digest`` re-run tries again at once, whenever it
+   runs. Only a permanent reply (5xx) makes a delivery ``failed``.
+4. Running again for the same date re-sends nothing that was sent. ``resend`` re-opens the
+   deliveries that were not sent (failed, unknown); with ``recipients`` it re-opens those
+   recipients' deliveries only, sent ones included. A delivery found in ``sending`` (the
+   process died between handing the message over and recording it) is marked ``unknown``
+   and not re-sent automatically: a possible duplicate is worse than a visible gap, which
    ``monitor digest --resend`` closes.
 """
 
@@ -21,18 +26,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from monitor.cluster import cluster
 from monitor.digest import build_digest, render, subject
-from monitor.exceptions import DeliveryError
+from monitor.exceptions import DeliveryError, UsageError
 from monitor.mail import Mailer, OutboxMailer, SmtpMailer, build_message
 from monitor.types import DigestRecord
 
 log = logging.getLogger("monitor.digest")
 OPEN = ("pending", "retry")
+RETRY_WINDOW = timedelta(hours=24)     # the service retries a digest's deliveries this long
+MAX_RETRY_GAP = timedelta(hours=1)     # the longest wait between two attempts
 
 
 @dataclass
@@ -92,16 +99,13 @@ class DigestJob:
         self.sleep = sleep
 
     def run(self, now: datetime, day: str | None = None, resend: bool = False,
-            wait_for_retries: bool = True) -> DigestOutcome:
+            wait_for_retries: bool = True, recipients: Sequence[str] = ()) -> DigestOutcome:
         day = day or local_date(now, self.config)
         record = self.store.get_digest(day) or self._create(day, now)
         if record.deliveries or record.article_ids:     # recipients added to the config later
             record = self.store.add_recipients(record, self.config.digest.recipients)
         if resend:
-            for d in record.deliveries:
-                self.store.set_delivery(record, d.recipient, status="pending", attempts=0,
-                                        next_attempt_at=None, last_error=None)
-            record = self.store.get_digest(day)
+            record = self._reopen(record, recipients)
         outcome = DigestOutcome(day, items=len(record.article_ids))
         before = {d.recipient: d.status for d in record.deliveries}
         self._mark_interrupted(record)
@@ -118,6 +122,19 @@ class DigestJob:
             if not wait_for_retries:
                 break
         return self._outcome(self.store.get_digest(day), outcome, before)
+
+    def _reopen(self, record: DigestRecord, recipients: Sequence[str]) -> DigestRecord:
+        """Deliveries to send again: the named recipients', or every one not sent."""
+        known = {d.recipient for d in record.deliveries}
+        missing = [r for r in recipients if r not in known]
+        if missing:
+            raise UsageError(f"digest {record.digest_date} has no delivery to "
+                             f"{', '.join(missing)} (its recipients: {', '.join(sorted(known))})")
+        for d in record.deliveries:
+            if d.recipient in recipients if recipients else d.status != "sent":
+                self.store.set_delivery(record, d.recipient, status="pending", attempts=0,
+                                        next_attempt_at=None, last_error=None)
+        return self.store.get_digest(record.digest_date)
 
     def _create(self, day: str, now: datetime) -> DigestRecord:
         end = _period_end(day, now, self.config)
@@ -138,7 +155,7 @@ class DigestJob:
 
     def _backoff(self, round_: int) -> float:
         base = self.config.smtp.retry_base_seconds if self.config.smtp else 0
-        return base * (2 ** (round_ - 1))
+        return base * (2 ** min(round_ - 1, 30))
 
     def render(self, record: DigestRecord, now: datetime) -> tuple[str, str, str]:
         articles = self.store.digest_articles(record)
@@ -192,13 +209,14 @@ class DigestJob:
 
     def _failed(self, record, delivery, exc: DeliveryError, now: datetime) -> None:
         attempts = delivery.attempts + 1
-        limit = self.config.smtp.max_attempts if self.config.smtp else 1
-        permanent = exc.permanent or attempts >= limit
-        next_at = None if permanent else now + timedelta(seconds=self._backoff(attempts) or 60)
-        self.store.set_delivery(record, delivery.recipient, status="failed" if permanent else "retry",
+        wait = timedelta(seconds=min(self._backoff(attempts) or 60,
+                                     MAX_RETRY_GAP.total_seconds()))
+        next_at = None if exc.permanent else now + wait
+        self.store.set_delivery(record, delivery.recipient,
+                                status="failed" if exc.permanent else "retry",
                                 last_error=str(exc)[:1000], next_attempt_at=next_at)
         log.warning("digest %s to %s: %s (%s)", record.digest_date, delivery.recipient, exc,
-                    "gave up" if permanent else "will retry")
+                    "permanent, not retried" if exc.permanent else f"will retry at {next_at:%H:%M} UTC")
 
     def _outcome(self, record: DigestRecord, outcome: DigestOutcome,
                  before: dict[str, str]) -> DigestOutcome:

@@ -14,6 +14,7 @@ delivery is never re-sent without an explicit command.
 
 from __future__ import annotations
 
+import os
 import re
 import smtplib
 import socket
@@ -146,15 +147,32 @@ class OutboxMailer:
     folder: Path
 
     def send(self, message: EmailMessage, recipient: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Both files, each written under a temporary name and renamed when complete, the
+        ``.eml`` last: a full disk leaves no partial or empty file behind."""
         stem = _file_stem(message, recipient)
+        html = message.get_body(("html",))
+        preview = self.folder / f"{stem}.html"
         try:
-            (self.folder / f"{stem}.eml").write_bytes(bytes(message))
-            html = message.get_body(("html",))
+            self.folder.mkdir(parents=True, exist_ok=True)
             if html is not None:
-                (self.folder / f"{stem}.html").write_text(html.get_content(), encoding="utf-8")
+                _write_whole(preview, html.get_content().encode("utf-8"))
+            _write_whole(self.folder / f"{stem}.eml", bytes(message))
         except OSError as exc:
+            preview.unlink(missing_ok=True)
             raise DeliveryError(f"cannot write to the outbox {self.folder}: {exc}") from None
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        with partial.open("wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _file_stem(message: EmailMessage, recipient: str) -> str:

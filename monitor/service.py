@@ -23,7 +23,7 @@ import os
 import signal
 import socket
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from monitor.config import Config, config_path, load_config
 from monitor.exceptions import MonitorError
@@ -140,13 +140,18 @@ class Service:
             log.error("digest failed: %s", exc)
 
     def _retry_deliveries(self) -> None:
-        from monitor.delivery import OPEN, local_date
+        """Deliveries whose next attempt is due, of today's and yesterday's digests, for
+        ``RETRY_WINDOW`` after each digest's period ended (a digest sent at 23:50 is still
+        retried after midnight)."""
+        from monitor.delivery import OPEN, RETRY_WINDOW, local_date
 
-        record = self.store.get_digest(local_date(self.clock(), self.config))
         now = self.clock()
-        if record and any(d.status in OPEN and (d.next_attempt_at or now) <= now
-                          for d in record.deliveries):
-            self.digest(record.digest_date)
+        for day in (local_date(now - timedelta(days=1), self.config), local_date(now, self.config)):
+            record = self.store.get_digest(day)
+            if record and now - record.period_end <= RETRY_WINDOW and any(
+                    d.status in OPEN and (d.next_attempt_at or now) <= now
+                    for d in record.deliveries):
+                self.digest(record.digest_date)
 
     def missed_digest(self) -> None:
         """Send today's digest now if its time passed while the service was down."""

@@ -11,6 +11,7 @@ import pytest
 from monitor.config import parse_config
 from monitor.delivery import DigestJob
 from monitor.digest import build_digest, render, subject
+from monitor.exceptions import UsageError
 from monitor.mail import SmtpMailer
 
 from digest_data import ITEMS, T0, fill
@@ -55,8 +56,12 @@ def test_outbox_when_no_smtp_and_rerun_sends_nothing(store, tmp_path):
     assert again.sent == [] and again.already == RCPTS
     assert "already sent" in again.summary()
     assert len(list((tmp_path / "outbox").iterdir())) == 6
-    resent = job(store, cfg).run(NOW, resend=True)
-    assert resent.sent == RCPTS
+    resent = job(store, cfg).run(NOW, resend=True)          # nothing unsent: nobody again
+    assert resent.sent == [] and resent.already == RCPTS
+    one = job(store, cfg).run(NOW, resend=True, recipients=["ben@example.org"])
+    assert one.sent == ["ben@example.org"] and len(list((tmp_path / "outbox").iterdir())) == 6
+    with pytest.raises(UsageError, match="no delivery to zed@example.org"):
+        job(store, cfg).run(NOW, resend=True, recipients=["zed@example.org"])
 
 
 def test_smtp_message_parts_headers_escaping_and_cjk(store, tmp_path):
@@ -152,11 +157,48 @@ def test_faults_then_recovery_give_each_recipient_exactly_one_copy(store, tmp_pa
     assert cy.status == "failed" and "550" in cy.last_error and cy.attempts == 2
 
 
-def test_temporary_failures_give_up_after_max_attempts(store, tmp_path):
-    cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": SmtpServer().port, "security": "none"})
+def test_temporary_failures_stay_open_after_max_attempts_and_a_later_run_sends(store, tmp_path):
+    server = SmtpServer()                            # not started: connection refused
+    cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none"})
     outcome = job(store, cfg).run(NOW)              # the CLI way: retries within the call
-    assert outcome.failed == RCPTS
-    assert {d.attempts for d in store.get_digest("2025-06-03").deliveries} == {3}
+    assert outcome.retry == RCPTS and outcome.failed == []
+    deliveries = store.get_digest("2025-06-03").deliveries
+    assert {d.attempts for d in deliveries} == {3} and {d.status for d in deliveries} == {"retry"}
+    assert all(d.next_attempt_at <= NOW + timedelta(hours=1) for d in deliveries)   # capped
+    server.start()
+    try:
+        later = job(store, cfg).run(NOW + timedelta(hours=5))          # a plain re-run
+        again = job(store, cfg).run(NOW + timedelta(hours=6))
+    finally:
+        server.stop()
+    assert later.sent == RCPTS and again.sent == [] and again.already == RCPTS
+    assert all(len(server.recorder.received_by(r)) == 1 for r in RCPTS)
+
+
+def test_an_outbox_on_a_full_disk_leaves_no_partial_file(store, tmp_path):
+    """The file-size limit stands in for a full disk: the write stops part-way (EFBIG)."""
+    script = (
+        "import resource, signal, sys\n"
+        "from datetime import datetime, timezone\n"
+        "from pathlib import Path\n"
+        "from monitor.exceptions import DeliveryError\n"
+        "from monitor.mail import OutboxMailer, build_message\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))\n"
+        "m = build_message(sender='d@example.org', recipient='ana@example.org', subject='s',\n"
+        "                  html='<p>' + 'x' * 3000 + '</p>', text='y' * 3000,\n"
+        "                  when=datetime(2025, 6, 3, 7, tzinfo=timezone.utc))\n"
+        "try:\n"
+        "    OutboxMailer(Path(sys.argv[1])).send(m, 'ana@example.org')\n"
+        "except DeliveryError as exc:\n"
+        "    print('refused:', exc)\n")
+    import subprocess
+    import sys
+
+    outbox = tmp_path / "outbox"
+    done = subprocess.run([sys.executable, "-c", script, str(outbox)], capture_output=True, text=True)
+    assert "refused: cannot write to the outbox" in done.stdout, done.stderr
+    assert list(outbox.iterdir()) == []              # no truncated .eml, no 0-byte file
 
 
 def test_interrupted_send_is_not_repeated(store, tmp_path):

@@ -5,7 +5,10 @@ aiosmtpd server on 127.0.0.1, not duplicated here:
 - test_wrong_password_is_a_permanent_failure — a 535 is permanent: no retry loop;
 - test_faults_then_recovery_give_each_recipient_exactly_one_copy — 4xx replies and
   dropped connections, then recovery: each recipient gets exactly one copy;
-- test_temporary_failures_give_up_after_max_attempts — smtp.max_attempts is honoured;
+- test_temporary_failures_stay_open_after_max_attempts_and_a_later_run_sends —
+  smtp.max_attempts is honoured within a run; the delivery stays open and a later run
+  sends exactly one copy (issue 16);
+- test_an_outbox_on_a_full_disk_leaves_no_partial_file — temporary name, then rename;
 - test_interrupted_send_is_not_repeated — a crash mid-send is never re-sent blindly;
 - test_a_reply_lost_after_data_is_unknown_and_never_re_sent — the server takes the whole
   message and hangs up before replying: "unknown", one copy, never re-sent (issue 16);
@@ -20,7 +23,8 @@ from pathlib import Path
 
 REFERENCED = ("test_starttls_and_auth", "test_wrong_password_is_a_permanent_failure",
               "test_faults_then_recovery_give_each_recipient_exactly_one_copy",
-              "test_temporary_failures_give_up_after_max_attempts",
+              "test_temporary_failures_stay_open_after_max_attempts_and_a_later_run_sends",
+              "test_an_outbox_on_a_full_disk_leaves_no_partial_file",
               "test_interrupted_send_is_not_repeated",
               "test_a_reply_lost_after_data_is_unknown_and_never_re_sent",
               "test_smtp_message_parts_headers_escaping_and_cjk")
