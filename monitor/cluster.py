@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 THRESHOLD = 0.5
 NUM_HASHES = 64
@@ -81,7 +81,17 @@ def cluster(ids: Sequence[int], docs: Sequence[tuple[str, str]],
             threshold: float = THRESHOLD) -> dict[int, int]:
     """article id → cluster id (the smallest id of its cluster), for every id given."""
     sets = [shingles(title, text) for title, text in docs]
-    parent = list(range(len(ids)))
+    pairs = ((i, j) for i, j in _candidate_pairs(sets) if jaccard(sets[i], sets[j]) >= threshold)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for index, root in enumerate(components(len(ids), pairs if len(ids) > 1 else ())):
+        groups[root].append(ids[index])
+    return {member: min(members) for members in groups.values() for member in members}
+
+
+def components(n: int, pairs: Iterable[tuple[int, int]]) -> list[int]:
+    """For items 0..n-1 joined by ``pairs``, one representative item per connected
+    component, per item (union-find with path halving)."""
+    parent = list(range(n))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -89,11 +99,6 @@ def cluster(ids: Sequence[int], docs: Sequence[tuple[str, str]],
             i = parent[i]
         return i
 
-    if len(ids) > 1:
-        for i, j in _candidate_pairs(sets):
-            if jaccard(sets[i], sets[j]) >= threshold:
-                parent[root(i)] = root(j)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for index in range(len(ids)):
-        groups[root(index)].append(ids[index])
-    return {member: min(members) for members in groups.values() for member in members}
+    for i, j in pairs:
+        parent[root(i)] = root(j)
+    return [root(i) for i in range(n)]

@@ -150,21 +150,13 @@ def title_key(title: str) -> str:
 
 def story_groups(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """One group name per record: records that share a title key or a source and day are
-    in one group (their connected component), named after its first record's id."""
-    parent = list(range(len(records)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    in one group (their connected component), named after one of its records' ids."""
+    from monitor.cluster import components
 
     first: dict[str, int] = {}
-    for i, record in enumerate(records):
-        for key in _group_keys(record):
-            j = first.setdefault(key, i)
-            parent[root(i)] = root(j)
-    return [str(records[root(i)]["id"]) for i in range(len(records))]
+    pairs = ((i, first.setdefault(key, i)) for i, record in enumerate(records)
+             for key in _group_keys(record))
+    return [str(records[root]["id"]) for root in components(len(records), pairs)]
 
 
 def _group_keys(record: Mapping[str, Any]) -> list[str]:
