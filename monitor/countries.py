@@ -554,12 +554,17 @@ def _script(full: str) -> str:
     return "ja" if _KANA_RE.search(full) else "zh"
 
 
+_SINGLE_RE = {"ko": re.compile(f"[{''.join(_SINGLE_KO)}]"),
+              "ja": re.compile(f"[{''.join(_SINGLE_JA)}]")}
+
+
 def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
     table = _SINGLE_KO if script == "ko" else _SINGLE_JA
     hits = []
-    for pos, char in enumerate(full):
-        code = table.get(char)
-        if code is None or pos in taken:
+    for match in _SINGLE_RE[script].finditer(full):
+        pos, char = match.start(), match.group()
+        code = table[char]
+        if pos in taken:
             continue
         prev = full[pos - 1] if pos else ""
         nxt = full[pos + 1] if pos + 1 < len(full) else ""
