@@ -65,10 +65,12 @@ def config_group():
 @click.pass_context
 def config_check(ctx):
     """Validate the config and print it, effective values included, secrets masked."""
-    from monitor.config import config_path, masked
+    from monitor.config import config_path, config_warnings, masked
 
     config = _config(ctx.find_root())
     click.echo(f"# {config_path(ctx.find_root().obj['config_file'])}: valid")
+    for warning in config_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(json.dumps(masked(config), indent=2, ensure_ascii=False))
 
 

@@ -274,6 +274,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return parse_config(data, str(file))
 
 
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but almost certainly not meant: a service with nothing to do."""
+    found = []
+    if not config.feeds:
+        found.append("no [[feeds]] configured: `monitor run` and `monitor poll` poll nothing")
+    if not config.digest.recipients:
+        found.append("digest.recipients is empty: no digest is sent to anyone")
+    return found
+
+
 def masked(config: Config) -> dict[str, Any]:
     """The effective config as plain data, with anything secret masked."""
     data = config.model_dump(mode="json", by_alias=True)

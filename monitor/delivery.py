@@ -228,5 +228,7 @@ class DigestJob:
                       "failed": outcome.failed, "unknown": outcome.unknown}[d.status]
             bucket.append(d.recipient)
         if not record.deliveries:
-            outcome.note = "nothing flagged and send_when_empty is off: no mail"
+            outcome.note = ("no recipients in digest.recipients: no mail"
+                            if not self.config.digest.recipients
+                            else "nothing flagged and send_when_empty is off: no mail")
         return outcome

@@ -25,7 +25,7 @@ import socket
 import threading
 from datetime import datetime, timedelta
 
-from monitor.config import Config, config_path, load_config
+from monitor.config import Config, config_path, config_warnings, load_config
 from monitor.exceptions import MonitorError
 from monitor.pipeline import Poller, utcnow
 from monitor.redact import masked_url
@@ -220,6 +220,8 @@ class Service:
         log.info("monitor running: %d feeds, digest at %s %s, store %s", len(self.config.feeds),
                  self.config.digest.send_at.strftime("%H:%M"), self.config.digest.timezone,
                  masked_url(self.config.store_url()))
+        for warning in config_warnings(self.config):
+            log.warning("%s", warning)
 
     def shutdown(self) -> None:
         self.stop.set()

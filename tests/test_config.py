@@ -115,3 +115,17 @@ def test_threshold_is_auto_or_one_number(value, fixed):
 def test_a_bad_threshold_names_the_key(value):
     with pytest.raises(ConfigError, match='classifier.threshold: expected "auto" or a number'):
         parse_config({"classifier": {"threshold": value}})
+
+
+def test_an_empty_config_is_valid_but_warned_about(tmp_path):
+    from monitor.config import config_warnings
+
+    assert len(config_warnings(parse_config({}))) == 2
+    assert config_warnings(load_config(ROOT / "config" / "monitor.toml")) == []
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(empty), "config", "check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0
+    assert "warning: no [[feeds]] configured" in done.stderr
+    assert "warning: digest.recipients is empty" in done.stderr

@@ -273,3 +273,9 @@ def test_golden_html(store, tmp_path):
     assert html == GOLDEN.read_text(encoding="utf-8")
     assert "<style" not in html and 'style="' in html        # CSS inlined for mail clients
     assert not re.search(r"(src|href)=\"(?!https?://)", html)  # no remote or odd resources
+
+
+def test_no_recipients_says_so_rather_than_blaming_send_when_empty(store, tmp_path):
+    outcome = job(store, config(tmp_path, recipients=[], send_when_empty=True)).run(NOW)
+    assert outcome.sent == [] and "no recipients in digest.recipients" in outcome.summary()
+    assert "send_when_empty" not in outcome.summary()
