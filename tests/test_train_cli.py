@@ -14,6 +14,17 @@ from conftest import utc
 FIXTURE = Path(__file__).parent / "fixtures"
 
 
+def _corpus_and_config(tmp_path, db):
+    """A corpus folder holding the fixture corpus, a config on store ``db``, the model path."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "fixture.jsonl").write_text((FIXTURE / "classifier_corpus.jsonl").read_text())
+    config = tmp_path / "monitor.toml"
+    model = tmp_path / "model" / "classifier.skops"
+    config.write_text(f'[store]\nurl = "sqlite:///{db}"\n[classifier]\nmodel = "{model}"\n')
+    return corpus, config, model
+
+
 class Feed:
     name, url, lang, interval_minutes, silent_after_days = "wire", "https://wire.example/rss", None, None, None
 
@@ -33,12 +44,7 @@ def test_train_uses_reviews_and_refuses_a_worse_model(tmp_path):
     article_id = sqlite3.connect(db).execute("select id from article").fetchone()[0]
     store.add_reviews({article_id: ("critical-minerals",)}, "relevant", "tin counts", "ana", utc(2025, 6, 2))
     store.close()
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "fixture.jsonl").write_text((FIXTURE / "classifier_corpus.jsonl").read_text())
-    config = tmp_path / "monitor.toml"
-    model = tmp_path / "model" / "classifier.skops"
-    config.write_text(f'[store]\nurl = "sqlite:///{db}"\n[classifier]\nmodel = "{model}"\n')
+    corpus, config, model = _corpus_and_config(tmp_path, db)
     labels = tmp_path / "labels"          # no labels of real items: the written corpus alone
     labels.mkdir()
     run = lambda *args: subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "train",
@@ -63,12 +69,7 @@ def test_train_joins_labels_to_the_pool_and_names_what_is_missing(tmp_path):
     from test_labels import pool_and_labels
 
     pool, labels = pool_and_labels(tmp_path, n=120)
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "fixture.jsonl").write_text((FIXTURE / "classifier_corpus.jsonl").read_text())
-    config = tmp_path / "monitor.toml"
-    model = tmp_path / "model" / "classifier.skops"
-    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n[classifier]\nmodel = "{model}"\n')
+    corpus, config, model = _corpus_and_config(tmp_path, tmp_path / "m.db")
     base = [sys.executable, "-m", "monitor", "--config", str(config), "train", "--corpus", str(corpus),
             "--labels", str(labels)]
     done = subprocess.run([*base, "--pool", str(pool)], capture_output=True, text=True)
