@@ -3,7 +3,8 @@
 An article is plain text: HTML stripped, entities decoded, whitespace folded. Its URL is
 canonical (scheme and host lower-cased, default port, fragment and tracking parameters
 removed). Its identity within a feed is its guid together with its URL, else its URL, else
-a hash of title and text (see :func:`article_key`).
+its title and publish date, else a hash of its text (see :func:`article_key`). A date
+whose fields are out of range is no date (see :func:`sane_date`).
 
 Hostile documents (before feedparser sees the bytes, see :func:`defuse`):
 - The document is decoded the way feedparser decodes it (HTTP charset, BOM, prolog), so
@@ -23,7 +24,10 @@ Hostile documents (before feedparser sees the bytes, see :func:`defuse`):
   UTF-32, whatever its prolog or Content-Type claims: such a claim is ignored.
 - At most ``MAX_ENTRIES`` (1,000) entries are read per fetch, the first ones in document
   order (feeds list the newest first): the document is cut before the next entry, so
-  parsing time and memory do not grow with a feed of 100,000 items.
+  parsing time and memory do not grow with a feed of 100,000 items. The cut is one of the
+  notes :func:`read_feed` returns (the poll logs them as warnings).
+- A document that does not decode in the encoding it declares is read as mostly-UTF-8 or
+  in the encoding chardet detects, and a note says so (see :func:`_readable`).
 - Titles are cut at ``MAX_TITLE`` characters and text at ``MAX_TEXT``; an entry's HTML is
   read up to ``MAX_HTML`` characters. Control characters, NUL and lone surrogates never
   reach the store (titles, text, guids and URLs).
@@ -37,6 +41,7 @@ import hashlib
 import itertools
 import re
 import warnings
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from xml.parsers import expat
 from html import unescape
@@ -150,16 +155,23 @@ def content_hash(title: str, text: str) -> str:
     return hashlib.sha256(f"{title}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def article_key(guid: str | None, url: str | None, digest: str) -> str:
-    """Identity within a feed: guid+URL, guid, URL, else the content hash.
+def article_key(guid: str | None, url: str | None, digest: str, title: str = "",
+                published: datetime | None = None) -> str:
+    """Identity within a feed: guid+URL, guid, URL, else title and publish date, else the
+    content hash.
 
-    guid and URL together, because some feeds reuse one guid for different stories."""
+    guid and URL together, because some feeds reuse one guid for different stories. An
+    item with neither is known by its title and date, so that editing its text updates it
+    instead of adding a copy on every poll; by its content only when it has no title."""
     if guid and url:
         return f"g:{guid}|{url}"[:1000]
     if guid:
         return f"g:{guid}"[:1000]
     if url:
         return f"u:{url}"[:1000]
+    if title:
+        day = published.date().isoformat() if published else ""
+        return "t:" + hashlib.sha256(f"{title}\n{day}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"h:{digest}"
 
 
@@ -171,10 +183,40 @@ def normalise_language(value: str | None) -> str | None:
     return code if re.fullmatch(r"[a-z]{2}", code) else None
 
 
+_ISO_DATE = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?")
+_MAIL_DATE = re.compile(r"(?:\w+,\s*)?(\d{1,2})\s+([A-Za-z]{3})[a-z]*\.?\s+(\d{4})"
+                        r"(?:\s+(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?")
+_MONTHS = {m: n for n, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug",
+                                       "sep", "oct", "nov", "dec"), 1)}
+
+
+def sane_date(raw: str | None) -> bool:
+    """False when ``raw`` is written as an ISO 8601 or RFC 822 date whose fields are out of
+    range ("2025-13-45T99:99:99Z", "Mon, 45 Foo 2025"): feedparser would carry the excess
+    over into a real but wrong date. Other forms are left to feedparser."""
+    if not raw:
+        return True
+    if match := _ISO_DATE.match(raw):
+        year, month, day, hour, minute, second = (int(g or 0) for g in match.groups())
+    elif match := _MAIL_DATE.match(raw.strip()):
+        month = _MONTHS.get(match.group(2).lower())
+        if month is None:                  # another language's month: feedparser decides
+            return True
+        day, year = int(match.group(1)), int(match.group(3))
+        hour, minute, second = (int(g or 0) for g in match.groups()[3:])
+    else:
+        return True
+    try:
+        datetime(year, month, day, hour, minute, min(second, 59) if second == 60 else second)
+    except ValueError:
+        return False
+    return True
+
+
 def _timestamp(entry) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
-        if value:
+    for name in ("published", "updated", "created"):
+        value = entry.get(f"{name}_parsed")
+        if value and sane_date(entry.get(name)):
             try:
                 return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
             except (OverflowError, ValueError, OSError):
@@ -205,8 +247,9 @@ def _to_article(entry, feed_lang: str | None) -> ParsedArticle | None:
     url = canonical_url(entry.get("link"))
     guid = one_line(entry.get("id") or "", 500) or None
     digest = content_hash(title, text)
-    return ParsedArticle(key=article_key(guid, url, digest), guid=guid, url=url, title=title,
-                         text=text, published=_timestamp(entry),
+    published = _timestamp(entry)
+    return ParsedArticle(key=article_key(guid, url, digest, title, published), guid=guid,
+                         url=url, title=title, text=text, published=published,
                          language=_entry_language(entry, feed_lang), content_hash=digest)
 
 
@@ -242,9 +285,24 @@ def _memoised(function):
     return call
 
 
+@dataclass
+class ParsedFeed:
+    """A feed document's articles, and what the reader should know about how it was read
+    (cut at ``MAX_ENTRIES``, an encoding that was not the declared one)."""
+    articles: list[ParsedArticle]
+    notes: list[str] = field(default_factory=list)
+
+
 def parse_feed(content: bytes, headers: dict[str, str] | None = None,
                base_url: str | None = None) -> list[ParsedArticle]:
-    """Articles of a feed document; FeedError when it is not a feed at all.
+    """Articles of a feed document; FeedError when it is not a feed at all."""
+    return read_feed(content, headers, base_url).articles
+
+
+def read_feed(content: bytes, headers: dict[str, str] | None = None,
+              base_url: str | None = None) -> ParsedFeed:
+    """Articles of a feed document with notes on how it was read; FeedError when it is not
+    a feed at all.
 
     The response headers (Content-Type with its charset, Content-Location, Content-Language)
     are passed to feedparser, and ``base_url`` resolves relative links.
@@ -259,7 +317,8 @@ def parse_feed(content: bytes, headers: dict[str, str] | None = None,
         kind = received.get("content-type", "unknown content type")
         raise FeedError(f"not a feed: the response body is empty (content type {kind})",
                         kind="not-a-feed")
-    content, response_headers = defuse(content, received)
+    notes: list[str] = []
+    content, response_headers = defuse(content, received, notes)
     # resolve_relative_uris only rewrites links inside HTML content, which becomes plain
     # text here; entry links are resolved against xml:base and base_url regardless.
     parsed = feedparser.parse(content, response_headers=response_headers,
@@ -273,7 +332,7 @@ def parse_feed(content: bytes, headers: dict[str, str] | None = None,
         article = _to_article(entry, feed_lang)
         if article is not None and article.key not in articles:
             articles[article.key] = article
-    return list(articles.values())
+    return ParsedFeed(list(articles.values()), notes)
 
 
 def watch_service(pid: int, interval: float = 1.0) -> None:
@@ -298,12 +357,12 @@ def watch_service(pid: int, interval: float = 1.0) -> None:
 
 
 def parse_job(content: bytes, headers: dict[str, str], url: str):
-    """``parse_feed`` as run in a parse process: (articles, None) or (None, (message, kind)).
+    """``read_feed`` as run in a parse process: (ParsedFeed, None) or (None, (message, kind)).
     A FeedError comes back as plain values: exceptions with keyword arguments do not
     survive pickling intact. Here, not in the pipeline, so that a parse process imports
     only this module (the fork server preloads it), not httpx and the rest."""
     try:
-        return parse_feed(content, headers, url), None
+        return read_feed(content, headers, url), None
     except FeedError as exc:
         return None, (str(exc), exc.kind)
 
@@ -315,24 +374,102 @@ def _bozo_reason(parsed, headers: dict[str, str]) -> str:
     return f"{detail} (content type {kind})"[:500]
 
 
-def defuse(content: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+def defuse(content: bytes, headers: dict[str, str],
+           notes: list[str] | None = None) -> tuple[bytes, dict[str, str]]:
     """The document as feedparser would decode it, re-encoded as UTF-8, without entity
-    declarations and cut after ``MAX_ENTRIES`` entries; the headers then say UTF-8."""
+    declarations and cut after ``MAX_ENTRIES`` entries; the headers then say UTF-8.
+
+    A document that decodes in none of the encodings it declares is made readable first
+    (see :func:`_readable`); that, and a cut, are said in ``notes``."""
     from feedparser.encodings import convert_to_utf8, parse_content_type
 
+    notes = [] if notes is None else notes
     if _ascii_start(content):
         content, headers = _without_wide_claims(content, headers, parse_content_type)
+        content, headers = _readable(content, headers, parse_content_type, notes)
     probe: dict = {}
     data = convert_to_utf8(headers, content, probe)
     if probe.get("encoding"):                      # UTF-8 now: a C0 byte is a character
         data = data.translate(None, _C0_CONTROLS)   # that XML forbids (tab, LF, CR aside)
     data = _valid_char_refs(data)
     data = _without_entity_declarations(data)
-    data = first_entries(data, MAX_ENTRIES)
+    cut = first_entries(data, MAX_ENTRIES)
+    if len(cut) < len(data):
+        notes.append(f"only the first {MAX_ENTRIES:,} entries were read: the feed has more")
+    data = cut
     mime, _ = parse_content_type(headers.get("content-type") or "")
     if probe.get("encoding") and mime:
         headers = {**headers, "content-type": f"{mime}; charset=utf-8"}
     return data, headers
+
+
+_PROLOG_ENCODING = re.compile(rb"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])([\w.:-]+)", re.I)
+# encodings a detector's guess is taken from: a multi-byte one whenever the whole document
+# decodes in it; a single-byte one at a confidence of 0.08 or more (chardet's guesses from
+# a few accented letters, such as MacRoman or ISO-8859-4, score below that); otherwise
+# windows-1252 is assumed, as feedparser would
+_MULTIBYTE = {"gb18030", "gbk", "gb2312", "big5", "big5hkscs", "shift_jis", "cp932",
+              "euc_jp", "iso2022_jp", "euc_kr", "cp949"}
+_WEB_ENCODINGS = {*_MULTIBYTE, "koi8_r", "koi8_u",
+                  *(f"cp{n}" for n in range(1250, 1259)),
+                  *(f"iso8859_{n}" for n in range(1, 17)), "latin_1"}
+
+
+def _codec(name: str | None) -> str | None:
+    import codecs
+
+    try:
+        return codecs.lookup(name).name.replace("-", "_") if name else None
+    except LookupError:
+        return None
+
+
+def _decodes(content: bytes, codec: str | None) -> bool:
+    try:
+        return codec is not None and bool(content.decode(codec) or True)
+    except (UnicodeDecodeError, LookupError):
+        return False
+
+
+def _readable(content: bytes, headers: dict[str, str], parse_content_type,
+              notes: list[str]) -> tuple[bytes, dict[str, str]]:
+    """An ASCII-started document that decodes in none of the encodings it may be in (its
+    Content-Type charset, its prolog's encoding, UTF-8), re-encoded as UTF-8 and said so.
+
+    - Mostly UTF-8 (at least four characters decode for each invalid sequence): read
+      as UTF-8, each invalid sequence replaced by U+FFFD. feedparser would fall back to
+      windows-1252 and turn every other non-ASCII character into mojibake.
+    - Otherwise in the encoding chardet finds (a GBK page declared as UTF-8) when the
+      guess is sound (see ``_WEB_ENCODINGS``), else windows-1252.
+    A document that decodes in one of its encodings is left to feedparser as it is."""
+    mime, charset = parse_content_type(headers.get("content-type") or "")
+    prolog = _PROLOG_ENCODING.match(content[:300])
+    declared = [charset, prolog.group(2).decode("ascii") if prolog else None]
+    codecs_ = [c for c in dict.fromkeys(_codec(n) for n in declared + ["utf-8"]) if c]
+    if any(_decodes(content, c) for c in codecs_):
+        return content, headers
+    claim = next((n for n in declared if n), "UTF-8 (XML's default)")
+    text = content.decode("utf-8", "replace")
+    bad = text.count("\ufffd") - content.count("\ufffd".encode("utf-8"))
+    good = sum(1 for ch in text if ch > "\x7f") - bad        # characters UTF-8 did decode
+    if bad * 4 <= good:
+        notes.append(f"declared as {claim}: {bad} invalid UTF-8 byte sequence{'s' if bad != 1 else ''} "
+                     f"replaced by U+FFFD, the rest read as UTF-8")
+    else:
+        import chardet
+
+        found = chardet.detect(content[:200_000])
+        guess = _codec(found.get("encoding"))
+        sure = guess in _MULTIBYTE or (found.get("confidence") or 0) >= 0.08
+        codec = guess if guess in _WEB_ENCODINGS and sure and _decodes(content, guess) else "cp1252"
+        text = content.decode(codec, "replace")
+        how = "detected" if codec == guess else "assumed, no other encoding fits"
+        notes.append(f"declared as {claim}, but it does not decode as such: read as "
+                     f"{codec.replace('_', '-')} ({how})")
+    data = text.encode("utf-8")
+    if prolog:
+        data = _PROLOG_ENCODING.sub(rb"\1utf-8", data, count=1)
+    return data, {**headers, "content-type": f"{mime or 'application/xml'}; charset=utf-8"}
 
 
 def _ascii_start(content: bytes) -> bool:

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from monitor.exceptions import FeedError, StorageError
 from monitor.redact import masked_url
 from monitor.fetch import Fetcher, FetchResult, FetchSettings
-from monitor.parse import parse_feed, parse_job, watch_service
+from monitor.parse import ParsedFeed, parse_job, read_feed, watch_service
 from monitor.scheduling import next_check_after_error, next_check_after_success, plausible_published
 from monitor.types import ArticleWrite, FeedOutcome, FeedState, ParsedArticle
 
@@ -140,8 +140,8 @@ class ParsePool:
                                                  initargs=(os.getpid(),))
         return self._executor
 
-    async def parse(self, result: FetchResult) -> list[ParsedArticle] | None:
-        """The feed's articles; raises FeedError. None when no worker process can be
+    async def parse(self, result: FetchResult) -> ParsedFeed | None:
+        """The feed's articles and notes; raises FeedError. None when no worker process can be
         started here: the caller parses in its own process (and so does every later feed)."""
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
@@ -191,12 +191,18 @@ class FeedReport:
     updated: int = 0
     flagged: int = 0
     error: str | None = None
+    not_stored: bool = False         # the store refused this feed's articles: polled again
 
 
 @dataclass
 class CycleReport:
     feeds: list[FeedReport] = field(default_factory=list)
     duration: float = 0.0
+    unsaved_states: int = 0          # feeds whose new state the store refused
+
+    def not_stored(self) -> list[FeedReport]:
+        """Feeds whose articles the store refused (locked, disk full): polled again."""
+        return [f for f in self.feeds if f.not_stored]
 
     def total(self, attr: str) -> int:
         return sum(getattr(f, attr) for f in self.feeds)
@@ -207,8 +213,10 @@ class CycleReport:
     def summary(self) -> str:
         return (f"{len(self.feeds)} feeds polled, {self.count('not-modified')} not modified, "
                 f"{self.total('new')} new, {self.total('updated')} updated, "
-                f"{self.total('flagged')} flagged, {self.count('error')} errors, "
-                f"{self.duration:.1f} s")
+                f"{self.total('flagged')} flagged, {self.count('error')} errors"
+                + (f" ({len(self.not_stored())} not stored)" if self.not_stored() else "")
+                + (f", state of {self.unsaved_states} feeds not stored" if self.unsaved_states else "")
+                + f", {self.duration:.1f} s")
 
 
 class Poller:
@@ -227,12 +235,15 @@ class Poller:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._states: list[tuple[FeedState, FeedOutcome]] = []   # written in batches
         self._states_lock = threading.Lock()
+        self._unsaved_states = 0                # this cycle's feeds whose state was refused
         self.parse_job = parse_job          # what a parse process runs (tests replace it)
 
     def run_cycle(self, include_all: bool = False) -> CycleReport:
         started = time.monotonic()
+        self._unsaved_states = 0
         report = CycleReport(feeds=asyncio.run(self._poll_all(include_all)))
         report.duration = time.monotonic() - started
+        report.unsaved_states = self._unsaved_states
         if report.count("error"):
             # a failed feed leaves reference cycles (exception → traceback → frame → the
             # partly read body) that would wait for a later GC pass: collect them now
@@ -320,7 +331,7 @@ class Poller:
                         feed: FeedState) -> FeedReport:
         if self.stop.is_set():
             return FeedReport(feed.name, feed.url, "skipped")
-        parsed: list[ParsedArticle] | FeedError | None = None
+        parsed: ParsedFeed | FeedError | None = None
         try:
             result: FetchResult | FeedError = await fetcher.fetch(feed.url, feed.etag, feed.last_modified)
             if result.content is not None and parser.processes:
@@ -344,7 +355,7 @@ class Poller:
         return await loop.run_in_executor(writer, self.process, feed, result, parsed)
 
     def process(self, feed: FeedState, result: FetchResult,
-                parsed: list[ParsedArticle] | FeedError | None = None) -> FeedReport:
+                parsed: ParsedFeed | FeedError | None = None) -> FeedReport:
         """Parse (unless a parse process did), analyse and store one feed fetched with a
         body (runs in the writer thread; 304s and fetch errors never come here)."""
         if self.stop.is_set():
@@ -354,7 +365,7 @@ class Poller:
             return self._store(feed, result, now, parsed)
         except StorageError as exc:
             log.error("feed %s: not stored, will retry next cycle: %s", feed.name, exc)
-            return FeedReport(feed.name, feed.url, "error", error=str(exc))
+            return FeedReport(feed.name, feed.url, "error", error=str(exc), not_stored=True)
         except Exception as exc:  # a bug must not stop the other feeds: record it, back off
             log.exception("feed %s: unexpected error", feed.name)
             error = FeedError(f"{type(exc).__name__}: {exc}", kind="internal")
@@ -377,18 +388,19 @@ class Poller:
         return FeedReport(feed.name, feed.url, "not-modified", http_status=304)
 
     def _store(self, feed: FeedState, result: FetchResult, now: datetime,
-               parsed: list[ParsedArticle] | FeedError | None) -> FeedReport:
+               parsed: ParsedFeed | FeedError | None) -> FeedReport:
         outcome = self._success(feed, result, now)
         if parsed is None:
             try:
-                parsed = parse_feed(result.content, result.headers, result.url)
+                parsed = read_feed(result.content, result.headers, result.url)
             except FeedError as exc:
                 exc.status = result.status
                 parsed = exc
         if isinstance(parsed, FeedError):
             return self._store_error(feed, parsed, now)
-        articles = parsed
-        fresh = self._changed(feed, articles, now)
+        for note in parsed.notes:
+            log.warning("feed %s (%s): %s", feed.name, masked_url(feed.url), note)
+        fresh = self._changed(feed, parsed.articles, now)
         writes = self.analyze(fresh, feed) if fresh else []
         new, updated = self.store.save_poll(feed, writes, outcome)
         flagged = sum(1 for w in writes if w.verdict is not None and w.verdict.flagged)
@@ -430,6 +442,7 @@ class Poller:
         except StorageError as exc:
             log.error("state of %d feeds not stored, they will be polled again: %s",
                       len(states), exc)
+            self._unsaved_states += len(states)
 
     def _interval(self, feed: FeedState) -> int:
         return feed.interval_minutes or self.config.poll.interval_minutes

@@ -114,3 +114,30 @@ def test_real_world_feed_files_never_crash_the_parser():
         except FeedError:
             failed += 1
     assert parsed > len(files) * 0.8, (parsed, failed)
+
+
+def test_dates_with_fields_out_of_range_are_not_dates():
+    from monitor.parse import sane_date
+
+    for raw in ("2025-13-45T99:99:99Z", "2025-02-30", "2025-06-04T24:30:00Z",
+                "Mon, 45 Jan 2025 10:00:00 GMT", "Thu, 31 Apr 2025 10:00:00 GMT",
+                "04 Jun 2025 10:61:00 GMT"):
+        assert not sane_date(raw), raw
+    for raw in (None, "", "2025-06-04T10:00:00Z", "2025-06-04", "2024-02-29T00:00:00+02:00",
+                "Wed, 04 Jun 2025 10:00:00 GMT", "4 June 2025 10:00", "yesterday", "1717491600",
+                "Sat, 31 Dec 2016 23:59:60 GMT", "Mi, 04 Okt 2025 10:00:00 +0200"):
+        assert sane_date(raw), raw
+
+
+def test_items_without_guid_or_link_are_known_by_title_and_day():
+    from datetime import datetime, timezone
+
+    from monitor.parse import article_key
+
+    day = datetime(2025, 6, 4, 8, tzinfo=timezone.utc)
+    key = article_key(None, None, "hash-1", "Bulletin", day)
+    assert key.startswith("t:")
+    assert article_key(None, None, "hash-2", "Bulletin", day.replace(hour=17)) == key
+    assert article_key(None, None, "hash-1", "Bulletin", day.replace(day=5)) != key
+    assert article_key(None, None, "hash-1", "", day) == "h:hash-1"
+    assert article_key("g1", None, "hash-1", "Bulletin", day) == "g:g1"
