@@ -19,7 +19,11 @@ Order of events for one digest date:
    recipients' deliveries only, sent ones included. A delivery found in ``sending`` (the
    process died between handing the message over and recording it) is marked ``unknown``
    and not re-sent automatically: a possible duplicate is worse than a visible gap, which
-   ``monitor digest --resend`` closes.
+   ``monitor digest --resend`` closes. A delivery claimed by another process that is still
+   within its lease (``next_attempt_at`` of a ``sending`` row: the time after which its
+   sender counts as gone) is being sent right now: it is reported as such and left alone.
+5. Two runs at once (two services, a service and a ``monitor digest``) make one digest and
+   send each copy once; the one that did not send says who is sending or already sent.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ log = logging.getLogger("monitor.digest")
 OPEN = ("pending", "retry")
 RETRY_WINDOW = timedelta(hours=24)     # the service retries a digest's deliveries this long
 MAX_RETRY_GAP = timedelta(hours=1)     # the longest wait between two attempts
+MIN_LEASE = timedelta(minutes=2)       # a sender is counted as gone this long after its claim
 
 
 @dataclass
@@ -51,16 +56,19 @@ class DigestOutcome:
     failed: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)
     note: str = ""
 
     def summary(self) -> str:
         parts = [f"digest {self.digest_date}: {self.items} items"]
-        for label in ("sent", "retry", "failed", "unknown", "already"):
+        for label in ("sent", "retry", "failed", "unknown", "already", "elsewhere"):
             names = getattr(self, label)
             if names:
                 word = {"already": "already sent to", "retry": "will retry",
                         "unknown": "unknown whether delivered (not re-sent; --resend sends "
-                                   "again) to"}.get(label, label)
+                                   "again) to",
+                        "elsewhere": "being sent right now by another process (not sent "
+                                     "from here) to"}.get(label, label)
                 parts.append(f"{word} {', '.join(names)}")
         if self.note:
             parts.append(self.note)
@@ -107,8 +115,8 @@ class DigestJob:
         if resend:
             record = self._reopen(record, recipients)
         outcome = DigestOutcome(day, items=len(record.article_ids))
-        before = {d.recipient: d.status for d in record.deliveries}
-        self._mark_interrupted(record)
+        self._mark_interrupted(record, now)
+        sent_here: set[str] = set()
         attempts = self.config.smtp.max_attempts if self.config.smtp else 1
         for round_ in range(attempts):
             record = self.store.get_digest(day)
@@ -118,10 +126,10 @@ class DigestJob:
                 break
             if round_:
                 self.sleep(self._backoff(round_))
-            self._deliver(record, due, now)
+            sent_here |= self._deliver(record, due, now)
             if not wait_for_retries:
                 break
-        return self._outcome(self.store.get_digest(day), outcome, before)
+        return self._outcome(self.store.get_digest(day), outcome, sent_here)
 
     def _reopen(self, record: DigestRecord, recipients: Sequence[str]) -> DigestRecord:
         """Deliveries to send again: the named recipients', or every one not sent."""
@@ -145,13 +153,21 @@ class DigestJob:
                  len(record.deliveries))
         return record
 
-    def _mark_interrupted(self, record: DigestRecord) -> None:
+    def _mark_interrupted(self, record: DigestRecord, now: datetime) -> None:
+        """Deliveries left in ``sending`` past their lease: the sender died after handing
+        the message over, or before. Within the lease another process is sending them."""
         for d in record.deliveries:
-            if d.status == "sending":
+            if d.status == "sending" and (d.next_attempt_at is None or d.next_attempt_at <= now):
                 log.warning("digest %s to %s: interrupted while sending; not re-sent "
                             "automatically (use --resend)", record.digest_date, d.recipient)
                 self.store.set_delivery(record, d.recipient, status="unknown",
                                         last_error="interrupted while sending")
+
+    def _lease(self) -> timedelta:
+        """How long a claimed delivery may take before its sender counts as gone: a few
+        times the SMTP timeout (connect, greeting, envelope, data each may use it)."""
+        timeout = self.config.smtp.timeout_seconds if self.config.smtp else 0
+        return max(MIN_LEASE, timedelta(seconds=6 * timeout))
 
     def _backoff(self, round_: int) -> float:
         base = self.config.smtp.retry_base_seconds if self.config.smtp else 0
@@ -185,14 +201,17 @@ class DigestJob:
         html, text = render(digest, line)
         return line, html, text
 
-    def _deliver(self, record: DigestRecord, due, now: datetime) -> None:
+    def _deliver(self, record: DigestRecord, due, now: datetime) -> set[str]:
+        """Send the due deliveries this process can claim; the recipients it sent to."""
         line, html, text = self.render(record, now)
+        sent: set[str] = set()
         for delivery in due:
             message = build_message(sender=self.config.digest.sender, recipient=delivery.recipient,
                                     subject=line, html=html, text=text, when=now)
             if not self.store.claim_delivery(record, delivery.recipient,
                                              message_id=message["Message-ID"],
-                                             attempts=delivery.attempts + 1):
+                                             attempts=delivery.attempts + 1,
+                                             next_attempt_at=now + self._lease()):
                 continue                      # another process is sending this one
             try:
                 self.mailer.send(message, delivery.recipient)
@@ -206,6 +225,8 @@ class DigestJob:
                 continue
             self.store.set_delivery(record, delivery.recipient, status="sent", sent_at=now,
                                     last_error=None, next_attempt_at=None)
+            sent.add(delivery.recipient)
+        return sent
 
     def _failed(self, record, delivery, exc: DeliveryError, now: datetime) -> None:
         attempts = delivery.attempts + 1
@@ -219,13 +240,16 @@ class DigestJob:
                     "permanent, not retried" if exc.permanent else f"will retry at {next_at:%H:%M} UTC")
 
     def _outcome(self, record: DigestRecord, outcome: DigestOutcome,
-                 before: dict[str, str]) -> DigestOutcome:
+                 sent_here: set[str]) -> DigestOutcome:
+        """What happened to each delivery, from this run's point of view: a copy another
+        process sent meanwhile is "already sent", not "sent"."""
         for d in record.deliveries:
-            if d.status == "sent" and before.get(d.recipient) == "sent":
+            if d.status == "sent" and d.recipient not in sent_here:
                 outcome.already.append(d.recipient)
                 continue
             bucket = {"sent": outcome.sent, "retry": outcome.retry, "pending": outcome.retry,
-                      "failed": outcome.failed, "unknown": outcome.unknown}[d.status]
+                      "failed": outcome.failed, "unknown": outcome.unknown,
+                      "sending": outcome.elsewhere}[d.status]
             bucket.append(d.recipient)
         if not record.deliveries:
             outcome.note = ("no recipients in digest.recipients: no mail"

@@ -3,8 +3,10 @@ scripted faults (a reply code per recipient for the next N attempts)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
+import threading
 import subprocess
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -32,6 +34,8 @@ class Recorder:
         self.messages: list[tuple[list[str], object]] = []
         self.faults: dict[str, list[str]] = {}     # recipient → replies for the next RCPTs
         self.drop_after_data: set[str] = set()     # take the message, then hang up unanswered
+        self.data_delay = 0.0                      # seconds before answering each DATA
+        self.data_started = threading.Event()      # set when the first DATA arrives
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         queue = self.faults.get(address)
@@ -41,6 +45,9 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.data_started.set()
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         message = message_from_bytes(envelope.content, policy=policy.default)
         self.messages.append((list(envelope.rcpt_tos), message))
         if self.drop_after_data & set(envelope.rcpt_tos):

@@ -279,3 +279,96 @@ def test_no_recipients_says_so_rather_than_blaming_send_when_empty(store, tmp_pa
     outcome = job(store, config(tmp_path, recipients=[], send_when_empty=True)).run(NOW)
     assert outcome.sent == [] and "no recipients in digest.recipients" in outcome.summary()
     assert "send_when_empty" not in outcome.summary()
+
+
+def _digest_processes(tmp_path, server, count: int, wait_for_data: bool = False):
+    """``count`` ``monitor digest --date 2025-06-03`` processes on one store and one SMTP
+    server: started together, or each next one once the server is taking a message.
+    Returns [(exit code, stdout, stderr)]."""
+    import subprocess
+    import sys
+
+    fill(f"sqlite:///{tmp_path / 'm.db'}").close()
+    path = tmp_path / "monitor.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+                    f'[digest]\nrecipients = {RCPTS!r}\ntimezone = "Europe/Berlin"\n'
+                    f'outbox_dir = "{tmp_path / "outbox"}"\n'
+                    f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\n'
+                    'max_attempts = 1\ntimeout_seconds = 10\n'.replace("'", '"'), encoding="utf-8")
+    command = [sys.executable, "-m", "monitor", "--config", str(path), "digest", "--date", "2025-06-03"]
+    root = Path(__file__).resolve().parent.parent
+    procs = []
+    for _ in range(count):
+        procs.append(subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+        if wait_for_data:
+            assert server.recorder.data_started.wait(60), "the first process never sent"
+    return [(p.wait(120), *p.communicate()) for p in procs]
+
+
+def _sent_by(output: str) -> list[str]:
+    found = re.search(r"; sent ([^;\n]+)", output)
+    return found.group(1).split(", ") if found else []
+
+
+@pytest.mark.parametrize("wait_for_data", [False, True], ids=["started-together", "second-while-sending"])
+def test_digests_run_at_once_send_each_copy_once_and_say_who_sent_it(tmp_path, wait_for_data):
+    server = SmtpServer().start()
+    server.recorder.data_delay = 0.7               # each message takes a while to go out
+    try:
+        results = _digest_processes(tmp_path, server, 3, wait_for_data)
+    finally:
+        server.stop()
+    for code, out, err in results:
+        assert code == 0 and "Traceback" not in err and "--resend" not in out, (code, out, err)
+    assert sorted(r for _, out, _ in results for r in _sent_by(out)) == RCPTS   # each by one
+    for recipient in RCPTS:
+        assert len(server.recorder.received_by(recipient)) == 1
+    for _, out, _ in results:                       # who did not send says who did, or is
+        others = set(RCPTS) - set(_sent_by(out))
+        assert all(r in out.split("; sent ")[-1] or r in out for r in others), out
+        assert ("already sent to" in out or "being sent right now by another process" in out
+                or not others), out
+
+
+def test_the_service_retries_a_digest_past_midnight_and_gives_up_after_24_hours(tmp_path):
+    """Sent at 23:50 local time into an SMTP outage: the service's retry job keeps trying
+    after midnight (the digest is then yesterday's) and stops 24 hours after the period."""
+    from monitor.service import Service
+
+    class Clock:
+        def __init__(self, now):
+            self.now = now
+
+        def __call__(self):
+            return self.now
+
+    server = SmtpServer().start()
+    server.recorder.faults = {"ana@example.org": ["421 4.3.2 try later"] * 2,
+                              "ben@example.org": ["421 4.3.2 try later"] * 1000}
+    fill(f"sqlite:///{tmp_path / 'm.db'}").close()
+    path = tmp_path / "monitor.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+                    f'[classifier]\nmodel = "{tmp_path / "no-model.skops"}"\n'
+                    '[digest]\nrecipients = ["ana@example.org", "ben@example.org"]\n'
+                    'timezone = "Europe/Berlin"\nsend_at = "23:50"\n'
+                    f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\n'
+                    'max_attempts = 1\nretry_base_seconds = 60\ntimeout_seconds = 5\n', encoding="utf-8")
+    clock = Clock(T0.replace(hour=21, minute=50))              # 23:50 in Berlin
+    service = Service(str(path), clock=clock)
+    attempts = []
+    try:
+        service.digest()
+        for minutes in (1, 15, 60, 180, 24 * 60 - 5, 24 * 60 + 30):
+            clock.now = T0.replace(hour=21, minute=50) + timedelta(minutes=minutes)
+            before = len(server.recorder.faults["ben@example.org"])
+            service._retry_deliveries()
+            attempts.append(before - len(server.recorder.faults["ben@example.org"]))
+        record = service.store.get_digest("2025-06-03")
+    finally:
+        service.store.close()
+        server.stop()
+    assert len(server.recorder.received_by("ana@example.org")) == 1       # third try, after midnight
+    assert attempts == [1, 1, 1, 1, 1, 0]          # retried within 24 h of the period, not after
+    ben = [d for d in record.deliveries if d.recipient == "ben@example.org"][0]
+    assert ben.status == "retry" and ben.attempts == 6 and "421" in ben.last_error

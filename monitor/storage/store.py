@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import bindparam, create_engine, event, func, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (ArgumentError, IntegrityError, NoSuchModuleError, OperationalError,
+                            SQLAlchemyError)
 from sqlalchemy.engine import make_url
 
 from monitor.exceptions import StorageError
@@ -115,7 +116,8 @@ class Store:
     def sync_feeds(self, feeds: Iterable, now: datetime, default_interval: int = 60,
                    default_silent_days: float = 3.0) -> None:
         """Make the feed table match the config: add new feeds, update names and intervals,
-        deactivate feeds no longer configured (their articles stay)."""
+        deactivate feeds no longer configured (their articles stay). Writes nothing when
+        they already match, so read-only commands never wait for another writer."""
         wanted = {f.url: f for f in feeds}
         with self._begin() as conn:
             existing = {r.url: r for r in conn.execute(select(FEED))}
@@ -124,7 +126,9 @@ class Store:
                               interval_minutes=feed.interval_minutes or default_interval,
                               silent_after_days=feed.silent_after_days or default_silent_days)
                 if url in existing:
-                    conn.execute(update(FEED).where(FEED.c.url == url).values(**values))
+                    row = existing[url]
+                    if any(getattr(row, k) != v for k, v in values.items()):
+                        conn.execute(update(FEED).where(FEED.c.url == url).values(**values))
                 else:
                     conn.execute(_insert_ignore(conn, FEED, ["url"]).values(
                         url=url, created_at=now, next_check_at=now, **values))
@@ -240,18 +244,27 @@ class Store:
         services still make one digest per date and put each article in one digest.
         ``clusterer(articles) -> {article id: cluster id}`` is pure.
         """
-        with self._begin() as conn:
-            ledger.lock_digests(conn)
-            found = ledger.get_digest(conn, digest_date)
-            if found is not None:
-                return found
-            start = ledger.last_period_end(conn) or default_start
-            digest_id = ledger.insert_digest(conn, digest_date, start, end, now)
-            articles = ledger.candidates(conn, start, end)
-            send = bool(articles) or send_when_empty
-            ledger.fill_digest(conn, digest_id, [a.id for a in articles],
-                               recipients if send else (), clusterer(articles))
-            return ledger.get_digest(conn, digest_date)
+        try:
+            with self._begin() as conn:
+                ledger.lock_digests(conn)
+                found = ledger.get_digest(conn, digest_date)
+                if found is not None:
+                    return found
+                start = ledger.last_period_end(conn) or default_start
+                digest_id = ledger.insert_digest(conn, digest_date, start, end, now)
+                articles = ledger.candidates(conn, start, end)
+                send = bool(articles) or send_when_empty
+                ledger.fill_digest(conn, digest_id, [a.id for a in articles],
+                                   recipients if send else (), clusterer(articles))
+                return ledger.get_digest(conn, digest_date)
+        except StorageError as exc:
+            # SQLite: another process made this digest between our read and our write (its
+            # row is unique per date; WAL refuses to write over a stale read): use its digest
+            if isinstance(exc.__cause__, (IntegrityError, OperationalError)):
+                found = self.get_digest(digest_date)
+                if found is not None:
+                    return found
+            raise
 
     def claim_delivery(self, digest: DigestRecord, recipient: str, **values) -> bool:
         """Mark an open delivery as being sent by us; False if another process has it."""
