@@ -80,6 +80,10 @@ def config_check(ctx):
 def poll(ctx, include_all):
     """Run one poll cycle over the due feeds (or all) and print a line per feed.
 
+    Exits 0 when everything fetched was stored (a feed's own error, such as a 404, is
+    recorded and shown, not a failure of the poll); 1 when the store refused some feeds
+    (locked, disk full): those are polled again next cycle.
+
     \b
     Example:
       monitor poll --all
@@ -90,6 +94,14 @@ def poll(ctx, include_all):
     with open_configured_store(config) as store:
         report = build_poller(config, store).run_cycle(include_all=include_all)
     _print_cycle(report)
+    refused = report.not_stored()
+    if refused or report.unsaved_states:
+        names = ", ".join(f.name for f in refused[:5]) + (" …" if len(refused) > 5 else "")
+        click.echo(f"error: the store refused {len(refused)} feeds' articles"
+                   + (f" ({names})" if refused else "")
+                   + (f" and {report.unsaved_states} feeds' state" if report.unsaved_states else "")
+                   + "; nothing is lost: they are polled again next cycle", err=True)
+        sys.exit(1)
 
 
 def _print_cycle(report) -> None:
