@@ -116,7 +116,7 @@ def _print_cycle(report) -> None:
 @click.pass_context
 def feeds(ctx):
     """Feed health: last poll, status, errors, next check, articles — broken first."""
-    from monitor.pipeline import utcnow
+    from monitor.clock import utcnow
     from monitor.service import open_configured_store
 
     config = _config(ctx.find_root())
@@ -159,7 +159,7 @@ def digest(ctx, day, preview, resend, recipients):
     """
     from monitor.config import config_path
     from monitor.delivery import DigestJob
-    from monitor.pipeline import utcnow
+    from monitor.clock import utcnow
     from monitor.service import open_configured_store
 
     root = ctx.find_root()

@@ -44,7 +44,7 @@ def _open_store(ctx: click.Context):
 
 
 def _now():
-    from monitor.pipeline import utcnow
+    from monitor.clock import utcnow
 
     return utcnow()
 

@@ -27,7 +27,8 @@ from datetime import datetime, timedelta
 
 from monitor.config import Config, config_path, config_warnings, load_config
 from monitor.exceptions import MonitorError
-from monitor.pipeline import Poller, utcnow
+from monitor.clock import utcnow
+from monitor.pipeline import Poller
 from monitor.redact import masked_url
 from monitor.storage import Store, open_store
 

@@ -153,3 +153,45 @@ class DigestRecord:
     article_ids: tuple[int, ...]
     deliveries: tuple[Delivery, ...]
     total_flagged: int = 0
+
+
+@dataclass(frozen=True)
+class FeedReport:
+    """What one poll cycle did with one feed (a line of `monitor poll`)."""
+
+    name: str
+    url: str
+    status: str                      # ok | not-modified | error | skipped
+    http_status: int | None = None
+    new: int = 0
+    updated: int = 0
+    flagged: int = 0
+    error: str | None = None
+    not_stored: bool = False         # the store refused this feed's articles: polled again
+
+
+@dataclass
+class CycleReport:
+    """What one poll cycle did: a report per feed, its duration, what was not stored."""
+
+    feeds: list[FeedReport] = field(default_factory=list)
+    duration: float = 0.0
+    unsaved_states: int = 0          # feeds whose new state the store refused
+
+    def not_stored(self) -> list[FeedReport]:
+        """Feeds whose articles the store refused (locked, disk full): polled again."""
+        return [f for f in self.feeds if f.not_stored]
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(f, attr) for f in self.feeds)
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.feeds if f.status == status)
+
+    def summary(self) -> str:
+        return (f"{len(self.feeds)} feeds polled, {self.count('not-modified')} not modified, "
+                f"{self.total('new')} new, {self.total('updated')} updated, "
+                f"{self.total('flagged')} flagged, {self.count('error')} errors"
+                + (f" ({len(self.not_stored())} not stored)" if self.not_stored() else "")
+                + (f", state of {self.unsaved_states} feeds not stored" if self.unsaved_states else "")
+                + f", {self.duration:.1f} s")

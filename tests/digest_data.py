@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from monitor.storage import open_store
+from monitor.feedstate import feed_outcome
 from monitor.types import ArticleWrite, FeedOutcome, Mention, ParsedArticle, Verdict
 
 T0 = datetime(2025, 6, 3, 4, 0, tzinfo=timezone.utc)
@@ -56,5 +57,5 @@ def fill(url: str, items=ITEMS, t0: datetime = T0):
                              countries=tuple(Mention(c, 1) for c in countries),
                              minerals=tuple(Mention(m, 1) for m in minerals))
         outcome = FeedOutcome(polled_at=when, next_check_at=when + timedelta(hours=1), status=200)
-        store.save_poll(states[name], [write], outcome)
+        store.save_poll(states[name].id, [write], feed_outcome(states[name], outcome, new=True))
     return store

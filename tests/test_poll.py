@@ -267,7 +267,7 @@ def test_parse_processes_end_when_the_service_is_killed(tmp_path):
     script = tmp_path / "service.py"
     script.write_text(
         "import os, sys, time\n"
-        "from monitor.pipeline import ParsePool\n"
+        "from monitor.parsepool import ParsePool\n"
         "if __name__ == '__main__':\n"
         "    executor = ParsePool(2)._current()\n"
         "    pids = {executor.submit(os.getpid).result() for _ in range(20)}\n"
@@ -299,7 +299,7 @@ def test_without_parse_processes_the_cycle_parses_in_process(feed_server, feed_f
                                                             monkeypatch, caplog):
     """A machine where no worker process can start (no fork server, no semaphores): one
     warning, and every feed is still parsed and stored."""
-    from monitor.pipeline import ParsePool
+    from monitor.parsepool import ParsePool
 
     def refuse():
         raise OSError("no process pools here")

@@ -34,8 +34,12 @@ def store(url):
     s.close()
 
 
-def outcome(now):
-    return FeedOutcome(polled_at=now, next_check_at=now + timedelta(hours=1), status=200, etag='"e"')
+def outcome(feed, now, new=True):
+    """The columns a successful poll of ``feed`` at ``now`` sets (monitor.feedstate)."""
+    from monitor.feedstate import feed_outcome
+
+    return feed_outcome(feed, FeedOutcome(polled_at=now, next_check_at=now + timedelta(hours=1),
+                                          status=200, etag='"e"'), new=new)
 
 
 def test_new_store_is_wal_with_schema_version_and_views(store, tmp_path, sqlite_only):
@@ -55,7 +59,7 @@ def sql(store, query):
 
 def test_reopen_keeps_data_and_does_not_remigrate(store, url):
     feed = store.due_feeds(utc(2025, 1, 1))[0]
-    store.save_poll(feed, [ArticleWrite(article(), "en", None)], outcome(utc(2025, 1, 1)))
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
     again = open_store(url)
     assert again.count_articles() == 1
     assert sql(again, "SELECT count(*), max(version) FROM schema_version") == [(1, LATEST)]
@@ -75,7 +79,7 @@ def test_datetimes_round_trip_as_aware_utc(store):
     cest = timezone(timedelta(hours=2))
     feed = store.due_feeds(utc(2025, 1, 1))[0]
     polled = datetime(2025, 6, 1, 9, 30, tzinfo=cest)
-    store.save_poll(feed, [], outcome(polled))
+    store.save_poll(feed.id, [], outcome(feed, polled))
     health = store.feed_health(utc(2025, 6, 1, 8))[0]
     assert health.last_polled_at == utc(2025, 6, 1, 7, 30)
     assert health.last_polled_at.tzinfo is timezone.utc
@@ -84,7 +88,7 @@ def test_datetimes_round_trip_as_aware_utc(store):
 def test_naive_datetime_is_refused(store):
     feed = store.due_feeds(utc(2025, 1, 1))[0]
     with pytest.raises(Exception, match="naive datetime"):
-        store.save_poll(feed, [], outcome(datetime(2025, 6, 1, 9)))
+        store.save_poll(feed.id, [], outcome(feed, datetime(2025, 6, 1, 9)))
 
 
 def test_same_key_updates_in_place_and_flagged_view(store):
@@ -93,10 +97,10 @@ def test_same_key_updates_in_place_and_flagged_view(store):
                       reasons=("classifier export-controls 0.93",), model_version="m1")
     write = ArticleWrite(article(), "en", verdict, countries=(Mention("US", 1), Mention("CN", 2)),
                          minerals=(Mention("gallium", 1),))
-    assert store.save_poll(feed, [write], outcome(utc(2025, 6, 1))) == (1, 0)
+    assert store.save_poll(feed.id, [write], outcome(feed, utc(2025, 6, 1))) == (1, 0)
     changed = ArticleWrite(article(text="Beijing adds licences for germanium too."), "en", verdict,
                            countries=(Mention("CN", 1),))
-    assert store.save_poll(feed, [changed], outcome(utc(2025, 6, 2))) == (0, 1)
+    assert store.save_poll(feed.id, [changed], outcome(feed, utc(2025, 6, 2))) == (0, 1)
     rows = sql(store, "SELECT title, topics, countries, minerals, source FROM flagged")
     assert [tuple(r) for r in rows] == [("Gallium curbs", "export-controls", "CN", None, "one")]
     health = sql(store, "SELECT name, health, articles FROM feed_health")
@@ -109,14 +113,14 @@ def test_failed_transaction_stores_nothing(store):
     good = ArticleWrite(article("a"), "en", None)
     bad = ArticleWrite(article("b"), "en", None, countries=(Mention("CN", 1), Mention("CN", 1)))
     with pytest.raises(StorageError):
-        store.save_poll(feed, [good, bad], outcome(utc(2025, 6, 1)))
+        store.save_poll(feed.id, [good, bad], outcome(feed, utc(2025, 6, 1)))
     assert store.count_articles() == 0
     assert store.feed_health(utc(2025, 6, 1))[0].last_polled_at is None
 
 
 def test_removed_feed_is_deactivated_and_keeps_articles(store):
     feed = store.due_feeds(utc(2025, 1, 1))[0]
-    store.save_poll(feed, [ArticleWrite(article(), "en", None)], outcome(utc(2025, 6, 1)))
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 6, 1)))
     store.sync_feeds([FeedCfg("two", "https://two.example/f")], utc(2025, 6, 2))
     assert [f.name for f in store.due_feeds(utc(2030, 1, 1))] == ["two"]
     assert store.count_articles() == 1
@@ -129,7 +133,7 @@ def test_claims_lease_feeds_to_one_poller_until_stored_or_expired(store):
     first = store.claim_due_feeds(now, "a", 300, limit=10)
     assert [f.name for f in first] == ["one", "two"]
     assert store.claim_due_feeds(now, "b", 300, limit=10) == []
-    store.save_poll(first[0], [], outcome(now))           # storing releases the lease
+    store.save_poll(first[0].id, [], outcome(first[0], now))           # storing releases the lease
     later = now + timedelta(seconds=301)                 # "two"'s lease has expired
     assert [f.name for f in store.claim_due_feeds(later, "b", 300, limit=10)] == ["two"]
     store.release_claims("b")

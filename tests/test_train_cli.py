@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from monitor.storage import open_store
+from monitor.feedstate import feed_outcome
 from monitor.types import ArticleWrite, FeedOutcome, ParsedArticle
 
 from conftest import utc
@@ -37,8 +38,8 @@ def test_train_uses_reviews_and_refuses_a_worse_model(tmp_path):
     article = ParsedArticle(key="k", guid="k", url="https://wire.example/a", title="Smelter restarts tin line",
                             text="The plant in Bolivia resumed tin output after repairs.", published=None,
                             language="en", content_hash="h")
-    store.save_poll(feed, [ArticleWrite(article, "en", None)],
-                    FeedOutcome(polled_at=utc(2025, 6, 1), next_check_at=utc(2025, 6, 1) + timedelta(hours=1)))
+    polled = FeedOutcome(polled_at=utc(2025, 6, 1), next_check_at=utc(2025, 6, 1) + timedelta(hours=1))
+    store.save_poll(feed.id, [ArticleWrite(article, "en", None)], feed_outcome(feed, polled, new=True))
     import sqlite3
 
     article_id = sqlite3.connect(db).execute("select id from article").fetchone()[0]

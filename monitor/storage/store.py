@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import bindparam, create_engine, event, func, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -22,7 +23,6 @@ from monitor.types import (
     DigestArticle,
     DigestRecord,
     FeedHealth,
-    FeedOutcome,
     FeedState,
 )
 
@@ -200,25 +200,28 @@ class Store:
                 found.update((k, h) for k, h in conn.execute(query))
         return found
 
-    def save_poll(self, feed: FeedState, articles: Sequence[ArticleWrite],
-                  outcome: FeedOutcome) -> tuple[int, int]:
-        """Store a feed's new and changed articles, then its state, in one transaction.
+    def save_poll(self, feed_id: int, articles: Sequence[ArticleWrite],
+                  state: Mapping[str, Any]) -> tuple[int, int]:
+        """Store a feed's new and changed articles, then its state (the columns
+        ``monitor.feedstate.feed_outcome`` gave), in one transaction; storing releases the
+        feed's claim.
 
         Returns (new, updated). An article already stored under the same key is updated
         in place (never duplicated); a crash before commit loses nothing that was stored.
         """
         with self._begin() as conn:
-            new, updated = _write_articles(conn, feed.id, articles, outcome.polled_at)
-            _write_feed_states(conn, [(feed, outcome, new)])
+            new, updated = _write_articles(conn, feed_id, articles, state["last_polled_at"])
+            _write_feed_states(conn, [(feed_id, state)])
         return new, updated
 
-    def save_states(self, states: Sequence[tuple[FeedState, FeedOutcome]]) -> None:
-        """Record the outcome of many polls that stored no article (not modified, errors)
-        in one transaction: a cycle where most feeds answer 304 costs one commit."""
+    def save_states(self, states: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        """Record many feeds' states (feed id, columns) after polls that stored no article
+        (not modified, errors) in one transaction: a cycle where most feeds answer 304
+        costs one commit."""
         if not states:
             return
         with self._begin() as conn:
-            _write_feed_states(conn, [(feed, outcome, 0) for feed, outcome in states])
+            _write_feed_states(conn, states)
 
     # -- digest ledger -------------------------------------------------------------------
     def digest_candidates(self, since: datetime, until: datetime) -> list[DigestArticle]:
@@ -436,29 +439,14 @@ def _insert_mentions(conn: Connection, table, mentions) -> None:
         conn.execute(table.insert(), rows)
 
 
-def _feed_state_values(feed: FeedState, outcome: FeedOutcome, new: int) -> dict:
-    values: dict = dict(last_polled_at=outcome.polled_at, next_check_at=outcome.next_check_at,
-                        last_status=outcome.status, claimed_until=None, claimed_by=None)
-    if outcome.error is None:
-        values.update(error_count=0, last_error=None, first_error_at=None,
-                      last_success_at=outcome.polled_at)
-        if not outcome.not_modified:
-            values.update(etag=outcome.etag, last_modified=outcome.last_modified)
-        if new:
-            values["last_new_at"] = outcome.polled_at
-    else:
-        values.update(error_count=feed.error_count + 1, last_error=outcome.error[:2000],
-                      first_error_at=feed.first_error_at or outcome.polled_at)
-    return values
-
-
-def _write_feed_states(conn: Connection, states: Sequence[tuple[FeedState, FeedOutcome, int]]) -> None:
-    """One UPDATE per feed, sent as one executemany per shape of the values."""
+def _write_feed_states(conn: Connection, states: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+    """One UPDATE per feed (its claim released), sent as one executemany per shape of the
+    values."""
     shapes: dict[tuple[str, ...], list[dict]] = {}
-    for feed, outcome, new in states:
-        values = _feed_state_values(feed, outcome, new)
+    for feed_id, state in states:
+        values = {**state, "claimed_until": None, "claimed_by": None}
         # bound under other names than the columns (SQLAlchemy reserves those in SET)
-        row = {"p_feed_id": feed.id, **{f"p_{k}": v for k, v in values.items()}}
+        row = {"p_feed_id": feed_id, **{f"p_{k}": v for k, v in values.items()}}
         shapes.setdefault(tuple(sorted(values)), []).append(row)
     for columns, rows in shapes.items():
         statement = (update(FEED).where(FEED.c.id == bindparam("p_feed_id"))

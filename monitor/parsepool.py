@@ -1,0 +1,120 @@
+"""Parse processes: feed bodies parsed in worker processes forked from a fork server.
+
+feedparser is pure Python, so threads would not use the other cores; a worker that dies
+(a crash in a C extension, the OOM killer) costs one retry of that feed, not the cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
+
+from monitor.exceptions import FeedError
+from monitor.parse import ParsedFeed, parse_job, watch_service
+
+if TYPE_CHECKING:
+    from monitor.fetch import FetchResult
+
+log = logging.getLogger("monitor.poll")
+
+
+def parse_processes(configured: int | str) -> int:
+    """Parse processes to start: as configured, or for "auto" one per core (at most 4; none
+    on one core, where a process would only add the cost of sending the bodies over)."""
+    if configured != "auto":
+        return int(configured)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                       # not on Linux
+        cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(cores, 4)
+
+
+class ParsePool:
+    """Worker processes that parse fetched feeds for one cycle.
+
+    Started on the first body of a cycle and stopped at its end, so a long-running
+    service never accumulates what a parser leaves behind. Workers are forked from a
+    fork server that has the parser imported (``spawn`` where there is none), never from
+    the threaded service process itself. If a worker dies (a crash in a C extension, the
+    OOM killer), the pool is replaced and that feed is parsed once more; a second death
+    is recorded as that feed's error."""
+
+    def __init__(self, processes: int, job=None) -> None:
+        self.processes = processes
+        self.job = job or parse_job      # a module-level function (it is pickled by name)
+        self._executor: ProcessPoolExecutor | None = None
+
+    @staticmethod
+    def _context():
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("forkserver")
+            # the main module too: each worker would otherwise import it again on start;
+            # feedparser as well (~60 ms a worker, once per cycle otherwise)
+            context.set_forkserver_preload(["__main__", "monitor.parse", "feedparser"])
+            return context
+        return multiprocessing.get_context("spawn")
+
+    @classmethod
+    def prepare(cls) -> None:
+        """Start the fork server now (it imports the parser once, ~0.2 s), so that the
+        first cycle's workers fork from it at once instead of waiting for it."""
+        try:
+            context = cls._context()
+            if context.get_start_method() == "forkserver":
+                from multiprocessing import forkserver
+
+                forkserver.ensure_running()
+        except (OSError, RuntimeError, ValueError):
+            pass            # the first cycle says so, and parses in the service process
+
+    def _current(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(self.processes, mp_context=self._context(),
+                                                 initializer=watch_service,
+                                                 initargs=(os.getpid(),))
+        return self._executor
+
+    async def parse(self, result: FetchResult) -> ParsedFeed | None:
+        """The feed's articles and notes; raises FeedError. None when no worker process can be
+        started here: the caller parses in its own process (and so does every later feed)."""
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            if not self.processes:
+                return None
+            try:
+                executor = self._current()
+                future = loop.run_in_executor(
+                    executor, self.job, result.content, result.headers, result.url)
+            except (OSError, RuntimeError, ValueError) as exc:
+                log.warning("cannot start parse processes (%s: %s); parsing in this process "
+                            "instead (set poll.parse_processes = 0 to say so)",
+                            type(exc).__name__, exc)
+                self.processes = 0
+                self._executor = None
+                return None
+            try:
+                articles, error = await future
+            except BrokenProcessPool:
+                if self._executor is executor:
+                    self._executor = None
+                    executor.shutdown(wait=False, cancel_futures=True)
+                if attempt == 2:
+                    raise FeedError("the parser process died while reading this feed "
+                                    "(crash or out of memory)", kind="parse",
+                                    status=result.status) from None
+                continue
+            if error is not None:
+                message, kind = error
+                raise FeedError(message, kind=kind, status=result.status)
+            return articles
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
