@@ -18,7 +18,6 @@ import pytest
 from click.testing import CliRunner
 
 import monitor.cli
-import monitor.cli_review
 from monitor.exceptions import UsageError
 from monitor.review import (
     StoredVerdict,
@@ -29,8 +28,6 @@ from monitor.review import (
     parse_since,
 )
 
-if "review" not in monitor.cli.cli.commands:
-    monitor.cli_review.register(monitor.cli.cli)
 
 NOW = datetime.now(timezone.utc)
 

@@ -1,7 +1,7 @@
 """Analysts' commands: `review list|show|mark`, `keywords test`, `reclassify`.
 
 Thin like the rest of the CLI: check the arguments (monitor.review), open the store,
-call one Store method, print. ``register(cli)`` adds the commands to the main group.
+call one Store method, print. ``COMMANDS`` are added to the main group by monitor.cli.
 Commands refuse to run on a store that does not exist yet (exit code 2) rather than
 create an empty one.
 """
@@ -17,36 +17,23 @@ import sys
 import click
 
 from monitor import TOPICS
+from monitor.cli.context import config_of, missing_store, now
 from monitor.review import STATUSES
 
 BATCH = 500
 
 
-def register(cli: click.Group) -> None:
-    """Add the analysts' commands to the main ``monitor`` group."""
-    for command in (review_group, keywords_group, reclassify):
-        cli.add_command(command)
-
-
 def _open_store(ctx: click.Context):
     """(config, store) for an existing store; UsageError if the SQLite file is missing."""
-    from monitor.cli import _config
     from monitor.exceptions import UsageError
     from monitor.storage import open_store
-    from monitor.storage.reviews import sqlite_file
 
-    config = _config(ctx.find_root())
-    path = sqlite_file(config.store_url())
-    if path is not None and not path.is_file():
+    config = config_of(ctx)
+    path = missing_store(config)
+    if path is not None:
         raise UsageError(f"no store at {path} (store.url in the config): nothing to review "
                          f"yet; run `monitor poll` first")
     return config, open_store(config.store_url(), config.store.busy_timeout_seconds)
-
-
-def _now():
-    from monitor.clock import utcnow
-
-    return utcnow()
 
 
 # -- review ----------------------------------------------------------------------------
@@ -93,7 +80,7 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
     """
     from monitor.review import article_json, format_table, parse_since
 
-    filters = dict(since=parse_since(since, _now()) if since else None, topic=topic,
+    filters = dict(since=parse_since(since, now()) if since else None, topic=topic,
                    country=_country(country), mineral=mineral.strip().lower() if mineral else None,
                    status=status, include_unflagged=include_all, limit=limit)
     _, store = _open_store(ctx)
@@ -179,7 +166,7 @@ def review_mark(ctx, words, topics, note):
         missing_ids(ids, current)
         chosen = review_topics(verdict, given, {i: current[i] for i in ids})
         reviewer = _reviewer()
-        replaced = store.add_reviews(chosen, verdict, note, reviewer, _now())
+        replaced = store.add_reviews(chosen, verdict, note, reviewer, now())
     for article_id, article_topics in chosen.items():
         what = f" ({', '.join(article_topics)})" if article_topics else ""
         again = "  [earlier verdict kept in history]" if article_id in replaced else ""
@@ -228,7 +215,7 @@ def keywords_test(ctx, days, examples, as_json):
     from monitor.review import diff_json, format_diff
 
     config, store = _open_store(ctx)
-    since = _now() - timedelta(days=days)
+    since = now() - timedelta(days=days)
     analyzer = Analyzer.from_config(config)
     with store:
         diff = _rerun(store, analyzer, since)
@@ -268,13 +255,13 @@ def reclassify(ctx, days, batch_size):
     from monitor.review import format_diff
 
     config, store = _open_store(ctx)
-    now = _now()
-    since = now - timedelta(days=days) if days else None
+    started = now()
+    since = started - timedelta(days=days) if days else None
     analyzer = Analyzer.from_config(config)
     with store:
         total = store.count_articles_since(since)
         with _progress(total) as bar:
-            diff = _rerun(store, analyzer, since, batch_size, write_at=now, progress=bar.update)
+            diff = _rerun(store, analyzer, since, batch_size, write_at=started, progress=bar.update)
     period = f"the last {days} days" if days else "all stored articles"
     click.echo(f"reclassified {diff.examined} article(s) of {period}; {_model_text(analyzer)}")
     for line in format_diff(diff, 0):
@@ -319,3 +306,6 @@ def _rerun(store, analyzer, since, batch: int = BATCH, write_at=None, progress=N
         if progress is not None:
             progress(len(rows))
     return diff
+
+
+COMMANDS = (review_group, keywords_group, reclassify)

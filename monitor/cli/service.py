@@ -1,5 +1,4 @@
-"""The command line: thin commands that open the store, call one function, and turn a
-MonitorError into a message and an exit code (2 for bad input or config, 1 otherwise)."""
+"""Running the service: ``config check``, ``poll``, ``feeds``, ``digest``, ``run``."""
 
 from __future__ import annotations
 
@@ -9,54 +8,11 @@ from datetime import datetime
 
 import click
 
-from monitor import __version__
-from monitor.exceptions import MonitorError, UsageError
+from monitor.cli.context import config_file_of, config_of, now
+from monitor.exceptions import UsageError
 
 
-class _Group(click.Group):
-    """Turns every MonitorError into `error: …` on stderr and its exit code."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except MonitorError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_file", metavar="PATH", envvar="MONITOR_CONFIG",
-              help="Config file (default: $MONITOR_CONFIG, else config/monitor.toml in the "
-                   "current folder, else the example config shipped with monitor).")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
-@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
-@click.version_option(__version__, prog_name="monitor")
-@click.pass_context
-def cli(ctx, config_file, log_level, log_format):
-    """Watch news feeds for critical minerals and export controls.
-
-    \b
-    Examples:
-      monitor config check          validate the config, print it with secrets masked
-      monitor poll --all            poll every feed once and print what came in
-      monitor feeds                 feed health, broken feeds first
-    """
-    from monitor.logs import setup_logging
-
-    setup_logging(log_level, log_format)
-    ctx.obj = {"config_file": config_file}
-
-
-def _config(ctx):
-    from monitor.config import load_config
-
-    if "config" not in ctx.obj:
-        ctx.obj["config"] = load_config(ctx.obj["config_file"])
-    return ctx.obj["config"]
-
-
-@cli.group("config")
+@click.group("config")
 def config_group():
     """Inspect the configuration."""
 
@@ -67,14 +23,14 @@ def config_check(ctx):
     """Validate the config and print it, effective values included, secrets masked."""
     from monitor.config import config_path, config_warnings, masked
 
-    config = _config(ctx.find_root())
-    click.echo(f"# {config_path(ctx.find_root().obj['config_file'])}: valid")
+    config = config_of(ctx)
+    click.echo(f"# {config_path(config_file_of(ctx))}: valid")
     for warning in config_warnings(config):
         click.echo(f"warning: {warning}", err=True)
     click.echo(json.dumps(masked(config), indent=2, ensure_ascii=False))
 
 
-@cli.command()
+@click.command()
 @click.option("--all", "include_all", is_flag=True, help="Poll every feed, due or not.")
 @click.pass_context
 def poll(ctx, include_all):
@@ -90,7 +46,7 @@ def poll(ctx, include_all):
     """
     from monitor.service import build_poller, open_configured_store
 
-    config = _config(ctx.find_root())
+    config = config_of(ctx)
     with open_configured_store(config) as store:
         report = build_poller(config, store).run_cycle(include_all=include_all)
     _print_cycle(report)
@@ -112,16 +68,15 @@ def _print_cycle(report) -> None:
     click.echo(f"total: {report.summary()}")
 
 
-@cli.command()
+@click.command()
 @click.pass_context
 def feeds(ctx):
     """Feed health: last poll, status, errors, next check, articles — broken first."""
-    from monitor.clock import utcnow
     from monitor.service import open_configured_store
 
-    config = _config(ctx.find_root())
+    config = config_of(ctx)
     with open_configured_store(config) as store:
-        rows = store.feed_health(utcnow(), config.poll.broken_after_errors)
+        rows = store.feed_health(now(), config.poll.broken_after_errors)
     click.echo(f"{'health':<8} {'last poll':<17} {'st':>3} {'err':>3} {'next check':<17} "
                f"{'items':>6}  name")
     for h in rows:
@@ -136,7 +91,7 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
-@cli.command()
+@click.command()
 @click.option("--date", "day", metavar="YYYY-MM-DD", help="The digest's local date (default: today "
               "in digest.timezone). An existing digest of that date is re-rendered from the ledger.")
 @click.option("--preview", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
@@ -159,20 +114,18 @@ def digest(ctx, day, preview, resend, recipients):
     """
     from monitor.config import config_path
     from monitor.delivery import DigestJob
-    from monitor.clock import utcnow
     from monitor.service import open_configured_store
 
-    root = ctx.find_root()
-    config = _config(root)
+    config = config_of(ctx)
     day = _check_date(day)
     if recipients and not resend:
         raise UsageError("--recipient goes with --resend")
     with open_configured_store(config) as store:
-        job = DigestJob(store, config, config_file=str(config_path(root.obj["config_file"])))
+        job = DigestJob(store, config, config_file=str(config_path(config_file_of(ctx))))
         if preview:
-            click.echo(_preview(job, utcnow(), day, preview))
+            click.echo(_preview(job, now(), day, preview))
             return
-        outcome = job.run(utcnow(), day=day, resend=resend, recipients=recipients)
+        outcome = job.run(now(), day=day, resend=resend, recipients=recipients)
     click.echo(outcome.summary())
     if outcome.failed or outcome.retry or outcome.unknown:
         sys.exit(1)
@@ -198,7 +151,7 @@ def _preview(job, now, day, path) -> str:
     return f"preview written to {path} (nothing sent)"
 
 
-@cli.command()
+@click.command()
 @click.pass_context
 def run(ctx):
     """Run the service: poll due feeds every minute, send the digest daily at digest.send_at.
@@ -212,19 +165,8 @@ def run(ctx):
     """
     from monitor.service import Service
 
-    service = Service(ctx.find_root().obj["config_file"])
+    service = Service(config_file_of(ctx))
     sys.exit(service.run_forever())
 
 
-def _register() -> None:
-    from monitor import cli_model, cli_review
-
-    cli_model.register(cli)
-    cli_review.register(cli)
-
-
-_register()
-
-
-def main() -> None:
-    cli(prog_name="monitor")
+COMMANDS = (config_group, poll, feeds, digest, run)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from monitor.cli.context import config_of, missing_store
 from monitor.exceptions import UsageError
 
 
@@ -73,10 +74,9 @@ def classify(ctx, source):
     """
     from monitor.service import build_analyzer
 
-    from monitor.cli import _config
 
     records = read_articles(source)
-    analyzer = build_analyzer(_config(ctx.find_root()))
+    analyzer = build_analyzer(config_of(ctx))
     for line in verdict_lines(records, analyzer):
         click.echo(json.dumps(line, ensure_ascii=False))
 
@@ -97,7 +97,6 @@ def evaluate(ctx, source, as_json, keywords_only):
       monitor evaluate ../shared/data/dev.jsonl --keywords-only --json
     """
     from monitor.analyze import Analyzer
-    from monitor.cli import _config
     from monitor.config import load_config
     from monitor.evaluate import evaluate as score, format_report
     from monitor.keywords import KeywordRules
@@ -112,7 +111,7 @@ def evaluate(ctx, source, as_json, keywords_only):
         defaults = load_config(default_config_path())
         analyzer = Analyzer(None, KeywordRules.compile(defaults.keywords.spec()))
     else:
-        analyzer = build_analyzer(_config(ctx.find_root()))
+        analyzer = build_analyzer(config_of(ctx))
     predicted = verdict_lines(gold, analyzer)
     report = score(gold, predicted)
     report["setup"] = ("keywords only (default [keywords], no model)" if keywords_only
@@ -160,13 +159,12 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
       monitor train
       monitor train --pool ../shared/data/pool-unlabeled.jsonl --dev ../shared/data/dev.jsonl
     """
-    from monitor.cli import _config
     from monitor.keywords import KeywordRules
     from monitor.labels import default_pool_path
     from monitor.resources import resource_dir
     from monitor.train import train_from_paths
 
-    config = _config(ctx.find_root())
+    config = config_of(ctx)
     corpus = Path(corpus_dir) if corpus_dir else resource_dir("models") / "corpus"
     if not corpus.is_dir():
         raise UsageError(f"{corpus}: no corpus folder here; name one with --corpus DIR")
@@ -214,16 +212,11 @@ def _report_training(outcome) -> None:
 def _reviews(config) -> list[dict]:
     """Current review verdicts from the store (none if the store does not exist yet)."""
     from monitor.storage import open_store
-    from monitor.storage.reviews import sqlite_file
 
-    url = config.store_url()
-    file = sqlite_file(url)
-    if file is not None and not file.exists():
+    if missing_store(config) is not None:
         return []
-    with open_store(url, config.store.busy_timeout_seconds) as store:
+    with open_store(config.store_url(), config.store.busy_timeout_seconds) as store:
         return list(store.reviews_for_training())
 
 
-def register(group: click.Group) -> None:
-    for command in (classify, evaluate, train):
-        group.add_command(command)
+COMMANDS = (classify, evaluate, train)

@@ -1,0 +1,37 @@
+"""What the subcommands share: the loaded config, the store they read, the clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+
+def config_of(ctx: click.Context):
+    """The config named by the root command's ``--config`` (loaded once per invocation)."""
+    from monitor.config import load_config
+
+    root = ctx.find_root()
+    if "config" not in root.obj:
+        root.obj["config"] = load_config(root.obj["config_file"])
+    return root.obj["config"]
+
+
+def config_file_of(ctx: click.Context) -> str | None:
+    return ctx.find_root().obj["config_file"]
+
+
+def missing_store(config) -> Path | None:
+    """The SQLite file the config names when it does not exist yet (None otherwise, and
+    for PostgreSQL)."""
+    from monitor.storage.reviews import sqlite_file
+
+    path = sqlite_file(config.store_url())
+    return path if path is not None and not path.is_file() else None
+
+
+def now() -> datetime:
+    from monitor.clock import utcnow
+
+    return utcnow()
