@@ -2,7 +2,7 @@
 
 ``extract_countries(title, text)`` follows LABELING.md (Countries). Names come from the
 gazetteer ``monitor/data/countries.json``, built ahead of time by
-``python -m monitor.gazetteer_build`` from CLDR territory names in every locale (via Babel)
+``python -m monitor._build.gazetteer`` from CLDR territory names in every locale (via Babel)
 and the reviewed alias table ``monitor/data/country_aliases.tsv``. It is loaded once, on
 first use; Babel is never imported here.
 
@@ -175,7 +175,7 @@ def is_substring_script(name: str) -> bool:
 # ---------------------------------------------------------------- loading
 
 def load_gazetteer(path: Path = DATA_FILE) -> Gazetteer:
-    """Read the data file written by ``monitor.gazetteer_build`` (plain JSON)."""
+    """Read the data file written by ``monitor._build.gazetteer`` (plain JSON)."""
     with open(path, encoding="utf-8") as handle:
         data = json.load(handle)
     subs = {name: tuple(value.split("|")) for name, value in data["subs"].items()}

@@ -271,7 +271,7 @@ def test_importing_countries_does_not_import_babel():
 
 def test_shipped_gazetteer_is_what_the_build_produces():
     pytest.importorskip("babel")
-    result = subprocess.run([sys.executable, "-m", "monitor.gazetteer_build", "--check"],
+    result = subprocess.run([sys.executable, "-m", "monitor._build.gazetteer", "--check"],
                             cwd=REPO, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
 
