@@ -12,21 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from monitor.decide import Thresholds
 from monitor.exceptions import ClassifierError
-from monitor.types import ArticleWrite, FeedState, Mention, ParsedArticle, Verdict
+from monitor.types import Analysis, ArticleWrite, FeedState, ParsedArticle
 
 log = logging.getLogger("monitor.analyze")
-
-
-@dataclass(frozen=True)
-class Analysis:
-    language: str | None
-    verdict: Verdict
-    countries: tuple[Mention, ...]
-    minerals: tuple[Mention, ...]
 
 
 class Analyzer:
@@ -49,7 +40,7 @@ class Analyzer:
         return card_thresholds if isinstance(card_thresholds, Thresholds) else Thresholds()
 
     @classmethod
-    def from_config(cls, config) -> "Analyzer":
+    def from_config(cls, config) -> Analyzer:
         from monitor.classify import SkopsClassifier
         from monitor.keywords import KeywordRules
 

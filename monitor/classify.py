@@ -213,8 +213,10 @@ class Classifier(Protocol):
 
     version: str
 
-    def predict_proba(self, docs: Sequence[tuple[str, str]]) -> list[dict[str, float]]:
-        """One ``{topic: probability}`` per ``(title, text)``, in input order."""
+    def predict_with_stories(self, docs: Sequence[tuple[str, str]]
+                             ) -> list[tuple[dict[str, float], str | None]]:
+        """One ``{topic: probability}`` per ``(title, text)``, in input order, with the
+        label of the story of a multi-story item that scored it (None: the whole did)."""
         ...
 
 
@@ -290,20 +292,17 @@ def classify_articles(docs: Sequence[tuple[str, str]], classifier: Classifier | 
     ``threshold`` is one number for every topic and language, or ``Thresholds`` applied
     per article by its language (``languages``, in input order)."""
     story_labels: list[str | None] = [None] * len(docs)
-    if classifier is None:
-        probabilities: list[dict[str, float] | None] = [None] * len(docs)
-        version = None
-    elif hasattr(classifier, "predict_with_stories"):    # which story raised a probability
+    probabilities: list[dict[str, float] | None] = [None] * len(docs)
+    version = None
+    if classifier is not None:
         pairs = classifier.predict_with_stories(docs)
         probabilities = [p for p, _ in pairs]
         story_labels = [label for _, label in pairs]
         version = classifier.version
-    else:
-        probabilities = list(classifier.predict_proba(docs))
-        version = classifier.version
     langs = list(languages) if languages is not None else [None] * len(docs)
-    limits = ([threshold.for_language(lang) for lang in langs]
-              if isinstance(threshold, Thresholds) else [threshold] * len(docs))
+    limits: list[float | Mapping[str, float]] = (
+        [threshold.for_language(lang) for lang in langs] if isinstance(threshold, Thresholds)
+        else [threshold] * len(docs))
     return [decide(p, rules.match(title, text), limit, version, story=label)
             for p, label, limit, (title, text)
             in zip(probabilities, story_labels, limits, docs)]

@@ -19,69 +19,12 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from monitor import TOPICS
 from monitor.exceptions import UsageError
-from monitor.types import StoredArticle
+from monitor.types import ArticleDetail, ArticleView, Review, StoredVerdict
 
 VERDICTS = ("relevant", "irrelevant")
 STATUSES = ("unreviewed", *VERDICTS)
 _SPAN = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-@dataclass(frozen=True)
-class Review:
-    """One analyst's verdict on one article; ``current`` is False once superseded."""
-
-    id: int
-    article_id: int
-    verdict: str                     # relevant | irrelevant
-    topics: tuple[str, ...]
-    note: str | None
-    reviewer: str
-    created_at: datetime
-    current: bool
-
-
-@dataclass(frozen=True)
-class ArticleView(StoredArticle):
-    """A stored article as the review commands see it, with its current review."""
-
-    flagged: bool | None             # None: never classified
-    score: float | None
-    topics: tuple[str, ...]
-    reasons: tuple[str, ...]
-    countries: tuple[str, ...]
-    minerals: tuple[str, ...]
-    model_version: str | None
-    classified_at: datetime | None
-    cluster_id: int | None
-    review: Review | None = None
-
-    @property
-    def status(self) -> str:
-        return self.review.verdict if self.review else "unreviewed"
-
-
-@dataclass(frozen=True)
-class ArticleDetail:
-    """`monitor review show`: the article, its cluster siblings and its review history."""
-
-    article: ArticleView
-    siblings: tuple[ArticleView, ...]
-    history: tuple[Review, ...]      # newest first
-
-
-@dataclass(frozen=True)
-class StoredVerdict:
-    """What the store says about an article's classification (before a re-run)."""
-
-    id: int
-    title: str
-    source: str
-    published: datetime
-    flagged: bool
-    topics: tuple[str, ...]
-    countries: tuple[str, ...] = ()
-    minerals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -195,3 +195,70 @@ class CycleReport:
                 + (f" ({len(self.not_stored())} not stored)" if self.not_stored() else "")
                 + (f", state of {self.unsaved_states} feeds not stored" if self.unsaved_states else "")
                 + f", {self.duration:.1f} s")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What analysing one stored article gives (``monitor reclassify`` writes it back)."""
+
+    language: str | None
+    verdict: Verdict
+    countries: tuple[Mention, ...]
+    minerals: tuple[Mention, ...]
+
+
+@dataclass(frozen=True)
+class Review:
+    """One analyst's verdict on one article; ``current`` is False once superseded."""
+
+    id: int
+    article_id: int
+    verdict: str                     # relevant | irrelevant
+    topics: tuple[str, ...]
+    note: str | None
+    reviewer: str
+    created_at: datetime
+    current: bool
+
+
+@dataclass(frozen=True)
+class ArticleView(StoredArticle):
+    """A stored article as the review commands see it, with its current review."""
+
+    flagged: bool | None             # None: never classified
+    score: float | None
+    topics: tuple[str, ...]
+    reasons: tuple[str, ...]
+    countries: tuple[str, ...]
+    minerals: tuple[str, ...]
+    model_version: str | None
+    classified_at: datetime | None
+    cluster_id: int | None
+    review: Review | None = None
+
+    @property
+    def status(self) -> str:
+        return self.review.verdict if self.review else "unreviewed"
+
+
+@dataclass(frozen=True)
+class ArticleDetail:
+    """`monitor review show`: the article, its cluster siblings and its review history."""
+
+    article: ArticleView
+    siblings: tuple[ArticleView, ...]
+    history: tuple[Review, ...]      # newest first
+
+
+@dataclass(frozen=True)
+class StoredVerdict:
+    """What the store says about an article's classification (before a re-run)."""
+
+    id: int
+    title: str
+    source: str
+    published: datetime
+    flagged: bool
+    topics: tuple[str, ...]
+    countries: tuple[str, ...] = ()
+    minerals: tuple[str, ...] = ()

@@ -325,9 +325,9 @@ class FakeClassifier:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def predict_proba(self, docs: Any) -> list[dict[str, float]]:
+    def predict_with_stories(self, docs: Any) -> list[tuple[dict[str, float], str | None]]:
         self.calls.append(len(docs))
-        return [{CM: 0.9 if "lithium" in text else 0.1, EC: 0.2} for _t, text in docs]
+        return [({CM: 0.9 if "lithium" in text else 0.1, EC: 0.2}, None) for _t, text in docs]
 
 
 def test_classify_articles_is_one_batched_call() -> None:

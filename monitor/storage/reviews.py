@@ -12,9 +12,10 @@ from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
-from monitor.review import ArticleDetail, ArticleView, Review, StoredVerdict, missing_ids
+from monitor.exceptions import UsageError
 from monitor.storage.ledger import _codes, stored_fields
 from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL, REVIEW
+from monitor.types import Analysis, ArticleDetail, ArticleView, Review, StoredVerdict
 
 
 PUBLISHED = func.coalesce(ARTICLE.c.published_at, ARTICLE.c.first_seen_at)
@@ -144,7 +145,7 @@ def add_reviews(conn: Connection, topics: dict[int, tuple[str, ...]], verdict: s
     anything) when an article does not exist.
     """
     ids = list(topics)
-    missing_ids(ids, article_topics(conn, ids))
+    _refuse_unknown(ids, article_topics(conn, ids))
     replaced = sorted(conn.execute(select(REVIEW.c.article_id).where(
         REVIEW.c.article_id.in_(ids), REVIEW.c.current.is_(True))).scalars())
     conn.execute(update(REVIEW).where(REVIEW.c.article_id.in_(ids), REVIEW.c.current.is_(True))
@@ -198,8 +199,8 @@ def verdict_batch(conn: Connection, since: datetime | None, after_id: int,
              r.title, r.text, r.language or r.lang) for r in rows]
 
 
-def write_verdicts(conn: Connection, updates: Iterable[tuple[int, object]], now: datetime) -> int:
-    """Store fresh analyses: ``(article id, monitor.analyze.Analysis)`` pairs."""
+def write_verdicts(conn: Connection, updates: Iterable[tuple[int, Analysis]], now: datetime) -> int:
+    """Store fresh analyses: ``(article id, Analysis)`` pairs."""
     n = 0
     for article_id, analysis in updates:
         v = analysis.verdict
@@ -214,3 +215,13 @@ def write_verdicts(conn: Connection, updates: Iterable[tuple[int, object]], now:
                 conn.execute(table.insert(), rows)
         n += 1
     return n
+
+
+def _refuse_unknown(wanted: Sequence[int], found: Iterable[int]) -> None:
+    """UsageError naming the ids of ``wanted`` that are not stored (nothing is written)."""
+    known = set(found)
+    unknown = [i for i in wanted if i not in known]
+    if unknown:
+        word = "id" if len(unknown) == 1 else "ids"
+        raise UsageError(f"unknown article {word}: {', '.join(map(str, unknown))} "
+                         f"(nothing was written)")
