@@ -1,5 +1,7 @@
 # make run   — set up .venv and run the service on the config in config/monitor.toml
-# make test  — set up .venv with the test extras and run the whole test suite
+# make test  — set up .venv with the test extras, run the lint and type gate (make lint),
+#              then the whole test suite beside a throwaway PostgreSQL cluster when
+#              PostgreSQL is installed (.ci/with-pg; its tests skip without it)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +12,7 @@ $(BIN)/monitor: pyproject.toml setup.py
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(BIN)/monitor
 
-.PHONY: setup run test poll bench clean
+.PHONY: setup run test lint poll bench clean
 setup: $(BIN)/monitor
 
 run: setup
@@ -19,8 +21,12 @@ run: setup
 poll: setup
 	$(BIN)/monitor --config config/monitor.toml poll --all
 
-test: setup
-	$(BIN)/python -m pytest -q
+lint: setup
+	$(BIN)/ruff check monitor tests bench
+	$(BIN)/mypy
+
+test: lint
+	bash .ci/with-pg $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info

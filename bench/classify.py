@@ -91,7 +91,7 @@ def _interleaved_rates(rows: list[dict], articles, rules, batch: int, rounds: in
     for _ in range(rounds):
         for row in rows:
             times[row["name"]].append(
-                _timed(lambda: _classify(row["model"], articles, rules, batch)))
+                _timed(lambda model=row["model"]: _classify(model, articles, rules, batch)))
     for row in rows:
         row["rate"] = len(articles) / min(times[row["name"]])
 

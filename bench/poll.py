@@ -222,7 +222,8 @@ def make_feed(index: int, items: int, base_time: datetime) -> bytes:
             "<item>\n"
             f"  <title>{escape(title, quote=False)}</title>\n"
             f"  <link>{escape(link)}</link>\n"
-            f'  <guid isPermaLink="false">desk{index:03d}-{j:04d}-{hashlib.sha1(title.encode()).hexdigest()[:8]}</guid>\n'
+            f'  <guid isPermaLink="false">desk{index:03d}-{j:04d}-'
+            f'{hashlib.sha1(title.encode()).hexdigest()[:8]}</guid>\n'
             f"  <pubDate>{format_datetime(published, usegmt=True)}</pubDate>\n"
             f"  <dc:creator>{gen.r.choice(['Staff', 'Reuters desk', 'A. Analyst', 'Markets team'])}</dc:creator>\n"
             f"  <category>{gen.r.choice(MINERALS)}</category>\n"
@@ -313,7 +314,7 @@ class BenchServer:
         port = self._httpd.server_address[1]
         return [f"http://127.0.0.1:{port}/{prefix}/{name}" for name in sorted(self.docs)]
 
-    def __enter__(self) -> "BenchServer":
+    def __enter__(self) -> BenchServer:
         self._thread.start()
         return self
 

@@ -100,7 +100,8 @@ def main() -> None:
     admin, pg_dir = os.environ.get("MONITOR_TEST_PG_URL"), None
     if not admin:
         out = subprocess.run(["bash", str(ROOT / ".ci" / "pg"), "start"], capture_output=True, text=True).stdout
-        env = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines() if line.startswith("export "))
+        env = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines()
+                   if line.startswith("export "))
         admin, pg_dir = env.get("MONITOR_TEST_PG_URL"), env.get("MONITOR_TEST_PG_DIR")
     if not admin:
         sys.exit("PostgreSQL not available")

@@ -144,7 +144,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         self._transport.abort()
 
     async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                        timeout: float | None = None) -> "_Stream":
+                        timeout: float | None = None) -> _Stream:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
@@ -267,7 +267,8 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                     httpcore.UnsupportedProtocol) as exc:
                 raise _httpx_error(exc) from exc
         return httpx.Response(status_code=response.status, headers=response.headers,
-                              stream=_ResponseStream(response.stream),
+                              stream=_ResponseStream(typing.cast(
+                                  typing.AsyncIterable[bytes], response.stream)),
                               extensions=response.extensions)
 
     async def _connection_for(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:

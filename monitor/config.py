@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -202,7 +203,7 @@ class Config(_Section):
     smtp: SmtpConfig | None = None
 
     @model_validator(mode="after")
-    def _unique_feeds(self) -> "Config":
+    def _unique_feeds(self) -> Config:
         seen_names: dict[str, int] = {}
         seen_urls: dict[str, int] = {}
         for i, feed in enumerate(self.feeds):
@@ -220,7 +221,7 @@ class Config(_Section):
         return os.environ.get(ENV_STORE_URL) or self.store.url
 
 
-def _format_error(error: dict[str, Any]) -> str:
+def _format_error(error: Mapping[str, Any]) -> str:
     loc = ""
     for part in error["loc"]:
         loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
@@ -290,7 +291,7 @@ def masked(config: Config) -> dict[str, Any]:
     smtp = data.get("smtp")
     if smtp and smtp.get("password_env"):
         present = os.environ.get(smtp["password_env"]) is not None
-        smtp["password"] = "******** (from $%s)" % smtp["password_env"] if present else "(not set)"
+        smtp["password"] = f"******** (from ${smtp['password_env']})" if present else "(not set)"
     url = data["store"]["url"] = config.store_url()
     data["store"]["url"] = masked_url(url)
     for feed in data.get("feeds", ()):

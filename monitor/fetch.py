@@ -33,6 +33,7 @@ import asyncio
 import base64
 import functools
 import ipaddress
+import typing
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ class FetchSettings:
     allow_private_redirects: bool = False
 
     @classmethod
-    def from_config(cls, poll) -> "FetchSettings":
+    def from_config(cls, poll) -> FetchSettings:
         agent = poll.user_agent.format(version=__version__, contact=poll.contact_url)
         return cls(connect_timeout=poll.connect_timeout_seconds,
                    read_timeout=poll.read_timeout_seconds, max_bytes=poll.max_bytes,
@@ -209,7 +210,7 @@ class _Slots:
     connection per transport keeps that check O(1). Idle slots beyond ``max_idle`` (least
     recently used first) are closed, so a cycle over many hosts holds few sockets open."""
 
-    def __init__(self, settings: "FetchSettings", max_idle: int) -> None:
+    def __init__(self, settings: FetchSettings, max_idle: int) -> None:
         self.settings = settings
         self.max_idle = max_idle
         self._ssl = _ssl_context()
@@ -270,7 +271,7 @@ class Fetcher:
         self._timeout = {"connect": settings.connect_timeout, "read": settings.read_timeout,
                          "write": settings.read_timeout, "pool": settings.read_timeout}
 
-    async def __aenter__(self) -> "Fetcher":
+    async def __aenter__(self) -> Fetcher:
         self._slots = _Slots(self.settings, max_idle=max(2 * self.settings.concurrency, 16))
         return self
 
@@ -360,7 +361,8 @@ class Fetcher:
         status = response.status_code
         headers = {k.lower(): v for k, v in response.headers.items()}
         if status == 304:
-            async for _ in response.stream:    # the (empty) body, so the connection is reused;
+            body = typing.cast(httpx.AsyncByteStream, response.stream)
+            async for _ in body:               # the (empty) body, so the connection is reused;
                 pass                           # straight from the transport, no decoders
             return FetchResult(304, str(response.url), None, headers, headers.get("etag"),
                                headers.get("last-modified"), parse_max_age(headers.get("cache-control")))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,12 +64,13 @@ class SmtpMailer:
     ssl_context: ssl.SSLContext | None = None
 
     @classmethod
-    def from_config(cls, smtp) -> "SmtpMailer":
+    def from_config(cls, smtp) -> SmtpMailer:
         return cls(host=smtp.host, port=smtp.port, security=smtp.security,
                    username=smtp.username, password=smtp.password(), timeout=smtp.timeout_seconds)
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _TrackedSMTP | _TrackedSMTP_SSL:
         context = self.ssl_context or ssl.create_default_context()
+        client: _TrackedSMTP | _TrackedSMTP_SSL
         if self.security == "ssl":
             client = _TrackedSMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:
@@ -82,7 +82,7 @@ class SmtpMailer:
         return client
 
     def send(self, message: EmailMessage, recipient: str) -> None:
-        client: _Tracking | None = None
+        client: _TrackedSMTP | _TrackedSMTP_SSL | None = None
         try:
             client = self._connect()
             try:
@@ -97,7 +97,7 @@ class SmtpMailer:
                                 permanent=True) from None
         except smtplib.SMTPResponseException as exc:
             raise _reply_error(exc.smtp_code, exc.smtp_error, recipient) from None
-        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             if client is not None and client.message_sent:
                 raise DeliveryError(
                     f"SMTP {self.host}:{self.port}: the whole message was sent but no reply "
@@ -113,7 +113,7 @@ class _Tracking:
 
     message_sent = False
 
-    def send(self, s):  # noqa: ANN001 - smtplib's signature
+    def send(self, s):  # smtplib's signature
         super().send(s)  # type: ignore[misc]
         if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
             self.message_sent = True

@@ -199,9 +199,10 @@ def sane_date(raw: str | None) -> bool:
     if match := _ISO_DATE.match(raw):
         year, month, day, hour, minute, second = (int(g or 0) for g in match.groups())
     elif match := _MAIL_DATE.match(raw.strip()):
-        month = _MONTHS.get(match.group(2).lower())
-        if month is None:                  # another language's month: feedparser decides
+        named = _MONTHS.get(match.group(2).lower())
+        if named is None:                  # another language's month: feedparser decides
             return True
+        month = named
         day, year = int(match.group(1)), int(match.group(3))
         hour, minute, second = (int(g or 0) for g in match.groups()[3:])
     else:
@@ -498,6 +499,8 @@ def _valid_char_refs(data: bytes) -> bytes:
 
 def _fix_char_refs(match: re.Match) -> bytes:
     first, second = (_code_point(g) for g in match.groups())
+    if first is None:                      # the pattern always captures the first reference
+        return match.group(0)
     if second is not None and 0xD800 <= first <= 0xDBFF and 0xDC00 <= second <= 0xDFFF:
         return b"&#x%x;" % (0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))
     if all(c is None or _valid_code_point(c) for c in (first, second)):
@@ -526,7 +529,8 @@ def _without_entity_declarations(data: bytes) -> bytes:
     pos = 0
     while match := _PROLOG_ITEM.match(data, pos):
         pos = match.end()
-    pos = _SPACES.match(data, pos).end()
+    if spaces := _SPACES.match(data, pos):          # always matches (maybe nothing)
+        pos = spaces.end()
     if data.startswith(b"<!DOCTYPE", pos):
         data = _drop_internal_subset(data, pos)
     root = _FIRST_ELEMENT.search(data)

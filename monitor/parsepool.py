@@ -83,6 +83,8 @@ class ParsePool:
         """The feed's articles and notes; raises FeedError. None when no worker process can be
         started here: the caller parses in its own process (and so does every later feed)."""
         loop = asyncio.get_running_loop()
+        if result.content is None:                # a 304 has nothing to parse
+            return ParsedFeed([])
         for attempt in (1, 2):
             if not self.processes:
                 return None

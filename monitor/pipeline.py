@@ -125,11 +125,13 @@ class Poller:
         if self.stop.is_set():
             return FeedReport(feed.name, feed.url, "skipped")
         parsed: ParsedFeed | FeedError | None = None
+        result: FetchResult | FeedError
         try:
-            result: FetchResult | FeedError = await fetcher.fetch(feed.url, feed.etag, feed.last_modified)
-            if result.content is not None and parser.processes:
+            fetched = await fetcher.fetch(feed.url, feed.etag, feed.last_modified)
+            result = fetched
+            if fetched.content is not None and parser.processes:
                 try:
-                    parsed = await parser.parse(result)     # None: parse in the writer
+                    parsed = await parser.parse(fetched)    # None: parse in the writer
                 except FeedError as exc:
                     parsed = exc
         except FeedError as exc:
@@ -186,7 +188,7 @@ class Poller:
         outcome = self._success(feed, result, now)
         if parsed is None:
             try:
-                parsed = read_feed(result.content, result.headers, result.url)
+                parsed = read_feed(result.content or b"", result.headers, result.url)
             except FeedError as exc:
                 exc.status = result.status
                 parsed = exc

@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import threading
+from typing import Any
 from datetime import datetime, timedelta
 
 from monitor.config import Config, config_path, config_warnings, load_config
@@ -96,7 +97,7 @@ class Service:
         self.stop = threading.Event()
         self.store = open_configured_store(self.config, clock())
         self.analyzer = build_analyzer(self.config)
-        self.scheduler = None
+        self.scheduler: Any = None          # an APScheduler BackgroundScheduler once started
 
     def _file_stamp(self):
         try:
@@ -201,6 +202,8 @@ class Service:
 
         send_at = self.config.digest.send_at
         trigger = CronTrigger(hour=send_at.hour, minute=send_at.minute, timezone=self.config.digest.zone())
+        if self.scheduler is None:
+            return
         self.scheduler.add_job(self.digest, trigger, id="digest", replace_existing=True,
                                coalesce=True, max_instances=1, misfire_grace_time=GRACE)
 
@@ -209,15 +212,15 @@ class Service:
         from apscheduler.schedulers.background import BackgroundScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
-        self.scheduler = BackgroundScheduler(
+        scheduler = self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)}, timezone="UTC")
-        self.scheduler.add_job(self.missed_digest, id="missed-digest", misfire_grace_time=GRACE)
+        scheduler.add_job(self.missed_digest, id="missed-digest", misfire_grace_time=GRACE)
         tick = float(os.environ.get(TICK_ENV, "60"))
-        self.scheduler.add_job(self.dispatch, IntervalTrigger(seconds=tick), id="dispatch",
-                               next_run_time=datetime.now().astimezone(), coalesce=True,
-                               max_instances=1, misfire_grace_time=GRACE)
+        scheduler.add_job(self.dispatch, IntervalTrigger(seconds=tick), id="dispatch",
+                          next_run_time=datetime.now().astimezone(), coalesce=True,
+                          max_instances=1, misfire_grace_time=GRACE)
         self._schedule_digest()
-        self.scheduler.start()
+        scheduler.start()
         log.info("monitor running: %d feeds, digest at %s %s, store %s", len(self.config.feeds),
                  self.config.digest.send_at.strftime("%H:%M"), self.config.digest.timezone,
                  masked_url(self.config.store_url()))

@@ -463,7 +463,7 @@ def apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
     record with the same id (or url); other reviews are appended as new records."""
     out = [dict(r) for r in records]
     index = {key: i for i, r in enumerate(out) for key in _keys(r)}
-    for n, review in enumerate(map(_review, count(), reviews)):
+    for review in map(_review, count(), reviews):
         match = next((index[k] for k in _keys(review) if k in index), None)
         if match is None:
             out.append(_review_record(review))
@@ -695,7 +695,7 @@ def _load_reviews(reviews: Sequence[Record] | str | Path | None) -> list[Record]
     if reviews is None:
         return []
     if isinstance(reviews, (str, Path)):
-        return load_jsonl(reviews)
+        return list(load_jsonl(reviews))
     return list(reviews)
 
 

@@ -133,7 +133,7 @@ class FeedServer:
         self.routes[path] = Route(body=body, **kwargs)
         return self.url(path)
 
-    def start(self) -> "FeedServer":
+    def start(self) -> FeedServer:
         self._thread.start()
         return self
 

@@ -81,7 +81,7 @@ class SmtpServer:
             kwargs.update(authenticator=authenticator, auth_require_tls=bool(tls_files))
         self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port, **kwargs)
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> SmtpServer:
         self.controller.start()
         return self
 

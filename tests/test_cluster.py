@@ -22,8 +22,10 @@ EDITED = ("Beijing tightens export licensing for gallium, germanium",
 OTHER = ("Gallium prices jump in Rotterdam after Chinese licensing move",
          "Free-market gallium prices rose 18% in a week as traders in Rotterdam scrambled for "
          "material outside China, where exporters now need licences for each shipment.")
-ZH_A = ("商务部：对镓锗相关物项实施出口管制", "商务部、海关总署发布公告，决定自8月1日起对镓、锗相关物项实施出口管制，未经许可不得出口。")
-ZH_B = ("商务部对镓锗相关物项实施出口管制", "商务部、海关总署今日发布公告，决定自8月1日起对镓、锗相关物项实施出口管制，未经许可不得出口。")
+ZH_A = ("商务部：对镓锗相关物项实施出口管制",
+        "商务部、海关总署发布公告，决定自8月1日起对镓、锗相关物项实施出口管制，未经许可不得出口。")
+ZH_B = ("商务部对镓锗相关物项实施出口管制",
+        "商务部、海关总署今日发布公告，决定自8月1日起对镓、锗相关物项实施出口管制，未经许可不得出口。")
 
 
 def test_syndicated_copies_are_above_and_other_stories_below_threshold():

@@ -1,10 +1,8 @@
 """Credentials in a feed URL: sent as HTTP Basic auth, never printed or logged (#16)."""
 
 import base64
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 from monitor.redact import masked_url
 
@@ -20,7 +18,10 @@ def test_masked_url_hides_only_the_password():
 def test_credentials_are_sent_and_appear_in_no_output(feed_server, feed_file, tmp_path):
     good = feed_server.add("/private", feed_file("rss2.xml"))
     bad = feed_server.add("/down", b"down", status=503, content_type="text/plain")
-    with_auth = lambda url: url.replace("http://", f"http://ana:{SECRET}@")
+
+    def with_auth(url):
+        return url.replace("http://", f"http://ana:{SECRET}@")
+
     config = tmp_path / "monitor.toml"
     config.write_text(
         f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'

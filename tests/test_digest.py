@@ -14,7 +14,7 @@ from monitor.digest import build_digest, render, subject
 from monitor.exceptions import UsageError
 from monitor.mail import SmtpMailer
 
-from digest_data import ITEMS, T0, fill
+from digest_data import T0, fill
 from smtpserver import SmtpServer, make_certificate
 
 GOLDEN = Path(__file__).parent / "golden" / "digest.html"
@@ -248,7 +248,8 @@ def test_empty_period_respects_send_when_empty(tmp_path):
     loud = job(store, cfg).run(NOW)
     assert loud.sent == RCPTS
     eml = next((tmp_path / "outbox").glob("*.eml")).read_bytes()
-    assert "Nothing new was flagged" in message_from_bytes(eml, policy=policy.default).get_body(("plain",)).get_content()
+    plain = message_from_bytes(eml, policy=policy.default).get_body(("plain",)).get_content()
+    assert "Nothing new was flagged" in plain
     store.close()
 
 

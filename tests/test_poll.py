@@ -13,8 +13,11 @@ from monitor.service import open_configured_store
 from conftest import utc
 
 
+START = utc(2025, 6, 5, 8, 0)
+
+
 class Clock:
-    def __init__(self, start=utc(2025, 6, 5, 8, 0)):
+    def __init__(self, start=START):
         self.now = start
 
     def __call__(self):

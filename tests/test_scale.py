@@ -1,7 +1,6 @@
 """Several pollers on one PostgreSQL store: no feed fetched twice, no article stored twice,
 and a poller killed with SIGKILL leaves its feeds to the others once its lease expires."""
 
-import os
 import signal
 import subprocess
 import sys

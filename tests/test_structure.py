@@ -1,7 +1,11 @@
 """The shape of the code: no import cycle among monitor's modules (imports inside
-functions included: a lazy import is still a dependency)."""
+functions included: a lazy import is still a dependency), every third-party package it
+imports declared in pyproject.toml."""
 
 import ast
+import re
+import sys
+import tomllib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "monitor"
@@ -82,3 +86,47 @@ def test_subcommand_modules_never_import_the_group():
     names = module_names()
     for name in ("monitor.cli.service", "monitor.cli.model", "monitor.cli.review"):
         assert "monitor.cli" not in imports_of(name, names[name], set(names)), name
+
+
+# distribution name in pyproject → the name it is imported by, where they differ
+IMPORT_NAMES = {"scikit-learn": "sklearn", "css-inline": "css_inline", "psycopg[binary]": "psycopg"}
+
+
+def _declared(requirements: list[str]) -> set[str]:
+    names = {re.split(r"[<>=!~ ;]", r, maxsplit=1)[0].strip().lower() for r in requirements}
+    return {IMPORT_NAMES.get(n, n.replace("-", "_")) for n in names}
+
+
+def third_party_imports(paths) -> set[str]:
+    found = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.partition(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m != "monitor"}
+
+
+def test_every_imported_third_party_package_is_declared():
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = _declared(project["dependencies"])
+    build = runtime | _declared(project["optional-dependencies"]["build"])
+    modules = module_names()
+    used_at_runtime = third_party_imports(p for n, p in modules.items() if not n.startswith("monitor._build"))
+    used_to_build = third_party_imports(p for n, p in modules.items() if n.startswith("monitor._build"))
+    assert used_at_runtime - runtime == set()
+    assert used_to_build - build == set()
+    assert {"pydantic", "numpy", "sklearn"} <= used_at_runtime
+
+
+def test_the_readme_layout_names_every_module_and_nothing_else():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([\w.]+)`", section)) - {"__init__", "data/countries.json"}
+    tree = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir()
+                                                      if (p / "__init__.py").is_file()}
+    for package in ("storage", "cli", "_build"):
+        tree |= {p.stem for p in (PACKAGE / package).glob("*.py")}
+    tree -= {"__init__", "__main__"}
+    assert named == tree

@@ -48,9 +48,12 @@ def test_train_uses_reviews_and_refuses_a_worse_model(tmp_path):
     corpus, config, model = _corpus_and_config(tmp_path, db)
     labels = tmp_path / "labels"          # no labels of real items: the written corpus alone
     labels.mkdir()
-    run = lambda *args: subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "train",
-                                        "--corpus", str(corpus), "--labels", str(labels), *args],
-                                       capture_output=True, text=True)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "train",
+                               "--corpus", str(corpus), "--labels", str(labels), *args],
+                              capture_output=True, text=True)
+
     first = run()
     assert first.returncode == 0, first.stderr
     assert "no real items (no labels)" in first.stdout

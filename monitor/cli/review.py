@@ -227,7 +227,7 @@ def keywords_test(ctx, days, examples, as_json):
                f"{_model_text(analyzer)}")
     for line in format_diff(diff, examples):
         click.echo(line)
-    click.echo("\nnothing was changed; `monitor reclassify --days %d` applies this." % days)
+    click.echo(f"\nnothing was changed; `monitor reclassify --days {days}` applies this.")
 
 
 @click.command("reclassify")

@@ -92,9 +92,11 @@ def lock_digests(conn: Connection) -> None:
 
 def insert_digest(conn: Connection, digest_date: str, start: datetime, end: datetime,
                   now: datetime) -> int:
-    return conn.execute(DIGEST.insert().values(
+    key = conn.execute(DIGEST.insert().values(
         digest_date=digest_date, period_start=start, period_end=end, created_at=now,
-        item_count=0, total_flagged=0)).inserted_primary_key[0]
+        item_count=0, total_flagged=0)).inserted_primary_key
+    assert key is not None                   # an INSERT of one row always has one
+    return key[0]
 
 
 def fill_digest(conn: Connection, digest_id: int, article_ids: Sequence[int],

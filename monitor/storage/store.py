@@ -19,6 +19,7 @@ from monitor.exceptions import StorageError
 from monitor.storage import ledger, migrations
 from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL
 from monitor.types import (
+    Analysis,
     ArticleWrite,
     DigestArticle,
     DigestRecord,
@@ -60,7 +61,7 @@ def _make_engine(url: str, busy_timeout: float) -> Engine:
         raise StorageError(f"store.url: the database driver is missing: {exc}{hint}") from None
 
 
-def open_store(url: str, busy_timeout: float = 30.0) -> "Store":
+def open_store(url: str, busy_timeout: float = 30.0) -> Store:
     """Open (creating and migrating if needed) the store at ``url``."""
     engine = _make_engine(url, busy_timeout)
     try:
@@ -97,7 +98,7 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -259,7 +260,7 @@ class Store:
                 send = bool(articles) or send_when_empty
                 ledger.fill_digest(conn, digest_id, [a.id for a in articles],
                                    recipients if send else (), clusterer(articles))
-                return ledger.get_digest(conn, digest_date)
+                return _written(ledger.get_digest(conn, digest_date))
         except StorageError as exc:
             # SQLite: another process made this digest between our read and our write (its
             # row is unique per date; WAL refuses to write over a stale read): use its digest
@@ -277,7 +278,7 @@ class Store:
     def add_recipients(self, digest: DigestRecord, recipients: Sequence[str]) -> DigestRecord:
         with self._begin() as conn:
             ledger.add_recipients(conn, digest.id, recipients)
-            return ledger.get_digest(conn, digest.digest_date)
+            return _written(ledger.get_digest(conn, digest.digest_date))
 
     def digest_articles(self, digest: DigestRecord) -> list[DigestArticle]:
         with self._begin() as conn:
@@ -349,7 +350,7 @@ class Store:
         with self._begin() as conn:
             return reviews.verdict_batch(conn, since, after_id, size)
 
-    def write_verdicts(self, updates: Sequence[tuple[int, object]], now: datetime) -> int:
+    def write_verdicts(self, updates: Sequence[tuple[int, Analysis]], now: datetime) -> int:
         """Store a batch of fresh analyses (verdict, language, countries, minerals)."""
         from monitor.storage import reviews
 
@@ -365,15 +366,24 @@ def _storage_error(exc: SQLAlchemyError, url: str) -> StorageError:
     return StorageError(f"store {_safe(url)}: {exc}")
 
 
+def _written(record: DigestRecord | None) -> DigestRecord:
+    """A digest read back in the transaction that wrote it (so it is there)."""
+    if record is None:
+        raise StorageError("a digest just written could not be read back")
+    return record
+
+
 def _insert_ignore(conn: Connection, table, keys: list[str]):
     """INSERT … ON CONFLICT DO NOTHING, for the dialects the store supports."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        return table.insert()
-    return insert(table).on_conflict_do_nothing(index_elements=keys)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return table.insert()
 
 
 def _chunks(items: list, size: int):
@@ -381,11 +391,11 @@ def _chunks(items: list, size: int):
         yield items[i:i + size]
 
 
-def _article_values(write: ArticleWrite, now: datetime) -> dict:
+def _article_values(write: ArticleWrite, now: datetime) -> dict[str, Any]:
     p, v = write.parsed, write.verdict
-    values = dict(guid=p.guid, url=p.url, title=p.title, text=p.text,
-                  content_hash=p.content_hash, published_at=p.published,
-                  language=write.language)
+    values: dict[str, Any] = dict(guid=p.guid, url=p.url, title=p.title, text=p.text,
+                                  content_hash=p.content_hash, published_at=p.published,
+                                  language=write.language)
     if v is None:
         values.update(flagged=None, score=None, topics="", reasons="[]", model_version=None,
                       classified_at=None)
@@ -427,9 +437,10 @@ def _write_articles(conn: Connection, feed_id: int, writes: Sequence[ArticleWrit
         conn.execute(MINERAL.delete().where(MINERAL.c.article_id.in_(ids)))
     with_mentions = [w for w in writes if w.countries or w.minerals]
     if with_mentions:
-        ids = {**existing, **_ids_by_key(conn, feed_id, [w.parsed.key for w in fresh if w.countries or w.minerals])}
-        _insert_mentions(conn, COUNTRY, [(ids[w.parsed.key], m) for w in with_mentions for m in w.countries])
-        _insert_mentions(conn, MINERAL, [(ids[w.parsed.key], m) for w in with_mentions for m in w.minerals])
+        ids_of = {**existing, **_ids_by_key(conn, feed_id, [w.parsed.key for w in fresh
+                                                            if w.countries or w.minerals])}
+        _insert_mentions(conn, COUNTRY, [(ids_of[w.parsed.key], m) for w in with_mentions for m in w.countries])
+        _insert_mentions(conn, MINERAL, [(ids_of[w.parsed.key], m) for w in with_mentions for m in w.minerals])
     return len(fresh), len(changed)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, Table, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -153,11 +153,11 @@ class DigestDeliveryRow(SQLModel, table=True):
 
 
 # The Core tables, for the storage modules' queries.
-FEED = FeedRow.__table__
-ARTICLE = ArticleRow.__table__
-COUNTRY = ArticleCountryRow.__table__
-MINERAL = ArticleMineralRow.__table__
-REVIEW = ReviewRow.__table__
-DIGEST = DigestRow.__table__
-ITEM = DigestItemRow.__table__
-DELIVERY = DigestDeliveryRow.__table__
+FEED: Table = FeedRow.__table__                         # type: ignore[attr-defined]
+ARTICLE: Table = ArticleRow.__table__                   # type: ignore[attr-defined]
+COUNTRY: Table = ArticleCountryRow.__table__            # type: ignore[attr-defined]
+MINERAL: Table = ArticleMineralRow.__table__            # type: ignore[attr-defined]
+REVIEW: Table = ReviewRow.__table__                     # type: ignore[attr-defined]
+DIGEST: Table = DigestRow.__table__                     # type: ignore[attr-defined]
+ITEM: Table = DigestItemRow.__table__                   # type: ignore[attr-defined]
+DELIVERY: Table = DigestDeliveryRow.__table__           # type: ignore[attr-defined]

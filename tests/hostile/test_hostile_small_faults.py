@@ -117,7 +117,7 @@ def test_a_feed_cut_at_1000_items_says_so_in_the_log(feed_server, poll, caplog):
     assert "feed long" in caplog.text and "only the first 1,000 entries were read" in caplog.text
 
 
-def _config_file(tmp_path, feeds, **store) -> "Path":
+def _config_file(tmp_path, feeds, **store):
     path = tmp_path / "monitor.toml"
     lines = [f'[store]\nurl = "sqlite:///{tmp_path / "monitor.db"}"\n'
              + "".join(f"{k} = {v}\n" for k, v in store.items()),
