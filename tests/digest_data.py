@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from monitor.storage import open_store
 from monitor.feedstate import feed_outcome
 from monitor.types import ArticleWrite, FeedOutcome, Mention, ParsedArticle, Verdict
+from storeview import due_feeds
 
 T0 = datetime(2025, 6, 3, 4, 0, tzinfo=timezone.utc)
 
@@ -47,7 +48,7 @@ def fill(url: str, items=ITEMS, t0: datetime = T0):
     store = open_store(url)
     feeds = {name: Feed(name) for name, *_ in items}
     store.sync_feeds(feeds.values(), t0 - timedelta(days=1))
-    states = {f.name: f for f in store.due_feeds(t0 + timedelta(days=30))}
+    states = {f.name: f for f in due_feeds(store, t0 + timedelta(days=30))}
     for name, key, title, text, topics, score, countries, minerals, minutes in items:
         when = t0 + timedelta(minutes=minutes)
         parsed = ParsedArticle(key=key, guid=key, url=f"https://{name.split()[0].lower()}.example/{key}",

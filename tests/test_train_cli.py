@@ -11,6 +11,7 @@ from monitor.feedstate import feed_outcome
 from monitor.types import ArticleWrite, FeedOutcome, ParsedArticle
 
 from conftest import utc
+from storeview import due_feeds
 
 FIXTURE = Path(__file__).parent / "fixtures"
 
@@ -34,7 +35,7 @@ def test_train_uses_reviews_and_refuses_a_worse_model(tmp_path):
     db = tmp_path / "m.db"
     store = open_store(f"sqlite:///{db}")
     store.sync_feeds([Feed()], utc(2025, 6, 1))
-    feed = store.due_feeds(utc(2025, 6, 1))[0]
+    feed = due_feeds(store, utc(2025, 6, 1))[0]
     article = ParsedArticle(key="k", guid="k", url="https://wire.example/a", title="Smelter restarts tin line",
                             text="The plant in Bolivia resumed tin output after repairs.", published=None,
                             language="en", content_hash="h")

@@ -16,7 +16,7 @@ from sqlalchemy.exc import (ArgumentError, IntegrityError, NoSuchModuleError, Op
 from sqlalchemy.engine import make_url
 
 from monitor.exceptions import StorageError
-from monitor.storage import ledger, migrations
+from monitor.storage import ledger, migrations, reviews
 from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL
 from monitor.types import (
     Analysis,
@@ -136,13 +136,6 @@ class Store:
             gone = [u for u, r in existing.items() if u not in wanted and r.active]
             if gone:
                 conn.execute(update(FEED).where(FEED.c.url.in_(gone)).values(active=False))
-
-    def due_feeds(self, now: datetime, include_all: bool = False) -> list[FeedState]:
-        query = select(FEED).where(FEED.c.active.is_(True)).order_by(FEED.c.next_check_at, FEED.c.id)
-        if not include_all:
-            query = query.where((FEED.c.next_check_at.is_(None)) | (FEED.c.next_check_at <= now))
-        with self._begin() as conn:
-            return [_feed_state(r) for r in conn.execute(query)]
 
     def claim_due_feeds(self, now: datetime, owner: str, lease_seconds: float, limit: int,
                         include_all: bool = False, exclude: Iterable[int] = ()) -> list[FeedState]:
@@ -288,35 +281,19 @@ class Store:
         with self._begin() as conn:
             ledger.set_delivery(conn, digest.id, recipient, **values)
 
-    def count_articles(self) -> int:
-        with self._begin() as conn:
-            return conn.execute(select(func.count()).select_from(ARTICLE)).scalar_one()
-
-    def article_keys(self) -> list[tuple[str, str]]:
-        """(feed url, article key) of every stored article (for tests and audits)."""
-        query = select(FEED.c.url, ARTICLE.c.key).join(FEED, FEED.c.id == ARTICLE.c.feed_id)
-        with self._begin() as conn:
-            return [(u, k) for u, k in conn.execute(query)]
-
     # -- reviews (monitor review, keywords test, reclassify) -----------------------------
     # Thin wrappers over monitor/storage/reviews.py; each is one transaction.
     def review_list(self, **filters) -> list:
         """Articles for `monitor review list` (see reviews.list_articles for the filters)."""
-        from monitor.storage import reviews
-
         with self._begin() as conn:
             return reviews.list_articles(conn, **filters)
 
     def review_detail(self, article_id: int):
         """`monitor review show`: ArticleDetail, or None for an unknown id."""
-        from monitor.storage import reviews
-
         with self._begin() as conn:
             return reviews.get_detail(conn, article_id)
 
     def article_topics(self, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-        from monitor.storage import reviews
-
         with self._begin() as conn:
             return reviews.article_topics(conn, list(ids))
 
@@ -324,36 +301,26 @@ class Store:
                     reviewer: str, now: datetime) -> list[int]:
         """Record a verdict on each article, all or nothing; earlier reviews become history.
         Returns the ids whose earlier verdict was replaced."""
-        from monitor.storage import reviews
-
         with self._begin() as conn:
             return reviews.add_reviews(conn, topics, verdict, note, reviewer, now)
 
     def reviews_for_training(self) -> list[dict]:
         """Current reviews as training records: {id: "review:<article id>", url, lang,
         title, text, topics} (topics empty for irrelevant)."""
-        from monitor.storage import reviews
-
         with self._begin() as conn:
             return reviews.training_records(conn)
 
     def count_articles_since(self, since: datetime | None) -> int:
-        from monitor.storage import reviews
-
         with self._begin() as conn:
             return reviews.count_since(conn, since)
 
     def verdict_batch(self, since: datetime | None, after_id: int, size: int) -> list:
         """The next batch of stored articles to re-classify (id order, id > after_id)."""
-        from monitor.storage import reviews
-
         with self._begin() as conn:
             return reviews.verdict_batch(conn, since, after_id, size)
 
     def write_verdicts(self, updates: Sequence[tuple[int, Analysis]], now: datetime) -> int:
         """Store a batch of fresh analyses (verdict, language, countries, minerals)."""
-        from monitor.storage import reviews
-
         with self._begin() as conn:
             return reviews.write_verdicts(conn, updates, now)
     # -- end of reviews ------------------------------------------------------------------

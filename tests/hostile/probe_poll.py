@@ -9,6 +9,11 @@ the cycle ("peak"). Not a test module; run by tests/hostile/hostile_kit.py.
 import json
 import resource
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # tests/, for storeview
+
+from storeview import count_articles  # noqa: E402
 
 
 def peak_mb() -> float:
@@ -36,7 +41,7 @@ def main() -> None:
         baseline = peak_mb()
         report = Poller(store, config).run_cycle(include_all=True)
         peak = peak_mb()
-        articles = store.count_articles()
+        articles = count_articles(store)
     feeds = [{"name": f.name, "status": f.status, "http_status": f.http_status, "new": f.new,
               "error": f.error} for f in report.feeds]
     print(json.dumps({"feeds": feeds, "articles": articles, "baseline_mb": round(baseline, 1),
