@@ -6,9 +6,11 @@ feedparser is pure Python, so threads would not use the other cores; a worker th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
@@ -64,17 +66,23 @@ class ParsePool:
         """Start the fork server now (it imports the parser once, ~0.2 s), so that the
         first cycle's workers fork from it at once instead of waiting for it."""
         try:
-            context = cls._context()
-            if context.get_start_method() == "forkserver":
-                from multiprocessing import forkserver
-
-                forkserver.ensure_running()
+            cls._start_fork_server(cls._context())
         except (OSError, RuntimeError, ValueError):
             pass            # the first cycle says so, and parses in the service process
 
+    @staticmethod
+    def _start_fork_server(context) -> None:
+        if context.get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            with _service_import_path():
+                forkserver.ensure_running()
+
     def _current(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.processes, mp_context=self._context(),
+            context = self._context()
+            self._start_fork_server(context)
+            self._executor = ProcessPoolExecutor(self.processes, mp_context=context,
                                                  initializer=watch_service,
                                                  initargs=(os.getpid(),))
         return self._executor
@@ -120,3 +128,25 @@ class ParsePool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+@contextlib.contextmanager
+def _service_import_path():
+    """The environment the fork server starts in: the service's own import path, without
+    the working directory. The fork server is started with ``python -c``, which puts the
+    working directory first on its path, and Python 3.11 hands it the service's
+    ``sys.path`` without applying it: a ``monitor/`` folder where the service was started
+    (a checkout beside the data, say) would shadow the installed package in every parse
+    process."""
+    names = ("PYTHONSAFEPATH", "PYTHONPATH")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ["PYTHONSAFEPATH"] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

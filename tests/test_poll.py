@@ -358,3 +358,58 @@ def test_a_truncated_gzip_body_is_an_error_and_saves_no_validator(feed_server, f
     report, store = run([("rss", url)], clock=clock)
     assert feed_server.requests[-1][1].get("If-None-Match") is None     # nothing saved
     assert by_name(report)["rss"].new == 3 and count_articles(store) == 3
+
+
+def test_parse_processes_start_whatever_the_working_directory_holds(feed_server, feed_file, tmp_path):
+    """A `monitor/` folder where the service is started (a checkout beside the data) must
+    not shadow the installed package in the parse processes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("monitor")
+    if not script.is_file():
+        pytest.skip("no monitor console script beside this interpreter")
+    (tmp_path / "monitor").mkdir()                     # a folder named like the package
+    url = feed_server.add("/rss", feed_file("rss2.xml"))
+    (tmp_path / "monitor.toml").write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+        '[poll]\ncontact_url = "http://127.0.0.1/c"\nparse_processes = 2\n'
+        f'[classifier]\nmodel = "{tmp_path / "no-model.skops"}"\n'
+        f'[[feeds]]\nname = "rss"\nurl = "{url}"\n', encoding="utf-8")
+    proc = subprocess.run([str(script), "--config", "monitor.toml", "poll", "--all"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "parser process died" not in proc.stdout
+    assert proc.stdout.startswith("ok") and "new    3" in proc.stdout
+
+
+def test_the_model_is_loaded_only_when_a_cycle_has_something_new(feed_server, feed_file, tmp_path):
+    """A poll where every feed answers 304 never imports scikit-learn or loads the model;
+    a poll with new articles does (the shipped model, in a fresh process each)."""
+    import json
+    import subprocess
+    import sys
+
+    url = feed_server.add("/rss", feed_file("rss2.xml"))
+    probe = ("import json, sys\n"
+             "from monitor.config import parse_config\n"
+             "from monitor.service import build_poller, open_configured_store\n"
+             "config = parse_config(json.loads(sys.argv[1]))\n"
+             "with open_configured_store(config) as store:\n"
+             "    report = build_poller(config, store).run_cycle(include_all=True)\n"
+             "print(json.dumps({'new': report.total('new'), 'flagged': report.total('flagged'),\n"
+             "                  'sklearn': 'sklearn' in sys.modules}))\n")
+    data = json.dumps({"store": {"url": f"sqlite:///{tmp_path / 'm.db'}"},
+                       "poll": {"contact_url": "http://127.0.0.1/c", "parse_processes": 0},
+                       "feeds": [{"name": "rss", "url": url}]})
+
+    def cycle():
+        out = subprocess.run([sys.executable, "-c", probe, data], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.splitlines()[-1])
+
+    first, second = cycle(), cycle()
+    assert first["new"] == 3 and first["sklearn"]
+    assert second == {"new": 0, "flagged": 0, "sklearn": False}
