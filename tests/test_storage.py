@@ -146,3 +146,29 @@ def test_bad_url_and_missing_driver_are_clear(tmp_path):
         open_store("::nonsense::")
     with pytest.raises(StorageError, match="driver is missing"):
         open_store("postgresql+nosuchdriver://u@localhost/db")
+
+
+def test_several_services_starting_at_once_on_an_empty_store_create_it_once(store_url, tmp_path):
+    """Schema creation is serialised across processes (PostgreSQL: an advisory lock;
+    SQLite: an immediate transaction); every process starts."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[store]\nurl = "{store_url}"\n'
+                      '[[feeds]]\nname = "wire"\nurl = "https://wire.example/rss"\n', encoding="utf-8")
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "feeds"],
+                              cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(5)]
+    results = [(p.wait(120), *p.communicate()) for p in procs]
+    for code, out, err in results:
+        assert code == 0 and "Traceback" not in err, (code, err)
+        assert out.rstrip().endswith("wire")
+    store = open_store(store_url)
+    try:
+        assert sql(store, "SELECT count(*), max(version) FROM schema_version") == [(1, LATEST)]
+        assert sql(store, "SELECT count(*) FROM feed") == [(1,)]
+    finally:
+        store.close()

@@ -4,11 +4,18 @@ A new store is created from the current table definitions and stamped with the l
 version. An existing store gets every migration above its version, in order, each in its
 own transaction. To change the schema: edit tables.py, then append a migration here that
 brings an existing store to the same shape (and re-create the views if they change).
+
+Creating and migrating are serialised across processes (several services started at once
+on an empty database): on PostgreSQL by a transaction-level advisory lock, on SQLite by an
+immediate transaction (the write lock); inside it the version is read again, so the second
+process finds the work done. A store already at the latest version is only read: opening
+it never waits for another writer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from sqlalchemy import inspect, text
@@ -86,10 +93,17 @@ def _stamp(conn: Connection, version: int) -> None:
         version=version, applied_at=datetime.now(timezone.utc)))
 
 
+SCHEMA_LOCK = 7_246_118    # PostgreSQL advisory lock key for creating and migrating
+
+
 def migrate(engine: Engine) -> int:
     """Bring the store to the latest schema; returns the version it is at."""
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         version = current_version(conn)
+    if version == LATEST:
+        return LATEST
+    with _serialised(engine) as conn:
+        version = current_version(conn)          # another process may have done it meanwhile
         if version is None:
             SQLModel.metadata.create_all(conn, tables=_our_tables())
             create_views(conn)
@@ -102,11 +116,24 @@ def migrate(engine: Engine) -> int:
                            f"monitor knows ({LATEST}); upgrade monitor")
     for number, _doc, step in MIGRATIONS:
         if number > version:
-            with engine.begin() as conn:
+            with _serialised(engine) as conn:
+                if (current_version(conn) or 0) >= number:
+                    continue
                 step(conn)
                 create_views(conn)
                 _stamp(conn, number)
     return LATEST
+
+
+@contextmanager
+def _serialised(engine: Engine) -> Iterator[Connection]:
+    """A transaction no other process's schema work runs beside."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
 
 
 def _our_tables():
