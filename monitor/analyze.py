@@ -2,16 +2,20 @@
 classifier's probabilities (one call per batch), keyword rules, the decision, and the
 countries and minerals it names.
 
-If the model cannot be loaded (missing, tampered, another scikit-learn), the analyser
-logs the ClassifierError once and goes on: articles are stored with keyword-only
-verdicts, ``model_version`` empty and the reason "classifier unavailable", so that
-``monitor reclassify`` can redo them once a good model is in place.
+The model (and with it scikit-learn, ~150 MB) is loaded when the first batch arrives, not
+when the analyser is built: a poll where every feed answers 304 never loads it, and the
+service keeps it once loaded. If it cannot be loaded (missing, tampered, another
+scikit-learn), the analyser logs the ClassifierError once and goes on: articles are stored
+with keyword-only verdicts, ``model_version`` empty and the reason "classifier
+unavailable", so that ``monitor reclassify`` can redo them once a good model is in place.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from monitor.decide import Thresholds
 from monitor.exceptions import ClassifierError
@@ -24,11 +28,34 @@ class Analyzer:
     """Classifies and annotates batches of articles; callable as the pipeline's seam."""
 
     def __init__(self, classifier, rules, threshold: float | None = None,
-                 model_error: str | None = None) -> None:
-        self.classifier = classifier
+                 model_error: str | None = None,
+                 load: Callable[[], tuple[Any, str | None]] | None = None) -> None:
+        self._classifier = classifier
         self.rules = rules
         self.threshold = threshold      # None: the model card's thresholds
-        self.model_error = model_error
+        self._model_error = model_error
+        self._load = load               # (classifier, error) on first use, then forgotten
+        self._lock = threading.Lock()
+
+    @property
+    def classifier(self):
+        """The model, loaded on first use (None when it cannot be loaded)."""
+        if self._load is not None:
+            with self._lock:
+                if self._load is not None:
+                    self._classifier, self._model_error = self._load()
+                    self._load = None
+        return self._classifier
+
+    @property
+    def model_error(self) -> str | None:
+        self.classifier                 # noqa: B018 - loads the model if not done yet
+        return self._model_error
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded (or tried)."""
+        return self._load is None
 
     @property
     def thresholds(self) -> Thresholds:
@@ -40,17 +67,31 @@ class Analyzer:
         return card_thresholds if isinstance(card_thresholds, Thresholds) else Thresholds()
 
     @classmethod
-    def from_config(cls, config) -> Analyzer:
-        from monitor.classify import SkopsClassifier
+    def from_config(cls, config, lazy: bool = False) -> Analyzer:
+        """The config's keyword rules and model; ``lazy``: the model is loaded when first
+        needed. A missing model file is said at once either way."""
         from monitor.keywords import KeywordRules
 
         rules = KeywordRules.compile(config.keywords.spec())
-        try:
-            classifier, error = SkopsClassifier.load(config.classifier.model_path()), None
-        except ClassifierError as exc:
-            classifier, error = None, str(exc)
-            log.error("classifier unavailable, flagging by keywords only: %s", exc)
-        return cls(classifier, rules, config.classifier.fixed_threshold(), error)
+        path = config.classifier.model_path()
+        if lazy and not path.is_file():
+            log.error("classifier unavailable, flagging by keywords only: %s: model file is "
+                      "missing", path)
+
+        def load() -> tuple[Any, str | None]:
+            from monitor.classify import SkopsClassifier
+
+            try:
+                return SkopsClassifier.load(path), None
+            except ClassifierError as exc:
+                if not (lazy and not path.is_file()):       # said already
+                    log.error("classifier unavailable, flagging by keywords only: %s", exc)
+                return None, str(exc)
+
+        analyzer = cls(None, rules, config.classifier.fixed_threshold(), load=load)
+        if not lazy:
+            analyzer.classifier                 # noqa: B018 - load now
+        return analyzer
 
     @property
     def model_version(self) -> str | None:

@@ -79,7 +79,7 @@ def _alive(pid: int) -> bool:
 def build_analyzer(config: Config):
     from monitor.analyze import Analyzer
 
-    return Analyzer.from_config(config)
+    return Analyzer.from_config(config, lazy=True)
 
 
 def build_poller(config: Config, store: Store, analyze=None, **kwargs) -> Poller:
