@@ -64,11 +64,43 @@ def main() -> None:
               f"{_cold_load(args.model):.2f} s\n")
     train = [r for r in corpus if not is_held_out(r["id"])]
     with tempfile.TemporaryDirectory() as tmp:
-        for features in args.features.split(","):
+        for features in filter(None, args.features.split(",")):
             rows.append(_alternative(features, train, Path(tmp), articles, rules, dev, args))
     _interleaved_rates(rows, articles, rules, args.batch)
     _print_rows(rows, keyword_report(dev, rules)["flagged"]["f1"] if dev else None)
     _print_batches(rows[0], articles, rules)
+    _print_analyse(rows[0], articles, rules)
+
+
+def _print_analyse(row: dict, articles, rules) -> None:
+    """The whole analyse step of the poll (language, classification with keyword rules,
+    countries, minerals: ``Analyzer.analyse``) and each of its parts, one core, articles/s
+    (best of 3 runs), in batches of one feed's new items (30) and of 1,000."""
+    from monitor.analyze import Analyzer
+    from monitor.countries import extract_countries
+    from monitor.language import detect_language
+    from monitor.minerals import extract_minerals
+
+    analyzer = Analyzer(row["model"], rules)
+    docs = [(title, text, None) for title, text in articles]
+    parts = {
+        "language": lambda batch: [detect_language(t, x, h) for t, x, h in batch],
+        "countries": lambda batch: [extract_countries(t, x) for t, x, _ in batch],
+        "minerals": lambda batch: [extract_minerals(t, x) for t, x, _ in batch],
+        "classify": lambda batch: classify_articles([(t, x) for t, x, _ in batch], row["model"],
+                                                    rules, analyzer.thresholds),
+        "analyse (all of it)": analyzer.analyse,
+    }
+    print(f"\n{row['name']}: the poll's analyse step, one core, articles/s")
+    for size in (30, 1000):
+        rates = []
+        for name, step in parts.items():
+            def run(step=step, size=size) -> None:
+                forget_recent_texts()
+                for start in range(0, len(docs), size):
+                    step(docs[start:start + size])
+            rates.append(f"{name} {len(docs) / min(_timed(run) for _ in range(3)):,.0f}")
+        print(f"  batches of {size}: " + ", ".join(rates))
 
 
 def _print_batches(row: dict, articles, rules) -> None:
