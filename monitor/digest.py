@@ -2,16 +2,20 @@
 
 Pure: articles in, a rendered subject, HTML and plain text out; no database, no SMTP.
 
-Ranking. Export-control items come first, then critical-minerals items (an item with both
-topics sits in the export-control section). Within a section, stories are ordered by
+Sections. Stories about both topics come first, then export controls, then critical
+minerals. ``max_items`` is shared out so that no section can eat the digest: each section
+with stories gets an equal share, and what a section does not need passes to the others
+(40 slots, 44 export-control and 123 critical-minerals stories: 20 and 20).
+
+Ranking. Within a section, stories are ordered by
 
     score = model probability (0–1)
           + 0.05 per keyword hit (at most 0.2)
           + 0.1 × log2(number of sources)        (a story ten outlets ran ranks higher)
           + 0.1 × recency (1 for the newest story of the period, 0 for the oldest)
 
-so the probability dominates and the other terms break near-ties. ``max_items`` stories
-are shown in full; the rest are counted per section ("and N more").
+so the probability dominates and the other terms break near-ties. The stories over a
+section's share are counted ("and N more", with the command that lists them).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from zoneinfo import ZoneInfo
 
 from monitor.types import DigestArticle, FeedHealth
 
-SECTIONS = (("export-controls", "Export controls"), ("critical-minerals", "Critical minerals"))
+TOPICS = (("export-controls", "Export controls"), ("critical-minerals", "Critical minerals"))
+SECTIONS = (("both", "Export controls and critical minerals"), *TOPICS)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
@@ -55,10 +60,16 @@ class Story:
 
 @dataclass(frozen=True)
 class Section:
-    topic: str
+    topic: str                       # both | export-controls | critical-minerals
     heading: str
     stories: tuple[Story, ...]
     more: int
+
+    @property
+    def list_command(self) -> str:
+        """The command that lists this section's stories beyond the digest."""
+        topic = "export-controls" if self.topic == "both" else self.topic
+        return f"monitor review list --topic {topic}"
 
 
 @dataclass(frozen=True)
@@ -121,7 +132,27 @@ def build_stories(articles: Sequence[DigestArticle], clusters: dict[int, int]) -
 
 def _section_of(story: Story) -> str:
     topics = {t for m in story.members for t in m.topics}
+    if {"export-controls", "critical-minerals"} <= topics:
+        return "both"
     return "export-controls" if "export-controls" in topics else "critical-minerals"
+
+
+def share_out(sizes: Sequence[int], budget: int) -> list[int]:
+    """Slots per section: equal shares of ``budget`` among the sections with stories, what
+    one does not need passed on to the others (earlier sections take a remainder first)."""
+    given = [0] * len(sizes)
+    wanting = [i for i, n in enumerate(sizes) if n > 0]
+    while budget > 0 and wanting:
+        share = max(1, budget // len(wanting))
+        for i in list(wanting):
+            take = min(share, sizes[i] - given[i], budget)
+            given[i] += take
+            budget -= take
+            if given[i] == sizes[i]:
+                wanting.remove(i)
+            if budget == 0:
+                break
+    return given
 
 
 def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *, digest_date: str,
@@ -129,10 +160,10 @@ def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *,
                  unhealthy_feeds: Sequence[FeedHealth] = (), config_file: str = "") -> Digest:
     stories = sorted(build_stories(articles, clusters), key=lambda s: (-s.rank, s.lead.id))
     by_section = {topic: [s for s in stories if _section_of(s) == topic] for topic, _ in SECTIONS}
-    budget, sections = max_items, []
-    for topic, heading in SECTIONS:
-        shown = by_section[topic][:max(budget, 0)]
-        budget -= len(shown)
+    slots = share_out([len(by_section[topic]) for topic, _ in SECTIONS], max(max_items, 0))
+    sections = []
+    for (topic, heading), n in zip(SECTIONS, slots):
+        shown = by_section[topic][:n]
         sections.append(Section(topic, heading, tuple(shown), len(by_section[topic]) - len(shown)))
     return Digest(digest_date=digest_date, period_start=period_start, period_end=period_end,
                   zone=zone, sections=tuple(sections), total_articles=len(articles),
@@ -226,7 +257,7 @@ def _context(digest: Digest, subject_line: str, nothing_new: bool) -> dict:
     top = max((n for _, counts in digest.table for n in counts.values()), default=0)
     local = lambda dt: dt.astimezone(digest.zone)  # noqa: E731
     return dict(d=digest, subject=subject_line, nothing_new=nothing_new, local=local, top=top,
-                topics=[t for t, _ in SECTIONS], headings=dict(SECTIONS))
+                topics=[t for t, _ in TOPICS], headings=dict(TOPICS))
 
 
 def render(digest: Digest, subject_line: str, templates_dir: Path | None = None) -> tuple[str, str]:

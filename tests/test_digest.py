@@ -373,3 +373,37 @@ def test_the_service_retries_a_digest_past_midnight_and_gives_up_after_24_hours(
     assert attempts == [1, 1, 1, 1, 1, 0]          # retried within 24 h of the period, not after
     ben = [d for d in record.deliveries if d.recipient == "ben@example.org"][0]
     assert ben.status == "retry" and ben.attempts == 6 and "421" in ben.last_error
+
+
+def test_no_section_eats_the_digest_and_both_topic_stories_come_first():
+    """44 export-control stories, 123 critical-minerals ones and 2 about both, 40 slots:
+    both-topic stories first, the rest shared (19 + 19), each overflow line names its
+    command."""
+    from datetime import timezone
+    from zoneinfo import ZoneInfo
+
+    from monitor.digest import share_out
+    from monitor.types import DigestArticle
+
+    def article(i, topics, score):
+        return DigestArticle(id=i, title=f"Story {i}", text=f"Text {i}.", url=f"https://n.example/{i}",
+                             source=f"Feed {i % 7}", published=T0 + timedelta(minutes=i),
+                             first_seen=T0 + timedelta(minutes=i), language="en", topics=topics,
+                             score=score, reasons=(), countries=(), minerals=())
+
+    articles = ([article(i, ("export-controls",), 0.99) for i in range(44)]
+                + [article(100 + i, ("critical-minerals",), 0.6) for i in range(123)]
+                + [article(900, ("critical-minerals", "export-controls"), 0.5),
+                   article(901, ("critical-minerals", "export-controls"), 0.4)])
+    digest = build_digest(articles, {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"),
+                          max_items=40)
+    shown = {s.topic: (len(s.stories), s.more) for s in digest.sections}
+    assert [s.topic for s in digest.sections] == ["both", "export-controls", "critical-minerals"]
+    assert shown == {"both": (2, 0), "export-controls": (19, 25), "critical-minerals": (19, 104)}
+    html, text = render(digest, "subject")
+    assert "and 104 more critical minerals stories (monitor review list --topic critical-minerals)" in text
+    assert text.index("EXPORT CONTROLS AND CRITICAL MINERALS") < text.index("== EXPORT CONTROLS ==")
+    assert share_out([0, 3, 100], 40) == [0, 3, 37] and share_out([5, 5, 5], 4) == [2, 1, 1]
+    assert share_out([0, 0, 0], 40) == [0, 0, 0] and share_out([9, 9], 0) == [0, 0]
+    assert digest.sections[0].stories[0].lead.published.tzinfo is timezone.utc
