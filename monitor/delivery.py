@@ -57,12 +57,18 @@ class DigestOutcome:
     unknown: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     elsewhere: list[str] = field(default_factory=list)
+    written: dict[str, str] = field(default_factory=dict)    # recipient → file (no [smtp])
     note: str = ""
 
     def summary(self) -> str:
         parts = [f"digest {self.digest_date}: {self.items} items"]
         for label in ("sent", "retry", "failed", "unknown", "already", "elsewhere"):
             names = getattr(self, label)
+            if label == "sent" and self.written:
+                files = [f"{self.written[n]} for {n}" for n in names if n in self.written]
+                names = [n for n in names if n not in self.written]
+                if files:
+                    parts.append("not mailed (no [smtp] section): written to " + ", ".join(files))
             if names:
                 word = {"already": "already sent to", "retry": "will retry",
                         "unknown": "unknown whether delivered (not re-sent; --resend sends "
@@ -116,7 +122,7 @@ class DigestJob:
             record = self._reopen(record, recipients)
         outcome = DigestOutcome(day, items=len(record.article_ids))
         self._mark_interrupted(record, now)
-        sent_here: set[str] = set()
+        sent_here: dict[str, str | None] = {}
         attempts = self.config.smtp.max_attempts if self.config.smtp else 1
         for round_ in range(attempts):
             record = self.store.get_digest(day)
@@ -126,7 +132,7 @@ class DigestJob:
                 break
             if round_:
                 self.sleep(self._backoff(round_))
-            sent_here |= self._deliver(record, due, now)
+            sent_here.update(self._deliver(record, due, now))
             if not wait_for_retries:
                 break
         return self._outcome(self.store.get_digest(day), outcome, sent_here)
@@ -201,10 +207,11 @@ class DigestJob:
         html, text = render(digest, line)
         return line, html, text
 
-    def _deliver(self, record: DigestRecord, due, now: datetime) -> set[str]:
-        """Send the due deliveries this process can claim; the recipients it sent to."""
+    def _deliver(self, record: DigestRecord, due, now: datetime) -> dict[str, str | None]:
+        """Send the due deliveries this process can claim; the recipients it sent to, with
+        the file each copy was written to when it was written rather than mailed."""
         line, html, text = self.render(record, now)
-        sent: set[str] = set()
+        sent: dict[str, str | None] = {}
         for delivery in due:
             message = build_message(sender=self.config.digest.sender, recipient=delivery.recipient,
                                     subject=line, html=html, text=text, when=now)
@@ -214,7 +221,7 @@ class DigestJob:
                                              next_attempt_at=now + self._lease()):
                 continue                      # another process is sending this one
             try:
-                self.mailer.send(message, delivery.recipient)
+                where = self.mailer.send(message, delivery.recipient)
             except DeliveryError as exc:
                 if exc.unknown:
                     self.store.set_delivery(record, delivery.recipient, status="unknown",
@@ -225,7 +232,7 @@ class DigestJob:
                 continue
             self.store.set_delivery(record, delivery.recipient, status="sent", sent_at=now,
                                     last_error=None, next_attempt_at=None)
-            sent.add(delivery.recipient)
+            sent[delivery.recipient] = where
         return sent
 
     def _failed(self, record, delivery, exc: DeliveryError, now: datetime) -> None:
@@ -240,9 +247,10 @@ class DigestJob:
                     "permanent, not retried" if exc.permanent else f"will retry at {next_at:%H:%M} UTC")
 
     def _outcome(self, record: DigestRecord, outcome: DigestOutcome,
-                 sent_here: set[str]) -> DigestOutcome:
+                 sent_here: dict[str, str | None]) -> DigestOutcome:
         """What happened to each delivery, from this run's point of view: a copy another
         process sent meanwhile is "already sent", not "sent"."""
+        outcome.written = {r: where for r, where in sent_here.items() if where}
         for d in record.deliveries:
             if d.status == "sent" and d.recipient not in sent_here:
                 outcome.already.append(d.recipient)

@@ -49,8 +49,9 @@ def build_message(*, sender: str, recipient: str, subject: str, html: str, text:
 
 
 class Mailer(Protocol):
-    def send(self, message: EmailMessage, recipient: str) -> None:
-        """Deliver one message to one recipient; DeliveryError(permanent=…) on failure."""
+    def send(self, message: EmailMessage, recipient: str) -> str | None:
+        """Deliver one message to one recipient; DeliveryError(permanent=…) on failure.
+        Returns the file it was written to when it was written rather than mailed."""
 
 
 @dataclass
@@ -146,9 +147,10 @@ class OutboxMailer:
 
     folder: Path
 
-    def send(self, message: EmailMessage, recipient: str) -> None:
+    def send(self, message: EmailMessage, recipient: str) -> str:
         """Both files, each written under a temporary name and renamed when complete, the
-        ``.eml`` last: a full disk leaves no partial or empty file behind."""
+        ``.eml`` last: a full disk leaves no partial or empty file behind. Returns the
+        ``.eml`` file's path."""
         stem = _file_stem(message, recipient)
         html = message.get_body(("html",))
         preview = self.folder / f"{stem}.html"
@@ -160,6 +162,7 @@ class OutboxMailer:
         except OSError as exc:
             preview.unlink(missing_ok=True)
             raise DeliveryError(f"cannot write to the outbox {self.folder}: {exc}") from None
+        return str(self.folder / f"{stem}.eml")
 
 
 def _write_whole(path: Path, data: bytes) -> None:

@@ -156,10 +156,16 @@ class Service:
                 self.digest(record.digest_date)
 
     def missed_digest(self) -> None:
-        """Send today's digest now if its time passed while the service was down."""
+        """Send today's digest now if its time passed while the service was down — not on
+        a store no poll has completed in (a first start is not a missed day)."""
         from monitor.delivery import local_date
 
         now = self.clock()
+        health = self.store.feed_health(now, self.config.poll.broken_after_errors)
+        if not any(h.last_polled_at for h in health):
+            log.info("no poll has completed yet: no catch-up digest (the first goes out at %s)",
+                     self.config.digest.send_at.strftime("%H:%M"))
+            return
         zone = self.config.digest.zone()
         local = now.astimezone(zone)
         due = local.replace(hour=self.config.digest.send_at.hour,

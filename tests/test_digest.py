@@ -407,3 +407,32 @@ def test_no_section_eats_the_digest_and_both_topic_stories_come_first():
     assert share_out([0, 3, 100], 40) == [0, 3, 37] and share_out([5, 5, 5], 4) == [2, 1, 1]
     assert share_out([0, 0, 0], 40) == [0, 0, 0] and share_out([9, 9], 0) == [0, 0]
     assert digest.sections[0].stories[0].lead.published.tzinfo is timezone.utc
+
+
+def test_the_digest_command_is_honest_about_files_dates_and_paths(tmp_path):
+    """No [smtp]: it says the copy was written, and where; a future --date and an
+    unwritable --preview path are clear errors (exit 2), no traceback."""
+    import subprocess
+    import sys
+
+    fill(f"sqlite:///{tmp_path / 'm.db'}").close()
+    path = tmp_path / "monitor.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+                    f'[digest]\nrecipients = ["ana@example.org"]\ntimezone = "Europe/Berlin"\n'
+                    f'outbox_dir = "{tmp_path / "outbox"}"\n', encoding="utf-8")
+    root = Path(__file__).resolve().parent.parent
+
+    def monitor(*args):
+        return subprocess.run([sys.executable, "-m", "monitor", "--config", str(path), "digest", *args],
+                              cwd=root, capture_output=True, text=True, timeout=120)
+
+    sent = monitor("--date", "2025-06-03")
+    [eml] = (tmp_path / "outbox").glob("*.eml")
+    assert sent.returncode == 0, sent.stderr
+    assert f"not mailed (no [smtp] section): written to {eml} for ana@example.org" in sent.stdout
+    assert "; sent ana" not in sent.stdout
+    future = monitor("--date", "2999-01-01")
+    assert future.returncode == 2 and "--date 2999-01-01 is in the future" in future.stderr
+    missing = monitor("--preview", str(tmp_path / "no-such-folder" / "out.html"))
+    assert missing.returncode == 2 and "--preview: cannot write" in missing.stderr
+    assert "Traceback" not in future.stderr + missing.stderr

@@ -149,3 +149,24 @@ def test_missed_digest_sent_once_and_kill_9_loses_and_repeats_nothing(tmp_path, 
     code, _ = stop(proc)
     assert count(db, "select count(*) from digest") == 1
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def test_a_first_start_sends_no_catch_up_digest_before_a_poll_completes(tmp_path, feed_server, feed_file):
+    """Started for the first time after send_at: no "nothing new" mail for a day the service
+    was never down; once a poll has completed, a missed digest is caught up."""
+    from monitor.service import Service
+
+    now = datetime(2025, 6, 5, 12, 0, tzinfo=timezone.utc)
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))], send_at="06:00")
+    service = Service(str(config), clock=lambda: now)
+    try:
+        service.missed_digest()
+        assert service.store.get_digest("2025-06-05") is None
+        assert not (tmp_path / "outbox").exists()
+        service.dispatch()                                   # the first poll completes
+        service.missed_digest()
+        assert service.store.get_digest("2025-06-05") is not None
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    finally:
+        service.store.close()

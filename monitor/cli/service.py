@@ -113,11 +113,15 @@ def digest(ctx, day, preview, resend, recipients):
       monitor digest --date 2025-06-03 --resend --recipient ben@example.org
     """
     from monitor.config import config_path
-    from monitor.delivery import DigestJob
+    from monitor.delivery import DigestJob, local_date
     from monitor.service import open_configured_store
 
     config = config_of(ctx)
     day = _check_date(day)
+    today = local_date(now(), config)
+    if day is not None and day > today:
+        raise UsageError(f"--date {day} is in the future (today is {today} in "
+                         f"{config.digest.timezone}): there is no digest for it yet")
     if recipients and not resend:
         raise UsageError("--recipient goes with --resend")
     with open_configured_store(config) as store:
@@ -147,7 +151,10 @@ def _preview(job, now, day, path) -> str:
     from pathlib import Path
 
     html = job.preview(now, day)
-    Path(path).write_text(html, encoding="utf-8")
+    try:
+        Path(path).write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--preview: cannot write {path}: {exc.strerror or exc}") from None
     return f"preview written to {path} (nothing sent)"
 
 
