@@ -146,7 +146,7 @@ class DigestConfig(_Section):
     timezone: str = "Europe/Berlin"
     recipients: tuple[Email, ...] = ()
     sender: Email = "monitor@localhost.localdomain"
-    subject: str = "Critical minerals & export controls — {date}: {count} items"
+    subject: str = "Critical minerals & export controls {date}: {counts} — {lead}"
     max_items: int = Field(40, ge=1, le=1000)
     send_when_empty: bool = True
     outbox_dir: str = "var/outbox"
@@ -164,9 +164,10 @@ class DigestConfig(_Section):
     @classmethod
     def _subject(cls, value: str) -> str:
         try:
-            value.format(date="2000-01-01", count=0)
+            value.format(date="2000-01-01", count=0, counts="", lead="")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"subject may use only {{date}} and {{count}}: {exc}") from exc
+            raise ValueError("subject may use only {date}, {count}, {counts} and {lead}: "
+                             f"{exc}") from exc
         return value
 
     def zone(self) -> ZoneInfo:

@@ -188,7 +188,61 @@ def _mineral_counts(stories: Sequence[Story], limit: int = 12):
 
 
 def subject(template: str, digest: Digest) -> str:
-    return clean_header(template.format(date=digest.digest_date, count=digest.total_stories))
+    """The subject line: ``{date}``, ``{count}`` (stories), ``{counts}`` (stories per topic,
+    a both-topic story counted under each) and ``{lead}`` (the first story's title, cut)."""
+    per_topic = Counter(t for s in digest.sections for story in s.stories
+                        for t in {t for m in story.members for t in m.topics})
+    more: Counter[str] = Counter()
+    for s in digest.sections:
+        for topic in (("export-controls", "critical-minerals") if s.topic == "both" else (s.topic,)):
+            more[topic] += s.more
+    counts = ", ".join(f"{per_topic[t] + more[t]} {heading.lower()}" for t, heading in TOPICS
+                       if per_topic[t] + more[t]) or "nothing new"
+    lead = next((s.stories[0].lead for s in digest.sections if s.stories), None)
+    title = clean_header(lead.title or lead.text, 80) if lead is not None else ""
+    line = template.format(date=digest.digest_date, count=digest.total_stories, counts=counts,
+                           lead=title)
+    return clean_header(line.rstrip(" —-:"))
+
+
+_KEYWORD = re.compile(r'^keyword "(.*)"$')
+_MODEL = re.compile(r"^classifier (\S+) ([0-9.]+)$")
+_FROM_STORY = re.compile(r'^from story "(.*)"$')
+
+
+def why(story: Story, section: str) -> str:
+    """Why a story was flagged, in an analyst's words: the matched terms once each (and
+    whether the title has them), the model's probability for the section's topic, the
+    passage of a multi-story text that scored it. The raw reasons stay in
+    ``monitor review show``."""
+    lead = story.lead
+    topics = ("export-controls", "critical-minerals") if section == "both" else (section,)
+    terms: dict[str, str] = {}
+    probability, passage, unavailable = None, None, False
+    for reason in lead.reasons:
+        if match := _KEYWORD.match(reason):
+            term = match.group(1).replace("*", "").strip()
+            terms.setdefault(term.casefold(), term)
+        elif match := _MODEL.match(reason):
+            if match.group(1) in topics:
+                value = float(match.group(2))
+                probability = value if probability is None else max(probability, value)
+        elif match := _FROM_STORY.match(reason):
+            passage = match.group(1)
+        elif reason == "classifier unavailable":
+            unavailable = True
+    parts = []
+    if terms:
+        title = lead.title.casefold()
+        words = ", ".join(terms.values())
+        parts.append(f"{words} in the title" if all(t in title for t in terms) else words)
+    if probability is not None:
+        parts.append(f"model {probability:.2f}")
+    elif unavailable:
+        parts.append("keywords only (model unavailable)")
+    if passage:
+        parts.append(f"from the passage “{passage}”")
+    return " · ".join(parts) or "flagged"
 
 
 # -- rendering --------------------------------------------------------------------------
@@ -208,7 +262,7 @@ def environment(templates_dir: Path | None = None):
                           lstrip_blocks=True, keep_trailing_newline=True)
         env.filters.update(safe_link=safe_link, country=_country_name, mineral=_mineral_name,
                            snippet=snippet, one_line=clean_header)
-        env.globals.update(shade=shade)
+        env.globals.update(shade=shade, why=why)
         if templates_dir is not None:
             return env
         _ENV = env

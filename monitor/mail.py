@@ -21,7 +21,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Protocol
 
@@ -37,12 +37,13 @@ def header_value(value: str) -> str:
 def build_message(*, sender: str, recipient: str, subject: str, html: str, text: str,
                   when: datetime, message_id: str | None = None) -> EmailMessage:
     message = EmailMessage()
-    message["From"] = header_value(sender)
+    message["From"] = formataddr(("monitor digest", header_value(sender)))
     message["To"] = header_value(recipient)
     message["Subject"] = header_value(subject)
     message["Date"] = format_datetime(when)
     message["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
     message["Auto-Submitted"] = "auto-generated"
+    message["List-Id"] = f"monitor digest <digest.{sender.rpartition('@')[2] or 'localhost'}>"
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
     return message

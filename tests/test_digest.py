@@ -77,7 +77,10 @@ def test_smtp_message_parts_headers_escaping_and_cjk(store, tmp_path):
     for header in ("Date", "Message-ID", "From", "To", "Subject"):
         assert msg[header], header
     assert msg["To"] == "ana@example.org" and "Bcc" not in msg
-    assert msg["Subject"] == "Critical minerals & export controls — 2025-06-03: 4 items"
+    assert msg["Subject"] == ("Critical minerals & export controls 2025-06-03: 3 export controls, "
+                              "4 critical minerals — China tightens export licensing for gallium and germanium")
+    assert msg["From"] == "monitor digest <monitor@localhost.localdomain>"
+    assert msg["List-Id"] == "monitor digest <digest.localhost.localdomain>"
     text, html = parts(msg)
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "Bcc: victim" not in msg.as_string().split("\n\n", 1)[0]
@@ -90,7 +93,8 @@ def test_smtp_message_parts_headers_escaping_and_cjk(store, tmp_path):
 def test_one_story_once_with_every_source(store, tmp_path):
     cfg = config(tmp_path)
     _, html, text = job(store, cfg).render(job(store, cfg).store.get_digest("x") or _record(store, cfg), NOW)
-    assert html.count("China tightens export licensing for gallium and germanium") == 1
+    body = html.split("<body", 1)[1]                   # (the subject in <title> names it too)
+    assert body.count("China tightens export licensing for gallium and germanium") == 1
     assert "Metals Desk, Trade Wire" in html and "2 articles" in text
 
 
@@ -436,3 +440,34 @@ def test_the_digest_command_is_honest_about_files_dates_and_paths(tmp_path):
     missing = monitor("--preview", str(tmp_path / "no-such-folder" / "out.html"))
     assert missing.returncode == 2 and "--preview: cannot write" in missing.stderr
     assert "Traceback" not in future.stderr + missing.stderr
+
+
+def test_why_is_said_in_an_analysts_words_and_each_story_shows_its_id_and_language(store, tmp_path):
+    from monitor.digest import Story, why
+    from monitor.types import DigestArticle
+
+    cfg = config(tmp_path)
+    _, html, text = job(store, cfg).render(_record(store, cfg), NOW)
+    assert "Why: export control · model 0.97" in text           # the lead of the gallium story
+    assert "classifier critical-minerals" not in text and "export control*" not in text
+    ids = {a.id for a in store.digest_articles(store.get_digest("2025-06-03"))}
+    shown = set(map(int, re.findall(r"\| #(\d+)\n", text)))
+    assert len(shown) == 4 and shown <= ids                 # one id per story, a real article
+    assert shown == set(map(int, re.findall(r" · #(\d+)</p>", html)))
+    body = html.split("<body", 1)[1]
+    assert body.count('lang="en"') == 8 and text.count(" | EN") == 4   # title and snippet
+
+    def story(reasons, title="Seltene Erden: China verschärft Exportkontrollen"):
+        lead = DigestArticle(id=1, title=title, text="", url=None, source="s", published=T0,
+                             first_seen=T0, language="de", topics=("critical-minerals",), score=0.9,
+                             reasons=reasons, countries=(), minerals=())
+        return Story(lead, (lead,), 1.0)
+
+    reasons = ("classifier critical-minerals 0.91", "classifier export-controls 0.12",
+               'keyword "seltene* Erden"', 'keyword "Exportkontroll*"', 'keyword "seltene* Erden"')
+    assert why(story(reasons), "critical-minerals") == "seltene Erden, Exportkontroll in the title · model 0.91"
+    assert why(story(reasons), "both") == "seltene Erden, Exportkontroll in the title · model 0.91"
+    assert why(story(("classifier unavailable", 'keyword "lithium"')), "critical-minerals") == \
+        "lithium · keywords only (model unavailable)"
+    assert why(story(("classifier critical-minerals 0.88", 'from story "Rare earth quota"')),
+               "critical-minerals") == "model 0.88 · from the passage “Rare earth quota”"
