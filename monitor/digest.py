@@ -221,8 +221,9 @@ def why(story: Story, section: str) -> str:
     probability, passage, unavailable = None, None, False
     for reason in lead.reasons:
         if match := _KEYWORD.match(reason):
-            term = match.group(1).replace("*", "").strip()
-            terms.setdefault(term.casefold(), term)
+            phrase = match.group(1).strip()
+            shown = phrase[:-1].replace("*", "") + "…" if phrase.endswith("*") else phrase.replace("*", "")
+            terms.setdefault(phrase.replace("*", "").casefold(), shown)
         elif match := _MODEL.match(reason):
             if match.group(1) in topics:
                 value = float(match.group(2))

@@ -448,7 +448,7 @@ def test_why_is_said_in_an_analysts_words_and_each_story_shows_its_id_and_langua
 
     cfg = config(tmp_path)
     _, html, text = job(store, cfg).render(_record(store, cfg), NOW)
-    assert "Why: export control · model 0.97" in text           # the lead of the gallium story
+    assert "Why: export control… · model 0.97" in text           # the lead of the gallium story
     assert "classifier critical-minerals" not in text and "export control*" not in text
     ids = {a.id for a in store.digest_articles(store.get_digest("2025-06-03"))}
     shown = set(map(int, re.findall(r"\| #(\d+)\n", text)))
@@ -465,9 +465,30 @@ def test_why_is_said_in_an_analysts_words_and_each_story_shows_its_id_and_langua
 
     reasons = ("classifier critical-minerals 0.91", "classifier export-controls 0.12",
                'keyword "seltene* Erden"', 'keyword "Exportkontroll*"', 'keyword "seltene* Erden"')
-    assert why(story(reasons), "critical-minerals") == "seltene Erden, Exportkontroll in the title · model 0.91"
-    assert why(story(reasons), "both") == "seltene Erden, Exportkontroll in the title · model 0.91"
+    assert why(story(reasons), "critical-minerals") == "seltene Erden, Exportkontroll… in the title · model 0.91"
+    assert why(story(reasons), "both") == "seltene Erden, Exportkontroll… in the title · model 0.91"
     assert why(story(("classifier unavailable", 'keyword "lithium"')), "critical-minerals") == \
         "lithium · keywords only (model unavailable)"
     assert why(story(("classifier critical-minerals 0.88", 'from story "Rare earth quota"')),
                "critical-minerals") == "model 0.88 · from the passage “Rare earth quota”"
+
+
+def test_the_readme_screenshot_day_renders_with_the_shipped_code():
+    """docs/screenshot.py (the README's picture) builds its day with the code the service runs."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "screenshot.py"
+    spec = importlib.util.spec_from_file_location("docs_screenshot", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from zoneinfo import ZoneInfo
+
+    day, clusters = module.articles()
+    digest = build_digest(day, clusters, digest_date="2026-03-10", period_start=module.START,
+                          period_end=module.START + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"),
+                          max_items=40)
+    assert [(s.topic, len(s.stories)) for s in digest.sections] == [
+        ("both", 3), ("export-controls", 1), ("critical-minerals", 5)]
+    assert digest.sections[0].stories[0].sources == ("Metals Wire", "Trade Desk", "Rohstoff-Ticker")
+    html, text = render(digest, "subject")
+    assert "<script" not in html.split("<body", 1)[1] and "#4201" in text
