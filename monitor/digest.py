@@ -5,7 +5,10 @@ Pure: articles in, a rendered subject, HTML and plain text out; no database, no 
 Sections. Stories about both topics come first, then export controls, then critical
 minerals. ``max_items`` is shared out so that no section can eat the digest: each section
 with stories gets an equal share, and what a section does not need passes to the others
-(40 slots, 44 export-control and 123 critical-minerals stories: 20 and 20).
+(40 slots, 44 export-control and 123 critical-minerals stories: 20 and 20). Stories that a
+keyword flagged but the model scored below ``LOW_CONFIDENCE`` (0.3) for every topic go to
+a short "low confidence" block at the end (at most ``LOW_SLOTS``, from the slots the other
+sections left); with the model unavailable nothing is "low".
 
 Ranking. Within a section, stories are ordered by
 
@@ -33,7 +36,10 @@ from zoneinfo import ZoneInfo
 from monitor.types import DigestArticle, FeedHealth
 
 TOPICS = (("export-controls", "Export controls"), ("critical-minerals", "Critical minerals"))
-SECTIONS = (("both", "Export controls and critical minerals"), *TOPICS)
+SECTIONS = (("both", "Export controls and critical minerals"), *TOPICS,
+            ("low", "Low confidence: flagged by keywords, the model disagrees"))
+LOW_CONFIDENCE = 0.3      # a keyword flag whose model probability is below this
+LOW_SLOTS = 5             # at most this many low-confidence stories, after all the others
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
@@ -68,6 +74,8 @@ class Section:
     @property
     def list_command(self) -> str:
         """The command that lists this section's stories beyond the digest."""
+        if self.topic == "low":
+            return "monitor review list --status unreviewed"
         topic = "export-controls" if self.topic == "both" else self.topic
         return f"monitor review list --topic {topic}"
 
@@ -132,6 +140,9 @@ def build_stories(articles: Sequence[DigestArticle], clusters: dict[int, int]) -
 
 def _section_of(story: Story) -> str:
     topics = {t for m in story.members for t in m.topics}
+    lead = story.lead
+    if lead.score < LOW_CONFIDENCE and "classifier unavailable" not in lead.reasons:
+        return "low"
     if {"export-controls", "critical-minerals"} <= topics:
         return "both"
     return "export-controls" if "export-controls" in topics else "critical-minerals"
@@ -160,7 +171,9 @@ def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *,
                  unhealthy_feeds: Sequence[FeedHealth] = (), config_file: str = "") -> Digest:
     stories = sorted(build_stories(articles, clusters), key=lambda s: (-s.rank, s.lead.id))
     by_section = {topic: [s for s in stories if _section_of(s) == topic] for topic, _ in SECTIONS}
-    slots = share_out([len(by_section[topic]) for topic, _ in SECTIONS], max(max_items, 0))
+    main = [len(by_section[topic]) for topic, _ in SECTIONS[:-1]]
+    slots = share_out(main, max(max_items, 0))
+    slots.append(min(len(by_section["low"]), LOW_SLOTS, max(max_items - sum(slots), 0)))
     sections = []
     for (topic, heading), n in zip(SECTIONS, slots):
         shown = by_section[topic][:n]
@@ -194,7 +207,8 @@ def subject(template: str, digest: Digest) -> str:
                         for t in {t for m in story.members for t in m.topics})
     more: Counter[str] = Counter()
     for s in digest.sections:
-        for topic in (("export-controls", "critical-minerals") if s.topic == "both" else (s.topic,)):
+        for topic in (("export-controls", "critical-minerals") if s.topic in ("both", "low")
+                      else (s.topic,)):
             more[topic] += s.more
     counts = ", ".join(f"{per_topic[t] + more[t]} {heading.lower()}" for t, heading in TOPICS
                        if per_topic[t] + more[t]) or "nothing new"
@@ -216,7 +230,8 @@ def why(story: Story, section: str) -> str:
     passage of a multi-story text that scored it. The raw reasons stay in
     ``monitor review show``."""
     lead = story.lead
-    topics = ("export-controls", "critical-minerals") if section == "both" else (section,)
+    topics = {"both": ("export-controls", "critical-minerals"),
+              "low": ("export-controls", "critical-minerals")}.get(section, (section,))
     terms: dict[str, str] = {}
     probability, passage, unavailable = None, None, False
     for reason in lead.reasons:

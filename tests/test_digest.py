@@ -265,17 +265,21 @@ def test_max_items_counts_the_rest(store, tmp_path):
 
 
 def test_golden_html(store, tmp_path):
-    """A fixed set of articles renders to the reviewed HTML (UPDATE_GOLDEN=1 rewrites it)."""
+    """A fixed set of articles renders to the reviewed HTML and plain text (UPDATE_GOLDEN=1
+    rewrites both)."""
     cfg = config(tmp_path)
     articles = store.digest_candidates(T0 - timedelta(days=1), NOW)
     clusters = {a.id: min(b.id for b in articles if b.title.startswith(a.title[:40])) for a in articles}
     digest = build_digest(articles, clusters, digest_date="2025-06-03", period_start=T0 - timedelta(hours=21),
                           period_end=NOW, zone=cfg.digest.zone(), max_items=40, config_file="config/monitor.toml")
-    html, _ = render(digest, subject(cfg.digest.subject, digest))
+    html, text = render(digest, subject(cfg.digest.subject, digest))
+    golden_text = GOLDEN.with_suffix(".txt")
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(html, encoding="utf-8")
+        golden_text.write_text(text, encoding="utf-8")
     assert html == GOLDEN.read_text(encoding="utf-8")
+    assert text == golden_text.read_text(encoding="utf-8")
     assert "<style" not in html and 'style="' in html        # CSS inlined for mail clients
     assert not re.search(r"(src|href)=\"(?!https?://)", html)  # no remote or odd resources
 
@@ -403,8 +407,9 @@ def test_no_section_eats_the_digest_and_both_topic_stories_come_first():
                           period_end=T0 + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"),
                           max_items=40)
     shown = {s.topic: (len(s.stories), s.more) for s in digest.sections}
-    assert [s.topic for s in digest.sections] == ["both", "export-controls", "critical-minerals"]
-    assert shown == {"both": (2, 0), "export-controls": (19, 25), "critical-minerals": (19, 104)}
+    assert [s.topic for s in digest.sections] == ["both", "export-controls", "critical-minerals", "low"]
+    assert shown == {"both": (2, 0), "export-controls": (19, 25), "critical-minerals": (19, 104),
+                     "low": (0, 0)}
     html, text = render(digest, "subject")
     assert "and 104 more critical minerals stories (monitor review list --topic critical-minerals)" in text
     assert text.index("EXPORT CONTROLS AND CRITICAL MINERALS") < text.index("== EXPORT CONTROLS ==")
@@ -488,7 +493,36 @@ def test_the_readme_screenshot_day_renders_with_the_shipped_code():
                           period_end=module.START + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"),
                           max_items=40)
     assert [(s.topic, len(s.stories)) for s in digest.sections] == [
-        ("both", 3), ("export-controls", 1), ("critical-minerals", 5)]
+        ("both", 3), ("export-controls", 1), ("critical-minerals", 5), ("low", 0)]
     assert digest.sections[0].stories[0].sources == ("Metals Wire", "Trade Desk", "Rohstoff-Ticker")
     html, text = render(digest, "subject")
     assert "<script" not in html.split("<body", 1)[1] and "#4201" in text
+
+
+def test_keyword_flags_the_model_disagrees_with_go_to_a_short_low_confidence_block():
+    from zoneinfo import ZoneInfo
+
+    from monitor.types import DigestArticle
+
+    def article(i, score, reasons):
+        return DigestArticle(id=i, title=f"Story {i}", text="", url=None, source="s",
+                             published=T0 + timedelta(minutes=i), first_seen=T0, language="en",
+                             topics=("export-controls",), score=score, reasons=reasons,
+                             countries=(), minerals=())
+
+    grain = ("classifier critical-minerals 0.01", "classifier export-controls 0.02",
+             'keyword "export ban*"')
+    articles = ([article(i, 0.9, ("classifier export-controls 0.90",)) for i in range(3)]
+                + [article(10 + i, 0.02, grain) for i in range(7)]
+                + [article(30, 1.0, ("classifier unavailable", 'keyword "export ban*"'))])
+    digest = build_digest(articles, {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+    shown = [(s.topic, len(s.stories), s.more) for s in digest.sections if s.stories or s.more]
+    assert shown == [("export-controls", 4, 0), ("low", 5, 2)]      # last, at most five
+    assert all(st.lead.score == 0.02 for st in digest.sections[-1].stories)
+    html, text = render(digest, "subject")
+    assert text.index("LOW CONFIDENCE") > text.index("== EXPORT CONTROLS ==")
+    tight = build_digest(articles, {}, digest_date="2025-06-03", period_start=T0,
+                         period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=4)
+    assert [(s.topic, len(s.stories), s.more) for s in tight.sections if s.stories or s.more] == [
+        ("export-controls", 4, 0), ("low", 0, 7)]
