@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from monitor.cluster import cluster
-from monitor.digest import build_digest, render, subject
+from monitor.digest import Coverage, build_digest, render, subject
 from monitor.exceptions import DeliveryError, UsageError
 from monitor.mail import Mailer, OutboxMailer, SmtpMailer, build_message
 from monitor.types import DigestRecord
@@ -197,12 +197,22 @@ class DigestJob:
         return self._render(articles, _clusters(articles), day, start, end, now)[1]
 
     def _render(self, articles, clusters, day, start, end, now) -> tuple[str, str, str]:
-        unhealthy = [h for h in self.store.feed_health(now, self.config.poll.broken_after_errors)
-                     if h.active and h.health in ("broken", "silent")]
+        active = [h for h in self.store.feed_health(now, self.config.poll.broken_after_errors)
+                  if h.active]
+        unhealthy = [h for h in active if h.health in ("broken", "silent")]
+        first = (date.fromisoformat(day) - timedelta(days=7)).isoformat()
+        last = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+        digests, topics, minerals = self.store.earlier_counts(first, last)
+        coverage = Coverage(feeds=len(active),
+                            failing=sum(1 for h in active if h.health in ("broken", "failing")),
+                            articles=self.store.articles_seen(start, end),
+                            earlier_digests=digests, topic_average=topics,
+                            mineral_average=minerals)
         digest = build_digest(articles, clusters, digest_date=day, period_start=start,
                               period_end=end, zone=self.config.digest.zone(),
                               max_items=self.config.digest.max_items,
-                              unhealthy_feeds=unhealthy, config_file=self.config_file)
+                              unhealthy_feeds=unhealthy, config_file=self.config_file,
+                              coverage=coverage)
         line = subject(self.config.digest.subject, digest)
         html, text = render(digest, line)
         return line, html, text

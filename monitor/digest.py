@@ -81,6 +81,18 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """What the period's polls covered: the digest's first line."""
+
+    feeds: int                       # configured (active) feeds
+    failing: int                     # of them, failing or broken now
+    articles: int                    # articles first stored in the period
+    earlier_digests: int = 0         # digests of the 7 days before, for the averages
+    topic_average: dict[str, float] = field(default_factory=dict)
+    mineral_average: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Digest:
     digest_date: str
     period_start: datetime
@@ -92,8 +104,10 @@ class Digest:
     shown: int
     table: tuple[tuple[str, dict[str, int]], ...]   # (country, {topic: stories})
     mineral_counts: tuple[tuple[str, int], ...]
+    topic_counts: tuple[tuple[str, int], ...] = ()   # (topic, stories), a story under each topic
     unhealthy_feeds: tuple[FeedHealth, ...] = ()
     config_file: str = "config/monitor.toml"
+    coverage: Coverage | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -138,6 +152,10 @@ def build_stories(articles: Sequence[DigestArticle], clusters: dict[int, int]) -
     return stories
 
 
+def _topics(story: Story) -> set[str]:
+    return {t for m in story.members for t in m.topics}
+
+
 def _section_of(story: Story) -> str:
     topics = {t for m in story.members for t in m.topics}
     lead = story.lead
@@ -168,7 +186,8 @@ def share_out(sizes: Sequence[int], budget: int) -> list[int]:
 
 def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *, digest_date: str,
                  period_start: datetime, period_end: datetime, zone: ZoneInfo, max_items: int,
-                 unhealthy_feeds: Sequence[FeedHealth] = (), config_file: str = "") -> Digest:
+                 unhealthy_feeds: Sequence[FeedHealth] = (), config_file: str = "",
+                 coverage: Coverage | None = None) -> Digest:
     stories = sorted(build_stories(articles, clusters), key=lambda s: (-s.rank, s.lead.id))
     by_section = {topic: [s for s in stories if _section_of(s) == topic] for topic, _ in SECTIONS}
     main = [len(by_section[topic]) for topic, _ in SECTIONS[:-1]]
@@ -182,7 +201,9 @@ def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *,
                   zone=zone, sections=tuple(sections), total_articles=len(articles),
                   total_stories=len(stories), shown=sum(len(s.stories) for s in sections),
                   table=_country_table(stories), mineral_counts=_mineral_counts(stories),
-                  unhealthy_feeds=tuple(unhealthy_feeds), config_file=config_file)
+                  topic_counts=tuple((t, sum(1 for s in stories if t in _topics(s))) for t, _ in TOPICS),
+                  unhealthy_feeds=tuple(unhealthy_feeds), config_file=config_file,
+                  coverage=coverage)
 
 
 def _country_table(stories: Sequence[Story], limit: int = 12):
@@ -203,15 +224,9 @@ def _mineral_counts(stories: Sequence[Story], limit: int = 12):
 def subject(template: str, digest: Digest) -> str:
     """The subject line: ``{date}``, ``{count}`` (stories), ``{counts}`` (stories per topic,
     a both-topic story counted under each) and ``{lead}`` (the first story's title, cut)."""
-    per_topic = Counter(t for s in digest.sections for story in s.stories
-                        for t in {t for m in story.members for t in m.topics})
-    more: Counter[str] = Counter()
-    for s in digest.sections:
-        for topic in (("export-controls", "critical-minerals") if s.topic in ("both", "low")
-                      else (s.topic,)):
-            more[topic] += s.more
-    counts = ", ".join(f"{per_topic[t] + more[t]} {heading.lower()}" for t, heading in TOPICS
-                       if per_topic[t] + more[t]) or "nothing new"
+    per_topic = dict(digest.topic_counts)
+    counts = ", ".join(f"{per_topic[t]} {heading.lower()}" for t, heading in TOPICS
+                       if per_topic.get(t)) or "nothing new"
     lead = next((s.stories[0].lead for s in digest.sections if s.stories), None)
     title = clean_header(lead.title or lead.text, 80) if lead is not None else ""
     line = template.format(date=digest.digest_date, count=digest.total_stories, counts=counts,

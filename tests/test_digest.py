@@ -526,3 +526,33 @@ def test_keyword_flags_the_model_disagrees_with_go_to_a_short_low_confidence_blo
                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=4)
     assert [(s.topic, len(s.stories), s.more) for s in tight.sections if s.stories or s.more] == [
         ("export-controls", 4, 0), ("low", 0, 7)]
+
+
+def test_the_first_line_says_what_the_period_covered(store, tmp_path):
+    cfg = config(tmp_path)
+    _, html, text = job(store, cfg).render(_record(store, cfg), NOW)
+    assert "Coverage: 4 feeds | 5 articles read | 5 flagged" in text
+    assert "Coverage: 4 feeds · 5 articles read · 5 flagged" in html
+
+
+def test_today_is_set_against_the_average_of_the_past_weeks_digests(store, tmp_path):
+    from monitor.digest import Coverage
+
+    cfg = config(tmp_path)
+    _record(store, cfg)
+    digests, topics, minerals = store.earlier_counts("2025-05-28", "2025-06-03")
+    assert (digests, topics) == (1, {"critical-minerals": 4.0, "export-controls": 3.0})
+    assert minerals == {"gallium": 1.0, "germanium": 1.0, "lithium": 1.0, "nickel": 1.0,
+                        "rare-earths": 1.0}
+    assert store.earlier_counts("2025-06-04", "2025-06-10") == (0, {}, {})
+    articles = store.digest_candidates(T0 - timedelta(days=30), NOW) or store.digest_articles(
+        store.get_digest("2025-06-03"))
+    coverage = Coverage(feeds=4, failing=1, articles=120, earlier_digests=2,
+                        topic_average={"export-controls": 1.5}, mineral_average={"gallium": 0.5})
+    digest = build_digest(articles, {}, digest_date="2025-06-04", period_start=T0,
+                          period_end=NOW, zone=cfg.digest.zone(), max_items=40, coverage=coverage)
+    html, text = render(digest, "subject")
+    assert "Coverage: 4 feeds, 1 failing | 120 articles read | 5 flagged" in text
+    assert ("Today against the daily average of the 2 earlier digests of the past 7 days: "
+            "Export controls 4 (avg 1.5), Critical minerals 5 (avg 0.0)") in text
+    assert "gallium (2; avg 0.5)" in text and "avg 1.5" in html     # ga-1, ga-2 not clustered here

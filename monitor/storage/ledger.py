@@ -59,6 +59,45 @@ def candidates(conn: Connection, since: datetime, until: datetime) -> list[Diges
     return load_articles(conn, where)
 
 
+def articles_seen(conn: Connection, since: datetime, until: datetime) -> int:
+    """Articles first stored in [since, until]: what the period's polls read."""
+    return conn.execute(select(func.count()).select_from(ARTICLE).where(
+        ARTICLE.c.first_seen_at >= since, ARTICLE.c.first_seen_at <= until)).scalar_one()
+
+
+def earlier_counts(conn: Connection, first: str, last: str
+                   ) -> tuple[int, dict[str, float], dict[str, float]]:
+    """(digests, average stories per topic, average stories per mineral) over the digests
+    dated ``first`` to ``last``; a story is an article cluster."""
+    digests = {i: 0 for (i,) in conn.execute(select(DIGEST.c.id).where(
+        DIGEST.c.digest_date >= first, DIGEST.c.digest_date <= last))}
+    if not digests:
+        return 0, {}, {}
+    story = func.coalesce(ARTICLE.c.cluster_id, ARTICLE.c.id)
+    rows = conn.execute(select(ITEM.c.digest_id, story, ARTICLE.c.topics)
+                        .join(ARTICLE, ARTICLE.c.id == ITEM.c.article_id)
+                        .where(ITEM.c.digest_id.in_(list(digests))))
+    topics: dict[tuple[int, str], set] = defaultdict(set)
+    for digest_id, cluster_id, names in rows:
+        for name in filter(None, (names or "").split(",")):
+            topics[(digest_id, name)].add(cluster_id)
+    rows = conn.execute(select(ITEM.c.digest_id, story, MINERAL.c.code)
+                        .join(ARTICLE, ARTICLE.c.id == ITEM.c.article_id)
+                        .join(MINERAL, MINERAL.c.article_id == ARTICLE.c.id)
+                        .where(ITEM.c.digest_id.in_(list(digests))))
+    minerals: dict[tuple[int, str], set] = defaultdict(set)
+    for digest_id, cluster_id, code in rows:
+        minerals[(digest_id, code)].add(cluster_id)
+
+    def average(found: dict[tuple[int, str], set]) -> dict[str, float]:
+        totals: dict[str, int] = defaultdict(int)
+        for (_, name), stories in found.items():
+            totals[name] += len(stories)
+        return {name: n / len(digests) for name, n in totals.items()}
+
+    return len(digests), average(topics), average(minerals)
+
+
 def last_period_end(conn: Connection) -> datetime | None:
     return conn.execute(select(func.max(DIGEST.c.period_end))).scalar()
 

@@ -222,6 +222,15 @@ class Store:
         with self._begin() as conn:
             return ledger.candidates(conn, since, until)
 
+    def earlier_counts(self, first: str, last: str) -> tuple[int, dict[str, float], dict[str, float]]:
+        """Average stories per topic and per mineral over the digests dated first..last."""
+        with self._begin() as conn:
+            return ledger.earlier_counts(conn, first, last)
+
+    def articles_seen(self, since: datetime, until: datetime) -> int:
+        with self._begin() as conn:
+            return ledger.articles_seen(conn, since, until)
+
     def last_digest_end(self) -> datetime | None:
         with self._begin() as conn:
             return ledger.last_period_end(conn)
