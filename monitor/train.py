@@ -536,7 +536,23 @@ def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[R
                          "written record or review is its id, of a real item its story "
                          "and source-day group",
         "sizes": _sizes(corpus, labelled, rest, held),
+        # which items the model learned from (short hashes of their ids), so that a later
+        # training compares it only on held-out items it never saw (see fair_held_out)
+        "trained_ids": sorted({id_hash(r["id"]) for r in rest}),
     }
+
+
+def id_hash(record_id: Any) -> str:
+    return hashlib.sha256(str(record_id).encode("utf-8")).hexdigest()[:10]
+
+
+def fair_held_out(held: Sequence[Record], card: Mapping[str, Any] | None) -> list[Record]:
+    """Today's held-out records the model of ``card`` never trained on. The held-out part
+    follows story groups, and new labels can merge groups: without this the current model
+    would be scored on items it learned from, and the guard would favour it. A card that
+    does not say what it trained on keeps them all."""
+    trained = set((card or {}).get("trained_ids") or ())
+    return [r for r in held if id_hash(r["id"]) not in trained] if trained else list(held)
 
 
 def _sizes(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[Record],
@@ -654,9 +670,14 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
         result.card["dev"] = dev_metrics(result.pipeline, thresholds, dev, rules,
                                          Path(dev_path).name)
     current = _current_card(out_path)
+    compared = result.card
     if current is not None and result.held_out:
-        current = _rescored(current, out_path, result.held_out)
-    replace, reason = should_replace(current, result.card, force)
+        fair = fair_held_out(result.held_out, current)
+        current = _rescored(current, out_path, fair)
+        if len(fair) < len(result.held_out):       # both models on the same unseen items
+            compared = dict(result.card, held_out=score_pipeline(result.pipeline, fair, thresholds))
+        result.card["held_out_compared"] = {"items": len(fair), "of": len(result.held_out)}
+    replace, reason = should_replace(current, compared, force)
     if replace:
         save_model(result.pipeline, out_path, result.card)
     return TrainOutcome(result.card, replace, reason, out_path)

@@ -320,3 +320,13 @@ def test_analyzer_applies_the_cards_thresholds_unless_the_config_overrides(resul
     assert de.verdict.topics == (CM,) and en.verdict.topics == ()
     [overridden] = Analyzer(model, KeywordRules.empty(), 0.999).analyse([(*doc, "de")])
     assert overridden.verdict.topics == ()
+
+
+def test_the_guard_compares_models_only_on_held_out_items_the_current_one_never_saw():
+    from monitor.train import fair_held_out, id_hash
+
+    held = [{"id": f"pool:{i}"} for i in range(6)]
+    card = {"trained_ids": sorted(id_hash(f"pool:{i}") for i in (1, 4, 9))}
+    assert [r["id"] for r in fair_held_out(held, card)] == ["pool:0", "pool:2", "pool:3", "pool:5"]
+    assert fair_held_out(held, {}) == held and fair_held_out(held, None) == held
+    assert id_hash("pool:1") == id_hash("pool:1") and len(id_hash("x")) == 10
