@@ -105,6 +105,7 @@ class Digest:
     table: tuple[tuple[str, dict[str, int]], ...]   # (country, {topic: stories})
     mineral_counts: tuple[tuple[str, int], ...]
     topic_counts: tuple[tuple[str, int], ...] = ()   # (topic, stories), a story under each topic
+    top: tuple[Story, ...] = ()                      # the "Top stories" block
     unhealthy_feeds: tuple[FeedHealth, ...] = ()
     config_file: str = "config/monitor.toml"
     coverage: Coverage | None = None
@@ -166,6 +167,16 @@ def _section_of(story: Story) -> str:
     return "export-controls" if "export-controls" in topics else "critical-minerals"
 
 
+def top_stories(sections: Sequence[Section]) -> tuple[Story, ...]:
+    """The "Top stories" block: on a day with at least 6 stories shown, the 3 (from 10
+    shown: 5) best — stories about both topics first, then by rank; never a low-confidence
+    one. A shorter day needs no summary of itself."""
+    shown = [(s.topic != "both", -story.rank, story.lead.id, story)
+             for s in sections if s.topic != "low" for story in s.stories]
+    size = 5 if len(shown) >= 10 else 3 if len(shown) >= 6 else 0
+    return tuple(entry[-1] for entry in sorted(shown, key=lambda e: e[:3])[:size])
+
+
 def share_out(sizes: Sequence[int], budget: int) -> list[int]:
     """Slots per section: equal shares of ``budget`` among the sections with stories, what
     one does not need passed on to the others (earlier sections take a remainder first)."""
@@ -197,7 +208,7 @@ def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *,
     for (topic, heading), n in zip(SECTIONS, slots):
         shown = by_section[topic][:n]
         sections.append(Section(topic, heading, tuple(shown), len(by_section[topic]) - len(shown)))
-    return Digest(digest_date=digest_date, period_start=period_start, period_end=period_end,
+    return Digest(top=top_stories(sections),digest_date=digest_date, period_start=period_start, period_end=period_end,
                   zone=zone, sections=tuple(sections), total_articles=len(articles),
                   total_stories=len(stories), shown=sum(len(s.stories) for s in sections),
                   table=_country_table(stories), mineral_counts=_mineral_counts(stories),

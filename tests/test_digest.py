@@ -556,3 +556,29 @@ def test_today_is_set_against_the_average_of_the_past_weeks_digests(store, tmp_p
     assert ("Today against the daily average of the 2 earlier digests of the past 7 days: "
             "Export controls 4 (avg 1.5), Critical minerals 5 (avg 0.0)") in text
     assert "gallium (2; avg 0.5)" in text and "avg 1.5" in html     # ga-1, ga-2 not clustered here
+
+
+def test_a_busy_day_opens_with_its_top_stories_both_topics_first():
+    from zoneinfo import ZoneInfo
+
+    from monitor.digest import top_stories
+    from monitor.types import DigestArticle
+
+    def article(i, topics, score):
+        return DigestArticle(id=i, title=f"Story {i}", text="", url=None, source="s",
+                             published=T0, first_seen=T0, language="de", topics=topics,
+                             score=score, reasons=(), countries=(), minerals=())
+
+    ec, cm = ("export-controls",), ("critical-minerals",)
+    day = ([article(i, ec, 0.9 + i / 100) for i in range(5)] + [article(10 + i, cm, 0.8) for i in range(5)]
+           + [article(20, ec + cm, 0.6), article(21, cm, 0.1)])           # 21: low confidence
+    digest = build_digest(day, {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+    assert [s.lead.id for s in digest.top] == [20, 4, 3, 2, 1]
+    html, text = render(digest, "subject")
+    assert "TOP STORIES\n  1. Story 20 (#20)\n  2. Story 4 (#4)" in text
+    assert 'href="#s20"' in html and 'id="s20"' in html
+    assert top_stories(digest.sections[:1]) == ()                    # one story: no block
+    small = build_digest(day[:6], {}, digest_date="2025-06-03", period_start=T0,
+                         period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+    assert len(small.top) == 3
