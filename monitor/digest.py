@@ -246,8 +246,45 @@ def subject(template: str, digest: Digest) -> str:
 
 
 _KEYWORD = re.compile(r'^keyword "(.*)"$')
+# English for the export-control words of the default keywords in other languages (the
+# minerals get theirs from monitor/data/minerals.tsv); a key matches the start of a term
+GLOSSARY = {
+    "出口管制": "export control", "出口管控": "export control", "出口许可": "export licence",
+    "实体清单": "entity list", "實體清單": "entity list", "两用物项": "dual-use items",
+    "exportkontroll": "export control", "ausfuhrkontroll": "export control",
+    "exportverbot": "export ban", "ausfuhrverbot": "export ban", "exportbeschränk": "export restriction",
+    "ausfuhrgenehmig": "export licence", "exportgenehmig": "export licence",
+    "kontrol": "control", "zakaz eksportu": "export ban", "eksport": "export",
+    "수출 통제": "export control", "수출통제": "export control", "수출 규제": "export restriction",
+    "輸出規制": "export restriction", "輸出管理": "export control",
+}
 _MODEL = re.compile(r"^classifier (\S+) ([0-9.]+)$")
 _FROM_STORY = re.compile(r'^from story "(.*)"$')
+
+
+def _glossed(term: str, language: str | None) -> str:
+    """``term`` with its English in brackets, for an article not in English: from the
+    glossary, else the minerals the term names ("稀土 (rare earths)")."""
+    if language in (None, "en"):
+        return term
+    bare = term.rstrip("…").casefold()
+    english = next((gloss for key, gloss in GLOSSARY.items() if bare.startswith(key)), None)
+    if english is None:
+        from monitor.minerals import extract_minerals, mineral_name
+
+        english = ", ".join(mineral_name(m.code) for m in extract_minerals(term.rstrip("…"), "")) or None
+    return f"{term} ({english})" if english and english.casefold() != bare else term
+
+
+def passage_snippet(article: DigestArticle, limit: int = 280) -> str:
+    """The snippet of a story: for an item flagged from one passage of a multi-story text
+    (a bulletin), that passage; else the start of the text."""
+    for reason in article.reasons:
+        if match := _FROM_STORY.match(reason):
+            start = article.text.find(match.group(1).rstrip("…").strip())
+            if start > 0:
+                return snippet(article.text[start:], limit)
+    return snippet(article.text, limit)
 
 
 def why(story: Story, section: str) -> str:
@@ -276,7 +313,7 @@ def why(story: Story, section: str) -> str:
     parts = []
     if terms:
         title = lead.title.casefold()
-        words = ", ".join(terms.values())
+        words = ", ".join(_glossed(term, lead.language) for term in terms.values())
         parts.append(f"{words} in the title" if all(t in title for t in terms) else words)
     if probability is not None:
         parts.append(f"model {probability:.2f}")
@@ -304,7 +341,7 @@ def environment(templates_dir: Path | None = None):
                           lstrip_blocks=True, keep_trailing_newline=True)
         env.filters.update(safe_link=safe_link, country=_country_name, mineral=_mineral_name,
                            snippet=snippet, one_line=clean_header)
-        env.globals.update(shade=shade, why=why)
+        env.globals.update(shade=shade, why=why, passage=passage_snippet)
         if templates_dir is not None:
             return env
         _ENV = env

@@ -470,8 +470,9 @@ def test_why_is_said_in_an_analysts_words_and_each_story_shows_its_id_and_langua
 
     reasons = ("classifier critical-minerals 0.91", "classifier export-controls 0.12",
                'keyword "seltene* Erden"', 'keyword "Exportkontroll*"', 'keyword "seltene* Erden"')
-    assert why(story(reasons), "critical-minerals") == "seltene Erden, Exportkontroll… in the title · model 0.91"
-    assert why(story(reasons), "both") == "seltene Erden, Exportkontroll… in the title · model 0.91"
+    glossed = "seltene Erden (rare earths), Exportkontroll… (export control) in the title · model 0.91"
+    assert why(story(reasons), "critical-minerals") == glossed      # a German article: glossed
+    assert why(story(reasons), "both") == glossed
     assert why(story(("classifier unavailable", 'keyword "lithium"')), "critical-minerals") == \
         "lithium · keywords only (model unavailable)"
     assert why(story(("classifier critical-minerals 0.88", 'from story "Rare earth quota"')),
@@ -582,3 +583,21 @@ def test_a_busy_day_opens_with_its_top_stories_both_topics_first():
     small = build_digest(day[:6], {}, digest_date="2025-06-03", period_start=T0,
                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
     assert len(small.top) == 3
+
+
+def test_a_bulletin_shows_the_passage_that_was_flagged_and_terms_get_english():
+    from monitor.digest import Story, passage_snippet, why
+    from monitor.types import DigestArticle
+
+    text = ("国务院总理主持召开常务会议，研究部署稳就业工作，会议要求各地加大支持力度。\n"
+            "商务部发布公告\n商务部宣布对锑相关物项实施出口管制，自公告之日起执行。相关企业须申请许可。")
+    lead = DigestArticle(id=7, title="新闻联播", text=text, url=None, source="s", published=T0,
+                         first_seen=T0, language="zh", topics=("export-controls",), score=0.9,
+                         reasons=("classifier export-controls 0.90", 'from story "商务部发布公告"',
+                                  'keyword "出口管制"', 'keyword "锑"'), countries=(), minerals=())
+    assert passage_snippet(lead).startswith("商务部发布公告")
+    assert why(Story(lead, (lead,), 1.0), "export-controls") == (
+        "出口管制 (export control), 锑 (antimony) · model 0.90 · from the passage “商务部发布公告”")
+    plain = DigestArticle(**{**lead.__dict__, "reasons": ('keyword "出口管制"',), "language": "en"})
+    assert passage_snippet(plain).startswith("国务院总理") and why(Story(plain, (plain,), 1.0),
+                                                                   "export-controls") == "出口管制"
