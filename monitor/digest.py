@@ -102,10 +102,11 @@ class Digest:
     total_articles: int
     total_stories: int
     shown: int
-    table: tuple[tuple[str, dict[str, int]], ...]   # (country, {topic: stories})
+    table: tuple[tuple[str, dict[str, int]], ...]   # (country, {column: stories})
     mineral_counts: tuple[tuple[str, int], ...]
     topic_counts: tuple[tuple[str, int], ...] = ()   # (topic, stories), a story under each topic
     top: tuple[Story, ...] = ()                      # the "Top stories" block
+    table_columns: tuple[str, ...] = ()              # export-controls, then the top minerals
     unhealthy_feeds: tuple[FeedHealth, ...] = ()
     config_file: str = "config/monitor.toml"
     coverage: Coverage | None = None
@@ -211,20 +212,36 @@ def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *,
     return Digest(top=top_stories(sections),digest_date=digest_date, period_start=period_start, period_end=period_end,
                   zone=zone, sections=tuple(sections), total_articles=len(articles),
                   total_stories=len(stories), shown=sum(len(s.stories) for s in sections),
-                  table=_country_table(stories), mineral_counts=_mineral_counts(stories),
+                  table=_country_table(stories), table_columns=_table_columns(stories),
+                  mineral_counts=_mineral_counts(stories),
                   topic_counts=tuple((t, sum(1 for s in stories if t in _topics(s))) for t, _ in TOPICS),
                   unhealthy_feeds=tuple(unhealthy_feeds), config_file=config_file,
                   coverage=coverage)
 
 
-def _country_table(stories: Sequence[Story], limit: int = 12):
+TABLE_COUNTRIES = 8       # rows of the country table
+TABLE_MINERALS = 4        # mineral columns beside the export-controls one
+
+
+def _table_columns(stories: Sequence[Story]) -> tuple[str, ...]:
+    """The country table's columns: export controls, then the day's most named minerals."""
+    top = [code for code, _ in _mineral_counts(stories, TABLE_MINERALS)]
+    return ("export-controls", *top)
+
+
+def _country_table(stories: Sequence[Story], limit: int = TABLE_COUNTRIES):
+    """Country × (export controls, top minerals): stories per cell, the countries named in
+    most stories first — small enough for a phone's first screen."""
+    columns = _table_columns(stories)
     counts: dict[str, Counter] = defaultdict(Counter)
+    stories_of: Counter = Counter()
     for story in stories:
-        topics = {t for m in story.members for t in m.topics}
+        cells = {c for c in columns if c in _topics(story) or c in story.minerals}
         for code in story.countries:
-            counts[code].update(topics)
-    ordered = sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:limit]
-    return tuple((code, dict(c)) for code, c in ordered)
+            stories_of[code] += 1
+            counts[code].update(cells)
+    ordered = sorted(stories_of, key=lambda code: (-stories_of[code], code))[:limit]
+    return tuple((code, dict(counts[code])) for code in ordered)
 
 
 def _mineral_counts(stories: Sequence[Story], limit: int = 12):
@@ -390,7 +407,9 @@ def _context(digest: Digest, subject_line: str, nothing_new: bool) -> dict:
     top = max((n for _, counts in digest.table for n in counts.values()), default=0)
     local = lambda dt: dt.astimezone(digest.zone)  # noqa: E731
     return dict(d=digest, subject=subject_line, nothing_new=nothing_new, local=local, top=top,
-                topics=[t for t, _ in TOPICS], headings=dict(TOPICS))
+                topics=[t for t, _ in TOPICS], headings=dict(TOPICS),
+                column_names={c: dict(TOPICS).get(c) or _mineral_name(c)
+                              for c in digest.table_columns})
 
 
 def render(digest: Digest, subject_line: str, templates_dir: Path | None = None) -> tuple[str, str]:

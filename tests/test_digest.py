@@ -601,3 +601,24 @@ def test_a_bulletin_shows_the_passage_that_was_flagged_and_terms_get_english():
     plain = DigestArticle(**{**lead.__dict__, "reasons": ('keyword "出口管制"',), "language": "en"})
     assert passage_snippet(plain).startswith("国务院总理") and why(Story(plain, (plain,), 1.0),
                                                                    "export-controls") == "出口管制"
+
+
+def test_the_country_table_is_countries_by_export_controls_and_the_days_top_minerals():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "screenshot.py"
+    spec = importlib.util.spec_from_file_location("docs_screenshot_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from zoneinfo import ZoneInfo
+
+    day, clusters = module.articles()
+    digest = build_digest(day, clusters, digest_date="2026-03-10", period_start=module.START,
+                          period_end=module.START + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"),
+                          max_items=40)
+    assert digest.table_columns == ("export-controls", "gallium", "antimony", "cobalt", "copper")
+    assert len(digest.table) == 8 and digest.table[0] == ("CN", {"export-controls": 3, "gallium": 1,
+                                                                 "antimony": 1})
+    html, text = render(digest, "subject")
+    assert "  China                    Export controls: 3, gallium: 1, antimony: 1" in text
+    assert re.search(r'<th scope="col"[^>]*>gallium</th>', html)
