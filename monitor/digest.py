@@ -159,7 +159,7 @@ def _topics(story: Story) -> set[str]:
 
 
 def _section_of(story: Story) -> str:
-    topics = {t for m in story.members for t in m.topics}
+    topics = _topics(story)
     lead = story.lead
     if lead.score < LOW_CONFIDENCE and "classifier unavailable" not in lead.reasons:
         return "low"

@@ -56,3 +56,14 @@ class DeliveryError(MonitorError):
         super().__init__(message)
         self.permanent = permanent
         self.unknown = unknown      # the whole message went out, its reply did not come back
+
+
+def refuse_unknown_ids(wanted, found) -> None:
+    """UsageError naming the article ids of ``wanted`` not in ``found`` (nothing is written):
+    the one check `monitor review mark` and the store make before writing verdicts."""
+    known = set(found)
+    unknown = [i for i in wanted if i not in known]
+    if unknown:
+        word = "id" if len(unknown) == 1 else "ids"
+        raise UsageError(f"unknown article {word}: {', '.join(map(str, unknown))} "
+                         f"(nothing was written)")

@@ -146,15 +146,6 @@ def review_topics(verdict: str, given: tuple[str, ...],
     return dict(article_topics)
 
 
-def missing_ids(wanted: Sequence[int], found: Iterable[int]) -> None:
-    known = set(found)
-    unknown = [i for i in wanted if i not in known]
-    if unknown:
-        word = "id" if len(unknown) == 1 else "ids"
-        raise UsageError(f"unknown article {word}: {', '.join(map(str, unknown))} "
-                         f"(nothing was written)")
-
-
 # -- output ----------------------------------------------------------------------------
 
 def _day(value: datetime | None) -> str:

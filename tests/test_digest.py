@@ -479,20 +479,24 @@ def test_why_is_said_in_an_analysts_words_and_each_story_shows_its_id_and_langua
                "critical-minerals") == "model 0.88 · from the passage “Rare earth quota”"
 
 
-def test_the_readme_screenshot_day_renders_with_the_shipped_code():
-    """docs/screenshot.py (the README's picture) builds its day with the code the service runs."""
+def screenshot_day_digest():
+    """The digest of docs/screenshot.py's realistic day (the README's picture)."""
     import importlib.util
+    from zoneinfo import ZoneInfo
 
     path = Path(__file__).resolve().parents[1] / "docs" / "screenshot.py"
     spec = importlib.util.spec_from_file_location("docs_screenshot", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    from zoneinfo import ZoneInfo
-
     day, clusters = module.articles()
-    digest = build_digest(day, clusters, digest_date="2026-03-10", period_start=module.START,
-                          period_end=module.START + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"),
-                          max_items=40)
+    return build_digest(day, clusters, digest_date="2026-03-10", period_start=module.START,
+                        period_end=module.START + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"),
+                        max_items=40)
+
+
+def test_the_readme_screenshot_day_renders_with_the_shipped_code():
+    """docs/screenshot.py (the README's picture) builds its day with the code the service runs."""
+    digest = screenshot_day_digest()
     assert [(s.topic, len(s.stories)) for s in digest.sections] == [
         ("both", 3), ("export-controls", 1), ("critical-minerals", 5), ("low", 0)]
     assert digest.sections[0].stories[0].sources == ("Metals Wire", "Trade Desk", "Rohstoff-Ticker")
@@ -604,18 +608,7 @@ def test_a_bulletin_shows_the_passage_that_was_flagged_and_terms_get_english():
 
 
 def test_the_country_table_is_countries_by_export_controls_and_the_days_top_minerals():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "docs" / "screenshot.py"
-    spec = importlib.util.spec_from_file_location("docs_screenshot_table", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    from zoneinfo import ZoneInfo
-
-    day, clusters = module.articles()
-    digest = build_digest(day, clusters, digest_date="2026-03-10", period_start=module.START,
-                          period_end=module.START + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"),
-                          max_items=40)
+    digest = screenshot_day_digest()
     assert digest.table_columns == ("export-controls", "gallium", "antimony", "cobalt", "copper")
     assert len(digest.table) == 8 and digest.table[0] == ("CN", {"export-controls": 3, "gallium": 1,
                                                                  "antimony": 1})

@@ -156,14 +156,15 @@ def review_mark(ctx, words, topics, note):
       monitor review mark 42 relevant --topics export-controls --note "licence regime"
       monitor review mark 43 44 45 irrelevant --note "gold price noise"
     """
-    from monitor.review import check_topics, missing_ids, parse_mark_args, review_topics
+    from monitor.exceptions import refuse_unknown_ids
+    from monitor.review import check_topics, parse_mark_args, review_topics
 
     ids, verdict = parse_mark_args(words)
     given = check_topics(topics)
     _, store = _open_store(ctx)
     with store:
         current = store.article_topics(ids)
-        missing_ids(ids, current)
+        refuse_unknown_ids(ids, current)
         chosen = review_topics(verdict, given, {i: current[i] for i in ids})
         reviewer = _reviewer()
         replaced = store.add_reviews(chosen, verdict, note, reviewer, now())

@@ -12,7 +12,7 @@ from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
-from monitor.exceptions import UsageError
+from monitor.exceptions import refuse_unknown_ids
 from monitor.storage.ledger import _codes, stored_fields
 from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL, REVIEW
 from monitor.types import Analysis, ArticleDetail, ArticleView, Review, StoredVerdict
@@ -145,7 +145,7 @@ def add_reviews(conn: Connection, topics: dict[int, tuple[str, ...]], verdict: s
     anything) when an article does not exist.
     """
     ids = list(topics)
-    _refuse_unknown(ids, article_topics(conn, ids))
+    refuse_unknown_ids(ids, article_topics(conn, ids))
     replaced = sorted(conn.execute(select(REVIEW.c.article_id).where(
         REVIEW.c.article_id.in_(ids), REVIEW.c.current.is_(True))).scalars())
     conn.execute(update(REVIEW).where(REVIEW.c.article_id.in_(ids), REVIEW.c.current.is_(True))
@@ -215,13 +215,3 @@ def write_verdicts(conn: Connection, updates: Iterable[tuple[int, Analysis]], no
                 conn.execute(table.insert(), rows)
         n += 1
     return n
-
-
-def _refuse_unknown(wanted: Sequence[int], found: Iterable[int]) -> None:
-    """UsageError naming the ids of ``wanted`` that are not stored (nothing is written)."""
-    known = set(found)
-    unknown = [i for i in wanted if i not in known]
-    if unknown:
-        word = "id" if len(unknown) == 1 else "ids"
-        raise UsageError(f"unknown article {word}: {', '.join(map(str, unknown))} "
-                         f"(nothing was written)")
