@@ -14,7 +14,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
 BUNDLED = {
-    "templates": ("*.html", "*.txt", "*.j2"),
+    "templates": ("*.html", "*.txt", "*.j2", "web/*.j2", "web/*.css"),
     "config": ("monitor.toml", "monitor.service"),
     "models": ("classifier.skops", "classifier.card.json", "corpus/*.jsonl", "corpus/README.md",
                "labels/*.jsonl", "labels/README.md", "labels/second-pass/*.jsonl"),

@@ -34,8 +34,13 @@ def sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
 
 
-def fill(db: Path, articles: int, flagged: int) -> None:
-    """Bulk-load the store through its own schema (created by open_store)."""
+LANGUAGES = ("en", "en", "en", "de", "de", "zh", "pl", "ja", "ko", "fr")
+MINERALS = ("gallium", "germanium", "graphite", "lithium", "cobalt", "nickel", "rare-earths", "antimony")
+
+
+def fill(db: Path, articles: int, flagged: int, flagged_days: float = 23 / 24) -> None:
+    """Bulk-load the store through its own schema (created by open_store); the flagged
+    articles fall in the ``flagged_days`` before NOW, name two countries and a mineral."""
     open_store(f"sqlite:///{db}").close()
     rng = random.Random(7)
     conn = sqlite3.connect(db)
@@ -43,21 +48,25 @@ def fill(db: Path, articles: int, flagged: int) -> None:
                      " error_count, created_at) values (?, ?, ?, 60, 3, 1, 0, ?)",
                      [(i, f"https://f{i}.example/rss", f"Feed {i}", "2025-01-01 00:00:00") for i in range(1, 201)])
     flagged_ids = set(rng.sample(range(1, articles + 1), flagged))
-    rows, countries = [], []
+    rows, countries, minerals = [], [], []
     for i in range(1, articles + 1):
         is_flagged = i in flagged_ids
-        seen = NOW - (timedelta(hours=rng.uniform(0, 23)) if is_flagged else timedelta(days=rng.uniform(2, 400)))
+        seen = NOW - (timedelta(days=rng.uniform(0, flagged_days)) if is_flagged
+                      else timedelta(days=rng.uniform(2, 400)))
         title = sentence(rng, 9)
         rows.append((i, rng.randint(1, 200), f"k{i}", f"https://x.example/{i}", title,
                      " ".join(sentence(rng, 14) for _ in range(3)), f"h{i}", seen.strftime("%Y-%m-%d %H:%M:%S"),
                      seen.strftime("%Y-%m-%d %H:%M:%S"), 1 if is_flagged else 0,
                      rng.random(), "critical-minerals,export-controls" if i % 3 == 0 else "critical-minerals",
-                     '["classifier critical-minerals 0.91", "keyword \\"gallium\\""]'))
+                     '["classifier critical-minerals 0.91", "keyword \\"gallium\\""]', rng.choice(LANGUAGES)))
         if is_flagged:
             countries += [(i, c, 1) for c in rng.sample(["CN", "US", "JP", "DE", "CL", "CD", "AU"], 2)]
+            minerals.append((i, rng.choice(MINERALS), 1))
     conn.executemany("insert into article (id, feed_id, key, url, title, text, content_hash, published_at,"
-                     " first_seen_at, flagged, score, topics, reasons) values (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                     " first_seen_at, flagged, score, topics, reasons, language)"
+                     " values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
     conn.executemany("insert into article_country (article_id, code, count) values (?,?,?)", countries)
+    conn.executemany("insert into article_mineral (article_id, code, count) values (?,?,?)", minerals)
     conn.commit()
     conn.close()
 

@@ -150,6 +150,14 @@ class DigestConfig(_Section):
     max_items: int = Field(40, ge=1, le=1000)
     send_when_empty: bool = True
     outbox_dir: str = "var/outbox"
+    review_url: str = ""
+    review_key_env: str = Field("MONITOR_REVIEW_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    review_link_days: int = Field(14, ge=1, le=365)
+
+    @field_validator("review_url")
+    @classmethod
+    def _review_url(cls, value: str) -> str:
+        return _check_http_url(value).rstrip("/") if value.strip() else ""
 
     @field_validator("timezone")
     @classmethod
@@ -172,6 +180,29 @@ class DigestConfig(_Section):
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def review_key(self) -> bytes | None:
+        """The key that signs review links, from the environment (None when unset or
+        shorter than 16 characters: too easy to guess)."""
+        value = os.environ.get(self.review_key_env, "")
+        return value.encode() if len(value) >= MIN_KEY_LENGTH else None
+
+
+MIN_KEY_LENGTH = 16
+
+
+class ServeConfig(_Section):
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8765, ge=0, le=65535)
+    username: str | None = None
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    page_size: int = Field(50, ge=5, le=500)
+
+    def password(self) -> str | None:
+        """The Basic-auth password from the environment (never from the file)."""
+        if not self.password_env:
+            return None
+        return os.environ.get(self.password_env) or None
 
 
 class SmtpConfig(_Section):
@@ -202,6 +233,7 @@ class Config(_Section):
     keywords: KeywordsConfig = KeywordsConfig()
     digest: DigestConfig = DigestConfig()
     smtp: SmtpConfig | None = None
+    serve: ServeConfig = ServeConfig()
 
     @model_validator(mode="after")
     def _unique_feeds(self) -> Config:
@@ -283,6 +315,10 @@ def config_warnings(config: Config) -> list[str]:
         found.append("no [[feeds]] configured: `monitor run` and `monitor poll` poll nothing")
     if not config.digest.recipients:
         found.append("digest.recipients is empty: no digest is sent to anyone")
+    digest = config.digest
+    if digest.review_url and digest.review_key() is None:
+        found.append(f"digest.review_url is set but ${digest.review_key_env} is not (or is shorter "
+                     f"than {MIN_KEY_LENGTH} characters): the digest has no review links")
     return found
 
 
@@ -293,6 +329,13 @@ def masked(config: Config) -> dict[str, Any]:
     if smtp and smtp.get("password_env"):
         present = os.environ.get(smtp["password_env"]) is not None
         smtp["password"] = f"******** (from ${smtp['password_env']})" if present else "(not set)"
+    serve = data["serve"]
+    if serve.get("password_env"):
+        present = config.serve.password() is not None
+        serve["password"] = f"******** (from ${serve['password_env']})" if present else "(not set)"
+    key_env = config.digest.review_key_env
+    data["digest"]["review_key"] = (f"******** (from ${key_env})" if config.digest.review_key()
+                                    else f"(not set: ${key_env})")
     url = data["store"]["url"] = config.store_url()
     data["store"]["url"] = masked_url(url)
     for feed in data.get("feeds", ()):

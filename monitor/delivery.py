@@ -111,6 +111,7 @@ class DigestJob:
         self.mailer = mailer or make_mailer(config)
         self.config_file = config_file
         self.sleep = sleep
+        self._said_no_key = False
 
     def run(self, now: datetime, day: str | None = None, resend: bool = False,
             wait_for_retries: bool = True, recipients: Sequence[str] = ()) -> DigestOutcome:
@@ -180,10 +181,32 @@ class DigestJob:
         return base * (2 ** min(round_ - 1, 30))
 
     def render(self, record: DigestRecord, now: datetime) -> tuple[str, str, str]:
+        line, digest = self._build_recorded(record, now)
+        return (line, *render(digest, line))
+
+    def _build_recorded(self, record: DigestRecord, now: datetime):
         articles = self.store.digest_articles(record)
         clusters = {a.id: a.cluster_id or a.id for a in articles}
-        return self._render(articles, clusters, record.digest_date, record.period_start,
-                            record.period_end, now)
+        return self._build(articles, clusters, record.digest_date, record.period_start,
+                           record.period_end, now)
+
+    def review_links(self, recipient: str, now: datetime):
+        """One recipient's review links (None without digest.review_url or its key)."""
+        from monitor.tokens import ReviewLinks
+
+        settings = self.config.digest
+        if not settings.review_url:
+            return None
+        key = settings.review_key()
+        if key is None:
+            if not self._said_no_key:
+                log.warning("digest.review_url is set but $%s is not (or is shorter than 16 "
+                            "characters): the digest shows item ids, not review links",
+                            settings.review_key_env)
+                self._said_no_key = True
+            return None
+        return ReviewLinks(settings.review_url, key, recipient,
+                           now + timedelta(days=settings.review_link_days))
 
     def preview(self, now: datetime, day: str | None = None) -> str:
         """The digest's HTML without touching the ledger."""
@@ -194,9 +217,11 @@ class DigestJob:
         end = _period_end(day, now, self.config)
         start = self.store.last_digest_end() or end - timedelta(hours=24)
         articles = self.store.digest_candidates(start, end)
-        return self._render(articles, _clusters(articles), day, start, end, now)[1]
+        line, digest = self._build(articles, _clusters(articles), day, start, end, now)
+        return render(digest, line)[0]
 
-    def _render(self, articles, clusters, day, start, end, now) -> tuple[str, str, str]:
+    def _build(self, articles, clusters, day, start, end, now):
+        """(subject line, Digest) of a period's articles."""
         active = [h for h in self.store.feed_health(now, self.config.poll.broken_after_errors)
                   if h.active]
         unhealthy = [h for h in active if h.health in ("broken", "silent")]
@@ -213,16 +238,21 @@ class DigestJob:
                               max_items=self.config.digest.max_items,
                               unhealthy_feeds=unhealthy, config_file=self.config_file,
                               coverage=coverage)
-        line = subject(self.config.digest.subject, digest)
-        html, text = render(digest, line)
-        return line, html, text
+        return subject(self.config.digest.subject, digest), digest
 
     def _deliver(self, record: DigestRecord, due, now: datetime) -> dict[str, str | None]:
         """Send the due deliveries this process can claim; the recipients it sent to, with
         the file each copy was written to when it was written rather than mailed."""
-        line, html, text = self.render(record, now)
+        line, digest = self._build_recorded(record, now)
+        shared: tuple[str, str] | None = None
         sent: dict[str, str | None] = {}
         for delivery in due:
+            links = self.review_links(delivery.recipient, now)
+            if links is not None:
+                html, text = render(digest, line, links=links)
+            else:
+                shared = shared or render(digest, line)
+                html, text = shared
             message = build_message(sender=self.config.digest.sender, recipient=delivery.recipient,
                                     subject=line, html=html, text=text, when=now)
             if not self.store.claim_delivery(record, delivery.recipient,

@@ -403,21 +403,24 @@ def shade(count: int, top: int) -> str:
     return ("#fde7d9", "#f9c6a5", "#f39c6b", "#e0703a")[min(3, int(level * 3.999))]
 
 
-def _context(digest: Digest, subject_line: str, nothing_new: bool) -> dict:
+def _context(digest: Digest, subject_line: str, nothing_new: bool, links=None) -> dict:
     top = max((n for _, counts in digest.table for n in counts.values()), default=0)
     local = lambda dt: dt.astimezone(digest.zone)  # noqa: E731
     return dict(d=digest, subject=subject_line, nothing_new=nothing_new, local=local, top=top,
+                links=links,
                 topics=[t for t, _ in TOPICS], headings=dict(TOPICS),
                 column_names={c: dict(TOPICS).get(c) or _mineral_name(c)
                               for c in digest.table_columns})
 
 
-def render(digest: Digest, subject_line: str, templates_dir: Path | None = None) -> tuple[str, str]:
-    """(HTML with CSS inlined, plain text) of a digest."""
+def render(digest: Digest, subject_line: str, templates_dir: Path | None = None,
+           links=None) -> tuple[str, str]:
+    """(HTML with CSS inlined, plain text) of a digest. ``links``: one recipient's review
+    links (monitor.tokens.ReviewLinks), or None for the ids and the CLI command only."""
     import css_inline
 
     env = environment(templates_dir)
-    context = _context(digest, subject_line, digest.total_stories == 0)
+    context = _context(digest, subject_line, digest.total_stories == 0, links)
     html = env.get_template("digest.html.j2").render(**context)
     text = env.get_template("digest.txt.j2").render(**context)
     return css_inline.inline(html), text

@@ -615,3 +615,43 @@ def test_the_country_table_is_countries_by_export_controls_and_the_days_top_mine
     html, text = render(digest, "subject")
     assert "  China                    Export controls: 3, gallium: 1, antimony: 1" in text
     assert re.search(r'<th scope="col"[^>]*>gallium</th>', html)
+
+
+def test_with_review_url_each_recipient_gets_links_signed_for_them(store, tmp_path, monkeypatch, caplog):
+    from monitor.tokens import read_review_token
+
+    key = "digest-test-key-0123456789"
+    monkeypatch.setenv("MONITOR_REVIEW_KEY", key)
+    server = SmtpServer().start()
+    try:
+        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none"},
+                     review_url="https://monitor.example/", review_link_days=10)
+        assert job(store, cfg).run(NOW).sent == RCPTS
+        messages = {r: server.recorder.received_by(r)[0] for r in RCPTS}
+    finally:
+        server.stop()
+    links = {}
+    for recipient, message in messages.items():
+        text, html = parts(message)
+        found = re.findall(r"https://monitor\.example/items/(\d+)\?t=([\w.-]+)&v=(relevant|irrelevant)", text)
+        assert len(found) == 2 * 4 and re.findall(r'href="https://monitor\.example/items/\d+\?t=', html)
+        for article_id, token, _ in found:
+            grant = read_review_token(key.encode(), token, NOW)
+            assert (grant.recipient, grant.article_id) == (recipient, int(article_id))
+            assert grant.expires == NOW + timedelta(days=10)
+        links[recipient] = {t for _, t, _ in found}
+        assert "one click records your verdict" in text
+    assert links["ana@example.org"].isdisjoint(links["ben@example.org"])
+
+    monkeypatch.delenv("MONITOR_REVIEW_KEY")                      # the key missing: ids, a warning
+    cfg = config(tmp_path / "again", review_url="https://monitor.example")
+    (tmp_path / "again").mkdir()
+    fresh = fill(f"sqlite:///{tmp_path / 'again' / 'm.db'}")
+    try:
+        with caplog.at_level("WARNING", logger="monitor.digest"):
+            job(fresh, cfg).run(NOW)
+    finally:
+        fresh.close()
+    eml = next((tmp_path / "again" / "outbox").glob("*.eml")).read_text()
+    assert "/items/" not in eml and "monitor review mark ID" in eml
+    assert sum("MONITOR_REVIEW_KEY" in r.getMessage() for r in caplog.records) == 1

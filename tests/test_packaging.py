@@ -23,6 +23,8 @@ def test_wheel_contains_resources(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "monitor/_bundled/config/monitor.toml" in names
     assert any(n.startswith("monitor/_bundled/templates/") for n in names) or not list((ROOT / "templates").glob("*"))
+    for page in ("base.html.j2", "list.html.j2", "item.html.j2", "app.css"):    # monitor serve's pages
+        assert f"monitor/_bundled/templates/web/{page}" in names
     if (ROOT / "models" / "classifier.skops").exists():
         assert "monitor/_bundled/models/classifier.skops" in names
         assert "monitor/_bundled/models/classifier.card.json" in names

@@ -12,7 +12,7 @@ import sys
 import click
 
 from monitor import __version__
-from monitor.cli import model, review, service
+from monitor.cli import model, review, service, web
 from monitor.exceptions import MonitorError
 
 
@@ -51,7 +51,7 @@ def cli(ctx, config_file, log_level, log_format):
     ctx.obj = {"config_file": config_file}
 
 
-for _module in (service, model, review):
+for _module in (service, model, review, web):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -35,3 +37,26 @@ def now() -> datetime:
     from monitor.clock import utcnow
 
     return utcnow()
+
+
+def open_review_store(ctx: click.Context):
+    """(config, store) for an existing store; UsageError if the SQLite file is missing."""
+    from monitor.exceptions import UsageError
+    from monitor.storage import open_store
+
+    config = config_of(ctx)
+    path = missing_store(config)
+    if path is not None:
+        raise UsageError(f"no store at {path} (store.url in the config): nothing to review "
+                         f"yet; run `monitor poll` first")
+    return config, open_store(config.store_url(), config.store.busy_timeout_seconds)
+
+
+def reviewer_name() -> str:
+    name = os.environ.get("USER")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"

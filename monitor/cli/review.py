@@ -9,31 +9,16 @@ create an empty one.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
-import os
 import sys
 
 import click
 
 from monitor import TOPICS
-from monitor.cli.context import config_of, missing_store, now
+from monitor.cli.context import now, open_review_store, reviewer_name
+from monitor.rerun import BATCH, rerun
 from monitor.review import STATUSES
 
-BATCH = 500
-
-
-def _open_store(ctx: click.Context):
-    """(config, store) for an existing store; UsageError if the SQLite file is missing."""
-    from monitor.exceptions import UsageError
-    from monitor.storage import open_store
-
-    config = config_of(ctx)
-    path = missing_store(config)
-    if path is not None:
-        raise UsageError(f"no store at {path} (store.url in the config): nothing to review "
-                         f"yet; run `monitor poll` first")
-    return config, open_store(config.store_url(), config.store.busy_timeout_seconds)
 
 
 # -- review ----------------------------------------------------------------------------
@@ -83,7 +68,7 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
     filters = dict(since=parse_since(since, now()) if since else None, topic=topic,
                    country=_country(country), mineral=mineral.strip().lower() if mineral else None,
                    status=status, include_unflagged=include_all, limit=limit)
-    _, store = _open_store(ctx)
+    _, store = open_review_store(ctx)
     with store:
         items = store.review_list(**filters)
     if as_json:
@@ -124,7 +109,7 @@ def review_show(ctx, article_id, as_json):
     from monitor.exceptions import UsageError
     from monitor.review import detail_json, format_detail
 
-    _, store = _open_store(ctx)
+    _, store = open_review_store(ctx)
     with store:
         detail = store.review_detail(article_id)
     if detail is None:
@@ -161,27 +146,17 @@ def review_mark(ctx, words, topics, note):
 
     ids, verdict = parse_mark_args(words)
     given = check_topics(topics)
-    _, store = _open_store(ctx)
+    _, store = open_review_store(ctx)
     with store:
         current = store.article_topics(ids)
         refuse_unknown_ids(ids, current)
         chosen = review_topics(verdict, given, {i: current[i] for i in ids})
-        reviewer = _reviewer()
+        reviewer = reviewer_name()
         replaced = store.add_reviews(chosen, verdict, note, reviewer, now())
     for article_id, article_topics in chosen.items():
         what = f" ({', '.join(article_topics)})" if article_topics else ""
         again = "  [earlier verdict kept in history]" if article_id in replaced else ""
         click.echo(f"#{article_id}: {verdict}{what} by {reviewer}{again}")
-
-
-def _reviewer() -> str:
-    name = os.environ.get("USER")
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
 
 
 # -- keywords test and reclassify ------------------------------------------------------
@@ -215,11 +190,11 @@ def keywords_test(ctx, days, examples, as_json):
     from monitor.analyze import Analyzer
     from monitor.review import diff_json, format_diff
 
-    config, store = _open_store(ctx)
+    config, store = open_review_store(ctx)
     since = now() - timedelta(days=days)
     analyzer = Analyzer.from_config(config)
     with store:
-        diff = _rerun(store, analyzer, since)
+        diff = rerun(store, analyzer, since)
     if as_json:
         click.echo(json.dumps({"days": days, "model": analyzer.model_version, **diff_json(diff, examples)},
                               ensure_ascii=False, indent=2))
@@ -255,14 +230,14 @@ def reclassify(ctx, days, batch_size):
     from monitor.analyze import Analyzer
     from monitor.review import format_diff
 
-    config, store = _open_store(ctx)
+    config, store = open_review_store(ctx)
     started = now()
     since = started - timedelta(days=days) if days else None
     analyzer = Analyzer.from_config(config)
     with store:
         total = store.count_articles_since(since)
         with _progress(total) as bar:
-            diff = _rerun(store, analyzer, since, batch_size, write_at=started, progress=bar.update)
+            diff = rerun(store, analyzer, since, batch_size, write_at=started, progress=bar.update)
     period = f"the last {days} days" if days else "all stored articles"
     click.echo(f"reclassified {diff.examined} article(s) of {period}; {_model_text(analyzer)}")
     for line in format_diff(diff, 0):
@@ -287,26 +262,6 @@ def _progress(total: int):
     if total and sys.stdout.isatty():
         return click.progressbar(length=total, label="reclassifying")
     return contextlib.nullcontext(_NoBar())
-
-
-def _rerun(store, analyzer, since, batch: int = BATCH, write_at=None, progress=None):
-    """Analyse the stored articles since ``since`` batch by batch; the VerdictDiff against
-    their stored verdicts. With ``write_at``, each batch's results are stored (one
-    transaction per batch)."""
-    from monitor.review import VerdictDiff
-
-    diff, after = VerdictDiff(), 0
-    while rows := store.verdict_batch(since, after, batch):
-        analyses = analyzer.analyse([(title, text, hint) for _, title, text, hint in rows])
-        for (stored, *_), a in zip(rows, analyses, strict=True):
-            diff.add(stored, a.verdict.flagged, a.verdict.topics, a.verdict.reasons,
-                     [m.code for m in a.countries], [m.code for m in a.minerals])
-        if write_at is not None:
-            store.write_verdicts([(s.id, a) for (s, *_), a in zip(rows, analyses, strict=True)], write_at)
-        after = rows[-1][0].id
-        if progress is not None:
-            progress(len(rows))
-    return diff
 
 
 COMMANDS = (review_group, keywords_group, reclassify)

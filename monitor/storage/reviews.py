@@ -70,14 +70,18 @@ def _view(r, countries: tuple[str, ...], minerals: tuple[str, ...]) -> ArticleVi
         cluster_id=r.cluster_id, review=review)
 
 
-def list_articles(conn: Connection, *, since: datetime | None = None, topic: str | None = None,
-                  country: str | None = None, mineral: str | None = None,
-                  status: str | None = None, include_unflagged: bool = False,
-                  limit: int | None = 50) -> list[ArticleView]:
+def list_articles(conn: Connection, *, since: datetime | None = None, until: datetime | None = None,
+                  topic: str | None = None, country: str | None = None,
+                  mineral: str | None = None, language: str | None = None,
+                  text: str | None = None, status: str | None = None,
+                  include_unflagged: bool = False, limit: int | None = 50,
+                  offset: int = 0) -> list[ArticleView]:
     """Articles for review, newest first (published, else first seen).
 
     Flagged articles only, unless ``include_unflagged``, or ``status`` is relevant or
-    irrelevant (a reviewed article is listed whatever its current flag).
+    irrelevant (a reviewed article is listed whatever its current flag). ``since`` is
+    inclusive and ``until`` exclusive; ``text`` is found in the title or the text, case
+    aside (a literal string: % and _ are not wildcards).
     """
     query = _article_query()
     if status in ("relevant", "irrelevant"):
@@ -89,6 +93,13 @@ def list_articles(conn: Connection, *, since: datetime | None = None, topic: str
             query = query.where(ARTICLE.c.flagged.is_(True))
     if since is not None:
         query = query.where(PUBLISHED >= since)
+    if until is not None:
+        query = query.where(PUBLISHED < until)
+    if language:
+        query = query.where(ARTICLE.c.language == language)
+    if text:
+        query = query.where(ARTICLE.c.title.icontains(text, autoescape=True)
+                            | ARTICLE.c.text.icontains(text, autoescape=True))
     if topic:
         query = query.where((literal(",") + ARTICLE.c.topics + literal(",")).like(f"%,{topic},%"))
     for table, code in ((COUNTRY, country), (MINERAL, mineral)):
@@ -98,6 +109,8 @@ def list_articles(conn: Connection, *, since: datetime | None = None, topic: str
     query = query.order_by(PUBLISHED.desc(), ARTICLE.c.id.desc())
     if limit is not None:
         query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
     return _views(conn, conn.execute(query))
 
 

@@ -1,0 +1,80 @@
+"""`monitor serve`: the review pages in the browser (monitor.web)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import click
+
+from monitor.cli.context import config_of
+
+log = logging.getLogger("monitor.serve")
+
+
+@click.command("serve")
+@click.option("--host", metavar="ADDR", help="Address to listen on (default: serve.host, 127.0.0.1: "
+              "this machine only). Anything else needs review links or Basic credentials.")
+@click.option("--port", type=click.IntRange(0, 65535), metavar="N",
+              help="Port (default: serve.port, 8765; 0 picks a free one).")
+@click.pass_context
+def serve(ctx, host, port):
+    """Review flagged items in the browser.
+
+    Pages: flagged items with filters and CSV/JSON export, one item with its text, why it
+    was flagged and relevant / not relevant buttons, feed health, and a dry run of edited
+    keyword rules. Verdicts are the review rows `monitor review mark` writes, so the next
+    `monitor train` learns from them. Reads and writes the configured store; safe beside
+    `monitor run`. Ctrl-C stops it.
+
+    \b
+    Examples:
+      monitor serve                          http://127.0.0.1:8765/
+      MONITOR_REVIEW_KEY=… monitor serve --host 0.0.0.0 --port 8765
+    """
+    from monitor.cli.context import open_review_store, reviewer_name
+    from monitor.exceptions import UsageError
+    from monitor.web.access import Access, is_loopback
+
+    config = config_of(ctx)
+    host = host or config.serve.host
+    port = config.serve.port if port is None else port
+    loopback = is_loopback(host)
+    access = Access(loopback=loopback, link_key=config.digest.review_key(),
+                    username=config.serve.username, password=config.serve.password(),
+                    local_user=reviewer_name())
+    problem = access.problem()
+    if problem:
+        raise UsageError(f"monitor serve --host {host}: {problem}")
+    try:
+        sock = socket.create_server((host.strip("[]"), port),
+                                    family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        raise UsageError(f"monitor serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    _, store = open_review_store(ctx)
+    _run(config, store, access, sock, loopback)
+
+
+def _run(config, store, access, sock: socket.socket, loopback: bool) -> None:
+    import uvicorn
+
+    from monitor.web.app import create_app
+
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    allowed = ["127.0.0.1", "localhost", "::1", "[::1]"] if loopback else None
+    app = create_app(config, store, access, allowed_hosts=allowed)
+    how = ("this machine only" if loopback else
+           "sign-in: " + " or ".join(w for w, on in (("review links", access.link_key),
+                                                      ("Basic credentials", access.basic)) if on))
+    click.echo(f"monitor serve: http://{shown}:{bound_port}/  ({how}; Ctrl-C stops)", nl=True)
+    if not config.digest.review_url:
+        click.echo("note: digest.review_url is not set: the digest shows item ids, not links to "
+                   "this server")
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
+                                           server_header=False, lifespan="off"))
+    with store:
+        server.run(sockets=[sock])
+
+
+COMMANDS = (serve,)

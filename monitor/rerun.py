@@ -1,0 +1,35 @@
+"""Re-running the analysis over stored articles: what `monitor keywords test`, the
+keywords page of `monitor serve` and `monitor reclassify` share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from monitor.review import VerdictDiff
+
+BATCH = 500
+
+
+def rerun(store, analyzer, since: datetime | None, batch: int = BATCH,
+          write_at: datetime | None = None, progress: Callable[[int], None] | None = None,
+          limit: int | None = None) -> VerdictDiff:
+    """Analyse the stored articles since ``since`` batch by batch, in id order; the
+    VerdictDiff against their stored verdicts. With ``write_at``, each batch's results are
+    stored (one transaction per batch). ``limit``: stop after that many articles."""
+    diff, after = VerdictDiff(), 0
+    while limit is None or diff.examined < limit:
+        size = batch if limit is None else min(batch, limit - diff.examined)
+        rows = store.verdict_batch(since, after, size)
+        if not rows:
+            break
+        analyses = analyzer.analyse([(title, text, hint) for _, title, text, hint in rows])
+        for (stored, *_), a in zip(rows, analyses, strict=True):
+            diff.add(stored, a.verdict.flagged, a.verdict.topics, a.verdict.reasons,
+                     [m.code for m in a.countries], [m.code for m in a.minerals])
+        if write_at is not None:
+            store.write_verdicts([(s.id, a) for (s, *_), a in zip(rows, analyses, strict=True)], write_at)
+        after = rows[-1][0].id
+        if progress is not None:
+            progress(len(rows))
+    return diff

@@ -1,0 +1,119 @@
+"""Who may use `monitor serve`, and who they are.
+
+- On a loopback address (the default) every request from this machine is let in; verdicts
+  are recorded under the name of the user who started the server (as `monitor review
+  mark` records $USER), or under the name a review link or Basic credentials give.
+- Bound beyond this machine, a request needs a session opened by a valid review link from
+  the digest, or HTTP Basic credentials (``serve.username`` and the password in the
+  environment variable ``serve.password_env`` names). The server refuses to start bound
+  elsewhere with neither configured.
+- Every form carries a CSRF token: a random value kept in an HttpOnly, SameSite=Strict
+  cookie and repeated in the form; a POST without both, or whose Origin is another site,
+  changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from monitor.tokens import read_session, same_secret, session_value
+
+SESSION_COOKIE = "monitor_session"
+CSRF_COOKIE = "monitor_csrf"
+MAX_SESSION = timedelta(days=30)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (what --host was given) is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Access:
+    """The server's access rules (one per process)."""
+
+    loopback: bool
+    link_key: bytes | None            # signs the digest's review links (from the environment)
+    username: str | None = None
+    password: str | None = None
+    local_user: str = "local"
+
+    def __post_init__(self) -> None:
+        # Sessions are signed with the link key when there is one (so they survive a
+        # restart), else with a key of this process.
+        self.session_key = self.link_key or secrets.token_bytes(32)
+
+    @property
+    def basic(self) -> bool:
+        return bool(self.username and self.password)
+
+    def problem(self) -> str | None:
+        """Why the server must not start with these rules (None: it may)."""
+        if self.username and not self.password:
+            return ("serve.username is set but serve.password_env names no variable that is set: "
+                    "Basic sign-in would be impossible")
+        if not self.loopback and not (self.basic or self.link_key):
+            return ("bound beyond this machine, monitor serve needs access control: set the review "
+                    "link key (the variable digest.review_key_env names, at least 16 characters) or "
+                    "serve.username and serve.password_env")
+        return None
+
+    def reviewer(self, cookies: dict[str, str], authorization: str | None, now: datetime) -> str | None:
+        """The reviewer of a request, or None when it must not be let in."""
+        session = cookies.get(SESSION_COOKIE)
+        if session:
+            who = read_session(self.session_key, session, now)
+            if who:
+                return who
+        if self.basic and authorization:
+            user = self._basic_user(authorization)
+            if user:
+                return user
+        return self.local_user if self.loopback else None
+
+    def _basic_user(self, header: str) -> str | None:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            user, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        ok_user = same_secret(user, self.username or "")
+        ok_password = same_secret(password, self.password or "")
+        return user if ok_user and ok_password else None
+
+    def session_for(self, who: str, expires: datetime, now: datetime) -> tuple[str, int]:
+        """(cookie value, max-age seconds) of a session for ``who``."""
+        until = min(expires, now + MAX_SESSION)
+        return session_value(self.session_key, who, until), max(1, int((until - now).total_seconds()))
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def usable_csrf_cookie(value: str | None) -> bool:
+    return bool(value) and 40 <= len(value or "") <= 64 and (value or "").replace("-", "").replace("_", "").isalnum()
+
+
+def csrf_ok(cookie: str | None, submitted: str | None) -> bool:
+    return usable_csrf_cookie(cookie) and same_secret(submitted, cookie or "")
+
+
+def same_origin(origin: str | None, scheme: str, host: str | None) -> bool:
+    """A missing Origin is allowed (older browsers, curl with the token); a present one
+    must be this server's own."""
+    if not origin:
+        return True
+    return host is not None and origin.rstrip("/") == f"{scheme}://{host}"

@@ -1,0 +1,388 @@
+"""`monitor serve`: the review pages, a Starlette application over the same store.
+
+    /                    flagged items, newest first, with filters and paging
+    /export.csv|.json    the current filter's items (at most EXPORT_LIMIT)
+    /items/{id}          one item: text, why, passage, near-duplicates, history, verdict form
+    /items/{id}/review   POST only: record a verdict (the same review rows as the CLI)
+    /feeds               feed health, as `monitor feeds`
+    /keywords            dry run of an edited rule set (POST shows what would change)
+    /static/app.css      the one stylesheet; no JavaScript anywhere
+
+Pages are rendered with the digest's Jinja2 environment (autoescaped). GET never writes:
+a review link from the digest opens a session and redirects to its item; the verdict is
+a POST from that page with its CSRF token. Responses carry a strict Content-Security-
+Policy and ``Referrer-Policy: same-origin``: no other site learns an address of this one
+(a review link's token is dropped from the address by a redirect anyway), while the
+browser still sends the Origin that the POST check compares.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from monitor import TOPICS
+from monitor.exceptions import ConfigError, MonitorError
+from monitor.review import VERDICTS, article_json
+from monitor.types import ArticleView, DigestArticle
+from monitor.web.access import (CSRF_COOKIE, SESSION_COOKIE, Access, csrf_ok, new_csrf_token, same_origin,
+                                usable_csrf_cookie)
+from monitor.web.filters import ListFilter
+
+log = logging.getLogger("monitor.serve")
+
+EXPORT_LIMIT = 50_000
+DRYRUN_LIMIT = 10_000         # articles a keywords dry run examines at most
+MAX_NOTE = 2_000
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
+                                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+_CSV_RISKY = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ReviewApp:
+    """The pages and what they share: config, store, access rules, the analyser."""
+
+    def __init__(self, config, store, access: Access, clock, analyzer=None) -> None:
+        self.config = config
+        self.store = store
+        self.access = access
+        self.clock = clock
+        self._analyzer = analyzer
+        from monitor.digest import environment
+
+        self.env = environment()
+
+    @property
+    def analyzer(self):
+        if self._analyzer is None:
+            from monitor.analyze import Analyzer
+
+            self._analyzer = Analyzer.from_config(self.config, lazy=True)
+        return self._analyzer
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _reviewer(self, request: Request) -> str | None:
+        return self.access.reviewer(request.cookies, request.headers.get("authorization"), self.clock())
+
+    def _denied(self, request: Request) -> Response:
+        if self.access.basic:
+            return self._page(request, "denied.html.j2", 401, reviewer=None,
+                              headers={"WWW-Authenticate": 'Basic realm="monitor", charset="UTF-8"'},
+                              message="Sign in with the monitor user name and password, or open "
+                                      "an item from a review link in the digest.")
+        return self._page(request, "denied.html.j2", 403, reviewer=None,
+                          message="Open an item from a review link in the digest.")
+
+    def _page(self, request: Request, template: str, status: int = 200, *,
+              headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+        cookie = request.cookies.get(CSRF_COOKIE)
+        token = cookie if cookie is not None and usable_csrf_cookie(cookie) else new_csrf_token()
+        html = self.env.get_template(f"web/{template}").render(
+            csrf=token, path=request.url.path, topics=TOPICS, section=section, **context)
+        response = HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
+        if token != cookie:
+            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
+                                secure=request.url.scheme == "https", path="/")
+        return response
+
+    async def _form(self, request: Request):
+        """The POSTed form if its CSRF token and Origin check out, else None."""
+        form = await request.form()
+        if not same_origin(request.headers.get("origin"), request.url.scheme, request.headers.get("host")):
+            return None
+        submitted = form.get("csrf")
+        if not csrf_ok(request.cookies.get(CSRF_COOKIE), submitted if isinstance(submitted, str) else None):
+            return None
+        return form
+
+    def _refused_form(self, request: Request, reviewer: str | None) -> Response:
+        return self._page(request, "denied.html.j2", 403, reviewer=reviewer,
+                          message="This form could not be checked (its CSRF token is missing or "
+                                  "stale, or it came from another site). Nothing was changed: "
+                                  "reload the page and try again.")
+
+    # -- pages -------------------------------------------------------------------------
+    async def flagged(self, request: Request) -> Response:
+        reviewer = self._reviewer(request)
+        if reviewer is None:
+            return self._denied(request)
+        wanted = ListFilter.from_query(request.query_params)
+        size = self.config.serve.page_size
+        rows = await run_in_threadpool(self.store.review_list, **wanted.store_filters(size))
+        from monitor.minerals import mineral_ids
+
+        return self._page(request, "list.html.j2", reviewer=reviewer, f=wanted, rows=rows[:size],
+                          more=len(rows) > size, first=(wanted.page - 1) * size + 1,
+                          story=_story, minerals=mineral_ids())
+
+    async def export(self, request: Request) -> Response:
+        reviewer = self._reviewer(request)
+        if reviewer is None:
+            return self._denied(request)
+        kind = request.path_params["kind"]
+        if kind not in ("csv", "json"):
+            return await _not_found(request, LookupError(kind))
+        wanted = ListFilter.from_query(request.query_params)
+        filters = {**wanted.store_filters(EXPORT_LIMIT), "limit": EXPORT_LIMIT, "offset": 0}
+        rows = await run_in_threadpool(self.store.review_list, **filters)
+        headers = {**SECURITY_HEADERS,
+                   "Content-Disposition": f'attachment; filename="monitor-flagged.{kind}"'}
+        if kind == "json":
+            body = json.dumps([article_json(r) for r in rows], ensure_ascii=False, indent=1)
+            return Response(body, media_type="application/json", headers=headers)
+        return StreamingResponse(_csv_lines(rows), media_type="text/csv; charset=utf-8", headers=headers)
+
+    async def item(self, request: Request) -> Response:
+        article_id = request.path_params["article_id"]
+        if "t" in request.query_params:
+            return self._open_link(request, article_id)
+        reviewer = self._reviewer(request)
+        if reviewer is None:
+            return self._denied(request)
+        return await self._item_page(request, article_id, reviewer)
+
+    async def _item_page(self, request: Request, article_id: int, reviewer: str, status: int = 200,
+                         error: str | None = None, note: str = "") -> Response:
+        detail = await run_in_threadpool(self.store.review_detail, article_id)
+        if detail is None:
+            return self._page(request, "denied.html.j2", 404, reviewer=reviewer,
+                              message=f"There is no item #{article_id} in this store.")
+        chosen = request.query_params.get("v")
+        return self._page(request, "item.html.j2", status, reviewer=reviewer, d=detail,
+                          a=detail.article, story=_story(detail.article),
+                          chosen=chosen if chosen in VERDICTS else None, error=error, note=note,
+                          saved=request.query_params.get("saved") in VERDICTS)
+
+    def _open_link(self, request: Request, article_id: int) -> Response:
+        """A review link: check it, open a session for its recipient, redirect to the item
+        (without the token, so it stays out of the browser's history). Writes nothing."""
+        from monitor.tokens import TokenError, read_review_token
+
+        now = self.clock()
+        if self.access.link_key is None:
+            return self._page(request, "denied.html.j2", 403, reviewer=None,
+                              message="Review links are not enabled on this server: the variable "
+                                      f"${self.config.digest.review_key_env} is not set where "
+                                      "`monitor serve` runs.")
+        try:
+            grant = read_review_token(self.access.link_key, request.query_params["t"], now)
+        except TokenError as exc:
+            log.warning("review link refused (%s) for item %s", exc.reason, article_id)
+            return self._page(request, "denied.html.j2", 403, reviewer=None, message=str(exc) + ".")
+        if grant.article_id != article_id:
+            return self._page(request, "denied.html.j2", 403, reviewer=None,
+                              message="This review link belongs to another item.")
+        value, max_age = self.access.session_for(grant.recipient, grant.expires, now)
+        target = f"/items/{article_id}"
+        if request.query_params.get("v") in VERDICTS:
+            target += f"?v={request.query_params['v']}"
+        response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+        response.set_cookie(SESSION_COOKIE, value, max_age=max_age, httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https", path="/")
+        return response
+
+    async def review(self, request: Request) -> Response:
+        from monitor.exceptions import UsageError
+        from monitor.review import check_topics, review_topics
+
+        reviewer = self._reviewer(request)
+        if reviewer is None:
+            return self._denied(request)
+        article_id = request.path_params["article_id"]
+        form = await self._form(request)
+        if form is None:
+            return self._refused_form(request, reviewer)
+        verdict = str(form.get("verdict") or "")
+        note = " ".join(str(form.get("note") or "").split())[:MAX_NOTE] or None
+        try:
+            if verdict not in VERDICTS:
+                raise UsageError("choose relevant or not relevant")
+            given = check_topics([str(t) for t in form.getlist("topics")]) if verdict == "relevant" else ()
+            current = await run_in_threadpool(self.store.article_topics, [article_id])
+            if article_id not in current:
+                return self._page(request, "denied.html.j2", 404, reviewer=reviewer,
+                                  message=f"There is no item #{article_id} in this store.")
+            chosen = review_topics(verdict, given, current)
+            await run_in_threadpool(self.store.add_reviews, chosen, verdict, note, reviewer, self.clock())
+        except UsageError as exc:
+            return await self._item_page(request, article_id, reviewer, 400, error=str(exc), note=note or "")
+        except MonitorError as exc:
+            log.error("review of item %s not saved: %s", article_id, exc)
+            return await self._item_page(request, article_id, reviewer, 503,
+                                         error=f"not saved, try again: {exc}", note=note or "")
+        log.info("item %s marked %s by %s", article_id, verdict, reviewer)
+        return RedirectResponse(f"/items/{article_id}?saved={verdict}", status_code=303,
+                                headers=SECURITY_HEADERS)
+
+    async def feeds(self, request: Request) -> Response:
+        reviewer = self._reviewer(request)
+        if reviewer is None:
+            return self._denied(request)
+        rows = await run_in_threadpool(self.store.feed_health, self.clock(),
+                                       self.config.poll.broken_after_errors)
+        return self._page(request, "feeds.html.j2", reviewer=reviewer, rows=rows)
+
+    async def keywords(self, request: Request) -> Response:
+        reviewer = self._reviewer(request)
+        if reviewer is None:
+            return self._denied(request)
+        spec = self.config.keywords.spec()
+        lists = {key: "\n".join(values) for key, values in spec.items()}
+        if request.method == "GET":
+            return self._page(request, "keywords.html.j2", reviewer=reviewer, lists=lists, days=7,
+                              diff=None, error=None, toml=None, limit=DRYRUN_LIMIT)
+        form = await self._form(request)
+        if form is None:
+            return self._refused_form(request, reviewer)
+        lists = {key: str(form.get(key) or "") for key in spec}
+        days_text = str(form.get("days") or "7").strip()
+        days = int(days_text) if days_text.isdigit() and 1 <= int(days_text) <= 365 else 0
+        error = None if days else f"days: expected a whole number from 1 to 365, got {days_text!r}"
+        diff = rules = None
+        if error is None:
+            try:
+                rules = _rules(lists)
+            except ConfigError as exc:
+                error = str(exc)
+        if rules is not None:
+            diff = await run_in_threadpool(self._dry_run, rules, days)
+        status = 400 if error else 200
+        return self._page(request, "keywords.html.j2", status, reviewer=reviewer, lists=lists,
+                          days=days or days_text, diff=diff, error=error, limit=DRYRUN_LIMIT,
+                          toml=_toml(lists) if rules is not None else None)
+
+    def _dry_run(self, rules, days: int):
+        from monitor.analyze import Analyzer
+        from monitor.rerun import rerun
+
+        base = self.analyzer
+        trial = Analyzer(base.classifier, rules, base.threshold)
+        since = self.clock() - timedelta(days=days)
+        return rerun(self.store, trial, since, limit=DRYRUN_LIMIT)
+
+    async def stylesheet(self, request: Request) -> Response:
+        from monitor.resources import templates_dir
+
+        css = (templates_dir() / "web" / "app.css").read_text(encoding="utf-8")
+        return Response(css, media_type="text/css", headers={**SECURITY_HEADERS,
+                                                             "Cache-Control": "max-age=3600"})
+
+    async def healthz(self, request: Request) -> Response:
+        return PlainTextResponse("ok", headers=SECURITY_HEADERS)
+
+    async def not_allowed(self, request: Request) -> Response:
+        return PlainTextResponse("405: this address changes nothing with GET; use the page's form",
+                                 status_code=405, headers={**SECURITY_HEADERS, "Allow": "POST"})
+
+
+def _story(article: ArticleView):
+    """A one-article digest Story, for the digest's analyst-worded "why" and passage."""
+    from monitor.digest import Story
+
+    lead = DigestArticle(id=article.id, title=article.title, text=article.text, url=article.url,
+                         source=article.source, published=article.published,
+                         first_seen=article.first_seen, language=article.language,
+                         topics=article.topics, score=article.score or 0.0,
+                         reasons=article.reasons, countries=article.countries,
+                         minerals=article.minerals, cluster_id=article.cluster_id)
+    return Story(lead=lead, members=(lead,), rank=0.0)
+
+
+def section(article: ArticleView) -> str:
+    topics = [t for t in TOPICS if t in article.topics]
+    return topics[0] if len(topics) == 1 else "both"
+
+
+def _rules(lists: dict[str, str]):
+    """KeywordRules from the page's text areas: one phrase a line, # starts a comment."""
+    from monitor.keywords import KeywordRules
+
+    spec = {key: tuple(line.strip() for line in text.splitlines()
+                       if line.strip() and not line.strip().startswith("#"))
+            for key, text in lists.items()}
+    return KeywordRules.compile(spec)
+
+
+def _toml(lists: dict[str, str]) -> str:
+    """The edited rules as a [keywords] block to paste into the config."""
+    lines = ["[keywords]"]
+    for key, text in lists.items():
+        phrases = [p.strip() for p in text.splitlines() if p.strip() and not p.strip().startswith("#")]
+        lines.append(f"{key} = [")
+        lines += [f"  {json.dumps(p, ensure_ascii=False)}," for p in phrases]
+        lines.append("]")
+    return "\n".join(lines)
+
+
+def _csv_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_CSV_RISKY) else text     # no formulas in a spreadsheet
+
+
+def _csv_lines(rows: list[ArticleView]):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["id", "published", "source", "title", "url", "language", "topics", "countries",
+                     "minerals", "score", "status", "reviewer", "reasons"])
+    for r in rows:
+        writer.writerow([_csv_cell(v) for v in (
+            r.id, r.published.isoformat(), r.source, r.title, r.url, r.language, ",".join(r.topics),
+            ",".join(r.countries), ",".join(r.minerals), "" if r.score is None else f"{r.score:.3f}",
+            r.status, r.review.reviewer if r.review else "", "; ".join(r.reasons))])
+        if out.tell() > 64_000:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+def create_app(config, store, access: Access, clock=None, analyzer=None,
+               allowed_hosts: list[str] | None = None) -> Starlette:
+    """The ASGI application. ``allowed_hosts``: Host headers accepted (on loopback, only
+    this machine's names, so a page elsewhere cannot reach it by DNS rebinding)."""
+    if clock is None:
+        from monitor.clock import utcnow as clock
+    app = ReviewApp(config, store, access, clock, analyzer)
+    routes = [
+        Route("/", app.flagged),
+        Route("/export.{kind:str}", app.export),
+        Route("/items/{article_id:int}", app.item),
+        Route("/items/{article_id:int}/review", app.review, methods=["POST"]),
+        Route("/items/{article_id:int}/review", app.not_allowed, methods=["GET"]),
+        Route("/feeds", app.feeds),
+        Route("/keywords", app.keywords, methods=["GET", "POST"]),
+        Route("/static/app.css", app.stylesheet),
+        Route("/healthz", app.healthz),
+    ]
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
+    starlette = Starlette(routes=routes, middleware=middleware, exception_handlers={
+        404: _not_found, 405: _method_not_allowed})
+    starlette.state.review_app = app
+    return starlette
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse("404: no such page", status_code=404, headers=SECURITY_HEADERS)
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse("405: method not allowed", status_code=405, headers=SECURITY_HEADERS)
+

@@ -1,0 +1,118 @@
+"""The flagged list's filters: query-string values in, checked store filters out. Pure.
+
+    ListFilter.from_query({"from": "2026-12-01", "topic": "export-controls", "q": "gallium"})
+
+A value that cannot be used is not silently dropped: it becomes a message on the page
+(``problems``) and the filter is left out, so the list still answers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from urllib.parse import urlencode
+
+from monitor import TOPICS
+from monitor.review import STATUSES
+
+_CODE = re.compile(r"^[A-Za-z]{2}$")
+_MINERAL = re.compile(r"^[a-z0-9+-]{1,40}$")
+MAX_TEXT = 200
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """What the analyst asked for (as typed, for the form) and what the store gets."""
+
+    since: date | None = None          # first day, inclusive (UTC)
+    until: date | None = None          # last day, inclusive (UTC)
+    topic: str = ""
+    country: str = ""
+    mineral: str = ""
+    language: str = ""
+    status: str = ""                   # "" = every flagged article; unreviewed; relevant; irrelevant
+    text: str = ""
+    page: int = 1
+    problems: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> ListFilter:
+        problems: list[str] = []
+
+        def day(name: str) -> date | None:
+            value = (query.get(name) or "").strip()
+            if not value:
+                return None
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                problems.append(f"{name}: expected a date such as 2026-12-01, got {value!r}")
+                return None
+
+        def choice(name: str, allowed: tuple[str, ...]) -> str:
+            value = (query.get(name) or "").strip()
+            if value and value not in allowed:
+                problems.append(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+                return ""
+            return value
+
+        def pattern(name: str, regex: re.Pattern[str], example: str, fold=str.upper) -> str:
+            given = (query.get(name) or "").strip()
+            value = fold(given)
+            if value and not regex.match(value):
+                problems.append(f"{name}: expected {example}, got {given!r}")
+                return ""
+            return value
+
+        page_text = (query.get("page") or "1").strip()
+        page = int(page_text) if page_text.isdigit() and 0 < int(page_text) < 100_000 else 1
+        if page_text != str(page):
+            problems.append(f"page: expected a page number, got {page_text!r}")
+        since, until = day("from"), day("to")
+        if since and until and until < since:
+            problems.append("to: the last day is before the first; the span was left out")
+            since = until = None
+        text = " ".join((query.get("q") or "").split())
+        if len(text) > MAX_TEXT:
+            problems.append(f"q: at most {MAX_TEXT} characters are searched")
+            text = text[:MAX_TEXT]
+        return cls(since=since, until=until, topic=choice("topic", TOPICS),
+                   country=pattern("country", _CODE, "an ISO code such as CN"),
+                   mineral=pattern("mineral", _MINERAL, "a mineral id such as gallium", str.lower),
+                   language=pattern("lang", _CODE, "a language code such as de", str.lower),
+                   status=choice("status", STATUSES), text=text, page=page,
+                   problems=tuple(problems))
+
+    def store_filters(self, page_size: int) -> dict:
+        """Keyword arguments of Store.review_list for this page (one row more than a page,
+        to know whether there is a next one)."""
+        return dict(since=_midnight(self.since), until=_midnight(self.until, 1),
+                    topic=self.topic or None, country=self.country or None,
+                    mineral=self.mineral or None, language=self.language or None,
+                    text=self.text or None, status=self.status or None,
+                    limit=page_size + 1, offset=(self.page - 1) * page_size)
+
+    def query(self, **changes) -> str:
+        """The query string of this filter with ``changes`` (page=2, …), empty values left out."""
+        values = {"from": self.since.isoformat() if self.since else "",
+                  "to": self.until.isoformat() if self.until else "",
+                  "topic": self.topic, "country": self.country, "mineral": self.mineral,
+                  "lang": self.language, "status": self.status, "q": self.text,
+                  "page": str(self.page) if self.page > 1 else ""}
+        values.update({k: str(v) for k, v in changes.items()})
+        if values.get("page") == "1":
+            values["page"] = ""
+        return urlencode({k: v for k, v in values.items() if v})
+
+    @property
+    def active(self) -> bool:
+        return any((self.since, self.until, self.topic, self.country, self.mineral,
+                    self.language, self.status, self.text))
+
+
+def _midnight(day: date | None, plus_days: int = 0) -> datetime | None:
+    if day is None:
+        return None
+    return datetime.combine(day + timedelta(days=plus_days), time(0), tzinfo=timezone.utc)

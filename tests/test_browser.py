@@ -1,0 +1,97 @@
+"""The review loop in a real browser: headless Chromium (Debian's package) driven by
+Playwright against a real `monitor serve` on 127.0.0.1 and a real store.
+
+Open the "not relevant" link of a delivered digest, confirm with one click, see the
+verdict in `monitor review list --status irrelevant` and in the next `monitor train`.
+Skipped with a message where Chromium or Playwright is missing (.ci/run installs both).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from servehelp import KEY, Served, fill, write_config
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FIXTURE = Path(__file__).parent / "fixtures"
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def monitor(config: Path, *args: str, env=None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_a_digest_link_marks_an_item_not_relevant_and_training_picks_it_up(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    db = tmp_path / "m.db"
+    ids = fill(f"sqlite:///{db}")
+    model = tmp_path / "model" / "classifier.skops"
+    config = write_config(tmp_path / "monitor.toml", f"sqlite:///{db}", tmp_path / "outbox",
+                          extra=f'[classifier]\nmodel = "{model}"\n')
+    with Served(config) as served:
+        write_config(config, f"sqlite:///{db}", tmp_path / "outbox", review_url=served.url,
+                     extra=f'[classifier]\nmodel = "{model}"\n')
+        sent = monitor(config, "digest", env={"MONITOR_REVIEW_KEY": KEY})
+        assert sent.returncode == 0, sent.stderr
+        eml = next(p for p in (tmp_path / "outbox").glob("*.eml") if "ana" in p.name)
+        message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+        text = message.get_body(("plain",)).get_content()
+        link = re.search(r"Not relevant: (http://\S+/items/(\d+)\?t=\S+)", text)
+        assert link, text
+        item = int(link.group(2))
+
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1200, "height": 900})
+                page.goto(link.group(1))
+                assert page.url == f"{served.url}/items/{item}?v=irrelevant"       # the token left the address
+                assert "reviewing as ana@example.org" in page.inner_text("header")
+                assert "You chose not relevant" in page.inner_text("form.verdict")
+                page.fill("input[name=note]", "not about supply")
+                page.click("button[value=irrelevant]")
+                assert "Saved: not relevant" in page.inner_text("p.saved")
+                assert "ana@example.org: not relevant — not about supply" in page.inner_text("ul.history")
+                for width, name in ((1200, "desktop"), (390, "phone")):
+                    page.set_viewport_size({"width": width, "height": 900})
+                    for path in ("/", f"/items/{item}"):
+                        page.goto(served.url + path)
+                        shot = tmp_path / f"{name}{path.replace('/', '-')}.png"
+                        page.screenshot(path=str(shot), full_page=True)
+                        assert png_size(shot)[0] == width and shot.stat().st_size > 10_000
+                page.goto(served.url + "/?status=irrelevant")
+                assert page.locator("table.items a.title").count() == 1
+            finally:
+                browser.close()
+
+    listed = monitor(config, "review", "list", "--status", "irrelevant", "--json")
+    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [item]
+    assert item in ids.values()
+    corpus, labels = tmp_path / "corpus", tmp_path / "labels"
+    corpus.mkdir()
+    labels.mkdir()
+    shutil.copy(FIXTURE / "classifier_corpus.jsonl", corpus / "fixture.jsonl")
+    trained = monitor(config, "train", "--corpus", str(corpus), "--labels", str(labels))
+    assert trained.returncode == 0, trained.stderr
+    assert "1 reviews" in trained.stdout
+    assert json.loads(model.with_name("classifier.card.json").read_text())["n_reviews"] == 1

@@ -1,0 +1,249 @@
+"""`monitor serve` end to end: a real server process on 127.0.0.1, a real store (SQLite
+and PostgreSQL), real HTTP requests. The browser test is tests/test_browser.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from monitor.storage import open_store
+from monitor.tokens import review_token
+from servehelp import KEY, NOW, Served, fill, write_config
+
+@pytest.fixture
+def served(tmp_path, store_url):
+    ids = fill(store_url)
+    config = write_config(tmp_path / "monitor.toml", store_url, tmp_path / "outbox")
+    with Served(config) as server:
+        server.ids, server.store_url = ids, store_url
+        yield server
+
+
+def reviews(store_url: str) -> list:
+    store = open_store(store_url)
+    try:
+        return [v for v in store.review_list(include_unflagged=True, limit=None) if v.review]
+    finally:
+        store.close()
+
+
+def titles(html: str) -> list[str]:
+    return re.findall(r'class="title" href="/items/\d+">([^<]*)<', html)
+
+
+def csrf_of(client: httpx.Client, url: str) -> str:
+    page = client.get(url)
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def test_the_flagged_list_filters_pages_and_escapes(served):
+    with httpx.Client(base_url=served.url) as client:
+        first = client.get("/")
+        assert first.status_code == 200
+        assert "default-src 'none'" in first.headers["content-security-policy"]
+        assert "<script>alert" not in first.text and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in first.text
+        assert len(titles(first.text)) == 5 and 'rel="next"' in first.text      # page_size 5 of 7 flagged
+        assert "Codelco quarterly results" not in first.text                      # not flagged
+        second = client.get("/?page=2")
+        assert len(titles(second.text)) == 2 and "Graphite anode plant" in second.text
+        assert set(titles(first.text)).isdisjoint(titles(second.text))
+
+        def only(**query) -> list[str]:
+            return titles(client.get("/", params=query).text)
+
+        assert only(country="cd") == ["Cobalt price slides as Congo output grows"]
+        assert only(lang="zh") == ["稀土出口管制：商务部发布新规"]
+        assert only(mineral="lithium") == ["Codelco unterzeichnet Lithium-Abnahmevertrag mit koreanischem Hersteller"]
+        assert set(only(topic="export-controls")) == {
+            "China tightens export licensing for gallium and germanium", "稀土出口管制：商务部发布新规",
+            "US adds chip firms to the Entity List"}
+        assert only(q="KATOWICE") == ["Graphite anode plant opens in Poland"]
+        assert only(q="100%") == []                                                # literal, not a wildcard
+        day = (NOW - timedelta(days=40)).date().isoformat()
+        assert only(**{"from": day, "to": day}) == ["Graphite anode plant opens in Poland"]
+        assert only(status="relevant") == []
+        bad = client.get("/", params={"country": "China", "from": "yesterday"})
+        assert bad.status_code == 200 and "country: expected an ISO code" in bad.text
+        assert "from: expected a date" in bad.text and len(titles(bad.text)) == 5
+
+
+def test_export_follows_the_filter(served):
+    with httpx.Client(base_url=served.url) as client:
+        rows = client.get("/export.json", params={"topic": "export-controls"}).json()
+        assert {r["title"] for r in rows} == {"China tightens export licensing for gallium and germanium",
+                                              "稀土出口管制：商务部发布新规", "US adds chip firms to the Entity List"}
+        text = client.get("/export.csv", params={"mineral": "nickel"})
+        assert text.headers["content-type"].startswith("text/csv")
+        lines = text.text.splitlines()
+        assert lines[0].startswith("id,published,source,title") and len(lines) == 2
+        assert ",'<script>" not in lines[1] and "<script>alert('x')</script> Nickel ore" in lines[1]
+        assert client.get("/export.xml").status_code == 404
+
+
+def test_an_item_page_and_a_verdict_by_post_only(served):
+    item = served.ids["ga"]
+    with httpx.Client(base_url=served.url) as client:
+        page = client.get(f"/items/{item}", params={"v": "irrelevant"})
+        assert page.status_code == 200 and "You chose <b>not relevant</b>" in page.text
+        assert "Exporters of gallium and germanium products" in page.text and "China (CN)" in page.text
+        assert client.get(f"/items/{item}/review", params={"verdict": "irrelevant"}).status_code == 405
+        assert reviews(served.store_url) == []                       # GETs changed nothing
+        assert client.get("/items/999999").status_code == 404
+
+        no_token = client.post(f"/items/{item}/review", data={"verdict": "irrelevant"})
+        assert no_token.status_code == 403 and "CSRF" in no_token.text
+        token = csrf_of(client, f"/items/{item}")
+        forged = client.post(f"/items/{item}/review", data={"verdict": "irrelevant", "csrf": token + "x"})
+        assert forged.status_code == 403
+        elsewhere = client.post(f"/items/{item}/review", data={"verdict": "irrelevant", "csrf": token},
+                                headers={"Origin": "https://evil.example"})
+        assert elsewhere.status_code == 403
+        assert reviews(served.store_url) == []
+
+        no_topics = client.post(f"/items/{item}/review", data={"verdict": "relevant", "csrf": token,
+                                                               "topics": "nonsense"})
+        assert no_topics.status_code == 400 and "unknown topic" in no_topics.text
+        saved = client.post(f"/items/{item}/review", data={"verdict": "irrelevant", "csrf": token,
+                                                           "note": "  price noise \n"})
+        assert saved.status_code == 303 and saved.headers["location"] == f"/items/{item}?saved=irrelevant"
+        assert "Saved: not relevant" in client.get(saved.headers["location"]).text
+        again = client.post(f"/items/{item}/review", data={"verdict": "relevant", "csrf": token,
+                                                           "topics": ["export-controls"]})
+        assert again.status_code == 303
+    [view] = reviews(served.store_url)
+    assert (view.review.verdict, view.review.topics, view.review.reviewer) == (
+        "relevant", ("export-controls",), "tester")
+    listed = subprocess.run([sys.executable, "-m", "monitor", "--config", str(served.config), "review", "show",
+                             str(item), "--json"], capture_output=True, text=True, check=True)
+    history = json.loads(listed.stdout)["history"]
+    assert [(h["verdict"], h["note"], h["current"]) for h in history] == [
+        ("relevant", None, True), ("irrelevant", "price noise", False)]
+
+
+def test_review_links_open_a_session_and_nothing_else(served):
+    item = served.ids["cjk"]
+    good = review_token(KEY.encode(), "ana@example.org", item, NOW + timedelta(days=1))
+    with httpx.Client(base_url=served.url) as client:
+        opened = client.get(f"/items/{item}", params={"t": good, "v": "relevant"})
+        assert opened.status_code == 303 and opened.headers["location"] == f"/items/{item}?v=relevant"
+        assert "monitor_session" in opened.headers["set-cookie"] and "HttpOnly" in opened.headers["set-cookie"]
+        page = client.get(opened.headers["location"])
+        assert "reviewing as <b>ana@example.org</b>" in page.text
+        assert reviews(served.store_url) == []                      # opening a link casts no verdict
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        client.post(f"/items/{item}/review", data={"verdict": "relevant", "csrf": token,
+                                                   "topics": ["critical-minerals", "export-controls"]})
+    assert reviews(served.store_url)[0].review.reviewer == "ana@example.org"
+
+    with httpx.Client(base_url=served.url) as client:
+        parts = good.split(".")
+        parts[1] = base64.urlsafe_b64encode(b"eve@example.org").decode().rstrip("=")   # another recipient
+        forged = client.get(f"/items/{item}", params={"t": ".".join(parts)})
+        assert forged.status_code == 403 and "not valid" in forged.text
+        assert "monitor_session" not in forged.headers.get("set-cookie", "")
+        other_key = review_token(b"another-key-0123456789", "ana@example.org", item, NOW + timedelta(days=1))
+        assert client.get(f"/items/{item}", params={"t": other_key}).status_code == 403
+        expired = review_token(KEY.encode(), "ana@example.org", item, NOW - timedelta(minutes=1))
+        late = client.get(f"/items/{item}", params={"t": expired})
+        assert late.status_code == 403 and "expired on" in late.text
+        elsewhere = client.get(f"/items/{served.ids['ga']}", params={"t": good})
+        assert elsewhere.status_code == 403 and "another item" in elsewhere.text
+        assert "monitor_session" not in client.cookies
+
+
+def test_feeds_page_and_keywords_dry_run_write_nothing(served):
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        feeds = client.get("/feeds")
+        assert feeds.status_code == 200 and "Rohstoff-Ticker" in feeds.text and "Asia Wire" in feeds.text
+        form = client.get("/keywords")
+        assert form.status_code == 200
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+        before = [(v.id, v.flagged, v.topics) for v in _all(served.store_url)]
+        run = client.post("/keywords", data={"csrf": token, "days": "3", "critical-minerals": "",
+                                             "export-controls": "Codelco\n# a comment", "mute": ""})
+        assert run.status_code == 200, run.text
+        newly = re.search(r"would newly flag</th><td class=\"num\">(\d+)", run.text)
+        assert newly and int(newly.group(1)) >= 1 and "Codelco quarterly results" in run.text
+        assert 'export-controls = [\n  &#34;Codelco&#34;,\n]' in run.text            # the block for the config
+        broken = client.post("/keywords", data={"csrf": token, "days": "3", "export-controls": "re:(",
+                                                "critical-minerals": "", "mute": ""})
+        assert broken.status_code == 400 and "keywords.export-controls[0]" in broken.text
+        assert client.post("/keywords", data={"days": "3"}).status_code == 403
+    assert [(v.id, v.flagged, v.topics) for v in _all(served.store_url)] == before
+
+
+def _all(store_url):
+    store = open_store(store_url)
+    try:
+        return store.review_list(include_unflagged=True, limit=None)
+    finally:
+        store.close()
+
+
+def test_a_page_from_another_host_name_is_refused(served):
+    """Bound to loopback, only this machine's names are served (no DNS rebinding)."""
+    assert httpx.get(served.url + "/", headers={"Host": "evil.example"}).status_code == 400
+
+
+def test_serve_refuses_to_start_open_to_the_network(tmp_path):
+    config = write_config(tmp_path / "monitor.toml", f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "out")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "serve",
+                             "--host", "0.0.0.0", "--port", "0"], capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "needs access control" in result.stderr
+    missing = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "serve", "--port", "0"],
+                             capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "no store at" in missing.stderr
+
+
+def _off_loopback_server(store_url: str, access):
+    """The app with the rules of a server bound beyond this machine, listening on 127.0.0.1."""
+    import socket
+
+    import uvicorn
+
+    from monitor.config import parse_config
+    from monitor.web.app import create_app
+
+    config = parse_config({"store": {"url": store_url}}, "test.toml")
+    store = open_store(store_url)
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(config, store, access), log_config=None,
+                                           access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        threading.Event().wait(0.02)
+    return server, thread, store, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_off_loopback_needs_a_link_or_basic_credentials(tmp_path, store_url):
+    from monitor.web.access import Access
+
+    ids = fill(store_url)
+    access = Access(loopback=False, link_key=KEY.encode(), username="desk", password="s3cret-pass")
+    server, thread, store, url = _off_loopback_server(store_url, access)
+    try:
+        anonymous = httpx.get(url + "/")
+        assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Basic")
+        assert httpx.get(url + "/", auth=("desk", "wrong")).status_code == 401
+        assert httpx.get(url + "/export.json", auth=("eve", "s3cret-pass")).status_code == 401
+        signed_in = httpx.get(url + "/", auth=("desk", "s3cret-pass"))
+        assert signed_in.status_code == 200 and "reviewing as <b>desk</b>" in signed_in.text
+        with httpx.Client(base_url=url) as client:
+            link = review_token(KEY.encode(), "ben@example.org", ids["co"], NOW + timedelta(days=1))
+            assert client.get(f"/items/{ids['co']}", params={"t": link}).status_code == 303
+            assert "reviewing as <b>ben@example.org</b>" in client.get("/feeds").text
+        assert httpx.get(url + "/", cookies={"monitor_session": "e30.forged"}).status_code == 401
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
