@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from monitor.cluster import cluster
+from monitor.cluster import cluster, merge_languages
 from monitor.digest import Coverage, build_digest, render, subject
 from monitor.exceptions import DeliveryError, UsageError
 from monitor.mail import Mailer, OutboxMailer, SmtpMailer, build_message
@@ -100,7 +100,9 @@ def _period_end(day: str, now: datetime, config) -> datetime:
 
 
 def _clusters(articles) -> dict[int, int]:
-    return cluster([a.id for a in articles], [(a.title, a.text) for a in articles])
+    """Near-duplicates within a language, then one story told in two languages."""
+    return merge_languages(cluster([a.id for a in articles], [(a.title, a.text) for a in articles]),
+                           articles)
 
 
 class DigestJob:

@@ -53,7 +53,17 @@ class Story:
 
     @property
     def sources(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(m.source for m in self.members))
+        """Who carried the story: the publisher each entry names, else its feed's name."""
+        return tuple(dict.fromkeys(m.outlet for m in self.members))
+
+    @property
+    def outlets(self) -> tuple[tuple[str, str | None], ...]:
+        """(source, link to its copy) for every source, the lead's first."""
+        links: dict[str, str | None] = {}
+        for m in self.members:
+            if links.get(m.outlet) is None:
+                links[m.outlet] = safe_link(m.url)
+        return tuple(links.items())
 
     @property
     def countries(self) -> tuple[str, ...]:
@@ -133,7 +143,7 @@ def _keyword_hits(article: DigestArticle) -> int:
 def _rank(members: Sequence[DigestArticle], lead: DigestArticle, oldest: datetime, newest: datetime) -> float:
     span = (newest - oldest).total_seconds() or 1.0
     recency = (max(m.published for m in members) - oldest).total_seconds() / span
-    sources = len({m.source for m in members})
+    sources = len({m.outlet for m in members})
     return (lead.score + min(0.2, 0.05 * _keyword_hits(lead)) + 0.1 * math.log2(sources)
             + 0.1 * max(0.0, min(1.0, recency)))
 

@@ -52,6 +52,7 @@ from monitor.exceptions import FeedError
 from monitor.types import ParsedArticle
 
 MAX_TITLE = 1_000
+MAX_PUBLISHER = 120
 MAX_TEXT = 20_000
 MAX_HTML = 1_000_000              # characters of one entry's HTML read to find MAX_TEXT of text
 MAX_ENTRIES = 1_000               # entries read per fetch, the first in document order
@@ -251,7 +252,27 @@ def _to_article(entry, feed_lang: str | None) -> ParsedArticle | None:
     published = _timestamp(entry)
     return ParsedArticle(key=article_key(guid, url, digest, title, published), guid=guid,
                          url=url, title=title, text=text, published=published,
-                         language=_entry_language(entry, feed_lang), content_hash=digest)
+                         language=_entry_language(entry, feed_lang), content_hash=digest,
+                         publisher=_publisher(entry))
+
+
+_WITH_ADDRESS = (re.compile(r"^\S+@\S+\s*\((?P<name>[^()@]+)\)$"),    # "desk@wire.example (Wire Desk)"
+                 re.compile(r"^(?P<name>[^()@]+?)\s*\(\S+@\S+\)$"))    # "Wire Desk (desk@wire.example)"
+
+
+def _publisher(entry) -> str | None:
+    """Who published an entry, where it says: its <source> (Google News names the outlet
+    there), else its author (Atom <author><name>, RSS <author>/<dc:creator>, without the
+    address); an address alone is not a name."""
+    source = entry.get("source") or {}
+    for value in (source.get("title"), entry.get("author")):
+        name = one_line(html_to_text(value or ""), MAX_PUBLISHER)
+        for pattern in _WITH_ADDRESS:
+            if match := pattern.match(name):
+                name = match.group("name").strip()
+        if name and "@" not in name:
+            return name
+    return None
 
 
 @functools.cache

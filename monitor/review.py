@@ -197,6 +197,7 @@ def review_json(review: Review | None) -> dict | None:
 def article_json(a: ArticleView, text: bool = False) -> dict:
     """One article as JSON (`review list --json`; `review show --json` adds the text)."""
     data = {"id": a.id, "published": a.published.isoformat(), "source": a.source,
+            "publisher": a.publisher,
             "title": a.title, "url": a.url, "flagged": a.flagged, "score": a.score,
             "topics": list(a.topics), "countries": list(a.countries),
             "minerals": list(a.minerals), "reasons": list(a.reasons), "language": a.language,

@@ -42,6 +42,7 @@ class ParsedArticle:
     published: datetime | None     # UTC, None when the feed gave no usable date
     language: str | None           # ISO 639-1 from feed or entry metadata
     content_hash: str
+    publisher: str | None = None   # who published it, where the entry says (<source>, author)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,12 @@ class StoredArticle:
     published: datetime          # published, else first seen (UTC)
     first_seen: datetime
     language: str | None
+    publisher: str | None = field(default=None, kw_only=True)   # from the entry, else None
+
+    @property
+    def outlet(self) -> str:
+        """Who to credit: the publisher the entry names, else the feed's name."""
+        return self.publisher or self.source
 
 
 @dataclass(frozen=True)

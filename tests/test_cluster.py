@@ -1,6 +1,10 @@
 """Near-duplicate clustering on pairs shaped like real syndication (written for the project)."""
 
-from monitor.cluster import THRESHOLD, cluster, jaccard, shingles
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from monitor.cluster import (THRESHOLD, cluster, jaccard, merge_languages, near_duplicates, shingles, title_anchors,
+                             without_dateline)
 
 WIRE = ("China tightens export licensing for gallium and germanium",
         "BEIJING (Reuters) - China's commerce ministry said on Tuesday that exporters of gallium "
@@ -48,3 +52,56 @@ def test_many_unrelated_articles_stay_apart():
             for i in range(300)]
     result = cluster(list(range(300)), docs)
     assert sum(1 for k, v in result.items() if k != v) == 0
+
+
+# The wire copy as a regional site runs it: its own dateline, the last two sentences cut.
+DATELINED = ("China tightens export licensing for gallium and germanium",
+             "BEIJING, June 3 (Wire Service) - China's commerce ministry said on Tuesday that exporters "
+             "of gallium and germanium products must obtain licences for every shipment.")
+DPA_A = ("Seltene Erden: Japan und USA vereinbaren Zusammenarbeit",
+         "TOKIO (dpa-AFX) - Japan und die USA wollen bei der Versorgung mit seltenen Erden enger "
+         "zusammenarbeiten. Beide Regierungen unterzeichneten am Montag eine Vereinbarung über "
+         "gemeinsame Vorräte und Investitionen in Minen außerhalb Chinas. Peking hatte zuvor "
+         "Ausfuhrkontrollen für mehrere Metalle verhängt.")
+DPA_B = ("Japan und USA vereinbaren Zusammenarbeit bei seltenen Erden",
+         "Japan und die USA wollen bei der Versorgung mit seltenen Erden enger zusammenarbeiten. "
+         "Beide Regierungen unterzeichneten am Montag eine Vereinbarung über gemeinsame Vorräte "
+         "und Investitionen in Minen außerhalb Chinas.")
+
+
+def test_datelines_and_trimmed_endings_do_not_split_a_wire_story():
+    assert jaccard(shingles(*WIRE), shingles(*DATELINED)) < THRESHOLD        # Jaccard alone misses it
+    assert near_duplicates(shingles(*WIRE), shingles(*DATELINED))
+    assert near_duplicates(shingles(*DPA_A), shingles(*DPA_B))
+    assert without_dateline(DPA_A[1]).startswith("Japan und die USA")
+    assert without_dateline("新华社北京6月3日电 商务部发布公告") == "商务部发布公告"
+    assert without_dateline("China's commerce ministry said") == "China's commerce ministry said"
+    result = cluster([1, 2, 3, 4, 5], [WIRE, DATELINED, OTHER, DPA_A, DPA_B])
+    assert result == {1: 1, 2: 1, 3: 3, 4: 4, 5: 4}
+    assert not near_duplicates(shingles(*WIRE), shingles(*OTHER))
+
+
+@dataclass
+class Item:
+    id: int
+    language: str
+    title: str
+    countries: tuple = ("CL", "KR")
+    minerals: tuple = ("lithium",)
+    topics: tuple = ("critical-minerals",)
+    published: datetime = datetime(2025, 6, 3, 8, 0, tzinfo=timezone.utc)
+
+
+def test_one_story_in_two_languages_is_merged_only_on_an_anchor():
+    items = [Item(1, "en", "Codelco signs 20,000-tonne lithium offtake with Korean cathode maker"),
+             Item(2, "de", "Codelco unterzeichnet Lithium-Abnahmevertrag mit koreanischem Hersteller"),
+             Item(3, "zh", "智利国家铜业与韩国正极材料厂签署2万吨锂供应协议"),
+             Item(4, "es", "Codelco firma acuerdo de litio con fabricante coreano",
+                  published=datetime(2025, 6, 4, 9, 0, tzinfo=timezone.utc)),            # another day
+             Item(5, "de", "Chile und Korea: Lithium-Gespräche in Seoul", countries=("CL",)),
+             Item(6, "pl", "Chile i Korea: 20 000 ton litu", minerals=("lithium", "copper")),
+             Item(7, "de", "Korea kauft chilenisches Lithium für 2026")]
+    assert title_anchors(items[0].title) == {"codelco", "20000"}      # no country, no mineral, no year
+    assert title_anchors(items[6].title) == set()
+    merged = merge_languages({i.id: i.id for i in items}, items)
+    assert merged == {1: 1, 2: 1, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7}

@@ -95,7 +95,9 @@ def test_one_story_once_with_every_source(store, tmp_path):
     _, html, text = job(store, cfg).render(job(store, cfg).store.get_digest("x") or _record(store, cfg), NOW)
     body = html.split("<body", 1)[1]                   # (the subject in <title> names it too)
     assert body.count("China tightens export licensing for gallium and germanium") == 1
-    assert "Metals Desk, Trade Wire" in html and "2 articles" in text
+    assert re.search(r'Metals Desk, <a href="https://trade\.example/ga-2"[^>]*>Trade Wire</a>', html)
+    assert "Metals Desk, Trade Wire" in text and "2 articles" in text
+    assert "also Trade Wire: https://trade.example/ga-2" in text          # every source linked
 
 
 def _record(store, cfg):

@@ -141,3 +141,22 @@ def test_items_without_guid_or_link_are_known_by_title_and_day():
     assert article_key(None, None, "hash-1", "Bulletin", day.replace(day=5)) != key
     assert article_key(None, None, "hash-1", "", day) == "h:hash-1"
     assert article_key("g1", None, "hash-1", "Bulletin", day) == "g:g1"
+
+
+def test_the_publisher_an_entry_names_is_kept():
+    rss = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>News search</title>
+<item><title>Gallium prices rise - Metal Wire</title><link>https://news.example/1</link>
+<source url="https://metalwire.example">Metal Wire</source></item>
+<item><title>Antimony curbs</title><link>https://news.example/2</link>
+<author>desk@trade.example (Trade Desk)</author></item>
+<item><title>Cobalt quota</title><link>https://news.example/3</link><author>desk@trade.example</author></item>
+<item><title>No one named</title><link>https://news.example/4</link></item>
+</channel></rss>"""
+    atom = b"""<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">
+<title>Wire</title><id>urn:w</id><updated>2025-06-03T00:00:00Z</updated>
+<entry><title>Lithium offtake</title><id>urn:1</id><link href="https://wire.example/1"/>
+<updated>2025-06-03T00:00:00Z</updated><author><name>Rohstoff-Ticker</name></author></entry>
+</feed>"""
+    found = [a.publisher for a in parse_feed(rss, {}, "https://news.example/rss")]
+    assert found == ["Metal Wire", "Trade Desk", None, None]
+    assert [a.publisher for a in parse_feed(atom, {}, "https://wire.example/atom")] == ["Rohstoff-Ticker"]

@@ -413,3 +413,27 @@ def test_the_model_is_loaded_only_when_a_cycle_has_something_new(feed_server, fe
     first, second = cycle(), cycle()
     assert first["new"] == 3 and first["sklearn"]
     assert second == {"new": 0, "flagged": 0, "sklearn": False}
+
+
+def test_a_news_search_feed_credits_each_outlet_in_the_store_and_the_digest(feed_server, make_config):
+    """Google News names the outlet in <source>; the digest shows it, not the feed's name."""
+    from monitor.analyze import Analyzer
+    from monitor.digest import Story
+
+    body = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>search</title>
+<item><title>Gallium export licences tightened - Metal Wire</title><link>https://news.example/a</link>
+<guid>a</guid><pubDate>Mon, 01 Jun 2025 06:00:00 GMT</pubDate>
+<description>China said exporters of gallium and germanium need a licence for each shipment.</description>
+<source url="https://metalwire.example">Metal Wire</source></item>
+</channel></rss>"""
+    config = make_config([("News search: gallium", feed_server.add("/search", body))])
+    store = open_configured_store(config, START)
+    try:
+        analyze = Analyzer.from_config(config, lazy=True)
+        Poller(store, config, analyze=analyze, clock=Clock()).run_cycle(include_all=True)
+        [view] = store.review_list(include_unflagged=True, limit=None)
+        assert (view.source, view.publisher, view.outlet) == ("News search: gallium", "Metal Wire", "Metal Wire")
+        [article] = store.digest_candidates(START - timedelta(days=30), START)       # flagged
+        assert Story(article, (article,), 0.0).sources == ("Metal Wire",)
+    finally:
+        store.close()

@@ -83,7 +83,7 @@ def test_export_follows_the_filter(served):
         text = client.get("/export.csv", params={"mineral": "nickel"})
         assert text.headers["content-type"].startswith("text/csv")
         lines = text.text.splitlines()
-        assert lines[0].startswith("id,published,source,title") and len(lines) == 2
+        assert lines[0].startswith("id,published,source,publisher,title") and len(lines) == 2
         assert ",'<script>" not in lines[1] and "<script>alert('x')</script> Nickel ore" in lines[1]
         assert client.get("/export.xml").status_code == 404
 

@@ -67,6 +67,26 @@ def test_reopen_keeps_data_and_does_not_remigrate(store, url):
     again.close()
 
 
+def test_a_version_1_store_gains_the_publisher_column_and_keeps_its_articles(store, url):
+    """Schema version 2 adds article.publisher; a store made by an earlier monitor is
+    migrated when it is next opened, its data untouched."""
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:                     # what version 1 looked like
+        conn.execute(text("DROP VIEW flagged"))
+        conn.execute(text("ALTER TABLE article DROP COLUMN publisher"))
+        conn.execute(text("UPDATE schema_version SET version = 1"))
+        conn.execute(text("CREATE VIEW flagged AS SELECT id FROM article"))
+    store.close()
+    again = open_store(url)
+    assert count_articles(again) == 1
+    assert sql(again, "SELECT version FROM schema_version ORDER BY version") == [(1,), (2,)] == [(1,), (LATEST,)]
+    assert sql(again, "SELECT publisher FROM article") == [(None,)]
+    again.close()
+
+
 def test_newer_schema_is_refused(store, url):
     from sqlalchemy import text
 

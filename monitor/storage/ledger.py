@@ -30,12 +30,13 @@ def stored_fields(r, source: str) -> dict:
     """The ``StoredArticle`` fields of an article row (joined with its feed's name)."""
     return dict(id=r.id, title=r.title, text=r.text, url=r.url, source=source,
                 published=r.published_at or r.first_seen_at, first_seen=r.first_seen_at,
-                language=r.language)
+                language=r.language, publisher=r.publisher)
 
 
 _COLUMNS = (ARTICLE.c.id, ARTICLE.c.title, ARTICLE.c.text, ARTICLE.c.url, FEED.c.name,
             ARTICLE.c.published_at, ARTICLE.c.first_seen_at, ARTICLE.c.language,
-            ARTICLE.c.topics, ARTICLE.c.score, ARTICLE.c.reasons, ARTICLE.c.cluster_id)
+            ARTICLE.c.topics, ARTICLE.c.score, ARTICLE.c.reasons, ARTICLE.c.cluster_id,
+            ARTICLE.c.publisher)
 
 
 def load_articles(conn: Connection, where) -> list[DigestArticle]:

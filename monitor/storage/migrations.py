@@ -75,9 +75,14 @@ def create_views(conn: Connection) -> None:
         conn.execute(text(build(dialect)))
 
 
+def _add_publisher(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE article ADD COLUMN publisher TEXT"))
+
+
 # (version, what it does, function). Version 1 is the initial schema.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", lambda conn: None),
+    (2, "article.publisher: the outlet an entry names (<source>, author)", _add_publisher),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -371,7 +371,7 @@ def _article_values(write: ArticleWrite, now: datetime) -> dict[str, Any]:
     p, v = write.parsed, write.verdict
     values: dict[str, Any] = dict(guid=p.guid, url=p.url, title=p.title, text=p.text,
                                   content_hash=p.content_hash, published_at=p.published,
-                                  language=write.language)
+                                  language=write.language, publisher=p.publisher)
     if v is None:
         values.update(flagged=None, score=None, topics="", reasons="[]", model_version=None,
                       classified_at=None)

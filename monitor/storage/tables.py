@@ -93,6 +93,7 @@ class ArticleRow(SQLModel, table=True):
     model_version: str | None = None
     classified_at: datetime | None = Field(default=None, sa_column=_ts())
     cluster_id: int | None = Field(default=None, index=True)
+    publisher: str | None = Field(default=None, sa_column=Column(Text))   # schema version 2
 
 
 class ArticleCountryRow(SQLModel, table=True):

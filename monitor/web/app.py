@@ -300,6 +300,7 @@ def _story(article: ArticleView):
     lead = DigestArticle(id=article.id, title=article.title, text=article.text, url=article.url,
                          source=article.source, published=article.published,
                          first_seen=article.first_seen, language=article.language,
+                         publisher=article.publisher,
                          topics=article.topics, score=article.score or 0.0,
                          reasons=article.reasons, countries=article.countries,
                          minerals=article.minerals, cluster_id=article.cluster_id)
@@ -340,11 +341,11 @@ def _csv_cell(value: Any) -> str:
 def _csv_lines(rows: list[ArticleView]):
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["id", "published", "source", "title", "url", "language", "topics", "countries",
-                     "minerals", "score", "status", "reviewer", "reasons"])
+    writer.writerow(["id", "published", "source", "publisher", "title", "url", "language", "topics",
+                     "countries", "minerals", "score", "status", "reviewer", "reasons"])
     for r in rows:
         writer.writerow([_csv_cell(v) for v in (
-            r.id, r.published.isoformat(), r.source, r.title, r.url, r.language, ",".join(r.topics),
+            r.id, r.published.isoformat(), r.source, r.publisher, r.title, r.url, r.language, ",".join(r.topics),
             ",".join(r.countries), ",".join(r.minerals), "" if r.score is None else f"{r.score:.3f}",
             r.status, r.review.reviewer if r.review else "", "; ".join(r.reasons))])
         if out.tell() > 64_000:
