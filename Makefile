@@ -1,7 +1,8 @@
 # make run   — set up .venv and run the service on the config in config/monitor.toml
 # make test  — set up .venv with the test extras, run the lint and type gate (make lint),
 #              then the whole test suite beside a throwaway PostgreSQL cluster when
-#              PostgreSQL is installed (.ci/with-pg; its tests skip without it)
+#              PostgreSQL is installed (.ci/with-pg; its tests skip without it), in
+#              four pytest workers (pytest-xdist: most tests wait on servers and clocks)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -26,7 +27,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
-	bash .ci/with-pg $(BIN)/python -m pytest -q
+	bash .ci/with-pg $(BIN)/python -m pytest -q -n 4
 
 clean:
 	rm -rf $(VENV) build *.egg-info

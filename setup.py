@@ -16,7 +16,7 @@ HERE = Path(__file__).parent
 BUNDLED = {
     "templates": ("*.html", "*.txt", "*.j2", "web/*.j2", "web/*.css"),
     "config": ("monitor.toml", "monitor.service"),
-    "models": ("classifier.skops", "classifier.card.json", "corpus/*.jsonl", "corpus/README.md",
+    "models": ("classifier.skops", "classifier.card.json", "classifier.linear.npz", "corpus/*.jsonl", "corpus/README.md",
                "labels/*.jsonl", "labels/README.md", "labels/second-pass/*.jsonl"),
 }
 

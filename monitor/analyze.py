@@ -36,6 +36,9 @@ class Analyzer:
         self._model_error = model_error
         self._load = load               # (classifier, error) on first use, then forgotten
         self._lock = threading.Lock()
+        self._warm_lock = threading.Lock()
+        self._warming = False
+        self._data_ready = False
 
     @property
     def classifier(self):
@@ -46,6 +49,33 @@ class Analyzer:
                     self._classifier, self._model_error = self._load()
                     self._load = None
         return self._classifier
+
+    def warm_up(self) -> None:
+        """Start loading the model and the language, country and mineral data in a
+        background thread, so that they are ready when the first batch arrives (the poll
+        calls this when the first feed answers with a body: the loading overlaps fetching
+        and parsing). Does nothing once loaded or while loading."""
+        with self._warm_lock:               # never the model's lock: that one is held while
+            if self._warming or (self._load is None and self._data_ready):    # loading
+                return
+            self._warming = True
+        threading.Thread(target=self._warm, name="monitor-model-load", daemon=True).start()
+
+    def _warm(self) -> None:
+        try:
+            self.classifier                 # noqa: B018 - loads the model
+            from monitor.countries import gazetteer
+            from monitor.language import detect_language
+            from monitor.minerals import extract_minerals
+
+            detect_language("warm up", "the language identifier loads its model", None)
+            gazetteer()
+            extract_minerals("lithium", "")
+            self._data_ready = True
+        except Exception:                   # noqa: BLE001 - the batch will load and say why
+            log.debug("warming up failed; the first batch loads instead", exc_info=True)
+        finally:
+            self._warming = False
 
     @property
     def model_error(self) -> str | None:

@@ -15,12 +15,20 @@ best story, when it has several (``stories``): a news bulletin, a morning briefi
 meeting readout bundles stories, and one full story about rare earths inside a long
 bulletin about other things is diluted below the threshold when only the whole is scored.
 
+``save_model`` also writes the pipeline's numbers as plain arrays beside it
+(``classifier.linear.npz``, ``monitor.linear``) and records both files' SHA-256 in the card;
+``SkopsClassifier.load`` then classifies with those and never imports scikit-learn (the
+pipeline itself is loaded only when something asks for it: training's comparison with the
+current model, evaluation of the pipeline). A model without that file (older, or of another
+shape) is classified by the pipeline as before.
+
 Loading refuses, with a ``ClassifierError`` naming the path:
 - a missing or unreadable file, a truncated or corrupt archive, or a missing card;
 - a model written by another scikit-learn major version (card and archive are checked),
   or trained on text prepared differently (``preparation_fingerprint`` in the card);
 - any type in the archive outside ``TRUSTED_TYPES`` (nothing else is ever constructed:
-  no pickle, no joblib, no ``trusted=True``).
+  no pickle, no joblib, no ``trusted=True``);
+- a model file or arrays file whose SHA-256 is not the one its card records.
 """
 
 from __future__ import annotations
@@ -72,7 +80,13 @@ _TRUSTED_LOADERS = frozenset({
     "SliceNode",
 })
 
-_UNSPACED_CHAR = re.compile(f"([{UNSPACED_CHARS}])")
+_UNSPACED_RUN = re.compile(f"[{UNSPACED_CHARS}]+")
+
+
+def _set_apart(match: re.Match[str]) -> str:
+    """Each character of a run with a space either side (one call per run, not per
+    character: a Chinese text is a few long runs)."""
+    return " " + "  ".join(match.group()) + " "
 
 
 def prepare_text(title: str, text: str) -> str:
@@ -102,7 +116,7 @@ def _joined(title: str, text: str, title_times: int) -> str:
     spaces set apart."""
     doc = " ".join([title] * title_times + [text]) if title else text
     if not doc.isascii():
-        doc = _UNSPACED_CHAR.sub(r" \1 ", doc)
+        doc = _UNSPACED_RUN.sub(_set_apart, doc)
     return doc.lower()
 
 
@@ -222,12 +236,15 @@ class Classifier(Protocol):
 
 @dataclass
 class SkopsClassifier:
-    """A trained pipeline loaded from a skops file, with its model card."""
+    """A trained pipeline loaded from a skops file, with its model card; classifies with
+    the exported arrays (``linear``) when the model has them."""
 
-    pipeline: Any
+    _pipeline: Any
     card: dict[str, Any] = field(default_factory=dict)
     version: str = "unversioned"
     topics: tuple[str, ...] = TOPICS
+    linear: Any = None
+    path: Path | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> SkopsClassifier:
@@ -238,9 +255,20 @@ class SkopsClassifier:
         card = read_card(path)
         _check_version(path, card.get("sklearn_version"), "its card")
         _check_preparation(path, card.get("preparation"))
-        pipeline = _load_pipeline(path)
         topics = tuple(card.get("topics", TOPICS))
-        return cls(pipeline, card, str(card.get("version", "unversioned")), topics)
+        version = str(card.get("version", "unversioned"))
+        linear = _load_linear(path, card)
+        pipeline = None if linear is not None else _load_pipeline(path)
+        return cls(pipeline, card, version, topics, linear, path)
+
+    @property
+    def pipeline(self) -> Any:
+        """The scikit-learn pipeline (loaded now if only the arrays were)."""
+        if self._pipeline is None:
+            if self.path is None:
+                raise ClassifierError("this classifier has no pipeline")
+            self._pipeline = _load_pipeline(self.path)
+        return self._pipeline
 
     @property
     def thresholds(self) -> Thresholds:
@@ -281,6 +309,8 @@ class SkopsClassifier:
                 for i, row in enumerate(rows[:len(docs)])]
 
     def _proba(self, docs: Sequence[tuple[str, str]]) -> list[list[float]]:
+        if self.linear is not None:
+            return self.linear.predict_proba([(prepare_text(t, x), prepare_chars(t, x)) for t, x in docs])
         return self.pipeline.predict_proba(model_input(docs)).tolist()
 
 
@@ -342,11 +372,78 @@ def save_model(pipeline: Any, path: str | Path, card: Mapping[str, Any]) -> None
     tmp = path.with_name(path.name + ".tmp")
     with _packed_vocabularies(pipeline):
         skops.io.dump(pipeline, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+    card = dict(card, model_sha256=_sha256(tmp))
+    card.pop("linear", None)
+    linear_tmp = write_linear(pipeline, path.with_name(path.name + ".linear-tmp"))
+    if linear_tmp is not None:
+        card["linear"] = {"file": linear_path(path).name, "sha256": _sha256(linear_tmp)}
     card_tmp = card_path(tmp)
     card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
                         encoding="utf-8")
     tmp.replace(path)
+    if linear_tmp is not None:
+        linear_tmp.replace(linear_path(path))
+    else:
+        linear_path(path).unlink(missing_ok=True)
     card_tmp.replace(card_path(path))
+
+
+def linear_path(model_path: str | Path) -> Path:
+    """``models/classifier.skops`` -> ``models/classifier.linear.npz``."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.linear.npz")
+
+
+def write_linear(pipeline: Any, tmp: Path) -> Path | None:
+    """The pipeline's arrays written to ``tmp`` (an .npz), or None for a pipeline that
+    ``monitor.linear`` does not compute."""
+    import numpy as np
+
+    from monitor.linear import export
+
+    arrays = export(pipeline)
+    if arrays is None:
+        return None
+    with tmp.open("wb") as out:
+        np.savez_compressed(out, **arrays)
+    return tmp
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for chunk in iter(lambda: data.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load_linear(path: Path, card: Mapping[str, Any]):
+    """The exported arrays when the card names them and both files are the card's (the
+    archive's types and version are checked as for the pipeline); None when the model has
+    none or they are missing (the pipeline is used). A file changed since training is an
+    error."""
+    entry = card.get("linear")
+    if not isinstance(entry, dict):
+        return None
+    arrays = linear_path(path)
+    if not arrays.is_file():
+        return None
+    from monitor.linear import LinearModel
+
+    try:
+        schema = _read_schema(path)
+        _check_types(path, schema)
+        _check_version(path, _archive_sklearn_version(schema), "the archive")
+        for file, expected in ((path, card.get("model_sha256")), (arrays, entry.get("sha256"))):
+            if _sha256(file) != expected:
+                raise ClassifierError(f"{file}: does not match its model card (SHA-256 differs): "
+                                      "changed since training; retrain or restore it")
+        return LinearModel.load(arrays)
+    except ClassifierError:
+        raise
+    except Exception as exc:  # zipfile, json and numpy raise many kinds; all mean "bad file"
+        raise ClassifierError(f"{arrays}: cannot load model: {type(exc).__name__}: {exc}") \
+            from exc
 
 
 @contextmanager
@@ -451,16 +548,17 @@ def _archive_sklearn_version(schema: dict[str, Any]) -> str | None:
 
 
 def _check_version(path: Path, saved: object, where: str) -> None:
-    import sklearn
+    from importlib.metadata import version
 
+    installed = version("scikit-learn")          # without importing it (~1 s, ~100 MB)
     if saved is None:
         if where == "its card":
             raise ClassifierError(f"{path}: model card does not say its scikit-learn version")
         return
-    if _major(str(saved)) != _major(sklearn.__version__):
+    if _major(str(saved)) != _major(installed):
         raise ClassifierError(
             f"{path}: model was trained with scikit-learn {saved} ({where}), this is "
-            f"scikit-learn {sklearn.__version__}; retrain it with `monitor train`")
+            f"scikit-learn {installed}; retrain it with `monitor train`")
 
 
 def _check_preparation(path: Path, fingerprint: object) -> None:

@@ -129,6 +129,8 @@ class Poller:
         try:
             fetched = await fetcher.fetch(feed.url, feed.etag, feed.last_modified)
             result = fetched
+            if fetched.content is not None:
+                self._warm_up()
             if fetched.content is not None and parser.processes:
                 try:
                     parsed = await parser.parse(fetched)    # None: parse in the writer
@@ -148,6 +150,13 @@ class Poller:
             return report
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(writer, self.process, feed, result, parsed)
+
+    def _warm_up(self) -> None:
+        """A body arrived, so something may be new: have the analysis load what it needs
+        while the other feeds are fetched (a cycle of 304s never loads it)."""
+        warm_up = getattr(self.analyze, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
 
     def process(self, feed: FeedState, result: FetchResult,
                 parsed: ParsedFeed | FeedError | None = None) -> FeedReport:

@@ -79,10 +79,22 @@ class SmtpServer:
                 ok = data.login.decode() == user and data.password.decode() == password
                 return AuthResult(success=ok, handled=False)
             kwargs.update(authenticator=authenticator, auth_require_tls=bool(tls_files))
+        self._kwargs = kwargs
         self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port, **kwargs)
 
     def start(self) -> SmtpServer:
-        self.controller.start()
+        """Start on the free port found; if another test (another pytest worker) took it
+        in between, on a new one."""
+        for attempt in range(5):
+            try:
+                self.controller.start()
+                return self
+            except (OSError, RuntimeError):
+                if attempt == 4:
+                    raise
+                self.port = free_port()
+                self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port,
+                                             **self._kwargs)
         return self
 
     def stop(self) -> None:

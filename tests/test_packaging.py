@@ -28,6 +28,7 @@ def test_wheel_contains_resources(wheel):
     if (ROOT / "models" / "classifier.skops").exists():
         assert "monitor/_bundled/models/classifier.skops" in names
         assert "monitor/_bundled/models/classifier.card.json" in names
+        assert "monitor/_bundled/models/classifier.linear.npz" in names     # classified without sklearn
     assert "monitor/_bundled/models/corpus/en.jsonl" in names        # `monitor train` installed
     assert any(n.startswith("monitor/_bundled/models/labels/") for n in names)
 

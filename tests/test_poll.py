@@ -385,8 +385,9 @@ def test_parse_processes_start_whatever_the_working_directory_holds(feed_server,
 
 
 def test_the_model_is_loaded_only_when_a_cycle_has_something_new(feed_server, feed_file, tmp_path):
-    """A poll where every feed answers 304 never imports scikit-learn or loads the model;
-    a poll with new articles does (the shipped model, in a fresh process each)."""
+    """A poll where every feed answers 304 never loads the model; a poll with new articles
+    does (the shipped model, in a fresh process each), and neither imports scikit-learn
+    (the poll classifies with the model's exported arrays)."""
     import json
     import subprocess
     import sys
@@ -399,6 +400,7 @@ def test_the_model_is_loaded_only_when_a_cycle_has_something_new(feed_server, fe
              "with open_configured_store(config) as store:\n"
              "    report = build_poller(config, store).run_cycle(include_all=True)\n"
              "print(json.dumps({'new': report.total('new'), 'flagged': report.total('flagged'),\n"
+             "                  'model': 'monitor.linear' in sys.modules,\n"
              "                  'sklearn': 'sklearn' in sys.modules}))\n")
     data = json.dumps({"store": {"url": f"sqlite:///{tmp_path / 'm.db'}"},
                        "poll": {"contact_url": "http://127.0.0.1/c", "parse_processes": 0},
@@ -411,8 +413,8 @@ def test_the_model_is_loaded_only_when_a_cycle_has_something_new(feed_server, fe
         return json.loads(out.stdout.splitlines()[-1])
 
     first, second = cycle(), cycle()
-    assert first["new"] == 3 and first["sklearn"]
-    assert second == {"new": 0, "flagged": 0, "sklearn": False}
+    assert first["new"] == 3 and first["model"] and not first["sklearn"]
+    assert second == {"new": 0, "flagged": 0, "model": False, "sklearn": False}
 
 
 def test_a_news_search_feed_credits_each_outlet_in_the_store_and_the_digest(feed_server, make_config):
