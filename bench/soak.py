@@ -1,7 +1,10 @@
 """Soak: many feeds, a tenth of them hostile, many cycles with changing content (issue 8).
 
     .venv/bin/python bench/soak.py [--feeds 1000] [--cycles 20] [--hostile 0.1]
-                                   [--workers 16] [--max-mb 4]
+                                   [--workers 16] [--max-mb 4] [--analysis]
+
+    # issue 17's memory figures: one service, 200 feeds, the shipped analysis and size limit
+    .venv/bin/python bench/soak.py --feeds 200 --cycles 10 --workers 8 --max-mb 15 --analysis
 
 What happens:
 
@@ -18,6 +21,12 @@ What happens:
   seam), on a fresh SQLite store, the clock one hour further each cycle. Poll settings:
   per_host = concurrency = ``--workers`` (all feeds share one host), a 2 + 3 s deadline,
   max_bytes ``--max-mb``.
+* ``--analysis``: the poller gets the shipped analysis (``service.build_analyzer``, built
+  once and kept, as ``monitor run`` keeps it: language, model, countries, minerals) instead
+  of the no-op seam, and the RSS of the whole process tree (this process and its parse
+  processes, sampled every 50 ms) is printed per cycle too: "steady" is this process
+  after the last cycle (parse processes end with their cycle), and every cycle's tree peak
+  is compared with it.
 * It prints per cycle: seconds, new, updated, errors and the process RSS; then cycles
   per minute, the peak RSS (VmHWM), RSS growth after the first cycle, articles
   stored against the exact set expected (lost, duplicated, unexpected), and errors per
@@ -180,6 +189,8 @@ def main() -> None:
     parser.add_argument("--hostile", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--max-mb", type=float, default=4)
+    parser.add_argument("--analysis", action="store_true",
+                        help="poll with the shipped analysis (model, language, countries, minerals)")
     parser.add_argument("--trace", action="store_true",
                         help="also print Python's own allocations per cycle (tracemalloc; slower)")
     args = parser.parse_args()
@@ -188,7 +199,7 @@ def main() -> None:
 
     from monitor.config import parse_config
     from monitor.pipeline import Poller
-    from monitor.service import open_configured_store
+    from monitor.service import build_analyzer, open_configured_store
 
     tmp = Path(tempfile.mkdtemp(prefix="monitor-soak-"))
     secret = tmp / "secret.txt"
@@ -212,29 +223,87 @@ def main() -> None:
     print(f"soak: {args.feeds} feeds ({args.feeds - n_hostile} normal, {n_hostile} hostile of "
           f"{len(KINDS)} kinds), {args.cycles} cycles, workers {args.workers}, "
           f"max_bytes {args.max_mb:g} MB, store {tmp / 'soak.db'}")
+    analyze = build_analyzer(config) if args.analysis else None
     print(f"{'cycle':>5} {'secs':>6} {'new':>6} {'upd':>5} {'errors':>6} {'rss MB':>7}"
+          + (f" {'tree peak':>9}" if analyze else "")
           + (f" {'py MB':>6} {'objects':>8}" if args.trace else ""))
     if args.trace:
         import tracemalloc
 
         tracemalloc.start()
     errors: Counter[str] = Counter()
-    rss, durations = [], []
+    rss, durations, tree_peaks = [], [], []
     started = time.monotonic()
     for c in range(args.cycles):
         cycle.value = c
-        report = Poller(store, config, clock=lambda: clock_now[0]).run_cycle(include_all=True)
+        kwargs = {"analyze": analyze} if analyze else {}
+        with TreePeak(exclude={child.pid}) as tree:         # not the feed server
+            report = Poller(store, config, clock=lambda: clock_now[0], **kwargs).run_cycle(include_all=True)
         clock_now[0] += timedelta(hours=1)
         errors.update(f.error.split(":", 1)[0] for f in report.feeds if f.error)
         rss.append(rss_mb())
+        tree_peaks.append(tree.peak)
         durations.append(report.duration)
         print(f"{c + 1:>5} {report.duration:>6.1f} {report.total('new'):>6} {report.total('updated'):>5} "
-              f"{report.count('error'):>6} {rss[-1]:>7.1f}" + (traced() if args.trace else ""), flush=True)
+              f"{report.count('error'):>6} {rss[-1]:>7.1f}" + (f" {tree.peak:>9.1f}" if analyze else "")
+              + (traced() if args.trace else ""), flush=True)
     elapsed = time.monotonic() - started
     store.close()
     stop.set()
     child.join(10)
     summarise(tmp / "soak.db", names, args, elapsed, rss, errors)
+    if analyze:
+        steady = rss[-1]
+        print(f"process tree (--analysis): steady {steady:.0f} MB after the last cycle (target "
+              f"<= 250 MB); highest tree peak in a cycle {max(tree_peaks):.0f} MB, "
+              f"{max(tree_peaks) - steady:+.0f} MB over steady (target <= +60 MB)")
+
+
+class TreePeak:
+    """The largest summed RSS of this process and its children (those in ``exclude`` and
+    theirs left out) while the block runs."""
+
+    def __init__(self, exclude: set[int | None]) -> None:
+        self.exclude = exclude
+
+    def __enter__(self) -> TreePeak:
+        import threading
+
+        import psutil
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        me = psutil.Process()
+
+        def sample() -> None:
+            while not self._stop.wait(0.05):
+                total = 0
+                skip = {p.pid for x in self.exclude if x for p in _with_children(x)}
+                for proc in [me, *me.children(recursive=True)]:
+                    if proc.pid in skip:
+                        continue
+                    try:
+                        total += proc.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, total / MB)
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _with_children(pid: int) -> list:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def summarise(db: Path, names, args, elapsed, rss, errors) -> None:
