@@ -152,8 +152,10 @@ def test_review_links_open_a_session_and_nothing_else(served):
         other_key = review_token(b"another-key-0123456789", "ana@example.org", item, NOW + timedelta(days=1))
         assert client.get(f"/items/{item}", params={"t": other_key}).status_code == 403
         expired = review_token(KEY.encode(), "ana@example.org", item, NOW - timedelta(minutes=1))
-        late = client.get(f"/items/{item}", params={"t": expired})
-        assert late.status_code == 403 and "expired on" in late.text
+        late = client.get(f"/items/{item}", params={"t": expired})   # on this machine: the item anyway
+        assert late.status_code == 303 and late.headers["location"] == f"/items/{item}?expired=1"
+        assert "monitor_session" not in late.headers.get("set-cookie", "")
+        assert "has expired; you are reviewing as tester" in client.get(late.headers["location"]).text
         elsewhere = client.get(f"/items/{served.ids['ga']}", params={"t": good})
         assert elsewhere.status_code == 403 and "another item" in elsewhere.text
         assert "monitor_session" not in client.cookies
@@ -243,6 +245,9 @@ def test_off_loopback_needs_a_link_or_basic_credentials(tmp_path, store_url):
             assert client.get(f"/items/{ids['co']}", params={"t": link}).status_code == 303
             assert "reviewing as <b>ben@example.org</b>" in client.get("/feeds").text
         assert httpx.get(url + "/", cookies={"monitor_session": "e30.forged"}).status_code == 401
+        old = review_token(KEY.encode(), "ben@example.org", ids["co"], NOW - timedelta(days=1))
+        late = httpx.get(f"{url}/items/{ids['co']}", params={"t": old})
+        assert late.status_code == 403 and "expired on" in late.text            # nobody signed in
     finally:
         server.should_exit = True
         thread.join(10)

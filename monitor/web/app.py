@@ -169,7 +169,8 @@ class ReviewApp:
         return self._page(request, "item.html.j2", status, reviewer=reviewer, d=detail,
                           a=detail.article, story=_story(detail.article),
                           chosen=chosen if chosen in VERDICTS else None, error=error, note=note,
-                          saved=request.query_params.get("saved") in VERDICTS)
+                          saved=request.query_params.get("saved") in VERDICTS,
+                          expired="expired" in request.query_params)
 
     def _open_link(self, request: Request, article_id: int) -> Response:
         """A review link: check it, open a session for its recipient, redirect to the item
@@ -186,6 +187,10 @@ class ReviewApp:
             grant = read_review_token(self.access.link_key, request.query_params["t"], now)
         except TokenError as exc:
             log.warning("review link refused (%s) for item %s", exc.reason, article_id)
+            if exc.reason == "expired" and self._reviewer(request) is not None:
+                # signed in anyway (this machine, a session, Basic): the item, without the link
+                return RedirectResponse(f"/items/{article_id}?expired=1", status_code=303,
+                                        headers=SECURITY_HEADERS)
             return self._page(request, "denied.html.j2", 403, reviewer=None, message=str(exc) + ".")
         if grant.article_id != article_id:
             return self._page(request, "denied.html.j2", 403, reviewer=None,
