@@ -128,3 +128,28 @@ def test_an_empty_config_is_valid_but_warned_about(tmp_path):
     assert done.returncode == 0
     assert "warning: no [[feeds]] configured" in done.stderr
     assert "warning: digest.recipients is empty" in done.stderr
+
+
+def test_review_link_and_sign_in_secrets_come_from_the_environment_and_are_masked(monkeypatch):
+    from monitor.config import config_warnings
+
+    data = {"digest": {"review_url": "https://monitor.example/", "recipients": ["a@example.org"]},
+            "serve": {"username": "desk", "password_env": "DESK_PW"}, "feeds": [
+                {"name": "f", "url": "https://f.example/rss"}]}
+    monkeypatch.delenv("MONITOR_REVIEW_KEY", raising=False)
+    monkeypatch.delenv("DESK_PW", raising=False)
+    config = parse_config(data)
+    assert config.digest.review_url == "https://monitor.example" and config.digest.review_key() is None
+    assert any("no review links" in w for w in config_warnings(config))
+    shown = masked(config)
+    assert shown["digest"]["review_key"] == "(not set: $MONITOR_REVIEW_KEY)"
+    assert shown["serve"]["password"] == "(not set)"
+    monkeypatch.setenv("MONITOR_REVIEW_KEY", "short")                 # too short to be a key
+    assert config.digest.review_key() is None
+    monkeypatch.setenv("MONITOR_REVIEW_KEY", "k3y-k3y-k3y-k3y-k3y-k3y")
+    monkeypatch.setenv("DESK_PW", "pw-secret-1")
+    shown = masked(config)
+    assert "k3y" not in str(shown) and "pw-secret-1" not in str(shown)
+    assert shown["digest"]["review_key"].startswith("********") and config_warnings(config) == []
+    with pytest.raises(ConfigError, match="review_url"):
+        parse_config({"digest": {"review_url": "javascript:alert(1)"}})
