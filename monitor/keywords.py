@@ -205,6 +205,7 @@ class PhraseIndex:
         # regexes, by the word (or the part of a word) a text must contain for them to match
         self._by_word: dict[str, list[tuple[re.Pattern[str], int]]] = {}
         self._by_part: dict[str, list[tuple[re.Pattern[str], int]]] = {}
+        self._any_infix: re.Pattern[str] | None = None
 
     @classmethod
     def build(cls, phrases: Sequence[tuple[str, str]], *, infix: bool = False
@@ -214,6 +215,8 @@ class PhraseIndex:
         for number, (path, phrase) in enumerate(phrases):
             index._add(number, path, phrase, infix)
         index.stem_lengths = tuple(sorted({len(stem) for stem in index.stems}))
+        if index.infixes:       # one search says whether a word holds any part at all
+            index._any_infix = re.compile("|".join(re.escape(part) for part, _ in index.infixes))
         return index
 
     def _add(self, number: int, path: str, phrase: str, infix: bool) -> None:
@@ -270,7 +273,8 @@ class PhraseIndex:
             if length > len(word):
                 break
             numbers.extend(self.stems.get(word[:length], ()))
-        numbers.extend(n for part, n in self.infixes if part in word)
+        if self._any_infix is not None and self._any_infix.search(word):
+            numbers.extend(n for part, n in self.infixes if part in word)
         if len(self._cache) + len(self._plain) >= self.CACHE_SIZE:
             self._cache.clear()
             self._plain.clear()
