@@ -19,7 +19,7 @@ from typing import Any
 
 from monitor.decide import Thresholds
 from monitor.exceptions import ClassifierError
-from monitor.types import Analysis, ArticleWrite, FeedState, ParsedArticle
+from monitor.types import Analysis, ArticleWrite, Extraction, FeedState, ParsedArticle
 
 log = logging.getLogger("monitor.analyze")
 
@@ -37,6 +37,7 @@ class Analyzer:
         self._load = load               # (classifier, error) on first use, then forgotten
         self._lock = threading.Lock()
         self._warm_lock = threading.Lock()
+        self.extracted_elsewhere = False    # the poll extracts in its parse processes
         self._warming = False
         self._data_ready = False
 
@@ -51,10 +52,11 @@ class Analyzer:
         return self._classifier
 
     def warm_up(self) -> None:
-        """Start loading the model and the language, country and mineral data in a
-        background thread, so that they are ready when the first batch arrives (the poll
-        calls this when the first feed answers with a body: the loading overlaps fetching
-        and parsing). Does nothing once loaded or while loading."""
+        """Start loading the model (and the language, country and mineral data, unless the
+        poll finds those in its parse processes) in a background thread, so that they are
+        ready when the first batch arrives (the poll calls this when the first feed answers
+        with a body: the loading overlaps fetching and parsing). Does nothing once loaded or
+        while loading."""
         with self._warm_lock:               # never the model's lock: that one is held while
             if self._warming or (self._load is None and self._data_ready):    # loading
                 return
@@ -64,13 +66,10 @@ class Analyzer:
     def _warm(self) -> None:
         try:
             self.classifier                 # noqa: B018 - loads the model
-            from monitor.countries import gazetteer
-            from monitor.language import detect_language
-            from monitor.minerals import extract_minerals
+            if not self.extracted_elsewhere:
+                from monitor.extract import extract
 
-            detect_language("warm up", "the language identifier loads its model", None)
-            gazetteer()
-            extract_minerals("lithium", "")
+                extract([("warm up", "the language and country data load", None)])
             self._data_ready = True
         except Exception:                   # noqa: BLE001 - the batch will load and say why
             log.debug("warming up failed; the first batch loads instead", exc_info=True)
@@ -127,24 +126,28 @@ class Analyzer:
     def model_version(self) -> str | None:
         return self.classifier.version if self.classifier is not None else None
 
-    def analyse(self, docs: Sequence[tuple[str, str, str | None]]) -> list[Analysis]:
-        """(title, text, language hint) → Analysis, in order; one model call for all."""
-        from monitor.classify import classify_articles
-        from monitor.countries import extract_countries
-        from monitor.language import detect_language
-        from monitor.minerals import extract_minerals
+    extracts = True         # the poll may find language, countries, minerals beside the parse
 
+    def analyse(self, docs: Sequence[tuple[str, str, str | None]],
+                found: Sequence[Extraction | None] | None = None) -> list[Analysis]:
+        """(title, text, language hint) → Analysis, in order; one model call for all.
+        ``found``: what a parse process already extracted (None where it did not)."""
+        from monitor.classify import classify_articles
+        from monitor.extract import extract
+
+        found = list(found) if found is not None else [None] * len(docs)
+        missing = [i for i, e in enumerate(found) if e is None]
+        for i, extraction in zip(missing, extract([docs[i] for i in missing])):
+            found[i] = extraction
+        done = [e for e in found if e is not None]
         pairs = [(title, text) for title, text, _ in docs]
-        languages = [detect_language(title, text, hint) for title, text, hint in docs]
         verdicts = classify_articles(pairs, self.classifier, self.rules, self.thresholds,
-                                     languages)
-        return [Analysis(language=language, verdict=verdict,
-                         countries=tuple(extract_countries(title, text)),
-                         minerals=tuple(extract_minerals(title, text)))
-                for (title, text), language, verdict in zip(pairs, languages, verdicts)]
+                                     [e.language for e in done])
+        return [Analysis(language=e.language, verdict=verdict, countries=e.countries,
+                         minerals=e.minerals) for e, verdict in zip(done, verdicts)]
 
     def __call__(self, articles: Sequence[ParsedArticle], feed: FeedState) -> list[ArticleWrite]:
         docs = [(a.title, a.text, a.language or feed.lang) for a in articles]
         return [ArticleWrite(parsed=a, language=r.language, verdict=r.verdict,
                              countries=r.countries, minerals=r.minerals)
-                for a, r in zip(articles, self.analyse(docs))]
+                for a, r in zip(articles, self.analyse(docs, [a.extracted for a in articles]))]

@@ -1,4 +1,6 @@
-"""Parse processes: feed bodies parsed in worker processes forked from a fork server.
+"""Parse processes: feed bodies parsed in worker processes forked from a fork server (and,
+for the poll's analysis, each article's language, countries and minerals found there too:
+``ParsePool.run`` with ``monitor.extract.extract``).
 
 feedparser is pure Python, so threads would not use the other cores; a worker that dies
 (a crash in a C extension, the OOM killer) costs one retry of that feed, not the cycle."""
@@ -60,7 +62,8 @@ class ParsePool:
             context = multiprocessing.get_context("forkserver")
             # the main module too: each worker would otherwise import it again on start;
             # feedparser as well (~60 ms a worker, once per cycle otherwise)
-            context.set_forkserver_preload(["__main__", "monitor.parse", "feedparser"])
+            context.set_forkserver_preload(["__main__", "monitor.parse", "feedparser",
+                                            "monitor.extract"])
             return context
         return multiprocessing.get_context("spawn")
 
@@ -126,6 +129,25 @@ class ParsePool:
                 raise FeedError(message, kind=kind, status=result.status)
             return articles
         raise AssertionError("unreachable")
+
+    async def run(self, function, *args):
+        """``function(*args)`` in a worker process (a module-level function); None when no
+        worker can run it (none configured, none could start, or the pool broke): the
+        caller then does the work itself. Nothing is retried: the work is optional here."""
+        if not self.processes or self._executor is None:
+            return None
+        executor = self._executor
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        except BrokenProcessPool:
+            if self._executor is executor:
+                self._executor = None
+                executor.shutdown(wait=False, cancel_futures=True)
+            return None
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.debug("work in a parse process failed (%s: %s); done here instead",
+                      type(exc).__name__, exc)
+            return None
 
     def close(self) -> None:
         if self._executor is not None:

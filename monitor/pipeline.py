@@ -3,8 +3,10 @@
 This module only sequences calls: the decisions live in pure functions (scheduling, parse,
 decide), the I/O in fetch, parsepool and storage, the memory tuning in memory. Fetches run
 concurrently in an asyncio loop; fetched bodies are parsed in worker processes
-(``monitor.parsepool``); analysis and writing run one feed at a time in a single writer
-thread, so each feed's articles and its state are written in one transaction, state last.
+(``monitor.parsepool``), which also find each article's language, countries and minerals
+(``monitor.extract``); classification and writing run one feed at a time in a single
+writer thread, so each feed's articles and its state are written in one transaction, state
+last.
 Feeds that stored no article (304, errors) have their state written in batches, one
 transaction for many feeds.
 """
@@ -22,10 +24,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 
 from monitor.clock import Clock, utcnow
 from monitor.exceptions import FeedError, StorageError
+from monitor.extract import extract
 from monitor.fetch import Fetcher, FetchResult, FetchSettings
 from monitor.memory import limit_malloc_arenas, release_free_memory
 from monitor.parse import ParsedFeed, parse_job, read_feed
@@ -58,6 +62,11 @@ class Poller:
         if parse_processes(config.poll.parse_processes):
             ParsePool.prepare()
         self.analyze = analyze
+        # the analysis takes language, countries and minerals found beside the parse
+        self._extracts = bool(getattr(analyze, "extracts", False)) and bool(
+            parse_processes(config.poll.parse_processes))
+        if self._extracts:
+            analyze.extracted_elsewhere = True      # type: ignore[attr-defined]
         self.clock = clock
         self.stop = stop or threading.Event()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -136,6 +145,8 @@ class Poller:
                     parsed = await parser.parse(fetched)    # None: parse in the writer
                 except FeedError as exc:
                     parsed = exc
+                if isinstance(parsed, ParsedFeed) and parsed.articles and self._extracts:
+                    parsed = await self._extract(parser, parsed, feed)
         except FeedError as exc:
             result = exc
         except Exception as exc:  # a bug in fetching must not end the other feeds' cycle
@@ -150,6 +161,16 @@ class Poller:
             return report
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(writer, self.process, feed, result, parsed)
+
+    async def _extract(self, parser: ParsePool, parsed: ParsedFeed, feed: FeedState) -> ParsedFeed:
+        """Language, countries and minerals of the feed's articles, found in a parse process
+        (the writer thread then only classifies and stores); unchanged if that fails."""
+        docs = [(a.title, a.text, a.language or feed.lang) for a in parsed.articles]
+        found = await parser.run(extract, docs)
+        if found is None or len(found) != len(docs):
+            return parsed
+        articles = [replace(a, extracted=e) for a, e in zip(parsed.articles, found)]
+        return ParsedFeed(articles, parsed.notes)
 
     def _warm_up(self) -> None:
         """A body arrived, so something may be new: have the analysis load what it needs

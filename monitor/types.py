@@ -43,6 +43,18 @@ class ParsedArticle:
     language: str | None           # ISO 639-1 from feed or entry metadata
     content_hash: str
     publisher: str | None = None   # who published it, where the entry says (<source>, author)
+    # language, countries and minerals when a parse process found them (monitor.extract)
+    extracted: Extraction | None = None
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What an article's text names, found beside the parse: its language (the entry's or
+    feed's hint checked against the text), the countries and the minerals."""
+
+    language: str | None
+    countries: tuple[Mention, ...]
+    minerals: tuple[Mention, ...]
 
 
 @dataclass(frozen=True)

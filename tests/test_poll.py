@@ -439,3 +439,36 @@ def test_a_news_search_feed_credits_each_outlet_in_the_store_and_the_digest(feed
         assert Story(article, (article,), 0.0).sources == ("Metal Wire",)
     finally:
         store.close()
+
+
+def test_language_countries_and_minerals_found_in_parse_processes_are_the_same(feed_server, make_config):
+    """With parse processes the poll finds language, countries and minerals beside the parse
+    (the service process only classifies and stores); what is stored is the same as
+    without them."""
+    from monitor.analyze import Analyzer
+
+    body = """<?xml version="1.0"?><rss version="2.0"><channel><title>wire</title><language>de</language>
+<item><title>China verschärft Exportkontrollen für Gallium</title><guid>a</guid><link>https://w.example/a</link>
+<description>Peking verlangt Lizenzen für Gallium und Germanium; Japan und die USA prüfen Vorräte.</description></item>
+<item><title>Lithium price slides as Chile output grows</title><guid>b</guid><link>https://w.example/b</link>
+<description>Lithium carbonate fell in Santiago and Shanghai as Chilean mines raised output.</description></item>
+<item><title>稀土出口管制：商务部发布新规</title><guid>c</guid><link>https://w.example/c</link>
+<description>商务部宣布对部分中重稀土相关物项实施出口管制。</description></item>
+</channel></rss>""".encode()
+    url = feed_server.add("/wire", body)
+    stored = []
+    for processes in (2, 0):
+        config = make_config([(f"wire {processes}", url)], poll={"parse_processes": processes})
+        store = open_configured_store(config, START)
+        try:
+            analyzer = Analyzer.from_config(config, lazy=True)
+            poller = Poller(store, config, analyze=analyzer, clock=Clock())
+            assert poller._extracts == bool(processes)
+            poller.run_cycle(include_all=True)
+            views = store.review_list(include_unflagged=True, limit=None)
+            stored.append(sorted((v.title, v.language, v.countries, v.minerals, v.flagged, v.topics)
+                                 for v in views if v.source == f"wire {processes}"))
+        finally:
+            store.close()
+    assert stored[0] == stored[1] and len(stored[0]) == 3
+    assert {row[1] for row in stored[0]} == {"de", "en", "zh"}
