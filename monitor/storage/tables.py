@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, DateTime, Index, Table, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, Table, Text, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -73,6 +73,9 @@ class ArticleRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("feed_id", "key", name="uq_article_feed_key"),
         Index("ix_article_flagged_seen", "flagged", "first_seen_at"),
+        # the review list and `monitor serve`: flagged articles newest first (schema version 3)
+        Index("ix_article_flagged_published", "flagged",
+              text("coalesce(published_at, first_seen_at)"), "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     feed_id: int = Field(foreign_key="feed.id", index=True)
