@@ -130,7 +130,7 @@ def main() -> None:
                 if theirs is not None and peers:
                     b = timed(theirs, peers.format(item=item), args.repeat)
                     line += (f"{statistics.median(b) * 1e3:>13.0f}ms{p95(b) * 1e3:>6.0f}ms"
-                             f"{p95(a) / p95(b):>10.2f}×")
+                             f"{p95(a) / p95(b):>10.3g}×")
                 print(line)
             print(f"worst p95 {worst * 1e3:.0f} ms; target every query ≤ {TARGET * 1e3:.0f} ms: "
                   f"{'PASS' if worst <= TARGET else 'FAIL'}")
