@@ -74,6 +74,7 @@ class Poller:
         self._states_lock = threading.Lock()
         self._unsaved_states = 0                # this cycle's feeds whose state was refused
         self.parse_job = parse_job          # what a parse process runs (tests replace it)
+        self.extract_job = extract          # and what it runs beside the parse
 
     def run_cycle(self, include_all: bool = False) -> CycleReport:
         started = time.monotonic()
@@ -166,7 +167,7 @@ class Poller:
         """Language, countries and minerals of the feed's articles, found in a parse process
         (the writer thread then only classifies and stores); unchanged if that fails."""
         docs = [(a.title, a.text, a.language or feed.lang) for a in parsed.articles]
-        found = await parser.run(extract, docs)
+        found = await parser.run(self.extract_job, docs)
         if found is None or len(found) != len(docs):
             return parsed
         articles = [replace(a, extracted=e) for a, e in zip(parsed.articles, found)]

@@ -472,3 +472,32 @@ def test_language_countries_and_minerals_found_in_parse_processes_are_the_same(f
             store.close()
     assert stored[0] == stored[1] and len(stored[0]) == 3
     assert {row[1] for row in stored[0]} == {"de", "en", "zh"}
+
+
+def test_a_parse_process_dying_while_extracting_loses_nothing(feed_server, make_config, caplog):
+    """If the parse process dies while finding language, countries and minerals, the
+    writer finds them itself: every article is stored with them, once."""
+    from crashing_parser import extract_or_die
+
+    from monitor.analyze import Analyzer
+
+    def doc(marked: bool) -> bytes:
+        extra = " crash the extraction" if marked else ""
+        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>w</title>'
+                f'<item><title>Japan and Chile sign a lithium pact{" " + str(marked)}</title><guid>g{marked}</guid>'
+                f'<link>https://w.example/{marked}</link><description>Lithium from Chile for Japanese '
+                f'battery makers.{extra}</description></item></channel></rss>').encode()
+
+    feeds = [("calm", feed_server.add("/calm", doc(False))), ("dies", feed_server.add("/dies", doc(True)))]
+    config = make_config(feeds, poll={"parse_processes": 2})
+    with open_configured_store(config, Clock()()) as store:
+        poller = Poller(store, config, analyze=Analyzer.from_config(config, lazy=True), clock=Clock())
+        poller.extract_job = extract_or_die
+        with caplog.at_level("WARNING", logger="monitor.poll"):
+            report = poller.run_cycle(include_all=True)
+        assert any("died while running extract_or_die" in r.getMessage() for r in caplog.records)
+        assert {f.name: f.status for f in report.feeds} == {"calm": "ok", "dies": "ok"}
+        views = store.review_list(include_unflagged=True, limit=None)
+        assert len(views) == 2
+        assert all(v.language == "en" and set(v.countries) == {"CL", "JP"} and "lithium" in v.minerals
+                   for v in views)
