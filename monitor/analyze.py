@@ -135,11 +135,9 @@ class Analyzer:
         from monitor.classify import classify_articles
         from monitor.extract import extract
 
-        found = list(found) if found is not None else [None] * len(docs)
-        missing = [i for i, e in enumerate(found) if e is None]
-        for i, extraction in zip(missing, extract([docs[i] for i in missing])):
-            found[i] = extraction
-        done = [e for e in found if e is not None]
+        given = list(found) if found is not None else [None] * len(docs)
+        missing = iter(extract([doc for doc, e in zip(docs, given) if e is None]))
+        done = [e if e is not None else next(missing) for e in given]
         pairs = [(title, text) for title, text, _ in docs]
         verdicts = classify_articles(pairs, self.classifier, self.rules, self.thresholds,
                                      [e.language for e in done])

@@ -310,7 +310,7 @@ class SkopsClassifier:
 
     def _proba(self, docs: Sequence[tuple[str, str]]) -> list[list[float]]:
         if self.linear is not None:
-            return self.linear.predict_proba([(prepare_text(t, x), prepare_chars(t, x)) for t, x in docs])
+            return self.linear.predict_proba(model_input(docs))
         return self.pipeline.predict_proba(model_input(docs)).tolist()
 
 

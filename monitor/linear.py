@@ -73,11 +73,12 @@ class _Block:
             columns.extend(map(get, counted, repeat(-1)))       # -1: not a feature
             counts.extend(counted.values())
             row_of.extend(repeat(r, len(counted)))
-        known = np.asarray(columns, dtype=np.int64) >= 0
+        all_columns = np.asarray(columns, dtype=np.int64)
+        known = all_columns >= 0
         if not known.any():
             return
         rows_at = np.asarray(row_of, dtype=np.int64)[known]
-        cols = np.asarray(columns, dtype=np.int64)[known]
+        cols = all_columns[known]
         tf = np.asarray(counts, dtype=np.float64)[known]
         if self.sublinear:
             tf = 1.0 + np.log(tf)
@@ -115,7 +116,7 @@ class LinearModel:
     def predict_proba(self, rows: Sequence[Sequence[str]]) -> list[list[float]]:
         import numpy as np
 
-        if not rows:
+        if len(rows) == 0:
             return []
         decision = np.tile(self.intercept, (len(rows), 1))
         for block in self.blocks:

@@ -55,19 +55,19 @@ def serve(ctx, host, port):
     # of the body waiting ~40 ms for the client's delayed ACK on a kept-alive connection
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     _, store = open_review_store(ctx)
-    _run(config, store, access, sock, loopback)
+    _run(config, store, access, sock)
 
 
-def _run(config, store, access, sock: socket.socket, loopback: bool) -> None:
+def _run(config, store, access, sock: socket.socket) -> None:
     import uvicorn
 
     from monitor.web.app import create_app
 
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    allowed = ["127.0.0.1", "localhost", "::1", "[::1]"] if loopback else None
+    allowed = ["127.0.0.1", "localhost", "::1", "[::1]"] if access.loopback else None
     app = create_app(config, store, access, allowed_hosts=allowed)
-    how = ("this machine only" if loopback else
+    how = ("this machine only" if access.loopback else
            "sign-in: " + " or ".join(w for w, on in (("review links", access.link_key),
                                                       ("Basic credentials", access.basic)) if on))
     click.echo(f"monitor serve: http://{shown}:{bound_port}/  ({how}; Ctrl-C stops)", nl=True)

@@ -96,7 +96,7 @@ class ReviewApp:
         cookie = request.cookies.get(CSRF_COOKIE)
         token = cookie if cookie is not None and usable_csrf_cookie(cookie) else new_csrf_token()
         html = self.env.get_template(f"web/{template}").render(
-            csrf=token, path=request.url.path, topics=TOPICS, section=section, **context)
+            csrf=token, path=request.url.path, topics=TOPICS, why_of=_why_of, **context)
         response = HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
         if token != cookie:
             response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
@@ -131,7 +131,7 @@ class ReviewApp:
 
         return self._page(request, "list.html.j2", reviewer=reviewer, f=wanted, rows=rows[:size],
                           more=len(rows) > size, first=(wanted.page - 1) * size + 1,
-                          story=_story, minerals=mineral_ids())
+                          minerals=mineral_ids())
 
     async def export(self, request: Request) -> Response:
         reviewer = self._reviewer(request)
@@ -264,7 +264,9 @@ class ReviewApp:
         diff = rules = None
         if error is None:
             try:
-                rules = _rules(lists)
+                from monitor.keywords import KeywordRules
+
+                rules = KeywordRules.compile(_spec(lists))
             except ConfigError as exc:
                 error = str(exc)
         if rules is not None:
@@ -272,7 +274,7 @@ class ReviewApp:
         status = 400 if error else 200
         return self._page(request, "keywords.html.j2", status, reviewer=reviewer, lists=lists,
                           days=days or days_text, diff=diff, error=error, limit=DRYRUN_LIMIT,
-                          toml=_toml(lists) if rules is not None else None)
+                          toml=_toml(_spec(lists)) if rules is not None else None)
 
     def _dry_run(self, rules, days: int):
         from monitor.analyze import Analyzer
@@ -312,26 +314,26 @@ def _story(article: ArticleView):
     return Story(lead=lead, members=(lead,), rank=0.0)
 
 
-def section(article: ArticleView) -> str:
+def _why_of(article: ArticleView) -> str:
+    """Why an item was flagged, in the digest's words, for the topic it was flagged for
+    (both topics' evidence when it has both or none)."""
+    from monitor.digest import why
+
     topics = [t for t in TOPICS if t in article.topics]
-    return topics[0] if len(topics) == 1 else "both"
+    return why(_story(article), topics[0] if len(topics) == 1 else "both")
 
 
-def _rules(lists: dict[str, str]):
-    """KeywordRules from the page's text areas: one phrase a line, # starts a comment."""
-    from monitor.keywords import KeywordRules
-
-    spec = {key: tuple(line.strip() for line in text.splitlines()
-                       if line.strip() and not line.strip().startswith("#"))
+def _spec(lists: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """The keyword spec of the page's text areas: one phrase a line, # starts a comment."""
+    return {key: tuple(p for p in (line.strip() for line in text.splitlines())
+                       if p and not p.startswith("#"))
             for key, text in lists.items()}
-    return KeywordRules.compile(spec)
 
 
-def _toml(lists: dict[str, str]) -> str:
+def _toml(spec: dict[str, tuple[str, ...]]) -> str:
     """The edited rules as a [keywords] block to paste into the config."""
     lines = ["[keywords]"]
-    for key, text in lists.items():
-        phrases = [p.strip() for p in text.splitlines() if p.strip() and not p.strip().startswith("#")]
+    for key, phrases in spec.items():
         lines.append(f"{key} = [")
         lines += [f"  {json.dumps(p, ensure_ascii=False)}," for p in phrases]
         lines.append("]")
