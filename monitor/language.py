@@ -15,8 +15,10 @@ import threading
 
 MIN_LETTERS = 20          # fewer letters than this: too short to contradict a hint
 MIN_HINT_PROBABILITY = 0.1  # the hint is plausible when the identifier gives it this much
-MAX_CHARS = 300           # detection reads the start of title + text only: on 20,000 items of the
-                          # pool, 300 and 500 characters give the same language for all but one
+MAX_CHARS = 200           # detection reads the start of title + text only: on 12,000 Latin- and
+                          # Cyrillic-script items of the pool, 200 and 300 characters give the
+                          # same language for all but one (300 and 500: all but one of 20,000)
+MIN_HAN = 20              # Han characters that make a text without kana or Hangul Chinese
 
 _NAMES = {
     "english": "en", "german": "de", "deutsch": "de", "french": "fr", "français": "fr",
@@ -52,6 +54,9 @@ af am ar az be bg bn bs ca cs cy da de el en es et eu fa fi fr ga gl gu he hi hr
 is it ja ka kk km kn ko lo lt lv mk ml mn mr ms my ne nl no pa pl ps pt ro ru si sk sl so
 sq sr sv sw ta te th tl tr uk ur uz vi zh zu""".split())
 _CODE = re.compile(r"[a-z]{2,3}")
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -75,21 +80,45 @@ def detect_language(title: str, text: str, hint: str | None = None) -> str | Non
     code = normalise_hint(hint)
     if not doc:
         return None
-    if code and len(_LETTER.findall(doc)) < MIN_LETTERS:
+    letters = len(_LETTER.findall(doc))
+    if code and letters < MIN_LETTERS:
         return code
-    ranking = _ranking(doc)
-    best = next(iter(ranking))
-    if code and (code == best or ranking.get(code, 0.0) >= MIN_HINT_PROBABILITY):
+    script = _by_script(doc, letters, code)
+    if script is not None:
+        return script
+    identifier = _identifier()
+    best = identifier.classify(doc)[0]
+    if code and (code == best or _probability(identifier, doc, code) >= MIN_HINT_PROBABILITY):
         return code
     return best
 
 
-def _ranking(doc: str) -> dict[str, float]:
-    """Probability of each ``_DETECTABLE`` language, best first (the identifier's softmax
-    renormalised over these languages: the same as a softmax over them alone)."""
-    ranking = [(lang, p) for lang, p in _identifier().rank(doc) if lang in _DETECTABLE]
-    total = sum(p for _lang, p in ranking) or 1.0
-    return {lang: p / total for lang, p in ranking}
+def _by_script(doc: str, letters: int, hint: str | None) -> str | None:
+    """Korean, Japanese or Chinese told apart by their scripts, where that is certain: mostly
+    Hangul is Korean; Han with kana is Japanese (the identifier takes short Japanese
+    headlines with one kana, "中国住宅、47都市で下落", for Chinese); at least ``MIN_HAN`` Han
+    characters, most of the letters, without kana or Hangul and not hinted Japanese or
+    Korean, are Chinese. Anything else (None) goes to the identifier. On the pool's 23,700
+    items that these rules decide, they and the identifier disagree on 14 short Japanese
+    headlines; they are also the identifier's slowest texts (three bytes a character)."""
+    if not letters or max(doc) < "\u1100":          # no character of these scripts at all
+        return None
+    hangul = len(_HANGUL.findall(doc))
+    if hangul * 2 > letters:
+        return "ko"
+    kana, han = len(_KANA.findall(doc)), len(_HAN.findall(doc))
+    if kana and (kana + han) * 2 > letters and kana * 20 >= han:
+        return "ja"
+    if (han >= MIN_HAN and han * 2 > letters and not kana and not hangul
+            and hint not in ("ja", "ko")):
+        return "zh"
+    return None
+
+
+def _probability(identifier, doc: str, code: str) -> float:  # noqa: ANN001 - py3langid's
+    """The identifier's probability of language ``code`` for ``doc`` (its softmax over the
+    ``_DETECTABLE`` languages it is restricted to); 0 for a language it does not know."""
+    return dict(identifier.rank(doc)).get(code, 0.0)
 
 
 _lock = threading.Lock()

@@ -72,3 +72,20 @@ def test_empty_text_has_no_language() -> None:
 def test_result_is_an_iso_639_1_code() -> None:
     code = detect_language("ok", "")
     assert code is not None and len(code) == 2
+
+
+def test_scripts_decide_korean_japanese_and_chinese() -> None:
+    # kana among Han characters: Japanese, however few
+    assert detect_language("大阪の物価、3か月連続上昇", "") == "ja"
+    assert detect_language("東京都で震度2", "") == "ja"
+    assert detect_language("", "희토류 수출 통제, 반도체 업계 긴장") == "ko"
+    long_han = "国务院常务会议研究部署加强关键矿产资源勘查开发和储备工作"
+    assert detect_language(long_han, "") == "zh"
+    assert detect_language(long_han, "", hint="ko") == "zh"       # the identifier overrules
+    # a short Han-only headline is left to the identifier and the hint
+    assert detect_language("首相動静 十日", "", hint="ja") == "ja"
+
+
+def test_implausible_hint_loses_to_the_script() -> None:
+    assert detect_language(*TEXTS["ko"], hint="zh") == "ko"
+    assert detect_language(*TEXTS["ja"], hint="zh-CN") == "ja"
