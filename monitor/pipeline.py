@@ -4,7 +4,7 @@ This module only sequences calls: the decisions live in pure functions (scheduli
 decide), the I/O in fetch, parsepool and storage, the memory tuning in memory. Fetches run
 concurrently in an asyncio loop; fetched bodies are parsed in worker processes
 (``monitor.parsepool``), which also find each article's language, countries and minerals
-(``monitor.extract``); classification and writing run one feed at a time in a single
+(``monitor.extract``) in the same job; classification and writing run one feed at a time in a single
 writer thread, so each feed's articles and its state are written in one transaction, state
 last.
 Feeds that stored no article (304, errors) have their state written in batches, one
@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import datetime
 
 from monitor.clock import Clock, utcnow
@@ -142,12 +141,11 @@ class Poller:
             if fetched.content is not None:
                 self._warm_up()
             if fetched.content is not None and parser.processes:
-                try:
-                    parsed = await parser.parse(fetched)    # None: parse in the writer
+                try:                                        # None: parse in the writer
+                    parsed = await parser.parse(
+                        fetched, self.extract_job if self._extracts else None, feed.lang)
                 except FeedError as exc:
                     parsed = exc
-                if isinstance(parsed, ParsedFeed) and parsed.articles and self._extracts:
-                    parsed = await self._extract(parser, parsed, feed)
         except FeedError as exc:
             result = exc
         except Exception as exc:  # a bug in fetching must not end the other feeds' cycle
@@ -162,16 +160,6 @@ class Poller:
             return report
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(writer, self.process, feed, result, parsed)
-
-    async def _extract(self, parser: ParsePool, parsed: ParsedFeed, feed: FeedState) -> ParsedFeed:
-        """Language, countries and minerals of the feed's articles, found in a parse process
-        (the writer thread then only classifies and stores); unchanged if that fails."""
-        docs = [(a.title, a.text, a.language or feed.lang) for a in parsed.articles]
-        found = await parser.run(self.extract_job, docs)
-        if found is None or len(found) != len(docs):
-            return parsed
-        articles = [replace(a, extracted=e) for a, e in zip(parsed.articles, found)]
-        return ParsedFeed(articles, parsed.notes)
 
     def _warm_up(self) -> None:
         """A body arrived, so something may be new: have the analysis load what it needs
