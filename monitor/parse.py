@@ -389,28 +389,6 @@ def parse_job(content: bytes, headers: dict[str, str], url: str):
         return None, (str(exc), exc.kind)
 
 
-def parse_and_extract(parse, extract, lang: str | None, content: bytes, headers: dict[str, str],
-                      url: str):
-    """``parse`` (a parse job) and then, for the articles it found, ``extract`` (language,
-    countries and minerals; ``lang`` is the feed's language, the hint for articles that
-    name none), in one trip to a parse process. Articles the extraction fails on come back
-    without it: the service process finds it then."""
-    from dataclasses import replace
-
-    parsed, error = parse(content, headers, url)
-    if parsed is None or not parsed.articles:
-        return parsed, error
-    docs = [(a.title, a.text, a.language or lang) for a in parsed.articles]
-    try:
-        found = extract(docs)
-    except Exception:  # noqa: BLE001 - optional work: the service process does it instead
-        return parsed, error
-    if len(found) != len(docs):
-        return parsed, error
-    return ParsedFeed([replace(a, extracted=e) for a, e in zip(parsed.articles, found)],
-                      parsed.notes), error
-
-
 def _bozo_reason(parsed, headers: dict[str, str]) -> str:
     kind = headers.get("content-type", "unknown content type")
     error = parsed.get("bozo_exception")

@@ -1,6 +1,6 @@
 """Parse processes: feed bodies parsed in worker processes forked from a fork server (and,
-for the poll's analysis, each article's language, countries and minerals found there too,
-in the same trip: ``ParsePool.parse(result, extract=monitor.extract.extract)``).
+for the poll's analysis, the new articles' language, countries and minerals found there
+too: ``ParsePool.run`` with ``monitor.extract.extract``).
 
 feedparser is pure Python, so threads would not use the other cores; a worker that dies
 (a crash in a C extension, the OOM killer) costs one retry of that feed, not the cycle."""
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import multiprocessing
 import os
@@ -19,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 from monitor.exceptions import FeedError
-from monitor.parse import ParsedFeed, parse_and_extract, parse_job, watch_service
+from monitor.parse import ParsedFeed, parse_job, watch_service
 
 if TYPE_CHECKING:
     from monitor.fetch import FetchResult
@@ -56,6 +55,7 @@ class ParsePool:
         self.processes = processes
         self.job = job or parse_job      # a module-level function (it is pickled by name)
         self._executor: ProcessPoolExecutor | None = None
+        self._queued: asyncio.Semaphore | None = None     # made in the cycle's event loop
 
     @staticmethod
     def _context():
@@ -94,29 +94,29 @@ class ParsePool:
                                                  initargs=(os.getpid(),))
         return self._executor
 
-    async def parse(self, result: FetchResult, extract=None, lang: str | None = None
-                    ) -> ParsedFeed | None:
+    async def parse(self, result: FetchResult) -> ParsedFeed | None:
         """The feed's articles and notes; raises FeedError. None when no worker process can be
         started here: the caller parses in its own process (and so does every later feed).
 
-        With ``extract`` (a module-level function, ``monitor.extract.extract``), the worker
-        also finds each article's language, countries and minerals (``lang``: the feed's
-        language, the hint) right after parsing, in the same job: one trip per feed, and a
-        feed's analysis never waits behind other feeds' parsing. If the worker dies doing
-        that, the feed is parsed once more without it and the caller extracts."""
-        loop = asyncio.get_running_loop()
+        At most ``processes + 1`` parses wait in the workers' queue at a time, so work sent
+        with ``run`` (finding the new articles' language, countries and minerals) never
+        waits behind every other feed's parse."""
         if result.content is None:                # a 304 has nothing to parse
             return ParsedFeed([])
+        if self._queued is None:
+            self._queued = asyncio.Semaphore(self.processes + 1)
+        async with self._queued:
+            return await self._parse(result, result.content)
+
+    async def _parse(self, result: FetchResult, content: bytes) -> ParsedFeed | None:
+        loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             if not self.processes:
                 return None
-            job = self.job
-            if extract is not None:
-                job = functools.partial(parse_and_extract, self.job, extract, lang)
             try:
                 executor = self._current()
                 future = loop.run_in_executor(
-                    executor, job, result.content, result.headers, result.url)
+                    executor, self.job, content, result.headers, result.url)
             except (OSError, RuntimeError, ValueError) as exc:
                 log.warning("cannot start parse processes (%s: %s); parsing in this process "
                             "instead (set poll.parse_processes = 0 to say so)",
@@ -134,19 +134,35 @@ class ParsePool:
                     raise FeedError("the parser process died while reading this feed "
                                     "(crash or out of memory)", kind="parse",
                                     status=result.status) from None
-                if extract is not None:
-                    log.warning("a parse process died while parsing %s and finding its "
-                                "articles' language, countries and minerals (crash or out "
-                                "of memory); parsing it again without that (%s does it in "
-                                "the service process)", result.url,
-                                getattr(extract, "__name__", extract))
-                    extract = None
                 continue
             if error is not None:
                 message, kind = error
                 raise FeedError(message, kind=kind, status=result.status)
             return articles
         raise AssertionError("unreachable")
+
+    async def run(self, function, *args):
+        """``function(*args)`` in a worker process (a module-level function); None when no
+        worker can run it (none configured, none could start, or the pool broke): the
+        caller then does the work itself. Nothing is retried: the work is optional here.
+        It queues behind at most ``processes + 1`` parses (see ``parse``)."""
+        if not self.processes or self._executor is None:
+            return None
+        executor = self._executor
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        except BrokenProcessPool:
+            if self._executor is executor:
+                self._executor = None
+                executor.shutdown(wait=False, cancel_futures=True)
+                log.warning("a parse process died while running %s (crash or out of memory); "
+                            "that work is done in the service process instead",
+                            getattr(function, "__name__", function))
+            return None
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.debug("work in a parse process failed (%s: %s); done here instead",
+                      type(exc).__name__, exc)
+            return None
 
     def close(self) -> None:
         if self._executor is not None:

@@ -3,8 +3,8 @@
 This module only sequences calls: the decisions live in pure functions (scheduling, parse,
 decide), the I/O in fetch, parsepool and storage, the memory tuning in memory. Fetches run
 concurrently in an asyncio loop; fetched bodies are parsed in worker processes
-(``monitor.parsepool``), which also find each article's language, countries and minerals
-(``monitor.extract``) in the same job; classification and writing run one feed at a time in a single
+(``monitor.parsepool``), which also find the language, countries and minerals of the
+articles not stored yet (``monitor.extract``); classification and writing run one feed at a time in a single
 writer thread, so each feed's articles and its state are written in one transaction, state
 last.
 Feeds that stored no article (304, errors) have their state written in batches, one
@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 
 from monitor.clock import Clock, utcnow
@@ -138,14 +139,13 @@ class Poller:
         try:
             fetched = await fetcher.fetch(feed.url, feed.etag, feed.last_modified)
             result = fetched
-            if fetched.content is not None:
-                self._warm_up()
             if fetched.content is not None and parser.processes:
-                try:                                        # None: parse in the writer
-                    parsed = await parser.parse(
-                        fetched, self.extract_job if self._extracts else None, feed.lang)
+                try:
+                    parsed = await parser.parse(fetched)    # None: parse in the writer
                 except FeedError as exc:
                     parsed = exc
+                if isinstance(parsed, ParsedFeed) and parsed.articles:
+                    parsed = await self._prepare(parser, parsed, feed)
         except FeedError as exc:
             result = exc
         except Exception as exc:  # a bug in fetching must not end the other feeds' cycle
@@ -161,9 +161,44 @@ class Poller:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(writer, self.process, feed, result, parsed)
 
+    async def _prepare(self, parser: ParsePool, parsed: ParsedFeed, feed: FeedState) -> ParsedFeed:
+        """Before the writer gets a parsed feed: which of its articles are not stored yet
+        (or changed)? None: nothing to load or find. Some: the analysis starts loading its
+        model, and a parse process finds their language, countries and minerals (the
+        writer thread then only classifies and stores). The writer looks the keys up again
+        when it stores; this only decides what work to do beforehand."""
+        loop = asyncio.get_running_loop()
+        known = await loop.run_in_executor(None, self._known, feed, parsed.articles)
+        fresh = [i for i, a in enumerate(parsed.articles) if known.get(a.key) != a.content_hash]
+        if not fresh:
+            return parsed
+        self._warm_up()
+        if not self._extracts:
+            return parsed
+        articles = list(parsed.articles)
+        docs = [(articles[i].title, articles[i].text, articles[i].language or feed.lang)
+                for i in fresh]
+        found = await parser.run(self.extract_job, docs)
+        if found is None or len(found) != len(docs):
+            return parsed                               # the writer finds them
+        for i, extraction in zip(fresh, found):
+            articles[i] = replace(articles[i], extracted=extraction)
+        return ParsedFeed(articles, parsed.notes)
+
+    def _known(self, feed: FeedState, articles: Sequence[ParsedArticle]) -> dict[str, str]:
+        """Stored keys → content hashes among ``articles`` (a thread of the event loop's:
+        the writer thread may be busy storing); {} when the store cannot say now."""
+        if not feed.has_articles:
+            return {}
+        try:
+            return self.store.known_articles(feed.id, [a.key for a in articles])
+        except StorageError as exc:
+            log.debug("feed %s: known articles not read (%s); the writer will", feed.name, exc)
+            return {}
+
     def _warm_up(self) -> None:
-        """A body arrived, so something may be new: have the analysis load what it needs
-        while the other feeds are fetched (a cycle of 304s never loads it)."""
+        """Something new arrived: have the analysis load what it needs while the other
+        feeds are fetched (a cycle of 304s, or of feeds with nothing new, never loads it)."""
         warm_up = getattr(self.analyze, "warm_up", None)
         if warm_up is not None:
             warm_up()
