@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+from array import array
 
 MIN_LETTERS = 20          # fewer letters than this: too short to contradict a hint
 MIN_HINT_PROBABILITY = 0.1  # the hint is plausible when the identifier gives it this much
@@ -141,4 +142,10 @@ def _load_identifier():  # noqa: ANN202
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages(sorted(_DETECTABLE.intersection(identifier.nb_classes)))
     identifier._full_model = (identifier.nb_ptc, identifier.nb_pc, identifier.nb_classes)
+    # its DFA's per-state tables as machine integers rather than lists of int objects:
+    # ~3 MB less and the walk over a text's bytes a little faster (same results)
+    for name in ("_rowbase", "tk_output"):
+        table = getattr(identifier, name, None)
+        if isinstance(table, list):
+            setattr(identifier, name, array("q", table))
     return identifier
