@@ -24,7 +24,8 @@ What happens:
 * ``--analysis``: the poller gets the shipped analysis (``service.build_analyzer``, built
   once and kept, as ``monitor run`` keeps it: language, model, countries, minerals) instead
   of the no-op seam, and the RSS of the whole process tree (this process and its parse
-  processes, sampled every 50 ms) is printed per cycle too: "steady" is this process
+  processes, sampled every 50 ms) is printed per cycle too, with this process's share of
+  that peak ("of it svc"): "steady" is this process
   after the last cycle (parse processes end with their cycle), and every cycle's tree peak
   is compared with it.
 * It prints per cycle: seconds, new, updated, errors and the process RSS; then cycles
@@ -225,7 +226,7 @@ def main() -> None:
           f"max_bytes {args.max_mb:g} MB, store {tmp / 'soak.db'}")
     analyze = build_analyzer(config) if args.analysis else None
     print(f"{'cycle':>5} {'secs':>6} {'new':>6} {'upd':>5} {'errors':>6} {'rss MB':>7}"
-          + (f" {'tree peak':>9}" if analyze else "")
+          + (f" {'tree peak':>9} {'of it svc':>9}" if analyze else "")
           + (f" {'py MB':>6} {'objects':>8}" if args.trace else ""))
     if args.trace:
         import tracemalloc
@@ -245,7 +246,8 @@ def main() -> None:
         tree_peaks.append(tree.peak)
         durations.append(report.duration)
         print(f"{c + 1:>5} {report.duration:>6.1f} {report.total('new'):>6} {report.total('updated'):>5} "
-              f"{report.count('error'):>6} {rss[-1]:>7.1f}" + (f" {tree.peak:>9.1f}" if analyze else "")
+              f"{report.count('error'):>6} {rss[-1]:>7.1f}"
+              + (f" {tree.peak:>9.1f} {tree.service:>9.1f}" if analyze else "")
               + (traced() if args.trace else ""), flush=True)
     elapsed = time.monotonic() - started
     store.close()
@@ -271,22 +273,25 @@ class TreePeak:
 
         import psutil
 
-        self.peak = 0.0
+        self.peak = self.service = 0.0      # the tree's peak; this process's RSS then
         self._stop = threading.Event()
         me = psutil.Process()
 
         def sample() -> None:
             while not self._stop.wait(0.05):
-                total = 0
+                total = mine = 0
                 skip = {p.pid for x in self.exclude if x for p in _with_children(x)}
                 for proc in [me, *me.children(recursive=True)]:
                     if proc.pid in skip:
                         continue
                     try:
-                        total += proc.memory_info().rss
+                        size = proc.memory_info().rss
                     except psutil.Error:
-                        pass
-                self.peak = max(self.peak, total / MB)
+                        continue
+                    total += size
+                    mine = size if proc is me else mine
+                if total / MB > self.peak:
+                    self.peak, self.service = total / MB, mine / MB
         self._thread = threading.Thread(target=sample, daemon=True)
         self._thread.start()
         return self

@@ -14,6 +14,12 @@ Hostile servers:
   and inflated here with ``zlib`` and ``max_length``, so a gzip bomb stops after at most
   ``max_bytes + 1`` inflated bytes (httpx's own decoder would inflate each network chunk
   whole, ~64 KB into ~64 MB). Only gzip and deflate are asked for and accepted.
+- Memory: a body larger than ``LARGE_BODY`` is read on only while it holds one of
+  ``LARGE_READS`` slots (waiting for one counts against its deadline), so however many
+  fetches are in flight, at most ``LARGE_READS`` bodies grow past 1 MiB at a time: a cycle
+  that meets several gzip bombs or endless bodies holds about ``LARGE_READS × max_bytes``
+  of them, not ``concurrency × max_bytes``. A body is in memory at most twice (its chunks
+  and the joined body, for the moment of the join).
 - Redirects are followed here, one hop at a time: each target is checked *before* it is
   requested (scheme http/https only, private-address rule below), and the hops counted.
 
@@ -259,12 +265,17 @@ class _Slots:
         self._idle.clear()
 
 
+LARGE_BODY = 1024 * 1024      # a body past this many bytes (raw or inflated) needs a slot
+LARGE_READS = 2               # bodies that may grow past LARGE_BODY at a time
+
+
 class Fetcher:
     """Fetches feeds concurrently, within the limits of ``FetchSettings``."""
 
     def __init__(self, settings: FetchSettings) -> None:
         self.settings = settings
         self._global = asyncio.Semaphore(settings.concurrency)
+        self._large = asyncio.Semaphore(LARGE_READS)
         self._slots: _Slots | None = None
         self._headers = {"User-Agent": settings.user_agent, "Accept": _ACCEPT,
                          "Accept-Encoding": "gzip, deflate"}
@@ -383,16 +394,27 @@ class Fetcher:
                             kind="too-large", status=200)
         layers = _inflaters(headers.get("content-encoding", ""), limit)
         chunks, raw_size, size = [], 0, 0
-        async for raw in response.aiter_raw():
-            raw_size += len(raw)
-            chunks.append(_decode(layers, raw))
-            size += len(chunks[-1])
-            if max(raw_size, size) > limit:
+        large = False
+        if declared.isdigit() and int(declared) > LARGE_BODY:
+            await self._large.acquire()
+            large = True
+        try:
+            async for raw in response.aiter_raw():
+                raw_size += len(raw)
+                chunks.append(_decode(layers, raw))
+                size += len(chunks[-1])
+                if max(raw_size, size) > limit:
+                    raise _too_large(limit)
+                if not large and max(raw_size, size) > LARGE_BODY:
+                    await self._large.acquire()     # the server waits meanwhile (TCP)
+                    large = True
+            chunks.append(_decode(layers, b"", final=True))
+            if size + len(chunks[-1]) > limit:
                 raise _too_large(limit)
-        chunks.append(_decode(layers, b"", final=True))
-        if size + len(chunks[-1]) > limit:
-            raise _too_large(limit)
-        return b"".join(chunks)
+            return b"".join(chunks)
+        finally:
+            if large:
+                self._large.release()
 
 
 def _too_large(limit: int) -> FeedError:

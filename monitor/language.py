@@ -16,9 +16,10 @@ from array import array
 
 MIN_LETTERS = 20          # fewer letters than this: too short to contradict a hint
 MIN_HINT_PROBABILITY = 0.1  # the hint is plausible when the identifier gives it this much
-MAX_CHARS = 200           # detection reads the start of title + text only: on 12,000 Latin- and
-                          # Cyrillic-script items of the pool, 200 and 300 characters give the
-                          # same language for all but one (300 and 500: all but one of 20,000)
+MAX_CHARS = 200           # detection reads the start of title + text only: on 12,000 pool items
+                          # that the scripts do not decide (nearly all in Latin script), 200 and
+                          # 300 characters give the same language for all but one (300 and 500:
+                          # all but one of 20,000)
 MIN_HAN = 20              # Han characters that make a text without kana or Hangul Chinese
 
 _NAMES = {

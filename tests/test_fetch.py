@@ -133,3 +133,46 @@ def test_refused_and_unresolvable_hosts_are_connect_errors(feed_server):
                                                ("http://no-such-host.invalid/x.xml", None)])
     assert refused.kind == "connect" and "refused" in str(refused).lower(), refused
     assert unresolvable.kind == "connect", unresolvable
+
+
+def test_only_a_few_large_bodies_are_read_at_once(feed_server):
+    """Bodies past LARGE_BODY are read on only while holding one of LARGE_READS slots
+    (gzip bombs and endless bodies in one cycle cannot each hold max_bytes): with six large
+    bodies in flight at once, never more than LARGE_READS grow at a time, a small feed is
+    not held up, and every body arrives whole or is refused as too large."""
+    import monitor.fetch as fetch
+    from monitor.fetch import Fetcher
+
+    holding, most = [0], [0]
+
+    class Counted(asyncio.Semaphore):
+        async def acquire(self):
+            await super().acquire()
+            holding[0] += 1
+            most[0] = max(most[0], holding[0])
+            await asyncio.sleep(0.05)          # keep it a while, so others would overlap
+            return True
+
+        def release(self):
+            holding[0] -= 1
+            super().release()
+
+    big = b"<rss><channel>" + b"<!-- x -->" * 300_000 + b"</channel></rss>"     # ~3 MB
+    urls = [feed_server.add(f"/big{i}", big) for i in range(3)]            # Content-Length
+    urls += [feed_server.add(f"/gz{i}", big, gzip=True) for i in range(2)]  # inflates past it
+    urls.append(feed_server.add("/endless", b"<rss>", stream_bytes=40_000_000))   # chunked
+    small = feed_server.add("/small", b"<rss><channel></channel></rss>")
+
+    async def scenario():
+        settings = FetchSettings(concurrency=8, per_host=8, max_bytes=8 * 1024 * 1024)
+        async with Fetcher(settings) as fetcher:
+            fetcher._large = Counted(fetch.LARGE_READS)
+            results = await asyncio.gather(*(fetcher.fetch(u) for u in urls + [small]),
+                                           return_exceptions=True)
+        return results
+
+    results = asyncio.run(scenario())
+    assert [r.content for r in results[:5]] == [big] * 5
+    assert getattr(results[5], "kind", None) == "too-large"
+    assert results[6].content == b"<rss><channel></channel></rss>"
+    assert most[0] == fetch.LARGE_READS and holding[0] == 0
