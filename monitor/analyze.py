@@ -1,6 +1,6 @@
-"""Everything derived from an article's text, in one batch per feed: language, the
-classifier's probabilities (one call per batch), keyword rules, the decision, and the
-countries and minerals it names.
+"""Everything derived from an article's text, in one batch (one feed, or several that the
+poll's writer takes together): language, the classifier's probabilities (one call per
+batch), keyword rules, the decision, and the countries and minerals it names.
 
 The model (and with it scikit-learn, ~150 MB) is loaded when the first batch arrives, not
 when the analyser is built: a poll where every feed answers 304 never loads it, and the
@@ -145,7 +145,15 @@ class Analyzer:
                          minerals=e.minerals) for e, verdict in zip(done, verdicts)]
 
     def __call__(self, articles: Sequence[ParsedArticle], feed: FeedState) -> list[ArticleWrite]:
-        docs = [(a.title, a.text, a.language or feed.lang) for a in articles]
-        return [ArticleWrite(parsed=a, language=r.language, verdict=r.verdict,
-                             countries=r.countries, minerals=r.minerals)
-                for a, r in zip(articles, self.analyse(docs, [a.extracted for a in articles]))]
+        return self.analyse_feeds([(articles, feed)])[0]
+
+    def analyse_feeds(self, groups: Sequence[tuple[Sequence[ParsedArticle], FeedState]]
+                      ) -> list[list[ArticleWrite]]:
+        """``self(articles, feed)`` for several feeds at once: one batch, one model call
+        (the poll's writer takes the feeds that finished parsing while it was busy)."""
+        articles = [(a, feed) for group, feed in groups for a in group]
+        docs = [(a.title, a.text, a.language or feed.lang) for a, feed in articles]
+        results = iter(self.analyse(docs, [a.extracted for a, _ in articles]))
+        return [[ArticleWrite(parsed=a, language=r.language, verdict=r.verdict,
+                              countries=r.countries, minerals=r.minerals)
+                 for a, r in zip(group, results)] for group, _feed in groups]

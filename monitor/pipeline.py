@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from monitor.clock import Clock, utcnow
@@ -102,6 +102,7 @@ class Poller:
         loop = asyncio.get_running_loop()
         flight = _InFlight(batch=max(64, settings.concurrency * 16))
         parser = ParsePool(parse_processes(self.config.poll.parse_processes), self.parse_job)
+        self._batches = _Batches(self, loop)
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-store") as writer:
                 async with Fetcher(settings) as fetcher:
@@ -158,8 +159,7 @@ class Poller:
             if states:              # the writer thread runs one job at a time, in order
                 writer.submit(self._flush_states, states)
             return report
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(writer, self.process, feed, result, parsed)
+        return await self._batches.submit(writer, feed, result, parsed)
 
     async def _prepare(self, parser: ParsePool, parsed: ParsedFeed, feed: FeedState) -> ParsedFeed:
         """Before the writer gets a parsed feed: which of its articles are not stored yet
@@ -207,11 +207,31 @@ class Poller:
                 parsed: ParsedFeed | FeedError | None = None) -> FeedReport:
         """Parse (unless a parse process did), analyse and store one feed fetched with a
         body (runs in the writer thread; 304s and fetch errors never come here)."""
-        if self.stop.is_set():
-            return FeedReport(feed.name, feed.url, "skipped")
+        return self.process_batch([(feed, result, parsed)])[0]
+
+    def process_batch(self, jobs: Sequence[tuple[FeedState, FetchResult, ParsedFeed | FeedError | None]]
+                      ) -> list[FeedReport]:
+        """``process`` for several feeds (writer thread): their new articles analysed in one
+        batch (one model call), each feed then stored in its own transaction, in order. A
+        feed that fails (the store refuses it, a bug) gets its own report; the others go on."""
         now = self.clock()
+        staged: list[_Staged | FeedReport] = []
+        for feed, result, parsed in jobs:
+            if self.stop.is_set():
+                staged.append(FeedReport(feed.name, feed.url, "skipped"))
+                continue
+            staged.append(self._guarded(feed, now, self._stage, feed, result, now, parsed))
+        todo = [s for s in staged if isinstance(s, _Staged) and s.fresh]
+        writes = self._analyse_batch(todo, now)
+        return [s if isinstance(s, FeedReport) else
+                self._guarded(s.feed, now, self._save, s, writes.get(id(s), []))
+                for s in staged]
+
+    def _guarded(self, feed: FeedState, now: datetime, step, *args):
+        """``step(*args)``, with a failure turned into that feed's report: the store refused
+        (retried next cycle), or a bug (recorded on the feed, which backs off)."""
         try:
-            return self._store(feed, result, now, parsed)
+            return step(*args)
         except StorageError as exc:
             log.error("feed %s: not stored, will retry next cycle: %s", feed.name, exc)
             return FeedReport(feed.name, feed.url, "error", error=str(exc), not_stored=True)
@@ -219,6 +239,20 @@ class Poller:
             log.exception("feed %s: unexpected error", feed.name)
             error = FeedError(f"{type(exc).__name__}: {exc}", kind="internal")
             return self._store_error(feed, error, now)
+
+    def _analyse_batch(self, todo: Sequence[_Staged], now: datetime
+                       ) -> dict[int, list[ArticleWrite] | FeedReport]:
+        """Writes per staged feed (by id): one analysis call for all when the analysis can
+        take several feeds; feed by feed otherwise, or when that call fails (so only the
+        feed that makes it fail gets an error)."""
+        many = getattr(self.analyze, "analyse_feeds", None)
+        if many is not None and len(todo) > 1:
+            try:
+                results = many([(s.fresh, s.feed) for s in todo])
+                return {id(s): w for s, w in zip(todo, results)}
+            except Exception:  # noqa: BLE001 - redone feed by feed below, errors said there
+                log.debug("batch analysis failed; analysing feed by feed", exc_info=True)
+        return {id(s): self._guarded(s.feed, now, self.analyze, s.fresh, s.feed) for s in todo}
 
     def _success(self, feed: FeedState, result: FetchResult, now: datetime) -> FeedOutcome:
         return FeedOutcome(polled_at=now, status=result.status, etag=result.etag,
@@ -237,8 +271,10 @@ class Poller:
                                                        new=False)))
         return FeedReport(feed.name, feed.url, "not-modified", http_status=304)
 
-    def _store(self, feed: FeedState, result: FetchResult, now: datetime,
-               parsed: ParsedFeed | FeedError | None) -> FeedReport:
+    def _stage(self, feed: FeedState, result: FetchResult, now: datetime,
+               parsed: ParsedFeed | FeedError | None) -> _Staged | FeedReport:
+        """A feed's articles parsed (here, unless a parse process did) and sorted into the
+        ones to analyse and store (new or changed) and the ones stored already."""
         outcome = self._success(feed, result, now)
         if parsed is None:
             try:
@@ -253,8 +289,15 @@ class Poller:
         known = (self.store.known_articles(feed.id, [a.key for a in parsed.articles])
                  if feed.has_articles else {})
         fresh = fresh_articles(parsed.articles, known, now)
-        writes = self.analyze(fresh, feed) if fresh else []
-        state = feed_outcome(feed, outcome, new=any(a.key not in known for a in fresh))
+        return _Staged(feed, result, outcome, fresh,
+                       new=any(a.key not in known for a in fresh))
+
+    def _save(self, staged: _Staged, writes: list[ArticleWrite] | FeedReport) -> FeedReport:
+        """Store a staged feed's analysed articles and its state in one transaction."""
+        if isinstance(writes, FeedReport):          # its analysis failed: said there
+            return writes
+        feed, result = staged.feed, staged.result
+        state = feed_outcome(feed, staged.outcome, new=staged.new)
         new, updated = self.store.save_poll(feed.id, writes, state)
         flagged = sum(1 for w in writes if w.verdict is not None and w.verdict.flagged)
         return FeedReport(feed.name, feed.url, "ok", http_status=result.status, new=new,
@@ -358,3 +401,76 @@ class _InFlight:
         else:
             self.reports.append(task.result())
 
+
+@dataclass
+class _Staged:
+    """A feed between parsing and storing (writer thread)."""
+
+    feed: FeedState
+    result: FetchResult
+    outcome: FeedOutcome
+    fresh: list[ParsedArticle]
+    new: bool
+
+
+class _Batches:
+    """Feeds waiting for the writer thread, handed to it in batches: when the writer is
+    busy, the feeds that finish parsing meanwhile are analysed together (one model call)
+    and then stored one transaction each. One batch per writer job, so the writer's other
+    jobs (claiming feeds, writing states) still take their turn between batches."""
+
+    MAX_ARTICLES = 600          # a batch closes once it holds this many parsed articles
+
+    def __init__(self, poller: Poller, loop: asyncio.AbstractEventLoop) -> None:
+        self.poller = poller
+        self.loop = loop
+        self._waiting: list[tuple[tuple, asyncio.Future]] = []
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    async def submit(self, writer, feed: FeedState, result: FetchResult,
+                     parsed: ParsedFeed | FeedError | None) -> FeedReport:
+        future = self.loop.create_future()
+        with self._lock:
+            self._waiting.append(((feed, result, parsed), future))
+            start = not self._scheduled
+            self._scheduled = True
+        if start:
+            writer.submit(self._run, writer)
+        return await future
+
+    def _run(self, writer) -> None:
+        """Writer thread: process one batch of the waiting feeds, then come back for more
+        (a job of its own, behind whatever else the writer has queued)."""
+        batch: list[tuple[tuple, asyncio.Future]] = []
+        size = 0
+        with self._lock:
+            while self._waiting and (not batch or size < self.MAX_ARTICLES):
+                job = self._waiting.pop(0)
+                batch.append(job)
+                parsed = job[0][2]
+                size += len(parsed.articles) if isinstance(parsed, ParsedFeed) else 30
+        try:
+            reports = self.poller.process_batch([job for job, _ in batch])
+        except BaseException as exc:      # a bug here must still answer every waiting feed
+            for _, future in batch:
+                self.loop.call_soon_threadsafe(_fail, future, exc)
+            reports = None
+        if reports is not None:
+            for (_, future), report in zip(batch, reports):
+                self.loop.call_soon_threadsafe(_settle, future, report)
+        with self._lock:
+            if not self._waiting:
+                self._scheduled = False
+                return
+        writer.submit(self._run, writer)
+
+
+def _settle(future: asyncio.Future, report: FeedReport) -> None:
+    if not future.done():
+        future.set_result(report)
+
+
+def _fail(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

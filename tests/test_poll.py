@@ -3,6 +3,7 @@
 import sqlite3
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -520,3 +521,46 @@ def test_a_parse_process_dying_while_extracting_loses_nothing(feed_server, make_
         assert len(views) == 2
         assert all(v.language == "en" and set(v.countries) == {"CL", "JP"} and "lithium" in v.minerals
                    for v in views)
+
+
+def test_feeds_waiting_for_the_writer_are_analysed_together_and_stored_apart(
+        feed_server, feed_file, make_config):
+    """While the writer is busy, feeds that finish parsing wait and are then analysed in one
+    batch; each is still stored in its own transaction, and a feed whose analysis fails gets
+    its own error while the feeds batched with it are stored."""
+    import time as _time
+
+    from monitor.pipeline import unclassified
+
+    class Slow:
+        """The no-op analysis, slow on its first call, failing on the feed named "bad"."""
+
+        def __init__(self) -> None:
+            self.batches: list[list[str]] = []
+
+        def __call__(self, articles, feed):
+            if not self.batches:
+                _time.sleep(0.6)                    # the other feeds queue meanwhile
+            self.batches.append([feed.name])
+            if feed.name == "bad":
+                raise ValueError("analysis broke on this feed")
+            return unclassified(articles, feed)
+
+        def analyse_feeds(self, groups):
+            self.batches.append([feed.name for _, feed in groups])
+            if any(feed.name == "bad" for _, feed in groups):
+                raise ValueError("analysis broke on one feed of the batch")
+            return [unclassified(articles, feed) for articles, feed in groups]
+
+    body = feed_file("rss2.xml")
+    feeds = [(name, feed_server.add(f"/{name}", body)) for name in ("first", "a", "b", "bad", "c")]
+    config = make_config(feeds, poll={"parse_processes": 0})
+    analysis = Slow()
+    with open_configured_store(config, Clock()()) as store:
+        report = Poller(store, config, analyze=analysis, clock=Clock()).run_cycle(include_all=True)
+        by_name = {f.name: f for f in report.feeds}
+        assert by_name["bad"].status == "error" and "ValueError" in by_name["bad"].error
+        assert all(by_name[n].status == "ok" and by_name[n].new == 3 for n in ("first", "a", "b", "c"))
+        assert any(len(batch) > 1 for batch in analysis.batches)       # some went together
+        stored = Counter(v.source for v in store.review_list(include_unflagged=True, limit=None))
+        assert stored == {"first": 3, "a": 3, "b": 3, "c": 3}
