@@ -419,7 +419,8 @@ class _Batches:
     and then stored one transaction each. One batch per writer job, so the writer's other
     jobs (claiming feeds, writing states) still take their turn between batches."""
 
-    MAX_ARTICLES = 600          # a batch closes once it holds this many parsed articles
+    MAX_ARTICLES = 120          # a batch closes once it holds this many parsed articles (600: the
+                                # same speed, ~6 MB more at the peak of a 6,000-item poll)
 
     def __init__(self, poller: Poller, loop: asyncio.AbstractEventLoop) -> None:
         self.poller = poller
