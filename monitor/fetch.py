@@ -11,15 +11,15 @@ Hostile servers:
   included, so a server trickling one byte at a time (slow-loris) or a chunked body that
   never ends is cut off at the deadline, not kept alive by each byte it sends.
 - ``max_bytes`` bounds the raw body *and* each decompressed layer. The body is read raw
-  and inflated here with ``zlib`` and ``max_length``, so a gzip bomb stops after at most
-  ``max_bytes + 1`` inflated bytes (httpx's own decoder would inflate each network chunk
+  and inflated here with ``zlib`` and ``max_length``, 256 KiB at a time, so a gzip bomb
+  stops after at most ``max_bytes + 1`` inflated bytes (httpx's own decoder would inflate each network chunk
   whole, ~64 KB into ~64 MB). Only gzip and deflate are asked for and accepted.
 - Memory: a body larger than ``LARGE_BODY`` is read on only while it holds one of
   ``LARGE_READS`` slots (waiting for one counts against its deadline), so however many
   fetches are in flight, at most ``LARGE_READS`` bodies grow past 1 MiB at a time: a cycle
   that meets several gzip bombs or endless bodies holds about ``LARGE_READS × max_bytes``
-  of them, not ``concurrency × max_bytes``. A body is in memory at most twice (its chunks
-  and the joined body, for the moment of the join).
+  of them, not ``concurrency × max_bytes``. A body is in memory at most twice (the growing
+  buffer and the finished body, for the moment of the copy).
 - Redirects are followed here, one hop at a time: each target is checked *before* it is
   requested (scheme http/https only, private-address rule below), and the hops counted.
 
@@ -133,6 +133,11 @@ def _routable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
+LARGE_BODY = 1024 * 1024      # a body past this many bytes (raw or inflated) needs a slot
+STEP = 256 * 1024             # the most one inflation step produces
+LARGE_READS = 2               # bodies that may grow past LARGE_BODY at a time
+
+
 class _Inflater:
     """One Content-Encoding layer (gzip or deflate), never yielding more than ``limit``
     bytes in all: ``zlib``'s ``max_length`` stops the inflation at the limit."""
@@ -145,20 +150,23 @@ class _Inflater:
         bits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
         self._z = zlib.decompressobj(bits)
 
-    def feed(self, data: bytes) -> bytes:
-        if not data or self._z.eof:      # bytes after the end of the stream are ignored
-            return b""
-        try:
-            out = self._z.decompress(data, self.limit - self.produced + 1)
-        except zlib.error as exc:
-            if self._raw_fallback:
-                self._raw_fallback = False
-                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
-                return self.feed(data)
-            raise FeedError(f"cannot decode the {self.encoding} body: {exc}",
-                            kind="decoding", status=200) from None
-        self._raw_fallback = False
-        return self._count(out)
+    def pieces(self, data: bytes):
+        """``data`` inflated, in pieces of at most ``STEP`` bytes (a gzip bomb's 64 KiB
+        chunk is never inflated whole in one block)."""
+        while data and not self._z.eof:     # bytes after the end of the stream are ignored
+            try:
+                out = self._z.decompress(data, min(STEP, self.limit - self.produced + 1))
+            except zlib.error as exc:
+                if self._raw_fallback:
+                    self._raw_fallback = False
+                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                    continue
+                raise FeedError(f"cannot decode the {self.encoding} body: {exc}",
+                                kind="decoding", status=200) from None
+            self._raw_fallback = False
+            data = self._z.unconsumed_tail
+            if out:
+                yield self._count(out)
 
     def flush(self) -> bytes:
         """The rest of the stream; an error when the body ended before the compressed
@@ -265,8 +273,6 @@ class _Slots:
         self._idle.clear()
 
 
-LARGE_BODY = 1024 * 1024      # a body past this many bytes (raw or inflated) needs a slot
-LARGE_READS = 2               # bodies that may grow past LARGE_BODY at a time
 
 
 class Fetcher:
@@ -393,7 +399,7 @@ class Fetcher:
             raise FeedError(f"body of {int(declared):,} bytes exceeds the limit of {limit:,}",
                             kind="too-large", status=200)
         layers = _inflaters(headers.get("content-encoding", ""), limit)
-        chunks, raw_size, size = [], 0, 0
+        body, raw_size = bytearray(), 0     # one growing block, not a heap of chunks
         large = False
         if declared.isdigit() and int(declared) > LARGE_BODY:
             await self._large.acquire()
@@ -401,17 +407,20 @@ class Fetcher:
         try:
             async for raw in response.aiter_raw():
                 raw_size += len(raw)
-                chunks.append(_decode(layers, raw))
-                size += len(chunks[-1])
-                if max(raw_size, size) > limit:
+                for piece in _decoded(layers, raw):
+                    body += piece
+                    if max(raw_size, len(body)) > limit:
+                        raise _too_large(limit)
+                    if not large and max(raw_size, len(body)) > LARGE_BODY:
+                        await self._large.acquire()     # the server waits meanwhile (TCP)
+                        large = True
+                if raw_size > limit:
                     raise _too_large(limit)
-                if not large and max(raw_size, size) > LARGE_BODY:
-                    await self._large.acquire()     # the server waits meanwhile (TCP)
-                    large = True
-            chunks.append(_decode(layers, b"", final=True))
-            if size + len(chunks[-1]) > limit:
+            for piece in _decoded(layers, b"", final=True):
+                body += piece
+            if len(body) > limit:
                 raise _too_large(limit)
-            return b"".join(chunks)
+            return bytes(body)
         finally:
             if large:
                 self._large.release()
@@ -422,13 +431,19 @@ def _too_large(limit: int) -> FeedError:
                      kind="too-large", status=200)
 
 
-def _decode(layers: list[_Inflater], data: bytes, final: bool = False) -> bytes:
-    """Pass ``data`` through every Content-Encoding layer (flushing them when final)."""
-    for layer in layers:
-        data = layer.feed(data)
-        if final:
-            data += layer.flush()
-    return data
+def _decoded(layers: list[_Inflater], data: bytes, final: bool = False):
+    """``data`` through every Content-Encoding layer (flushing them when final), in pieces
+    of at most ``STEP`` bytes."""
+    if not layers:
+        if data:
+            yield data
+        return
+    layer, rest = layers[0], layers[1:]
+    for piece in layer.pieces(data):
+        yield from _decoded(rest, piece)
+    if final:
+        yield from _decoded(rest, layer.flush())
+        yield from _decoded(rest, b"", final=True)
 
 
 def _status_error(status: int, reason: str, headers: dict[str, str]) -> FeedError:
