@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 from monitor.exceptions import FeedError
-from monitor.parse import ParsedFeed, parse_job, watch_service
+from monitor.parse import ParsedFeed, parse_job, start_worker
 
 if TYPE_CHECKING:
     from monitor.fetch import FetchResult
@@ -90,7 +90,7 @@ class ParsePool:
             context = self._context()
             self._start_fork_server(context)
             self._executor = ProcessPoolExecutor(self.processes, mp_context=context,
-                                                 initializer=watch_service,
+                                                 initializer=start_worker,
                                                  initargs=(os.getpid(),))
         return self._executor
 
