@@ -4,9 +4,9 @@ This module only sequences calls: the decisions live in pure functions (scheduli
 decide), the I/O in fetch, parsepool and storage, the memory tuning in memory. Fetches run
 concurrently in an asyncio loop; fetched bodies are parsed in worker processes
 (``monitor.parsepool``), which also find the language, countries and minerals of the
-articles not stored yet (``monitor.extract``); classification and writing run one feed at a time in a single
-writer thread, so each feed's articles and its state are written in one transaction, state
-last.
+articles not stored yet (``monitor.extract``); classification and writing run in a single
+writer thread, which takes the feeds waiting for it in one batch (one model call) and
+writes each feed's articles and its state in one transaction, state last.
 Feeds that stored no article (304, errors) have their state written in batches, one
 transaction for many feeds.
 """
@@ -167,6 +167,8 @@ class Poller:
         model, and a parse process finds their language, countries and minerals (the
         writer thread then only classifies and stores). The writer looks the keys up again
         when it stores; this only decides what work to do beforehand."""
+        if not self._extracts and getattr(self.analyze, "warm_up", None) is None:
+            return parsed                               # nothing to prepare
         loop = asyncio.get_running_loop()
         known = await loop.run_in_executor(None, self._known, feed, parsed.articles)
         fresh = [i for i, a in enumerate(parsed.articles) if known.get(a.key) != a.content_hash]
