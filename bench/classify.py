@@ -75,11 +75,13 @@ def main() -> None:
 def _print_analyse(row: dict, articles, rules) -> None:
     """The whole analyse step of the poll (language, classification with keyword rules,
     countries, minerals: ``Analyzer.analyse``) and each of its parts, one core, articles/s
-    (best of 3 runs), in batches of one feed's new items (30) and of 1,000."""
+    (best of 3 runs), in batches of one feed's new items (30), of the most the poll's writer
+    takes at once (``_Batches.MAX_ARTICLES``, several feeds waiting for it) and of 1,000."""
     from monitor.analyze import Analyzer
     from monitor.countries import extract_countries
     from monitor.language import detect_language
     from monitor.minerals import extract_minerals
+    from monitor.pipeline import _Batches
 
     analyzer = Analyzer(row["model"], rules)
     docs = [(title, text, None) for title, text in articles]
@@ -92,7 +94,7 @@ def _print_analyse(row: dict, articles, rules) -> None:
         "analyse (all of it)": analyzer.analyse,
     }
     print(f"\n{row['name']}: the poll's analyse step, one core, articles/s")
-    for size in (30, 1000):
+    for size in (30, _Batches.MAX_ARTICLES, 1000):
         rates = []
         for name, step in parts.items():
             def run(step=step, size=size) -> None:
