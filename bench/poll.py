@@ -46,6 +46,9 @@ What happens, in one run:
       ``reload-threads W``; each reload is its own process, timed as a whole (wall clock).
       newsboat 2.21 keeps a new feed's ETag only from its second fetch, so an untimed
       priming reload runs between the timed cold and warm ones.
+* monitor's language model is memory-mapped from its cache folder (``monitor.langcache``);
+  when there is none yet, it is unpacked before the timed runs (once per machine, like an
+  installation step; the run says so and how long it took).
 * ``--repeat`` rounds (default 3), the tools interleaved within each round; the table
   shows the median times and the largest peak RSS, and every round's times below it.
 * Exit code 0 when ``monitor poll --all`` meets every target against reader's whole process
@@ -803,6 +806,16 @@ def _make_docs(args) -> dict[str, _Doc]:
     print(f"data: {args.feeds} feeds × {args.items} items = {args.feeds * args.items:,} items "
           f"({what}), {size / 1e6:.1f} MB of RSS ({gz / 1e6:.1f} MB gzip), "
           f"made in {time.perf_counter() - t:.1f} s")
+    from monitor.langcache import cache_root
+    root = cache_root()
+    if root is not None and any(root.glob("langid-*/meta.json")):
+        print(f"language model cache ({root}): present, monitor maps it")
+    elif root is not None:              # once per machine, like installing: not timed
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "from monitor.language import detect_language; "
+                        "detect_language('unpack', 'the language model once')"], check=True)
+        print(f"language model cache ({root}): none yet, unpacked before the runs in "
+              f"{time.perf_counter() - t:.2f} s (once per machine; not in the times below)")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} at start (other work on the machine skews the times); "
           "server: threaded HTTP/1.1 on 127.0.0.1 (ETag/Last-Modified → 304, gzip on request)")

@@ -4,15 +4,20 @@ A hint from the feed or entry metadata ("en-US", "de_DE", "deu", "German") is no
 and used when it is plausible: the text is too short to judge, or the language identifier
 gives the hinted language a fair probability. Otherwise the language is detected with
 py3langid, whose model ships inside its wheel (nothing is downloaded); it is imported and
-loaded lazily, once per process, and restricted to ``_DETECTABLE``: languages that have an
-ISO 639-1 code and a sizeable news output.
+loaded lazily, once per process (memory-mapped from an unpacked copy after the first time:
+``monitor.langcache``), and restricted to ``_DETECTABLE``: languages that have an ISO 639-1
+code and a sizeable news output.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 import threading
 from array import array
+
+log = logging.getLogger("monitor.language")
 
 MIN_LETTERS = 20          # fewer letters than this: too short to contradict a hint
 MIN_HINT_PROBABILITY = 0.1  # the hint is plausible when the identifier gives it this much
@@ -136,11 +141,33 @@ def _identifier():  # noqa: ANN202 - py3langid's LanguageIdentifier, imported la
 
 def _load_identifier():  # noqa: ANN202
     """py3langid's identifier restricted to ``_DETECTABLE`` (its softmax over them alone is
-    what ``_ranking`` computes anyway); the full table is dropped: half the memory (~14 MB)
-    and half the scoring work."""
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    what ``_probability`` reads anyway; half the memory and half the scoring work of the
+    full table): memory-mapped from the unpacked copy in the cache folder when there is
+    one (``monitor.langcache``), else unpacked from py3langid's file and the copy written."""
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    from monitor import langcache
+
+    model_file = MODEL_DIR / MODEL_FILE
+    folder = None
+    try:
+        folder = langcache.folder_for(model_file, sorted(_DETECTABLE))
+        tables = langcache.load(folder) if folder is not None else None
+    except ValueError as exc:
+        log.warning("language model cache not used, unpacking py3langid's model again: %s", exc)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        tables = None
+    except OSError as exc:
+        log.debug("language model cache not read: %s", exc)
+        folder, tables = None, None
+    if tables is not None:
+        identifier = LanguageIdentifier(tables["ptc"], tables["pc"], tables["classes"],
+                                        tables["nextmove"], tables["output"], norm_probs=True,
+                                        tk_row=tables["row"])
+        identifier._rowbase = array("q", identifier._rowbase)
+        return identifier
+    identifier = LanguageIdentifier.from_model_file(model_file, norm_probs=True)
     identifier.set_languages(sorted(_DETECTABLE.intersection(identifier.nb_classes)))
     identifier._full_model = (identifier.nb_ptc, identifier.nb_pc, identifier.nb_classes)
     # its DFA's per-state tables as machine integers rather than lists of int objects:
@@ -149,4 +176,9 @@ def _load_identifier():  # noqa: ANN202
         table = getattr(identifier, name, None)
         if isinstance(table, list):
             setattr(identifier, name, array("q", table))
+    if folder is not None:
+        try:
+            langcache.store(folder, identifier)
+        except OSError as exc:
+            log.debug("language model cache not written to %s: %s", folder, exc)
     return identifier

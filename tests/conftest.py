@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,6 +14,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from feedserver import FeedServer  # noqa: E402
+
+# the unpacked language model (monitor.langcache) goes to a folder of the test run, never to
+# the user's ~/.cache; services started by tests inherit it
+if "MONITOR_CACHE_DIR" not in os.environ:
+    os.environ["MONITOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="monitor-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MONITOR_CACHE_DIR"], True)
 
 FEEDS = Path(__file__).parent / "feeds"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

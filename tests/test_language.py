@@ -89,3 +89,55 @@ def test_scripts_decide_korean_japanese_and_chinese() -> None:
 def test_implausible_hint_loses_to_the_script() -> None:
     assert detect_language(*TEXTS["ko"], hint="zh") == "ko"
     assert detect_language(*TEXTS["ja"], hint="zh-CN") == "ja"
+
+
+@pytest.fixture
+def fresh_identifier():
+    """The language identifier loaded anew in this test, the process's own put back after."""
+    from monitor import language
+
+    saved = list(language._loaded)
+    language._loaded.clear()
+    yield language
+    language._loaded[:] = saved
+
+
+def _cache_folders(root):
+    return sorted(p for p in root.iterdir() if p.name.startswith("langid-") and "." not in p.name)
+
+
+def test_the_unpacked_model_is_written_once_then_mapped(fresh_identifier, tmp_path, monkeypatch):
+    monkeypatch.setenv("MONITOR_CACHE_DIR", str(tmp_path))
+    first = {lang: detect_language(*TEXTS[lang]) for lang in TEXTS}
+    assert first == {lang: lang for lang in TEXTS}
+    [folder] = _cache_folders(tmp_path)
+    assert (folder / "meta.json").is_file() and (folder / "nextmove.bin").stat().st_size > 10**7
+    fresh_identifier._loaded.clear()
+    again = {lang: detect_language(*TEXTS[lang]) for lang in TEXTS}
+    assert again == first
+    assert isinstance(fresh_identifier._identifier().tk_nextmove, memoryview)   # mapped
+
+
+def test_a_damaged_cache_is_said_and_unpacked_again(fresh_identifier, tmp_path, monkeypatch,
+                                                     caplog):
+    monkeypatch.setenv("MONITOR_CACHE_DIR", str(tmp_path))
+    detect_language(*TEXTS["de"])
+    [folder] = _cache_folders(tmp_path)
+    table = folder / "nextmove.bin"
+    table.write_bytes(table.read_bytes()[:4096])            # truncated
+    fresh_identifier._loaded.clear()
+    with caplog.at_level("WARNING", logger="monitor.language"):
+        assert {lang: detect_language(*TEXTS[lang]) for lang in TEXTS} == {x: x for x in TEXTS}
+    assert any("nextmove.bin" in r.getMessage() for r in caplog.records)
+    assert not isinstance(fresh_identifier._identifier().tk_nextmove, memoryview)
+    [folder] = _cache_folders(tmp_path)                      # written again, whole
+    fresh_identifier._loaded.clear()
+    assert detect_language(*TEXTS["pl"]) == "pl"
+    assert isinstance(fresh_identifier._identifier().tk_nextmove, memoryview)
+
+
+def test_an_empty_cache_setting_turns_the_cache_off(fresh_identifier, tmp_path, monkeypatch):
+    monkeypatch.setenv("MONITOR_CACHE_DIR", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert detect_language(*TEXTS["fr"]) == "fr"          # read by the identifier itself
+    assert not any(tmp_path.iterdir())
