@@ -43,6 +43,9 @@ from monitor.types import (ArticleWrite, CycleReport, FeedOutcome, FeedReport, F
 log = logging.getLogger("monitor.poll")
 
 Analyze = Callable[[Sequence[ParsedArticle], FeedState], list[ArticleWrite]]
+# a fetched feed on its way to the writer: parsed (None: the writer parses it), and its
+# stored keys → content hashes when they were read beforehand (None: the writer reads them)
+_Job = tuple[FeedState, FetchResult, ParsedFeed | FeedError | None, dict[str, str] | None]
 FeedStateWrite = tuple[int, dict[str, Any]]       # a feed's id and the columns to set
 
 
@@ -136,6 +139,7 @@ class Poller:
         if self.stop.is_set():
             return FeedReport(feed.name, feed.url, "skipped")
         parsed: ParsedFeed | FeedError | None = None
+        known: dict[str, str] | None = None         # the feed's stored keys, when read here
         result: FetchResult | FeedError
         try:
             fetched = await fetcher.fetch(feed.url, feed.etag, feed.last_modified)
@@ -146,7 +150,7 @@ class Poller:
                 except FeedError as exc:
                     parsed = exc
                 if isinstance(parsed, ParsedFeed) and parsed.articles:
-                    parsed = await self._prepare(parser, parsed, feed)
+                    parsed, known = await self._prepare(parser, parsed, feed)
         except FeedError as exc:
             result = exc
         except Exception as exc:  # a bug in fetching must not end the other feeds' cycle
@@ -159,44 +163,47 @@ class Poller:
             if states:              # the writer thread runs one job at a time, in order
                 writer.submit(self._flush_states, states)
             return report
-        return await self._batches.submit(writer, feed, result, parsed)
+        return await self._batches.submit(writer, (feed, result, parsed, known))
 
-    async def _prepare(self, parser: ParsePool, parsed: ParsedFeed, feed: FeedState) -> ParsedFeed:
+    async def _prepare(self, parser: ParsePool, parsed: ParsedFeed, feed: FeedState
+                       ) -> tuple[ParsedFeed, dict[str, str] | None]:
         """Before the writer gets a parsed feed: which of its articles are not stored yet
         (or changed)? None: nothing to load or find. Some: the analysis starts loading its
         model, and a parse process finds their language, countries and minerals (the
-        writer thread then only classifies and stores). The writer looks the keys up again
-        when it stores; this only decides what work to do beforehand."""
+        writer thread then only classifies and stores). The stored keys go to the writer
+        with the feed (None when they could not be read: the writer reads them); the feed is
+        claimed by this poller, so nobody else stores its articles meanwhile."""
         if not self._extracts and getattr(self.analyze, "warm_up", None) is None:
-            return parsed                               # nothing to prepare
+            return parsed, None                         # nothing to prepare
         loop = asyncio.get_running_loop()
         known = await loop.run_in_executor(None, self._known, feed, parsed.articles)
-        fresh = [i for i, a in enumerate(parsed.articles) if known.get(a.key) != a.content_hash]
+        seen = known or {}
+        fresh = [i for i, a in enumerate(parsed.articles) if seen.get(a.key) != a.content_hash]
         if not fresh:
-            return parsed
+            return parsed, known
         self._warm_up()
         if not self._extracts:
-            return parsed
+            return parsed, known
         articles = list(parsed.articles)
         docs = [(articles[i].title, articles[i].text, articles[i].language or feed.lang)
                 for i in fresh]
         found = await parser.run(self.extract_job, docs)
         if found is None or len(found) != len(docs):
-            return parsed                               # the writer finds them
+            return parsed, known                        # the writer finds them
         for i, extraction in zip(fresh, found):
             articles[i] = replace(articles[i], extracted=extraction)
-        return ParsedFeed(articles, parsed.notes)
+        return ParsedFeed(articles, parsed.notes), known
 
-    def _known(self, feed: FeedState, articles: Sequence[ParsedArticle]) -> dict[str, str]:
+    def _known(self, feed: FeedState, articles: Sequence[ParsedArticle]) -> dict[str, str] | None:
         """Stored keys → content hashes among ``articles`` (a thread of the event loop's:
-        the writer thread may be busy storing); {} when the store cannot say now."""
+        the writer thread may be busy storing); None when the store cannot say now."""
         if not feed.has_articles:
             return {}
         try:
             return self.store.known_articles(feed.id, [a.key for a in articles])
         except StorageError as exc:
             log.debug("feed %s: known articles not read (%s); the writer will", feed.name, exc)
-            return {}
+            return None
 
     def _warm_up(self) -> None:
         """Something new arrived: have the analysis load what it needs while the other
@@ -209,20 +216,19 @@ class Poller:
                 parsed: ParsedFeed | FeedError | None = None) -> FeedReport:
         """Parse (unless a parse process did), analyse and store one feed fetched with a
         body (runs in the writer thread; 304s and fetch errors never come here)."""
-        return self.process_batch([(feed, result, parsed)])[0]
+        return self.process_batch([(feed, result, parsed, None)])[0]
 
-    def process_batch(self, jobs: Sequence[tuple[FeedState, FetchResult, ParsedFeed | FeedError | None]]
-                      ) -> list[FeedReport]:
+    def process_batch(self, jobs: Sequence[_Job]) -> list[FeedReport]:
         """``process`` for several feeds (writer thread): their new articles analysed in one
         batch (one model call), each feed then stored in its own transaction, in order. A
         feed that fails (the store refuses it, a bug) gets its own report; the others go on."""
         now = self.clock()
         staged: list[_Staged | FeedReport] = []
-        for feed, result, parsed in jobs:
+        for feed, result, parsed, known in jobs:
             if self.stop.is_set():
                 staged.append(FeedReport(feed.name, feed.url, "skipped"))
                 continue
-            staged.append(self._guarded(feed, now, self._stage, feed, result, now, parsed))
+            staged.append(self._guarded(feed, now, self._stage, feed, result, now, parsed, known))
         todo = [s for s in staged if isinstance(s, _Staged) and s.fresh]
         writes = self._analyse_batch(todo, now)
         return [s if isinstance(s, FeedReport) else
@@ -274,9 +280,11 @@ class Poller:
         return FeedReport(feed.name, feed.url, "not-modified", http_status=304)
 
     def _stage(self, feed: FeedState, result: FetchResult, now: datetime,
-               parsed: ParsedFeed | FeedError | None) -> _Staged | FeedReport:
+               parsed: ParsedFeed | FeedError | None, known: dict[str, str] | None = None
+               ) -> _Staged | FeedReport:
         """A feed's articles parsed (here, unless a parse process did) and sorted into the
-        ones to analyse and store (new or changed) and the ones stored already."""
+        ones to analyse and store (new or changed) and the ones stored already (``known``:
+        read before, else read here)."""
         outcome = self._success(feed, result, now)
         if parsed is None:
             try:
@@ -288,8 +296,9 @@ class Poller:
             return self._store_error(feed, parsed, now)
         for note in parsed.notes:
             log.warning("feed %s (%s): %s", feed.name, masked_url(feed.url), note)
-        known = (self.store.known_articles(feed.id, [a.key for a in parsed.articles])
-                 if feed.has_articles else {})
+        if known is None:
+            known = (self.store.known_articles(feed.id, [a.key for a in parsed.articles])
+                     if feed.has_articles else {})
         fresh = fresh_articles(parsed.articles, known, now)
         return _Staged(feed, result, outcome, fresh,
                        new=any(a.key not in known for a in fresh))
@@ -427,15 +436,14 @@ class _Batches:
     def __init__(self, poller: Poller, loop: asyncio.AbstractEventLoop) -> None:
         self.poller = poller
         self.loop = loop
-        self._waiting: list[tuple[tuple, asyncio.Future]] = []
+        self._waiting: list[tuple[_Job, asyncio.Future]] = []
         self._lock = threading.Lock()
         self._scheduled = False
 
-    async def submit(self, writer, feed: FeedState, result: FetchResult,
-                     parsed: ParsedFeed | FeedError | None) -> FeedReport:
+    async def submit(self, writer, job: _Job) -> FeedReport:
         future = self.loop.create_future()
         with self._lock:
-            self._waiting.append(((feed, result, parsed), future))
+            self._waiting.append((job, future))
             start = not self._scheduled
             self._scheduled = True
         if start:
@@ -445,7 +453,7 @@ class _Batches:
     def _run(self, writer) -> None:
         """Writer thread: process one batch of the waiting feeds, then come back for more
         (a job of its own, behind whatever else the writer has queued)."""
-        batch: list[tuple[tuple, asyncio.Future]] = []
+        batch: list[tuple[_Job, asyncio.Future]] = []
         size = 0
         with self._lock:
             while self._waiting and (not batch or size < self.MAX_ARTICLES):
@@ -454,12 +462,13 @@ class _Batches:
                 parsed = job[0][2]
                 size += len(parsed.articles) if isinstance(parsed, ParsedFeed) else 30
         try:
-            reports = self.poller.process_batch([job for job, _ in batch])
+            reports = list(self.poller.process_batch([job for job, _ in batch]))
+            if len(reports) != len(batch):
+                raise RuntimeError(f"{len(reports)} reports for {len(batch)} feeds")
         except BaseException as exc:      # a bug here must still answer every waiting feed
             for _, future in batch:
                 self.loop.call_soon_threadsafe(_fail, future, exc)
-            reports = None
-        if reports is not None:
+        else:
             for (_, future), report in zip(batch, reports):
                 self.loop.call_soon_threadsafe(_settle, future, report)
         with self._lock:
