@@ -564,3 +564,24 @@ def test_feeds_waiting_for_the_writer_are_analysed_together_and_stored_apart(
         assert any(len(batch) > 1 for batch in analysis.batches)       # some went together
         stored = Counter(v.source for v in store.review_list(include_unflagged=True, limit=None))
         assert stored == {"first": 3, "a": 3, "b": 3, "c": 3}
+
+
+def test_a_writer_batch_that_answers_wrongly_ends_the_cycle_instead_of_hanging(
+        feed_server, feed_file, make_config, caplog, monkeypatch):
+    """A bug that loses a batch's reports must not leave the cycle waiting for them: the
+    feeds' waits fail (logged), the cycle ends, and the next cycle polls them again."""
+    body = feed_file("rss2.xml")
+    config = make_config([(n, feed_server.add(f"/{n}", body)) for n in ("a", "b")],
+                         poll={"parse_processes": 0})
+    monkeypatch.setattr(Poller, "process_batch", lambda self, jobs: [])
+    with open_configured_store(config, Clock()()) as store:
+        done: list = []
+        worker = threading.Thread(target=lambda: done.append(
+            Poller(store, config, clock=Clock()).run_cycle(include_all=True)), daemon=True)
+        with caplog.at_level("ERROR", logger="monitor.poll"):
+            worker.start()
+            worker.join(60)
+        assert done, "the cycle did not end"
+        assert any("0 reports for" in r.getMessage() or "0 reports for" in str(r.exc_info)
+                   for r in caplog.records)
+        assert count_articles(store) == 0 and len(due_feeds(store, Clock()())) == 2
