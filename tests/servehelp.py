@@ -9,6 +9,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from digest_data import Feed
+
 from monitor.feedstate import feed_outcome
 from monitor.storage import open_store
 from monitor.types import ArticleWrite, FeedOutcome, Mention, ParsedArticle, Verdict
@@ -60,12 +62,6 @@ class Served:
 
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
-
-
-class Feed:
-    def __init__(self, name):
-        self.name, self.url = name, f"https://{name.lower().replace(' ', '-')}.example/feed"
-        self.lang = self.interval_minutes = self.silent_after_days = None
 
 
 # (feed, key, title, text, language, topics, countries, minerals, hours ago); text written for the tests
