@@ -12,8 +12,8 @@ Hostile servers:
   never ends is cut off at the deadline, not kept alive by each byte it sends.
 - ``max_bytes`` bounds the raw body *and* each decompressed layer. The body is read raw
   and inflated here with ``zlib`` and ``max_length``, 256 KiB at a time, so a gzip bomb
-  stops after at most ``max_bytes + 1`` inflated bytes (httpx's own decoder would inflate each network chunk
-  whole, ~64 KB into ~64 MB). Only gzip and deflate are asked for and accepted.
+  stops after at most ``max_bytes + 1`` inflated bytes (httpx's own decoder would inflate
+  each network chunk whole, ~64 KB into ~64 MB). Only gzip and deflate are asked for and accepted.
 - Memory: a body larger than ``LARGE_BODY`` is read on only while it holds one of
   ``LARGE_READS`` slots (waiting for one counts against its deadline), so however many
   fetches are in flight, at most ``LARGE_READS`` bodies grow past 1 MiB at a time: a cycle
@@ -133,7 +133,7 @@ def _routable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-LARGE_BODY = 1024 * 1024      # a body past this many bytes (raw or inflated) needs a slot
+LARGE_BODY = 1024 * 1024      # a body growing past this many bytes needs a slot
 STEP = 256 * 1024             # the most one inflation step produces
 LARGE_READS = 2               # bodies that may grow past LARGE_BODY at a time
 
@@ -273,8 +273,6 @@ class _Slots:
         self._idle.clear()
 
 
-
-
 class Fetcher:
     """Fetches feeds concurrently, within the limits of ``FetchSettings``."""
 
@@ -407,15 +405,15 @@ class Fetcher:
         try:
             async for raw in response.aiter_raw():
                 raw_size += len(raw)
-                for piece in _decoded(layers, raw):
-                    body += piece
-                    if max(raw_size, len(body)) > limit:
-                        raise _too_large(limit)
-                    if not large and max(raw_size, len(body)) > LARGE_BODY:
-                        await self._large.acquire()     # the server waits meanwhile (TCP)
-                        large = True
                 if raw_size > limit:
                     raise _too_large(limit)
+                for piece in _decoded(layers, raw):
+                    body += piece
+                    if len(body) > limit:
+                        raise _too_large(limit)
+                    if not large and len(body) > LARGE_BODY:
+                        await self._large.acquire()     # the server waits meanwhile (TCP)
+                        large = True
             for piece in _decoded(layers, b"", final=True):
                 body += piece
             if len(body) > limit:
