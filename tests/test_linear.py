@@ -113,3 +113,69 @@ def test_the_shipped_model_classifies_without_importing_scikit_learn(corpus):
     for got, want in zip(shipped._proba(docs), expected, strict=True):
         assert got == pytest.approx(want, abs=1e-6)
     assert probs["critical-minerals"] > 0.5
+
+
+HARD = ODD + [("\ud800 lone surrogate", "a \x00 b\x00c \U0010ffff x"), ("中 美 日", "稀 土 出 口 管 制 a b"),
+              ("x", "y " * 300), ("  ", "\n\n"), ("Ü", "ü ß")]
+
+
+@pytest.mark.parametrize("features", sorted(FEATURES))
+def test_the_term_index_counts_what_the_terms_count(features, corpus, tmp_path):
+    """A block with a term index (read from the file) counts each row's known terms as
+    cutting the row into terms in Python does, in batches of several sizes."""
+    import numpy as np
+
+    path = tmp_path / "classifier.skops"
+    save_model(fit_pipeline(corpus, features, seed=0), path, _card())
+    indexed = LinearModel.load(linear_path(path))
+    with np.load(linear_path(path)) as data:
+        plain = {name: data[name] for name in data.files if not name.startswith(("units_", "slots_", "slot_"))}
+        assert "units_0" in data.files                # every feature set's word block is indexed
+    older = tmp_path / "older.npz"
+    np.savez(older, **plain)                        # an export from before the index
+    python = LinearModel.load(older)
+    assert all(b.index is None and b.vocabulary for b in python.blocks)
+    docs = [(r["title"], r["text"]) for r in corpus[:90]] + HARD
+    rows = model_input(docs)
+    for size in (1, 7, len(rows)):
+        for start in range(0, len(rows), size):
+            batch = rows[start:start + size]
+            for fast, slow in zip(indexed.blocks, python.blocks, strict=True):
+                want = slow._count(batch)
+                got = fast.index.count(batch, fast.column) if fast.index else fast._count(batch)
+                if want is None:
+                    assert got is None
+                    continue
+                assert got is not None
+                assert sorted(zip(*(a.tolist() for a in got))) == sorted(zip(*(a.tolist() for a in want)))
+            for got_row, want_row in zip(indexed.predict_proba(batch), python.predict_proba(batch), strict=True):
+                assert got_row == pytest.approx(want_row, abs=1e-12)
+
+
+def test_the_key_table_finds_every_key_and_nothing_else():
+    import numpy as np
+
+    from monitor.linear import _KeyTable
+
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(0, 1 << 62, size=5000))
+    table = _KeyTable(keys, np.arange(len(keys)))
+    assert table.get(keys).tolist() == list(range(len(keys)))
+    others = np.setdiff1d(rng.integers(0, 1 << 62, size=5000), keys)
+    assert (table.get(others) == -1).all()
+    crowded = np.arange(0, 3000 * 1024, 1024)        # keys alike in their low bits
+    assert _KeyTable(crowded, crowded).get(crowded).tolist() == crowded.tolist()
+
+
+def test_a_term_index_that_does_not_fit_its_block_is_refused(corpus, tmp_path):
+    import numpy as np
+
+    path = tmp_path / "classifier.skops"
+    save_model(fit_pipeline(corpus, seed=0), path, _card())
+    with np.load(linear_path(path)) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["slot_columns_0"] = arrays["slot_columns_0"] + 10 ** 9
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ValueError, match="block 0: its term index does not fit"):
+        LinearModel.load(bad)
