@@ -79,14 +79,14 @@ def _print_analyse(row: dict, articles, rules) -> None:
     takes at once (``_Batches.MAX_ARTICLES``, several feeds waiting for it) and of 1,000."""
     from monitor.analyze import Analyzer
     from monitor.countries import extract_countries
-    from monitor.language import detect_language
+    from monitor.language import detect_languages
     from monitor.minerals import extract_minerals
     from monitor.pipeline import _Batches
 
     analyzer = Analyzer(row["model"], rules)
     docs = [(title, text, None) for title, text in articles]
     parts = {
-        "language": lambda batch: [detect_language(t, x, h) for t, x, h in batch],
+        "language": detect_languages,
         "countries": lambda batch: [extract_countries(t, x) for t, x, _ in batch],
         "minerals": lambda batch: [extract_minerals(t, x) for t, x, _ in batch],
         "classify": lambda batch: classify_articles([(t, x) for t, x, _ in batch], row["model"],

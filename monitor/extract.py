@@ -15,10 +15,9 @@ from monitor.types import Extraction
 def extract(docs: Sequence[tuple[str, str, str | None]]) -> list[Extraction]:
     """(title, text, language hint) → Extraction, in order."""
     from monitor.countries import extract_countries
-    from monitor.language import detect_language
+    from monitor.language import detect_languages
     from monitor.minerals import extract_minerals
 
-    return [Extraction(language=detect_language(title, text, hint),
-                       countries=tuple(extract_countries(title, text)),
+    return [Extraction(language=language, countries=tuple(extract_countries(title, text)),
                        minerals=tuple(extract_minerals(title, text)))
-            for title, text, hint in docs]
+            for (title, text, _), language in zip(docs, detect_languages(docs), strict=True)]

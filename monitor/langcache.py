@@ -32,7 +32,7 @@ _Code = Literal["I", "H", "q"]
 
 log = logging.getLogger("monitor.language")
 
-FORMAT = 1
+FORMAT = 2                  # 2: meta.json also holds the automaton's depth
 _FILES: dict[str, _Code] = {"nextmove": "I", "row": "H", "output": "q"}   # raw tables, item types
 
 
@@ -88,9 +88,10 @@ def load(folder: Path) -> dict[str, Any] | None:
     rows, states = len(tables["row"]), len(tables["output"])
     if (meta.get("format") != FORMAT or not isinstance(classes, list)
             or ptc.shape != (meta.get("features"), len(classes)) or pc.shape != (len(classes),)
-            or rows != states or len(tables["nextmove"]) % 256):
+            or rows != states or len(tables["nextmove"]) % 256
+            or not isinstance(meta.get("depth"), int) or meta["depth"] < 1):
         raise ValueError(f"{meta_file}: the tables do not fit together")
-    return {"ptc": ptc, "pc": pc, "classes": classes, **tables}
+    return {"ptc": ptc, "pc": pc, "classes": classes, "depth": meta["depth"], **tables}
 
 
 def _mapped(path: Path, code: _Code, length: Any) -> memoryview:
@@ -105,15 +106,16 @@ def _mapped(path: Path, code: _Code, length: Any) -> memoryview:
     return view.cast(code)
 
 
-def store(folder: Path, identifier: Any) -> None:
-    """Write an identifier's tables (restricted already) to ``folder``, atomically."""
+def store(folder: Path, identifier: Any, depth: int) -> None:
+    """Write an identifier's tables (restricted already) and its automaton's depth
+    (``language._automaton_depth``) to ``folder``, atomically."""
     import numpy as np
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     try:
         meta: dict[str, Any] = {"format": FORMAT, "classes": list(identifier.nb_classes),
-                                "features": int(identifier.nb_ptc.shape[0])}
+                                "features": int(identifier.nb_ptc.shape[0]), "depth": depth}
         for name, attribute in (("nextmove", "tk_nextmove"), ("row", "tk_row"),
                                 ("output", "tk_output")):
             table = array(_FILES[name], getattr(identifier, attribute))

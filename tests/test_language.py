@@ -141,3 +141,52 @@ def test_an_empty_cache_setting_turns_the_cache_off(fresh_identifier, tmp_path, 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert detect_language(*TEXTS["fr"]) == "fr"          # read by the identifier itself
     assert not any(tmp_path.iterdir())
+
+
+ODD_TEXTS = ["", "a", "12345 678", "ABC DEF GHI JKL", "\ud800 lone surrogate", "ÀÉÎ õü", "x" * 300,
+             "Полиция задержала двух человек", "Ελλάδα και Κύπρος", "מדינת ישראל", "नई दिल्ली में बैठक",
+             "中国", "한국", "Lithium\n\n\nKobalt", "e-mail: someone@example.org"]
+
+
+def test_texts_identified_together_get_the_answers_they_get_one_by_one(fresh_identifier, tmp_path,
+                                                                     monkeypatch):
+    """The batch walk (every position's state from the bytes before it) gives py3langid's
+    own answer for every text, and detect_languages the answers of detect_language."""
+    monkeypatch.setenv("MONITOR_CACHE_DIR", str(tmp_path))
+    identifier = fresh_identifier._identifier()
+    depth = fresh_identifier._loaded[1]
+    assert isinstance(depth, int) and depth >= 1          # found when the model was cached
+    meta = (_cache_folders(tmp_path)[0] / "meta.json").read_text()
+    assert f'"depth": {depth}' in meta
+    texts = [f"{title}\n{text}" for title, text in TEXTS.values()] + ODD_TEXTS
+    texts += [text[: 7 + i] for i, text in enumerate(texts)]         # cut at odd places
+    assert fresh_identifier._identify(texts) == [identifier.classify(t)[0] for t in texts]
+    fresh_identifier._loaded.clear()                     # read back from the cache
+    assert fresh_identifier._identify(texts) == [identifier.classify(t)[0] for t in texts]
+    docs = [(title, text, hint) for (title, text) in TEXTS.values() for hint in (None, "en", "de-AT")]
+    docs += [(t, "", hint) for t in ODD_TEXTS for hint in (None, "pl")]
+    assert fresh_identifier.detect_languages(docs) == [detect_language(*doc) for doc in docs]
+
+
+def test_without_a_cache_texts_go_to_the_identifier_one_by_one(fresh_identifier, tmp_path, monkeypatch):
+    monkeypatch.setenv("MONITOR_CACHE_DIR", "")
+    docs = [(title, text, None) for title, text in TEXTS.values()]
+    assert fresh_identifier.detect_languages(docs) == list(TEXTS)
+    assert fresh_identifier._loaded[1] is None            # no 0.6 s search for the depth
+
+
+def test_a_cache_without_the_automatons_depth_is_unpacked_again(fresh_identifier, tmp_path,
+                                                                monkeypatch, caplog):
+    import json
+
+    monkeypatch.setenv("MONITOR_CACHE_DIR", str(tmp_path))
+    detect_language(*TEXTS["de"])
+    [folder] = _cache_folders(tmp_path)
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["depth"]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    fresh_identifier._loaded.clear()
+    with caplog.at_level("WARNING", logger="monitor.language"):
+        assert detect_language(*TEXTS["pl"]) == "pl"
+    assert any("do not fit together" in r.getMessage() for r in caplog.records)
+    assert isinstance(fresh_identifier._loaded[1], int)
