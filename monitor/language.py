@@ -65,7 +65,7 @@ _CODE = re.compile(r"[a-z]{2,3}")
 _HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LETTER = re.compile(r"[^\W\d_]")
+_NOT_LETTERS = re.compile(r"[\W\d_]+")    # what is left after removing them: the letters
 
 
 def normalise_hint(hint: str | None) -> str | None:
@@ -95,7 +95,7 @@ def detect_languages(docs: Sequence[tuple[str, str, str | None]]) -> list[str | 
     for title, text, hint in docs:
         doc = f"{title or ''}\n{text or ''}".strip()[:MAX_CHARS]
         code = normalise_hint(hint)
-        letters = len(_LETTER.findall(doc)) if doc else 0
+        letters = len(_NOT_LETTERS.sub("", doc)) if doc else 0
         if not doc or (code and letters < MIN_LETTERS):
             found.append(code if doc else None)
             continue
