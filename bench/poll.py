@@ -806,15 +806,15 @@ def _make_docs(args) -> dict[str, _Doc]:
     print(f"data: {args.feeds} feeds × {args.items} items = {args.feeds * args.items:,} items "
           f"({what}), {size / 1e6:.1f} MB of RSS ({gz / 1e6:.1f} MB gzip), "
           f"made in {time.perf_counter() - t:.1f} s")
-    from monitor.langcache import cache_root
-    root = cache_root()
-    if root is not None and any(root.glob("langid-*/meta.json")):
-        print(f"language model cache ({root}): present, monitor maps it")
-    elif root is not None:              # once per machine, like installing: not timed
+    from monitor.language import cache_folder
+    folder = cache_folder()
+    if folder is not None and (folder / "meta.json").is_file():
+        print(f"language model cache ({folder}): present, monitor maps it")
+    elif folder is not None:              # once per machine, like installing: not timed
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "from monitor.language import detect_language; "
                         "detect_language('unpack', 'the language model once')"], check=True)
-        print(f"language model cache ({root}): none yet, unpacked before the runs in "
+        print(f"language model cache ({folder}): none yet, unpacked before the runs in "
               f"{time.perf_counter() - t:.2f} s (once per machine; not in the times below)")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} at start (other work on the machine skews the times); "

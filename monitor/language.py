@@ -232,6 +232,16 @@ def _identifier():  # noqa: ANN202 - py3langid's LanguageIdentifier, imported la
     return _loaded[0]
 
 
+def cache_folder():  # noqa: ANN201 - a Path or None
+    """Where this version keeps py3langid's unpacked model (``monitor.langcache``), or None
+    when the cache is turned off."""
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+
+    from monitor import langcache
+
+    return langcache.folder_for(MODEL_DIR / MODEL_FILE, sorted(_DETECTABLE))
+
+
 def _load_identifier():  # noqa: ANN202 - (py3langid's LanguageIdentifier, depth or None)
     """py3langid's identifier restricted to ``_DETECTABLE`` (its softmax over them alone is
     what ``_probability`` reads anyway; half the memory and half the scoring work of the
@@ -244,7 +254,7 @@ def _load_identifier():  # noqa: ANN202 - (py3langid's LanguageIdentifier, depth
     model_file = MODEL_DIR / MODEL_FILE
     folder = None
     try:
-        folder = langcache.folder_for(model_file, sorted(_DETECTABLE))
+        folder = cache_folder()
         tables = langcache.load(folder) if folder is not None else None
     except ValueError as exc:
         log.warning("language model cache not used, unpacking py3langid's model again: %s", exc)
