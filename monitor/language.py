@@ -27,6 +27,8 @@ MAX_CHARS = 200           # detection reads the start of title + text only: on 1
                           # 300 characters give the same language for all but one (300 and 500:
                           # all but one of 20,000)
 MIN_HAN = 20              # Han characters that make a text without kana or Hangul Chinese
+IDENTIFY_CHUNK = 64       # texts identified at once (their features times the languages'
+                          # weights are one array: ~3 MB for 64 texts)
 
 _NAMES = {
     "english": "en", "german": "de", "deutsch": "de", "french": "fr", "français": "fr",
@@ -104,7 +106,10 @@ def detect_languages(docs: Sequence[tuple[str, str, str | None]]) -> list[str | 
             asked.append((len(found) - 1, doc, code))
     if asked:
         identifier = _identifier()
-        for (position, doc, code), best in zip(asked, _identify([doc for _, doc, _ in asked])):
+        texts = [doc for _, doc, _ in asked]
+        bests = [best for start in range(0, len(texts), IDENTIFY_CHUNK)
+                 for best in _identify(texts[start:start + IDENTIFY_CHUNK])]
+        for (position, doc, code), best in zip(asked, bests, strict=True):
             plausible = code and (code == best or _probability(identifier, doc, code) >= MIN_HINT_PROBABILITY)
             found[position] = code if plausible else best
     return found

@@ -442,14 +442,19 @@ class LinearModel:
         self.coef = coef                   # (topics, features)
         self.intercept = intercept         # (topics,)
 
+    CHUNK = 256     # rows counted at once: a batch's arrays hold every character of its
+                    # rows several times over, so a large batch is taken in parts
+
     def predict_proba(self, rows: Sequence[Sequence[str]]) -> list[list[float]]:
         import numpy as np
 
         if len(rows) == 0:
             return []
         decision = np.tile(self.intercept, (len(rows), 1))
-        for block in self.blocks:
-            block.add_to(rows, self.coef, decision)
+        for start in range(0, len(rows), self.CHUNK):
+            part = rows[start:start + self.CHUNK]
+            for block in self.blocks:
+                block.add_to(part, self.coef, decision[start:start + self.CHUNK])
         return (1.0 / (1.0 + np.exp(-decision))).tolist()
 
     @classmethod

@@ -166,6 +166,8 @@ def test_texts_identified_together_get_the_answers_they_get_one_by_one(fresh_ide
     docs = [(title, text, hint) for (title, text) in TEXTS.values() for hint in (None, "en", "de-AT")]
     docs += [(t, "", hint) for t in ODD_TEXTS for hint in (None, "pl")]
     assert fresh_identifier.detect_languages(docs) == [detect_language(*doc) for doc in docs]
+    monkeypatch.setattr(fresh_identifier, "IDENTIFY_CHUNK", 5)          # a batch in parts
+    assert fresh_identifier.detect_languages(docs) == [detect_language(*doc) for doc in docs]
 
 
 def test_without_a_cache_texts_go_to_the_identifier_one_by_one(fresh_identifier, tmp_path, monkeypatch):

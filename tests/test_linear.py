@@ -179,3 +179,14 @@ def test_a_term_index_that_does_not_fit_its_block_is_refused(corpus, tmp_path):
     np.savez(bad, **arrays)
     with pytest.raises(ValueError, match="block 0: its term index does not fit"):
         LinearModel.load(bad)
+
+
+def test_a_large_batch_is_taken_in_parts_with_the_same_results(corpus, tmp_path, monkeypatch):
+    path = tmp_path / "classifier.skops"
+    save_model(fit_pipeline(corpus, seed=0), path, _card())
+    model = LinearModel.load(linear_path(path))
+    rows = model_input([(r["title"], r["text"]) for r in corpus[:40]] + HARD)
+    one_by_one = [model.predict_proba(rows[i:i + 1])[0] for i in range(len(rows))]
+    monkeypatch.setattr(LinearModel, "CHUNK", 6)
+    for got, want in zip(model.predict_proba(rows), one_by_one, strict=True):
+        assert got == pytest.approx(want, abs=1e-12)
