@@ -139,13 +139,13 @@ def _by_script(doc: str, letters: int, hint: str | None) -> str | None:
 
 def _identify(docs: list[str]) -> list[str]:
     """py3langid's ``classify(doc)[0]`` for each doc, the same answers, computed for all of
-    them at once when the identifier's automaton is known to be shallow.
+    them at once.
 
     py3langid walks a text's bytes through an Aho-Corasick automaton one byte at a time in
     Python (~0.27 µs a byte) and counts the features of the states it passes. The state
     after any byte is that of the longest suffix of the text that is a node of the
     automaton, so it depends only on the last ``depth`` bytes (its deepest node; 6 for
-    py3langid 0.4's model, found once when the model is cached, ``langcache``): walking
+    py3langid 0.4's model, found when it is unpacked and cached, ``langcache``): walking
     ``depth`` steps from the start state over the bytes before each position gives the
     same state, and numpy does that for every position of every text at once. The
     features are counted per text and scored with py3langid's formula (naive Bayes, the
@@ -154,7 +154,7 @@ def _identify(docs: list[str]) -> list[str]:
     go the other way: on 50,000 pool items the answers are all those of ``classify``."""
     identifier = _identifier()
     depth, arrays = _loaded[1:]
-    if depth is None or len(docs) < 2:
+    if len(docs) < 2:
         return [identifier.classify(doc)[0] for doc in docs]
     import numpy as np
 
@@ -192,7 +192,8 @@ def _identify(docs: list[str]) -> list[str]:
 def _automaton_depth(identifier) -> int:  # noqa: ANN001 - py3langid's
     """The deepest node of the identifier's automaton, in bytes (breadth first from the
     start state: a state first reached at depth d + 1 from one at depth d is that one's
-    child). ~0.6 s for py3langid 0.4's model: done once, when the model is cached."""
+    child). ~0.15 s for py3langid 0.4's model (it reads the whole transition table): done
+    when the model is unpacked, and kept in the cache beside it."""
     import numpy as np
 
     nextmove, rowbase, _ = _arrays(identifier)
@@ -200,8 +201,12 @@ def _automaton_depth(identifier) -> int:  # noqa: ANN001 - py3langid's
     depth[0] = 0
     level, frontier = 0, np.zeros(1, dtype=np.int64)
     while len(frontier):
-        reached = nextmove[rowbase[frontier][:, None] + np.arange(256)].ravel()
-        frontier = np.unique(reached[depth[reached] < 0]).astype(np.int64)
+        found = []
+        for start in range(0, len(frontier), 4096):     # ~8 MB of indices at a time
+            part = frontier[start:start + 4096]
+            reached = nextmove[rowbase[part][:, None] + np.arange(256)].ravel()
+            found.append(np.unique(reached[depth[reached] < 0]))
+        frontier = np.unique(np.concatenate(found)).astype(np.int64)
         level += 1
         depth[frontier] = level
     return level - 1
@@ -226,14 +231,14 @@ def _probability(identifier, doc: str, code: str) -> float:  # noqa: ANN001 - py
 
 _lock = threading.Lock()
 _loaded: list = []  # the one py3langid LanguageIdentifier, once loaded; its automaton's
-                    # depth (None: not known, texts go to it one by one) and its arrays
+                    # depth and its tables as numpy arrays
 
 
 def _identifier():  # noqa: ANN202 - py3langid's LanguageIdentifier, imported lazily
     with _lock:
         if not _loaded:
             identifier, depth = _load_identifier()
-            _loaded.extend([identifier, depth, _arrays(identifier) if depth else None])
+            _loaded.extend([identifier, depth, _arrays(identifier)])
     return _loaded[0]
 
 
@@ -284,11 +289,10 @@ def _load_identifier():  # noqa: ANN202 - (py3langid's LanguageIdentifier, depth
         table = getattr(identifier, name, None)
         if isinstance(table, list):
             setattr(identifier, name, array("q", table))
-    if folder is None:
-        return identifier, None         # no cache: not worth 0.6 s in every process
     depth = _automaton_depth(identifier)
-    try:
-        langcache.store(folder, identifier, depth)
-    except OSError as exc:
-        log.debug("language model cache not written to %s: %s", folder, exc)
+    if folder is not None:
+        try:
+            langcache.store(folder, identifier, depth)
+        except OSError as exc:
+            log.debug("language model cache not written to %s: %s", folder, exc)
     return identifier, depth

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import array
+
 import pytest
 
 from monitor.language import detect_language, normalise_hint
@@ -170,11 +172,15 @@ def test_texts_identified_together_get_the_answers_they_get_one_by_one(fresh_ide
     assert fresh_identifier.detect_languages(docs) == [detect_language(*doc) for doc in docs]
 
 
-def test_without_a_cache_texts_go_to_the_identifier_one_by_one(fresh_identifier, tmp_path, monkeypatch):
+def test_without_a_cache_texts_are_identified_together_too(fresh_identifier, tmp_path, monkeypatch):
     monkeypatch.setenv("MONITOR_CACHE_DIR", "")
     docs = [(title, text, None) for title, text in TEXTS.values()]
     assert fresh_identifier.detect_languages(docs) == list(TEXTS)
-    assert fresh_identifier._loaded[1] is None            # no 0.6 s search for the depth
+    identifier = fresh_identifier._identifier()
+    assert isinstance(identifier.tk_nextmove, array.array)      # unpacked here, not mapped
+    assert fresh_identifier._loaded[1] == fresh_identifier._automaton_depth(identifier) >= 1
+    texts = [f"{title}\n{text}" for title, text in TEXTS.values()] + ODD_TEXTS
+    assert fresh_identifier._identify(texts) == [identifier.classify(t)[0] for t in texts]
 
 
 def test_a_cache_without_the_automatons_depth_is_unpacked_again(fresh_identifier, tmp_path,
