@@ -86,3 +86,18 @@ def make_config(tmp_path, store_url):
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
+
+
+# Tests that mostly wait (on the real clock, a subprocess, a browser) and take ten seconds or
+# more: run first, so that the workers' other tests fill that time instead of the slowest
+# one starting last and the suite waiting for it alone.
+LONG_WAITS = ("test_digest_at_send_at_once_keyword_reload_and_sigterm",
+              "test_installed_wheel_trains_from_its_bundled_corpus",
+              "test_killed_poller_feeds_are_finished_by_the_others_after_the_lease",
+              "test_13_kill_9_during_cycles_then_due_polls_lose_and_duplicate_nothing",
+              "test_missed_digest_sent_once_and_kill_9_loses_and_repeats_nothing",
+              "test_a_digest_link_marks_an_item_not_relevant_and_training_picks_it_up")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: getattr(item, "originalname", item.name) not in LONG_WAITS)
