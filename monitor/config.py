@@ -154,6 +154,13 @@ class DigestConfig(_Section):
     review_key_env: str = Field("MONITOR_REVIEW_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     review_link_days: int = Field(14, ge=1, le=365)
 
+    @field_validator("send_at")
+    @classmethod
+    def _send_at(cls, value: time) -> time:
+        if value.microsecond or value.tzinfo is not None:
+            raise ValueError("a local time of day, HH:MM or HH:MM:SS (the zone is digest.timezone)")
+        return value
+
     @field_validator("review_url")
     @classmethod
     def _review_url(cls, value: str) -> str:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from monitor.config import Config, config_path, config_warnings, load_config
 from monitor.exceptions import MonitorError
-from monitor.clock import utcnow
+from monitor.clock import clock_text, utcnow
 from monitor.pipeline import Poller
 from monitor.redact import masked_url
 from monitor.storage import Store, open_store
@@ -164,15 +164,16 @@ class Service:
         health = self.store.feed_health(now, self.config.poll.broken_after_errors)
         if not any(h.last_polled_at for h in health):
             log.info("no poll has completed yet: no catch-up digest (the first goes out at %s)",
-                     self.config.digest.send_at.strftime("%H:%M"))
+                     clock_text(self.config.digest.send_at))
             return
         zone = self.config.digest.zone()
         local = now.astimezone(zone)
-        due = local.replace(hour=self.config.digest.send_at.hour,
-                            minute=self.config.digest.send_at.minute, second=0, microsecond=0)
+        send_at = self.config.digest.send_at
+        due = local.replace(hour=send_at.hour, minute=send_at.minute, second=send_at.second,
+                            microsecond=0)
         if local >= due and self.store.get_digest(local_date(now, self.config)) is None:
             log.info("digest for %s was due at %s while the service was down: sending now",
-                     local.date(), due.strftime("%H:%M %Z"))
+                     local.date(), f"{clock_text(due.time())} {due.tzname()}")
             self.digest()
 
     # -- config reload -------------------------------------------------------------------
@@ -207,7 +208,8 @@ class Service:
         from apscheduler.triggers.cron import CronTrigger
 
         send_at = self.config.digest.send_at
-        trigger = CronTrigger(hour=send_at.hour, minute=send_at.minute, timezone=self.config.digest.zone())
+        trigger = CronTrigger(hour=send_at.hour, minute=send_at.minute, second=send_at.second,
+                              timezone=self.config.digest.zone())
         if self.scheduler is None:
             return
         self.scheduler.add_job(self.digest, trigger, id="digest", replace_existing=True,
@@ -228,7 +230,7 @@ class Service:
         self._schedule_digest()
         scheduler.start()
         log.info("monitor running: %d feeds, digest at %s %s, store %s", len(self.config.feeds),
-                 self.config.digest.send_at.strftime("%H:%M"), self.config.digest.timezone,
+                 clock_text(self.config.digest.send_at), self.config.digest.timezone,
                  masked_url(self.config.store_url()))
         for warning in config_warnings(self.config):
             log.warning("%s", warning)

@@ -34,6 +34,8 @@ def test_example_config_is_valid_and_has_feeds():
     ("[keywords]\nminerals = ['x']\n", "keywords.minerals"),
     ("[digest]\ntimezone = 'Mars/Olympus'\n", "digest.timezone: unknown time zone"),
     ("[digest]\nsend_at = '25:00'\n", "digest.send_at"),
+    ("[digest]\nsend_at = '07:00+02:00'\n", "digest.send_at: a local time of day"),
+    ("[digest]\nsend_at = '07:00:00.5'\n", "digest.send_at: a local time of day"),
     ("[digest]\nrecipients = ['not-an-address']\n", "digest.recipients[0]: not an email address"),
     ("[digest]\nsubject = '{date} {oops}'\n", "digest.subject"),
     ("[smtp]\nhost = 'mail'\nsecurity = 'tls'\n", "smtp.security"),

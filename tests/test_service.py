@@ -71,17 +71,15 @@ def zone_near_noon():
 def test_digest_at_send_at_once_keyword_reload_and_sigterm(tmp_path, feed_server, feed_file):
     url = feed_server.add("/rss", feed_file("rss2.xml"))
     smtp = SmtpServer().start()
-    now = datetime.now(timezone.utc)
-    if now.second > 45:                           # keep the digest after the first poll
-        time.sleep(62 - now.second)
-        now = datetime.now(timezone.utc)
-    send_at = (now + timedelta(minutes=1)).strftime("%H:%M")
+    due = (datetime.now(timezone.utc) + timedelta(seconds=15)).replace(microsecond=0)
+    send_at = due.strftime("%H:%M:%S")              # after the first poll; seconds count
     db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
     write_config(config, db, [("rss", url)], smtp.port, send_at=send_at,
                  keywords={"critical-minerals": ["gallium"]})
     proc = start(config)
     try:
-        wait_for(lambda: smtp.recorder.messages, 150, "the digest")
+        wait_for(lambda: smtp.recorder.messages, 90, "the digest")
+        assert datetime.now(timezone.utc) >= due              # at send_at, not at its minute
         assert count(db, "select count(*) from flagged") == 1
         url2 = feed_server.add("/second", feed_file("atom.xml"))
         write_config(config, db, [("rss", url), ("second", url2)], smtp.port, send_at=send_at,
