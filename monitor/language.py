@@ -252,7 +252,7 @@ def cache_folder():  # noqa: ANN201 - a Path or None
     return langcache.folder_for(MODEL_DIR / MODEL_FILE, sorted(_DETECTABLE))
 
 
-def _load_identifier():  # noqa: ANN202 - (py3langid's LanguageIdentifier, depth or None)
+def _load_identifier():  # noqa: ANN202 - (py3langid's LanguageIdentifier, its depth)
     """py3langid's identifier restricted to ``_DETECTABLE`` (its softmax over them alone is
     what ``_probability`` reads anyway; half the memory and half the scoring work of the
     full table): memory-mapped from the unpacked copy in the cache folder when there is

@@ -125,7 +125,7 @@ class _TermIndex:
     unit the vocabulary does not hold), so a term is the integer ``n`` numbers of
     ``bits`` bits make, a term shorter than ``n`` padded with ``end``. A batch's text
     becomes one array of unit numbers; every window of the term lengths becomes an
-    integer the same way, and ``np.searchsorted`` over the sorted term integers finds the
+    integer the same way, and a hash table of the term integers (``_KeyTable``) finds the
     known ones; the (row, column) pairs are counted with ``np.unique``.
 
     Covered: ``char_wb`` with a single n-gram size (windows of the padded words: the
@@ -251,11 +251,10 @@ class _TermIndex:
         return numbers, np.repeat(np.arange(len(texts)), lengths)
 
     def _char_terms(self, numbers: Any) -> tuple[Any, Any] | None:
-        import numpy as np
 
-        n, bits, space = self.n, self.bits, self.space
+        n, space = self.n, self.space
         length = len(numbers)
-        positions, keys = [], []
+        windows: list[tuple[Any, Any]] = []       # (window starts, their keys)
         if length >= n:             # windows with no separator and no space inside
             span = length - n + 1
             whole = numbers[:span] != 0
@@ -264,13 +263,7 @@ class _TermIndex:
                 whole &= inner != 0
                 if j < n - 1:
                     whole &= inner != space
-            at = np.flatnonzero(whole)
-            key = numbers[at]
-            for j in range(1, n):
-                key <<= bits
-                key |= numbers[at + j]
-            positions.append(at)
-            keys.append(key)
+            windows.append(self._keyed(numbers, whole, n))
         for size in range(3, n):        # padded words shorter than n: " x " for n = 4
             if length < size:
                 continue
@@ -279,21 +272,12 @@ class _TermIndex:
             for j in range(1, size - 1):
                 inner = numbers[j:span + j]
                 whole &= (inner != space) & (inner != 0)
-            at = np.flatnonzero(whole)
-            key = numbers[at]
-            for j in range(1, size):
-                key <<= bits
-                key |= numbers[at + j]
-            for _ in range(n - size):
-                key <<= bits
-                key |= self.end
-            positions.append(at)
-            keys.append(key)
-        return self._look_up(positions, keys)
+            windows.append(self._keyed(numbers, whole, size))
+        return self._look_up(windows)
 
     def _tokens(self, rows: Sequence[Sequence[str]], column: int) -> tuple[Any, Any]:
         """Every row's tokens as unit numbers (0: a token no term holds), one array for
-        the batch, and where each row starts."""
+        the batch, and the row of each token."""
         import numpy as np
 
         assert self.pattern is not None
@@ -308,10 +292,9 @@ class _TermIndex:
         return numbers, np.repeat(np.arange(len(rows)), lengths)
 
     def _word_terms(self, numbers: Any, row_of: Any) -> tuple[Any, Any] | None:
-        import numpy as np
 
-        length, bits = len(numbers), self.bits
-        positions, keys = [], []
+        length = len(numbers)
+        windows: list[tuple[Any, Any]] = []       # (window starts, their keys)
         for size in range(self.low, self.n + 1):
             if length < size:
                 continue
@@ -319,29 +302,35 @@ class _TermIndex:
             whole = row_of[:span] == row_of[size - 1:]     # the n-gram stays within its row
             for j in range(size):
                 whole &= numbers[j:span + j] != 0           # and holds known tokens only
-            at = np.flatnonzero(whole)
-            key = numbers[at]
-            for j in range(1, size):
-                key <<= bits
-                key |= numbers[at + j]
-            for _ in range(self.n - size):
-                key <<= bits
-                key |= self.end
-            positions.append(at)
-            keys.append(key)
-        return self._look_up(positions, keys)
+            windows.append(self._keyed(numbers, whole, size))
+        return self._look_up(windows)
 
-    def _look_up(self, positions: list[Any], keys: list[Any]) -> tuple[Any, Any] | None:
-        """The positions whose keys are terms, and those terms' columns."""
+    def _keyed(self, numbers: Any, whole: Any, size: int) -> tuple[Any, Any]:
+        """The start of every window of ``size`` units that ``whole`` marks, and its key:
+        its numbers packed ``bits`` apart, padded with ``end`` to ``n`` (as ``_fold``)."""
         import numpy as np
 
-        if not keys:
+        at = np.flatnonzero(whole)
+        key = numbers[at]
+        for j in range(1, size):
+            key <<= self.bits
+            key |= numbers[at + j]
+        for _ in range(self.n - size):
+            key <<= self.bits
+            key |= self.end
+        return at, key
+
+    def _look_up(self, windows: list[tuple[Any, Any]]) -> tuple[Any, Any] | None:
+        """The starts of the windows whose keys are terms, and those terms' columns."""
+        import numpy as np
+
+        if not windows:
             return None
-        columns = self.table_of_terms.get(np.concatenate(keys))
+        columns = self.table_of_terms.get(np.concatenate([key for _, key in windows]))
         known = columns >= 0
         if not known.any():
             return None
-        return np.concatenate(positions)[known], columns[known]
+        return np.concatenate([at for at, _ in windows])[known], columns[known]
 
 
 class _KeyTable:
