@@ -1,18 +1,22 @@
-"""py3langid's model, unpacked once into plain files and memory-mapped after that.
+"""py3langid's model as ``monitor.language`` reads it, unpacked once into plain files and
+memory-mapped after that.
 
-py3langid ships its model xz-compressed; unpacking it takes ~0.4 s in every process that
-detects a language (each poll cycle's parse process). The tables that ``monitor.language``
-uses (restricted to the languages it detects) are written once, uncompressed, to a cache
-folder and memory-mapped from then on: loading takes ~0.02 s, the pages come from the
-operating system's file cache, only the parts of the 37 MB transition table that texts
-actually reach become resident, and the languages found are the same (tests).
+py3langid ships its model xz-compressed: an automaton over bytes (a 37 MB transition
+table) and naive-Bayes weights per feature and language. Unpacking it and indexing its
+n-grams (``language._index``) takes ~1.5 s; it is done once and the result written to a
+cache folder: the index of the automaton's nodes (two arrays of 262,144 integers, 3 MB)
+and the weights restricted to the languages ``monitor.language`` detects (float16, 15 MB).
+From then on they are memory-mapped: loading takes a few milliseconds, the pages come
+from the operating system's file cache and are shared by every process that reads them,
+and only the weights of features that texts contain become resident.
 
 Where: ``$MONITOR_CACHE_DIR``, else ``$XDG_CACHE_HOME/monitor``, else ``~/.cache/monitor``;
-``MONITOR_CACHE_DIR=""`` turns the cache off. One folder per model and language set (named
-by the SHA-256 of py3langid's model file and of that set), written under a temporary name
-and renamed into place, so processes starting together never see half a cache. A cache
-that does not fit its description (a truncated or foreign file) is said once and unpacked
-again; a folder that cannot be written costs only the speed.
+``MONITOR_CACHE_DIR=""`` turns the cache off. One folder per model, language set and
+format (named by the SHA-256 of py3langid's model file, of that set and of ``FORMAT``),
+written under a temporary name and renamed into place, so processes starting together
+never see half a cache. A cache that does not fit its description (a truncated or
+foreign file) is said once and unpacked again; a folder that cannot be written costs only
+the speed.
 """
 
 from __future__ import annotations
@@ -20,20 +24,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import mmap
 import os
 import shutil
 import tempfile
-from array import array
 from pathlib import Path
-from typing import Any, Literal
-
-_Code = Literal["I", "H", "q"]
+from typing import Any
 
 log = logging.getLogger("monitor.language")
 
-FORMAT = 2                  # 2: meta.json also holds the automaton's depth
-_FILES: dict[str, _Code] = {"nextmove": "I", "row": "H", "output": "q"}   # raw tables, item types
+FORMAT = 3                  # 3: the n-gram index instead of the automaton's tables
+_ARRAYS = ("keys", "values", "ptc", "pc")
+MAX_DEPTH = 7               # node labels of up to 7 bytes: 56 bits and the length above them
 
 
 def cache_root() -> Path | None:
@@ -63,8 +64,9 @@ def folder_for(model_file: Path, languages: list[str]) -> Path | None:
 
 
 def load(folder: Path) -> dict[str, Any] | None:
-    """The tables in ``folder``, memory-mapped; None when there is no cache there yet.
-    ValueError (naming the file) when one does not fit the description."""
+    """The arrays in ``folder``, memory-mapped, and its meta (``classes``, ``depth``);
+    None when there is no cache there yet. ValueError (naming the file) when one does not
+    fit the description."""
     meta_file = folder / "meta.json"
     if not meta_file.is_file():
         return None
@@ -74,55 +76,39 @@ def load(folder: Path) -> dict[str, Any] | None:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ValueError(f"{meta_file}: unreadable ({exc})") from None
-    tables: dict[str, Any] = {}
-    for name, code in _FILES.items():
-        path = folder / f"{name}.bin"
-        tables[name] = _mapped(path, code, meta.get(name))
-    ptc_file = folder / "ptc.npy"
-    try:
-        ptc = np.load(ptc_file, mmap_mode="r", allow_pickle=False)
-        pc = np.load(folder / "pc.npy", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{ptc_file.parent}: unreadable tables ({exc})") from None
-    classes = meta.get("classes")
-    rows, states = len(tables["row"]), len(tables["output"])
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_file}: not a description of the tables")
+    arrays: dict[str, Any] = {}
+    for name in _ARRAYS:
+        path = folder / f"{name}.npy"
+        try:
+            arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: unreadable ({exc})") from None
+    classes, depth = meta.get("classes"), meta.get("depth")
+    keys, values, ptc, pc = (arrays[name] for name in _ARRAYS)
+    size = len(keys)
     if (meta.get("format") != FORMAT or not isinstance(classes, list)
-            or ptc.shape != (meta.get("features"), len(classes)) or pc.shape != (len(classes),)
-            or rows != states or len(tables["nextmove"]) % 256
-            or not isinstance(meta.get("depth"), int) or meta["depth"] < 1):
+            or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH
+            or keys.dtype != np.int64 or values.dtype != np.int32 or values.shape != keys.shape
+            or size < 16 or size & (size - 1) or keys.ndim != 1
+            or ptc.ndim != 2 or ptc.shape[1] != len(classes) or pc.shape != (len(classes),)
+            or int(values.max()) > ptc.shape[0] or int(values.min()) < 0):
         raise ValueError(f"{meta_file}: the tables do not fit together")
-    return {"ptc": ptc, "pc": pc, "classes": classes, "depth": meta["depth"], **tables}
+    return {"classes": classes, "depth": depth, **arrays}
 
 
-def _mapped(path: Path, code: _Code, length: Any) -> memoryview:
-    size = array(code).itemsize
-    try:
-        with open(path, "rb") as handle:
-            view = memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot map it ({exc})") from None
-    if not isinstance(length, int) or view.nbytes != length * size:
-        raise ValueError(f"{path}: {view.nbytes:,} bytes, expected {length!r} items of {size}")
-    return view.cast(code)
-
-
-def store(folder: Path, identifier: Any, depth: int) -> None:
-    """Write an identifier's tables (restricted already) and its automaton's depth
-    (``language._automaton_depth``) to ``folder``, atomically."""
+def store(folder: Path, arrays: dict[str, Any], classes: list[str], depth: int) -> None:
+    """Write the index and weights (``language._index``: ``keys``, ``values``, ``ptc``,
+    ``pc``) to ``folder``, atomically."""
     import numpy as np
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     try:
-        meta: dict[str, Any] = {"format": FORMAT, "classes": list(identifier.nb_classes),
-                                "features": int(identifier.nb_ptc.shape[0]), "depth": depth}
-        for name, attribute in (("nextmove", "tk_nextmove"), ("row", "tk_row"),
-                                ("output", "tk_output")):
-            table = array(_FILES[name], getattr(identifier, attribute))
-            (temporary / f"{name}.bin").write_bytes(table.tobytes())
-            meta[name] = len(table)
-        np.save(temporary / "ptc.npy", np.ascontiguousarray(identifier.nb_ptc))
-        np.save(temporary / "pc.npy", np.asarray(identifier.nb_pc))
+        for name in _ARRAYS:
+            np.save(temporary / f"{name}.npy", np.ascontiguousarray(arrays[name]))
+        meta = {"format": FORMAT, "classes": classes, "depth": depth}
         (temporary / "meta.json").write_text(json.dumps(meta), encoding="utf-8")   # last
         try:
             os.replace(temporary, folder)

@@ -3,8 +3,9 @@
 A hint from the feed or entry metadata ("en-US", "de_DE", "deu", "German") is normalised
 and used when it is plausible: the text is too short to judge, or the language identifier
 gives the hinted language a fair probability. Otherwise the language is detected with
-py3langid, whose model ships inside its wheel (nothing is downloaded); it is imported and
-loaded lazily, once per process (memory-mapped from an unpacked copy after the first time:
+py3langid's model, which ships inside its wheel (nothing is downloaded), read as an index of
+its automaton (``_Identifier``: py3langid's answers, for many texts at once), loaded lazily,
+once per process (memory-mapped from an unpacked copy after the first time:
 ``monitor.langcache``), and restricted to ``_DETECTABLE``: languages that have an ISO 639-1
 code and a sizeable news output.
 """
@@ -15,8 +16,8 @@ import logging
 import re
 import shutil
 import threading
-from array import array
 from collections.abc import Sequence
+from typing import Any
 
 log = logging.getLogger("monitor.language")
 
@@ -106,12 +107,13 @@ def detect_languages(docs: Sequence[tuple[str, str, str | None]]) -> list[str | 
             asked.append((len(found) - 1, doc, code))
     if asked:
         identifier = _identifier()
-        texts = [doc for _, doc, _ in asked]
-        bests = [best for start in range(0, len(texts), IDENTIFY_CHUNK)
-                 for best in _identify(texts[start:start + IDENTIFY_CHUNK])]
-        for (position, doc, code), best in zip(asked, bests, strict=True):
-            plausible = code and (code == best or _probability(identifier, doc, code) >= MIN_HINT_PROBABILITY)
-            found[position] = code if plausible else best
+        for start in range(0, len(asked), IDENTIFY_CHUNK):
+            part = asked[start:start + IDENTIFY_CHUNK]
+            probabilities = identifier.probabilities([doc for _, doc, _ in part])
+            for (position, _, code), row in zip(part, probabilities, strict=True):
+                best = identifier.classes[int(row.argmax())]
+                plausible = code and (code == best or identifier.probability(row, code) >= MIN_HINT_PROBABILITY)
+                found[position] = code if plausible else best
     return found
 
 
@@ -137,108 +139,192 @@ def _by_script(doc: str, letters: int, hint: str | None) -> str | None:
     return None
 
 
-def _identify(docs: list[str]) -> list[str]:
-    """py3langid's ``classify(doc)[0]`` for each doc, the same answers, computed for all of
-    them at once.
+class _Identifier:
+    """py3langid's model, read without its automaton: the same answers from an index of
+    the automaton's nodes.
 
-    py3langid walks a text's bytes through an Aho-Corasick automaton one byte at a time in
-    Python (~0.27 µs a byte) and counts the features of the states it passes. The state
-    after any byte is that of the longest suffix of the text that is a node of the
-    automaton, so it depends only on the last ``depth`` bytes (its deepest node; 6 for
-    py3langid 0.4's model, found when it is unpacked and cached, ``langcache``): walking
-    ``depth`` steps from the start state over the bytes before each position gives the
-    same state, and numpy does that for every position of every text at once. The
-    features are counted per text and scored with py3langid's formula (naive Bayes, the
-    softmax over the languages with their aliases folded), for all texts at once; sums
-    taken in another order may differ in the last bits of a float, so an exact tie could
-    go the other way: on 50,000 pool items the answers are all those of ``classify``."""
-    identifier = _identifier()
-    depth, arrays = _loaded[1:]
-    if len(docs) < 2:
-        return [identifier.classify(doc)[0] for doc in docs]
+    py3langid walks a text's bytes through an automaton (one state per node of a trie of
+    byte strings of up to ``depth`` bytes, 6 for py3langid 0.4's model) and counts the
+    feature of each state it passes, if the state has one. The state after a byte is the
+    node of the longest suffix of the text that is in the trie (checked when the model is
+    unpacked, ``_index``, and for every state and byte in the tests), so the index maps each node's bytes
+    to its feature and, for every position of every text at once, numpy looks up the
+    suffixes of 1 to ``depth`` bytes ending there and keeps the longest found. The features
+    are counted per text and scored with py3langid's formula (naive Bayes, the softmax
+    over the languages, aliases folded); sums taken in another order may differ in the
+    last bits of a float, so an exact tie could go the other way: on 50,000 pool items the
+    answers are all those of its ``classify``. The index (a hash table a quarter full)
+    takes 6 MB where the automaton's tables took 40, most of which a day's texts read:
+    a process that identifies languages holds ~28 MB less, at ~3/4 of the speed."""
+
+    def __init__(self, arrays: dict[str, Any], classes: list[str], depth: int) -> None:
+        import numpy as np
+        from py3langid.langid import LanguageIdentifier
+
+        from monitor.keytable import KeyTable
+
+        self.classes, self.depth = classes, depth
+        self.table = KeyTable.from_arrays(arrays["keys"], arrays["values"])
+        every = np.arange(1 << 16, dtype=np.int64)
+        self.single = self.table.get(every[:256] | (1 << 56))       # -1: not a node
+        self.pairs = self.table.get(every | (2 << 56))
+        self.ptc, self.pc = arrays["ptc"], arrays["pc"]
+        self.encode = LanguageIdentifier._encode       # NFC, lower case if all upper, UTF-8
+        first: dict[str, int] = {}
+        self.aliases = [(first.setdefault(code, i), i) for i, code in enumerate(classes)
+                        if first.setdefault(code, i) != i]
+
+    def probabilities(self, docs: Sequence[str]) -> Any:
+        """Each doc's probability of every language (a row per doc, ``classes`` order; an
+        alias's column folded into its language's first)."""
+        import numpy as np
+
+        texts = [self.encode(doc) for doc in docs]
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        data = np.frombuffer(b"".join(texts), dtype=np.uint8).astype(np.int64)
+        starts = np.cumsum(lengths) - lengths
+        within = np.arange(len(data)) - np.repeat(starts, lengths)     # byte's place in its text
+        value = self._longest_nodes(data, within)
+        seen = np.flatnonzero(value > 0)
+        width = len(self.ptc)
+        row_of = np.repeat(np.arange(len(texts)), lengths)[seen]
+        keys, counts = np.unique(row_of * width + value[seen] - 1, return_counts=True)
+        rows, features = keys // width, keys % width
+        weights = np.log1p(counts.astype(np.float32))[:, None] * self.ptc[features]
+        scores = np.zeros((len(texts), len(self.pc)), dtype=np.float32)   # no feature:
+        found = np.flatnonzero(np.bincount(rows, minlength=len(texts)))  # even scores
+        if len(found):
+            scores[found] = np.add.reduceat(weights, np.searchsorted(rows, found), axis=0)
+            scores[found] += self.pc
+        scores *= (1.0 / np.sqrt(np.maximum(lengths, 1))).astype(np.float32)[:, None]
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+        for first, alias in self.aliases:
+            scores[:, first] += scores[:, alias]
+            scores[:, alias] = 0.0
+        return scores
+
+    def _longest_nodes(self, data: Any, within: Any) -> Any:
+        """For each byte of ``data`` (``within``: its place in its text), the feature + 1
+        of the longest node that the text's bytes up to it end with; 0 when that node
+        has no feature or there is none. A node's bytes less the last are a node too, so
+        the suffix of n + 1 bytes at a position is only looked up where the suffix of n
+        bytes before it was found; one and two bytes are looked up in plain arrays."""
+        import numpy as np
+
+        value = self.single[data]
+        found = np.flatnonzero(value >= 0)
+        key = data[found]
+        for size in range(2, self.depth + 1):
+            found = found + 1
+            kept = found < len(data)
+            kept[kept] = within[found[kept]] > 0                  # the same text
+            found, key = found[kept], (key[kept] << 8) | data[found[kept]]
+            if size == 2:
+                got = self.pairs[key]
+            else:
+                got = self.table.get(key | (size << 56))
+            hit = got >= 0
+            found, key = found[hit], key[hit]
+            value[found] = got[hit]
+        return np.maximum(value, 0)
+
+    def identify(self, docs: Sequence[str]) -> list[str]:
+        """The most probable language of each doc (py3langid's ``classify(doc)[0]``)."""
+        return [self.classes[i] for i in self.probabilities(docs).argmax(axis=1).tolist()]
+
+    def probability(self, row: Any, code: str) -> float:
+        """Language ``code``'s probability in a row of ``probabilities`` (py3langid's
+        ``rank``); 0 for a language the identifier does not detect."""
+        return float(row[self.classes.index(code)]) if code in self.classes else 0.0
+
+
+def _index(identifier, check_every: int = 61) -> tuple[dict[str, Any], int]:  # noqa: ANN001
+    """The arrays of ``_Identifier`` from py3langid's identifier (restricted to the
+    languages detected), and the longest node's length in bytes.
+
+    The nodes are found breadth first from the start state: a state first reached at
+    depth d + 1 from one at depth d is a child of that one, its bytes the parent's and
+    one more. A node's key is its bytes as an integer (the last byte lowest) with their
+    number above bit 56. The transitions of every ``check_every``-th state are checked to
+    lead to the node of the longest suffix of their bytes (all of them in the tests); a
+    model for which that does not hold, or with nodes of more than 7 bytes, cannot be read
+    this way: RuntimeError. ~1.2 s for py3langid 0.4's model, once: the result is cached
+    (``monitor.langcache``)."""
     import numpy as np
 
-    texts = [identifier._encode(doc) for doc in docs]
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    data = np.frombuffer(b"".join(texts), dtype=np.uint8).astype(np.int64)
-    starts = np.cumsum(lengths) - lengths
-    within = np.arange(len(data)) - np.repeat(starts, lengths)     # byte's place in its text
-    nextmove, rowbase, output = arrays
-    state = np.zeros(len(data), dtype=np.int64)
-    for back in range(depth - 1, -1, -1):   # the byte `back` places before each position
-        step = nextmove[rowbase[state] + np.roll(data, back)]
-        state = np.where(within >= back, step, state)             # not before the text's start
-    features = output[state]
-    seen = np.flatnonzero(features >= 0)
-    width = len(identifier.nb_ptc)
-    row_of = np.repeat(np.arange(len(texts)), lengths)[seen]
-    keys, counts = np.unique(row_of * width + features[seen], return_counts=True)
-    rows, features = keys // width, keys % width
-    weights = np.log1p(counts.astype(np.float32))[:, None] * identifier.nb_ptc[features]
-    scores = np.zeros((len(texts), len(identifier.nb_pc)), dtype=np.float32)   # no feature:
-    found = np.flatnonzero(np.bincount(rows, minlength=len(texts)))            # even scores
-    if len(found):
-        scores[found] = np.add.reduceat(weights, np.searchsorted(rows, found), axis=0)
-        scores[found] += identifier.nb_pc
-    scores *= (1.0 / np.sqrt(np.maximum(lengths, 1))).astype(np.float32)[:, None]
-    scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-    scores /= scores.sum(axis=1, keepdims=True)
-    for first_column, alias in identifier._alias_pairs:
-        scores[:, first_column] += scores[:, alias]
-        scores[:, alias] = 0.0
-    return [identifier.nb_classes[i] for i in scores.argmax(axis=1).tolist()]
+    from monitor.keytable import KeyTable
+    from monitor.langcache import MAX_DEPTH
 
-
-def _automaton_depth(identifier) -> int:  # noqa: ANN001 - py3langid's
-    """The deepest node of the identifier's automaton, in bytes (breadth first from the
-    start state: a state first reached at depth d + 1 from one at depth d is that one's
-    child). ~0.15 s for py3langid 0.4's model (it reads the whole transition table): done
-    when the model is unpacked, and kept in the cache beside it."""
-    import numpy as np
-
-    nextmove, rowbase, _ = _arrays(identifier)
-    depth = np.full(len(rowbase), -1, dtype=np.int64)
-    depth[0] = 0
-    level, frontier = 0, np.zeros(1, dtype=np.int64)
+    moves = memoryview(identifier.tk_nextmove)
+    nextmove = np.frombuffer(moves, dtype=np.dtype(moves.format)).astype(np.int64)
+    rowbase = np.array(identifier._rowbase, dtype=np.int64)
+    output = np.array(identifier.tk_output, dtype=np.int64)
+    states = len(rowbase)
+    label = np.zeros(states, dtype=np.int64)       # a node's bytes, the last one lowest
+    length = np.full(states, -1, dtype=np.int64)
+    length[0] = 0
+    frontier = np.zeros(1, dtype=np.int64)
     while len(frontier):
-        found = []
-        for start in range(0, len(frontier), 4096):     # ~8 MB of indices at a time
-            part = frontier[start:start + 4096]
-            reached = nextmove[rowbase[part][:, None] + np.arange(256)].ravel()
-            found.append(np.unique(reached[depth[reached] < 0]))
-        frontier = np.unique(np.concatenate(found)).astype(np.int64)
-        level += 1
-        depth[frontier] = level
-    return level - 1
+        reached = []
+        for start in range(0, len(frontier), 4096):        # ~8 MB of indices at a time
+            parent, byte = _transitions(frontier[start:start + 4096])
+            child = nextmove[rowbase[parent] + byte]
+            new = length[child] < 0
+            child, first = np.unique(child[new], return_index=True)
+            parent, byte = parent[new][first], byte[new][first]
+            if len(parent) and int(length[parent].max()) >= MAX_DEPTH:
+                raise RuntimeError(f"py3langid's model has nodes longer than {MAX_DEPTH} bytes")
+            label[child] = (label[parent] << 8) | byte
+            length[child] = length[parent] + 1
+            reached.append(child)
+        frontier = np.unique(np.concatenate(reached))
+    if (length < 0).any():
+        raise RuntimeError("py3langid's automaton has states its start state does not reach")
+    depth = int(length.max())
+    keys = label[1:] | (length[1:] << 56)
+    _check_suffixes(KeyTable(keys, np.arange(1, states)), nextmove, rowbase, label, length,
+                    depth, np.arange(0, states, check_every))
+    index = KeyTable(keys, output[1:] + 1, room=4)         # feature + 1; 0: no feature
+    arrays = {"keys": index.keys, "values": index.values.astype(np.int32),
+              "ptc": np.ascontiguousarray(identifier.nb_ptc),
+              "pc": np.asarray(identifier.nb_pc)}
+    return arrays, depth
 
 
-def _arrays(identifier):  # noqa: ANN001, ANN202 - py3langid's
-    """Its automaton's tables as numpy arrays over the same memory (no copy)."""
+def _transitions(states):  # noqa: ANN001, ANN202 - arrays
+    """(state, byte) for every byte after each of ``states``."""
     import numpy as np
 
-    def view(table):  # noqa: ANN001, ANN202
-        buffer = memoryview(table)
-        return np.frombuffer(buffer, dtype=np.dtype(buffer.format))
-
-    return view(identifier.tk_nextmove), view(identifier._rowbase), view(identifier.tk_output)
+    return np.repeat(states, 256), np.tile(np.arange(256), len(states))
 
 
-def _probability(identifier, doc: str, code: str) -> float:  # noqa: ANN001 - py3langid's
-    """The identifier's probability of language ``code`` for ``doc`` (its softmax over the
-    ``_DETECTABLE`` languages it is restricted to); 0 for a language it does not know."""
-    return dict(identifier.rank(doc)).get(code, 0.0)
+def _check_suffixes(nodes, nextmove, rowbase, label, length, depth: int, states) -> None:  # noqa: ANN001
+    """RuntimeError unless every transition from ``states`` leads to the node (its number
+    in ``nodes``; 0 the start state) of the longest suffix of the state's bytes and the
+    byte read."""
+    import numpy as np
+
+    for start in range(0, len(states), 4096):
+        parent, byte = _transitions(states[start:start + 4096])
+        suffix = ((label[parent] << 8) | byte) & ((1 << (8 * depth)) - 1)
+        longest = np.zeros(len(parent), dtype=np.int64)
+        for size in range(1, depth + 1):
+            at = np.flatnonzero(length[parent] + 1 >= size)
+            got = nodes.get((suffix[at] & ((1 << (8 * size)) - 1)) | (size << 56))
+            longest[at[got >= 0]] = got[got >= 0]
+        if not np.array_equal(longest, nextmove[rowbase[parent] + byte]):
+            raise RuntimeError("py3langid's automaton is not the one of its nodes' suffixes")
 
 
 _lock = threading.Lock()
-_loaded: list = []  # the one py3langid LanguageIdentifier, once loaded; its automaton's
-                    # depth and its tables as numpy arrays
+_loaded: list = []  # the one _Identifier, once loaded
 
 
-def _identifier():  # noqa: ANN202 - py3langid's LanguageIdentifier, imported lazily
+def _identifier() -> _Identifier:
     with _lock:
         if not _loaded:
-            identifier, depth = _load_identifier()
-            _loaded.extend([identifier, depth, _arrays(identifier)])
+            _loaded.append(_load_identifier())
     return _loaded[0]
 
 
@@ -252,47 +338,38 @@ def cache_folder():  # noqa: ANN201 - a Path or None
     return langcache.folder_for(MODEL_DIR / MODEL_FILE, sorted(_DETECTABLE))
 
 
-def _load_identifier():  # noqa: ANN202 - (py3langid's LanguageIdentifier, its depth)
-    """py3langid's identifier restricted to ``_DETECTABLE`` (its softmax over them alone is
-    what ``_probability`` reads anyway; half the memory and half the scoring work of the
-    full table): memory-mapped from the unpacked copy in the cache folder when there is
-    one (``monitor.langcache``), else unpacked from py3langid's file and the copy written."""
+def _load_identifier() -> _Identifier:
+    """py3langid's model restricted to ``_DETECTABLE`` (its softmax over them alone is what
+    ``_Identifier.probability`` reads anyway; half the memory and half the scoring work of
+    the full table), memory-mapped from the unpacked copy in the cache folder when there
+    is one (``monitor.langcache``), else unpacked and indexed from py3langid's file and the
+    copy written."""
     from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 
     from monitor import langcache
 
-    model_file = MODEL_DIR / MODEL_FILE
     folder = None
     try:
         folder = cache_folder()
-        tables = langcache.load(folder) if folder is not None else None
+        cached = langcache.load(folder) if folder is not None else None
     except ValueError as exc:
         log.warning("language model cache not used, unpacking py3langid's model again: %s", exc)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-        tables = None
+        cached = None
     except OSError as exc:
         log.debug("language model cache not read: %s", exc)
-        folder, tables = None, None
-    if tables is not None:
-        identifier = LanguageIdentifier(tables["ptc"], tables["pc"], tables["classes"],
-                                        tables["nextmove"], tables["output"], norm_probs=True,
-                                        tk_row=tables["row"])
-        identifier._rowbase = array("q", identifier._rowbase)
-        return identifier, tables["depth"]
-    identifier = LanguageIdentifier.from_model_file(model_file, norm_probs=True)
-    identifier.set_languages(sorted(_DETECTABLE.intersection(identifier.nb_classes)))
-    identifier._full_model = (identifier.nb_ptc, identifier.nb_pc, identifier.nb_classes)
-    # its DFA's per-state tables as machine integers rather than lists of int objects:
-    # ~3 MB less and the walk over a text's bytes a little faster (same results)
-    for name in ("_rowbase", "tk_output"):
-        table = getattr(identifier, name, None)
-        if isinstance(table, list):
-            setattr(identifier, name, array("q", table))
-    depth = _automaton_depth(identifier)
+        folder, cached = None, None
+    if cached is not None:
+        return _Identifier(cached, cached["classes"], cached["depth"])
+    model = LanguageIdentifier.from_model_file(MODEL_DIR / MODEL_FILE, norm_probs=True)
+    model.set_languages(sorted(_DETECTABLE.intersection(model.nb_classes)))
+    arrays, depth = _index(model)
+    classes = list(model.nb_classes)
+    del model
     if folder is not None:
         try:
-            langcache.store(folder, identifier, depth)
+            langcache.store(folder, arrays, classes, depth)
         except OSError as exc:
             log.debug("language model cache not written to %s: %s", folder, exc)
-    return identifier, depth
+    return _Identifier(arrays, classes, depth)

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitor.keytable import KeyTable
+
 FORMAT = 1
 _ANALYZERS = ("word", "char_wb")
 
@@ -125,7 +127,7 @@ class _TermIndex:
     unit the vocabulary does not hold), so a term is the integer ``n`` numbers of
     ``bits`` bits make, a term shorter than ``n`` padded with ``end``. A batch's text
     becomes one array of unit numbers; every window of the term lengths becomes an
-    integer the same way, and a hash table of the term integers (``_KeyTable``) finds the
+    integer the same way, and a hash table of the term integers (``KeyTable``) finds the
     known ones; the (row, column) pairs are counted with ``np.unique``.
 
     Covered: ``char_wb`` with a single n-gram size (windows of the padded words: the
@@ -135,7 +137,7 @@ class _TermIndex:
     shapes return None from ``build`` and are counted in Python."""
 
     def __init__(self, analyzer: str, ngram: tuple[int, int], units: list[str],
-                 table_of_terms: _KeyTable, pattern: re.Pattern[str] | None) -> None:
+                 table_of_terms: KeyTable, pattern: re.Pattern[str] | None) -> None:
         self.analyzer, self.pattern = analyzer, pattern
         self.low, self.n = ngram
         self.units = {unit: number for number, unit in enumerate(units, start=1)}
@@ -183,7 +185,7 @@ class _TermIndex:
                 or len(set(units)) != len(units) or "" in units
                 or (used.any() and (columns[used].min() < 0 or columns[used].max() >= terms))):
             raise ValueError("its term index does not fit the block")
-        table = _KeyTable.from_arrays(np.asarray(slots, dtype=np.int64),
+        table = KeyTable.from_arrays(np.asarray(slots, dtype=np.int64),
                                       np.asarray(columns, dtype=np.int64) + block.offset)
         return cls(block.analyzer, block.ngram, units, table, block.pattern)
 
@@ -218,7 +220,7 @@ class _TermIndex:
         columns = np.array([block.vocabulary[t] for t in terms], dtype=np.int64)
         if len(np.unique(keys)) != len(keys):
             return None
-        return cls(block.analyzer, block.ngram, names, _KeyTable(keys, columns), block.pattern)
+        return cls(block.analyzer, block.ngram, names, KeyTable(keys, columns), block.pattern)
 
     def count(self, rows: Sequence[Sequence[str]], column: int) -> tuple[Any, Any, Any] | None:
         """(row, column, count) of every known term of every row, or None when none."""
@@ -331,74 +333,6 @@ class _TermIndex:
         if not known.any():
             return None
         return np.concatenate([at for at, _ in windows])[known], columns[known]
-
-
-class _KeyTable:
-    """Non-negative integer keys to columns in two numpy arrays: open addressing with
-    linear probing, at most half full, so that a batch's keys are looked up a few
-    vectorised probes at a time (a binary search over sorted keys took ~17 random reads
-    a key)."""
-
-    _MULTIPLIER = 0x9E3779B97F4A7C15     # Fibonacci hashing: the product's top bits
-
-    def __init__(self, keys: Any, values: Any) -> None:
-        import numpy as np
-
-        bits = max(4, (2 * len(keys)).bit_length())
-        self._size(bits)
-        self.keys = np.full(1 << bits, -1, dtype=np.int64)         # -1: empty slot
-        self.values = np.zeros(1 << bits, dtype=np.int64)
-        slot = self._home(keys)
-        pending = np.arange(len(keys))
-        while len(pending):
-            at = slot[pending]
-            empty = self.keys[at] == -1
-            _, first = np.unique(at[empty], return_index=True)     # one key per empty slot
-            placed = pending[empty][first]
-            self.keys[slot[placed]] = keys[placed]
-            self.values[slot[placed]] = values[placed]
-            waiting = np.ones(len(keys), dtype=bool)
-            waiting[placed] = False
-            pending = pending[waiting[pending]]
-            slot[pending] = (slot[pending] + 1) & self.mask        # past an occupied slot
-
-    def _size(self, bits: int) -> None:
-        import numpy as np
-
-        self.mask = (1 << bits) - 1
-        self.shift = np.uint64(64 - bits)
-
-    @classmethod
-    def from_arrays(cls, keys: Any, values: Any) -> _KeyTable:
-        """The table whose ``keys`` and ``values`` these are (a power of two of slots)."""
-        table = cls.__new__(cls)
-        table._size(len(keys).bit_length() - 1)
-        table.keys, table.values = keys, values
-        return table
-
-    def _home(self, keys: Any) -> Any:
-        import numpy as np
-
-        with np.errstate(over="ignore"):
-            product = keys.astype(np.uint64) * np.uint64(self._MULTIPLIER)
-        return (product >> self.shift).astype(np.int64)
-
-    def get(self, keys: Any) -> Any:
-        """Each key's value, -1 for a key the table does not hold."""
-        import numpy as np
-
-        found = np.full(len(keys), -1, dtype=np.int64)
-        slot = self._home(keys)
-        pending = np.arange(len(keys))
-        while len(pending):
-            at = slot[pending]
-            stored = self.keys[at]
-            hit = stored == keys[pending]
-            found[pending[hit]] = self.values[at[hit]]
-            going = ~hit & (stored != -1)
-            pending = pending[going]
-            slot[pending] = (at[going] + 1) & self.mask
-        return found
 
 
 def _fold(numbers: list[int], bits: int) -> int:

@@ -108,63 +108,84 @@ def _cache_folders(root):
     return sorted(p for p in root.iterdir() if p.name.startswith("langid-") and "." not in p.name)
 
 
+def _reference():
+    """py3langid's own identifier, restricted as monitor restricts it."""
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+    from monitor.language import _DETECTABLE
+
+    reference = LanguageIdentifier.from_model_file(MODEL_DIR / MODEL_FILE, norm_probs=True)
+    reference.set_languages(sorted(_DETECTABLE.intersection(reference.nb_classes)))
+    return reference
+
+
 def test_the_unpacked_model_is_written_once_then_mapped(fresh_identifier, tmp_path, monkeypatch):
+    import numpy as np
+
     monkeypatch.setenv("MONITOR_CACHE_DIR", str(tmp_path))
     first = {lang: detect_language(*TEXTS[lang]) for lang in TEXTS}
     assert first == {lang: lang for lang in TEXTS}
     [folder] = _cache_folders(tmp_path)
-    assert (folder / "meta.json").is_file() and (folder / "nextmove.bin").stat().st_size > 10**7
+    assert (folder / "meta.json").is_file() and (folder / "keys.npy").stat().st_size > 10**6
+    assert not isinstance(fresh_identifier._identifier().table.keys, np.memmap)   # built here
     fresh_identifier._loaded.clear()
     again = {lang: detect_language(*TEXTS[lang]) for lang in TEXTS}
     assert again == first
-    assert isinstance(fresh_identifier._identifier().tk_nextmove, memoryview)   # mapped
+    identifier = fresh_identifier._identifier()
+    assert isinstance(identifier.table.keys, np.memmap) and isinstance(identifier.ptc, np.memmap)
 
 
 def test_a_damaged_cache_is_said_and_unpacked_again(fresh_identifier, tmp_path, monkeypatch,
                                                      caplog):
+    import numpy as np
+
     monkeypatch.setenv("MONITOR_CACHE_DIR", str(tmp_path))
     detect_language(*TEXTS["de"])
     [folder] = _cache_folders(tmp_path)
-    table = folder / "nextmove.bin"
+    table = folder / "keys.npy"
     table.write_bytes(table.read_bytes()[:4096])            # truncated
     fresh_identifier._loaded.clear()
     with caplog.at_level("WARNING", logger="monitor.language"):
         assert {lang: detect_language(*TEXTS[lang]) for lang in TEXTS} == {x: x for x in TEXTS}
-    assert any("nextmove.bin" in r.getMessage() for r in caplog.records)
-    assert not isinstance(fresh_identifier._identifier().tk_nextmove, memoryview)
+    assert any("keys.npy" in r.getMessage() for r in caplog.records)
+    assert not isinstance(fresh_identifier._identifier().table.keys, np.memmap)
     [folder] = _cache_folders(tmp_path)                      # written again, whole
     fresh_identifier._loaded.clear()
     assert detect_language(*TEXTS["pl"]) == "pl"
-    assert isinstance(fresh_identifier._identifier().tk_nextmove, memoryview)
+    assert isinstance(fresh_identifier._identifier().table.keys, np.memmap)
 
 
 def test_an_empty_cache_setting_turns_the_cache_off(fresh_identifier, tmp_path, monkeypatch):
     monkeypatch.setenv("MONITOR_CACHE_DIR", "")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert detect_language(*TEXTS["fr"]) == "fr"          # read by the identifier itself
+    assert detect_language(*TEXTS["fr"]) == "fr"          # unpacked in this process
     assert not any(tmp_path.iterdir())
 
 
 ODD_TEXTS = ["", "a", "12345 678", "ABC DEF GHI JKL", "\ud800 lone surrogate", "ÀÉÎ õü", "x" * 300,
              "Полиция задержала двух человек", "Ελλάδα και Κύπρος", "מדינת ישראל", "नई दिल्ली में बैठक",
-             "中国", "한국", "Lithium\n\n\nKobalt", "e-mail: someone@example.org"]
+             "中国", "한국", "Lithium\n\n\nKobalt", "e-mail: someone@example.org", "\x00\x00 NUL",
+             "\U0001f600 emoji \U0001f4c8", "ĳ ŉ ﬁ ligatures", "ＡＢＣ full width"]
 
 
-def test_texts_identified_together_get_the_answers_they_get_one_by_one(fresh_identifier, tmp_path,
-                                                                     monkeypatch):
-    """The batch walk (every position's state from the bytes before it) gives py3langid's
-    own answer for every text, and detect_languages the answers of detect_language."""
+def test_texts_identified_together_get_py3langids_answers(fresh_identifier, tmp_path, monkeypatch):
+    """The index of the automaton's nodes gives py3langid's own answer and probabilities
+    for every text, identified together or alone, from the cache or built anew; and
+    detect_languages gives the answers of detect_language."""
     monkeypatch.setenv("MONITOR_CACHE_DIR", str(tmp_path))
-    identifier = fresh_identifier._identifier()
-    depth = fresh_identifier._loaded[1]
-    assert isinstance(depth, int) and depth >= 1          # found when the model was cached
-    meta = (_cache_folders(tmp_path)[0] / "meta.json").read_text()
-    assert f'"depth": {depth}' in meta
+    reference = _reference()
     texts = [f"{title}\n{text}" for title, text in TEXTS.values()] + ODD_TEXTS
     texts += [text[: 7 + i] for i, text in enumerate(texts)]         # cut at odd places
-    assert fresh_identifier._identify(texts) == [identifier.classify(t)[0] for t in texts]
-    fresh_identifier._loaded.clear()                     # read back from the cache
-    assert fresh_identifier._identify(texts) == [identifier.classify(t)[0] for t in texts]
+    want = [reference.classify(t)[0] for t in texts]
+    for _ in ("built", "from the cache"):
+        identifier = fresh_identifier._identifier()
+        assert identifier.identify(texts) == want
+        assert [identifier.identify([t])[0] for t in texts] == want
+        for text, row in zip(texts, identifier.probabilities(texts), strict=True):
+            for code, probability in reference.rank(text):
+                assert identifier.probability(row, code) == pytest.approx(probability, abs=1e-5)
+        assert identifier.probability(row, "xx") == 0.0
+        fresh_identifier._loaded.clear()
     docs = [(title, text, hint) for (title, text) in TEXTS.values() for hint in (None, "en", "de-AT")]
     docs += [(t, "", hint) for t in ODD_TEXTS for hint in (None, "pl")]
     assert fresh_identifier.detect_languages(docs) == [detect_language(*doc) for doc in docs]
@@ -172,29 +193,39 @@ def test_texts_identified_together_get_the_answers_they_get_one_by_one(fresh_ide
     assert fresh_identifier.detect_languages(docs) == [detect_language(*doc) for doc in docs]
 
 
-def test_without_a_cache_texts_are_identified_together_too(fresh_identifier, tmp_path, monkeypatch):
-    monkeypatch.setenv("MONITOR_CACHE_DIR", "")
-    docs = [(title, text, None) for title, text in TEXTS.values()]
-    assert fresh_identifier.detect_languages(docs) == list(TEXTS)
-    identifier = fresh_identifier._identifier()
-    assert isinstance(identifier.tk_nextmove, array.array)      # unpacked here, not mapped
-    assert fresh_identifier._loaded[1] == fresh_identifier._automaton_depth(identifier) >= 1
-    texts = [f"{title}\n{text}" for title, text in TEXTS.values()] + ODD_TEXTS
-    assert fresh_identifier._identify(texts) == [identifier.classify(t)[0] for t in texts]
+def test_every_transition_of_the_automaton_leads_to_its_longest_suffix_node():
+    """What the index rests on, checked for all of py3langid's states and bytes (when the
+    model is unpacked, only every 61st state is)."""
+    from monitor.language import _index
+
+    arrays, depth = _index(_reference(), check_every=1)
+    assert depth == 6 and len(arrays["keys"]) == 1 << 19
 
 
-def test_a_cache_without_the_automatons_depth_is_unpacked_again(fresh_identifier, tmp_path,
-                                                                monkeypatch, caplog):
+def test_a_model_whose_automaton_is_not_its_suffixes_is_refused():
+    from monitor.language import _index
+
+    reference = _reference()
+    nextmove = array.array(reference.tk_nextmove.typecode, reference.tk_nextmove)
+    row = reference._rowbase[5] + ord("q")
+    nextmove[row] = (nextmove[row] + 1) % (len(reference._rowbase))     # one wrong transition
+    reference.tk_nextmove = nextmove
+    with pytest.raises(RuntimeError, match="not the one of its nodes' suffixes"):
+        _index(reference, check_every=1)
+
+
+def test_a_cache_of_another_format_is_unpacked_again(fresh_identifier, tmp_path, monkeypatch,
+                                                     caplog):
     import json
 
     monkeypatch.setenv("MONITOR_CACHE_DIR", str(tmp_path))
     detect_language(*TEXTS["de"])
     [folder] = _cache_folders(tmp_path)
     meta = json.loads((folder / "meta.json").read_text())
-    del meta["depth"]
+    meta["format"] = 2
     (folder / "meta.json").write_text(json.dumps(meta))
     fresh_identifier._loaded.clear()
     with caplog.at_level("WARNING", logger="monitor.language"):
         assert detect_language(*TEXTS["pl"]) == "pl"
     assert any("do not fit together" in r.getMessage() for r in caplog.records)
-    assert isinstance(fresh_identifier._loaded[1], int)
+    assert json.loads((folder / "meta.json").read_text())["format"] == 3        # written anew

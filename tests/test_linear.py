@@ -155,16 +155,16 @@ def test_the_term_index_counts_what_the_terms_count(features, corpus, tmp_path):
 def test_the_key_table_finds_every_key_and_nothing_else():
     import numpy as np
 
-    from monitor.linear import _KeyTable
+    from monitor.keytable import KeyTable
 
     rng = np.random.default_rng(0)
     keys = np.unique(rng.integers(0, 1 << 62, size=5000))
-    table = _KeyTable(keys, np.arange(len(keys)))
+    table = KeyTable(keys, np.arange(len(keys)))
     assert table.get(keys).tolist() == list(range(len(keys)))
     others = np.setdiff1d(rng.integers(0, 1 << 62, size=5000), keys)
     assert (table.get(others) == -1).all()
     crowded = np.arange(0, 3000 * 1024, 1024)        # keys alike in their low bits
-    assert _KeyTable(crowded, crowded).get(crowded).tolist() == crowded.tolist()
+    assert KeyTable(crowded, crowded).get(crowded).tolist() == crowded.tolist()
 
 
 def test_a_term_index_that_does_not_fit_its_block_is_refused(corpus, tmp_path):
