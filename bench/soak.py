@@ -23,11 +23,12 @@ What happens:
   max_bytes ``--max-mb``.
 * ``--analysis``: the poller gets the shipped analysis (``service.build_analyzer``, built
   once and kept, as ``monitor run`` keeps it: language, model, countries, minerals) instead
-  of the no-op seam, and the RSS of the whole process tree (this process and its parse
-  processes, sampled every 50 ms) is printed per cycle too, with this process's share of
-  that peak ("of it svc"): "steady" is the tree after the last cycle (this process, and the
-  parse processes' fork server and multiprocessing's resource tracker, which stay; the parse
-  processes end with their cycle), and every cycle's tree peak is compared with it.
+  of the no-op seam, and parse processes kept from cycle to cycle as ``monitor run`` keeps
+  them (``ParsePool(keep=True)``), and the RSS of the whole process tree (this process and
+  its parse processes, sampled every 50 ms) is printed per cycle too, with this process's
+  share of that peak ("of it svc"): "steady" is the tree after the last cycle (this
+  process, the kept parse process, their fork server and multiprocessing's resource
+  tracker), and every cycle's tree peak is compared with it.
 * It prints per cycle: seconds, new, updated, errors and the process RSS; then cycles
   per minute, the peak RSS (VmHWM), RSS growth after the first cycle, articles
   stored against the exact set expected (lost, duplicated, unexpected), and errors per
@@ -214,6 +215,7 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)         # a failing feed logs a warning: quiet
 
     from monitor.config import parse_config
+    from monitor.parsepool import ParsePool, parse_processes
     from monitor.pipeline import Poller
     from monitor.service import build_analyzer, open_configured_store
 
@@ -240,6 +242,8 @@ def main() -> None:
           f"{len(KINDS)} kinds), {args.cycles} cycles, workers {args.workers}, "
           f"max_bytes {args.max_mb:g} MB, store {tmp / 'soak.db'}")
     analyze = build_analyzer(config) if args.analysis else None
+    # as monitor run keeps them: parse processes that stay from cycle to cycle
+    parser = ParsePool(parse_processes(config.poll.parse_processes), keep=True) if analyze else None
     print(f"{'cycle':>5} {'secs':>6} {'new':>6} {'upd':>5} {'errors':>6} {'rss MB':>7}"
           + (f" {'tree peak':>9} {'of it svc':>9}" if analyze else "")
           + (f" {'py MB':>6} {'objects':>8}" if args.trace else ""))
@@ -252,7 +256,7 @@ def main() -> None:
     started = time.monotonic()
     for c in range(args.cycles):
         cycle.value = c
-        kwargs = {"analyze": analyze} if analyze else {}
+        kwargs = {"analyze": analyze, "parser": parser} if analyze else {}
         with TreePeak(exclude={child.pid}) as tree:         # not the feed server
             report = Poller(store, config, clock=lambda: clock_now[0], **kwargs).run_cycle(include_all=True)
         clock_now[0] += timedelta(hours=1)
@@ -265,16 +269,18 @@ def main() -> None:
               + (f" {tree.peak:>9.1f} {tree.service:>9.1f}" if analyze else "")
               + (traced() if args.trace else ""), flush=True)
     elapsed = time.monotonic() - started
+    steady = tree_rss_mb(exclude=child.pid) if analyze else 0.0
+    if parser is not None:
+        parser.close()
     store.close()
     stop.set()
     child.join(10)
     summarise(tmp / "soak.db", names, args, elapsed, rss, errors)
     if analyze:
-        steady = tree_rss_mb(exclude=child.pid)
         print(f"process tree (--analysis): steady {steady:.0f} MB after the last cycle (this "
-              f"process {rss[-1]:.0f} MB, the rest its parse processes' fork server and "
-              f"multiprocessing's resource tracker, which stay between cycles; target <= 250 "
-              f"MB); highest tree peak in a cycle {max(tree_peaks):.0f} MB, "
+              f"process {rss[-1]:.0f} MB, the rest its kept parse process, their fork server "
+              f"and multiprocessing's resource tracker, which stay between cycles; target <= "
+              f"250 MB); highest tree peak in a cycle {max(tree_peaks):.0f} MB, "
               f"{max(tree_peaks) - steady:+.0f} MB over steady (target <= +60 MB)")
 
 

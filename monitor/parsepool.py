@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("monitor.poll")
 
+KEPT_MB = 150       # a kept parse process larger than this after a cycle is ended (a new one
+                    # starts with the next cycle): analysing a day's news it holds ~70-100 MB
+
 
 def parse_processes(configured: int | str) -> int:
     """Parse processes to start: as configured, or for "auto" one per core but one (at most
@@ -42,18 +45,24 @@ def parse_processes(configured: int | str) -> int:
 
 
 class ParsePool:
-    """Worker processes that parse fetched feeds for one cycle.
+    """Worker processes that parse fetched feeds.
 
-    Started on the first body of a cycle and stopped at its end, so a long-running
-    service never accumulates what a parser leaves behind. Workers are forked from a
+    Started on the first body of a cycle. A pool for one cycle (``monitor poll``) stops at
+    its end; a kept one (``keep``: ``monitor run``'s) stays for the next cycles, with the
+    language, country and mineral data it has loaded, so a cycle does not load them again
+    and the service's memory does not rise by a whole process every cycle, unless a
+    process has grown past ``KEPT_MB`` (its size cannot be read: off Linux), when it is
+    ended at the cycle's end, so a long-running service never accumulates what a parser
+    leaves behind. Workers are forked from a
     fork server that has the parser imported (``spawn`` where there is none), never from
     the threaded service process itself. If a worker dies (a crash in a C extension, the
     OOM killer), the pool is replaced and that feed is parsed once more; a second death
     is recorded as that feed's error."""
 
-    def __init__(self, processes: int, job=None) -> None:
+    def __init__(self, processes: int, job=None, keep: bool = False) -> None:
         self.processes = processes
         self.job = job or parse_job      # a module-level function (it is pickled by name)
+        self.keep = keep
         self._executor: ProcessPoolExecutor | None = None
         self._queued: asyncio.Semaphore | None = None     # made in the cycle's event loop
 
@@ -164,10 +173,34 @@ class ParsePool:
                       type(exc).__name__, exc)
             return None
 
+    def end_cycle(self) -> None:
+        """At a cycle's end: stop the workers, unless the pool is kept and none of them has
+        grown past ``KEPT_MB``."""
+        self._queued = None                 # made again in the next cycle's event loop
+        executor = self._executor
+        if executor is None:
+            return
+        if self.keep:
+            sizes = [_resident_mb(pid) for pid in list(getattr(executor, "_processes", None) or ())]
+            if sizes and all(size is not None and size <= KEPT_MB for size in sizes):
+                return
+            log.debug("parse processes ended after the cycle (%s MB)", sizes)
+        self.close()
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+def _resident_mb(pid: int) -> float | None:
+    """A process's resident size in MB; None when it cannot be read (gone, or not Linux)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 @contextlib.contextmanager

@@ -58,7 +58,7 @@ class Poller:
     """Runs poll cycles against one store with one analysis function."""
 
     def __init__(self, store, config, analyze: Analyze = unclassified, clock: Clock = utcnow,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, parser: ParsePool | None = None) -> None:
         limit_malloc_arenas()
         self.store = store
         self.config = config
@@ -76,6 +76,7 @@ class Poller:
         self._states: list[FeedStateWrite] = []   # written in batches
         self._states_lock = threading.Lock()
         self._unsaved_states = 0                # this cycle's feeds whose state was refused
+        self.parser = parser                # parse processes kept across cycles (monitor run)
         self.parse_job = parse_job          # what a parse process runs (tests replace it)
         self.extract_job = extract          # and what it runs beside the parse
 
@@ -104,7 +105,8 @@ class Poller:
         settings = FetchSettings.from_config(self.config.poll)
         loop = asyncio.get_running_loop()
         flight = _InFlight(batch=max(64, settings.concurrency * 16))
-        parser = ParsePool(parse_processes(self.config.poll.parse_processes), self.parse_job)
+        parser = self.parser or ParsePool(parse_processes(self.config.poll.parse_processes),
+                                          self.parse_job)
         self._batches = _Batches(self, loop)
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-store") as writer:
@@ -123,7 +125,7 @@ class Poller:
                             await flight.abandon()
                     await loop.run_in_executor(writer, self._flush_states)
         finally:
-            parser.close()
+            parser.end_cycle()
         self._release()
         return flight.reports
 

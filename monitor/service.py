@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from monitor.config import Config, config_path, config_warnings, load_config
 from monitor.exceptions import MonitorError
 from monitor.clock import clock_text, utcnow
+from monitor.parsepool import ParsePool, parse_processes
 from monitor.pipeline import Poller
 from monitor.redact import masked_url
 from monitor.storage import Store, open_store
@@ -97,7 +98,13 @@ class Service:
         self.stop = threading.Event()
         self.store = open_configured_store(self.config, clock())
         self.analyzer = build_analyzer(self.config)
+        self.parser = self._parse_pool()
         self.scheduler: Any = None          # an APScheduler BackgroundScheduler once started
+
+    def _parse_pool(self) -> ParsePool:
+        """Parse processes kept from cycle to cycle (``ParsePool``: ended after a cycle in
+        which one grew large, and when the service stops)."""
+        return ParsePool(parse_processes(self.config.poll.parse_processes), keep=True)
 
     def _file_stamp(self):
         try:
@@ -111,7 +118,8 @@ class Service:
         if self.stop.is_set():
             return
         self.reload_if_changed()
-        poller = Poller(self.store, self.config, analyze=self.analyzer, clock=self.clock, stop=self.stop)
+        poller = Poller(self.store, self.config, analyze=self.analyzer, clock=self.clock,
+                        stop=self.stop, parser=self.parser)
         try:
             report = poller.run_cycle()
             if report.feeds:
@@ -198,6 +206,9 @@ class Service:
         self.store.sync_feeds(config.feeds, self.clock(), config.poll.interval_minutes,
                               config.poll.silent_after_days)
         self.analyzer = build_analyzer(config)
+        if old.poll.parse_processes != config.poll.parse_processes:
+            self.parser.close()             # between cycles: the scheduler runs one job at a time
+            self.parser = self._parse_pool()
         if (old.digest.send_at, old.digest.timezone) != (config.digest.send_at, config.digest.timezone):
             self._schedule_digest()
         log.info("config reloaded from %s: %d feeds, %d recipients", self.path,
@@ -239,6 +250,7 @@ class Service:
         self.stop.set()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        self.parser.close()
         self.store.close()
         log.info("monitor stopped")
 
