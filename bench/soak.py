@@ -34,8 +34,9 @@ What happens:
   stored against the exact set expected (lost, duplicated, unexpected), and errors per
   kind. Targets (issue 8): nothing lost or duplicated, RSS growth after the first cycle
   at most 10 %. The RSS is this (the service's) process: feeds are parsed in worker
-  processes (``poll.parse_processes``) that start with each cycle and end with it, so
-  whatever a parser leaves behind is returned to the system every cycle.
+  processes (``poll.parse_processes``); without ``--analysis`` they start with each cycle
+  and end with it (as ``monitor poll``'s), so whatever a parser leaves behind is returned
+  to the system every cycle; with it they are kept as ``monitor run`` keeps them.
 """
 
 from __future__ import annotations

@@ -420,6 +420,9 @@ class Fetcher:
                 raise _too_large(limit)
             return bytes(body)
         finally:
+            # emptied now: a failure's traceback holds this frame, and with it the partly
+            # read body (up to max_bytes), until the cycle's end collects the cycle
+            body.clear()
             if large:
                 self._large.release()
 

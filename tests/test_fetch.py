@@ -176,3 +176,30 @@ def test_only_a_few_large_bodies_are_read_at_once(feed_server):
     assert getattr(results[5], "kind", None) == "too-large"
     assert results[6].content == b"<rss><channel></channel></rss>"
     assert most[0] == fetch.LARGE_READS and holding[0] == 0
+
+
+def test_a_body_over_the_limit_is_not_kept_by_its_error(feed_server):
+    """A refused body's traceback holds the reading frame until the cycle's end collects it;
+    the partly read body in it is emptied at once, so failed feeds do not pile up
+    max_bytes each meanwhile."""
+    from monitor.exceptions import FeedError
+    from monitor.fetch import Fetcher
+
+    endless = feed_server.add("/endless-2", b"<rss>", stream_bytes=8_000_000)
+    bomb = feed_server.add("/bomb", b"<rss>" + b" " * 6_000_000, gzip=True)
+
+    async def scenario():
+        async with Fetcher(FetchSettings(max_bytes=2 * 1024 * 1024)) as fetcher:
+            return await asyncio.gather(fetcher.fetch(endless), fetcher.fetch(bomb),
+                                        return_exceptions=True)
+
+    for error in asyncio.run(scenario()):
+        assert isinstance(error, FeedError) and error.kind == "too-large", error
+        bodies = []
+        trace = error.__traceback__
+        while trace is not None:
+            body = trace.tb_frame.f_locals.get("body")
+            if isinstance(body, bytearray):
+                bodies.append(body)
+            trace = trace.tb_next
+        assert bodies and all(len(body) == 0 for body in bodies)

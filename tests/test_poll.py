@@ -585,3 +585,44 @@ def test_a_writer_batch_that_answers_wrongly_ends_the_cycle_instead_of_hanging(
         assert any("0 reports for" in r.getMessage() or "0 reports for" in str(r.exc_info)
                    for r in caplog.records)
         assert count_articles(store) == 0 and len(due_feeds(store, Clock()())) == 2
+
+
+def test_kept_parse_processes_stay_between_cycles_unless_they_grew(feed_server, feed_file,
+                                                                   make_config, monkeypatch):
+    """monitor run's parse processes (ParsePool keep=True) serve cycle after cycle; one
+    that has grown past KEPT_MB is ended at its cycle's end and a new one starts. A pool
+    for one cycle (monitor poll) ends with it."""
+    import psutil
+
+    from monitor import parsepool
+    from monitor.parsepool import ParsePool
+
+    url = feed_server.add("/kept", feed_file("rss2.xml"))
+    config = make_config([("kept", url)], poll={"parse_processes": 1})
+    store = open_configured_store(config, START)
+    kept = ParsePool(1, keep=True)
+    try:
+        def cycle(parser=None):
+            Poller(store, config, clock=Clock(), parser=parser).run_cycle(include_all=True)
+            executor = kept._executor
+            return set(executor._processes) if executor is not None else set()
+
+        first = cycle(kept)
+        assert len(first) == 1 and cycle(kept) == first
+        monkeypatch.setattr(parsepool, "KEPT_MB", 1)
+        assert cycle(kept) == set()                             # grown past it: ended
+        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+                       for pid in first)
+        monkeypatch.setattr(parsepool, "KEPT_MB", 150)
+        feed_server.add("/kept", feed_file("rss2.xml").replace(     # something to parse again
+            b"</channel>", b"<item><title>One more</title><guid>kept-2</guid></item></channel>"))
+        again = cycle(kept)
+        assert len(again) == 1 and again != first               # a new one, kept again
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        cycle()                                                  # a pool of its own
+        assert cycle(kept) == again
+        after = {p.pid for p in psutil.Process().children(recursive=True)}
+        assert after <= before | again
+    finally:
+        kept.close()
+        store.close()
