@@ -282,11 +282,11 @@ def _index(identifier, check_every: int = 61) -> tuple[dict[str, Any], int]:  # 
     if (length < 0).any():
         raise RuntimeError("py3langid's automaton has states its start state does not reach")
     depth = int(length.max())
-    keys = label[1:] | (length[1:] << 56)
-    _check_suffixes(KeyTable(keys, np.arange(1, states)), nextmove, rowbase, label, length,
-                    depth, np.arange(0, states, check_every))
-    index = KeyTable(keys, output[1:] + 1, room=4)         # feature + 1; 0: no feature
-    arrays = {"keys": index.keys, "values": index.values.astype(np.int32),
+    nodes = KeyTable(label[1:] | (length[1:] << 56), np.arange(1, states), room=4)
+    _check_suffixes(nodes, nextmove, rowbase, label, length, depth,
+                    np.arange(0, states, check_every))
+    features = np.where(nodes.keys >= 0, output[nodes.values] + 1, 0)   # 0: no feature
+    arrays = {"keys": nodes.keys, "values": features.astype(np.int32),
               "ptc": np.ascontiguousarray(identifier.nb_ptc),
               "pc": np.asarray(identifier.nb_pc)}
     return arrays, depth

@@ -48,14 +48,13 @@ class ParsePool:
     """Worker processes that parse fetched feeds.
 
     Started on the first body of a cycle. A pool for one cycle (``monitor poll``) stops at
-    its end; a kept one (``keep``: ``monitor run``'s) stays for the next cycles, with the
-    language, country and mineral data it has loaded, so a cycle does not load them again
-    and the service's memory does not rise by a whole process every cycle, unless a
-    process has grown past ``KEPT_MB`` (its size cannot be read: off Linux), when it is
-    ended at the cycle's end, so a long-running service never accumulates what a parser
-    leaves behind. Workers are forked from a
-    fork server that has the parser imported (``spawn`` where there is none), never from
-    the threaded service process itself. If a worker dies (a crash in a C extension, the
+    its end. A kept one (``keep``: ``monitor run``'s) stays for the next cycles with the
+    language, country and mineral data it has loaded, so a cycle neither loads them again
+    nor adds a whole process to the service's memory; it is still stopped at a cycle's end
+    when a worker has grown past ``KEPT_MB`` (or its size cannot be read: off Linux), so a
+    long-running service never accumulates what a parser leaves behind. Workers are
+    forked from a fork server that has the parser imported (``spawn`` where there is
+    none), never from the threaded service process itself. If a worker dies (a crash in a C extension, the
     OOM killer), the pool is replaced and that feed is parsed once more; a second death
     is recorded as that feed's error."""
 
@@ -181,6 +180,7 @@ class ParsePool:
         if executor is None:
             return
         if self.keep:
+            # the executor's worker pids (a private attribute; without it: not kept)
             sizes = [_resident_mb(pid) for pid in list(getattr(executor, "_processes", None) or ())]
             if sizes and all(size is not None and size <= KEPT_MB for size in sizes):
                 return

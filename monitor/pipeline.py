@@ -199,13 +199,17 @@ class Poller:
     def _known(self, feed: FeedState, articles: Sequence[ParsedArticle]) -> dict[str, str] | None:
         """Stored keys → content hashes among ``articles`` (a thread of the event loop's:
         the writer thread may be busy storing); None when the store cannot say now."""
-        if not feed.has_articles:
-            return {}
         try:
-            return self.store.known_articles(feed.id, [a.key for a in articles])
+            return self._stored_keys(feed, articles)
         except StorageError as exc:
             log.debug("feed %s: known articles not read (%s); the writer will", feed.name, exc)
             return None
+
+    def _stored_keys(self, feed: FeedState, articles: Sequence[ParsedArticle]) -> dict[str, str]:
+        """Stored keys → content hashes among ``articles`` (none for a feed without any)."""
+        if not feed.has_articles:
+            return {}
+        return self.store.known_articles(feed.id, [a.key for a in articles])
 
     def _warm_up(self) -> None:
         """Something new arrived: have the analysis load what it needs while the other
@@ -299,8 +303,7 @@ class Poller:
         for note in parsed.notes:
             log.warning("feed %s (%s): %s", feed.name, masked_url(feed.url), note)
         if known is None:
-            known = (self.store.known_articles(feed.id, [a.key for a in parsed.articles])
-                     if feed.has_articles else {})
+            known = self._stored_keys(feed, parsed.articles)
         fresh = fresh_articles(parsed.articles, known, now)
         return _Staged(feed, result, outcome, fresh,
                        new=any(a.key not in known for a in fresh))
