@@ -503,8 +503,13 @@ _SINGLE_JA = {**_SINGLE, "米": "US", "加": "CA"}
 # the kanji that may follow a lone abbreviation in Japanese headlines (米上院, 英首相, 露産,
 # 独高級車, 中印): government, military, market and origin words; 米価, 英語, 独自, 中古,
 # 日程 stay words of their own
-_JA_FOLLOW = frozenset("上下首大政軍国外財商当企株半制憲高産製議紙誌社側閣統司最連空陸経"
+_JA_FOLLOW = frozenset("上下首大政軍国外財商当企株半制憲高産製議紙誌社側閣統司最連空陸経民損先"
                        "市主長両新与野元前次副務系発版中韓露英独仏豪印台伊米加朝")
+# alone, 中, 日 and 加 name a country in a Japanese headline only before such a word (中外相,
+# 日政府, 加首相); before kana, a digit or punctuation they are words of their own ("inside",
+# "during", a school year; "day", "sun"; "to add"), and 中高 is a school
+_JA_WORDS_ALONE = frozenset("中日加")
+_JA_FOLLOW_ALONE = _JA_FOLLOW - frozenset("高大中下上")
 _KANA_RE = re.compile("[\u3040-\u30ff]")
 _DIGIT_OR_KANJI_RE = re.compile("[0-9０-９\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Korean two-country shorthand with a middle dot: 한·미, 미·중, 중·일, 러·우
@@ -531,6 +536,9 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
     script = _script(full)
     if script == "ko":
         found = [hit for hit in found if full[hit.start:hit.end] != "中企"]
+    if script == "ja":          # 伊 is Italy in Japanese compounds (日伊), Iran in Chinese
+        found = [hit._replace(code="IT") if full[hit.start:hit.end] == "伊" else hit
+                 for hit in found]
     taken = {i for hit in found for i in range(hit.start, hit.end)}
     hits: list[Hit] = []
     if script in ("ko", "ja"):
@@ -572,6 +580,8 @@ def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
             continue
         if nxt and _KANJI_RE.match(nxt) and (script == "ko" or nxt not in _JA_FOLLOW):
             continue
+        if script == "ja" and char in _JA_WORDS_ALONE and nxt not in _JA_FOLLOW_ALONE:
+            continue        # 猛暑の中, 釣り中, 中3, 島に渡る日も, 加わった
         hits.append(Hit(pos, pos + 1, code, ""))
     return hits
 

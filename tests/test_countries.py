@@ -306,3 +306,54 @@ def test_lone_abbreviations_in_japanese_headlines():
     assert codes("英語の授業、独自の教材") == []
     assert codes("こどもの日に晴れ") == []
     assert codes("東北 大雨 日本海側で警戒") == []      # the Sea of Japan names no country
+
+
+def test_chinese_financial_press_pairs_markets_and_fixed_terms():
+    assert codes("美伊谈判取得进展") == ["IR", "US"]          # 伊 is Iran in Chinese compounds
+    assert codes("美伊局势缓和 油价回落") == ["IR", "US"]
+    assert codes("美以伊战事外溢") == ["IL", "IR", "US"]
+    assert codes("港股芯片股走强") == ["HK"]                  # market names count (LABELING.md)
+    assert codes("某公司向港交所递交申请") == ["HK"]
+    assert codes("中概股收盘普涨") == ["CN"]
+    assert codes("阿联酋与美国签署协议") == ["AE", "US"]
+    assert codes("经港珠澳大桥进出口增长") == ["HK", "MO"]
+    assert codes("中老铁路货运量创新高") == ["CN", "LA"]
+    assert codes("中外记者见面会") == ["CN"]
+    assert codes("德意志银行预计") == ["DE"]
+    assert codes("德方纳米拟投资新项目") == []                # a company's short name
+    assert codes("德方表示愿加强合作") == ["DE"]              # "the German side"
+
+
+def test_chinese_place_and_market_names_that_hold_a_country_name():
+    assert codes("伦敦金属交易所铜库存减少") == []           # a market, not the UK
+    assert codes("伦敦现货黄金下跌") == []
+    assert codes("英国首相在伦敦表示") == ["GB"]
+    assert codes("不列颠哥伦比亚省山火") == []              # a Canadian province, not Colombia
+    assert codes("美国马里兰州一座桥梁") == ["US"]            # Maryland, not Mali
+    assert codes("该公司在米兰上市") == []                    # Milan, not the US
+    assert codes("舟山群岛新区") == []                       # an archipelago, not Cocos Islands
+    assert codes("青海省海西蒙古族藏族自治州") == []          # an ethnic group, not Mongolia
+
+
+def test_japanese_words_that_are_not_lone_abbreviations():
+    assert codes("猛暑の中、熱戦が続く") == []                # 中 "inside", "during"
+    assert codes("川で釣り中の男性けが") == []
+    assert codes("島に渡る日も近い") == []                    # 日 "day"
+    assert codes("式辞に加わった一文字") == []                # 加 "to add"
+    assert codes("日伊首脳会談を開催") == ["IT", "JP"]        # 伊 is Italy in Japanese
+    assert codes("米ロ首脳会談から1年") == ["RU", "US"]
+    assert codes("米民主党が予備選") == ["US"]
+    assert codes("東海地方で大雨") == []                      # not 海地 Haiti
+    assert codes("尖閣諸島周辺") == []
+
+
+def test_korean_transliterations_of_korea_and_america():
+    assert codes("ZD넷 코리아 보도") == ["KR"]
+    assert codes("'셀 아메리카' 우려") == ["US"]
+    assert codes("라틴아메리카 시장 진출") == []
+
+
+def test_english_fixed_terms_that_hold_a_country_name():
+    assert codes("A fire off British Columbia") == []
+    assert codes("Nickel trading resumed on the London Metal Exchange") == []
+    assert codes("Ministers met in London") == ["GB"]
