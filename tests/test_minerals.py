@@ -143,3 +143,21 @@ def test_company_names_and_battery_types_are_not_the_mineral():
     assert ids("Lithium-Akkus brennen schneller") == []
     assert ids("韩国 전략광물 제련소 건설") == ["critical-minerals"]
     assert ids("UE stworzy nową listę surowców strategicznych") == ["critical-minerals"]
+
+
+def test_more_company_names_and_a_companys_business():
+    assert ids("云南锗业涨停") == []                         # companies, not the metals
+    assert ids("驰宏锌锗、东方锆业、锡业股份跟涨") == []
+    assert ids("兴业银锡涨超5%") == []
+    assert ids("锗价大涨，锡价上涨") == ["germanium", "tin"]
+    assert ids("磷酸铁锂业务收入增长") == ["lithium"]          # 锂业务: the lithium business
+    assert ids("公司钴业务量价齐升") == ["cobalt"]
+    assert ids("锂电材料需求超预期") == ["lithium"]
+    assert ids("加快战略矿产资源储运枢纽建设") == ["critical-minerals"]
+    assert ids("加强关键原材料合作") == ["critical-minerals"]
+
+
+def test_more_english_general_terms():
+    assert ids("Germany eyes a fund for critical materials") == ["critical-minerals"]
+    assert ids("G7 ministers on supplies of crucial minerals") == ["critical-minerals"]
+    assert ids("Talks on mineral security for clean energy") == ["critical-minerals"]
