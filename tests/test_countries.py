@@ -357,3 +357,9 @@ def test_english_fixed_terms_that_hold_a_country_name():
     assert codes("A fire off British Columbia") == []
     assert codes("Nickel trading resumed on the London Metal Exchange") == []
     assert codes("Ministers met in London") == ["GB"]
+
+
+def test_korean_short_forms_of_ukraine_and_koreans():
+    assert codes("우크라에 특사 보내자") == ["UA"]
+    assert codes("뉴욕 한인 금융인들") == ["KR"]
+    assert codes("이에 대한 조사") == []
