@@ -3,6 +3,7 @@ labelled items (never by dev.jsonl): feature sets, and default keyword phrases.
 
     .venv/bin/python bench/choose.py                          # feature sets
     .venv/bin/python bench/choose.py --without 碳酸锂 --without neodymium   # keyword phrases
+    .venv/bin/python bench/choose.py --with critical-minerals:Rohstoffabkommen
 
 For each variant: out-of-fold probabilities for every real item (5 folds that never split a
 story or a source-day; the written corpus trains in every fold), thresholds chosen on them
@@ -45,6 +46,14 @@ def main() -> None:
     if args.without:
         variants["without " + ", ".join(args.without)] = {
             k: [p for p in v if p not in args.without] for k, v in spec.items()}
+    if args.with_:
+        added = {k: list(v) for k, v in spec.items()}
+        for item in args.with_:
+            topic, _, phrase = item.partition(":")
+            if topic not in added or not phrase:
+                sys.exit(f"--with {item!r}: give TOPIC:PHRASE, TOPIC one of {', '.join(added)}")
+            added[topic].append(phrase)
+        variants["with " + ", ".join(args.with_)] = added
     print(f"{len(gold)} real items tested, {len(records) - len(gold)} written items train in "
           f"every fold; {CV_FOLDS} folds\n")
     for features in args.features.split(","):
@@ -107,6 +116,9 @@ def _arguments() -> argparse.Namespace:
                         help=f"comma-separated, of {', '.join(FEATURES)}")
     parser.add_argument("--without", action="append", default=[],
                         help="a default keyword phrase to try without (repeatable)")
+    parser.add_argument("--with", dest="with_", action="append", default=[],
+                        metavar="TOPIC:PHRASE",
+                        help="a keyword phrase to try added to a topic's list (repeatable)")
     parser.add_argument("--pool", help="the pool file (default: as monitor train finds it)")
     parser.add_argument("--phrases", type=int, default=0, metavar="N",
                         help="also leave out, one at a time, each phrase with at least N hits")
