@@ -64,6 +64,36 @@ def test_relative_links_follow_the_base_of_each_document():
     assert mixin.make_safe_absolute_uri.cache_info().hits > 0
 
 
+def test_content_parameters_are_copied_like_deepcopy_does():
+    """feedparser's copies of an element's parameters go through monitor.parse's stand-in
+    for ``copy`` (a direct copy of a dict of strings): each entry keeps its own, equal to
+    what ``copy.deepcopy`` gives, and other values still go to ``copy.deepcopy``."""
+    import copy
+
+    from feedparser import mixin
+    from feedparser.util import FeedParserDict
+
+    from monitor.parse import _feedparser
+
+    feedparser = _feedparser()
+    doc = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>"
+           b"<item><title>Gallium</title><description>&lt;b&gt;curbs&lt;/b&gt;</description></item>"
+           b"<item><title>Germanium</title><description>plain</description></item>"
+           b"</channel></rss>")
+    first, second = feedparser.parse(doc).entries
+    assert first.title_detail is not second.title_detail
+    assert first.title_detail == {"type": "text/plain", "language": None, "base": "",
+                                  "value": "Gallium"}
+    first.title_detail["type"] = "changed"
+    assert second.title_detail["type"] == "text/plain"
+    params = FeedParserDict(type="text/html", language="en", base="https://x.example/")
+    assert mixin.copy.deepcopy(params) == copy.deepcopy(params)
+    assert type(mixin.copy.deepcopy(params)) is FeedParserDict
+    nested = FeedParserDict(type="text/html", extra=["a"])
+    copied = mixin.copy.deepcopy(nested)
+    assert copied == nested and copied["extra"] is not nested["extra"]
+
+
 def test_duplicate_guids_missing_dates_and_html():
     items = parse("quirks.xml")
     assert len(items) == 3      # the exact repeat is dropped; same guid + other URL is kept
