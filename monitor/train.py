@@ -487,7 +487,7 @@ def _review_record(review: Record) -> dict[str, Any]:
     from monitor.language import detect_language
 
     lang = review.get("lang") or detect_language(review["title"], review["text"])
-    return {**review, "lang": lang or "und", "real": True}
+    return {**review, "lang": lang or "und", "real": True, "from_review": True}
 
 
 def corpus_sha256(records: Sequence[Record]) -> str:
@@ -561,7 +561,7 @@ def _sizes(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[
         "corpus": len(corpus),
         "train": len(rest),
         "held_out": len(held),
-        "added_by_reviews": len(labelled) - len(corpus),
+        "added_by_reviews": sum(bool(r.get("from_review")) for r in labelled),
         "real": sum(bool(r.get("real")) for r in labelled),
         "real_languages": dict(sorted(Counter(
             str(r.get("lang")) for r in labelled if r.get("real")).items())),

@@ -71,7 +71,8 @@ def test_review_without_title_is_accepted() -> None:
     out = apply_reviews([], [{"id": "review:7", "url": None, "lang": "de", "title": None,
                               "text": "Lithiumpreise fallen weiter.", "topics": [CM]}])
     assert out == [{"id": "review:7", "url": None, "lang": "de", "title": "",   # a real article
-                    "text": "Lithiumpreise fallen weiter.", "topics": [CM], "real": True}]
+                    "text": "Lithiumpreise fallen weiter.", "topics": [CM], "real": True,
+                    "from_review": True}]
 
 
 def test_invalid_review_is_an_error() -> None:
@@ -298,6 +299,7 @@ def test_real_items_choose_the_candidate_and_are_held_out_by_group(records, tmp_
     assert cv["chosen"] in {c["candidate"] for c in cv["candidates"]}
     assert cv["metrics"]["items"] == int(cv["on"].split()[0]) and "en" in cv["metrics"]["languages"]
     assert out.card["sizes"]["real"] == 150 and out.card["sizes"]["real_languages"] == {"en": 150}
+    assert out.card["sizes"]["added_by_reviews"] == 0      # real items are not reviews
     assert out.card["candidate"]["C"] in (10.0, 30.0)
 
 
