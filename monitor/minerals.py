@@ -100,15 +100,18 @@ def extract_minerals(title: str, text: str) -> list[Mention]:
 
 
 _VAGUE_GENERAL = re.compile(
-    r"(?:blut)?rohstoff(?!-?(?:deal|abkommen|partnerschaft|strategie|liste|politik|sicherung))",
+    r"(?:blut)?rohstoff(?!-?(?:deal|abkommen|partnerschaft|strategie|liste|politik|sicherung))"
+    r"|광물(?!\s?(?:공급망|협력|동맹|협정|안보))",
     re.IGNORECASE)
 
 
 def _drop_vague_general(full: str, spans: dict[str, list[tuple[int, int]]]) -> None:
-    """German "Rohstoff(e)" beside a named mineral is that mineral ("Begehrter Rohstoff:
-    Lithium ...", "Knappe Rohstoffe: ... Seltene Erden"), so the general id then keeps only
-    its unambiguous forms and the policy compounds (Rohstoff-Deal, Rohstoffabkommen,
-    Rohstoffpartnerschaft, Rohstoffstrategie): those name raw materials as a set."""
+    """German "Rohstoff(e)" and Korean bare 광물 beside a named mineral are that mineral
+    ("Begehrter Rohstoff: Lithium ...", "Knappe Rohstoffe: ... Seltene Erden", "희토류 …
+    금속·광물株"), so the general id then keeps only its unambiguous forms (핵심광물,
+    kritische Rohstoffe) and the policy compounds (Rohstoff-Deal, Rohstoffabkommen,
+    Rohstoffpartnerschaft, Rohstoffstrategie, 광물 공급망, 광물 협력): those name raw
+    materials as a set."""
     general = spans.get("critical-minerals")
     if not general or len(spans) == 1:
         return

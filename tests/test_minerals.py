@@ -161,3 +161,10 @@ def test_more_english_general_terms():
     assert ids("Germany eyes a fund for critical materials") == ["critical-minerals"]
     assert ids("G7 ministers on supplies of crucial minerals") == ["critical-minerals"]
     assert ids("Talks on mineral security for clean energy") == ["critical-minerals"]
+
+
+def test_korean_bare_mineral_word_beside_a_named_mineral_is_that_mineral():
+    assert ids("희토류 통제에 반사이익…금속·광물株 강세") == ["rare-earths"]
+    assert ids("칠레, 미국과 핵심광물 동맹…구리 공급") == ["copper", "critical-minerals"]
+    assert ids("광물 공급망 협력…리튬 확보") == ["critical-minerals", "lithium"]
+    assert ids("정상회담서 광물 협력 확대") == ["critical-minerals"]
