@@ -39,15 +39,15 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _micro(counts: list[int]) -> str:
+    from monitor.evaluate import scores
+
     tp, fp, fn, items = counts
     if not items:
         return "-"
     if not tp + fp + fn:
         return f"- (nothing named or found, {items:,} items)"
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return f"{f1:.3f} (P {p:.3f} R {r:.3f}, {items:,} items)"
+    s = {key: value or 0.0 for key, value in scores((tp, fp, fn)).items()}
+    return f"{s['f1']:.3f} (P {s['precision']:.3f} R {s['recall']:.3f}, {items:,} items)"
 
 
 def main(argv: list[str] | None = None) -> int:

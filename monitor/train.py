@@ -206,7 +206,8 @@ def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
                        rules=rules, candidates=candidates)
     pipeline = fit_pipeline(rest, features, seed, selection.candidate)
     held_report = (score_pipeline(pipeline, held, selection.thresholds) if held else None)
-    card = _card(written, labelled, rest, held, len(reviews), features, seed, selection,
+    added = len(labelled) - len(written) - len(real_records)  # reviews of unlabelled articles
+    card = _card(written, labelled, rest, held, len(reviews), added, features, seed, selection,
                  now or datetime.now(timezone.utc))
     card.update(cv={"folds": cv_folds, **selection.report}, held_out=held_report)
     return TrainResult(pipeline, card, held)
@@ -487,7 +488,7 @@ def _review_record(review: Record) -> dict[str, Any]:
     from monitor.language import detect_language
 
     lang = review.get("lang") or detect_language(review["title"], review["text"])
-    return {**review, "lang": lang or "und", "real": True, "from_review": True}
+    return {**review, "lang": lang or "und", "real": True}
 
 
 def corpus_sha256(records: Sequence[Record]) -> str:
@@ -511,7 +512,7 @@ def model_version(now: datetime, labelled: Sequence[Record], features: str, seed
 
 
 def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[Record],
-          held: Sequence[Record], n_reviews: int, features: str, seed: int,
+          held: Sequence[Record], n_reviews: int, added: int, features: str, seed: int,
           selection: Selection, now: datetime) -> dict[str, Any]:
     import sklearn
     import skops
@@ -535,7 +536,7 @@ def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[R
         "held_out_rule": f"sha256(group) mod 100 < {HELD_OUT_PERCENT}; the group of a "
                          "written record or review is its id, of a real item its story "
                          "and source-day group",
-        "sizes": _sizes(corpus, labelled, rest, held),
+        "sizes": _sizes(corpus, labelled, rest, held, added),
         # which items the model learned from (short hashes of their ids), so that a later
         # training compares it only on held-out items it never saw (see fair_held_out)
         "trained_ids": sorted({id_hash(r["id"]) for r in rest}),
@@ -556,12 +557,12 @@ def fair_held_out(held: Sequence[Record], card: Mapping[str, Any] | None) -> lis
 
 
 def _sizes(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[Record],
-           held: Sequence[Record]) -> dict[str, Any]:
+           held: Sequence[Record], added: int) -> dict[str, Any]:
     return {
         "corpus": len(corpus),
         "train": len(rest),
         "held_out": len(held),
-        "added_by_reviews": sum(bool(r.get("from_review")) for r in labelled),
+        "added_by_reviews": added,
         "real": sum(bool(r.get("real")) for r in labelled),
         "real_languages": dict(sorted(Counter(
             str(r.get("lang")) for r in labelled if r.get("real")).items())),

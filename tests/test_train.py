@@ -71,8 +71,7 @@ def test_review_without_title_is_accepted() -> None:
     out = apply_reviews([], [{"id": "review:7", "url": None, "lang": "de", "title": None,
                               "text": "Lithiumpreise fallen weiter.", "topics": [CM]}])
     assert out == [{"id": "review:7", "url": None, "lang": "de", "title": "",   # a real article
-                    "text": "Lithiumpreise fallen weiter.", "topics": [CM], "real": True,
-                    "from_review": True}]
+                    "text": "Lithiumpreise fallen weiter.", "topics": [CM], "real": True}]
 
 
 def test_invalid_review_is_an_error() -> None:
