@@ -74,6 +74,7 @@ class TrainResult:
     pipeline: Any
     card: dict[str, Any]
     held_out: list[dict[str, Any]] = field(default_factory=list)   # records, for comparing
+    held_out_groups: list[str] = field(default_factory=list)       # their story groups
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
     rest = [r for r, g in zip(labelled, groups) if g not in held_groups]
     rest_groups = [g for g in groups if g not in held_groups]
     held = [r for r, g in zip(labelled, groups) if g in held_groups]
+    held_group_names = [g for g in groups if g in held_groups]
     _check_trainable(rest)
     selection = select(rest, rest_groups, features=features, seed=seed, folds=cv_folds,
                        rules=rules, candidates=candidates)
@@ -210,7 +212,7 @@ def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
     card = _card(written, labelled, rest, held, len(reviews), added, features, seed, selection,
                  now or datetime.now(timezone.utc))
     card.update(cv={"folds": cv_folds, **selection.report}, held_out=held_report)
-    return TrainResult(pipeline, card, held)
+    return TrainResult(pipeline, card, held, held_group_names)
 
 
 def _groups(records: Sequence[Record]) -> list[str]:
@@ -547,13 +549,21 @@ def id_hash(record_id: Any) -> str:
     return hashlib.sha256(str(record_id).encode("utf-8")).hexdigest()[:10]
 
 
-def fair_held_out(held: Sequence[Record], card: Mapping[str, Any] | None) -> list[Record]:
-    """Today's held-out records the model of ``card`` never trained on. The held-out part
-    follows story groups, and new labels can merge groups: without this the current model
-    would be scored on items it learned from, and the guard would favour it. A card that
-    does not say what it trained on keeps them all."""
+def fair_held_out(held: Sequence[Record], card: Mapping[str, Any] | None,
+                  groups: Sequence[str] | None = None) -> list[Record]:
+    """Today's held-out records the model of ``card`` has not learned: neither they nor
+    another copy of their story (``groups``: each record's story group) were among its
+    training items. The held-out part follows story groups, and new labels merge groups
+    (a change in how groups are named moves them too): without this the current model
+    would be scored on items it learned from, or on their copies from another outlet, and
+    the guard would favour it. A card that does not say what it trained on keeps them
+    all."""
     trained = set((card or {}).get("trained_ids") or ())
-    return [r for r in held if id_hash(r["id"]) not in trained] if trained else list(held)
+    if not trained:
+        return list(held)
+    groups = [str(r["id"]) for r in held] if groups is None else groups
+    tainted = {g for r, g in zip(held, groups) if id_hash(r["id"]) in trained}
+    return [r for r, g in zip(held, groups) if g not in tainted]
 
 
 def _sizes(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[Record],
@@ -673,7 +683,7 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
     current = _current_card(out_path)
     compared = result.card
     if current is not None and result.held_out:
-        fair = fair_held_out(result.held_out, current)
+        fair = fair_held_out(result.held_out, current, result.held_out_groups)
         current = _rescored(current, out_path, fair)
         if len(fair) < len(result.held_out):       # both models on the same unseen items
             compared = dict(result.card, held_out=score_pipeline(result.pipeline, fair, thresholds))

@@ -298,6 +298,9 @@ def test_real_items_choose_the_candidate_and_are_held_out_by_group(records, tmp_
     assert cv["chosen"] in {c["candidate"] for c in cv["candidates"]}
     assert cv["metrics"]["items"] == int(cv["on"].split()[0]) and "en" in cv["metrics"]["languages"]
     assert out.card["sizes"]["real"] == 150 and out.card["sizes"]["real_languages"] == {"en": 150}
+    # the held-out records come with their story groups, for the guard's fair comparison
+    assert len(out.held_out_groups) == len(out.held_out) == out.card["sizes"]["held_out"]
+    assert all(map(is_held_out, out.held_out_groups))
     assert out.card["sizes"]["added_by_reviews"] == 0      # real items are not reviews
     assert out.card["candidate"]["C"] in (10.0, 30.0)
 
@@ -330,4 +333,7 @@ def test_the_guard_compares_models_only_on_held_out_items_the_current_one_never_
     card = {"trained_ids": sorted(id_hash(f"pool:{i}") for i in (1, 4, 9))}
     assert [r["id"] for r in fair_held_out(held, card)] == ["pool:0", "pool:2", "pool:3", "pool:5"]
     assert fair_held_out(held, {}) == held and fair_held_out(held, None) == held
+    # a copy of a trained story from another outlet is no fairer than the item itself
+    groups = ["a", "b", "b", "c", "d", "d"]
+    assert [r["id"] for r in fair_held_out(held, card, groups)] == ["pool:0", "pool:3"]
     assert id_hash("pool:1") == id_hash("pool:1") and len(id_hash("x")) == 10
