@@ -164,11 +164,15 @@ class _Identifier:
         from monitor.keytable import KeyTable
 
         self.classes, self.depth = classes, depth
-        self.table = KeyTable.from_arrays(arrays["keys"], arrays["values"])
+        # plain ndarray views of the cache's memory maps: indexing a np.memmap goes through
+        # its Python-level __getitem__ (~10 µs a call, a dozen calls a batch)
+        keys, values, ptc, pc = (np.asarray(arrays[name])
+                                 for name in ("keys", "values", "ptc", "pc"))
+        self.table = KeyTable.from_arrays(keys, values)
         every = np.arange(1 << 16, dtype=np.int64)
         self.single = self.table.get(every[:256] | (1 << 56))       # -1: not a node
         self.pairs = self.table.get(every | (2 << 56))
-        self.ptc, self.pc = arrays["ptc"], arrays["pc"]
+        self.ptc, self.pc = ptc, pc
         self.encode = LanguageIdentifier._encode       # NFC, lower case if all upper, UTF-8
         first: dict[str, int] = {}
         self.aliases = [(first.setdefault(code, i), i) for i, code in enumerate(classes)
