@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -29,11 +32,34 @@ from monitor.types import (
 
 
 
+def _wal(cur, busy_timeout_ms: int) -> None:
+    """Put the database file in WAL mode. WAL is a property of the file, so only the first
+    open of a new store converts it; SQLite does not run the busy handler for that
+    conversion, so processes opening a new store together retry it here, within the busy
+    timeout, instead of failing with "database is locked"."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() in ("wal", "memory"):
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                raise
+            if time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause * (0.5 + random.random()))
+        pause = min(pause * 2, 0.2)
+
+
 def _sqlite_pragmas(busy_timeout_ms: int):
     def on_connect(dbapi_conn, _record):
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        _wal(cur, busy_timeout_ms)
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA cache_size=-4000")           # at most ~4 MB of page cache each
