@@ -109,6 +109,35 @@ DEFAULT_CANDIDATE = Candidate()
 # (11,400 labelled): every C=10 candidate 0.2-0.4 points below its C=30 twin, and a grid
 # half the size keeps `monitor train` well under 5 minutes.
 CANDIDATES = tuple(Candidate(30.0, w, r) for r in (1, 2, 3) for w in ("balanced", None))
+# Switching candidates needs a clear win. Over 10,938 real items the best two or three of
+# the six stayed within 0.0003 of each other, and on 2026-12-06 the winner changed five times
+# with label corrections and written rounds that moved the total by less than 0.002: a coin
+# toss that reshuffled which articles analysts saw. So the current model's candidate is kept
+# unless another one's cross-validated flagged F1 is higher by more than this.
+KEEP_MARGIN = 0.002
+
+
+def candidate_of(card: dict[str, Any] | None) -> Candidate | None:
+    """The candidate a model card records (None when there is none or it is unreadable)."""
+    try:
+        found = (card or {})["candidate"]
+        return Candidate(float(found["C"]), found["class_weight"], int(found["real_weight"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def pick_candidate(tried: Sequence[tuple[float, Candidate]], keep: Candidate | None = None,
+                   margin: float | None = None) -> tuple[int, str]:
+    """Which of the ``(flagged F1, candidate)`` pairs to ship, and why: the best (ties go to
+    the earlier one), unless ``keep`` (the current model's candidate) is among them and the
+    best beats it by no more than ``margin`` (default ``KEEP_MARGIN``)."""
+    margin = KEEP_MARGIN if margin is None else margin
+    best = max(range(len(tried)), key=lambda i: (round(tried[i][0], 4), -i))
+    kept = [i for i, (_, c) in enumerate(tried) if c == keep]
+    if kept and kept[0] != best and round(tried[best][0] - tried[kept[0]][0], 6) <= margin:
+        return kept[0], (f"kept the current model's candidate: the best, {tried[best][1].name} "
+                         f"({tried[best][0]:.4f}), is not more than {margin} above it")
+    return best, "the best cross-validated flagged F1"
 
 
 def _classifier(candidate: Candidate, seed: int) -> Any:
@@ -183,8 +212,8 @@ def label_matrix(records: Sequence[Record]) -> Any:
 def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
           real: Sequence[Record] = (), rules: KeywordRules | None = None, seed: int = 0,
           features: str = DEFAULT_FEATURES, cv_folds: int = CV_FOLDS,
-          candidates: Sequence[Candidate] | None = None, now: datetime | None = None
-          ) -> TrainResult:
+          candidates: Sequence[Candidate] | None = None, now: datetime | None = None,
+          keep: Candidate | None = None) -> TrainResult:
     """Train on the written corpus, the real labelled items and the reviews, minus the
     held-out part; choose the candidate and the thresholds by cross-validation over the
     real items (grouped by story and source-day); measure; build the card.
@@ -205,7 +234,7 @@ def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
     held_group_names = [g for g in groups if g in held_groups]
     _check_trainable(rest)
     selection = select(rest, rest_groups, features=features, seed=seed, folds=cv_folds,
-                       rules=rules, candidates=candidates)
+                       rules=rules, candidates=candidates, keep=keep)
     pipeline = fit_pipeline(rest, features, seed, selection.candidate)
     held_report = (score_pipeline(pipeline, held, selection.thresholds) if held else None)
     added = len(labelled) - len(written) - len(real_records)  # reviews of unlabelled articles
@@ -251,10 +280,12 @@ class Selection:
 def select(records: Sequence[Record], groups: Sequence[str], *,
            features: str = DEFAULT_FEATURES, seed: int = 0, folds: int = CV_FOLDS,
            rules: KeywordRules | None = None,
-           candidates: Sequence[Candidate] | None = None) -> Selection:
+           candidates: Sequence[Candidate] | None = None,
+           keep: Candidate | None = None) -> Selection:
     """Out-of-fold probabilities of each candidate for the real records (the written corpus
     always trains, never tests), thresholds chosen on them, the best candidate by the
-    product's flagged F1. Without enough real records: the written corpus is
+    product's flagged F1 — or ``keep``, the current model's, when the best is not clearly
+    better (``pick_candidate``). Without enough real records: the written corpus is
     cross-validated with the default candidate and threshold."""
     real = [i for i, r in enumerate(records) if r.get("real")]
     if len(real) < MIN_REAL_ITEMS:
@@ -274,13 +305,15 @@ def select(records: Sequence[Record], groups: Sequence[str], *,
         thresholds = choose_thresholds(tested, probs[candidate], matches)
         f1 = flagged_f1(tested, probs[candidate], matches, thresholds)
         tried.append((f1, -pool.index(candidate), candidate, thresholds))
-    f1, _, best, thresholds = max(tried, key=lambda t: (round(t[0], 4), t[1]))
+    chosen, why = pick_candidate([(t[0], t[2]) for t in tried], keep)
+    f1, _, best, thresholds = tried[chosen]
     return Selection(best, thresholds, {
         "on": f"{len(tested)} real items in {len(set(groups[i] for i in real))} story and "
               "source-day groups (the written corpus trains in every fold, never tests)",
         "candidates": [{"candidate": c.name, "flagged_f1": round(f, 4),
                         "thresholds": t.to_card()} for f, _, c, t in tried],
         "chosen": best.name,
+        "why": why,
         "metrics": _scored(tested, probs[best], thresholds, rules),
         "model_alone": _scored(tested, probs[best], thresholds, None)})
 
@@ -672,8 +705,9 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
     out_path = Path(out_path)
     review_records = _load_reviews(reviews)
     real, pool = _real_items(labels_dir, pool_path)
+    keep = candidate_of(_current_card(out_path))
     result = train(load_corpus(corpus_dir), review_records, real=real, rules=rules,
-                   seed=seed, features=features, candidates=candidates, now=now)
+                   seed=seed, features=features, candidates=candidates, now=now, keep=keep)
     result.card["pool"] = pool
     thresholds = Thresholds.from_card(result.card)
     if dev_path is not None:

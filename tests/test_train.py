@@ -337,3 +337,60 @@ def test_the_guard_compares_models_only_on_held_out_items_the_current_one_never_
     groups = ["a", "b", "b", "c", "d", "d"]
     assert [r["id"] for r in fair_held_out(held, card, groups)] == ["pool:0", "pool:3"]
     assert id_hash("pool:1") == id_hash("pool:1") and len(id_hash("x")) == 10
+
+
+def test_the_current_candidate_is_kept_unless_another_is_clearly_better() -> None:
+    from monitor.train import KEEP_MARGIN, Candidate, candidate_of, pick_candidate
+
+    a, b, c = Candidate(30.0, "balanced", 1), Candidate(30.0, None, 1), Candidate(30.0, None, 2)
+    tried = [(0.8583, a), (0.8582, b), (0.8580, c)]
+    assert pick_candidate(tried)[0] == 0                       # no current model: the best
+    index, why = pick_candidate(tried, keep=c)
+    assert index == 2 and why.startswith("kept") and a.name in why
+    assert pick_candidate([(0.8580 + KEEP_MARGIN + 0.0005, a), (0.8580, c)], keep=c)[0] == 0
+    assert pick_candidate([(0.8580 + KEEP_MARGIN, a), (0.8580, c)], keep=c)[0] == 1
+    assert pick_candidate(tried, keep=Candidate(10.0, None, 1))[0] == 0   # not on the grid
+    assert pick_candidate([(0.85, a), (0.85, b)])[0] == 0     # a tie goes to the earlier one
+    # the candidate a card records, and nothing for a card without a readable one
+    assert candidate_of({"candidate": {"C": 30.0, "class_weight": None, "real_weight": 2}}) == c
+    assert candidate_of({"candidate": {"C": "x"}}) is None
+    assert candidate_of(None) is None and candidate_of({}) is None
+
+
+def test_retraining_keeps_the_shipped_models_candidate_unless_clearly_beaten(
+        records, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """`monitor train` reads the candidate from the current model's card and hands it to the
+    choice: with a margin nothing can beat, the card's candidate is shipped; with none, the
+    best."""
+    import json
+
+    from test_labels import pool_and_labels
+
+    import monitor.train as training
+    from monitor.classify import card_path
+    from monitor.train import Candidate, train_from_paths
+
+    pool, folder = pool_and_labels(tmp_path, n=150)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "en.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records),
+                                     encoding="utf-8")
+    grid = [Candidate(30.0, "balanced", 1), Candidate(30.0, None, 2)]
+    out = tmp_path / "m" / "classifier.skops"
+    first = train_from_paths(corpus, None, out, labels_dir=folder, pool_path=pool,
+                             candidates=grid, now=NOW)
+    assert first.card["cv"]["why"] == "the best cross-validated flagged F1"   # no model before
+    other = next(c for c in grid if c.name != first.card["cv"]["chosen"])
+    card = json.loads(card_path(out).read_text(encoding="utf-8"))          # as if shipped
+    card["candidate"] = {"C": other.C, "class_weight": other.class_weight,
+                         "real_weight": other.real_weight}
+    card_path(out).write_text(json.dumps(card), encoding="utf-8")
+    monkeypatch.setattr(training, "KEEP_MARGIN", 1.0)
+    kept = train_from_paths(corpus, None, out, labels_dir=folder, pool_path=pool,
+                            candidates=grid, now=NOW, force=True)
+    assert kept.card["cv"]["chosen"] == other.name and kept.card["cv"]["why"].startswith("kept")
+    assert kept.card["candidate"]["real_weight"] == other.real_weight
+    monkeypatch.setattr(training, "KEEP_MARGIN", -1.0)
+    switched = train_from_paths(corpus, None, out, labels_dir=folder, pool_path=pool,
+                                candidates=grid, now=NOW, force=True)
+    assert switched.card["cv"]["chosen"] == first.card["cv"]["chosen"] != other.name

@@ -150,7 +150,8 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     """Train the classifier from the written corpus, our labels of real news items (their
     text read from the pool) and analysts' reviews (a review overrides a label); choose the
     model settings and the per-topic and per-language thresholds by cross-validation over
-    the real items; write the model and its card. Refuses to replace the current model when
+    the real items (the current model's settings stay unless others score more than 0.002
+    higher); write the model and its card. Refuses to replace the current model when
     flagged F1 on the fixed held-out part drops by more than one point, unless --force.
     Without a pool it trains on the written corpus and reviews alone, and says so.
 
@@ -197,7 +198,8 @@ def _report_training(outcome) -> None:
     cv = card.get("cv", {})
     click.echo(f"cross-validation on {cv.get('on')}: flagged F1 "
                f"{cv.get('metrics', {}).get('flagged', {}).get('f1')}"
-               + (f", chosen {cv['chosen']}" if cv.get("chosen") else ""))
+               + (f", chosen {cv['chosen']}" if cv.get("chosen") else "")
+               + (f" ({cv['why']})" if str(cv.get("why", "")).startswith("kept") else ""))
     click.echo(f"thresholds {json.dumps(card.get('thresholds'))}")
     held = (card.get("held_out") or {}).get("flagged", {})
     click.echo(f"held-out flagged F1 {held.get('f1')}")
