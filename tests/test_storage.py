@@ -221,6 +221,7 @@ def test_new_sqlite_store_opened_by_many_processes_in_the_same_instant(tmp_path,
     import time as _time
 
     ctx = multiprocessing.get_context("fork")
+    open_store(f"sqlite:///{tmp_path}/warm.db").close()  # the children fork with all imports done
     errors = []
     for round_ in range(10):
         url = f"sqlite:///{tmp_path}/r{round_}.db"
