@@ -304,14 +304,14 @@ def select(records: Sequence[Record], groups: Sequence[str], *,
     for candidate in pool:
         thresholds = choose_thresholds(tested, probs[candidate], matches)
         f1 = flagged_f1(tested, probs[candidate], matches, thresholds)
-        tried.append((f1, -pool.index(candidate), candidate, thresholds))
-    chosen, why = pick_candidate([(t[0], t[2]) for t in tried], keep)
-    f1, _, best, thresholds = tried[chosen]
+        tried.append((f1, candidate, thresholds))
+    chosen, why = pick_candidate([(f, c) for f, c, _ in tried], keep)
+    _, best, thresholds = tried[chosen]
     return Selection(best, thresholds, {
         "on": f"{len(tested)} real items in {len(set(groups[i] for i in real))} story and "
               "source-day groups (the written corpus trains in every fold, never tests)",
         "candidates": [{"candidate": c.name, "flagged_f1": round(f, 4),
-                        "thresholds": t.to_card()} for f, _, c, t in tried],
+                        "thresholds": t.to_card()} for f, c, t in tried],
         "chosen": best.name,
         "why": why,
         "metrics": _scored(tested, probs[best], thresholds, rules),

@@ -216,7 +216,7 @@ def _open_at(url, start, results):
 def test_new_sqlite_store_opened_by_many_processes_in_the_same_instant(tmp_path, sqlite_only):
     """Converting a new file to WAL does not wait for SQLite's busy handler: without the
     retry in the store's connect hook, 21 of 480 opens (8 processes x 60 new files) failed
-    with "database is locked", and this test failed in about half its runs."""
+    with "database is locked", and this test failed in each of 4 runs."""
     import multiprocessing
     import time as _time
 
