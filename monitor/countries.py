@@ -327,7 +327,7 @@ def _scan_words(full: str, gz: Gazetteer) -> list[Hit]:
 
 
 _COMPOUND_TAILS_NOT = ("isch", "er", "ianer", "aner", "ier", "ese", "in")
-_LONG_NOUN_RE = re.compile(r"\b[A-ZÄÖÜ][a-zäöüß]{7,}\b")
+_LONG_NOUN_RE = re.compile(r"[A-ZÄÖÜ](?<!\w.)[a-zäöüß]{7,}\b")    # \b first: slower
 
 
 _DIRECTIONS = ("nord", "sud", "ost", "west", "zentral", "mittel")
@@ -523,9 +523,12 @@ _K_PREFIX_RE = re.compile("(?<![A-Za-z])K-?(?=[\uac00-\ud7af])")
 _KOREA_IN_NAME_RE = re.compile("(?<=[\uac00-\ud7af])코리아")
 # "our country" words count as the outlet's country (LABELING.md): 국내 in Korean,
 # 国内 / 我が国 in Japanese, 国内 / 境内 in Chinese; not 美国国内 (the US's domestic market)
-_HOME = {"ko": (re.compile("(?<![\uac00-\ud7af])국내"), "KR"),
-         "ja": (re.compile("(?<![国國])国内|我が国|わが国"), "JP"),
-         "zh": (re.compile("(?<![国國其])(?:国内|境内|國內|境內)"), "CN")}
+# (each look-behind sits after the first character, so that the engine can skip ahead to
+# where that character occurs instead of trying the pattern at every position)
+_HOME = {"ko": (re.compile("국(?<![\uac00-\ud7af].)내"), "KR"),
+         "ja": (re.compile("国(?<![国國].)内|我が国|わが国"), "JP"),
+         "zh": (re.compile("(?:国(?<![国國其].)内|境(?<![国國其].)[内內]|國(?<![国國其].)內)"),
+                "CN")}
 
 
 def _press_style(full: str, found: list[Hit]) -> list[Hit]:
