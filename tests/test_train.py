@@ -281,6 +281,33 @@ def test_thresholds_maximise_flagged_f1_on_plain_values() -> None:
     assert chosen.languages == {}                             # too few items for a language
 
 
+def test_a_threshold_is_judged_with_its_neighbours_so_a_lone_spike_loses_to_a_plateau() -> None:
+    from monitor.train import THRESHOLD_GRID, THRESHOLD_SMOOTHING, _smoothed
+
+    # flagged F1 by CM threshold: 0.85 from 0.30 to 0.40, one spike of 0.88 at 0.60 between
+    # 0.70s, 0.5 elsewhere
+    def f1(t: float) -> float:
+        if 0.3 - 1e-9 <= t <= 0.4 + 1e-9:
+            return 0.85
+        return 0.88 if abs(t - 0.6) < 1e-9 else (0.70 if abs(t - 0.6) < 0.03 else 0.5)
+
+    calls: list[float] = []
+
+    def objective(limits: dict[str, float]) -> tuple[float, float]:
+        calls.append(limits[CM])
+        return f1(limits[CM]), 0.0
+
+    assert max(THRESHOLD_GRID, key=f1) == 0.6                     # the plain maximum
+    best = max(THRESHOLD_GRID, key=lambda t: _smoothed(objective, {CM: 0.5, EC: 0.5}, CM, t))
+    assert 0.3 < best < 0.4                                       # the middle of the plateau
+    assert _smoothed(objective, {CM: 0.5, EC: 0.5}, CM, 0.6)[0] == pytest.approx((0.7 + 0.88 + 0.7) / 3)
+    # at the grid's end only the neighbours that exist count; the other topic stays put
+    assert THRESHOLD_SMOOTHING == 0.025 and THRESHOLD_GRID[0] == 0.15
+    calls.clear()
+    assert _smoothed(objective, {CM: 0.5, EC: 0.5}, CM, 0.15)[0] == pytest.approx(0.5)
+    assert sorted(calls) == [0.15, 0.175]
+
+
 def test_real_items_choose_the_candidate_and_are_held_out_by_group(records, tmp_path) -> None:  # noqa: ANN001
     from test_labels import pool_and_labels
 
