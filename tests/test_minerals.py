@@ -92,6 +92,20 @@ def test_counts_and_spans():
     assert [full[s:e].lower() for s, e in graphite.spans] == ["graphite"] * 3
 
 
+def test_forms_match_at_word_starts_in_any_case_and_spans_survive_lower_casing():
+    # exact and compound forms inside a longer word are not the mineral, the same form at
+    # the next word start still is
+    assert ids("", "XREE and xNdFeB") == []
+    assert ids("", "XREE and REE, NdFeB") == ["magnets", "rare-earths"]
+    assert ids("Antikupferpreis") == [] and ids("Antikupferpreis Kupferpreise") == ["copper"]
+    # any case; a text whose lower-casing changes its length ("İ" becomes two characters)
+    # keeps its spans
+    title, text = "LITHIUM-Abbau", "In İstanbul: lithium"
+    (lithium,) = extract_minerals(title, text)
+    full = f"{title}\n{text}"
+    assert [full[s:e] for s, e in lithium.spans] == ["LITHIUM", "lithium"]
+
+
 # ---------------------------------------------------------------- false friends
 
 def test_graphite_grey_is_a_colour():
