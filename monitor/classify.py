@@ -608,7 +608,10 @@ CONCEPTS: dict[str, list[str]] = {
     "mining": ["mine", "mines", "mining", "miner", "miners", "minera", "mineras", "minero*",
                "minier*", "minière*", "*bergbau*", "*bergwerk*", "minen", "minería", "mina",
                "minas", "kopalni*", "górnicz*", "górnict*", "wydobyc*", "wydobyw*", "refin*",
-               "raffin*", "smelter*", "*hütte*", "huta", "矿", "冶炼", "鉱山", "精錬", "광산", "제련"],
+               "raffin*", "smelter*", "hütte", "hütten", "hüttenwerk*", "*kupferhütte*",
+               "*zinkhütte*", "*bleihütte*", "*nickelhütte*", "*metallhütte*", "*zinnhütte*",
+               "*aluminiumhütte*", "*silberhütte*", "huta", "矿", "冶炼", "鉱山", "精錬", "광산",
+               "제련"],     # not "*hütte*": it is inside "erschüttert", "verschüttet"
     "magnet": ["*magnet*", "magnes*", "aimant*", "imán", "imanes", "magnete", "ímãs", "磁体",
                "磁铁", "永磁", "磁石", "자석"],
     "battery": ["cathode*", "anode*", "*kathode*", "precursor*", "batter*", "*batterie*",
