@@ -42,8 +42,9 @@ TABLE_FILE = Path(__file__).parent / "data" / "minerals.tsv"
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _SEPARATOR = r"[\s\-\u2010\u2011]+"
-_WORD_BEFORE = r"(?<![^\W\d_])"
-_WORD_AFTER = r"(?![^\W\d_])"
+_LETTER_CLASS = r"[^\W\d_]"            # a letter: a word character, not a digit or "_"
+_WORD_BEFORE = f"(?<!{_LETTER_CLASS})"
+_WORD_AFTER = f"(?!{_LETTER_CLASS})"
 
 # (ids, text right after the name, text right before it): a match of either pattern
 # means the name is a false friend here (see the module docstring).
@@ -229,7 +230,7 @@ def _patterns(by_form: dict[str, str], prefixes: dict[str, str],
         spaced=re.compile(spaced),
         spaced_any_case=re.compile(spaced, re.I),
         exact=re.compile(f"(?:{_alternation(exact)}){_WORD_AFTER}"),
-        prefix=re.compile(f"(?P<prefix>{_alternation(list(prefixes))})[^\\W\\d_]+"),
+        prefix=re.compile(f"(?P<prefix>{_alternation(list(prefixes))}){_LETTER_CLASS}+"),
         cjk=re.compile(_alternation(cjk)),
     )
 
@@ -252,7 +253,7 @@ def _candidates(full: str, table: _Table) -> list[tuple[int, int, str]]:
     return found
 
 
-_LETTER = re.compile(r"[^\W\d_]")
+_LETTER = re.compile(_LETTER_CLASS)
 
 
 def _at_word_starts(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:

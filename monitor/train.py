@@ -31,7 +31,7 @@ import json
 import warnings
 from collections import Counter
 from itertools import count
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -427,7 +427,8 @@ def _ascend(records: Sequence[Record], probs: Sequence[Mapping[str, float]],
     return current
 
 
-def _smoothed(objective: Any, limits: dict[str, float], topic: str,
+def _smoothed(objective: Callable[[dict[str, float]], tuple[float, float]],
+              limits: dict[str, float], topic: str,
               threshold: float) -> tuple[float, float]:
     """The mean objective at ``threshold`` and its grid neighbours within
     ``THRESHOLD_SMOOTHING`` (fewer at the grid's ends), other topics at ``limits``.

@@ -199,7 +199,7 @@ def _report_training(outcome) -> None:
     click.echo(f"cross-validation on {cv.get('on')}: flagged F1 "
                f"{cv.get('metrics', {}).get('flagged', {}).get('f1')}"
                + (f", chosen {cv['chosen']}" if cv.get("chosen") else "")
-               + (f" ({cv['why']})" if str(cv.get("why", "")).startswith("kept") else ""))
+               + (f" ({cv['why']})" if cv.get("why") else ""))
     click.echo(f"thresholds {json.dumps(card.get('thresholds'))}")
     held = (card.get("held_out") or {}).get("flagged", {})
     click.echo(f"held-out flagged F1 {held.get('f1')}")
