@@ -4,11 +4,19 @@ labelled items (never by dev.jsonl): feature sets, and default keyword phrases.
     .venv/bin/python bench/choose.py                          # feature sets
     .venv/bin/python bench/choose.py --without 碳酸锂 --without neodymium   # keyword phrases
     .venv/bin/python bench/choose.py --with critical-minerals:Rohstoffabkommen
+    .venv/bin/python bench/choose.py --candidate shipped --nested    # the threshold rule
 
 For each variant: out-of-fold probabilities for every real item (5 folds that never split a
 story or a source-day; the written corpus trains in every fold), thresholds chosen on them
 as `monitor train` does, and the product's flagged F1 (model + keywords) overall and per
 language, with the model alone beside it. Needs the pool (../shared/data or $MONITOR_POOL).
+
+``--candidate shipped`` takes the shipped model's candidate (from its card) instead of the
+default one. ``--nested`` checks how thresholds are chosen, on items they were not chosen
+on: per split (seeds 1-3), thresholds chosen on four fifths of the story groups' out-of-fold
+probabilities and applied to the fifth, with each grid point judged alone (the plain
+maximum, ``THRESHOLD_SMOOTHING`` = 0) and with its neighbours (the shipped rule), and
+without per-language thresholds beside them.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from monitor.keywords import KeywordRules  # noqa: E402
 from monitor.labels import default_pool_path, join_pool, load_labels  # noqa: E402
 from monitor.train import (  # noqa: E402
     CV_FOLDS, DEFAULT_CANDIDATE, DEFAULT_FEATURES, FEATURES, _groups, _scored, apply_reviews,
-    choose_thresholds, is_held_out, load_corpus, out_of_fold)
+    candidate_of, choose_thresholds, is_held_out, load_corpus, out_of_fold)
 
 
 def main() -> None:
@@ -54,12 +62,17 @@ def main() -> None:
                 sys.exit(f"--with {item!r}: give TOPIC:PHRASE, TOPIC one of {', '.join(added)}")
             added[topic].append(phrase)
         variants["with " + ", ".join(args.with_)] = added
+    candidate = DEFAULT_CANDIDATE
+    if args.candidate == "shipped":
+        from monitor.classify import read_card
+
+        candidate = candidate_of(read_card(ROOT / "models" / "classifier.skops")) or candidate
     print(f"{len(gold)} real items tested, {len(records) - len(gold)} written items train in "
-          f"every fold; {CV_FOLDS} folds\n")
+          f"every fold; {CV_FOLDS} folds; {candidate.name}\n")
     for features in args.features.split(","):
         started = time.perf_counter()
         probs = out_of_fold(records, tested, groups, features=features, seed=0,
-                            folds=CV_FOLDS, candidates=[DEFAULT_CANDIDATE])[DEFAULT_CANDIDATE]
+                            folds=CV_FOLDS, candidates=[candidate])[candidate]
         took = time.perf_counter() - started
         for name, phrases in variants.items():
             rules = KeywordRules.compile(phrases)
@@ -73,6 +86,48 @@ def main() -> None:
                   f"(model alone {alone['flagged']['f1']:.4f})  {langs}  [{took:.0f} s]")
         if args.phrases:
             _leave_one_out(gold, probs, list(variants.values())[-1], args.phrases)
+        if args.nested:
+            _nested(gold, probs, [groups[i] for i in tested], KeywordRules.compile(spec))
+
+
+def _nested(gold, probs, groups, rules) -> None:
+    """Flagged F1 (all, per language) of thresholds applied to story groups they were not
+    chosen on, per rule of choosing them (see the module's docstring)."""
+    import monitor.train as training
+    from monitor import TOPICS
+
+    matches = [rules.match(r["title"], r["text"]) for r in gold]
+    shipped = (training.THRESHOLD_SMOOTHING, training.LANGUAGE_MIN_GAIN)
+    rules_tried = {"plain maximum": (0.0, shipped[1]), "with neighbours (shipped)": shipped,
+                   "with neighbours, no per-language": (shipped[0], float("inf"))}
+    print("\nnested: thresholds chosen on 4/5 of the groups, scored on the other 1/5")
+    try:
+        for name, (window, gain) in rules_tried.items():
+            training.THRESHOLD_SMOOTHING, training.LANGUAGE_MIN_GAIN = window, gain
+            for seed in (1, 2, 3):
+                found = [False] * len(gold)
+                for train_idx, test_idx in training._folds(gold, groups, CV_FOLDS, seed):
+                    chosen = choose_thresholds([gold[i] for i in train_idx],
+                                               [probs[i] for i in train_idx],
+                                               [matches[i] for i in train_idx])
+                    for i in test_idx:
+                        limits = chosen.for_language(gold[i].get("lang"))
+                        found[i] = not matches[i].muted and (
+                            bool(matches[i].topics)
+                            or any(probs[i].get(t, 0.0) >= limits[t] for t in TOPICS))
+                counts: dict[str, list[int]] = {}
+                for record, guess in zip(gold, found):
+                    truth = bool(record["topics"])
+                    for key in ("all", str(record.get("lang"))):
+                        c = counts.setdefault(key, [0, 0, 0])
+                        c[0] += truth and guess
+                        c[1] += guess and not truth
+                        c[2] += truth and not guess
+                f1 = {k: training._f1(*c) for k, c in counts.items()}
+                langs = "  ".join(f"{k} {v:.3f}" for k, v in sorted(f1.items()) if k != "all")
+                print(f"  {name:34s} seed {seed}: all {f1['all']:.4f}  {langs}")
+    finally:
+        training.THRESHOLD_SMOOTHING, training.LANGUAGE_MIN_GAIN = shipped
 
 
 def _leave_one_out(gold, probs, base_spec, min_hits: int) -> None:
@@ -120,6 +175,10 @@ def _arguments() -> argparse.Namespace:
                         metavar="TOPIC:PHRASE",
                         help="a keyword phrase to try added to a topic's list (repeatable)")
     parser.add_argument("--pool", help="the pool file (default: as monitor train finds it)")
+    parser.add_argument("--candidate", choices=("default", "shipped"), default="default",
+                        help="the default candidate, or the shipped model's (its card)")
+    parser.add_argument("--nested", action="store_true",
+                        help="check the threshold rule on groups it did not choose on")
     parser.add_argument("--phrases", type=int, default=0, metavar="N",
                         help="also leave out, one at a time, each phrase with at least N hits")
     return parser.parse_args()

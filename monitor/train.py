@@ -436,8 +436,8 @@ def _smoothed(objective: Callable[[dict[str, float]], tuple[float, float]],
     The flagged F1 of a few hundred flagged items moves by a few tenths between grid steps
     by chance; the plain maximum picks such a spike, the mean the middle of a good stretch.
     Checked by nested cross-validation over our real items (thresholds chosen on four
-    fifths of the out-of-fold probabilities, scored on the fifth; nine splits): overall a
-    tie with the plain maximum (−0.09 to +0.15 points), German better in all nine."""
+    fifths of the out-of-fold probabilities, scored on the fifth): ``bench/choose.py
+    --nested`` (figures in the README)."""
     near = [t for t in THRESHOLD_GRID if abs(t - threshold) <= THRESHOLD_SMOOTHING + 1e-9]
     values = [objective({**limits, topic: t}) for t in near]
     return (sum(v[0] for v in values) / len(values), sum(v[1] for v in values) / len(values))
