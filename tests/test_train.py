@@ -379,7 +379,11 @@ def test_the_current_candidate_is_kept_unless_another_is_clearly_better() -> Non
     assert pick_candidate(tried, keep=Candidate(10.0, None, 1))[0] == 0   # not on the grid
     assert pick_candidate([(0.85, a), (0.85, b)])[0] == 0     # a tie goes to the earlier one
     # the candidate a card records, and nothing for a card without a readable one
-    assert candidate_of({"candidate": {"C": 30.0, "class_weight": None, "real_weight": 2}}) == c
+    assert candidate_of({"candidate": {"C": 30.0, "class_weight": None, "real_weight": 2,
+                                       "scaling": "nb"}}) == c
+    # a card written before the scaling was chosen recorded a regression without it
+    assert candidate_of({"candidate": {"C": 30.0, "class_weight": None, "real_weight": 2}}
+                        ) == Candidate(30.0, None, 2, "none")
     assert candidate_of({"candidate": {"C": "x"}}) is None
     assert candidate_of(None) is None and candidate_of({}) is None
 
@@ -390,6 +394,7 @@ def test_retraining_keeps_the_shipped_models_candidate_unless_clearly_beaten(
     choice: with a margin nothing can beat, the card's candidate is shipped; with none, the
     best."""
     import json
+    from dataclasses import asdict
 
     from test_labels import pool_and_labels
 
@@ -409,8 +414,7 @@ def test_retraining_keeps_the_shipped_models_candidate_unless_clearly_beaten(
     assert first.card["cv"]["why"] == "the best cross-validated flagged F1"   # no model before
     other = next(c for c in grid if c.name != first.card["cv"]["chosen"])
     card = json.loads(card_path(out).read_text(encoding="utf-8"))          # as if shipped
-    card["candidate"] = {"C": other.C, "class_weight": other.class_weight,
-                         "real_weight": other.real_weight}
+    card["candidate"] = asdict(other)
     card_path(out).write_text(json.dumps(card), encoding="utf-8")
     monkeypatch.setattr(training, "KEEP_MARGIN", 1.0)
     kept = train_from_paths(corpus, None, out, labels_dir=folder, pool_path=pool,
@@ -421,3 +425,38 @@ def test_retraining_keeps_the_shipped_models_candidate_unless_clearly_beaten(
     switched = train_from_paths(corpus, None, out, labels_dir=folder, pool_path=pool,
                                 candidates=grid, now=NOW, force=True)
     assert switched.card["cv"]["chosen"] == first.card["cv"]["chosen"] != other.name
+
+
+def test_nb_scaling_folds_into_plain_coefficients_and_favours_a_topics_own_words() -> None:
+    """The scaled regressions give the decisions of a regression fitted on features times
+    their log-count ratios, from plain one-vs-rest coefficients; a feature only the topic's
+    rows have gets a positive ratio, one that every row has as often a ratio near 0; the
+    unscaled candidate is the plain one-vs-rest fit."""
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    from monitor.train import NB_ALPHA, Candidate, _classifier, _nb_scaled
+
+    rng = np.random.default_rng(0)
+    dense = (rng.random((120, 6)) < 0.3).astype(np.float32)
+    labels = np.zeros((120, 2), dtype=int)
+    labels[:40, 0] = 1
+    labels[30:70, 1] = 1
+    dense[:40, 0] = 1.0                 # feature 0: every row of topic 0, no other row
+    dense[40:, 0] = 0.0
+    dense[:, 5] = 1.0                   # feature 5: every row
+    matrix = sp.csr_matrix(dense)
+    fitted = _nb_scaled(_classifier(Candidate(), 0), matrix, labels)
+    having = dense[:40].sum(axis=0) + NB_ALPHA
+    lacking = dense[40:].sum(axis=0) + NB_ALPHA
+    ratio = np.log(having / having.sum()) - np.log(lacking / lacking.sum())
+    assert ratio[0] > 2 and abs(ratio[5]) < 0.5
+    by_hand = LogisticRegression(C=30.0, class_weight="balanced", solver="liblinear",
+                                 max_iter=2000, random_state=0).fit(dense * ratio, labels[:, 0])
+    assert np.allclose(fitted.predict_proba(matrix)[:, 0],
+                       by_hand.predict_proba(dense * ratio)[:, 1])
+    assert np.allclose(fitted.estimators_[0].coef_, by_hand.coef_ * ratio)
+    assert fitted.predict_proba(matrix).shape == (120, 2)
+    plain = _classifier(Candidate(scaling="none"), 0).fit(matrix, labels)
+    assert not np.allclose(plain.predict_proba(matrix), fitted.predict_proba(matrix))
