@@ -128,8 +128,14 @@ def model_input(docs: Sequence[tuple[str, str]]) -> Any:
 
     rows = np.empty((len(docs), 2), dtype=object)
     for i, (title, text) in enumerate(docs):
-        rows[i, 0] = prepare_text(title, text)
-        rows[i, 1] = prepare_chars(title, text)
+        # prepare_text and prepare_chars in one: each part normalised and set apart once
+        # (parts joined by a space or a newline never share a run of set-apart characters,
+        # a word whose case folding looks at its neighbours, or an NFKC composition)
+        title, text = _nfkc(title or ""), _nfkc(text or "")
+        low_title, low_text = _joined("", title, 1), _joined("", text, 1)
+        words = " ".join([low_title] * TITLE_WEIGHT + [low_text]) if title else low_text
+        rows[i, 0] = f"{words} {concept_tokens(title, text)}".strip()
+        rows[i, 1] = (f"{low_title} {low_text}" if title else low_text).strip()
     return rows
 
 

@@ -72,6 +72,20 @@ def test_character_features_read_title_once_and_no_concept_tokens() -> None:
     assert rows[0, 1] == "tin prices export curbs."
 
 
+def test_model_input_prepares_each_part_once_with_the_same_rows() -> None:
+    """model_input normalises title and text once for both columns: the rows are still
+    prepare_text's and prepare_chars' (a Greek final sigma, a dotted capital I, full-width
+    forms, runs of Han and Hangul at the parts' edges, empty parts)."""
+    from monitor.classify import model_input, prepare_chars
+
+    docs = [("ΟΔΟΣ ΣΑ", "ΚΑΛΟΣ σ"), ("İstanbul", "中国稀土 tin"), ("稀土", "출하 중단"),
+            ("ＵＳＡ", "　２０２５ "), ("", "x"), ("T", ""), ("", ""), (" a ", " b "),
+            (None, "Only text")]
+    rows = model_input(docs)  # type: ignore[arg-type]
+    for (title, text), row in zip(docs, rows):
+        assert row[0] == prepare_text(title, text) and row[1] == prepare_chars(title, text)
+
+
 def test_prepare_text_without_title() -> None:
     assert prepare_text("", "Only text") == "only text"
     assert prepare_text(None, "Only text") == "only text"  # type: ignore[arg-type]
