@@ -380,7 +380,7 @@ def test_the_current_candidate_is_kept_unless_another_is_clearly_better() -> Non
     assert pick_candidate([(0.85, a), (0.85, b)])[0] == 0     # a tie goes to the earlier one
     # the candidate a card records, and nothing for a card without a readable one
     assert candidate_of({"candidate": {"C": 30.0, "class_weight": None, "real_weight": 2,
-                                       "scaling": "nb"}}) == c
+                                       "scaling": "nb+none"}}) == c
     # a card written before the scaling was chosen recorded a regression without it
     assert candidate_of({"candidate": {"C": 30.0, "class_weight": None, "real_weight": 2}}
                         ) == Candidate(30.0, None, 2, "none")
@@ -460,3 +460,26 @@ def test_nb_scaling_folds_into_plain_coefficients_and_favours_a_topics_own_words
     assert fitted.predict_proba(matrix).shape == (120, 2)
     plain = _classifier(Candidate(scaling="none"), 0).fit(matrix, labels)
     assert not np.allclose(plain.predict_proba(matrix), fitted.predict_proba(matrix))
+
+
+def test_the_mixed_candidate_averages_the_log_odds_of_the_scaled_and_plain_regressions(
+        records) -> None:  # noqa: ANN001
+    """``scaling="nb+none"``: one linear model whose log-odds are the mean of the scaled and
+    the unscaled regressions' (both fitted on the same rows); an unknown scaling is named."""
+    import numpy as np
+
+    from monitor.classify import model_input
+    from monitor.train import Candidate, _Fitted
+
+    fitted = _Fitted(records, "word+char4")
+    rows = model_input([(r["title"], r["text"]) for r in records[:20]])
+
+    def log_odds(scaling: str):  # noqa: ANN202
+        p = fitted.pipeline(Candidate(scaling=scaling), 0).predict_proba(rows)
+        return np.log(p / (1 - p))
+
+    mixed, scaled, plain = log_odds("nb+none"), log_odds("nb"), log_odds("none")
+    assert np.allclose(mixed, (scaled + plain) / 2, atol=1e-6)
+    assert not np.allclose(scaled, plain)
+    with pytest.raises(ValueError, match="unknown scaling 'nb2'.*nb\\+none"):
+        fitted.pipeline(Candidate(scaling="nb2"), 0)
