@@ -101,24 +101,32 @@ def prepare_text(title: str, text: str) -> str:
     "Ausfuhr", "eksport", "出口" and "輸出", so what the corpus teaches in one language
     carries over to the others.
     """
-    title, text = _nfkc(title or ""), _nfkc(text or "")
-    return f"{_joined(title, text, TITLE_WEIGHT)} {concept_tokens(title, text)}".strip()
+    return _prepared(title, text)[0]
 
 
 def prepare_chars(title: str, text: str) -> str:
     """The text the character n-grams are taken from: title (once) and text, NFKC, lower
     case, characters of scripts without spaces set apart; no concept tokens (words already
     carry them, and their character n-grams would only repeat them)."""
-    return _joined(_nfkc(title or ""), _nfkc(text or ""), 1).strip()
+    return _prepared(title, text)[1]
 
 
-def _joined(title: str, text: str, title_times: int) -> str:
-    """Title (``title_times`` over) and text, lower case, characters of scripts without
-    spaces set apart."""
-    doc = " ".join([title] * title_times + [text]) if title else text
-    if not doc.isascii():
-        doc = _UNSPACED_RUN.sub(_set_apart, doc)
-    return doc.lower()
+def _prepared(title: str, text: str) -> tuple[str, str]:
+    """(``prepare_text``, ``prepare_chars``) of one article, each part normalised, set apart
+    and lower-cased once: parts joined by a space never share a run of set-apart
+    characters, a word whose case folding looks at its neighbours, or an NFKC composition."""
+    title, text = _nfkc(title or ""), _nfkc(text or "")
+    low_title, low_text = _lowered(title), _lowered(text)
+    words = " ".join([low_title] * TITLE_WEIGHT + [low_text]) if title else low_text
+    chars = f"{low_title} {low_text}" if title else low_text
+    return f"{words} {concept_tokens(title, text)}".strip(), chars.strip()
+
+
+def _lowered(part: str) -> str:
+    """One part, lower case, characters of scripts without spaces set apart."""
+    if not part.isascii():
+        part = _UNSPACED_RUN.sub(_set_apart, part)
+    return part.lower()
 
 
 def model_input(docs: Sequence[tuple[str, str]]) -> Any:
@@ -129,14 +137,7 @@ def model_input(docs: Sequence[tuple[str, str]]) -> Any:
 
     rows = np.empty((len(docs), 2), dtype=object)
     for i, (title, text) in enumerate(docs):
-        # prepare_text and prepare_chars in one: each part normalised and set apart once
-        # (parts joined by a space or a newline never share a run of set-apart characters,
-        # a word whose case folding looks at its neighbours, or an NFKC composition)
-        title, text = _nfkc(title or ""), _nfkc(text or "")
-        low_title, low_text = _joined("", title, 1), _joined("", text, 1)
-        words = " ".join([low_title] * TITLE_WEIGHT + [low_text]) if title else low_text
-        rows[i, 0] = f"{words} {concept_tokens(title, text)}".strip()
-        rows[i, 1] = (f"{low_title} {low_text}" if title else low_text).strip()
+        rows[i, 0], rows[i, 1] = _prepared(title, text)
     return rows
 
 

@@ -72,18 +72,27 @@ def test_character_features_read_title_once_and_no_concept_tokens() -> None:
     assert rows[0, 1] == "tin prices export curbs."
 
 
-def test_model_input_prepares_each_part_once_with_the_same_rows() -> None:
-    """model_input normalises title and text once for both columns: the rows are still
-    prepare_text's and prepare_chars' (a Greek final sigma, a dotted capital I, full-width
-    forms, runs of Han and Hangul at the parts' edges, empty parts)."""
-    from monitor.classify import model_input, prepare_chars
+def test_model_input_prepares_each_part_once_as_if_prepared_whole() -> None:
+    """Title and text are normalised, set apart and lower-cased one part at a time: the rows
+    equal those of the whole joined text done in one go (a Greek final sigma, a dotted
+    capital I, full-width forms, runs of Han and Hangul at the parts' edges, empty parts)."""
+    import unicodedata
+
+    from monitor.classify import TITLE_WEIGHT, _UNSPACED_RUN, _set_apart, model_input
+
+    def whole(title: str, text: str, times: int) -> str:
+        title, text = (unicodedata.normalize("NFKC", p or "") for p in (title, text))
+        doc = " ".join([title] * times + [text]) if title else text
+        return _UNSPACED_RUN.sub(_set_apart, doc).lower(), title, text
 
     docs = [("ΟΔΟΣ ΣΑ", "ΚΑΛΟΣ σ"), ("İstanbul", "中国稀土 tin"), ("稀土", "출하 중단"),
             ("ＵＳＡ", "　２０２５ "), ("", "x"), ("T", ""), ("", ""), (" a ", " b "),
             (None, "Only text")]
     rows = model_input(docs)  # type: ignore[arg-type]
     for (title, text), row in zip(docs, rows):
-        assert row[0] == prepare_text(title, text) and row[1] == prepare_chars(title, text)
+        words, t, x = whole(title, text, TITLE_WEIGHT)
+        assert row[0] == f"{words} {concept_tokens(t, x)}".strip()
+        assert row[1] == whole(title, text, 1)[0].strip()
 
 
 def test_prepare_text_without_title() -> None:
