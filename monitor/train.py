@@ -214,8 +214,11 @@ class _Fitted:
         matrix, labels = self.matrix[rows], self.labels[rows]
         if candidate.scaling not in SCALINGS:
             raise ValueError(f"unknown scaling {candidate.scaling!r} ({', '.join(SCALINGS)})")
+        # a topic that every row has or none has leaves nothing to scale: one-vs-rest's own
+        # fit then (a constant for that topic)
+        constant = any(labels[:, t].min() == labels[:, t].max() for t in range(labels.shape[1]))
         classifier = _classifier(candidate, seed)
-        if candidate.scaling == "none":
+        if candidate.scaling == "none" or constant:
             classifier.fit(matrix, labels)
         else:
             classifier = _nb_scaled(classifier, matrix, labels)
@@ -230,12 +233,8 @@ SCALINGS = ("none", "nb", "nb+none")
 def _average_with(scaled: Any, plain: Any) -> None:
     """Make each of ``scaled``'s regressions the mean of itself and ``plain``'s of the same
     topic (coefficients and intercept): its log-odds are the mean of the two models'
-    log-odds, still one linear model. Nothing changes where either wrapper holds no
-    regressions (a topic that no row or every row has)."""
-    pairs = list(zip(scaled.estimators_, plain.estimators_))
-    if not all(hasattr(e, "coef_") for pair in pairs for e in pair):
-        return
-    for mine, other in pairs:
+    log-odds, still one linear model."""
+    for mine, other in zip(scaled.estimators_, plain.estimators_):
         mine.coef_ = (mine.coef_ + other.coef_) / 2
         mine.intercept_ = (mine.intercept_ + other.intercept_) / 2
 
@@ -256,15 +255,12 @@ def _nb_scaled(classifier: Any, matrix: Any, labels: Any) -> Any:
     w · (r ∘ x) = (w ∘ r) · x, the fitted coefficients times the ratios give the same
     decisions on the unscaled features: the pipeline, the skops file and the exported
     arrays (``monitor.linear``) are those of a plain one-vs-rest logistic regression.
-    A topic that every row has or no row has leaves nothing to scale: the regressions are
-    then fitted unscaled, as one-vs-rest does."""
+    Every topic must have rows with it and rows without it."""
     import numpy as np
     import scipy.sparse as sp
     from sklearn.base import clone
 
     columns = [labels[:, t] for t in range(labels.shape[1])]
-    if any(column.min() == column.max() for column in columns):
-        return classifier.fit(matrix, labels)
     present = sp.csr_matrix(matrix, copy=True)
     present.data[:] = 1.0
     estimators = []

@@ -483,3 +483,19 @@ def test_the_mixed_candidate_averages_the_log_odds_of_the_scaled_and_plain_regre
     assert not np.allclose(scaled, plain)
     with pytest.raises(ValueError, match="unknown scaling 'nb2'.*nb\\+none"):
         fitted.pipeline(Candidate(scaling="nb2"), 0)
+
+
+def test_a_topic_no_row_has_is_fitted_plainly_whatever_the_scaling(records) -> None:  # noqa: ANN001
+    """With no row of one topic (a tiny corpus) nothing can be scaled: the candidate is
+    fitted as one-vs-rest fits it, and predicts as the plain fit does."""
+    import numpy as np
+
+    from monitor.classify import model_input
+    from monitor.train import Candidate, _Fitted
+
+    one_topic = [dict(r, topics=[t for t in r["topics"] if t == CM]) for r in records]
+    fitted = _Fitted(one_topic, "word+char4")
+    rows = model_input([(r["title"], r["text"]) for r in records[:10]])
+    mixed = fitted.pipeline(Candidate(scaling="nb+none"), 0).predict_proba(rows)
+    plain = fitted.pipeline(Candidate(scaling="none"), 0).predict_proba(rows)
+    assert np.allclose(mixed, plain) and np.allclose(mixed[:, 1], 0.0)
