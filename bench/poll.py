@@ -54,6 +54,10 @@ What happens, in one run:
 * Exit code 0 when ``monitor poll --all`` meets every target against reader's whole process
   (cold ≤ 1.0× reader, warm ≤ 0.6× reader, peak RSS ≤ 300 MB) and stored exactly feeds ×
   items articles, else 1.
+* Beside the warm ratio, two import floors: the median wall clock of a fresh interpreter
+  that only imports the libraries the poll is built on (sqlmodel, httpx, click, pydantic),
+  and of one that imports what ``monitor poll`` loads before polling, each as a ratio to
+  reader's whole warm poll.
 * Peak RSS is the ``ru_maxrss`` of the measured process as the parent gets it from
   ``os.wait4`` (for whole processes: the larger of the cold and the warm one). For monitor,
   the largest summed RSS of its parse processes, their fork server and multiprocessing's
@@ -936,6 +940,23 @@ def _print_table(args, rows: dict[str, dict], notes: list[str]) -> None:
             print(f"{name}: version {r['version']}")
 
 
+# What a warm `monitor poll --all` must import before it does any work: the libraries the
+# product is built on (the store on SQLModel, fetching with httpx, the CLI on click, the
+# config on pydantic), and monitor's own modules that `poll` loads.
+IMPORT_FLOORS = (("the libraries the poll is built on", "sqlmodel, httpx, click, pydantic"),
+                 ("what `monitor poll` loads before polling", "monitor.cli, monitor.service"))
+
+
+def _import_time(modules: str, runs: int = 3) -> float:
+    """Median wall clock of a fresh interpreter that imports ``modules`` and exits."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import {modules}"], check=True, cwd=str(ROOT))
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
 def _check_targets(args, rows: dict[str, dict]) -> bool:
     """The targets, on the whole processes (what a user runs and waits for); the cycle-only
     figures of the in-process runs beside them."""
@@ -971,6 +992,10 @@ def _check_targets(args, rows: dict[str, dict]) -> bool:
         print(f"monitor poll --all / reader, whole processes, warm: {warm_ratio:.2f}×  "
               f"(target ≤ {TARGET_WARM}×)  {_verdict(warm_ratio <= TARGET_WARM)}")
         ok &= cold_ratio <= TARGET_COLD and warm_ratio <= TARGET_WARM
+        for what, modules in IMPORT_FLOORS:
+            took = _import_time(modules)
+            print(f"beside it, a process that only imports {what} ({modules}): {took:.2f} s = "
+                  f"{took / rd['warm_s']:.2f}× reader's whole warm poll")
     elif "cold_s" in m:
         ok = False
         print("monitor/reader: no reader figures, ratios not computed: FAIL")
