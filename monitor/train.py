@@ -89,6 +89,9 @@ class TrainOutcome:
 
 # --- the pipeline ---------------------------------------------------------------------
 
+SCALINGS = ("none", "nb", "nb+none")
+
+
 @dataclass(frozen=True)
 class Candidate:
     """What cross-validation chooses besides the thresholds: the regularisation of the
@@ -102,6 +105,10 @@ class Candidate:
     class_weight: str | None = "balanced"
     real_weight: int = 1
     scaling: str = "nb+none"
+
+    def __post_init__(self) -> None:
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"unknown scaling {self.scaling!r} ({', '.join(SCALINGS)})")
 
     @property
     def name(self) -> str:
@@ -212,8 +219,6 @@ class _Fitted:
         rows = np.array([i for i, r in enumerate(self.records)
                          for _ in range(candidate.real_weight if r.get("real") else 1)])
         matrix, labels = self.matrix[rows], self.labels[rows]
-        if candidate.scaling not in SCALINGS:
-            raise ValueError(f"unknown scaling {candidate.scaling!r} ({', '.join(SCALINGS)})")
         # a topic that every row has or none has leaves nothing to scale: one-vs-rest's own
         # fit then (a constant for that topic)
         constant = any(labels[:, t].min() == labels[:, t].max() for t in range(labels.shape[1]))
@@ -226,8 +231,6 @@ class _Fitted:
                 _average_with(classifier, _classifier(candidate, seed).fit(matrix, labels))
         return Pipeline([("features", self.features), ("clf", classifier)])
 
-
-SCALINGS = ("none", "nb", "nb+none")
 
 
 def _average_with(scaled: Any, plain: Any) -> None:

@@ -385,6 +385,8 @@ def test_the_current_candidate_is_kept_unless_another_is_clearly_better() -> Non
     assert candidate_of({"candidate": {"C": 30.0, "class_weight": None, "real_weight": 2}}
                         ) == Candidate(30.0, None, 2, "none")
     assert candidate_of({"candidate": {"C": "x"}}) is None
+    assert candidate_of({"candidate": {"C": 30.0, "class_weight": None, "real_weight": 2,
+                                       "scaling": "nb2"}}) is None
     assert candidate_of(None) is None and candidate_of({}) is None
 
 
@@ -482,7 +484,7 @@ def test_the_mixed_candidate_averages_the_log_odds_of_the_scaled_and_plain_regre
     assert np.allclose(mixed, (scaled + plain) / 2, atol=1e-6)
     assert not np.allclose(scaled, plain)
     with pytest.raises(ValueError, match="unknown scaling 'nb2'.*nb\\+none"):
-        fitted.pipeline(Candidate(scaling="nb2"), 0)
+        Candidate(scaling="nb2")
 
 
 def test_a_topic_no_row_has_is_fitted_plainly_whatever_the_scaling(records) -> None:  # noqa: ANN001
