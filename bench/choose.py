@@ -94,7 +94,8 @@ def _nested(gold, probs, groups, rules) -> None:
     """Flagged F1 (all, per language) of thresholds applied to story groups they were not
     chosen on, per rule of choosing them (see the module's docstring)."""
     import monitor.train as training
-    from monitor import TOPICS
+    from monitor.decide import decide
+    from monitor.evaluate import evaluate
 
     matches = [rules.match(r["title"], r["text"]) for r in gold]
     shipped = (training.THRESHOLD_SMOOTHING, training.LANGUAGE_MIN_GAIN)
@@ -105,27 +106,20 @@ def _nested(gold, probs, groups, rules) -> None:
         for name, (window, gain) in rules_tried.items():
             training.THRESHOLD_SMOOTHING, training.LANGUAGE_MIN_GAIN = window, gain
             for seed in (1, 2, 3):
-                found = [False] * len(gold)
+                predicted: list[dict] = [{}] * len(gold)
                 for train_idx, test_idx in training._folds(gold, groups, CV_FOLDS, seed):
                     chosen = choose_thresholds([gold[i] for i in train_idx],
                                                [probs[i] for i in train_idx],
                                                [matches[i] for i in train_idx])
                     for i in test_idx:
-                        limits = chosen.for_language(gold[i].get("lang"))
-                        found[i] = not matches[i].muted and (
-                            bool(matches[i].topics)
-                            or any(probs[i].get(t, 0.0) >= limits[t] for t in TOPICS))
-                counts: dict[str, list[int]] = {}
-                for record, guess in zip(gold, found):
-                    truth = bool(record["topics"])
-                    for key in ("all", str(record.get("lang"))):
-                        c = counts.setdefault(key, [0, 0, 0])
-                        c[0] += truth and guess
-                        c[1] += guess and not truth
-                        c[2] += truth and not guess
-                f1 = {k: training._f1(*c) for k, c in counts.items()}
-                langs = "  ".join(f"{k} {v:.3f}" for k, v in sorted(f1.items()) if k != "all")
-                print(f"  {name:34s} seed {seed}: all {f1['all']:.4f}  {langs}")
+                        verdict = decide(probs[i], matches[i],
+                                         chosen.for_language(gold[i].get("lang")), None)
+                        predicted[i] = {"id": gold[i]["id"], "lang": gold[i].get("lang"),
+                                        "topics": list(verdict.topics)}
+                report = evaluate(gold, predicted)
+                langs = "  ".join(f"{lang} {block['flagged']['f1']:.3f}"
+                                  for lang, block in sorted(report["languages"].items()))
+                print(f"  {name:34s} seed {seed}: all {report['flagged']['f1']:.4f}  {langs}")
     finally:
         training.THRESHOLD_SMOOTHING, training.LANGUAGE_MIN_GAIN = shipped
 
