@@ -22,6 +22,18 @@ def test_example_config_is_valid_and_has_feeds():
     assert {f.lang for f in config.feeds} >= {"en", "de"}
 
 
+def test_shipped_keywords_mute_round_up_teasers_but_flag_the_news():
+    from monitor.keywords import KeywordRules
+
+    rules = KeywordRules.compile(load_config(ROOT / "config" / "monitor.toml").keywords.spec())
+    teaser = rules.match("Basic Materials Roundup: Market Talk",
+                         "Notes on Iluka Rare Earths and two chemical makers in the latest "
+                         "Market Talks.")
+    assert teaser.topics == ("critical-minerals",) and teaser.muted == ("latest Market Talks",)
+    story = rules.match("Iluka starts rare earths refinery in Western Australia", "")
+    assert story.topics == ("critical-minerals",) and story.muted == ()
+
+
 @pytest.mark.parametrize("text,key", [
     ("[poll]\nintervall_minutes = 5\n", "poll.intervall_minutes: unknown key"),
     ("[poll]\ninterval_minutes = 'often'\n", "poll.interval_minutes"),
