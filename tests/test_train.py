@@ -79,9 +79,11 @@ def test_invalid_review_is_an_error() -> None:
         apply_reviews([], [{"title": "t", "text": "x", "topics": ["gold"]}])
 
 
-def test_model_versions_differ_with_features_seed_and_reviews(records: list[dict]) -> None:
+def test_model_versions_differ_with_features_seed_reviews_and_thresholds(
+        records: list[dict]) -> None:
     from datetime import datetime, timezone
 
+    from monitor.decide import Thresholds
     from monitor.train import model_version
 
     day = datetime(2026, 1, 2, tzinfo=timezone.utc)
@@ -92,6 +94,10 @@ def test_model_versions_differ_with_features_seed_and_reviews(records: list[dict
     assert len({base, model_version(day, records, "word+char4", 0),
                 model_version(day, records, "word1+char4", 1),
                 model_version(day, relabelled, "word1+char4", 0)}) == 4
+    chosen = Thresholds({CM: 0.4, EC: 0.6})
+    assert len({base, model_version(day, records, "word1+char4", 0, thresholds=chosen),
+                model_version(day, records, "word1+char4", 0, thresholds=Thresholds(
+                    {CM: 0.4, EC: 0.6}, {"de": {CM: 0.6, EC: 0.6}}))}) == 3
 
 
 def test_corpus_hash_ignores_order(records: list[dict]) -> None:
@@ -279,6 +285,29 @@ def test_thresholds_maximise_flagged_f1_on_plain_values() -> None:
     assert 0.1 < chosen.default[CM] <= 0.3                    # 0.5 would miss every positive
     assert flagged_f1(recs, probs, matches, chosen) == 1.0
     assert chosen.languages == {}                             # too few items for a language
+
+
+def test_a_language_gets_its_own_thresholds_only_with_enough_flagged_items(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.train as training
+    from monitor.keywords import KeywordMatch
+
+    # Chinese positives score 0.35, German negatives 0.45 and German positives 0.8: one
+    # threshold for both either misses the Chinese positives or flags the German negatives
+    flagged = training.LANGUAGE_MIN_FLAGGED
+    half = max(flagged, training.LANGUAGE_MIN_ITEMS // 2)
+    recs, probs = [], []
+    for lang, hit, miss in (("zh", 0.35, 0.1), ("de", 0.8, 0.45)):
+        for i in range(2 * half):
+            recs.append({"id": f"{lang}{i}", "lang": lang, "topics": [CM] if i < half else []})
+            probs.append({CM: hit if i < half else miss, EC: 0.05})
+    matches = [KeywordMatch()] * len(recs)
+    chosen = training.choose_thresholds(recs, probs, matches)
+    assert chosen.default[CM] <= 0.35 and set(chosen.languages) == {"de"}
+    assert 0.45 < chosen.languages["de"][CM] <= 0.8
+    assert training.flagged_f1(recs, probs, matches, chosen) == 1.0
+    monkeypatch.setattr(training, "LANGUAGE_MIN_FLAGGED", half + 1)   # one flagged item short
+    assert training.choose_thresholds(recs, probs, matches).languages == {}
 
 
 def test_a_threshold_is_judged_with_its_neighbours_so_a_lone_spike_loses_to_a_plateau() -> None:
