@@ -80,7 +80,7 @@ def test_model_input_prepares_each_part_once_as_if_prepared_whole() -> None:
 
     from monitor.classify import TITLE_WEIGHT, _UNSPACED_RUN, _set_apart, model_input
 
-    def whole(title: str, text: str, times: int) -> str:
+    def whole(title: str, text: str, times: int) -> tuple[str, str, str]:
         title, text = (unicodedata.normalize("NFKC", p or "") for p in (title, text))
         doc = " ".join([title] * times + [text]) if title else text
         return _UNSPACED_RUN.sub(_set_apart, doc).lower(), title, text
