@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,40 +13,68 @@ from monitor.cli.context import config_of, missing_store
 from monitor.exceptions import UsageError
 
 
-def read_articles(source: str) -> list[dict]:
-    """Articles from FILE: ``.jsonl`` (one record per line), ``.txt`` (first line is the
-    title), or ``-`` (standard input: JSON Lines if it starts with ``{``, else text)."""
+def read_articles(source: str, labelled: bool = False) -> list[dict]:
+    """Articles from FILE: ``.jsonl`` (one record per line; a JSON array of records is
+    taken too), ``.txt`` (first line is the title), or ``-`` (standard input: JSON if it
+    starts with ``{`` or ``[``, else text). A byte-order mark is ignored; a ``null`` title
+    or text is an empty one; a record with neither is warned of on standard error and
+    classified as empty (not flagged). ``labelled``: each record also needs a ``topics``
+    list. Errors name the file and line."""
     if source == "-":
         data, name = sys.stdin.read(), "<stdin>"
-        jsonl = data.lstrip().startswith("{")
+        data = data.removeprefix("\ufeff")
+        jsonl = data.lstrip().startswith(("{", "["))
     else:
         path = Path(source)
         try:
-            data = path.read_text(encoding="utf-8")
+            data = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{source}: cannot read: {exc}") from None
         name, jsonl = source, path.suffix.lower() in (".jsonl", ".json", ".ndjson")
     if not jsonl:
+        if labelled:
+            raise UsageError(f"{name}: a labelled file is JSON Lines (one record per line)")
         title, _, text = data.strip().partition("\n")
         return [{"id": "1", "title": title.strip(), "text": text.strip()}]
-    return list(_jsonl(data, name))
+    return [_article(record, where, str(number), labelled)
+            for number, where, record in _records(data, name)]
 
 
-def _jsonl(data: str, name: str):
+def _records(data: str, name: str) -> list[tuple[int, str, Any]]:
+    """(number, where, decoded value) of each record: one per non-blank line (numbered and
+    named by its line), or the items of one JSON array (by their position)."""
+    if data.lstrip().startswith("["):
+        try:
+            items = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{name}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        return [(n, f"{name}: item {n}", item) for n, item in enumerate(items, 1)]
+    out = []
     for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            out.append((number, f"{name}:{number}", json.loads(line)))
         except json.JSONDecodeError as exc:
             raise UsageError(f"{name}:{number}: not valid JSON: {exc.msg}") from None
-        if not isinstance(record, dict) or not isinstance(record.get("title", ""), str) \
-                or not isinstance(record.get("text", ""), str):
-            raise UsageError(f"{name}:{number}: expected an object with string title/text")
-        if not (record.get("title") or record.get("text")):
-            raise UsageError(f"{name}:{number}: neither title nor text")
-        record.setdefault("id", str(number))
-        yield record
+    return out
+
+
+def _article(record: Any, where: str, default_id: str, labelled: bool) -> dict:
+    """The record checked: an object with string (or null, read as empty) title and text."""
+    if not isinstance(record, dict):
+        raise UsageError(f"{where}: expected a JSON object")
+    for key in ("title", "text"):
+        if record.get(key) is None:
+            record[key] = ""
+        elif not isinstance(record[key], str):
+            raise UsageError(f"{where}: {key!r} must be a string (or null)")
+    if not (record["title"] or record["text"]):         # still given a verdict: not flagged
+        click.echo(f"warning: {where}: neither title nor text", err=True)
+    if labelled and not isinstance(record.get("topics"), list):
+        raise UsageError(f"{where}: a labelled record needs a topics list")
+    record.setdefault("id", default_id)
+    return record
 
 
 def verdict_lines(records: list[dict], analyzer) -> list[dict]:
@@ -64,8 +93,9 @@ def verdict_lines(records: list[dict], analyzer) -> list[dict]:
 @click.argument("source", metavar="FILE|-")
 @click.pass_context
 def classify(ctx, source):
-    """Print one JSON verdict per article of FILE (.jsonl, or .txt whose first line is the
-    title) or of standard input (-).
+    """Print one JSON verdict per article of FILE (.jsonl, a .json array of records, or .txt
+    whose first line is the title) or of standard input (-). A null title or text counts
+    as empty; a record with neither gets a warning and an unflagged verdict.
 
     \b
     Examples:
@@ -88,7 +118,8 @@ def classify(ctx, source):
               help="The baseline: the default [keywords] of the shipped config alone, no model.")
 @click.pass_context
 def evaluate(ctx, source, as_json, keywords_only):
-    """Score the classifier on a labelled JSON Lines file (LABELING.md format): precision,
+    """Score the classifier on a labelled JSON Lines file or JSON array (LABELING.md
+    format; each record needs a topics list): precision,
     recall and F1 per topic and for flagged, per language, and countries micro-P/R/F1.
 
     \b
@@ -103,10 +134,7 @@ def evaluate(ctx, source, as_json, keywords_only):
     from monitor.resources import default_config_path
     from monitor.service import build_analyzer
 
-    gold = read_articles(source)
-    for number, record in enumerate(gold, 1):
-        if not isinstance(record.get("topics"), list):
-            raise UsageError(f"{source}:{number}: a labelled record needs a topics list")
+    gold = read_articles(source, labelled=True)
     if keywords_only:
         defaults = load_config(default_config_path())
         analyzer = Analyzer(None, KeywordRules.compile(defaults.keywords.spec()))

@@ -1,0 +1,90 @@
+"""`monitor classify` and `monitor evaluate` read the files people hand them: JSON Lines with
+a byte-order mark or Windows line ends, a JSON array, null texts; errors name file and line."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import monitor.cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config" / "monitor.toml"
+
+# Written for these tests.
+RECORDS = [
+    {"id": "a", "lang": "en", "title": "China tightens export controls on gallium and germanium",
+     "text": "Exporters of the two metals now need a licence from the commerce ministry.",
+     "topics": ["critical-minerals", "export-controls"], "countries": ["CN"]},
+    {"id": "b", "lang": "en", "title": "Local bakery wins a prize for its rye bread",
+     "text": None, "topics": [], "countries": []},
+    {"id": "c", "lang": "de", "title": "Neue Lithiummine in Portugal genehmigt", "text": None,
+     "topics": ["critical-minerals"], "countries": ["PT"]},
+]
+
+
+def run(*args: str, code: int = 0):
+    result = CliRunner().invoke(monitor.cli.cli, ["--config", str(CONFIG), *args])
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+def jsonl(records) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+@pytest.fixture(scope="module")
+def plain_report(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plain") / "gold.jsonl"
+    path.write_text(jsonl(RECORDS), encoding="utf-8")
+    return json.loads(run("evaluate", str(path), "--json").stdout)
+
+
+def test_evaluate_reads_null_texts_as_empty(plain_report):
+    assert plain_report["items"] == 3
+    assert plain_report["flagged"]["support"] == 2
+    assert plain_report["thresholds"]["source"].startswith("model card")
+
+
+@pytest.mark.parametrize("form", ["bom-crlf", "array"])
+def test_evaluate_takes_other_forms_of_the_same_records(tmp_path, plain_report, form):
+    if form == "array":
+        path = tmp_path / "gold.json"
+        path.write_text(json.dumps(RECORDS, indent=2), encoding="utf-8")
+    else:
+        path = tmp_path / "gold.jsonl"
+        path.write_bytes(b"\xef\xbb\xbf" + jsonl(RECORDS).replace("\n", "\r\n\r\n").encode())
+    report = json.loads(run("evaluate", str(path), "--json").stdout)
+    assert report["flagged"] == plain_report["flagged"]
+    assert report["languages"].keys() == plain_report["languages"].keys()
+
+
+def test_evaluate_names_the_line_without_topics(tmp_path):
+    path = tmp_path / "gold.jsonl"
+    unlabelled = {k: v for k, v in RECORDS[1].items() if k != "topics"}
+    path.write_text(jsonl(RECORDS[:1]) + "\n" + jsonl([unlabelled]), encoding="utf-8")
+    result = run("evaluate", str(path), code=2)
+    assert f"{path}:3: a labelled record needs a topics list" in result.output
+
+
+def test_classify_warns_of_an_empty_record_and_goes_on(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text(jsonl([{"id": "e", "title": "", "text": None}, RECORDS[0]]), encoding="utf-8")
+    result = run("classify", str(path))
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["e", "a"]
+    assert not lines[0]["flagged"] and lines[1]["flagged"]
+    assert f"warning: {path}:1: neither title nor text" in result.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    ('[{"title": 3, "text": ""}]', "item 1: 'title' must be a string (or null)"),
+    ('{"title": "x", "text": ""}\n["x"]\n', ":2: expected a JSON object"),
+    ('{"title": "x"', ":1: not valid JSON"),
+])
+def test_classify_names_what_is_wrong_and_where(tmp_path, content, message):
+    path = tmp_path / "in.json"
+    path.write_text(content, encoding="utf-8")
+    result = run("classify", str(path), code=2)
+    assert f"{path}{message}" in result.output or f"{path}: {message}" in result.output
