@@ -34,6 +34,21 @@ def test_shipped_keywords_mute_round_up_teasers_but_flag_the_news():
     assert story.topics == ("critical-minerals",) and story.muted == ()
 
 
+@pytest.mark.parametrize("title,flagged", [
+    ("モーター用ネオジムの価格が上昇", True),          # neodymium
+    ("ジスプロシウムの調達先を多様化へ", True),          # dysprosium
+    ("네오디뮴 자석 가격 급등", True),
+    ("안티몬 수입 길 막혀", True),                     # antimony
+    ("窒化ガリウムの急速充電器を発売", False),           # a GaN charger: a product
+    ("게르마늄 팔찌 과장 광고 적발", False),             # germanium health goods
+])
+def test_shipped_keywords_name_the_minerals_in_japanese_and_korean(title, flagged):
+    from monitor.keywords import KeywordRules
+
+    rules = KeywordRules.compile(load_config(ROOT / "config" / "monitor.toml").keywords.spec())
+    assert rules.match(title, "").topics == (("critical-minerals",) if flagged else ())
+
+
 @pytest.mark.parametrize("text,key", [
     ("[poll]\nintervall_minutes = 5\n", "poll.intervall_minutes: unknown key"),
     ("[poll]\ninterval_minutes = 'often'\n", "poll.interval_minutes"),
