@@ -155,6 +155,9 @@ def test_company_names_and_battery_types_are_not_the_mineral():
     assert ids("德方纳米锂电新材料一体化项目") == []
     assert ids("고려아연 주가 급등") == []
     assert ids("Lithium-Akkus brennen schneller") == []
+    assert ids("石墨烯散热膜量产") == []                     # graphene is not graphite
+    assert ids("石墨烯涂层改善石墨负极") == ["graphite"]
+    assert ids("Graphene and graphite anodes") == ["graphite"]
     assert ids("韩国 전략광물 제련소 건설") == ["critical-minerals"]
     assert ids("UE stworzy nową listę surowców strategicznych") == ["critical-minerals"]
 
