@@ -517,6 +517,15 @@ _HANGUL_PAIR_RE = re.compile("(?<![\uac00-\ud7af])([한미중일러북우])[·�
                              "(?![\uac00-\ud7af])")
 _HANGUL_ABBR = {"한": "KR", "미": "US", "중": "CN", "일": "JP", "러": "RU", "북": "KP",
                 "우": "UA"}
+# Korean headlines' one-syllable 러 (Russia) and 북 (North Korea) standing alone ("러 공습에
+# …", "[속보] 북 “…”", "러軍"; not 북 콘서트, a book event), the Russia–Ukraine war as
+# 러우/러-우 (전쟁, 종전, 戰), and the hanja 對中 / 對北 ("toward China / the North": 對中 수출;
+# not 對中小企業)
+_HANGUL_ALONE_RE = re.compile(r"(?<![\uac00-\ud7af\w-])([러북])(?=[\s,.:;!?'\"‘’“”…·)\]>]|軍|$)"
+                              r"(?!\s?(?:콘서트|카페|토크|페어|클럽|리뷰|펀딩|큐레이션))")
+_HANGUL_RU_UA_RE = re.compile(r"(?<![\uac00-\ud7af])(러)-?(우)(?=\s?(?:전쟁|종전|휴전|전|사태|협상)|戰)")
+_TOWARD_RE = re.compile("對(?:(中)(?!小)|(北))")
+_TOWARD = {"中": "CN", "北": "KP"}
 # "K-" for Korean in Korean text: K배터리, K-반도체, K뷰티
 _K_PREFIX_RE = re.compile("(?<![A-Za-z])K-?(?=[\uac00-\ud7af])")
 # "Korea" inside a company name counts (LABELING.md): 잡코리아, 코퍼스코리아
@@ -550,6 +559,15 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
         for match in _HANGUL_PAIR_RE.finditer(full):
             hits += [Hit(match.start(i), match.end(i), _HANGUL_ABBR[match.group(i)], "")
                      for i in (1, 2) if match.start(i) not in taken]
+        hits += [Hit(m.start(1), m.end(1), _HANGUL_ABBR[m.group(1)], "")
+                 for m in _HANGUL_ALONE_RE.finditer(full) if m.start(1) not in taken]
+        for match in _HANGUL_RU_UA_RE.finditer(full):
+            hits += [Hit(match.start(i), match.end(i), code, "")
+                     for i, code in ((1, "RU"), (2, "UA")) if match.start(i) not in taken]
+        for match in _TOWARD_RE.finditer(full):
+            i = 1 if match.group(1) else 2
+            if match.start(i) not in taken:
+                hits.append(Hit(match.start(i), match.end(i), _TOWARD[match.group(i)], ""))
         hits += [Hit(m.start(), m.end(), "KR", "") for m in _K_PREFIX_RE.finditer(full)]
         hits += [Hit(m.start(), m.end(), "KR", "") for m in _KOREA_IN_NAME_RE.finditer(full)
                  if m.start() not in taken]

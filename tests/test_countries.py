@@ -363,3 +363,24 @@ def test_korean_short_forms_of_ukraine_and_koreans():
     assert codes("우크라에 특사 보내자") == ["UA"]
     assert codes("뉴욕 한인 금융인들") == ["KR"]
     assert codes("이에 대한 조사") == []
+
+
+def test_korean_lone_syllables_toward_and_the_war_pair():
+    assert codes("러 공습에 키이우 정전") == ["RU", "UA"]       # 러 alone; 키이우 the capital
+    assert codes("[속보] 북 “대화 거부”") == ["KP"]
+    assert codes("러軍 동부 공세") == ["RU"]
+    assert codes("러우 전쟁 3년, 광물 협상") == ["RU", "UA"]
+    assert codes("對中 수출 규제 강화") == ["CN"]
+    assert codes("對北 제재") == ["KP"]
+    assert codes("對中小企業 지원") == []               # toward small and medium firms
+    assert codes("북 콘서트 열려") == []                # 북: a book
+    assert codes("영화 보러 가요") == []                # 러 ending a verb
+
+
+def test_capitals_in_korean_and_japanese():
+    assert codes("베를린서 원자재 회의") == ["DE"]
+    assert codes("キーウで首脳会談") == ["UA"]
+    assert codes("平壌で軍事パレード") == ["KP"]
+    assert codes("ロンドン金属取引所の銅相場") == []      # the exchange, not the country
+    assert codes("パリ協定から離脱") == []
+    assert codes("아로마 오일 인기") == []              # a word holding 로마
