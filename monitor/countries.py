@@ -467,6 +467,8 @@ def _compound_at(full: str, pos: int, gz: Gazetteer) -> list[Hit] | None:
         pos += 1
     if end - pos < 2 or not _compound_follow_ok(full, pos, end, hangul, gz):
         return None
+    if any(full[i] == full[i + 1] for i in range(pos, end - 1)):
+        return None         # a doubled syllable is a word: 미미 "slight", 일일 "daily", 美美
     return [Hit(i, i + 1, gz.abbr[full[i]], "") for i in range(pos, end)]
 
 
@@ -503,7 +505,7 @@ _SINGLE_JA = {**_SINGLE, "米": "US", "加": "CA"}
 # the kanji that may follow a lone abbreviation in Japanese headlines (米上院, 英首相, 露産,
 # 独高級車, 中印): government, military, market and origin words; 米価, 英語, 独自, 中古,
 # 日程 stay words of their own
-_JA_FOLLOW = frozenset("上下首大政軍国外財商当企株半制憲高産製議紙誌社側閣統司最連空陸経民損先"
+_JA_FOLLOW = frozenset("上下首大政軍国外財商当企株半制憲高産製議紙誌社側閣統司最連空陸経民損先海保"
                        "市主長両新与野元前次副務系発版中韓露英独仏豪印台伊米加朝")
 # alone, 中, 日 and 加 name a country in a Japanese headline only before such a word (中外相,
 # 日政府, 加首相); before kana, a digit or punctuation they are words of their own ("inside",
@@ -517,11 +519,11 @@ _HANGUL_PAIR_RE = re.compile("(?<![\uac00-\ud7af])([한미중일러북우])[·�
                              "(?![\uac00-\ud7af])")
 _HANGUL_ABBR = {"한": "KR", "미": "US", "중": "CN", "일": "JP", "러": "RU", "북": "KP",
                 "우": "UA"}
-# Korean headlines' one-syllable 러 (Russia) and 북 (North Korea) standing alone ("러 공습에
-# …", "[속보] 북 “…”", "러軍"; not 북 콘서트, a book event), the Russia–Ukraine war as
+# Korean headlines' one-syllable 러 (Russia), 북 (North Korea) and 미 (US) standing alone ("러
+# 공습에 …", "[속보] 북 “…”", "러軍", "미 상호관세"; not 북 콘서트, a book event), the Russia–Ukraine war as
 # 러우/러-우 (전쟁, 종전, 戰), and the hanja 對中 / 對北 ("toward China / the North": 對中 수출;
 # not 對中小企業)
-_HANGUL_ALONE_RE = re.compile(r"(?<![\uac00-\ud7af\w-])([러북])(?=[\s,.:;!?'\"‘’“”…·)\]>]|軍|$)"
+_HANGUL_ALONE_RE = re.compile(r"(?<![\uac00-\ud7af\w-])([러북미])(?=[\s,.:;!?'\"‘’“”…·)\]>]|軍|$)"
                               r"(?!\s?(?:콘서트|카페|토크|페어|클럽|리뷰|펀딩|큐레이션))")
 _HANGUL_RU_UA_RE = re.compile(r"(?<![\uac00-\ud7af])(러)-?(우)(?=\s?(?:전쟁|종전|휴전|전|사태|협상)|戰)")
 _TOWARD_RE = re.compile("對(?:(中)(?!小)|(北))")

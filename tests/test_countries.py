@@ -384,3 +384,14 @@ def test_capitals_in_korean_and_japanese():
     assert codes("ロンドン金属取引所の銅相場") == []      # the exchange, not the country
     assert codes("パリ協定から離脱") == []
     assert codes("아로마 오일 인기") == []              # a word holding 로마
+
+
+def test_more_korean_and_japanese_press_forms():
+    assert codes("코스피, 미 훈풍에도 하락") == ["US"]          # 미 alone
+    assert codes("생산량은 미미한 수준") == []               # 미미 "slight": a doubled syllable
+    assert codes("일일 브리핑") == []                        # 일일 "daily"
+    assert codes("대한항공, 화물 노선 확대") == ["KR"]          # Korean Air: a name holding Korea's
+    assert codes("英仏独などが撤回要求") == ["DE", "FR", "GB"]   # a list before など
+    assert codes("日米当局が協調介入か") == ["JP", "US"]
+    assert codes("車内で米海兵隊員が死亡") == ["US"]
+    assert codes("チーム・ジャパンが優勝") == ["JP"]
