@@ -575,8 +575,19 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
                  if m.start() not in taken]
     pattern, code = _HOME[script]
     hits += [Hit(m.start(), m.end(), code, "") for m in pattern.finditer(full)
-             if m.start() not in taken]
+             if m.start() not in taken and not _foreign_home(full, m.start(), taken)]
     return found + hits
+
+
+# the one-character names of other countries: their 境内 and 国内 are theirs (俄境内, 美国内政
+# is caught as 美国); 日 and 以 stay out (a date's 5日国内, the preposition 以国内)
+_OTHER_BEFORE_HOME = frozenset("俄美乌烏德韩韓英澳印伊朝越泰菲方")
+
+
+def _foreign_home(full: str, start: int, taken: set[int]) -> bool:
+    """An "our country" word right after another country's name (日本境内, 叙利亚境内,
+    俄境内) or after 双方/各方: that country's domestic, not the outlet's."""
+    return start > 0 and (start - 1 in taken or full[start - 1] in _OTHER_BEFORE_HOME)
 
 
 def _script(full: str) -> str:

@@ -395,3 +395,15 @@ def test_more_korean_and_japanese_press_forms():
     assert codes("日米当局が協調介入か") == ["JP", "US"]
     assert codes("車内で米海兵隊員が死亡") == ["US"]
     assert codes("チーム・ジャパンが優勝") == ["JP"]
+
+
+def test_chinese_home_words_of_other_countries_and_fixed_terms():
+    assert codes("乌称袭击俄境内油库") == []                 # Russia's territory, not the outlet's
+    assert codes("在日本境内暂时停飞") == ["JP"]
+    assert codes("取决于双方国内的讨论") == []
+    assert codes("国内商品期货收盘") == ["CN"]
+    assert codes("截至北京时间今天") == []                  # Beijing time names no country
+    assert codes("中欧班列开行突破10万列") == ["CN"]
+    assert codes("日经225指数高开") == ["JP"]
+    assert codes("今日经济观察") == []                      # 今日 + 经济, not the Nikkei
+    assert codes("中船特气打败日韩厂商") == ["JP", "KR"]
