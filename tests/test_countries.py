@@ -407,3 +407,14 @@ def test_chinese_home_words_of_other_countries_and_fixed_terms():
     assert codes("日经225指数高开") == ["JP"]
     assert codes("今日经济观察") == []                      # 今日 + 经济, not the Nikkei
     assert codes("中船特气打败日韩厂商") == ["JP", "KR"]
+
+
+def test_short_and_older_names_in_korean_and_japanese():
+    assert codes("콩고 코발트 수출 중단") == ["CD"]           # plain Congo in mining news
+    assert codes("콩고공화국 대통령 취임") == ["CG"]
+    assert codes("남아공 백금 광산 파업") == ["ZA"]
+    assert codes("터키 지진 피해") == ["TR"]
+    assert codes("터키석 반지") == []                        # turquoise
+    assert codes("コンゴ東部で衝突") == ["CD"]
+    assert codes("南アの白金鉱山") == ["ZA"]
+    assert codes("南アジア情勢") == []
