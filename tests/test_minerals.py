@@ -158,6 +158,10 @@ def test_company_names_and_battery_types_are_not_the_mineral():
     assert ids("石墨烯散热膜量产") == []                     # graphene is not graphite
     assert ids("石墨烯涂层改善石墨负极") == ["graphite"]
     assert ids("Graphene and graphite anodes") == ["graphite"]
+    assert ids("플래티넘 가격 급등") == ["platinum-group-metals"]
+    assert ids("플래티넘 카드 출시") == []                   # a card tier
+    assert ids("レアメタルの確保へ") == ["critical-minerals"]
+    assert ids("희소금속 비축 확대") == ["critical-minerals"]
     assert ids("韩国 전략광물 제련소 건설") == ["critical-minerals"]
     assert ids("UE stworzy nową listę surowców strategicznych") == ["critical-minerals"]
 
