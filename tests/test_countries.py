@@ -418,3 +418,11 @@ def test_short_and_older_names_in_korean_and_japanese():
     assert codes("コンゴ東部で衝突") == ["CD"]
     assert codes("南アの白金鉱山") == ["ZA"]
     assert codes("南アジア情勢") == []
+
+
+def test_english_short_forms_nz_and_aussie():
+    assert codes("NZ government cuts rates") == ["NZ"]
+    assert codes("NZで景気回復") == ["NZ"]
+    assert codes("Aussie miners rally on lithium") == ["AU"]
+    assert codes("Aussie dollar slips") == []               # a currency alone
+    assert codes("정부, 주택 공급 [HK영상]") == []           # Hankyung's tag, not Hong Kong
