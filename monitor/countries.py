@@ -519,10 +519,10 @@ _HANGUL_PAIR_RE = re.compile("(?<![\uac00-\ud7af])([한미중일러북우])[·�
                              "(?![\uac00-\ud7af])")
 _HANGUL_ABBR = {"한": "KR", "미": "US", "중": "CN", "일": "JP", "러": "RU", "북": "KP",
                 "우": "UA"}
-# Korean headlines' one-syllable 러 (Russia), 북 (North Korea) and 미 (US) standing alone ("러
-# 공습에 …", "[속보] 북 “…”", "러軍", "미 상호관세"; not 북 콘서트, a book event), the Russia–Ukraine war as
-# 러우/러-우 (전쟁, 종전, 戰), and the hanja 對中 / 對北 ("toward China / the North": 對中 수출;
-# not 對中小企業)
+# Korean headlines' one-syllable 러 (Russia), 북 (North Korea) and 미 (US) standing alone
+# ("러 공습에 …", "[속보] 북 “…”", "러軍", "미 상호관세"; not 북 콘서트, a book event), the
+# Russia–Ukraine war as 러우/러-우 (전쟁, 종전, 戰), and the hanja 對中 / 對北 ("toward China /
+# the North": 對中 수출; not 對中小企業)
 _HANGUL_ALONE_RE = re.compile(r"(?<![\uac00-\ud7af\w-])([러북미])(?=[\s,.:;!?'\"‘’“”…·)\]>]|軍|$)"
                               r"(?!\s?(?:콘서트|카페|토크|페어|클럽|리뷰|펀딩|큐레이션))")
 _HANGUL_RU_UA_RE = re.compile(r"(?<![\uac00-\ud7af])(러)-?(우)(?=\s?(?:전쟁|종전|휴전|전|사태|협상)|戰)")
