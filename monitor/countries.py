@@ -533,13 +533,12 @@ _K_PREFIX_RE = re.compile("(?<![A-Za-z])K-?(?=[\uac00-\ud7af])")
 # "Korea" inside a company name counts (LABELING.md): 잡코리아, 코퍼스코리아
 _KOREA_IN_NAME_RE = re.compile("(?<=[\uac00-\ud7af])코리아")
 # "our country" words count as the outlet's country (LABELING.md): 국내 in Korean,
-# 国内 / 我が国 in Japanese, 国内 / 境内 in Chinese; not 美国国内 (the US's domestic market)
-# (each look-behind sits after the first character, so that the engine can skip ahead to
-# where that character occurs instead of trying the pattern at every position)
+# 国内 / 我が国 in Japanese, 国内 / 境内 in Chinese; not after another country's name
+# (``_foreign_home``). Korean 국내 only as a word of its own (the look-behind sits after the
+# first character, so that the engine can skip ahead to where that character occurs)
 _HOME = {"ko": (re.compile("국(?<![\uac00-\ud7af].)내"), "KR"),
-         "ja": (re.compile("国(?<![国國].)内|我が国|わが国"), "JP"),
-         "zh": (re.compile("(?:国(?<![国國其].)内|境(?<![国國其].)[内內]|國(?<![国國其].)內)"),
-                "CN")}
+         "ja": (re.compile("国内|我が国|わが国"), "JP"),
+         "zh": (re.compile("国内|境[内內]|國內"), "CN")}
 
 
 def _press_style(full: str, found: list[Hit]) -> list[Hit]:
@@ -579,14 +578,15 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
     return found + hits
 
 
-# the one-character names of other countries: their 境内 and 国内 are theirs (俄境内, 美国内政
-# is caught as 美国); 日 and 以 stay out (a date's 5日国内, the preposition 以国内)
-_OTHER_BEFORE_HOME = frozenset("俄美乌烏德韩韓英澳印伊朝越泰菲方")
+# what makes a following 国内 / 境内 someone else's: the one-character names of other
+# countries (俄境内), 双方/各方, 其 ("its"), and 国 itself (美国国内, 各国国内, 全国境内);
+# 日 and 以 stay out (a date's 5日国内, the preposition 以国内)
+_OTHER_BEFORE_HOME = frozenset("国國其俄美乌烏德韩韓英澳印伊朝越泰菲方")
 
 
 def _foreign_home(full: str, start: int, taken: set[int]) -> bool:
     """An "our country" word right after another country's name (日本境内, 叙利亚境内,
-    俄境内) or after 双方/各方: that country's domestic, not the outlet's."""
+    俄境内), after 双方/各方 or 其, or inside a longer 国 word: not the outlet's country."""
     return start > 0 and (start - 1 in taken or full[start - 1] in _OTHER_BEFORE_HOME)
 
 
