@@ -56,6 +56,15 @@ def test_battery_and_chip_metals_in_several_languages():
 def test_german_compounds():
     assert ids("Der Lithiumabbau und die Kobaltpreise steigen") == ["cobalt", "lithium"]
     assert ids("Seltenerdmetalle aus China") == ["rare-earths"]
+    assert ids("Wolframpreis auf Rekordhoch, Galliumexporte und Germaniumpreise") == [
+        "gallium", "germanium", "tungsten"]
+    assert ids("Antimonpreis, Zinkhütte, Vanadiumerz, Palladiumpreis") == [
+        "antimony", "platinum-group-metals", "vanadium", "zinc"]
+    assert ids("Zinnpreis und Titanerz aus der Platinmine") == [
+        "platinum-group-metals", "tin", "titanium"]
+    # compounds that name something else stay out: tin soldiers, battlements, circuit
+    # boards, fork tines, the Titans, a poet's genitive
+    assert ids("Zinnsoldaten auf den Zinnen, Platinen, Zinken, Titanen, Wolframs Parzival") == []
 
 
 def test_magnet_rare_earths_and_named_magnets():
