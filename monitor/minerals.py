@@ -170,6 +170,9 @@ def parse_table(text: str) -> _Table:
             continue
         fields = raw.split("\t")
         if fields[0] == "@name":
+            if len(fields) != 3 or "|" in fields[2]:
+                raise ValueError(f"minerals.tsv line {number}: a display name line is "
+                                 "@name <TAB> id <TAB> one English name")
             names[fields[1]] = fields[2]
             continue
         ids, forms = fields[0], fields[1].split("|")

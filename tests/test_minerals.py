@@ -25,6 +25,9 @@ def test_every_canonical_id_has_a_display_name():
     assert mineral_name("rare-earths") == "rare earths"
     assert mineral_name("platinum-group-metals") == "platinum-group metals"
     assert mineral_name("unknown") == "unknown"
+    # every display name is one plain name (a forms list once landed in tantalum's)
+    assert mineral_name("tantalum") == "tantalum"
+    assert all("|" not in mineral_name(i) for i in mineral_ids())
 
 
 @pytest.mark.parametrize("text", [
