@@ -266,7 +266,7 @@ class SkopsClassifier:
         topics = tuple(card.get("topics", TOPICS))
         version = str(card.get("version", "unversioned"))
         linear = _load_linear(path, card)
-        pipeline = None if linear is not None else _load_pipeline(path)
+        pipeline = None if linear is not None else _load_pipeline(path, card)
         return cls(pipeline, card, version, topics, linear, path)
 
     @property
@@ -275,7 +275,7 @@ class SkopsClassifier:
         if self._pipeline is None:
             if self.path is None:
                 raise ClassifierError("this classifier has no pipeline")
-            self._pipeline = _load_pipeline(self.path)
+            self._pipeline = _load_pipeline(self.path, self.card)
         return self._pipeline
 
     @property
@@ -427,9 +427,9 @@ def _sha256(path: Path) -> str:
 
 def _load_linear(path: Path, card: Mapping[str, Any]):
     """The exported arrays when the card names them and both files are the card's (the
-    archive's types and version are checked as for the pipeline); None when the model has
+    archive is checked as for the pipeline, ``_check_archive``); None when the model has
     none or they are missing (the pipeline is used). A file changed since training is an
-    error."""
+    error naming that file."""
     entry = card.get("linear")
     if not isinstance(entry, dict):
         return None
@@ -438,19 +438,37 @@ def _load_linear(path: Path, card: Mapping[str, Any]):
         return None
     from monitor.linear import LinearModel
 
+    _check_archive(path, card)
+    if _sha256(arrays) != entry.get("sha256"):
+        raise ClassifierError(f"{arrays}: does not match its model card (SHA-256 differs): "
+                              "changed since training; retrain or restore it")
     try:
-        schema = _read_schema(path)
-        _check_types(path, schema)
-        _check_version(path, _archive_sklearn_version(schema), "the archive")
-        for file, expected in ((path, card.get("model_sha256")), (arrays, entry.get("sha256"))):
-            if _sha256(file) != expected:
-                raise ClassifierError(f"{file}: does not match its model card (SHA-256 differs): "
-                                      "changed since training; retrain or restore it")
         return LinearModel.load(arrays)
     except ClassifierError:
         raise
-    except Exception as exc:  # zipfile, json and numpy raise many kinds; all mean "bad file"
+    except Exception as exc:  # zipfile and numpy raise many kinds; all mean "bad file"
         raise ClassifierError(f"{arrays}: cannot load model: {type(exc).__name__}: {exc}") \
+            from exc
+
+
+def _check_archive(path: Path, card: Mapping[str, Any]) -> None:
+    """Refuse a model archive that is not the card's (its SHA-256, when the card records
+    one), holds a type off the allow-list or was written by another scikit-learn major
+    version; every failure is a ClassifierError naming ``path``."""
+    try:
+        expected = card.get("model_sha256")
+        if expected is not None and _sha256(path) != expected:
+            raise ClassifierError(f"{path}: does not match its model card (SHA-256 differs): "
+                                  "changed since training; retrain or restore it")
+        schema = _read_schema(path)
+        _check_types(path, schema)
+        _check_version(path, _archive_sklearn_version(schema), "the archive")
+    except ClassifierError:
+        raise
+    except FileNotFoundError as exc:
+        raise ClassifierError(f"{path}: model file is missing") from exc
+    except Exception as exc:  # zipfile and json raise many kinds; all mean "bad file"
+        raise ClassifierError(f"{path}: cannot load model: {type(exc).__name__}: {exc}") \
             from exc
 
 
@@ -492,18 +510,14 @@ def _walk_estimators(estimator: Any) -> Iterator[Any]:
                 yield from _walk_estimators(child)
 
 
-def _load_pipeline(path: Path) -> Any:
+def _load_pipeline(path: Path, card: Mapping[str, Any]) -> Any:
     import skops.io
 
+    _check_archive(path, card)
     try:
-        schema = _read_schema(path)
-        _check_types(path, schema)
-        _check_version(path, _archive_sklearn_version(schema), "the archive")
         pipeline = skops.io.load(path, trusted=list(TRUSTED_TYPES))
         _unpack_vocabularies(pipeline)
         return pipeline
-    except ClassifierError:
-        raise
     except FileNotFoundError as exc:
         raise ClassifierError(f"{path}: model file is missing") from exc
     except Exception as exc:  # skops, zipfile and numpy raise many kinds; all mean "bad file"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -272,7 +273,19 @@ def test_truncated_file(model_copy: Path) -> None:
 
 def test_garbage_file(model_copy: Path) -> None:
     model_copy.write_bytes(b"PK\x03\x04 this is not a model" * 10)
-    with pytest.raises(ClassifierError, match="cannot load model"):
+    with pytest.raises(ClassifierError, match="classifier.skops: does not match its model card"):
+        SkopsClassifier.load(model_copy)
+    _recard(model_copy)                       # the card rewritten too: the archive is read
+    with pytest.raises(ClassifierError, match="classifier.skops: cannot load model"):
+        SkopsClassifier.load(model_copy)
+
+
+def test_a_changed_archive_is_refused_without_the_arrays(model_copy: Path) -> None:
+    def unchanged(schema: dict[str, Any]) -> None:
+        """The archive is written again: the same schema, other bytes."""
+
+    _rewrite_schema(model_copy, unchanged, recard=False)
+    with pytest.raises(ClassifierError, match=r"does not match its model card \(SHA-256"):
         SkopsClassifier.load(model_copy)
 
 
@@ -331,7 +344,10 @@ def test_trusted_types_are_explicit_names() -> None:
     assert all(isinstance(t, str) and "." in t for t in TRUSTED_TYPES)
 
 
-def _rewrite_schema(path: Path, change: Any) -> None:
+def _rewrite_schema(path: Path, change: Any, recard: bool = True) -> None:
+    """Change the archive's schema; with ``recard`` the card's SHA-256 follows, as if
+    whoever changed the file had rewritten the card as well (the deeper checks then
+    refuse it)."""
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     schema = json.loads(members["schema.json"])
@@ -340,6 +356,14 @@ def _rewrite_schema(path: Path, change: Any) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
+    if recard:
+        _recard(path)
+
+
+def _recard(path: Path) -> None:
+    card = json.loads(card_path(path).read_text())
+    card["model_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    card_path(path).write_text(json.dumps(card))
 
 
 # --- classify_articles ----------------------------------------------------------------

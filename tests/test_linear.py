@@ -3,6 +3,7 @@ for every feature set `monitor train` can build, and are refused when changed.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -77,6 +78,21 @@ def test_changed_arrays_or_archive_are_refused_and_a_missing_arrays_file_falls_b
     assert fallback.linear is None and fallback.predict_proba([ODD[3]])
     card = json.loads(card_path(path).read_text())
     assert card["linear"]["file"] == "classifier.linear.npz" and len(card["model_sha256"]) == 64
+    # without the arrays the archive is still checked against its card
+    path.write_bytes(archive + b"\0")
+    with pytest.raises(ClassifierError, match=r"classifier\.skops: does not match its model card"):
+        SkopsClassifier.load(path)
+
+
+def test_a_damaged_archive_is_named_not_the_arrays_beside_it(corpus, tmp_path):
+    path = tmp_path / "classifier.skops"
+    save_model(fit_pipeline(corpus, seed=0), path, _card())
+    card = json.loads(card_path(path).read_text())
+    path.write_bytes(path.read_bytes()[:1000])
+    card["model_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    card_path(path).write_text(json.dumps(card))
+    with pytest.raises(ClassifierError, match=r"classifier\.skops: cannot load model: BadZipFile"):
+        SkopsClassifier.load(path)
 
 
 def test_a_pipeline_of_another_shape_is_not_exported(corpus):
