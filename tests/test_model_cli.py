@@ -88,3 +88,43 @@ def test_classify_names_what_is_wrong_and_where(tmp_path, content, message):
     path.write_text(content, encoding="utf-8")
     result = run("classify", str(path), code=2)
     assert f"{path}{message}" in result.output or f"{path}: {message}" in result.output
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"topics": ["bogus"]}, "unknown topic 'bogus'"),
+    ({"countries": "CN"}, "countries must be a list of codes"),
+])
+def test_evaluate_refuses_labels_it_would_misread(tmp_path, change, message):
+    path = tmp_path / "gold.jsonl"
+    path.write_text(jsonl([RECORDS[0], {**RECORDS[2], **change}]), encoding="utf-8")
+    result = run("evaluate", str(path), code=2)
+    assert f"{path}:2: {message}" in result.output
+
+
+def test_evaluate_without_a_model_is_an_error_not_a_keyword_score(tmp_path):
+    (tmp_path / "broken.skops").write_bytes(b"not a model")
+    config = tmp_path / "monitor.toml"
+    config.write_text(CONFIG.read_text(encoding="utf-8").replace(
+        'model = ""', f"model = {json.dumps(str(tmp_path / 'broken.skops'))}", 1),
+        encoding="utf-8")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(jsonl(RECORDS), encoding="utf-8")
+    result = CliRunner().invoke(monitor.cli.cli, ["--config", str(config), "evaluate", str(gold)])
+    assert result.exit_code == 2 and "no model to evaluate" in result.output
+    result = CliRunner().invoke(monitor.cli.cli, ["--config", str(config), "evaluate", str(gold),
+                                                  "--keywords-only"])
+    assert result.exit_code == 0, result.output
+
+
+def test_standard_input_is_read_as_a_file_is(tmp_path):
+    result = CliRunner().invoke(monitor.cli.cli, ["--config", str(CONFIG), "classify", "-"],
+                                input=b'{"title": "\xff\xfe", "text": ""}\n')
+    assert result.exit_code == 2 and "<stdin>: cannot read" in result.output
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    for source, stdin in (("-", b""), (str(empty), None)):
+        result = CliRunner().invoke(monitor.cli.cli, ["--config", str(CONFIG), "classify", source],
+                                    input=stdin)
+        assert result.exit_code == 0
+        assert "neither title nor text" in result.stderr
+        assert json.loads(result.stdout)["flagged"] is False

@@ -21,8 +21,11 @@ def read_articles(source: str, labelled: bool = False) -> list[dict]:
     classified as empty (not flagged). ``labelled``: each record also needs a ``topics``
     list. Errors name the file and line."""
     if source == "-":
-        data, name = sys.stdin.read(), "<stdin>"
-        data = data.removeprefix("\ufeff")
+        name = "<stdin>"
+        try:        # bytes, decoded as a file is: invalid UTF-8 is an error either way
+            data = sys.stdin.buffer.read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{name}: cannot read: {exc}") from None
         jsonl = data.lstrip().startswith(("{", "["))
     else:
         path = Path(source)
@@ -35,6 +38,8 @@ def read_articles(source: str, labelled: bool = False) -> list[dict]:
         if labelled:
             raise UsageError(f"{name}: a labelled file is JSON Lines (one record per line)")
         title, _, text = data.strip().partition("\n")
+        if not data.strip():
+            click.echo(f"warning: {name}: neither title nor text", err=True)
         return [{"id": "1", "title": title.strip(), "text": text.strip()}]
     return [_article(record, where, str(number), labelled)
             for number, where, record in _records(data, name)]
@@ -71,10 +76,28 @@ def _article(record: Any, where: str, default_id: str, labelled: bool) -> dict:
             raise UsageError(f"{where}: {key!r} must be a string (or null)")
     if not (record["title"] or record["text"]):         # still given a verdict: not flagged
         click.echo(f"warning: {where}: neither title nor text", err=True)
-    if labelled and not isinstance(record.get("topics"), list):
-        raise UsageError(f"{where}: a labelled record needs a topics list")
+    if labelled:
+        _check_labels(record, where)
     record.setdefault("id", default_id)
     return record
+
+
+def _check_labels(record: dict, where: str) -> None:
+    """A labelled record's topics: a list of known topics; its countries, when given, a
+    list of codes (a string would be scored letter by letter)."""
+    from monitor import TOPICS
+
+    topics = record.get("topics")
+    if not isinstance(topics, list):
+        raise UsageError(f"{where}: a labelled record needs a topics list")
+    unknown = [t for t in topics if t not in TOPICS]
+    if unknown:
+        raise UsageError(f"{where}: unknown topic {unknown[0]!r} (topics are "
+                         f"{', '.join(TOPICS)})")
+    countries = record.get("countries")
+    if countries is not None and not (
+            isinstance(countries, list) and all(isinstance(c, str) for c in countries)):
+        raise UsageError(f"{where}: countries must be a list of codes, e.g. [\"CN\", \"US\"]")
 
 
 def verdict_lines(records: list[dict], analyzer) -> list[dict]:
@@ -119,8 +142,9 @@ def classify(ctx, source):
 @click.pass_context
 def evaluate(ctx, source, as_json, keywords_only):
     """Score the classifier on a labelled JSON Lines file or JSON array (LABELING.md
-    format; each record needs a topics list): precision,
+    format; each record needs a topics list of known topics): precision,
     recall and F1 per topic and for flagged, per language, and countries micro-P/R/F1.
+    Stops (exit 2) when the model cannot be loaded, unless --keywords-only.
 
     \b
     Examples:
@@ -140,6 +164,9 @@ def evaluate(ctx, source, as_json, keywords_only):
         analyzer = Analyzer(None, KeywordRules.compile(defaults.keywords.spec()))
     else:
         analyzer = build_analyzer(config_of(ctx))
+        if analyzer.model_error is not None:      # logged above; keywords alone score nothing
+            raise UsageError("no model to evaluate (classifier unavailable, see above): "
+                             "restore or retrain it, or give --keywords-only")
     predicted = verdict_lines(gold, analyzer)
     report = score(gold, predicted)
     report["setup"] = ("keywords only (default [keywords], no model)" if keywords_only
