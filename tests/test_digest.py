@@ -14,7 +14,7 @@ from monitor.digest import build_digest, render, subject
 from monitor.exceptions import UsageError
 from monitor.mail import SmtpMailer
 
-from digest_data import T0, fill
+from digest_data import ITEMS, T0, fill
 from smtpserver import SmtpServer, make_certificate
 
 GOLDEN = Path(__file__).parent / "golden" / "digest.html"
@@ -241,6 +241,23 @@ def test_each_article_in_exactly_one_digest(store, tmp_path):
     first = job(store, cfg).run(NOW)
     second = job(store, cfg).run(NOW + timedelta(days=1))
     assert first.items == 5 and second.items == 0
+
+
+def test_a_copy_of_a_story_already_mailed_is_not_mailed_again(store, store_url, tmp_path):
+    cfg = config(tmp_path)
+    assert job(store, cfg).run(NOW).items == 5
+    later = T0 + timedelta(days=1)
+    ga, li = ITEMS[0], ITEMS[2]
+    copies = [      # the next day through another feed: ga-1's link, li-1's title and text
+        ("Metals", "ga-1", *ga[2:8], 10),      # same link as Metals Desk's (https://metals…/ga-1)
+        ("Late Wire", "li-1", *li[2:8], 20),   # other link, same content hash ("li-1")
+        ("Late Wire", "new", "Kazakhstan opens a tungsten mine", "Output starts in May.",
+         ("critical-minerals",), 0.9, ("KZ",), ("tungsten",), 30)]
+    fill(store_url, copies, later).close()
+    second = job(store, cfg).run(NOW + timedelta(days=1))
+    assert second.items == 1
+    assert [a.title for a in store.digest_articles(store.get_digest(second.digest_date))] == [
+        "Kazakhstan opens a tungsten mine"]
 
 
 def test_empty_period_respects_send_when_empty(tmp_path):

@@ -432,9 +432,9 @@ def test_the_model_is_loaded_only_when_a_cycle_has_something_new(feed_server, fe
     assert first["extracted"] == (3 if processes else 0)
     nothing = {"new": 0, "flagged": 0, "model": False, "extracted": 0, "sklearn": False}
     assert cycle([{"name": "rss", "url": url}]) == nothing                   # 304
-    second = cycle([{"name": "rss", "url": plain}])        # another feed: its articles are new
+    second = cycle([{"name": "plain", "url": plain}])      # another feed: its articles are new
     assert second["new"] == 3 and second["model"]
-    assert cycle([{"name": "rss", "url": plain}]) == nothing   # 200, the same articles again
+    assert cycle([{"name": "plain", "url": plain}]) == nothing  # 200, the same articles again
 
 
 def test_a_news_search_feed_credits_each_outlet_in_the_store_and_the_digest(feed_server, make_config):

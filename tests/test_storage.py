@@ -234,3 +234,32 @@ def test_new_sqlite_store_opened_by_many_processes_in_the_same_instant(tmp_path,
         for p in procs:
             p.join(30)
     assert errors == []
+
+
+def test_a_link_moved_under_the_same_guid_and_title_updates_the_article(store):
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    old = ParsedArticle(key="g:7|http://x.example/7", guid="7", url="http://x.example/7",
+                        title="Gallium curbs", text="Beijing adds licences.", published=None,
+                        language="en", content_hash="h1")
+    store.save_poll(feed.id, [ArticleWrite(old, "en", None)], outcome(feed, utc(2025, 6, 1)))
+    moved = ParsedArticle(**{**old.__dict__, "key": "g:7|https://x.example/7",
+                             "url": "https://x.example/7"})
+    other = ParsedArticle(**{**old.__dict__, "key": "g:7|https://x.example/8",     # guid reused
+                             "url": "https://x.example/8", "title": "Another story"})
+    new, updated = store.save_poll(feed.id, [ArticleWrite(moved, "en", None),
+                                             ArticleWrite(other, "en", None)],
+                                   outcome(feed, utc(2025, 6, 2)))
+    assert (new, updated) == (1, 1)
+    assert sorted(sql(store, "select id, url from article")) == [
+        (1, "https://x.example/7"), (2, "https://x.example/8")]
+
+
+def test_a_feed_whose_url_changed_keeps_its_row_and_articles(store):
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 6, 1)))
+    store.sync_feeds([FeedCfg("one", "https://one.example/f?v=2")], utc(2025, 6, 2))
+    assert sql(store, "select id, url, etag, active from feed") == [
+        (feed.id, "https://one.example/f?v=2", None, 1)]
+    again = due_feeds(store, utc(2025, 6, 2))[0]
+    assert again.id == feed.id and again.etag is None
+    assert store.known_articles(feed.id, ["k1"]) == {"k1": "h-Gallium curbs-Beijing adds licences."}

@@ -52,11 +52,20 @@ def load_articles(conn: Connection, where) -> list[DigestArticle]:
 
 
 def candidates(conn: Connection, since: datetime, until: datetime) -> list[DigestArticle]:
-    """Flagged articles in no digest yet, published or first seen in [since, until]."""
+    """Flagged articles in no digest yet, published or first seen in [since, until], that
+    are not a copy of an article an earlier digest carried: the same link, or the same
+    title and text (the same wire story reaching another feed a day later is not news
+    again; copies within one period are one story of the digest, ``monitor.cluster``)."""
     in_digest = select(ITEM.c.article_id)
+    sent = ARTICLE.alias("sent")
+    sent_rows = select(sent).join(ITEM, ITEM.c.article_id == sent.c.id).subquery()
+    sent_urls = select(sent_rows.c.url).where(sent_rows.c.url.is_not(None))
+    sent_hashes = select(sent_rows.c.content_hash).where(sent_rows.c.content_hash.is_not(None))
     where = (ARTICLE.c.flagged.is_(True) & ARTICLE.c.id.not_in(in_digest)
              & (ARTICLE.c.first_seen_at <= until)
-             & or_(ARTICLE.c.first_seen_at >= since, ARTICLE.c.published_at >= since))
+             & or_(ARTICLE.c.first_seen_at >= since, ARTICLE.c.published_at >= since)
+             & or_(ARTICLE.c.url.is_(None), ARTICLE.c.url.not_in(sent_urls))
+             & or_(ARTICLE.c.content_hash.is_(None), ARTICLE.c.content_hash.not_in(sent_hashes)))
     return load_articles(conn, where)
 
 

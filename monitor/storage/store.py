@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, create_engine, event, func, select, update
@@ -143,11 +144,27 @@ class Store:
     def sync_feeds(self, feeds: Iterable, now: datetime, default_interval: int = 60,
                    default_silent_days: float = 3.0) -> None:
         """Make the feed table match the config: add new feeds, update names and intervals,
-        deactivate feeds no longer configured (their articles stay). Writes nothing when
-        they already match, so read-only commands never wait for another writer."""
+        deactivate feeds no longer configured (their articles stay). A configured feed whose
+        URL is new but whose name a stored feed of a URL no longer configured has is that
+        feed moved (a new address, a rotated password in the URL): the row takes the new
+        URL and forgets the old one's validators, and its articles stay its own, so the
+        items it carries already are not stored and mailed again. Writes nothing when they
+        already match, so read-only commands never wait for another writer."""
         wanted = {f.url: f for f in feeds}
         with self._begin() as conn:
             existing = {r.url: r for r in conn.execute(select(FEED))}
+            moved = {}
+            for url, feed in wanted.items():
+                if url not in existing:
+                    old = [r for r in existing.values()
+                           if r.name == feed.name and r.url not in wanted and r.id not in moved]
+                    if old:
+                        row = max(old, key=lambda r: (r.active, r.id))
+                        moved[row.id] = url
+                        conn.execute(update(FEED).where(FEED.c.id == row.id).values(
+                            url=url, etag=None, last_modified=None, next_check_at=now))
+                        del existing[row.url]
+                        existing[url] = SimpleNamespace(**{**row._asdict(), "url": url})
             for url, feed in wanted.items():
                 values = dict(name=feed.name, lang=feed.lang, active=True,
                               interval_minutes=feed.interval_minutes or default_interval,
@@ -424,7 +441,10 @@ def _write_articles(conn: Connection, feed_id: int, writes: Sequence[ArticleWrit
     An article already stored under the same key is updated, never duplicated."""
     if not writes:
         return 0, 0
-    existing = _ids_by_key(conn, feed_id, [w.parsed.key for w in writes])
+    keys = [w.parsed.key for w in writes]
+    existing = _ids_by_key(conn, feed_id, keys)
+    existing.update(_moved_links(conn, feed_id, [w for w in writes if w.parsed.key not in existing],
+                                 set(keys)))
     fresh = [w for w in writes if w.parsed.key not in existing]
     changed = [w for w in writes if w.parsed.key in existing]
     if fresh:
@@ -432,7 +452,7 @@ def _write_articles(conn: Connection, feed_id: int, writes: Sequence[ArticleWrit
                                              **_article_values(w, now)) for w in fresh])
     for w in changed:
         conn.execute(update(ARTICLE).where(ARTICLE.c.id == existing[w.parsed.key])
-                     .values(updated_at=now, **_article_values(w, now)))
+                     .values(key=w.parsed.key, updated_at=now, **_article_values(w, now)))
     if changed:
         ids = [existing[w.parsed.key] for w in changed]
         conn.execute(COUNTRY.delete().where(COUNTRY.c.article_id.in_(ids)))
@@ -444,6 +464,32 @@ def _write_articles(conn: Connection, feed_id: int, writes: Sequence[ArticleWrit
         _insert_mentions(conn, COUNTRY, [(ids_of[w.parsed.key], m) for w in with_mentions for m in w.countries])
         _insert_mentions(conn, MINERAL, [(ids_of[w.parsed.key], m) for w in with_mentions for m in w.minerals])
     return len(fresh), len(changed)
+
+
+def _moved_links(conn: Connection, feed_id: int, unknown: Sequence[ArticleWrite],
+                 keys: set[str]) -> dict[str, int]:
+    """Items whose link changed under the same guid and title (a site moved to https or to
+    a new domain): their new key -> the id of the article stored under the old link, which
+    is then updated, not stored again. An article's key is its guid and link together
+    (``monitor.parse.article_key``: some feeds give one guid to different stories); those
+    differ in title. A stored article still in the feed under its own key is not moved."""
+    by_guid: dict[str, list[ArticleWrite]] = {}
+    for w in unknown:
+        if w.parsed.guid and w.parsed.url:
+            by_guid.setdefault(w.parsed.guid, []).append(w)
+    found: dict[str, int] = {}
+    for chunk in _chunks(list(by_guid), 500):
+        rows = conn.execute(select(ARTICLE.c.id, ARTICLE.c.key, ARTICLE.c.guid, ARTICLE.c.title)
+                            .where(ARTICLE.c.feed_id == feed_id, ARTICLE.c.guid.in_(chunk))
+                            .order_by(ARTICLE.c.id))
+        for row in rows:
+            if row.key in keys or row.id in found.values():
+                continue
+            same = [w for w in by_guid[row.guid]
+                    if w.parsed.title == row.title and w.parsed.key not in found]
+            if same:
+                found[same[0].parsed.key] = row.id
+    return found
 
 
 def _insert_mentions(conn: Connection, table, mentions) -> None:
