@@ -152,8 +152,8 @@ class Store:
         already match, so read-only commands never wait for another writer."""
         wanted = {f.url: f for f in feeds}
         with self._begin() as conn:
-            existing = {r.url: r for r in conn.execute(select(FEED))}
-            moved = {}
+            existing: dict[str, Any] = {r.url: r for r in conn.execute(select(FEED))}
+            moved: dict[int, str] = {}
             for url, feed in wanted.items():
                 if url not in existing:
                     old = [r for r in existing.values()
