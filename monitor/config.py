@@ -38,7 +38,25 @@ def _check_http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {masked_url(value)!r}")
+    if any(c.isspace() or ord(c) < 32 for c in parts.hostname):
+        raise ValueError(f"the host of {masked_url(value)!r} contains a space")
+    try:
+        port = parts.port
+    except ValueError:          # "abc", 99999
+        raise ValueError(f"not a valid port in {masked_url(value)!r} "
+                         "(a number from 1 to 65535)") from None
+    if port == 0:
+        raise ValueError(f"not a valid port in {masked_url(value)!r} (a number from 1 to 65535)")
     return value
+
+
+def _same_resource(url: str) -> tuple:
+    """What tells two feed URLs apart: not the case of the scheme and host, a default port
+    or a #fragment (the server never sees it)."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.username,
+            parts.path or "/", parts.query)
 
 
 class StoreConfig(_Section):
@@ -245,16 +263,17 @@ class Config(_Section):
     @model_validator(mode="after")
     def _unique_feeds(self) -> Config:
         seen_names: dict[str, int] = {}
-        seen_urls: dict[str, int] = {}
+        seen_urls: dict[tuple, int] = {}
         for i, feed in enumerate(self.feeds):
             if feed.name in seen_names:
                 raise ValueError(f"feeds[{i}].name: duplicate feed name {feed.name!r} "
                                  f"(also feeds[{seen_names[feed.name]}])")
-            if feed.url in seen_urls:
+            same = _same_resource(feed.url)
+            if same in seen_urls:
                 raise ValueError(f"feeds[{i}].url: duplicate feed URL {masked_url(feed.url)!r} "
-                                 f"(also feeds[{seen_urls[feed.url]}])")
+                                 f"(also feeds[{seen_urls[same]}])")
             seen_names[feed.name] = i
-            seen_urls[feed.url] = i
+            seen_urls[same] = i
         return self
 
     def store_url(self) -> str:
