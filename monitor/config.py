@@ -59,9 +59,20 @@ def _same_resource(url: str) -> tuple:
             parts.path or "/", parts.query)
 
 
+_DATABASE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+._-]*://")
+
+
 class StoreConfig(_Section):
     url: str = "sqlite:///var/monitor.db"
     busy_timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _DATABASE_URL.match(value):
+            raise ValueError(f"not a database URL: {masked_url(value)!r} (for example "
+                             "sqlite:///var/monitor.db or postgresql+psycopg://user@host/db)")
+        return value
 
 
 class PollConfig(_Section):
@@ -342,6 +353,10 @@ def config_warnings(config: Config) -> list[str]:
     if not config.digest.recipients:
         found.append("digest.recipients is empty: no digest is sent to anyone")
     digest = config.digest
+    smtp = config.smtp
+    if smtp is not None and smtp.password_env and os.environ.get(smtp.password_env) is None:
+        found.append(f"smtp.password_env: ${smtp.password_env} is not set: the digest cannot "
+                     "log in to the mail server")
     if digest.review_url and digest.review_key() is None:
         found.append(f"digest.review_url is set but ${digest.review_key_env} is not (or is shorter "
                      f"than {MIN_KEY_LENGTH} characters): the digest has no review links")
@@ -366,4 +381,7 @@ def masked(config: Config) -> dict[str, Any]:
     data["store"]["url"] = masked_url(url)
     for feed in data.get("feeds", ()):
         feed["url"] = masked_url(feed["url"])
+    for section, key in (("digest", "review_url"), ("poll", "contact_url")):
+        if data[section].get(key):
+            data[section][key] = masked_url(data[section][key])
     return data

@@ -73,6 +73,7 @@ def test_shipped_keywords_name_the_minerals_in_japanese_and_korean(title, flagge
     ("[digest]\nsubject = '{date} {oops}'\n", "digest.subject"),
     ("[smtp]\nhost = 'mail'\nsecurity = 'tls'\n", "smtp.security"),
     ("[poll\n", "not valid TOML"),
+    ("[store]\nurl = 'notaurl'\n", "store.url: not a database URL"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key):
     path = write(tmp_path, text)
@@ -108,6 +109,23 @@ def test_missing_password_env_is_a_config_error(monkeypatch):
     config = parse_config({"smtp": {"host": "mail.example", "password_env": "TEST_SMTP_PW"}})
     with pytest.raises(ConfigError, match="TEST_SMTP_PW is not set"):
         config.smtp.password()
+
+
+def test_config_check_warns_of_an_unset_password_variable(monkeypatch):
+    from monitor.config import config_warnings
+
+    monkeypatch.delenv("TEST_SMTP_PW", raising=False)
+    config = parse_config({"smtp": {"host": "mail.example", "password_env": "TEST_SMTP_PW"}})
+    assert any("smtp.password_env: $TEST_SMTP_PW is not set" in w for w in config_warnings(config))
+    monkeypatch.setenv("TEST_SMTP_PW", "x")
+    assert not any("smtp" in w for w in config_warnings(config))
+
+
+def test_user_info_in_every_url_is_masked():
+    config = parse_config({"digest": {"review_url": "https://desk:pw-1@monitor.example"},
+                           "poll": {"contact_url": "https://bob:pw-2@example.org/contact"}})
+    shown = str(masked(config))
+    assert "pw-1" not in shown and "pw-2" not in shown and "desk:***@" in shown
 
 
 def test_password_key_in_file_is_rejected(tmp_path):
