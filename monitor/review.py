@@ -111,6 +111,19 @@ def check_topics(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(t for t in TOPICS if t in found)
 
 
+MAX_NOTE = 2_000        # characters of a review note, in the browser and on the command line
+
+
+def check_note(note: str | None) -> str | None:
+    """The note as given (None when empty), refused when longer than ``MAX_NOTE``."""
+    if note is None or not note.strip():
+        return None
+    if len(note) > MAX_NOTE:
+        raise UsageError(f"the note has {len(note):,} characters; at most {MAX_NOTE:,} are "
+                         "kept: shorten it")
+    return note
+
+
 def parse_mark_args(words: Sequence[str]) -> tuple[tuple[int, ...], str]:
     """``ID… VERDICT`` → (ids, verdict); the verdict is the last word."""
     if not words:
@@ -226,7 +239,7 @@ def _flag_text(a: ArticleView) -> str:
 
 def _history_line(r: Review) -> str:
     topics = f" ({', '.join(r.topics)})" if r.topics else ""
-    note = f" — {r.note}" if r.note else ""
+    note = f" — {r.note}".replace("\n", "\n      ") if r.note else ""    # lines under it
     mark = "" if r.current else "  [superseded]"
     return f"  {_stamp(r.created_at)}  {r.reviewer}: {r.verdict}{topics}{note}{mark}"
 

@@ -233,6 +233,9 @@ def test_show_unknown_id_exit_2(env):
     result = env.run("review", "show", "9999", code=2)
     assert "unknown article id: 9999" in result.output
     env.run("review", "show", "abc", code=2)
+    huge = "99999999999999999999"                    # no database integer holds it
+    assert f"unknown article id: {huge}" in env.run("review", "show", huge, code=2).output
+    assert env.run("review", "list", "--limit", huge).exit_code == 0
 
 
 # -- review mark -----------------------------------------------------------------------
@@ -282,6 +285,8 @@ def test_mark_relevant_article_without_topics_needs_topics(env):
     (["{w1}", "relevant", "--topics", "minerals"], "unknown topic 'minerals'"),
     (["{w1}", "irrelevant", "--topics", "export-controls"], "--topics goes only with relevant"),
     (["{w1}", "{d4}", "relevant"], "has no topics"),
+    (["{w1}", "99999999999999999999", "relevant"], "unknown article id: 99999999999999999999"),
+    (["{w1}", "irrelevant", "--note", "x" * 2001], "at most 2,000 are kept"),
 ])
 def test_mark_errors_exit_2_and_write_nothing(env, args, message):
     env.run("review", "mark", str(env.id["w2"]), "relevant")

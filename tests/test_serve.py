@@ -195,6 +195,15 @@ def test_a_page_from_another_host_name_is_refused(served):
     assert httpx.get(served.url + "/", headers={"Host": "evil.example"}).status_code == 400
 
 
+def test_another_loopback_address_serves_the_url_it_prints(tmp_path, store_url):
+    fill(store_url)
+    config = write_config(tmp_path / "monitor.toml", store_url, tmp_path / "outbox")
+    with Served(config, "--host", "127.0.0.2") as server:
+        assert server.url.startswith("http://127.0.0.2:")
+        assert httpx.get(server.url + "/").status_code == 200
+        assert httpx.get(server.url + "/", headers={"Host": "evil.example"}).status_code == 400
+
+
 def test_serve_refuses_to_start_open_to_the_network(tmp_path):
     config = write_config(tmp_path / "monitor.toml", f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "out")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
@@ -252,3 +261,25 @@ def test_off_loopback_needs_a_link_or_basic_credentials(tmp_path, store_url):
         server.should_exit = True
         thread.join(10)
         store.close()
+
+
+def test_odd_ids_dates_and_notes_get_answers_not_errors(served):
+    item = served.ids["ga"]
+    with httpx.Client(base_url=served.url) as client:
+        assert client.get("/", params={"to": "9999-12-31"}).status_code == 200
+        assert client.get("/export.json", params={"to": "9999-12-31"}).status_code == 200
+        for huge in ("9223372036854775808", "99999999999999999999"):
+            assert client.get(f"/items/{huge}").status_code == 404
+        token = csrf_of(client, f"/items/{item}")
+        huge = client.post("/items/99999999999999999999/review",
+                           data={"verdict": "irrelevant", "csrf": token})
+        assert huge.status_code == 404
+        long = client.post(f"/items/{item}/review",
+                           data={"verdict": "irrelevant", "csrf": token, "note": "x" * 2001})
+        assert long.status_code == 400 and "at most 2,000" in long.text
+        assert reviews(served.store_url) == []
+        lines = client.post(f"/items/{item}/review", data={
+            "verdict": "irrelevant", "csrf": token, "note": "first line\r\n  second  line "})
+        assert lines.status_code == 303
+    [view] = reviews(served.store_url)
+    assert view.review.note == "first line\n  second  line"      # as typed, as the CLI keeps it

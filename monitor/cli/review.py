@@ -142,10 +142,11 @@ def review_mark(ctx, words, topics, note):
       monitor review mark 43 44 45 irrelevant --note "gold price noise"
     """
     from monitor.exceptions import refuse_unknown_ids
-    from monitor.review import check_topics, parse_mark_args, review_topics
+    from monitor.review import check_note, check_topics, parse_mark_args, review_topics
 
     ids, verdict = parse_mark_args(words)
     given = check_topics(topics)
+    note = check_note(note)
     _, store = open_review_store(ctx)
     with store:
         current = store.article_topics(ids)

@@ -65,7 +65,8 @@ def _run(config, store, access, sock: socket.socket) -> None:
 
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    allowed = ["127.0.0.1", "localhost", "::1", "[::1]"] if access.loopback else None
+    allowed = (sorted({"127.0.0.1", "localhost", "::1", "[::1]", bound_host, shown})
+               if access.loopback else None)        # and the loopback address it listens on
     app = create_app(config, store, access, allowed_hosts=allowed)
     how = ("this machine only" if access.loopback else
            "sign-in: " + " or ".join(w for w, on in (("review links", access.link_key),

@@ -337,17 +337,23 @@ class Store:
     # Thin wrappers over monitor/storage/reviews.py; each is one transaction.
     def review_list(self, **filters) -> list:
         """Articles for `monitor review list` (see reviews.list_articles for the filters)."""
+        if filters.get("limit") is not None:
+            filters["limit"] = min(filters["limit"], MAX_ID)
         with self._begin() as conn:
             return reviews.list_articles(conn, **filters)
 
     def review_detail(self, article_id: int):
         """`monitor review show`: ArticleDetail, or None for an unknown id."""
+        if not 0 < article_id <= MAX_ID:
+            return None
         with self._begin() as conn:
             return reviews.get_detail(conn, article_id)
 
     def article_topics(self, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        """Topics of the articles of ``ids`` that exist (an id no database integer can
+        hold is one that does not)."""
         with self._begin() as conn:
-            return reviews.article_topics(conn, list(ids))
+            return reviews.article_topics(conn, [i for i in ids if 0 < i <= MAX_ID])
 
     def add_reviews(self, topics: dict[int, tuple[str, ...]], verdict: str, note: str | None,
                     reviewer: str, now: datetime) -> list[int]:
@@ -376,6 +382,9 @@ class Store:
         with self._begin() as conn:
             return reviews.write_verdicts(conn, updates, now)
     # -- end of reviews ------------------------------------------------------------------
+
+
+MAX_ID = 2**63 - 1      # the largest integer SQLite and PostgreSQL store; no article id above
 
 
 def _storage_error(exc: SQLAlchemyError, url: str) -> StorageError:

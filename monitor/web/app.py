@@ -45,7 +45,6 @@ log = logging.getLogger("monitor.serve")
 
 EXPORT_LIMIT = 50_000
 DRYRUN_LIMIT = 10_000         # articles a keywords dry run examines at most
-MAX_NOTE = 2_000
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
                                 "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
@@ -206,7 +205,7 @@ class ReviewApp:
 
     async def review(self, request: Request) -> Response:
         from monitor.exceptions import UsageError
-        from monitor.review import check_topics, review_topics
+        from monitor.review import check_note, check_topics, review_topics
 
         reviewer = self._reviewer(request)
         if reviewer is None:
@@ -216,8 +215,9 @@ class ReviewApp:
         if form is None:
             return self._refused_form(request, reviewer)
         verdict = str(form.get("verdict") or "")
-        note = " ".join(str(form.get("note") or "").split())[:MAX_NOTE] or None
-        try:
+        note = str(form.get("note") or "").replace("\r\n", "\n").strip() or None   # as typed,
+        try:                                                # as `monitor review mark` keeps it
+            check_note(note)
             if verdict not in VERDICTS:
                 raise UsageError("choose relevant or not relevant")
             given = check_topics([str(t) for t in form.getlist("topics")]) if verdict == "relevant" else ()
@@ -225,6 +225,8 @@ class ReviewApp:
             if article_id not in current:
                 return self._page(request, "denied.html.j2", 404, reviewer=reviewer,
                                   message=f"There is no item #{article_id} in this store.")
+            if verdict == "relevant" and not given and not current[article_id]:
+                raise UsageError("this item has no topics: tick the topics it is relevant to")
             chosen = review_topics(verdict, given, current)
             await run_in_threadpool(self.store.add_reviews, chosen, verdict, note, reviewer, self.clock())
         except UsageError as exc:

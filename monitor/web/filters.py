@@ -115,4 +115,7 @@ class ListFilter:
 def _midnight(day: date | None, plus_days: int = 0) -> datetime | None:
     if day is None:
         return None
-    return datetime.combine(day + timedelta(days=plus_days), time(0), tzinfo=timezone.utc)
+    try:
+        return datetime.combine(day + timedelta(days=plus_days), time(0), tzinfo=timezone.utc)
+    except OverflowError:           # the day after 9999-12-31: the end of time will do
+        return datetime.max.replace(tzinfo=timezone.utc)
