@@ -27,3 +27,10 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # the scheduler's own warnings ("… skipped: maximum number of running instances
+    # reached" when a cycle outlasts the tick) in the same format, not Python's bare
+    # last-resort lines that break a JSON log
+    scheduler = logging.getLogger("apscheduler")
+    scheduler.handlers[:] = [handler]
+    scheduler.setLevel(max(logging.WARNING, root.level))
+    scheduler.propagate = False

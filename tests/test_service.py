@@ -168,3 +168,16 @@ def test_a_first_start_sends_no_catch_up_digest_before_a_poll_completes(tmp_path
         assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     finally:
         service.store.close()
+
+
+def test_the_schedulers_own_warnings_are_json_lines_too():
+    """A cycle that outlasts the tick makes APScheduler warn that it skipped a run; with
+    --log-format json that line is JSON like every other."""
+    code = ("import logging\nfrom monitor.logs import setup_logging\nsetup_logging('info', 'json')\n"
+            "logging.getLogger('apscheduler.scheduler').warning('Execution of job skipped')\n"
+            "logging.getLogger('apscheduler.scheduler').info('Added job')\n"
+            "logging.getLogger('monitor.poll').info('cycle')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [(r["logger"], r["level"]) for r in lines] == [
+        ("apscheduler.scheduler", "warning"), ("monitor.poll", "info")]
