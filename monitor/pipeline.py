@@ -453,7 +453,13 @@ class _Batches:
             self._scheduled = True
         if start:
             writer.submit(self._run, writer)
-        return await future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # stopping: the writer answers every feed handed to it, stored or skipped for
+            # the stop, so the cycle's report says what was stored (the writer is waited
+            # for anyway before the cycle ends)
+            return await future
 
     def _run(self, writer) -> None:
         """Writer thread: process one batch of the waiting feeds, then come back for more

@@ -124,7 +124,7 @@ class Service:
             report = poller.run_cycle()
             if report.feeds:
                 log.info("cycle: %s", report.summary(), extra={"fields": {
-                    "event": "cycle", "feeds": len(report.feeds),
+                    "event": "cycle", "feeds": len(report.feeds) - report.count("skipped"),
                     "not_modified": report.count("not-modified"), "new": report.total("new"),
                     "flagged": report.total("flagged"), "errors": report.count("error"),
                     "duration": round(report.duration, 2)}})

@@ -626,3 +626,27 @@ def test_kept_parse_processes_stay_between_cycles_unless_they_grew(feed_server, 
     finally:
         kept.close()
         store.close()
+
+
+def test_a_stop_while_a_feed_is_stored_still_counts_it_in_the_report(
+        feed_server, feed_file, make_config):
+    """SIGTERM while the writer stores a feed: the store finishes (it cannot be interrupted)
+    and the cycle's report, which the log line counts, says so."""
+    import time as _time
+
+    from monitor.pipeline import unclassified
+
+    stop = threading.Event()
+
+    def stopping(articles, feed):
+        stop.set()                          # the signal arrives while this feed is analysed
+        _time.sleep(0.6)                    # the cycle sees it and cancels what is in flight
+        return unclassified(articles, feed)
+
+    config = make_config([("one", feed_server.add("/one", feed_file("rss2.xml")))],
+                         poll={"parse_processes": 0})
+    with open_configured_store(config, Clock()()) as store:
+        report = Poller(store, config, analyze=stopping, clock=Clock(), stop=stop).run_cycle(
+            include_all=True)
+        assert count_articles(store) == 3
+        assert [(f.name, f.status, f.new) for f in report.feeds] == [("one", "ok", 3)]
