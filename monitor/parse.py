@@ -449,6 +449,7 @@ def defuse(content: bytes, headers: dict[str, str],
     notes = [] if notes is None else notes
     if _ascii_start(content):
         content, headers = _without_wide_claims(content, headers, parse_content_type)
+        content, headers = _utf8_under_legacy_label(content, headers, parse_content_type, notes)
         content, headers = _readable(content, headers, parse_content_type, notes)
     probe: dict = {}
     data = convert_to_utf8(headers, content, probe)
@@ -526,13 +527,37 @@ def _readable(content: bytes, headers: dict[str, str], parse_content_type,
         sure = guess in _MULTIBYTE or (found.get("confidence") or 0) >= 0.08
         codec = guess if guess in _WEB_ENCODINGS and sure and _decodes(content, guess) else "cp1252"
         text = content.decode(codec, "replace")
-        how = "detected" if codec == guess else "assumed, no other encoding fits"
+        how = "detected" if codec == guess else "assumed: no encoding was detected with confidence"
         notes.append(f"declared as {claim}, but it does not decode as such: read as "
                      f"{codec.replace('_', '-')} ({how})")
     data = text.encode("utf-8")
     if prolog:
         data = _PROLOG_ENCODING.sub(rb"\1utf-8", data, count=1)
     return data, {**headers, "content-type": f"{mime or 'application/xml'}; charset=utf-8"}
+
+
+_SINGLE_BYTE = _WEB_ENCODINGS - _MULTIBYTE
+
+
+def _utf8_under_legacy_label(content: bytes, headers: dict[str, str], parse_content_type,
+                             notes: list[str]) -> tuple[bytes, dict[str, str]]:
+    """A document declared (in its Content-Type or its prolog) in a single-byte encoding
+    such as ISO-8859-2 or windows-1250 that is valid UTF-8 with non-ASCII characters is
+    UTF-8: text in those encodings almost never forms valid UTF-8 sequences, while a
+    server's default charset label on a UTF-8 file is common. Such a label would decode
+    every accented letter as two wrong ones; it is dropped, and a note says so."""
+    if content.isascii() or not _decodes(content, "utf-8"):
+        return content, headers
+    mime, charset = parse_content_type(headers.get("content-type") or "")
+    prolog = _PROLOG_ENCODING.match(content[:300])
+    declared = [n for n in (charset, prolog.group(2).decode("ascii") if prolog else None) if n]
+    legacy = [n for n in declared if _codec(n) in _SINGLE_BYTE]
+    if not legacy:
+        return content, headers
+    notes.append(f"declared as {legacy[0]}, but it is UTF-8: read as UTF-8")
+    if prolog:
+        content = _PROLOG_ENCODING.sub(rb"\1utf-8", content, count=1)
+    return content, {**headers, "content-type": f"{mime or 'application/xml'}; charset=utf-8"}
 
 
 def _ascii_start(content: bytes) -> bool:

@@ -63,6 +63,18 @@ def test_a_utf8_page_with_a_few_bad_bytes_keeps_its_other_characters(feed_server
     assert "declared as utf-8: 1 invalid UTF-8 byte sequence replaced by U+FFFD, the rest read as UTF-8" in caplog.text
 
 
+def test_a_utf8_page_under_a_single_byte_charset_label_is_read_as_utf8(feed_server, poll, caplog):
+    title = "Metale ziem rzadkich: Łódź, żółć, gęślą jaźń"
+    body = rss([item("pl-1", title=title, text="Zażółć gęślą jaźń.")],
+               declaration='<?xml version="1.0" encoding="utf-8"?>').encode()
+    url = feed_server.add("/pl", body, content_type="application/rss+xml; charset=iso-8859-2")
+    with caplog.at_level(logging.WARNING, logger="monitor.poll"):
+        _, store, _ = poll([("pl", url)])
+    [(stored_title, text, _, _)] = stored(store)
+    assert (stored_title, text) == (title, "Zażółć gęślą jaźń.")      # not "ĹĽĂłĹ‚"
+    assert "declared as iso-8859-2, but it is UTF-8: read as UTF-8" in caplog.text
+
+
 def test_items_without_guid_or_link_are_updated_not_added_when_their_text_changes(feed_server, poll):
     def doc(version: int) -> str:
         entries = "".join(
