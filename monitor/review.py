@@ -170,8 +170,26 @@ def _stamp(value: datetime | None) -> str:
 
 
 def _cut(value: str, width: int) -> str:
+    """``value`` on one line, cut to ``width`` terminal columns (CJK characters take two)."""
     value = " ".join(value.split())
-    return value if len(value) <= width else value[:width - 1] + "…"
+    if _columns(value) <= width:
+        return value
+    out, used = [], 1                                   # the "…" takes one
+    for ch in value:
+        used += _columns(ch)
+        if used > width:
+            break
+        out.append(ch)
+    return "".join(out) + "…"
+
+
+def _columns(value: str) -> int:
+    """Terminal columns ``value`` takes: two for wide (CJK) characters, one for others."""
+    import unicodedata
+
+    if value.isascii():
+        return len(value)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in value)
 
 
 def _score(value: float | None) -> str:
@@ -184,7 +202,14 @@ _COLUMNS = (("id", 6, ">"), ("date", 10, "<"), ("source", 16, "<"), ("title", 48
 
 
 def _row(values: Sequence[str]) -> str:
-    cells = [f"{_cut(v, w) if w else v:{a}{w}}" for v, (_, w, a) in zip(values, _COLUMNS, strict=True)]
+    cells = []
+    for value, (_, width, align) in zip(values, _COLUMNS, strict=True):
+        if not width:
+            cells.append(value)
+            continue
+        value = _cut(value, width)
+        pad = " " * (width - _columns(value))
+        cells.append(pad + value if align == ">" else value + pad)
     return "  ".join(cells).rstrip()
 
 

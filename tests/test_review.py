@@ -448,3 +448,13 @@ def test_verdict_diff_counts():
     assert diff.counts() == {"articles": 5, "newly_flagged": 1, "no_longer_flagged": 1,
                              "topic_changes": 1, "unchanged": 2}
     assert diff.countries_changed == 1
+
+
+def test_table_columns_line_up_under_wide_characters():
+    from monitor.review import _columns, _row
+
+    rows = [_row(["1", "2025-06-01", "Asia Wire", "稀土出口管制：商务部发布新规，对部分中重稀土相关物项实施出口管制",
+                  "CN", "rare-earths", "0.99", "", "x"]),
+            _row(["2", "2025-06-01", "Metals Desk", "Gallium curbs", "US", "gallium", "0.50", "", "x"])]
+    starts = [_columns(row[:row.index(code)]) for row, code in zip(rows, ("CN", "US"))]
+    assert starts[0] == starts[1]

@@ -20,7 +20,14 @@ def config_group():
 @config_group.command("check")
 @click.pass_context
 def config_check(ctx):
-    """Validate the config and print it, effective values included, secrets masked."""
+    """Validate the config and print it, effective values included, secrets masked;
+    warn of what is valid but cannot work (no feeds, no recipients, an unset password).
+
+    \b
+    Examples:
+      monitor config check
+      monitor --config /etc/monitor/monitor.toml config check
+    """
     from monitor.config import config_path, config_warnings, masked
 
     config = config_of(ctx)
@@ -71,7 +78,12 @@ def _print_cycle(report) -> None:
 @click.command()
 @click.pass_context
 def feeds(ctx):
-    """Feed health: last poll, status, errors, next check, articles — broken first."""
+    """Feed health: last poll, status, errors, next check, articles — broken first.
+
+    \b
+    Example:
+      monitor feeds
+    """
     from monitor.service import open_configured_store
 
     config = config_of(ctx)
