@@ -451,8 +451,19 @@ def _status_error(status: int, reason: str, headers: dict[str, str]) -> FeedErro
     retry = parse_retry_after(headers.get("retry-after"), datetime.now(timezone.utc))
     message = f"HTTP {status} {reason}".strip()
     if retry is not None:
-        message += f" (Retry-After {retry:g} s)"
+        message += f" (Retry-After {_span(retry)})"
     return FeedError(message, kind="http", status=status, retry_after=retry)
+
+
+def _span(seconds: float) -> str:
+    """A server's wait as people read it: 120 s, 2 h, 3 d (31 d or more: what the next
+    check is capped at, ``monitor.scheduling.MAX_FLOOR``)."""
+    if seconds >= 31 * 86400:
+        return "31 d or more"
+    for unit, size in (("d", 86400), ("h", 3600)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def _credentials(url: httpx.URL) -> tuple[httpx.URL, dict[str, str]]:
@@ -469,7 +480,10 @@ def _translate(exc: httpx.HTTPError, url: str) -> FeedError:
     if isinstance(exc, httpx.UnsupportedProtocol):
         return FeedError(f"redirect or URL with an unsupported scheme: {exc}", kind="redirect")
     if isinstance(exc, httpx.TimeoutException):
-        return FeedError(f"timed out: {type(exc).__name__}", kind="timeout")
+        what = {"ConnectTimeout": "connecting", "ReadTimeout": "waiting for data",
+                "WriteTimeout": "sending the request", "PoolTimeout": "waiting for a connection"}
+        parts = ("timed out", what.get(type(exc).__name__), f"({exc})" if str(exc) else None)
+        return FeedError(" ".join(p for p in parts if p), kind="timeout")
     if isinstance(exc, httpx.ConnectError):
         return FeedError(f"cannot connect: {exc or type(exc).__name__}", kind="connect")
     if isinstance(exc, httpx.DecodingError):

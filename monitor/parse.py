@@ -377,7 +377,7 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
     parsed = feedparser.parse(content, response_headers=response_headers,
                               sanitize_html=False, resolve_relative_uris=False)
     if not parsed.get("version") and not parsed.entries:
-        raise FeedError(f"not a feed: {_bozo_reason(parsed, received)}", kind="not-a-feed")
+        raise FeedError(f"not a feed: {_bozo_reason(parsed, received, content)}", kind="not-a-feed")
     feed_lang = normalise_language(parsed.feed.get("language")
                                    or response_headers.get("content-language"))
     articles: dict[str, ParsedArticle] = {}
@@ -430,8 +430,14 @@ def parse_job(content: bytes, headers: dict[str, str], url: str):
         return None, (str(exc), exc.kind)
 
 
-def _bozo_reason(parsed, headers: dict[str, str]) -> str:
+_HTML_START = re.compile(rb"\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]",
+                         re.I | re.S)                   # (the re-encoding adds an XML prolog)
+
+
+def _bozo_reason(parsed, headers: dict[str, str], content: bytes = b"") -> str:
     kind = headers.get("content-type", "unknown content type")
+    if _HTML_START.match(content[:2000].removeprefix(b"\xef\xbb\xbf")):
+        return f"the response is an HTML page, not RSS, Atom or RDF (content type {kind})"
     error = parsed.get("bozo_exception")
     detail = f"{type(error).__name__}: {error}" if error else "no RSS, Atom or RDF document found"
     return f"{detail} (content type {kind})"[:500]

@@ -106,6 +106,7 @@ def test_html_page_is_not_a_feed():
     with pytest.raises(FeedError) as err:
         parse("not_a_feed.html", **{"content-type": "text/html"})
     assert err.value.kind == "not-a-feed" and "text/html" in str(err.value)
+    assert "the response is an HTML page" in str(err.value)       # the body, not its label
 
 
 @pytest.mark.parametrize("raw,expected", [

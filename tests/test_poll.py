@@ -94,7 +94,7 @@ def test_429_retry_after_is_a_floor_for_the_next_check(feed_server, run):
     clock = Clock()
     report, store = run([("busy", url)], clock=clock)
     f = by_name(report)["busy"]
-    assert f.status == "error" and f.http_status == 429 and "Retry-After 7200" in f.error
+    assert f.status == "error" and f.http_status == 429 and "Retry-After 2 h" in f.error
     health = store.feed_health(clock())[0]
     assert health.next_check_at == clock() + timedelta(hours=2)
     assert health.error_count == 1 and "429" in health.last_error
