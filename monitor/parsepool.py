@@ -55,8 +55,8 @@ class ParsePool:
     long-running service never accumulates what a parser leaves behind. Workers are
     forked from a fork server that has the parser imported (``spawn`` where there is
     none), never from the threaded service process itself. If a worker dies (a crash in a C extension, the
-    OOM killer), the pool is replaced and that feed is parsed once more; a second death
-    is recorded as that feed's error."""
+    OOM killer), the pool is replaced and each feed that was in it is parsed once more,
+    in a process of its own; a second death is recorded as that feed's error."""
 
     def __init__(self, processes: int, job=None, keep: bool = False) -> None:
         self.processes = processes
@@ -117,37 +117,56 @@ class ParsePool:
             return await self._parse(result, result.content)
 
     async def _parse(self, result: FetchResult, content: bytes) -> ParsedFeed | None:
+        """In the shared pool; when a worker dies, once more in a process of the feed's own
+        (``_alone``): every feed that was in the broken pool is retried, and only the one
+        that kills its own process too gets the error, never a feed that shared a pool with
+        it twice."""
         loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            if not self.processes:
-                return None
-            try:
-                executor = self._current()
-                future = loop.run_in_executor(
-                    executor, self.job, content, result.headers, result.url)
-            except (OSError, RuntimeError, ValueError) as exc:
-                log.warning("cannot start parse processes (%s: %s); parsing in this process "
-                            "instead (set poll.parse_processes = 0 to say so)",
-                            type(exc).__name__, exc)
-                self.processes = 0
+        if not self.processes:
+            return None
+        try:
+            executor = self._current()
+            future = loop.run_in_executor(executor, self.job, content, result.headers, result.url)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.warning("cannot start parse processes (%s: %s); parsing in this process "
+                        "instead (set poll.parse_processes = 0 to say so)",
+                        type(exc).__name__, exc)
+            self.processes = 0
+            self._executor = None
+            return None
+        try:
+            articles, error = await future
+        except BrokenProcessPool:
+            if self._executor is executor:
                 self._executor = None
-                return None
-            try:
-                articles, error = await future
-            except BrokenProcessPool:
-                if self._executor is executor:
-                    self._executor = None
-                    executor.shutdown(wait=False, cancel_futures=True)
-                if attempt == 2:
-                    raise FeedError("the parser process died while reading this feed "
-                                    "(crash or out of memory)", kind="parse",
-                                    status=result.status) from None
-                continue
-            if error is not None:
-                message, kind = error
-                raise FeedError(message, kind=kind, status=result.status)
-            return articles
-        raise AssertionError("unreachable")
+                executor.shutdown(wait=False, cancel_futures=True)
+            articles, error = await self._alone(result, content)
+        if error is not None:
+            message, kind = error
+            raise FeedError(message, kind=kind, status=result.status)
+        return articles
+
+    async def _alone(self, result: FetchResult, content: bytes):
+        """The parse job in a worker process of its own (the retry after a worker died)."""
+        loop = asyncio.get_running_loop()
+        context = self._context()
+        try:
+            self._start_fork_server(context)
+            executor = ProcessPoolExecutor(1, mp_context=context, initializer=start_worker,
+                                           initargs=(os.getpid(),))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise FeedError(f"the parser process died while reading this feed, and no other "
+                            f"could start ({type(exc).__name__}: {exc})", kind="parse",
+                            status=result.status) from None
+        try:
+            return await loop.run_in_executor(executor, self.job, content, result.headers,
+                                              result.url)
+        except BrokenProcessPool:
+            raise FeedError("the parser process died while reading this feed "
+                            "(crash or out of memory)", kind="parse",
+                            status=result.status) from None
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     async def run(self, function, *args):
         """``function(*args)`` in a worker process (a module-level function); None when no

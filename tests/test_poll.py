@@ -256,7 +256,8 @@ def test_a_dying_parse_process_fails_only_its_feed(feed_server, feed_file, make_
         report = poller.run_cycle(include_all=True)
         results = by_name(report)
         assert "parser process died" in results["crash"].error
-        assert all(results[f"ok {i}"].status == "ok" for i in range(6))
+        assert all(results[f"ok {i}"].status == "ok" for i in range(6)), {
+            name: (r.status, r.error) for name, r in results.items()}
         assert count_articles(store) == 18          # every good feed stored, once
         health = {h.name: h for h in store.feed_health(Clock()())}
         assert health["crash"].error_count == 1 and "parser process died" in health["crash"].last_error
