@@ -68,7 +68,7 @@ def test_a_digest_link_marks_an_item_not_relevant_and_training_picks_it_up(tmp_p
                 assert page.url == f"{served.url}/items/{item}?v=irrelevant"       # the token left the address
                 assert "reviewing as ana@example.org" in page.inner_text("header")
                 assert "You chose not relevant" in page.inner_text("form.verdict")
-                page.fill("input[name=note]", "not about supply")
+                page.fill("textarea[name=note]", "not about supply")
                 page.click("button[value=irrelevant]")
                 assert "Saved: not relevant" in page.inner_text("p.saved")
                 assert "ana@example.org: not relevant — not about supply" in page.inner_text("ul.history")
