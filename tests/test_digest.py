@@ -260,6 +260,17 @@ def test_a_copy_of_a_story_already_mailed_is_not_mailed_again(store, store_url, 
         "Kazakhstan opens a tungsten mine"]
 
 
+def test_an_article_a_poll_commits_after_a_digest_it_predates_goes_out_with_the_next(
+        store, store_url, tmp_path):
+    cfg = config(tmp_path)
+    assert job(store, cfg).run(NOW).items == 5
+    # stamped "first seen" 10 minutes before that digest's end, committed after it was made
+    late = [("Slow Wire", "late", "Chile's lithium output rises", "Up 8 % on the year.",
+             ("critical-minerals",), 0.9, ("CL",), ("lithium",), 170)]
+    fill(store_url, late).close()
+    assert job(store, cfg).run(NOW + timedelta(days=1)).items == 1
+
+
 def test_empty_period_respects_send_when_empty(tmp_path):
     store = fill(f"sqlite:///{tmp_path / 'm.db'}", items=[])
     quiet = job(store, config(tmp_path, send_when_empty=False)).run(NOW)

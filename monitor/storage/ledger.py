@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.engine import Connection
@@ -51,9 +51,17 @@ def load_articles(conn: Connection, where) -> list[DigestArticle]:
         cluster_id=r.cluster_id) for r in rows]
 
 
+# A poll stamps an article "first seen" when its batch starts and commits it after the
+# analysis: a digest made meanwhile (another process) cannot see it, and ends its period
+# after the stamp. The next digest therefore looks this far back for articles no digest
+# holds, so such an article goes out with the next one instead of with none.
+LATE_COMMIT = timedelta(hours=1)
+
+
 def candidates(conn: Connection, since: datetime, until: datetime) -> list[DigestArticle]:
-    """Flagged articles in no digest yet, published or first seen in [since, until], that
-    are not a copy of an article an earlier digest carried: the same link, or the same
+    """Flagged articles in no digest yet, published or first seen in [since, until] (first
+    seen up to ``LATE_COMMIT`` before ``since``: committed after the last digest was made),
+    that are not a copy of an article an earlier digest carried: the same link, or the same
     title and text (the same wire story reaching another feed a day later is not news
     again; copies within one period are one story of the digest, ``monitor.cluster``)."""
     in_digest = select(ITEM.c.article_id)
@@ -63,7 +71,7 @@ def candidates(conn: Connection, since: datetime, until: datetime) -> list[Diges
     sent_hashes = select(sent_rows.c.content_hash).where(sent_rows.c.content_hash.is_not(None))
     where = (ARTICLE.c.flagged.is_(True) & ARTICLE.c.id.not_in(in_digest)
              & (ARTICLE.c.first_seen_at <= until)
-             & or_(ARTICLE.c.first_seen_at >= since, ARTICLE.c.published_at >= since)
+             & or_(ARTICLE.c.first_seen_at >= since - LATE_COMMIT, ARTICLE.c.published_at >= since)
              & or_(ARTICLE.c.url.is_(None), ARTICLE.c.url.not_in(sent_urls))
              & or_(ARTICLE.c.content_hash.is_(None), ARTICLE.c.content_hash.not_in(sent_hashes)))
     return load_articles(conn, where)
