@@ -207,11 +207,29 @@ class DigestConfig(_Section):
     @field_validator("subject")
     @classmethod
     def _subject(cls, value: str) -> str:
+        import string
+
+        allowed = "subject may use only {date}, {count}, {counts} and {lead}"
         try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+            odd = [name for name in fields if name not in ("date", "count", "counts", "lead")]
+            if odd:                 # an attribute or index ({date.year}, {0}) included
+                raise ValueError(f"not {{{odd[0]}}}")
             value.format(date="2000-01-01", count=0, counts="", lead="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError("subject may use only {date}, {count}, {counts} and {lead}: "
-                             f"{exc}") from exc
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(f"{allowed}: {exc}") from exc
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: dict[str, int] = {}
+        for i, address in enumerate(value):
+            key = address.casefold()
+            if key in seen:
+                raise ValueError(f"{address!r} is listed twice ([{seen[key]}] and [{i}]): "
+                                 "each recipient gets one copy")
+            seen[key] = i
         return value
 
     def zone(self) -> ZoneInfo:
