@@ -14,6 +14,7 @@ delivery is never re-sent without an explicit command.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import smtplib
@@ -180,5 +181,9 @@ def _write_whole(path: Path, data: bytes) -> None:
 
 
 def _file_stem(message: EmailMessage, recipient: str) -> str:
+    """``digest-<Date header>-<recipient>-<6 hex of the Message-ID>``: the time sorts the
+    files, the Message-ID part keeps two copies written in one second (two digests, or a
+    resend) from overwriting each other."""
     date = datetime.strptime(message["Date"], "%a, %d %b %Y %H:%M:%S %z").strftime("%Y%m%d-%H%M%S")
-    return f"digest-{date}-" + re.sub(r"[^A-Za-z0-9@._-]", "_", recipient)
+    unique = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:6]
+    return f"digest-{date}-" + re.sub(r"[^A-Za-z0-9@._-]", "_", recipient) + f"-{unique}"
