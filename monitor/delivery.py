@@ -21,7 +21,8 @@ Order of events for one digest date:
    and not re-sent automatically: a possible duplicate is worse than a visible gap, which
    ``monitor digest --resend`` closes. A delivery claimed by another process that is still
    within its lease (``next_attempt_at`` of a ``sending`` row: the time after which its
-   sender counts as gone) is being sent right now: it is reported as such and left alone.
+   sender counts as gone) is another run's: it is reported as claimed and left alone; the
+   service marks one left past its lease (its sender died) ``unknown`` and says so.
 5. Two runs at once (two services, a service and a ``monitor digest``) make one digest and
    send each copy once; the one that did not send says who is sending or already sent.
 """
@@ -32,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from monitor.cluster import cluster, merge_languages
 from monitor.digest import Coverage, build_digest, render, subject
@@ -73,8 +74,9 @@ class DigestOutcome:
                 word = {"already": "already sent to", "retry": "will retry",
                         "unknown": "unknown whether delivered (not re-sent; --resend sends "
                                    "again) to",
-                        "elsewhere": "being sent right now by another process (not sent "
-                                     "from here) to"}.get(label, label)
+                        "elsewhere": "claimed by another run, which is sending it or was "
+                                     "interrupted (a run after its lease of a few minutes "
+                                     "says which; not sent from here) to"}.get(label, label)
                 parts.append(f"{word} {', '.join(names)}")
         if self.note:
             parts.append(self.note)
@@ -114,12 +116,18 @@ class DigestJob:
         self.config_file = config_file
         self.sleep = sleep
         self._said_no_key = False
+        self._clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
     def run(self, now: datetime, day: str | None = None, resend: bool = False,
             wait_for_retries: bool = True, recipients: Sequence[str] = ()) -> DigestOutcome:
         day = day or local_date(now, self.config)
+        started, began = now, time.monotonic()
+        self._clock = lambda: started + timedelta(seconds=time.monotonic() - began)
         record = self.store.get_digest(day) or self._create(day, now)
-        if record.deliveries or record.article_ids:     # recipients added to the config later
+        if (record.deliveries or record.article_ids) and not resend \
+                and day == local_date(now, self.config):
+            # recipients added to the config since today's digest was made get it too; an
+            # earlier day's digest, or a resend, goes only to those it was made for
             record = self.store.add_recipients(record, self.config.digest.recipients)
         if resend:
             record = self._reopen(record, recipients)
@@ -129,13 +137,14 @@ class DigestJob:
         attempts = self.config.smtp.max_attempts if self.config.smtp else 1
         for round_ in range(attempts):
             record = self.store.get_digest(day)
-            due = [d for d in record.deliveries if d.status in OPEN
-                   and (d.next_attempt_at is None or d.next_attempt_at <= now or wait_for_retries)]
+            current = self._clock()
+            due = [d for d in record.deliveries if d.status in OPEN and (
+                d.next_attempt_at is None or d.next_attempt_at <= current or wait_for_retries)]
             if not due:
                 break
             if round_:
                 self.sleep(self._backoff(round_))
-            sent_here.update(self._deliver(record, due, now))
+            sent_here.update(self._deliver(record, due))
             if not wait_for_retries:
                 break
         return self._outcome(self.store.get_digest(day), outcome, sent_here)
@@ -155,6 +164,11 @@ class DigestJob:
 
     def _create(self, day: str, now: datetime) -> DigestRecord:
         end = _period_end(day, now, self.config)
+        last = self.store.last_digest_end()
+        if last is not None and end <= last:
+            raise UsageError(f"digest {day}: a later digest already covers its time (up to "
+                             f"{last:%Y-%m-%d %H:%M} UTC), so there is nothing to make for "
+                             "it; an existing digest is sent again with --date DAY --resend")
         record = self.store.open_digest(day, end, end - timedelta(hours=24),
                                         self.config.digest.recipients,
                                         self.config.digest.send_when_empty, _clusters, now)
@@ -242,13 +256,16 @@ class DigestJob:
                               coverage=coverage)
         return subject(self.config.digest.subject, digest), digest
 
-    def _deliver(self, record: DigestRecord, due, now: datetime) -> dict[str, str | None]:
+    def _deliver(self, record: DigestRecord, due) -> dict[str, str | None]:
         """Send the due deliveries this process can claim; the recipients it sent to, with
-        the file each copy was written to when it was written rather than mailed."""
-        line, digest = self._build_recorded(record, now)
+        the file each copy was written to when it was written rather than mailed. Each
+        claim, Date and retry time is taken at its own moment (``_clock``: the run's start
+        plus the time it has taken), so a later round's claim is not born expired."""
+        line, digest = self._build_recorded(record, self._clock())
         shared: tuple[str, str] | None = None
         sent: dict[str, str | None] = {}
         for delivery in due:
+            now = self._clock()
             links = self.review_links(delivery.recipient, now)
             if links is not None:
                 html, text = render(digest, line, links=links)
@@ -270,10 +287,10 @@ class DigestJob:
                                             last_error=str(exc)[:1000], next_attempt_at=None)
                     log.warning("digest %s to %s: %s", record.digest_date, delivery.recipient, exc)
                 else:
-                    self._failed(record, delivery, exc, now)
+                    self._failed(record, delivery, exc, self._clock())
                 continue
-            self.store.set_delivery(record, delivery.recipient, status="sent", sent_at=now,
-                                    last_error=None, next_attempt_at=None)
+            self.store.set_delivery(record, delivery.recipient, status="sent",
+                                    sent_at=self._clock(), last_error=None, next_attempt_at=None)
             sent[delivery.recipient] = where
         return sent
 

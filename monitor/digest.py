@@ -128,6 +128,16 @@ def clean_header(value: str, limit: int = 200) -> str:
     return " ".join(_CONTROL.sub(" ", value).split())[:limit]
 
 
+def one_line(value: str, limit: int = 200) -> str:
+    """``clean_header``, cut at a word boundary with "…" when longer than ``limit`` (the
+    plain-text part: a reader sees that a title goes on)."""
+    text = " ".join(_CONTROL.sub(" ", value).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1].rsplit(" ", 1)[0]
+    return (cut if len(cut) > limit * 0.6 else text[:limit - 1]) + "…"
+
+
 def safe_link(url: str | None) -> str | None:
     """Only http and https URLs become links."""
     if not url:
@@ -367,7 +377,7 @@ def environment(templates_dir: Path | None = None):
                           autoescape=_autoescape, undefined=StrictUndefined, trim_blocks=True,
                           lstrip_blocks=True, keep_trailing_newline=True)
         env.filters.update(safe_link=safe_link, country=_country_name, mineral=_mineral_name,
-                           snippet=snippet, one_line=clean_header)
+                           snippet=snippet, one_line=one_line)
         env.globals.update(shade=shade, why=why, passage=passage_snippet)
         if templates_dir is not None:
             return env

@@ -84,6 +84,13 @@ class SmtpMailer:
             client.login(self.username, self.password or "")
         return client
 
+    def _reply_error(self, code: int, reply: bytes | str, what: str) -> DeliveryError:
+        """The server's refusal, naming the server and what it refused (a 421 at the
+        greeting is the server's, a 550 at RCPT the recipient's); 5xx is permanent."""
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        return DeliveryError(f"SMTP {self.host}:{self.port} {what}: {code} {header_value(text)}",
+                             permanent=500 <= code < 600)
+
     def send(self, message: EmailMessage, recipient: str) -> None:
         client: _TrackedSMTP | _TrackedSMTP_SSL | None = None
         try:
@@ -94,12 +101,16 @@ class SmtpMailer:
                 _quit(client)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
-            raise _reply_error(code, reply, recipient) from None
+            raise self._reply_error(code, reply, f"refused the recipient {recipient}") from None
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(f"SMTP {self.host}: authentication failed ({exc.smtp_code})",
                                 permanent=True) from None
         except smtplib.SMTPResponseException as exc:
-            raise _reply_error(exc.smtp_code, exc.smtp_error, recipient) from None
+            what = {smtplib.SMTPConnectError: "refused the connection",
+                    smtplib.SMTPSenderRefused: "refused the sender",
+                    smtplib.SMTPDataError: "refused the message",
+                    smtplib.SMTPHeloError: "refused the greeting"}.get(type(exc), "answered")
+            raise self._reply_error(exc.smtp_code, exc.smtp_error, what) from None
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             if client is not None and client.message_sent:
                 raise DeliveryError(
@@ -137,10 +148,6 @@ def _quit(client: smtplib.SMTP) -> None:
         client.close()
 
 
-def _reply_error(code: int, reply: bytes | str, recipient: str) -> DeliveryError:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    return DeliveryError(f"SMTP {code} for {recipient}: {header_value(text)}",
-                         permanent=500 <= code < 600)
 
 
 @dataclass

@@ -159,15 +159,16 @@ class Service:
         for day in (local_date(now - timedelta(days=1), self.config), local_date(now, self.config)):
             record = self.store.get_digest(day)
             if record and now - record.period_end <= RETRY_WINDOW and any(
-                    d.status in OPEN and (d.next_attempt_at or now) <= now
+                    d.status in (*OPEN, "sending") and (d.next_attempt_at or now) <= now
                     for d in record.deliveries):
+                # a copy left "sending" past its lease (its sender died) is marked unknown
+                # and logged there, so that `--resend` can be found; it is never re-sent
                 self.digest(record.digest_date)
 
     def missed_digest(self) -> None:
-        """Send today's digest now if its time passed while the service was down — not on
-        a store no poll has completed in (a first start is not a missed day)."""
-        from monitor.delivery import local_date
-
+        """Send the last digest that fell due while the service was down — today's once
+        its time has passed, else yesterday's — not on a store no poll has completed in (a
+        first start is not a missed day)."""
         now = self.clock()
         health = self.store.feed_health(now, self.config.poll.broken_after_errors)
         if not any(h.last_polled_at for h in health):
@@ -177,12 +178,13 @@ class Service:
         zone = self.config.digest.zone()
         local = now.astimezone(zone)
         send_at = self.config.digest.send_at
-        due = local.replace(hour=send_at.hour, minute=send_at.minute, second=send_at.second,
-                            microsecond=0)
-        if local >= due and self.store.get_digest(local_date(now, self.config)) is None:
+        day = local.date() if local.time() >= send_at else local.date() - timedelta(days=1)
+        due = datetime.combine(day, send_at, tzinfo=zone)
+        last = self.store.last_digest_end()
+        if self.store.get_digest(day.isoformat()) is None and (last is None or last < due):
             log.info("digest for %s was due at %s while the service was down: sending now",
-                     local.date(), f"{clock_text(due.time())} {due.tzname()}")
-            self.digest()
+                     day, f"{clock_text(due.time())} {due.tzname()}")
+            self.digest(day.isoformat())
 
     # -- config reload -------------------------------------------------------------------
     def reload_if_changed(self) -> None:

@@ -162,7 +162,9 @@ def test_faults_then_recovery_give_each_recipient_exactly_one_copy(store, tmp_pa
     assert len(server.recorder.received_by("ben@example.org")) == 1
     assert server.recorder.received_by("cy@example.org") == []
     cy = [d for d in store.get_digest("2025-06-03").deliveries if d.recipient == "cy@example.org"][0]
-    assert cy.status == "failed" and "550" in cy.last_error and cy.attempts == 2
+    assert cy.status == "failed" and cy.attempts == 2
+    assert cy.last_error == (f"SMTP 127.0.0.1:{server.port} refused the recipient cy@example.org: "
+                             "550 5.1.1 no such user")
 
 
 def test_temporary_failures_stay_open_after_max_attempts_and_a_later_run_sends(store, tmp_path):
@@ -273,6 +275,54 @@ def test_an_article_a_poll_commits_after_a_digest_it_predates_goes_out_with_the_
     assert job(store, cfg).run(NOW + timedelta(days=1)).items == 1
 
 
+def test_a_resend_or_an_earlier_day_goes_only_to_its_own_recipients(store, tmp_path):
+    assert job(store, config(tmp_path)).run(NOW).sent == RCPTS
+    more = config(tmp_path, recipients=[*RCPTS, "dan@example.org"])
+    one = job(store, more).run(NOW, resend=True, recipients=["ben@example.org"])
+    assert one.sent == ["ben@example.org"]
+    later = job(store, more).run(NOW + timedelta(days=1), day="2025-06-03")   # yesterday's
+    assert later.sent == [] and "dan@example.org" not in later.already
+    assert "dan@example.org" not in {d.recipient for d in store.get_digest("2025-06-03").deliveries}
+    today = job(store, more).run(NOW)                    # today's: a new recipient gets it
+    assert today.sent == ["dan@example.org"]
+
+
+def test_a_day_before_the_latest_digest_is_refused_not_sent_empty(store, tmp_path):
+    assert job(store, config(tmp_path)).run(NOW).items == 5
+    with pytest.raises(UsageError, match="a later digest already covers its time"):
+        job(store, config(tmp_path)).run(NOW, day="2025-06-02")
+    assert store.get_digest("2025-06-02") is None
+
+
+def test_a_later_rounds_claim_is_taken_at_its_own_time(store, tmp_path, monkeypatch):
+    """Retry rounds wait (retry_base_seconds × 1, 2 …); the claim of a copy in a later
+    round holds its lease from when it is taken, not from when the run began."""
+    import monitor.delivery as delivery
+
+    elapsed = {"s": 0.0}
+    monkeypatch.setattr(delivery.time, "monotonic", lambda: elapsed["s"])
+    server = SmtpServer().start()
+    leases = []
+
+    class Watching(SmtpMailer):
+        def send(self, message, recipient):
+            [d] = [d for d in store.get_digest("2025-06-03").deliveries if d.recipient == recipient]
+            leases.append((d.next_attempt_at - NOW).total_seconds() - elapsed["s"])
+            return super().send(message, recipient)
+
+    try:
+        server.recorder.faults = {"ana@example.org": ["451 4.3.0 try later"] * 2}
+        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
+                                     "max_attempts": 3, "retry_base_seconds": 300},
+                     recipients=["ana@example.org"])
+        job_ = DigestJob(store, cfg, Watching.from_config(cfg.smtp), config_file="x",
+                         sleep=lambda s: elapsed.__setitem__("s", elapsed["s"] + s))
+        assert job_.run(NOW).sent == ["ana@example.org"]
+    finally:
+        server.stop()
+    assert len(leases) == 3 and all(lease >= 120 for lease in leases), leases
+
+
 def test_empty_period_respects_send_when_empty(tmp_path):
     store = fill(f"sqlite:///{tmp_path / 'm.db'}", items=[])
     quiet = job(store, config(tmp_path, send_when_empty=False)).run(NOW)
@@ -368,7 +418,7 @@ def test_digests_run_at_once_send_each_copy_once_and_say_who_sent_it(tmp_path, w
     for _, out, _ in results:                       # who did not send says who did, or is
         others = set(RCPTS) - set(_sent_by(out))
         assert all(r in out.split("; sent ")[-1] or r in out for r in others), out
-        assert ("already sent to" in out or "being sent right now by another process" in out
+        assert ("already sent to" in out or "claimed by another run" in out
                 or not others), out
 
 
@@ -400,7 +450,7 @@ def test_the_service_retries_a_digest_past_midnight_and_gives_up_after_24_hours(
     attempts = []
     try:
         service.digest()
-        for minutes in (1, 15, 60, 180, 24 * 60 - 5, 24 * 60 + 30):
+        for minutes in (2, 15, 60, 180, 24 * 60 - 5, 24 * 60 + 30):
             clock.now = T0.replace(hour=21, minute=50) + timedelta(minutes=minutes)
             before = len(server.recorder.faults["ben@example.org"])
             service._retry_deliveries()
@@ -687,3 +737,12 @@ def test_with_review_url_each_recipient_gets_links_signed_for_them(store, tmp_pa
     eml = next((tmp_path / "again" / "outbox").glob("*.eml")).read_text()
     assert "/items/" not in eml and "monitor review mark ID" in eml
     assert sum("MONITOR_REVIEW_KEY" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_plain_text_part_shows_where_a_long_title_was_cut():
+    from monitor.digest import one_line
+
+    title = "China's rare-earth magnet export licences " * 10
+    cut = one_line(title, 160)
+    assert len(cut) <= 160 and cut.endswith("…") and title.startswith(cut[:-1] + " ")
+    assert one_line("short\r\ntitle", 160) == "short title"

@@ -181,3 +181,52 @@ def test_the_schedulers_own_warnings_are_json_lines_too():
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert [(r["logger"], r["level"]) for r in lines] == [
         ("apscheduler.scheduler", "warning"), ("monitor.poll", "info")]
+
+
+def test_a_digest_missed_yesterday_is_sent_at_a_start_before_todays_time(tmp_path, feed_server, feed_file):
+    """Down across yesterday's send time, started again before today's: yesterday's digest
+    goes out at start, once; today's follows at its time."""
+    from monitor.service import Service
+
+    clock = {"now": datetime(2025, 6, 5, 5, 0, tzinfo=timezone.utc)}
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))], send_at="06:00")
+    service = Service(str(config), clock=lambda: clock["now"])
+    try:
+        service.dispatch()                                   # a poll has completed
+        service.missed_digest()
+        assert service.store.get_digest("2025-06-04") is not None
+        service.missed_digest()                              # a second start: nothing more
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+        assert service.store.get_digest("2025-06-05") is None
+        clock["now"] = datetime(2025, 6, 5, 6, 0, tzinfo=timezone.utc)
+        service.digest()
+        assert service.store.get_digest("2025-06-05") is not None
+    finally:
+        service.store.close()
+
+
+def test_a_copy_left_sending_by_a_dead_sender_is_marked_and_said_by_the_service(
+        tmp_path, feed_server, feed_file, caplog):
+    from monitor.service import Service
+
+    clock = {"now": datetime(2025, 6, 5, 6, 0, tzinfo=timezone.utc)}
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))], send_at="06:00")
+    service = Service(str(config), clock=lambda: clock["now"])
+    try:
+        service.dispatch()
+        service.digest()
+        record = service.store.get_digest("2025-06-05")
+        service.store.set_delivery(record, "ana@example.org", status="sending",   # as if killed
+                                   next_attempt_at=clock["now"] + timedelta(minutes=2))
+        service._retry_deliveries()                          # within the lease: left alone
+        assert service.store.get_digest("2025-06-05").deliveries[0].status == "sending"
+        clock["now"] += timedelta(minutes=3)
+        with caplog.at_level("WARNING", logger="monitor"):
+            service._retry_deliveries()
+        assert service.store.get_digest("2025-06-05").deliveries[0].status == "unknown"
+        assert "interrupted while sending" in caplog.text and "--resend" in caplog.text
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1       # never re-sent
+    finally:
+        service.store.close()

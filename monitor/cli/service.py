@@ -105,7 +105,8 @@ def _when(value: datetime | None) -> str:
 
 @click.command()
 @click.option("--date", "day", metavar="YYYY-MM-DD", help="The digest's local date (default: today "
-              "in digest.timezone). An existing digest of that date is re-rendered from the ledger.")
+              "in digest.timezone). An existing digest of that date is re-rendered from the ledger; a "
+              "date before the latest digest that has none is an error (that digest covers it).")
 @click.option("--preview", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the digest's HTML to FILE and send nothing (the ledger is not changed).")
 @click.option("--resend", is_flag=True,
