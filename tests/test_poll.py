@@ -1,5 +1,6 @@
 """The poller end to end: a real HTTP server on 127.0.0.1, a real SQLite file."""
 
+import logging
 import sqlite3
 import threading
 import time
@@ -210,17 +211,31 @@ def test_locked_store_loses_nothing_and_retries(feed_server, feed_file, run, mak
 def test_lock_taken_mid_cycle_loses_nothing(feed_server, feed_file, make_config, tmp_path, sqlite_only):
     """The lock arrives after the claim: the feed's write fails, its claim is given back
     at the end of the cycle, and the next cycle stores everything."""
-    url = feed_server.add("/rss", feed_file("rss2.xml"), delay=1.0)
+    body = feed_file("rss2.xml")
+    db = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None, check_same_thread=False)
+    locked = threading.Event()
+
+    def lock_then_answer(handler):          # the feed is claimed by now: take the lock
+        if not locked.is_set():
+            db.execute("BEGIN IMMEDIATE")
+            locked.set()
+        handler._send(200, body, "application/rss+xml; charset=utf-8")
+
+    class ReleaseOnRefusal(logging.Handler):  # the write was refused: let go of the lock
+        def emit(self, record):
+            if "not stored" in record.getMessage() and locked.is_set():
+                db.execute("ROLLBACK")
+
+    url = feed_server.add("/rss", body, handler=lock_then_answer)
     config = make_config([("rss", url)], store={"busy_timeout_seconds": 0.3})
     clock = Clock()
     store = open_configured_store(config, clock())
-    db = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None, check_same_thread=False)
-    timer = threading.Timer(0.3, lambda: db.execute("BEGIN IMMEDIATE"))
-    timer.start()
-    release = threading.Timer(1.6, lambda: db.execute("ROLLBACK"))
-    release.start()
-    report = Poller(store, config, clock=clock).run_cycle()
-    release.join()
+    watcher = ReleaseOnRefusal()
+    logging.getLogger("monitor").addHandler(watcher)
+    try:
+        report = Poller(store, config, clock=clock).run_cycle()
+    finally:
+        logging.getLogger("monitor").removeHandler(watcher)
     assert by_name(report)["rss"].status == "error" and "locked" in by_name(report)["rss"].error
     report = Poller(store, config, clock=clock).run_cycle()
     assert by_name(report)["rss"].new == 3 and count_articles(store) == 3
