@@ -44,15 +44,19 @@ def verdict(topics, score):
     return Verdict(flagged=True, topics=topics, score=score, reasons=reasons, model_version="test")
 
 
-def fill(url: str, items=ITEMS, t0: datetime = T0):
+def fill(url: str, items=ITEMS, t0: datetime = T0, links: dict | None = None,
+         published: dict | None = None):
+    """A store with ``items``, each first seen ``minutes`` after ``t0``; ``links`` and
+    ``published`` (by key) replace an item's link and publication time."""
     store = open_store(url)
     feeds = {name: Feed(name) for name, *_ in items}
     store.sync_feeds(feeds.values(), t0 - timedelta(days=1))
     states = {f.name: f for f in due_feeds(store, t0 + timedelta(days=30))}
     for name, key, title, text, topics, score, countries, minerals, minutes in items:
         when = t0 + timedelta(minutes=minutes)
-        parsed = ParsedArticle(key=key, guid=key, url=f"https://{name.split()[0].lower()}.example/{key}",
-                               title=title, text=text, published=when, language=None,
+        link = (links or {}).get(key, f"https://{name.split()[0].lower()}.example/{key}")
+        parsed = ParsedArticle(key=key, guid=key, url=link, title=title, text=text,
+                               published=(published or {}).get(key, when), language=None,
                                content_hash=key)
         write = ArticleWrite(parsed, "en", verdict(topics, score),
                              countries=tuple(Mention(c, 1) for c in countries),

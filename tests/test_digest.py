@@ -264,6 +264,32 @@ def test_a_copy_of_a_story_already_mailed_is_not_mailed_again(store, store_url, 
         "Kazakhstan opens a tungsten mine"]
 
 
+def test_a_link_alone_does_not_make_a_copy(store, store_url, tmp_path):
+    """Feeds that give every item their home page, and a daily briefing under one title and
+    link, still have their new stories mailed; a story with the link, title and time of
+    one mailed before is a copy, even when another feed gives it a shorter text."""
+    home = "https://home.example/"
+    day0 = [("Home Wire", "h1", "Lithium mine approved in Portugal", "Savannah gets a licence.",
+             ("critical-minerals",), 0.9, ("PT",), ("lithium",), 30),
+            ("Brief Wire", "b1", "Daily export controls briefing", "Gallium licences.",
+             ("export-controls",), 0.9, ("CN",), ("gallium",), 40)]
+    fill(store_url, day0, links={"h1": home, "b1": "https://brief.example/daily"}).close()
+    assert job(store, config(tmp_path)).run(NOW).items == 7
+    ga = ITEMS[0]
+    day1 = [("Home Wire", "h2", "Cobalt exports from Congo resume", "The ban ends.",
+             ("critical-minerals",), 0.9, ("CD",), ("cobalt",), 10),
+            ("Brief Wire", "b2", "Daily export controls briefing", "Antimony rules.",
+             ("export-controls",), 0.9, ("CN",), ("antimony",), 20),
+            ("Metals Late", "ga-short", ga[2], "China tightens gallium licensing.", *ga[4:8], 30)]
+    fill(store_url, day1, T0 + timedelta(days=1),
+         links={"h2": home, "b2": "https://brief.example/daily",
+                "ga-short": "https://metals.example/ga-1"},
+         published={"ga-short": T0 + timedelta(minutes=10)}).close()
+    second = job(store, config(tmp_path)).run(NOW + timedelta(days=1))
+    assert sorted(a.text for a in store.digest_articles(store.get_digest(second.digest_date))) == [
+        "Antimony rules.", "The ban ends."]
+
+
 def test_an_article_a_poll_commits_after_a_digest_it_predates_goes_out_with_the_next(
         store, store_url, tmp_path):
     cfg = config(tmp_path)

@@ -252,6 +252,11 @@ def test_a_link_moved_under_the_same_guid_and_title_updates_the_article(store):
     assert (new, updated) == (1, 1)
     assert sorted(sql(store, "select id, url from article")) == [
         (1, "https://x.example/7"), (2, "https://x.example/8")]
+    daily = ParsedArticle(**{**old.__dict__, "key": "g:7|https://x.example/7/day-2",
+                             "url": "https://x.example/7/day-2", "text": "Next day."})
+    new, updated = store.save_poll(feed.id, [ArticleWrite(daily, "en", None)],    # another path:
+                                   outcome(feed, utc(2025, 6, 3)))                 # a new story
+    assert (new, updated) == (1, 0)
 
 
 def test_a_feed_whose_url_changed_keeps_its_row_and_articles(store):

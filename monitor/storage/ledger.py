@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
 from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL, DIGEST, ITEM, DELIVERY
@@ -61,19 +61,24 @@ LATE_COMMIT = timedelta(hours=1)
 def candidates(conn: Connection, since: datetime, until: datetime) -> list[DigestArticle]:
     """Flagged articles in no digest yet, published or first seen in [since, until] (first
     seen up to ``LATE_COMMIT`` before ``since``: committed after the last digest was made),
-    that are not a copy of an article an earlier digest carried: the same link, or the same
-    title and text (the same wire story reaching another feed a day later is not news
-    again; copies within one period are one story of the digest, ``monitor.cluster``)."""
+    that are not a copy of an article an earlier digest carried: the same title and text,
+    or the same link, title and publication time (the same wire story reaching another
+    feed a day later is not news again; copies within one period are one story of the
+    digest, ``monitor.cluster``). A link alone says nothing: many feeds give every item
+    their home page, and a daily briefing keeps its title and link."""
     in_digest = select(ITEM.c.article_id)
     sent = ARTICLE.alias("sent")
     sent_rows = select(sent).join(ITEM, ITEM.c.article_id == sent.c.id).subquery()
-    sent_urls = select(sent_rows.c.url).where(sent_rows.c.url.is_not(None))
     sent_hashes = select(sent_rows.c.content_hash).where(sent_rows.c.content_hash.is_not(None))
+    sent_stamps = select(sent_rows.c.url, sent_rows.c.title, sent_rows.c.published_at).where(
+        sent_rows.c.url.is_not(None), sent_rows.c.published_at.is_not(None))
+    stamp = tuple_(ARTICLE.c.url, ARTICLE.c.title, ARTICLE.c.published_at)
     where = (ARTICLE.c.flagged.is_(True) & ARTICLE.c.id.not_in(in_digest)
              & (ARTICLE.c.first_seen_at <= until)
              & or_(ARTICLE.c.first_seen_at >= since - LATE_COMMIT, ARTICLE.c.published_at >= since)
-             & or_(ARTICLE.c.url.is_(None), ARTICLE.c.url.not_in(sent_urls))
-             & or_(ARTICLE.c.content_hash.is_(None), ARTICLE.c.content_hash.not_in(sent_hashes)))
+             & or_(ARTICLE.c.content_hash.is_(None), ARTICLE.c.content_hash.not_in(sent_hashes))
+             & or_(ARTICLE.c.url.is_(None), ARTICLE.c.published_at.is_(None),
+                   stamp.not_in(sent_stamps)))
     return load_articles(conn, where)
 
 

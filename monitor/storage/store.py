@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 from typing import Any
 
 from sqlalchemy import bindparam, create_engine, event, func, select, update
@@ -477,28 +478,38 @@ def _write_articles(conn: Connection, feed_id: int, writes: Sequence[ArticleWrit
 
 def _moved_links(conn: Connection, feed_id: int, unknown: Sequence[ArticleWrite],
                  keys: set[str]) -> dict[str, int]:
-    """Items whose link changed under the same guid and title (a site moved to https or to
-    a new domain): their new key -> the id of the article stored under the old link, which
-    is then updated, not stored again. An article's key is its guid and link together
-    (``monitor.parse.article_key``: some feeds give one guid to different stories); those
-    differ in title. A stored article still in the feed under its own key is not moved."""
+    """Items whose link moved to another scheme or host under the same guid and title (a
+    site moved to https or to a new domain; the path stays): their new key -> the id of
+    the article stored under the old link, which is then updated, not stored again. An
+    article's key is its guid and link together (``monitor.parse.article_key``: some feeds
+    give one guid to different stories, even under one title, such as a daily briefing
+    whose link changes by day: another path, so a new article). A stored article still in
+    the feed under its own key is not moved."""
     by_guid: dict[str, list[ArticleWrite]] = {}
     for w in unknown:
         if w.parsed.guid and w.parsed.url:
             by_guid.setdefault(w.parsed.guid, []).append(w)
     found: dict[str, int] = {}
     for chunk in _chunks(list(by_guid), 500):
-        rows = conn.execute(select(ARTICLE.c.id, ARTICLE.c.key, ARTICLE.c.guid, ARTICLE.c.title)
+        rows = conn.execute(select(ARTICLE.c.id, ARTICLE.c.key, ARTICLE.c.guid, ARTICLE.c.title,
+                                   ARTICLE.c.url)
                             .where(ARTICLE.c.feed_id == feed_id, ARTICLE.c.guid.in_(chunk))
                             .order_by(ARTICLE.c.id))
         for row in rows:
             if row.key in keys or row.id in found.values():
                 continue
             same = [w for w in by_guid[row.guid]
-                    if w.parsed.title == row.title and w.parsed.key not in found]
+                    if w.parsed.title == row.title and w.parsed.key not in found
+                    and _path(w.parsed.url) == _path(row.url)]
             if same:
                 found[same[0].parsed.key] = row.id
     return found
+
+
+def _path(url: str | None) -> tuple[str, str]:
+    """A link without its scheme and host: what stays when a site moves."""
+    parts = urlsplit(url or "")
+    return parts.path.rstrip("/") or "/", parts.query
 
 
 def _insert_mentions(conn: Connection, table, mentions) -> None:
