@@ -132,7 +132,7 @@ class DigestJob:
         if resend:
             record = self._reopen(record, recipients)
         outcome = DigestOutcome(day, items=len(record.article_ids))
-        self._mark_interrupted(record, now)
+        self.mark_interrupted(record, now)
         sent_here: dict[str, str | None] = {}
         attempts = self.config.smtp.max_attempts if self.config.smtp else 1
         for round_ in range(attempts):
@@ -162,13 +162,17 @@ class DigestJob:
                                         next_attempt_at=None, last_error=None)
         return self.store.get_digest(record.digest_date)
 
-    def _create(self, day: str, now: datetime) -> DigestRecord:
-        end = _period_end(day, now, self.config)
+    def _covered(self, day: str, end: datetime) -> None:
+        """Refuse a new digest whose period a later one has covered already."""
         last = self.store.last_digest_end()
         if last is not None and end <= last:
             raise UsageError(f"digest {day}: a later digest already covers its time (up to "
                              f"{last:%Y-%m-%d %H:%M} UTC), so there is nothing to make for "
                              "it; an existing digest is sent again with --date DAY --resend")
+
+    def _create(self, day: str, now: datetime) -> DigestRecord:
+        end = _period_end(day, now, self.config)
+        self._covered(day, end)
         record = self.store.open_digest(day, end, end - timedelta(hours=24),
                                         self.config.digest.recipients,
                                         self.config.digest.send_when_empty, _clusters, now)
@@ -176,7 +180,7 @@ class DigestJob:
                  len(record.deliveries))
         return record
 
-    def _mark_interrupted(self, record: DigestRecord, now: datetime) -> None:
+    def mark_interrupted(self, record: DigestRecord, now: datetime) -> None:
         """Deliveries left in ``sending`` past their lease: the sender died after handing
         the message over, or before. Within the lease another process is sending them."""
         for d in record.deliveries:
@@ -231,6 +235,7 @@ class DigestJob:
         if record is not None:
             return self.render(record, now)[1]
         end = _period_end(day, now, self.config)
+        self._covered(day, end)
         start = self.store.last_digest_end() or end - timedelta(hours=24)
         articles = self.store.digest_candidates(start, end)
         line, digest = self._build(articles, _clusters(articles), day, start, end, now)

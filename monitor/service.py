@@ -155,14 +155,22 @@ class Service:
         retried after midnight)."""
         from monitor.delivery import OPEN, RETRY_WINDOW, local_date
 
+        from monitor.delivery import DigestJob
+
         now = self.clock()
         for day in (local_date(now - timedelta(days=1), self.config), local_date(now, self.config)):
             record = self.store.get_digest(day)
-            if record and now - record.period_end <= RETRY_WINDOW and any(
-                    d.status in (*OPEN, "sending") and (d.next_attempt_at or now) <= now
+            if record is None:
+                continue
+            if any(d.status == "sending" and (d.next_attempt_at or now) <= now
+                   for d in record.deliveries):
+                # left "sending" past its lease: its sender died. Marked unknown and logged,
+                # so that `--resend` can be found, whenever that is; never re-sent.
+                DigestJob(self.store, self.config, config_file=str(self.path)).mark_interrupted(
+                    record, now)
+            if now - record.period_end <= RETRY_WINDOW and any(
+                    d.status in OPEN and (d.next_attempt_at or now) <= now
                     for d in record.deliveries):
-                # a copy left "sending" past its lease (its sender died) is marked unknown
-                # and logged there, so that `--resend` can be found; it is never re-sent
                 self.digest(record.digest_date)
 
     def missed_digest(self) -> None:
@@ -181,6 +189,10 @@ class Service:
         day = local.date() if local.time() >= send_at else local.date() - timedelta(days=1)
         due = datetime.combine(day, send_at, tzinfo=zone)
         last = self.store.last_digest_end()
+        began = self.store.began_at()
+        if day != local.date() and (began is None or began > due):
+            log.info("no catch-up digest for %s: the store began after it fell due", day)
+            return
         if self.store.get_digest(day.isoformat()) is None and (last is None or last < due):
             log.info("digest for %s was due at %s while the service was down: sending now",
                      day, f"{clock_text(due.time())} {due.tzname()}")

@@ -317,6 +317,8 @@ def test_a_day_before_the_latest_digest_is_refused_not_sent_empty(store, tmp_pat
     assert job(store, config(tmp_path)).run(NOW).items == 5
     with pytest.raises(UsageError, match="a later digest already covers its time"):
         job(store, config(tmp_path)).run(NOW, day="2025-06-02")
+    with pytest.raises(UsageError, match="a later digest already covers its time"):
+        job(store, config(tmp_path)).preview(NOW, day="2025-06-02")
     assert store.get_digest("2025-06-02") is None
 
 

@@ -188,12 +188,13 @@ def test_a_digest_missed_yesterday_is_sent_at_a_start_before_todays_time(tmp_pat
     goes out at start, once; today's follows at its time."""
     from monitor.service import Service
 
-    clock = {"now": datetime(2025, 6, 5, 5, 0, tzinfo=timezone.utc)}
+    clock = {"now": datetime(2025, 6, 4, 5, 0, tzinfo=timezone.utc)}
     db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
     write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))], send_at="06:00")
     service = Service(str(config), clock=lambda: clock["now"])
     try:
-        service.dispatch()                                   # a poll has completed
+        service.dispatch()                                   # running on the 4th before 06:00,
+        clock["now"] = datetime(2025, 6, 5, 5, 0, tzinfo=timezone.utc)   # down until the 5th
         service.missed_digest()
         assert service.store.get_digest("2025-06-04") is not None
         service.missed_digest()                              # a second start: nothing more
@@ -202,6 +203,25 @@ def test_a_digest_missed_yesterday_is_sent_at_a_start_before_todays_time(tmp_pat
         clock["now"] = datetime(2025, 6, 5, 6, 0, tzinfo=timezone.utc)
         service.digest()
         assert service.store.get_digest("2025-06-05") is not None
+    finally:
+        service.store.close()
+
+
+def test_no_catch_up_digest_for_a_day_before_the_store_began(tmp_path, feed_server, feed_file):
+    """A first `monitor poll` at 02:00, the service started at 05:00 (send_at 06:00): no
+    "nothing new" mail for yesterday, when there was nothing to watch."""
+    from monitor.service import Service
+
+    clock = {"now": datetime(2025, 6, 5, 2, 0, tzinfo=timezone.utc)}
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))], send_at="06:00")
+    service = Service(str(config), clock=lambda: clock["now"])
+    try:
+        service.dispatch()
+        clock["now"] = datetime(2025, 6, 5, 5, 0, tzinfo=timezone.utc)
+        service.missed_digest()
+        assert service.store.get_digest("2025-06-04") is None
+        assert not (tmp_path / "outbox").exists()
     finally:
         service.store.close()
 
@@ -222,7 +242,7 @@ def test_a_copy_left_sending_by_a_dead_sender_is_marked_and_said_by_the_service(
                                    next_attempt_at=clock["now"] + timedelta(minutes=2))
         service._retry_deliveries()                          # within the lease: left alone
         assert service.store.get_digest("2025-06-05").deliveries[0].status == "sending"
-        clock["now"] += timedelta(minutes=3)
+        clock["now"] += timedelta(hours=25)                  # past the lease and the retry day
         with caplog.at_level("WARNING", logger="monitor"):
             service._retry_deliveries()
         assert service.store.get_digest("2025-06-05").deliveries[0].status == "unknown"

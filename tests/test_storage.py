@@ -167,6 +167,17 @@ def test_claims_lease_feeds_to_one_poller_until_stored_or_expired(store):
     assert [f.name for f in store.claim_due_feeds(later, "c", 300, limit=1)] == ["two"]
 
 
+def test_the_store_url_is_checked_without_opening_the_store(tmp_path):
+    from monitor.storage.store import check_store_url
+
+    with pytest.raises(StorageError, match="driver is missing"):
+        check_store_url("mysql+nodriver://x/y")
+    with pytest.raises(StorageError, match="not a database URL"):
+        check_store_url("::nonsense::")
+    check_store_url(f"sqlite:///{tmp_path / 'new' / 'm.db'}")
+    assert not (tmp_path / "new").exists()                 # nothing made by a check
+
+
 def test_bad_url_and_missing_driver_are_clear(tmp_path):
     with pytest.raises(StorageError, match="not a database URL"):
         open_store("::nonsense::")

@@ -29,9 +29,16 @@ def config_check(ctx):
       monitor --config /etc/monitor/monitor.toml config check
     """
     from monitor.config import config_path, config_warnings, masked
+    from monitor.exceptions import ConfigError, StorageError
+    from monitor.storage.store import check_store_url
 
     config = config_of(ctx)
-    click.echo(f"# {config_path(config_file_of(ctx))}: valid")
+    path = config_path(config_file_of(ctx))
+    try:
+        check_store_url(config.store_url())
+    except StorageError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    click.echo(f"# {path}: valid")
     for warning in config_warnings(config):
         click.echo(f"warning: {warning}", err=True)
     click.echo(json.dumps(masked(config), indent=2, ensure_ascii=False))

@@ -69,6 +69,19 @@ def _sqlite_pragmas(busy_timeout_ms: int):
     return on_connect
 
 
+def check_store_url(url: str) -> None:
+    """What opening the store would say of its URL (not a URL, no driver for it), said
+    without opening it (`monitor config check`)."""
+    try:
+        dialect = make_url(url).get_dialect()
+        dialect.import_dbapi()
+    except (NoSuchModuleError, ImportError) as exc:       # (NoSuchModuleError first: it is
+        hint = " (install it with: pip install 'monitor[postgres]')" if "postgres" in url else ""
+        raise StorageError(f"store.url: the database driver is missing: {exc}{hint}") from None
+    except ArgumentError as exc:                          # an ArgumentError too)
+        raise StorageError(f"store.url: not a database URL: {exc}") from None
+
+
 def _make_engine(url: str, busy_timeout: float) -> Engine:
     try:
         parsed = make_url(url)
@@ -215,6 +228,12 @@ class Store:
         with self._begin() as conn:
             query = select(FEED.c.claimed_by).where(FEED.c.claimed_by.is_not(None)).distinct()
             return [owner for (owner,) in conn.execute(query)]
+
+    def began_at(self) -> datetime | None:
+        """When the store got its first feed (None without one): no digest can be missed
+        before then."""
+        with self._begin() as conn:
+            return conn.execute(select(func.min(FEED.c.created_at))).scalar()
 
     def feed_health(self, now: datetime, broken_after: int = 3) -> list[FeedHealth]:
         counts = (select(ARTICLE.c.feed_id, func.count().label("n"))
