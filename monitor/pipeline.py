@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from monitor.clock import Clock, utcnow
 from monitor.exceptions import FeedError, StorageError
@@ -108,6 +108,8 @@ class Poller:
         parser = self.parser or ParsePool(parse_processes(self.config.poll.parse_processes),
                                           self.parse_job)
         self._batches = _Batches(self, loop)
+        lease = self.config.poll.lease_seconds
+        renewed = time.monotonic()
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-store") as writer:
                 async with Fetcher(settings) as fetcher:
@@ -123,11 +125,24 @@ class Poller:
                         await flight.wait(timeout=0.2)      # a feed done, or time to check stop
                         if self.stop.is_set():
                             await flight.abandon()
+                        elif time.monotonic() - renewed >= lease / 3:
+                            # feeds still queued (per_host, concurrency) or in flight keep
+                            # their lease, so no other poller fetches them meanwhile
+                            renewed = time.monotonic()
+                            loop.run_in_executor(None, self._renew, lease)
                     await loop.run_in_executor(writer, self._flush_states)
         finally:
             parser.end_cycle()
         self._release()
         return flight.reports
+
+    def _renew(self, lease: float) -> None:
+        """Extend the leases this poller holds (a thread of its own: the writer may be busy
+        storing); a store that cannot answer now is asked again a third of a lease later."""
+        try:
+            self.store.renew_claims(self.owner, self.clock() + timedelta(seconds=lease))
+        except StorageError as exc:
+            log.warning("could not renew feed leases (tried again shortly): %s", exc)
 
     def _release(self) -> None:
         """Give back leases of feeds not stored (skipped on stop, or the store was locked)."""

@@ -68,13 +68,20 @@ def release_dead_claims(store: Store) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process: not gone, and not a zombie (killed, its exit
+    not yet collected by its parent: a supervisor restarting the service at once, or a
+    container whose first process does not reap)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:       # "pid (name) state …"
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):                          # no /proc here: kill(0) decides
+        return True
 
 
 def build_analyzer(config: Config):

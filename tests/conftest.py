@@ -96,7 +96,8 @@ LONG_WAITS = ("test_digest_at_send_at_once_keyword_reload_and_sigterm",
               "test_killed_poller_feeds_are_finished_by_the_others_after_the_lease",
               "test_13_kill_9_during_cycles_then_due_polls_lose_and_duplicate_nothing",
               "test_missed_digest_sent_once_and_kill_9_loses_and_repeats_nothing",
-              "test_a_digest_link_marks_an_item_not_relevant_and_training_picks_it_up")
+              "test_a_digest_link_marks_an_item_not_relevant_and_training_picks_it_up",
+              "test_feeds_queued_past_the_lease_are_not_fetched_by_a_second_poller")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -666,3 +666,27 @@ def test_a_stop_while_a_feed_is_stored_still_counts_it_in_the_report(
             include_all=True)
         assert count_articles(store) == 3
         assert [(f.name, f.status, f.new) for f in report.feeds] == [("one", "ok", 3)]
+
+
+def test_feeds_queued_past_the_lease_are_not_fetched_by_a_second_poller(
+        feed_server, feed_file, make_config):
+    """A poller renews the leases of the feeds it has claimed while they wait their turn
+    (per_host 1 here: 4 feeds × 2 s outlast a 5 s lease), so a second poller on the same
+    store meanwhile finds nothing to take."""
+    from datetime import datetime, timezone
+
+    body = feed_file("rss2.xml")
+    feeds = [(f"slow {i}", feed_server.add(f"/slow{i}", body, delay=2.0)) for i in range(4)]
+    config = make_config(feeds, poll={"lease_seconds": 5, "per_host": 1, "parse_processes": 0})
+
+    def utcnow():
+        return datetime.now(timezone.utc)
+
+    with open_configured_store(config, START) as first, open_configured_store(config, START) as second:
+        cycle = threading.Thread(target=lambda: Poller(first, config, clock=utcnow).run_cycle())
+        cycle.start()
+        time.sleep(6.0)                       # the first poller's claim is 6 s old
+        late = Poller(second, config, clock=utcnow).run_cycle()
+        cycle.join()
+    assert late.feeds == []
+    assert [feed_server.hits[f"/slow{i}"] for i in range(4)] == [1, 1, 1, 1]

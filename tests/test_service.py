@@ -250,3 +250,21 @@ def test_a_copy_left_sending_by_a_dead_sender_is_marked_and_said_by_the_service(
         assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1       # never re-sent
     finally:
         service.store.close()
+
+
+def test_a_killed_service_not_yet_reaped_counts_as_gone():
+    """Its leases are released at the next start even before its parent collects it."""
+    from monitor.service import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert _alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 5
+        while _alive(child.pid) and time.monotonic() < deadline:   # a zombie until waited for
+            time.sleep(0.05)
+        assert not _alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not _alive(child.pid)

@@ -218,6 +218,14 @@ class Store:
             rows = sorted(conn.execute(claim), key=lambda r: (r.next_check_at or now, r.id))
         return [_feed_state(r) for r in rows]
 
+    def renew_claims(self, owner: str, until: datetime) -> int:
+        """Extend every lease ``owner`` still holds to ``until`` (its feeds are queued or
+        being fetched); a lease another poller took over is not touched. The number of
+        feeds renewed."""
+        with self._begin() as conn:
+            return conn.execute(update(FEED).where(FEED.c.claimed_by == owner)
+                                .values(claimed_until=until)).rowcount
+
     def release_claims(self, owner: str) -> None:
         """Give back every lease ``owner`` still holds (feeds skipped on shutdown)."""
         with self._begin() as conn:
