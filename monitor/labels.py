@@ -25,7 +25,7 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +45,29 @@ def load_labels(labels_dir: str | Path) -> list[dict[str, Any]]:
     labels: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
     for path in sorted(Path(labels_dir).glob("*.jsonl")):
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                label = check_label(_json(line, where), where, known_minerals)
-                if label["id"] in seen:
-                    raise UsageError(f"{where}: id {label['id']!r} already labelled at "
-                                     f"{seen[label['id']]}")
-                seen[label["id"]] = where
-                labels.append(label)
+        for number, line in numbered_lines(path):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            label = check_label(_json(line, where), where, known_minerals)
+            if label["id"] in seen:
+                raise UsageError(f"{where}: id {label['id']!r} already labelled at "
+                                 f"{seen[label['id']]}")
+            seen[label["id"]] = where
+            labels.append(label)
     return labels
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file's lines; a line that is not UTF-8 is a
+    UsageError naming file and line (a byte-order mark at the start is ignored)."""
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, 1):
+            try:
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"{path}:{number}: not valid UTF-8 ({exc.reason} at byte "
+                                 f"{exc.start + 1} of the line)") from None
 
 
 def _json(line: str, where: str) -> Any:
@@ -122,12 +133,11 @@ def join_pool(labels: Sequence[Mapping[str, Any]], pool_path: str | Path
 
 def _pool_items(path: Path) -> Iterable[dict[str, Any]]:
     try:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if line.strip():
-                    item = _json(line, f"{path}:{number}")
-                    if isinstance(item, dict):
-                        yield item
+        for number, line in numbered_lines(path):
+            if line.strip():
+                item = _json(line, f"{path}:{number}")
+                if isinstance(item, dict):
+                    yield item
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the pool: {exc.strerror or exc}") from exc
 

@@ -770,13 +770,11 @@ def _held_out_f1(card: Mapping[str, Any] | None) -> float | None:
 
 def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Records of a JSON Lines file; a malformed line is a UsageError naming file:line."""
+    from monitor.labels import numbered_lines
+
     path = Path(path)
-    records = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                records.append(_parse_line(line, f"{path}:{number}"))
-    return records
+    return [_parse_line(line, f"{path}:{number}")
+            for number, line in numbered_lines(path) if line.strip()]
 
 
 def _parse_line(line: str, where: str) -> dict[str, Any]:

@@ -67,6 +67,18 @@ def test_a_bad_label_names_file_and_line(tmp_path: Path, line: str, message: str
     assert "x.jsonl:2" in str(info.value)
 
 
+def test_a_line_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
+    from monitor.labels import join_pool
+
+    (tmp_path / "x.jsonl").write_bytes(b'{"id": "ok", "topics": []}\n{"id": "caf\xe9"}\n')
+    with pytest.raises(UsageError, match=r"x\.jsonl:2: not valid UTF-8"):
+        load_labels(tmp_path)
+    pool = tmp_path / "pool.jsonl"
+    pool.write_bytes(b'{"id": "ok", "title": "t", "text": ""}\n{"id": "b", "title": "\xff"}\n')
+    with pytest.raises(UsageError, match=r"pool\.jsonl:2: not valid UTF-8"):
+        join_pool([{"id": "ok", "topics": []}], pool)
+
+
 def test_an_id_labelled_twice_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text('{"id": "s:1", "topics": []}\n')
     (tmp_path / "b.jsonl").write_text('{"id": "s:1", "topics": ["export-controls"]}\n')

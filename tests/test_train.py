@@ -245,6 +245,9 @@ def test_load_jsonl_names_the_bad_line(tmp_path: Path) -> None:
     path.write_text(json.dumps(DEV[0]) + "\n\n{not json\n")
     with pytest.raises(UsageError, match=r"c\.jsonl:3: not valid JSON"):
         load_jsonl(path)
+    path.write_bytes(json.dumps(DEV[0]).encode() + b"\n\xe9\n")
+    with pytest.raises(UsageError, match=r"c\.jsonl:2: not valid UTF-8"):
+        load_jsonl(path)
 
 
 def test_load_corpus_rejects_duplicates_and_empty_folders(tmp_path: Path) -> None:
