@@ -220,7 +220,7 @@ class Service:
 
     def apply(self, config: Config) -> None:
         old = self.config
-        if old.store_url() != config.store_url():
+        if self.store.url != config.store_url():      # compared with the store it has open
             log.warning("store.url changed in the config: it applies after a restart; "
                         "the service keeps using the store it opened")
         self.config = config
@@ -232,8 +232,9 @@ class Service:
             self.parser = self._parse_pool()
         if (old.digest.send_at, old.digest.timezone) != (config.digest.send_at, config.digest.timezone):
             self._schedule_digest()
-        log.info("config reloaded from %s: %d feeds, %d recipients", self.path,
-                 len(config.feeds), len(config.digest.recipients))
+        log.info("config reloaded from %s: %d feeds, %d recipients, digest at %s %s", self.path,
+                 len(config.feeds), len(config.digest.recipients),
+                 clock_text(config.digest.send_at), config.digest.timezone)
 
     # -- running -------------------------------------------------------------------------
     def _schedule_digest(self) -> None:

@@ -848,6 +848,10 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
             compared = dict(result.card, held_out=score_pipeline(result.pipeline, fair, thresholds))
         result.card["held_out_compared"] = {"items": len(fair), "of": len(result.held_out)}
     replace, reason = should_replace(current, compared, force)
+    if "held_out_compared" in result.card and "->" in reason:
+        both = result.card["held_out_compared"]
+        reason += (f"; both models on the {both['items']} of {both['of']} held-out items the "
+                   "current model never trained on")
     if replace:
         save_model(result.pipeline, out_path, result.card)
     return TrainOutcome(result.card, replace, reason, out_path)

@@ -263,6 +263,27 @@ def test_off_loopback_needs_a_link_or_basic_credentials(tmp_path, store_url):
         store.close()
 
 
+def test_wrong_basic_passwords_are_logged_and_then_refused_for_a_while(tmp_path, store_url, caplog):
+    from monitor.web.access import FAILED_SIGN_INS, Access
+
+    fill(store_url)
+    access = Access(loopback=False, link_key=None, username="desk", password="s3cret-pass")
+    server, thread, store, url = _off_loopback_server(store_url, access)
+    try:
+        with caplog.at_level("WARNING", logger="monitor.serve"):
+            codes = [httpx.get(url + "/", auth=("desk", f"guess{i}")).status_code
+                     for i in range(FAILED_SIGN_INS + 2)]
+        assert codes == [401] * FAILED_SIGN_INS + [429, 429]
+        right = httpx.get(url + "/", auth=("desk", "s3cret-pass"))      # not even checked now
+        assert right.status_code == 429 and int(right.headers["retry-after"]) > 0
+        assert caplog.text.count("Basic sign-in refused for user 'desk' from 127.0.0.1") == FAILED_SIGN_INS
+        assert "guess" not in caplog.text and "s3cret" not in caplog.text
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
+
+
 def test_odd_ids_dates_and_notes_get_answers_not_errors(served):
     item = served.ids["ga"]
     with httpx.Client(base_url=served.url) as client:

@@ -176,6 +176,8 @@ def test_the_schedulers_own_warnings_are_json_lines_too():
     code = ("import logging\nfrom monitor.logs import setup_logging\nsetup_logging('info', 'json')\n"
             "logging.getLogger('apscheduler.scheduler').warning('Execution of job skipped')\n"
             "logging.getLogger('apscheduler.scheduler').info('Added job')\n"
+            "logging.getLogger('apscheduler.scheduler').warning('Execution of job \"x\" skipped: "
+            "maximum number of running instances reached (1)')\n"       # coalescing: debug
             "logging.getLogger('monitor.poll').info('cycle')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     lines = [json.loads(line) for line in done.stderr.splitlines()]
@@ -268,3 +270,25 @@ def test_a_killed_service_not_yet_reaped_counts_as_gone():
         child.kill()
         child.wait()
     assert not _alive(child.pid)
+
+
+def test_a_reload_warns_of_a_store_url_only_while_it_differs_from_the_open_store(
+        tmp_path, feed_server, feed_file, caplog):
+    from monitor.config import load_config
+    from monitor.service import Service
+
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))])
+    service = Service(str(config))
+    other = tmp_path / "other.toml"
+    write_config(other, tmp_path / "other.db", [("wire", feed_server.add("/rss2", feed_file("rss2.xml")))])
+    try:
+        with caplog.at_level("INFO", logger="monitor"):
+            service.apply(load_config(other))
+            assert "store.url changed" in caplog.text
+            caplog.clear()
+            service.apply(load_config(config))            # back to the store it has open
+        assert "store.url changed" not in caplog.text
+        assert "digest at 06:00 UTC" in caplog.text
+    finally:
+        service.store.close()

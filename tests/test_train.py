@@ -221,6 +221,8 @@ def test_train_from_paths_refuses_a_worse_model_unless_forced(tmp_path: Path) ->
     assert first.replaced
     refused = train_from_paths(bad, [], out_path, now=NOW)
     assert not refused.replaced and "refused" in refused.reason
+    both = refused.card["held_out_compared"]             # the figures say what they cover
+    assert f"on the {both['items']} of {both['of']} held-out items" in refused.reason
     assert json.loads(card_path(out_path).read_text())["version"] == first.card["version"]
     forced = train_from_paths(bad, [], out_path, force=True, now=NOW)
     assert forced.replaced and "forced" in forced.reason

@@ -256,8 +256,9 @@ def _report_training(outcome) -> None:
                + (f", chosen {cv['chosen']}" if cv.get("chosen") else "")
                + (f" ({cv['why']})" if cv.get("why") else ""))
     click.echo(f"thresholds {json.dumps(card.get('thresholds'))}")
-    held = (card.get("held_out") or {}).get("flagged", {})
-    click.echo(f"held-out flagged F1 {held.get('f1')}")
+    held = card.get("held_out") or {}
+    click.echo(f"held-out flagged F1 {held.get('flagged', {}).get('f1')} (the new model on all "
+               f"{held.get('items', '?')} held-out items)")
     if "dev" in card:
         for setup in ("model", "model+keywords", "keywords_only"):
             if setup in card["dev"]:

@@ -24,6 +24,9 @@ from datetime import datetime, timedelta
 
 from monitor.tokens import read_session, same_secret, session_value
 
+FAILED_SIGN_INS = 10                  # wrong Basic passwords from one address within …
+FAILED_WINDOW = timedelta(minutes=10)  # … this long, after which it is refused (429) until
+                                       # the oldest falls out of the window
 SESSION_COOKIE = "monitor_session"
 CSRF_COOKIE = "monitor_csrf"
 MAX_SESSION = timedelta(days=30)
@@ -53,6 +56,32 @@ class Access:
         # Sessions are signed with the link key when there is one (so they survive a
         # restart), else with a key of this process.
         self.session_key = self.link_key or secrets.token_bytes(32)
+        self._failed: dict[str, list[datetime]] = {}       # client address -> failed sign-ins
+
+    def wait_before_sign_in(self, client: str, now: datetime) -> int:
+        """Seconds ``client`` must wait before its next Basic sign-in is even checked (0:
+        none): after ``FAILED_SIGN_INS`` wrong passwords within ``FAILED_WINDOW``."""
+        recent = [t for t in self._failed.get(client, ()) if t > now - FAILED_WINDOW]
+        self._failed[client] = recent
+        if not recent:
+            del self._failed[client]
+        if len(recent) < FAILED_SIGN_INS:
+            return 0
+        return max(1, int((recent[0] + FAILED_WINDOW - now).total_seconds()) + 1)
+
+    def failed_sign_in(self, header: str | None, client: str, now: datetime) -> str | None:
+        """The user name of a Basic header whose credentials are wrong (recorded against
+        ``client``), else None."""
+        if not (self.basic and header and header[:6].lower() == "basic "):
+            return None
+        if self._basic_user(header) is not None:
+            return None
+        try:
+            user = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            user = "(unreadable)"
+        self._failed.setdefault(client, []).append(now)
+        return user
 
     @property
     def basic(self) -> bool:

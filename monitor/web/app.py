@@ -383,10 +383,39 @@ def create_app(config, store, access: Access, clock=None, analyzer=None,
         Route("/healthz", app.healthz),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
+    if access.basic:
+        middleware.append(Middleware(_SignInGuard, access=access, clock=app.clock))
     starlette = Starlette(routes=routes, middleware=middleware, exception_handlers={
         404: _not_found, 405: _method_not_allowed})
     starlette.state.review_app = app
     return starlette
+
+
+class _SignInGuard:
+    """Wrong Basic passwords are logged (user name and address, never the password), and
+    an address with ``FAILED_SIGN_INS`` of them in ``FAILED_WINDOW`` is answered 429 until
+    they age out: guessing the password takes years instead of minutes."""
+
+    def __init__(self, app, access, clock) -> None:
+        self.app, self.access, self.clock = app, access, clock
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        client = (scope.get("client") or ("unknown",))[0]
+        now = self.clock()
+        wait = self.access.wait_before_sign_in(client, now)
+        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"),
+                      None)
+        if wait:
+            response = PlainTextResponse(
+                f"429: too many wrong passwords from this address; try again in {wait} s",
+                status_code=429, headers={**SECURITY_HEADERS, "Retry-After": str(wait)})
+            return await response(scope, receive, send)
+        user = self.access.failed_sign_in(header, client, now)
+        if user is not None:
+            log.warning("Basic sign-in refused for user %r from %s", user, client)
+        return await self.app(scope, receive, send)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
