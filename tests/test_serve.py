@@ -266,18 +266,40 @@ def test_off_loopback_needs_a_link_or_basic_credentials(tmp_path, store_url):
 def test_wrong_basic_passwords_are_logged_and_then_refused_for_a_while(tmp_path, store_url, caplog):
     from monitor.web.access import FAILED_SIGN_INS, Access
 
-    fill(store_url)
-    access = Access(loopback=False, link_key=None, username="desk", password="s3cret-pass")
+    ids = fill(store_url)
+    access = Access(loopback=False, link_key=KEY.encode(), username="desk", password="s3cret-pass")
     server, thread, store, url = _off_loopback_server(store_url, access)
     try:
-        with caplog.at_level("WARNING", logger="monitor.serve"):
-            codes = [httpx.get(url + "/", auth=("desk", f"guess{i}")).status_code
-                     for i in range(FAILED_SIGN_INS + 2)]
-        assert codes == [401] * FAILED_SIGN_INS + [429, 429]
-        right = httpx.get(url + "/", auth=("desk", "s3cret-pass"))      # not even checked now
-        assert right.status_code == 429 and int(right.headers["retry-after"]) > 0
+        with httpx.Client(base_url=url) as reviewer:        # a colleague behind the same address
+            link = review_token(KEY.encode(), "ben@example.org", ids["co"], NOW + timedelta(days=1))
+            assert reviewer.get(f"/items/{ids['co']}", params={"t": link}).status_code == 303
+            with caplog.at_level("WARNING", logger="monitor.serve"):
+                codes = [httpx.get(url + "/", auth=("desk", f"guess{i}")).status_code
+                         for i in range(FAILED_SIGN_INS + 2)]
+            assert codes == [401] * FAILED_SIGN_INS + [429, 429]
+            right = httpx.get(url + "/", auth=("desk", "s3cret-pass"))    # not even checked now
+            assert right.status_code == 429 and int(right.headers["retry-after"]) > 0
+            assert reviewer.get("/feeds").status_code == 200             # a session goes on
         assert caplog.text.count("Basic sign-in refused for user 'desk' from 127.0.0.1") == FAILED_SIGN_INS
+        assert "its Basic sign-ins are refused (429)" in caplog.text
         assert "guess" not in caplog.text and "s3cret" not in caplog.text
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
+
+
+def test_on_loopback_no_wrong_password_counts(tmp_path, store_url):
+    """On this machine no password is asked for, so none is counted against it."""
+    from monitor.web.access import FAILED_SIGN_INS, Access
+
+    fill(store_url)
+    access = Access(loopback=True, link_key=None, username="desk", password="s3cret-pass")
+    server, thread, store, url = _off_loopback_server(store_url, access)
+    try:
+        for _ in range(FAILED_SIGN_INS + 2):
+            assert httpx.get(url + "/", auth=("desk", "wrong")).status_code == 200
+        assert httpx.get(url + "/").status_code == 200
     finally:
         server.should_exit = True
         thread.join(10)

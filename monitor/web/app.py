@@ -37,8 +37,8 @@ from monitor import TOPICS
 from monitor.exceptions import ConfigError, MonitorError
 from monitor.review import VERDICTS, article_json
 from monitor.types import ArticleView, DigestArticle
-from monitor.web.access import (CSRF_COOKIE, SESSION_COOKIE, Access, csrf_ok, new_csrf_token, same_origin,
-                                usable_csrf_cookie)
+from monitor.web.access import (CSRF_COOKIE, FAILED_SIGN_INS, FAILED_WINDOW, SESSION_COOKIE,
+                                Access, csrf_ok, new_csrf_token, same_origin, usable_csrf_cookie)
 from monitor.web.filters import ListFilter
 
 log = logging.getLogger("monitor.serve")
@@ -383,7 +383,7 @@ def create_app(config, store, access: Access, clock=None, analyzer=None,
         Route("/healthz", app.healthz),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
-    if access.basic:
+    if access.basic and not access.loopback:    # on loopback no password is asked for
         middleware.append(Middleware(_SignInGuard, access=access, clock=app.clock))
     starlette = Starlette(routes=routes, middleware=middleware, exception_handlers={
         404: _not_found, 405: _method_not_allowed})
@@ -392,9 +392,11 @@ def create_app(config, store, access: Access, clock=None, analyzer=None,
 
 
 class _SignInGuard:
-    """Wrong Basic passwords are logged (user name and address, never the password), and
-    an address with ``FAILED_SIGN_INS`` of them in ``FAILED_WINDOW`` is answered 429 until
-    they age out: guessing the password takes years instead of minutes."""
+    """Off loopback: wrong Basic passwords are logged (user name and address, never the
+    password), and from an address with ``FAILED_SIGN_INS`` of them in ``FAILED_WINDOW``
+    a request carrying Basic credentials is answered 429 until they age out — guessing the
+    password takes years instead of minutes, while requests with a session or a review
+    link from that address (a shared NAT or proxy) go on as before."""
 
     def __init__(self, app, access, clock) -> None:
         self.app, self.access, self.clock = app, access, clock
@@ -402,11 +404,13 @@ class _SignInGuard:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"),
+                      None)
+        if header is None or header[:6].lower() != "basic ":
+            return await self.app(scope, receive, send)
         client = (scope.get("client") or ("unknown",))[0]
         now = self.clock()
         wait = self.access.wait_before_sign_in(client, now)
-        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"),
-                      None)
         if wait:
             response = PlainTextResponse(
                 f"429: too many wrong passwords from this address; try again in {wait} s",
@@ -415,6 +419,10 @@ class _SignInGuard:
         user = self.access.failed_sign_in(header, client, now)
         if user is not None:
             log.warning("Basic sign-in refused for user %r from %s", user, client)
+            if self.access.wait_before_sign_in(client, now):
+                log.warning("%s: %d wrong passwords within %d minutes: its Basic sign-ins are "
+                            "refused (429) until they age out", client, FAILED_SIGN_INS,
+                            FAILED_WINDOW.total_seconds() // 60)
         return await self.app(scope, receive, send)
 
 
