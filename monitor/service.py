@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 from datetime import datetime, timedelta
 
@@ -82,6 +83,23 @@ def _alive(pid: int) -> bool:
             return stat.read().rpartition(b")")[2].split()[0] != b"Z"
     except (OSError, IndexError):                          # no /proc here: kill(0) decides
         return True
+
+
+def _same_store(a: str, b: str) -> bool:
+    """Whether two store URLs name one database (an SQLite file however its path is
+    written: ./var/m.db, var/m.db)."""
+    if a == b:
+        return True
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        x, y = make_url(a), make_url(b)
+    except ArgumentError:
+        return False
+    if x.get_backend_name() == y.get_backend_name() == "sqlite" and x.database and y.database:
+        return Path(x.database).resolve() == Path(y.database).resolve()
+    return x == y
 
 
 def build_analyzer(config: Config):
@@ -165,16 +183,17 @@ class Service:
         from monitor.delivery import DigestJob
 
         now = self.clock()
+        for day in self.store.digests_left_sending(now):
+            # a copy left "sending" past its lease: its sender died. Marked unknown and
+            # logged, so that `--resend` can be found, however old; never re-sent.
+            record = self.store.get_digest(day)
+            if record is not None:
+                DigestJob(self.store, self.config, config_file=str(self.path)).mark_interrupted(
+                    record, now)
         for day in (local_date(now - timedelta(days=1), self.config), local_date(now, self.config)):
             record = self.store.get_digest(day)
             if record is None:
                 continue
-            if any(d.status == "sending" and (d.next_attempt_at or now) <= now
-                   for d in record.deliveries):
-                # left "sending" past its lease: its sender died. Marked unknown and logged,
-                # so that `--resend` can be found, whenever that is; never re-sent.
-                DigestJob(self.store, self.config, config_file=str(self.path)).mark_interrupted(
-                    record, now)
             if now - record.period_end <= RETRY_WINDOW and any(
                     d.status in OPEN and (d.next_attempt_at or now) <= now
                     for d in record.deliveries):
@@ -220,7 +239,7 @@ class Service:
 
     def apply(self, config: Config) -> None:
         old = self.config
-        if self.store.url != config.store_url():      # compared with the store it has open
+        if not _same_store(self.store.url, config.store_url()):   # the store it has open
             log.warning("store.url changed in the config: it applies after a restart; "
                         "the service keeps using the store it opened")
         self.config = config

@@ -828,15 +828,15 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
     items to the pool's text (when both are given), train, measure (dev too), compare,
     save."""
     out_path = Path(out_path)
-    review_records = _load_reviews(reviews)
+    dev = load_jsonl(dev_path) if dev_path is not None else None    # a bad file stops us now,
+    review_records = _load_reviews(reviews)                          # not after the training
     real, pool = _real_items(labels_dir, pool_path)
     keep = candidate_of(_current_card(out_path))
     result = train(load_corpus(corpus_dir), review_records, real=real, rules=rules,
                    seed=seed, features=features, candidates=candidates, now=now, keep=keep)
     result.card["pool"] = pool
     thresholds = Thresholds.from_card(result.card)
-    if dev_path is not None:
-        dev = load_jsonl(dev_path)
+    if dev_path is not None and dev is not None:
         result.card["dev"] = dev_metrics(result.pipeline, thresholds, dev, rules,
                                          Path(dev_path).name)
     current = _current_card(out_path)

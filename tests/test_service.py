@@ -244,7 +244,7 @@ def test_a_copy_left_sending_by_a_dead_sender_is_marked_and_said_by_the_service(
                                    next_attempt_at=clock["now"] + timedelta(minutes=2))
         service._retry_deliveries()                          # within the lease: left alone
         assert service.store.get_digest("2025-06-05").deliveries[0].status == "sending"
-        clock["now"] += timedelta(hours=25)                  # past the lease and the retry day
+        clock["now"] += timedelta(days=3)                    # back three days later
         with caplog.at_level("WARNING", logger="monitor"):
             service._retry_deliveries()
         assert service.store.get_digest("2025-06-05").deliveries[0].status == "unknown"
@@ -288,6 +288,9 @@ def test_a_reload_warns_of_a_store_url_only_while_it_differs_from_the_open_store
             assert "store.url changed" in caplog.text
             caplog.clear()
             service.apply(load_config(config))            # back to the store it has open
+            same = tmp_path / "same.toml"                 # the same file, written another way
+            write_config(same, f"{tmp_path}/./m.db", [("wire", feed_server.url("/rss"))])
+            service.apply(load_config(same))
         assert "store.url changed" not in caplog.text
         assert "digest at 06:00 UTC" in caplog.text
     finally:

@@ -535,3 +535,13 @@ def test_a_topic_no_row_has_is_fitted_plainly_whatever_the_scaling(records) -> N
     mixed = fitted.pipeline(Candidate(scaling="nb+none"), 0).predict_proba(rows)
     plain = fitted.pipeline(Candidate(scaling="none"), 0).predict_proba(rows)
     assert np.allclose(mixed, plain) and np.allclose(mixed[:, 1], 0.0)
+
+
+def test_a_bad_dev_file_stops_training_before_it_starts(tmp_path: Path, monkeypatch) -> None:
+    import monitor.train as train_module
+
+    dev = tmp_path / "dev.jsonl"
+    dev.write_bytes(json.dumps(DEV[0]).encode() + b"\n\xff\n")
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("trained first"))
+    with pytest.raises(UsageError, match=r"dev\.jsonl:2: not valid UTF-8"):
+        train_from_paths(FIXTURE.parent, [], tmp_path / "m.skops", dev_path=dev, now=NOW)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from monitor.exceptions import StorageError
 from monitor.storage import ledger, migrations, reviews
-from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL
+from monitor.storage.tables import ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, MINERAL
 from monitor.types import (
     Analysis,
     ArticleWrite,
@@ -301,6 +301,17 @@ class Store:
     def articles_seen(self, since: datetime, until: datetime) -> int:
         with self._begin() as conn:
             return ledger.articles_seen(conn, since, until)
+
+    def digests_left_sending(self, now: datetime) -> list[str]:
+        """Dates of the digests with a copy still ``sending`` past its lease (its sender
+        died), however old."""
+        query = (select(DIGEST.c.digest_date).distinct()
+                 .join(DELIVERY, DELIVERY.c.digest_id == DIGEST.c.id)
+                 .where(DELIVERY.c.status == "sending",
+                        DELIVERY.c.next_attempt_at.is_(None) | (DELIVERY.c.next_attempt_at <= now))
+                 .order_by(DIGEST.c.digest_date))
+        with self._begin() as conn:
+            return [d for (d,) in conn.execute(query)]
 
     def last_digest_end(self) -> datetime | None:
         with self._begin() as conn:
