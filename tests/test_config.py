@@ -210,3 +210,15 @@ def test_review_link_and_sign_in_secrets_come_from_the_environment_and_are_maske
     assert shown["digest"]["review_key"].startswith("********") and config_warnings(config) == []
     with pytest.raises(ConfigError, match="review_url"):
         parse_config({"digest": {"review_url": "javascript:alert(1)"}})
+
+
+@pytest.mark.parametrize("command", [["poll", "--all"], ["feeds"], ["review", "list"], ["config", "check"]])
+def test_a_store_without_its_driver_is_a_config_error_naming_the_file(tmp_path, command):
+    from click.testing import CliRunner
+
+    import monitor.cli
+
+    path = write(tmp_path, "[store]\nurl = 'mysql+nodriver://x/y'\n")
+    result = CliRunner().invoke(monitor.cli.cli, ["--config", str(path), *command])
+    assert result.exit_code == 2
+    assert f"{path}: store.url: the database driver is missing" in result.output

@@ -24,6 +24,19 @@ def config_file_of(ctx: click.Context) -> str | None:
     return ctx.find_root().obj["config_file"]
 
 
+def check_store_of(ctx: click.Context) -> None:
+    """Before a command opens the store: a store URL that is not one, or whose database
+    driver is missing, is a config error naming the file and the key (exit 2)."""
+    from monitor.config import config_path
+    from monitor.exceptions import ConfigError, StorageError
+    from monitor.storage.store import check_store_url
+
+    try:
+        check_store_url(config_of(ctx).store_url())
+    except StorageError as exc:
+        raise ConfigError(f"{config_path(config_file_of(ctx))}: {exc}") from None
+
+
 def missing_store(config) -> Path | None:
     """The SQLite file the config names when it does not exist yet (None otherwise, and
     for PostgreSQL)."""
@@ -45,6 +58,7 @@ def open_review_store(ctx: click.Context):
     from monitor.storage import open_store
 
     config = config_of(ctx)
+    check_store_of(ctx)
     path = missing_store(config)
     if path is not None:
         raise UsageError(f"no store at {path} (store.url in the config): nothing to review "

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import click
 
-from monitor.cli.context import config_file_of, config_of, now
+from monitor.cli.context import check_store_of, config_file_of, config_of, now
 from monitor.exceptions import UsageError
 
 
@@ -29,16 +29,10 @@ def config_check(ctx):
       monitor --config /etc/monitor/monitor.toml config check
     """
     from monitor.config import config_path, config_warnings, masked
-    from monitor.exceptions import ConfigError, StorageError
-    from monitor.storage.store import check_store_url
 
     config = config_of(ctx)
-    path = config_path(config_file_of(ctx))
-    try:
-        check_store_url(config.store_url())
-    except StorageError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    click.echo(f"# {path}: valid")
+    check_store_of(ctx)
+    click.echo(f"# {config_path(config_file_of(ctx))}: valid")
     for warning in config_warnings(config):
         click.echo(f"warning: {warning}", err=True)
     click.echo(json.dumps(masked(config), indent=2, ensure_ascii=False))
@@ -61,6 +55,7 @@ def poll(ctx, include_all):
     from monitor.service import build_poller, open_configured_store
 
     config = config_of(ctx)
+    check_store_of(ctx)
     with open_configured_store(config) as store:
         report = build_poller(config, store).run_cycle(include_all=include_all)
     _print_cycle(report)
@@ -94,6 +89,7 @@ def feeds(ctx):
     from monitor.service import open_configured_store
 
     config = config_of(ctx)
+    check_store_of(ctx)
     with open_configured_store(config) as store:
         rows = store.feed_health(now(), config.poll.broken_after_errors)
     click.echo(f"{'health':<8} {'last poll':<17} {'st':>3} {'err':>3} {'next check':<17} "
@@ -144,6 +140,7 @@ def digest(ctx, day, preview, resend, recipients):
                          f"{config.digest.timezone}): there is no digest for it yet")
     if recipients and not resend:
         raise UsageError("--recipient goes with --resend")
+    check_store_of(ctx)
     with open_configured_store(config) as store:
         job = DigestJob(store, config, config_file=str(config_path(config_file_of(ctx))))
         if preview:
@@ -192,6 +189,7 @@ def run(ctx):
     """
     from monitor.service import Service
 
+    check_store_of(ctx)
     service = Service(config_file_of(ctx))
     sys.exit(service.run_forever())
 
