@@ -185,15 +185,23 @@ def test_the_schedulers_own_warnings_are_json_lines_too():
         ("apscheduler.scheduler", "warning"), ("monitor.poll", "info")]
 
 
+def clocked_service(tmp_path, feed_server, feed_file, start):
+    """A Service (in this process) over one feed, on a clock the test moves:
+    ``clock["now"]``."""
+    from monitor.service import Service
+
+    clock = {"now": start}
+    config = tmp_path / "monitor.toml"
+    write_config(config, tmp_path / "m.db", [("wire", feed_server.add("/rss", feed_file("rss2.xml")))],
+                 send_at="06:00")
+    return Service(str(config), clock=lambda: clock["now"]), clock
+
+
 def test_a_digest_missed_yesterday_is_sent_at_a_start_before_todays_time(tmp_path, feed_server, feed_file):
     """Down across yesterday's send time, started again before today's: yesterday's digest
     goes out at start, once; today's follows at its time."""
-    from monitor.service import Service
-
-    clock = {"now": datetime(2025, 6, 4, 5, 0, tzinfo=timezone.utc)}
-    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
-    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))], send_at="06:00")
-    service = Service(str(config), clock=lambda: clock["now"])
+    service, clock = clocked_service(tmp_path, feed_server, feed_file,
+                                     datetime(2025, 6, 4, 5, 0, tzinfo=timezone.utc))
     try:
         service.dispatch()                                   # running on the 4th before 06:00,
         clock["now"] = datetime(2025, 6, 5, 5, 0, tzinfo=timezone.utc)   # down until the 5th
@@ -212,12 +220,8 @@ def test_a_digest_missed_yesterday_is_sent_at_a_start_before_todays_time(tmp_pat
 def test_no_catch_up_digest_for_a_day_before_the_store_began(tmp_path, feed_server, feed_file):
     """A first `monitor poll` at 02:00, the service started at 05:00 (send_at 06:00): no
     "nothing new" mail for yesterday, when there was nothing to watch."""
-    from monitor.service import Service
-
-    clock = {"now": datetime(2025, 6, 5, 2, 0, tzinfo=timezone.utc)}
-    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
-    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))], send_at="06:00")
-    service = Service(str(config), clock=lambda: clock["now"])
+    service, clock = clocked_service(tmp_path, feed_server, feed_file,
+                                     datetime(2025, 6, 5, 2, 0, tzinfo=timezone.utc))
     try:
         service.dispatch()
         clock["now"] = datetime(2025, 6, 5, 5, 0, tzinfo=timezone.utc)
@@ -230,12 +234,8 @@ def test_no_catch_up_digest_for_a_day_before_the_store_began(tmp_path, feed_serv
 
 def test_a_copy_left_sending_by_a_dead_sender_is_marked_and_said_by_the_service(
         tmp_path, feed_server, feed_file, caplog):
-    from monitor.service import Service
-
-    clock = {"now": datetime(2025, 6, 5, 6, 0, tzinfo=timezone.utc)}
-    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
-    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))], send_at="06:00")
-    service = Service(str(config), clock=lambda: clock["now"])
+    service, clock = clocked_service(tmp_path, feed_server, feed_file,
+                                     datetime(2025, 6, 5, 6, 0, tzinfo=timezone.utc))
     try:
         service.dispatch()
         service.digest()
