@@ -158,12 +158,12 @@ class Store:
     def sync_feeds(self, feeds: Iterable, now: datetime, default_interval: int = 60,
                    default_silent_days: float = 3.0) -> None:
         """Make the feed table match the config: add new feeds, update names and intervals,
-        deactivate feeds no longer configured (their articles stay). A configured feed whose
-        URL is new but whose name a stored feed of a URL no longer configured has is that
-        feed moved (a new address, a rotated password in the URL): the row takes the new
-        URL and forgets the old one's validators, and its articles stay its own, so the
-        items it carries already are not stored and mailed again. Writes nothing when they
-        already match, so read-only commands never wait for another writer."""
+        deactivate feeds no longer configured (their articles stay). A configured feed with a
+        new URL and the name of a stored feed whose URL is no longer configured is that feed,
+        moved (a new address, a rotated password in the URL): the row takes the new URL and
+        forgets the old one's validators, and its articles stay its own, so the items it
+        carries already are not stored and mailed again. Writes nothing when they already
+        match, so read-only commands never wait for another writer."""
         wanted = {f.url: f for f in feeds}
         with self._begin() as conn:
             existing: dict[str, Any] = {r.url: r for r in conn.execute(select(FEED))}
