@@ -329,7 +329,7 @@ class Poller:
             return writes
         feed, result = staged.feed, staged.result
         state = feed_outcome(feed, staged.outcome, new=staged.new)
-        new, updated = self.store.save_poll(feed.id, writes, state)
+        new, updated = self.store.save_poll(feed.id, writes, state, self.owner)
         flagged = sum(1 for w in writes if w.verdict is not None and w.verdict.flagged)
         return FeedReport(feed.name, feed.url, "ok", http_status=result.status, new=new,
                           updated=updated, flagged=flagged)
@@ -360,7 +360,7 @@ class Poller:
         if states is None:
             states = self._take_states()
         try:
-            self.store.save_states(states)
+            self.store.save_states(states, self.owner)
         except StorageError as exc:
             log.error("state of %d feeds not stored, they will be polled again: %s",
                       len(states), exc)

@@ -279,3 +279,16 @@ def test_a_feed_whose_url_changed_keeps_its_row_and_articles(store):
     again = due_feeds(store, utc(2025, 6, 2))[0]
     assert again.id == feed.id and again.etag is None
     assert store.known_articles(feed.id, ["k1"]) == {"k1": "h-Gallium curbs-Beijing adds licences."}
+
+
+def test_storing_releases_only_the_storers_own_lease(store):
+    """A poller whose lease ran out while it fetched, and which another poller then took,
+    stores its poll without clearing the other's lease."""
+    now = utc(2025, 6, 1)
+    [feed] = store.claim_due_feeds(now, "a", 5, limit=10)
+    later = now + timedelta(seconds=6)                    # "a"'s lease ran out; "b" takes it
+    [taken] = store.claim_due_feeds(later, "b", 300, limit=10)
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, later), "a")
+    assert sql(store, "select claimed_by from feed") == [("b",)]
+    store.save_poll(taken.id, [], outcome(taken, later), "b")
+    assert sql(store, "select claimed_by, claimed_until from feed") == [(None, None)]

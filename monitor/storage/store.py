@@ -266,7 +266,7 @@ class Store:
         return found
 
     def save_poll(self, feed_id: int, articles: Sequence[ArticleWrite],
-                  state: Mapping[str, Any]) -> tuple[int, int]:
+                  state: Mapping[str, Any], owner: str | None = None) -> tuple[int, int]:
         """Store a feed's new and changed articles, then its state (the columns
         ``monitor.feedstate.feed_outcome`` gave), in one transaction; storing releases the
         feed's claim.
@@ -276,17 +276,18 @@ class Store:
         """
         with self._begin() as conn:
             new, updated = _write_articles(conn, feed_id, articles, state["last_polled_at"])
-            _write_feed_states(conn, [(feed_id, state)])
+            _write_feed_states(conn, [(feed_id, state)], owner)
         return new, updated
 
-    def save_states(self, states: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+    def save_states(self, states: Sequence[tuple[int, Mapping[str, Any]]],
+                    owner: str | None = None) -> None:
         """Record many feeds' states (feed id, columns) after polls that stored no article
         (not modified, errors) in one transaction: a cycle where most feeds answer 304
         costs one commit."""
         if not states:
             return
         with self._begin() as conn:
-            _write_feed_states(conn, states)
+            _write_feed_states(conn, states, owner)
 
     # -- digest ledger -------------------------------------------------------------------
     def digest_candidates(self, since: datetime, until: datetime) -> list[DigestArticle]:
@@ -556,12 +557,19 @@ def _insert_mentions(conn: Connection, table, mentions) -> None:
         conn.execute(table.insert(), rows)
 
 
-def _write_feed_states(conn: Connection, states: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
-    """One UPDATE per feed (its claim released), sent as one executemany per shape of the
-    values."""
+def _write_feed_states(conn: Connection, states: Sequence[tuple[int, Mapping[str, Any]]],
+                       owner: str | None = None) -> None:
+    """One UPDATE per feed, sent as one executemany per shape of the values; the feeds'
+    claims released — with ``owner``, only those still its own (a lease another poller
+    took over after this one's ran out stays that poller's)."""
+    if owner is not None and states:
+        conn.execute(update(FEED).where(FEED.c.id.in_([f for f, _ in states]),
+                                        FEED.c.claimed_by == owner)
+                     .values(claimed_until=None, claimed_by=None))
     shapes: dict[tuple[str, ...], list[dict]] = {}
     for feed_id, state in states:
-        values = {**state, "claimed_until": None, "claimed_by": None}
+        values = dict(state) if owner is not None else {**state, "claimed_until": None,
+                                                          "claimed_by": None}
         # bound under other names than the columns (SQLAlchemy reserves those in SET)
         row = {"p_feed_id": feed_id, **{f"p_{k}": v for k, v in values.items()}}
         shapes.setdefault(tuple(sorted(values)), []).append(row)
