@@ -71,3 +71,9 @@ def test_installed_wheel_trains_from_its_bundled_corpus(wheel, tmp_path):
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "no real items (no pool given or found)" in proc.stdout and out.exists()
+    shipped = target / "monitor" / "_bundled" / "models" / "classifier.skops"
+    before = shipped.read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "monitor", "train"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)      # no --out: the shipped model
+    assert proc.returncode == 2 and "with --out PATH" in proc.stderr, proc.stderr
+    assert shipped.read_bytes() == before

@@ -208,7 +208,8 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     the real items (the current model's settings stay unless others score more than 0.002
     higher); write the model and its card. Refuses to replace the current model when
     flagged F1 on the fixed held-out part drops by more than one point, unless --force.
-    Without a pool it trains on the written corpus and reviews alone, and says so.
+    Without a pool it trains on the written corpus and reviews alone, and says so. From an
+    installed package (not a checkout) it needs --out: the shipped model is not overwritten.
 
     \b
     Examples:
@@ -230,8 +231,12 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     pool = Path(pool_path) if pool_path else default_pool_path()
     if pool is not None and not pool.is_file():
         raise UsageError(f"{pool}: no such pool file (--pool or $MONITOR_POOL)")
-    outcome = train_from_paths(corpus, _reviews(config),
-                               out_path or config.classifier.model_path(), dev_path=dev_file,
+    target = Path(out_path) if out_path else config.classifier.model_path()
+    if not out_path and _inside_installed_package(target):
+        raise UsageError(f"{target}: that is the model shipped inside the installed package, "
+                         "which an upgrade or reinstall replaces; train into a file of your own "
+                         "with --out PATH and name it as classifier.model in the config")
+    outcome = train_from_paths(corpus, _reviews(config), target, dev_path=dev_file,
                                force=force, rules=KeywordRules.compile(config.keywords.spec()),
                                labels_dir=labels, pool_path=pool)
     _report_training(outcome)
@@ -265,6 +270,18 @@ def _report_training(outcome) -> None:
                 click.echo(f"dev {setup}: flagged F1 {card['dev'][setup]['flagged']['f1']}")
     click.echo(("written to " if outcome.replaced else "NOT written: ")
                + f"{outcome.path} ({outcome.reason})")
+
+
+def _inside_installed_package(path: Path) -> bool:
+    """Whether ``path`` lies in the copies bundled into the installed wheel
+    (``monitor/_bundled``), not in a checkout's ``models/`` folder."""
+    from monitor.resources import BUNDLED_DIR
+
+    try:
+        path.resolve().relative_to(BUNDLED_DIR.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def _reviews(config) -> list[dict]:
