@@ -18,8 +18,9 @@ so there are no false merges. Clusters are the connected components; each is nam
 its smallest article id.
 
 Across languages (``merge_languages``): two articles in different languages are one
-story when they were published the same day (UTC), have the same topics, name the same
-countries (at least one) and the same minerals, and their headlines share an anchor that
+story when they were published the same day (in the digest's time zone), have the same
+topics, name the same countries (at least one) and the same minerals, and their headlines
+share an anchor that
 is neither a country nor a mineral: a number of two or more digits ("25.000" = "25,000")
 or a name in Latin letters ("Codelco", "KGHM"). Without such an anchor they stay apart:
 "China curbs gallium" in English and "China: Gallium-Exporte sinken" in German the same
@@ -32,6 +33,7 @@ import re
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import timezone, tzinfo
 
 THRESHOLD = 0.5
 CONTAINMENT = 0.8
@@ -191,14 +193,17 @@ def title_anchors(title: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def merge_languages(clusters: dict[int, int], articles: Sequence) -> dict[int, int]:
+def merge_languages(clusters: dict[int, int], articles: Sequence,
+                    zone: tzinfo = timezone.utc) -> dict[int, int]:
     """``clusters`` (article id → cluster id) with the clusters of one story told in two
-    languages joined (the rule is in the module's docstring). ``articles``: objects with
-    id, language, published, topics, countries, minerals and title (DigestArticle)."""
+    languages joined (the rule is in the module's docstring; "the same day" is a day of
+    ``zone``, the digest's time zone, as the digest shows the times). ``articles``: objects
+    with id, language, published, topics, countries, minerals and title (DigestArticle)."""
     groups: dict[tuple, list] = defaultdict(list)
     for a in articles:
         if a.countries and a.language:
-            groups[(a.published.date(), tuple(sorted(a.topics)), tuple(sorted(a.countries)),
+            day = a.published.astimezone(zone).date()
+            groups[(day, tuple(sorted(a.topics)), tuple(sorted(a.countries)),
                     tuple(sorted(a.minerals)))].append(a)
     names = sorted(set(clusters.values()))
     index = {name: i for i, name in enumerate(names)}

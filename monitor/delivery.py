@@ -33,7 +33,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import partial
 
 from monitor.cluster import cluster, merge_languages
 from monitor.digest import Coverage, build_digest, render, subject
@@ -101,10 +102,11 @@ def _period_end(day: str, now: datetime, config) -> datetime:
     return min(now, scheduled.astimezone(now.tzinfo)) if day != local_date(now, config) else now
 
 
-def _clusters(articles) -> dict[int, int]:
-    """Near-duplicates within a language, then one story told in two languages."""
+def _clusters(articles, zone: tzinfo = timezone.utc) -> dict[int, int]:
+    """Near-duplicates within a language, then one story told in two languages the same
+    day of ``zone`` (the digest's time zone)."""
     return merge_languages(cluster([a.id for a in articles], [(a.title, a.text) for a in articles]),
-                           articles)
+                           articles, zone)
 
 
 class DigestJob:
@@ -175,7 +177,8 @@ class DigestJob:
         self._covered(day, end)
         record = self.store.open_digest(day, end, end - timedelta(hours=24),
                                         self.config.digest.recipients,
-                                        self.config.digest.send_when_empty, _clusters, now)
+                                        self.config.digest.send_when_empty,
+                                        partial(_clusters, zone=self.config.digest.zone()), now)
         log.info("digest %s: %d articles for %d recipients", day, len(record.article_ids),
                  len(record.deliveries))
         return record
@@ -238,7 +241,8 @@ class DigestJob:
         self._covered(day, end)
         start = self.store.last_digest_end() or end - timedelta(hours=24)
         articles = self.store.digest_candidates(start, end)
-        line, digest = self._build(articles, _clusters(articles), day, start, end, now)
+        line, digest = self._build(articles, _clusters(articles, self.config.digest.zone()), day,
+                                   start, end, now)
         return render(digest, line)[0]
 
     def _build(self, articles, clusters, day, start, end, now):

@@ -105,3 +105,15 @@ def test_one_story_in_two_languages_is_merged_only_on_an_anchor():
     assert title_anchors(items[6].title) == set()
     merged = merge_languages({i.id: i.id for i in items}, items)
     assert merged == {1: 1, 2: 1, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7}
+
+
+def test_the_same_day_is_a_day_of_the_digests_time_zone():
+    """23:50 and 00:10 UTC are one morning in Tokyo: one story there, two days in UTC."""
+    from zoneinfo import ZoneInfo
+
+    items = [Item(1, "en", "Codelco signs 20,000-tonne lithium offtake",
+                  published=datetime(2025, 6, 3, 23, 50, tzinfo=timezone.utc)),
+             Item(2, "de", "Codelco unterzeichnet Lithium-Abnahmevertrag",
+                  published=datetime(2025, 6, 4, 0, 10, tzinfo=timezone.utc))]
+    assert merge_languages({1: 1, 2: 2}, items, ZoneInfo("Asia/Tokyo")) == {1: 1, 2: 1}
+    assert merge_languages({1: 1, 2: 2}, items) == {1: 1, 2: 2}
