@@ -23,6 +23,9 @@ BUNDLED = {
 
 class BuildWithResources(build_py):
     def run(self):
+        # a build folder left by an earlier build (pip builds in the tree) would still hold
+        # files deleted since, and they would ship: start from an empty package folder
+        shutil.rmtree(Path(self.build_lib) / "monitor", ignore_errors=True)
         super().run()
         target = Path(self.build_lib) / "monitor" / "_bundled"
         for folder, patterns in BUNDLED.items():

@@ -26,7 +26,18 @@ def wheel(tmp_path_factory):
             shutil.copytree(ROOT / name, src / name, ignore=SKIP)
         else:
             shutil.copy2(ROOT / name, src / name)
-    out = tmp_path_factory.mktemp("wheel")
+    built = build(src, tmp_path_factory.mktemp("wheel"))
+    # built again after a file is deleted from the tree (pip builds in it, leaving build/):
+    # the file must not come back from the earlier build
+    (src / "models" / "corpus" / "it.jsonl").unlink()
+    again = build(src, tmp_path_factory.mktemp("again"))
+    names = zipfile.ZipFile(again).namelist()
+    assert "monitor/_bundled/models/corpus/it.jsonl" in zipfile.ZipFile(built).namelist()
+    assert "monitor/_bundled/models/corpus/it.jsonl" not in names, "a deleted file shipped"
+    return again
+
+
+def build(src: Path, out: Path) -> Path:
     # No build isolation: setuptools and wheel come with the test extras, so building
     # needs no package index (no test reaches beyond loopback).
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
