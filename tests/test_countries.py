@@ -144,6 +144,11 @@ def test_paris_agreement_and_brussels_are_not_countries():
     assert codes("Paris and Berlin disagreed.") == ["DE", "FR"]
 
 
+def test_a_stadium_or_cup_named_emirates_is_not_the_country():
+    assert codes("Arsenal draw at the Emirates Stadium; Emirates Cup next") == []
+    assert codes("The Emirates sign a lithium deal with Chile") == ["AE", "CL"]
+
+
 def test_brussels_counts_as_belgium_in_a_dateline():
     assert codes("BRUSSELS (Reuters) - EU ministers agreed.") == ["BE"]
     assert codes("Brüssel – Die EU-Minister haben sich geeinigt.") == ["BE"]
