@@ -371,6 +371,10 @@ def config_warnings(config: Config) -> list[str]:
     if not config.digest.recipients:
         found.append("digest.recipients is empty: no digest is sent to anyone")
     digest = config.digest
+    keywords = config.keywords
+    if not (keywords.critical_minerals or keywords.export_controls):
+        found.append("no [keywords] phrases: articles are flagged by the model alone (the "
+                     "example config's lists are not merged in; copy the ones you want)")
     smtp = config.smtp
     if smtp is not None and smtp.password_env and os.environ.get(smtp.password_env) is None:
         found.append(f"smtp.password_env: ${smtp.password_env} is not set: the digest cannot "
