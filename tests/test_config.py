@@ -39,6 +39,8 @@ def test_shipped_keywords_mute_round_up_teasers_but_flag_the_news():
     ("ジスプロシウムの調達先を多様化へ", True),          # dysprosium
     ("네오디뮴 자석 가격 급등", True),
     ("안티몬 수입 길 막혀", True),                     # antimony
+    ("タングステン価格が過去最高値", True),              # the price phrases
+    ("텅스텐 가격 사상 최고", True),
     ("窒化ガリウムの急速充電器を発売", False),           # a GaN charger: a product
     ("게르마늄 팔찌 과장 광고 적발", False),             # germanium health goods
 ])
