@@ -148,8 +148,6 @@ def _quit(client: smtplib.SMTP) -> None:
         client.close()
 
 
-
-
 @dataclass
 class OutboxMailer:
     """Writes each message as ``.eml`` (and its HTML part as ``.html``) into a folder."""

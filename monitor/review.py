@@ -143,9 +143,12 @@ def parse_mark_args(words: Sequence[str]) -> tuple[tuple[int, ...], str]:
 
 
 def review_topics(verdict: str, given: tuple[str, ...],
-                  article_topics: Mapping[int, tuple[str, ...]]) -> dict[int, tuple[str, ...]]:
+                  article_topics: Mapping[int, tuple[str, ...]],
+                  ask: str = f"say which with --topics ({', '.join(TOPICS)})"
+                  ) -> dict[int, tuple[str, ...]]:
     """The topics each new review records: none for irrelevant; for relevant the given
-    ones, else the article's current topics (an article without topics needs --topics)."""
+    ones, else the article's current topics (an article without topics needs them given:
+    ``ask`` says how, on the command line by default)."""
     if verdict == "irrelevant":
         if given:
             raise UsageError("--topics goes only with relevant (an irrelevant article has no topics)")
@@ -154,8 +157,7 @@ def review_topics(verdict: str, given: tuple[str, ...],
         return {a: given for a in article_topics}
     bare = [a for a, topics in article_topics.items() if not topics]
     if bare:
-        raise UsageError(f"article {', '.join(map(str, bare))} has no topics: say which with "
-                         f"--topics ({', '.join(TOPICS)})")
+        raise UsageError(f"article {', '.join(map(str, bare))} has no topics: {ask}")
     return dict(article_topics)
 
 

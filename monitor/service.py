@@ -23,7 +23,6 @@ import os
 import signal
 import socket
 import threading
-from pathlib import Path
 from typing import Any
 from datetime import datetime, timedelta
 
@@ -88,18 +87,12 @@ def _alive(pid: int) -> bool:
 def _same_store(a: str, b: str) -> bool:
     """Whether two store URLs name one database (an SQLite file however its path is
     written: ./var/m.db, var/m.db)."""
+    from monitor.storage.reviews import sqlite_file
+
     if a == b:
         return True
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        x, y = make_url(a), make_url(b)
-    except ArgumentError:
-        return False
-    if x.get_backend_name() == y.get_backend_name() == "sqlite" and x.database and y.database:
-        return Path(x.database).resolve() == Path(y.database).resolve()
-    return x == y
+    x, y = sqlite_file(a), sqlite_file(b)
+    return x is not None and y is not None and x.resolve() == y.resolve()
 
 
 def build_analyzer(config: Config):

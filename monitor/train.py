@@ -828,17 +828,17 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
     items to the pool's text (when both are given), train, measure (dev too), compare,
     save."""
     out_path = Path(out_path)
-    dev = load_jsonl(dev_path) if dev_path is not None else None    # a bad file stops us now,
-    review_records = _load_reviews(reviews)                          # not after the training
+    # (name, records) of the dev file, read first: a bad file stops us now, not after training
+    dev = (Path(dev_path).name, load_jsonl(dev_path)) if dev_path is not None else None
+    review_records = _load_reviews(reviews)
     real, pool = _real_items(labels_dir, pool_path)
     keep = candidate_of(_current_card(out_path))
     result = train(load_corpus(corpus_dir), review_records, real=real, rules=rules,
                    seed=seed, features=features, candidates=candidates, now=now, keep=keep)
     result.card["pool"] = pool
     thresholds = Thresholds.from_card(result.card)
-    if dev_path is not None and dev is not None:
-        result.card["dev"] = dev_metrics(result.pipeline, thresholds, dev, rules,
-                                         Path(dev_path).name)
+    if dev is not None:
+        result.card["dev"] = dev_metrics(result.pipeline, thresholds, dev[1], rules, dev[0])
     current = _current_card(out_path)
     compared = result.card
     if current is not None and result.held_out:

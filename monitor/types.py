@@ -208,9 +208,8 @@ class CycleReport:
         return sum(1 for f in self.feeds if f.status == status)
 
     def summary(self) -> str:
-        polled = len(self.feeds) - self.count("skipped")
         skipped = self.count("skipped")
-        return (f"{polled} feeds polled" + (f" ({skipped} skipped: stopping)" if skipped else "")
+        return (f"{len(self.feeds) - skipped} feeds polled" + (f" ({skipped} skipped: stopping)" if skipped else "")
                 + f", {self.count('not-modified')} not modified, "
                 f"{self.total('new')} new, {self.total('updated')} updated, "
                 f"{self.total('flagged')} flagged, {self.count('error')} errors"

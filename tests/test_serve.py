@@ -111,6 +111,9 @@ def test_an_item_page_and_a_verdict_by_post_only(served):
         no_topics = client.post(f"/items/{item}/review", data={"verdict": "relevant", "csrf": token,
                                                                "topics": "nonsense"})
         assert no_topics.status_code == 400 and "unknown topic" in no_topics.text
+        bare = client.post(f"/items/{served.ids['plain']}/review",            # not flagged:
+                           data={"verdict": "relevant", "csrf": token})           # no topics
+        assert bare.status_code == 400 and "tick the topics it is relevant to" in bare.text
         saved = client.post(f"/items/{item}/review", data={"verdict": "irrelevant", "csrf": token,
                                                            "note": "  price noise \n"})
         assert saved.status_code == 303 and saved.headers["location"] == f"/items/{item}?saved=irrelevant"

@@ -72,16 +72,12 @@ class Access:
     def failed_sign_in(self, header: str | None, client: str, now: datetime) -> str | None:
         """The user name of a Basic header whose credentials are wrong (recorded against
         ``client``), else None."""
-        if not (self.basic and header and header[:6].lower() == "basic "):
+        if not (self.basic and header and header[:6].lower() == "basic ") \
+                or self._basic_user(header) is not None:
             return None
-        if self._basic_user(header) is not None:
-            return None
-        try:
-            user = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")[0]
-        except (binascii.Error, UnicodeDecodeError):
-            user = "(unreadable)"
         self._failed.setdefault(client, []).append(now)
-        return user
+        given = _basic_credentials(header)
+        return given[0] if given is not None else "(unreadable)"
 
     @property
     def basic(self) -> bool:
@@ -112,13 +108,10 @@ class Access:
         return self.local_user if self.loopback else None
 
     def _basic_user(self, header: str) -> str | None:
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
+        given = _basic_credentials(header)
+        if given is None:
             return None
-        try:
-            user, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
+        user, password = given
         ok_user = same_secret(user, self.username or "")
         ok_password = same_secret(password, self.password or "")
         return user if ok_user and ok_password else None
@@ -127,6 +120,19 @@ class Access:
         """(cookie value, max-age seconds) of a session for ``who``."""
         until = min(expires, now + MAX_SESSION)
         return session_value(self.session_key, who, until), max(1, int((until - now).total_seconds()))
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    """(user, password) of a Basic ``Authorization`` header; None for another scheme or a
+    value that cannot be read."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
 
 
 def new_csrf_token() -> str:

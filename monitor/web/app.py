@@ -225,9 +225,8 @@ class ReviewApp:
             if article_id not in current:
                 return self._page(request, "denied.html.j2", 404, reviewer=reviewer,
                                   message=f"There is no item #{article_id} in this store.")
-            if verdict == "relevant" and not given and not current[article_id]:
-                raise UsageError("this item has no topics: tick the topics it is relevant to")
-            chosen = review_topics(verdict, given, current)
+            chosen = review_topics(verdict, given, current,
+                                   ask="tick the topics it is relevant to")
             await run_in_threadpool(self.store.add_reviews, chosen, verdict, note, reviewer, self.clock())
         except UsageError as exc:
             return await self._item_page(request, article_id, reviewer, 400, error=str(exc), note=note or "")
