@@ -11,6 +11,8 @@ Each carries the context a person needs (file and key, feed URL, recipient) in i
 the original exception, where there is one, is chained as ``__cause__``.
 """
 
+from monitor.redact import masked_url
+
 
 class MonitorError(Exception):
     """Root of every error monitor raises on purpose."""
@@ -31,11 +33,14 @@ class UsageError(MonitorError):
 
 
 class FeedError(MonitorError):
-    """A feed failed: network, HTTP status, size limit or content that is not a feed."""
+    """A feed failed: network, HTTP status, size limit or content that is not a feed.
+
+    Its message is stored on the feed, logged and printed: a URL in it (a redirect's target,
+    httpx's text) is shown masked, as the feed's own URL is."""
 
     def __init__(self, message: str, *, kind: str = "error", status: int | None = None,
                  retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(masked_url(message))
         self.kind = kind
         self.status = status
         self.retry_after = retry_after

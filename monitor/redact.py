@@ -1,8 +1,11 @@
-"""Secrets out of what is printed and logged: the password in a URL's user info.
+"""Secrets out of what is printed and logged: the password in a URL's user info, and the
+values of query parameters that carry one (``?token=…``, ``&api_key=…``, ``&X-Amz-Signature=…``).
 
 A feed URL may carry credentials (``https://user:secret@host/feed``); the fetcher sends
 them as HTTP Basic auth, and everything that prints or logs a URL shows it through
-``masked_url``: ``https://user:***@host/feed``. No third-party import.
+``masked_url``: ``https://user:***@host/feed``. A private feed may instead take its key in
+the query string (``https://host/feed?token=…``), and a redirect may lead to a signed URL;
+those values are shown as ``***`` too. No third-party import.
 """
 
 from __future__ import annotations
@@ -11,7 +14,32 @@ import re
 
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]*@")
 
+# parameter names (lower case, without "-" and "_") whose value is a secret
+_SECRET_NAMES = frozenset({
+    "key", "apikey", "appkey", "accesskey", "privatekey", "sig", "signature", "sign", "hmac",
+    "token", "accesstoken", "authtoken", "apitoken", "idtoken", "refreshtoken",
+    "securitytoken", "xamzsecuritytoken", "xamzsignature", "xamzcredential", "xgoogsignature",
+    "xgoogcredential", "secret", "clientsecret", "password", "passwd", "pwd", "pass",
+    "auth", "authorization", "session", "sessionid", "sid", "code", "hash"})
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "apikey", "signature")
+_QUERY_PARAM = re.compile(r"([?&;])([^=&#;\s]+)=([^&#;\s]*)")
+
+
+def _is_secret(name: str) -> bool:
+    plain = re.sub(r"[-_.]", "", name.lower())
+    return plain in _SECRET_NAMES or any(word in plain for word in _SECRET_WORDS)
+
+
+def _mask_param(match: re.Match[str]) -> str:
+    sep, name, value = match.groups()
+    return f"{sep}{name}=***" if value and _is_secret(name) else match.group(0)
+
 
 def masked_url(url: str) -> str:
-    """The URL with the password of its user info replaced by ``***``."""
-    return _PASSWORD.sub(r"\1***@", url)
+    """The URL with the password of its user info, and the values of query parameters
+    named like a secret (token, key, api_key, signature, password …), replaced by ``***``."""
+    url = _PASSWORD.sub(r"\1***@", url)
+    if "?" not in url:
+        return url
+    head, _, rest = url.partition("?")
+    return head + _QUERY_PARAM.sub(_mask_param, "?" + rest)
