@@ -431,3 +431,24 @@ def test_english_short_forms_nz_and_aussie():
     assert codes("Aussie miners rally on lithium") == ["AU"]
     assert codes("Aussie dollar slips") == []               # a currency alone
     assert codes("정부, 주택 공급 [HK영상]") == []           # Hankyung's tag, not Hong Kong
+
+
+def test_a_currency_named_by_its_country_adjective_is_no_country():
+    # LABELING.md: currencies alone do not count ("US-Dollar"); the country itself does
+    assert codes("Gold rises against the US dollar and the Japanese yen") == []
+    assert codes("Der Euro kostete 1,10 US-Dollar, der Schweizer Franken legte zu") == []
+    assert codes("Kredyty we frankach szwajcarskich i kurs dolara amerykańskiego") == []
+    assert codes("The US economy grew; the U.S. dollar fell") == ["US"]
+
+
+def test_english_demonyms_of_smaller_countries():
+    assert codes("US sanctions Nicaraguan officials and two Honduran gang members") == ["HN", "NI", "US"]
+    assert codes("Salvadoran and Costa Rican ministers met Liberian envoys") == ["CR", "LR", "SV"]
+    assert codes("South Sudanese refugees") == ["SS"]            # not Sudan
+    assert codes("The Equatorial Guinean president") == ["GQ"]  # not Guinea
+    assert codes("Delhi pollution: restrictions on construction") == ["IN"]
+
+
+def test_first_names_and_a_railway_are_not_territories():
+    assert codes("Alan Wake 2 reviews are out") == []            # not Åland
+    assert codes("BNSF, CSX and Norfolk Southern") == []         # not Norfolk Island
