@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import sqlite3
 import time
@@ -20,6 +21,7 @@ from sqlalchemy.exc import (ArgumentError, IntegrityError, NoSuchModuleError, Op
                             SQLAlchemyError)
 from sqlalchemy.engine import make_url
 
+from monitor.cluster import repeats
 from monitor.exceptions import StorageError
 from monitor.storage import ledger, migrations, reviews
 from monitor.storage.tables import ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, MINERAL
@@ -32,6 +34,7 @@ from monitor.types import (
     FeedState,
 )
 
+log = logging.getLogger("monitor.digest")
 
 
 def _wal(cur, busy_timeout_ms: int) -> None:
@@ -342,6 +345,13 @@ class Store:
                 start = ledger.last_period_end(conn) or default_start
                 digest_id = ledger.insert_digest(conn, digest_date, start, end, now)
                 articles = ledger.candidates(conn, start, end)
+                told = repeats([(a.id, a.title, a.text) for a in articles],
+                               ledger.recently_sent(conn, start - ledger.REPEAT_WINDOW))
+                if told:
+                    log.info("digest %s: %d flagged articles left out: stories a digest of the "
+                             "last %d days carried, reported again", digest_date, len(told),
+                             ledger.REPEAT_WINDOW.days)
+                    articles = [a for a in articles if a.id not in told]
                 send = bool(articles) or send_when_empty
                 ledger.fill_digest(conn, digest_id, [a.id for a in articles],
                                    recipients if send else (), clusterer(articles))
