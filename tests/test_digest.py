@@ -287,6 +287,8 @@ def test_the_same_story_under_another_headline_the_next_day_is_not_mailed_again(
              "six members will oversee the transition.",
              ("critical-minerals",), 0.9, ("CL",), ("lithium",), 20)]
     fill(store_url, day1, T0 + timedelta(days=1)).close()
+    preview = job(store, config(tmp_path)).preview(NOW + timedelta(days=1))   # as it will go out
+    assert "Codelco and SQM sign" in preview and "partnership approved" not in preview
     second = job(store, config(tmp_path)).run(NOW + timedelta(days=1))
     assert [a.title for a in store.digest_articles(store.get_digest(second.digest_date))] == [
         "Codelco and SQM sign the Atacama contract"]

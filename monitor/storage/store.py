@@ -37,6 +37,19 @@ from monitor.types import (
 log = logging.getLogger("monitor.digest")
 
 
+def _new_stories(conn: Connection, start: datetime, end: datetime) -> list[DigestArticle]:
+    """The period's candidates (``ledger.candidates``) without the stories a digest of the
+    last ``ledger.REPEAT_WINDOW`` carried, reported again under another headline."""
+    articles = ledger.candidates(conn, start, end)
+    told = repeats([(a.id, a.title, a.text) for a in articles],
+                   ledger.recently_sent(conn, start - ledger.REPEAT_WINDOW))
+    if told:
+        log.info("digest from %s: %d flagged articles left out, stories a digest of the last "
+                 "%d days carried, reported again", f"{start:%Y-%m-%d %H:%M} UTC", len(told),
+                 ledger.REPEAT_WINDOW.days)
+    return [a for a in articles if a.id not in told]
+
+
 def _wal(cur, busy_timeout_ms: int) -> None:
     """Put the database file in WAL mode. WAL is a property of the file, so only the first
     open of a new store converts it; SQLite does not run the busy handler for that
@@ -294,8 +307,9 @@ class Store:
 
     # -- digest ledger -------------------------------------------------------------------
     def digest_candidates(self, since: datetime, until: datetime) -> list[DigestArticle]:
+        """What a digest of [since, until] made now would carry (``--preview``)."""
         with self._begin() as conn:
-            return ledger.candidates(conn, since, until)
+            return _new_stories(conn, since, until)
 
     def earlier_counts(self, first: str, last: str) -> tuple[int, dict[str, float], dict[str, float]]:
         """Average stories per topic and per mineral over the digests dated first..last."""
@@ -344,14 +358,7 @@ class Store:
                     return found
                 start = ledger.last_period_end(conn) or default_start
                 digest_id = ledger.insert_digest(conn, digest_date, start, end, now)
-                articles = ledger.candidates(conn, start, end)
-                told = repeats([(a.id, a.title, a.text) for a in articles],
-                               ledger.recently_sent(conn, start - ledger.REPEAT_WINDOW))
-                if told:
-                    log.info("digest %s: %d flagged articles left out: stories a digest of the "
-                             "last %d days carried, reported again", digest_date, len(told),
-                             ledger.REPEAT_WINDOW.days)
-                    articles = [a for a in articles if a.id not in told]
+                articles = _new_stories(conn, start, end)
                 send = bool(articles) or send_when_empty
                 ledger.fill_digest(conn, digest_id, [a.id for a in articles],
                                    recipients if send else (), clusterer(articles))
