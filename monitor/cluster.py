@@ -154,19 +154,6 @@ def cluster(ids: Sequence[int], docs: Sequence[tuple[str, str]],
     return {member: min(members) for members in groups.values() for member in members}
 
 
-def repeats(candidates: Sequence[tuple[int, str, str]], sent: Sequence[tuple[int, str, str]],
-            threshold: float = THRESHOLD) -> set[int]:
-    """The ids of the candidates (id, title, text) that are one story with an article of
-    ``sent`` (near duplicates, directly or through another candidate): a story an earlier
-    digest carried, reported again under another headline or by another outlet."""
-    if not candidates or not sent:
-        return set()
-    rows = [*candidates, *sent]
-    clusters = cluster([r[0] for r in rows], [(r[1], r[2]) for r in rows], threshold)
-    told = {clusters[r[0]] for r in sent}
-    return {r[0] for r in candidates if clusters[r[0]] in told}
-
-
 def components(n: int, pairs: Iterable[tuple[int, int]]) -> list[int]:
     """For items 0..n-1 joined by ``pairs``, one representative item per connected
     component, per item (union-find with path halving)."""

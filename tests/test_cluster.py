@@ -117,17 +117,3 @@ def test_the_same_day_is_a_day_of_the_digests_time_zone():
                   published=datetime(2025, 6, 4, 0, 10, tzinfo=timezone.utc))]
     assert merge_languages({1: 1, 2: 2}, items, ZoneInfo("Asia/Tokyo")) == {1: 1, 2: 1}
     assert merge_languages({1: 1, 2: 2}, items) == {1: 1, 2: 2}
-
-
-def test_repeats_are_candidates_that_are_one_story_with_an_article_sent_before():
-    from monitor.cluster import repeats
-
-    wire = ("The government approved the export licences for gallium and germanium on Monday, "
-            "the first since the rules took effect, the commerce ministry said in a statement "
-            "that named three buyers in Europe and two in South Korea.")
-    sent = [(1, "China approves first gallium export licences", wire)]
-    candidates = [(7, "Gallium licences granted to five buyers", wire + " Prices fell 4 %."),
-                  (8, "Germanium price falls", "Traders in Rotterdam quoted germanium lower "
-                                               "after a week of thin trading and no deliveries.")]
-    assert repeats(candidates, sent) == {7}
-    assert repeats(candidates, []) == set() and repeats([], sent) == set()

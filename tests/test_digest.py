@@ -264,36 +264,6 @@ def test_a_copy_of_a_story_already_mailed_is_not_mailed_again(store, store_url, 
         "Kazakhstan opens a tungsten mine"]
 
 
-def test_the_same_story_under_another_headline_the_next_day_is_not_mailed_again(
-        store, store_url, tmp_path):
-    """A story mailed yesterday, reported again today by another outlet under its own
-    headline (the wire text trimmed by a sentence), is not news again; a follow-up on the
-    same subject with a text of its own is."""
-    story = ("Chile's state miner Codelco said on Monday it would raise lithium output at the "
-             "Salar de Atacama by a fifth next year after the government approved a new "
-             "partnership with SQM, which will run the brine operations until 2030 and hand "
-             "control to Codelco afterwards. The deal, agreed after a year of talks, sets "
-             "royalties at the current level and adds a community fund for the region. ")
-    day0 = [("Andes Wire", "cl-1", "Codelco to raise lithium output by a fifth", story,
-             ("critical-minerals",), 0.9, ("CL",), ("lithium",), 30)]
-    fill(store_url, day0).close()
-    assert job(store, config(tmp_path)).run(NOW).items == 6
-    day1 = [("Mining Daily", "cl-2", "Chile: lithium partnership approved, output to grow",
-             story.rsplit(" The deal", 1)[0] + " Shares of SQM rose 3 % in Santiago.",
-             ("critical-minerals",), 0.9, ("CL",), ("lithium",), 10),
-            ("Andes Wire", "cl-3", "Codelco and SQM sign the Atacama contract",
-             "The two companies signed the contract in Santiago on Tuesday; the first brine "
-             "under the new terms will be pumped in January, and a technical committee of "
-             "six members will oversee the transition.",
-             ("critical-minerals",), 0.9, ("CL",), ("lithium",), 20)]
-    fill(store_url, day1, T0 + timedelta(days=1)).close()
-    preview = job(store, config(tmp_path)).preview(NOW + timedelta(days=1))   # as it will go out
-    assert "Codelco and SQM sign" in preview and "partnership approved" not in preview
-    second = job(store, config(tmp_path)).run(NOW + timedelta(days=1))
-    assert [a.title for a in store.digest_articles(store.get_digest(second.digest_date))] == [
-        "Codelco and SQM sign the Atacama contract"]
-
-
 def test_a_link_alone_does_not_make_a_copy(store, store_url, tmp_path):
     """Feeds that give every item their home page, and a daily briefing under one title and
     link, still have their new stories mailed; a story with the link, title and time of

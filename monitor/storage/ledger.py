@@ -82,21 +82,6 @@ def candidates(conn: Connection, since: datetime, until: datetime) -> list[Diges
     return load_articles(conn, where)
 
 
-# How far back a new digest looks for stories it must not carry again (``recently_sent``).
-REPEAT_WINDOW = timedelta(days=3)
-
-
-def recently_sent(conn: Connection, since: datetime) -> list[tuple[int, str, str]]:
-    """(id, title, text) of the articles in digests whose period ended at or after ``since``:
-    what a new digest compares its candidates with, so that the same story reported again
-    under another headline the next day is not mailed twice (``monitor.cluster.repeats``)."""
-    query = (select(ARTICLE.c.id, ARTICLE.c.title, ARTICLE.c.text)
-             .join(ITEM, ITEM.c.article_id == ARTICLE.c.id)
-             .join(DIGEST, DIGEST.c.id == ITEM.c.digest_id)
-             .where(DIGEST.c.period_end >= since))
-    return [(r.id, r.title, r.text) for r in conn.execute(query)]
-
-
 def articles_seen(conn: Connection, since: datetime, until: datetime) -> int:
     """Articles first stored in [since, until]: what the period's polls read."""
     return conn.execute(select(func.count()).select_from(ARTICLE).where(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import random
 import sqlite3
 import time
@@ -21,7 +20,6 @@ from sqlalchemy.exc import (ArgumentError, IntegrityError, NoSuchModuleError, Op
                             SQLAlchemyError)
 from sqlalchemy.engine import make_url
 
-from monitor.cluster import repeats
 from monitor.exceptions import StorageError
 from monitor.storage import ledger, migrations, reviews
 from monitor.storage.tables import ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, MINERAL
@@ -34,20 +32,6 @@ from monitor.types import (
     FeedState,
 )
 
-log = logging.getLogger("monitor.digest")
-
-
-def _new_stories(conn: Connection, start: datetime, end: datetime) -> list[DigestArticle]:
-    """The period's candidates (``ledger.candidates``) without the stories a digest of the
-    last ``ledger.REPEAT_WINDOW`` carried, reported again under another headline."""
-    articles = ledger.candidates(conn, start, end)
-    told = repeats([(a.id, a.title, a.text) for a in articles],
-                   ledger.recently_sent(conn, start - ledger.REPEAT_WINDOW))
-    if told:
-        log.info("digest from %s: %d flagged articles left out, stories a digest of the last "
-                 "%d days carried, reported again", f"{start:%Y-%m-%d %H:%M} UTC", len(told),
-                 ledger.REPEAT_WINDOW.days)
-    return [a for a in articles if a.id not in told]
 
 
 def _wal(cur, busy_timeout_ms: int) -> None:
@@ -307,9 +291,8 @@ class Store:
 
     # -- digest ledger -------------------------------------------------------------------
     def digest_candidates(self, since: datetime, until: datetime) -> list[DigestArticle]:
-        """What a digest of [since, until] made now would carry (``--preview``)."""
         with self._begin() as conn:
-            return _new_stories(conn, since, until)
+            return ledger.candidates(conn, since, until)
 
     def earlier_counts(self, first: str, last: str) -> tuple[int, dict[str, float], dict[str, float]]:
         """Average stories per topic and per mineral over the digests dated first..last."""
@@ -358,7 +341,7 @@ class Store:
                     return found
                 start = ledger.last_period_end(conn) or default_start
                 digest_id = ledger.insert_digest(conn, digest_date, start, end, now)
-                articles = _new_stories(conn, start, end)
+                articles = ledger.candidates(conn, start, end)
                 send = bool(articles) or send_when_empty
                 ledger.fill_digest(conn, digest_id, [a.id for a in articles],
                                    recipients if send else (), clusterer(articles))
