@@ -11,8 +11,10 @@ those values are shown as ``***`` too. No third-party import.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote, unquote
 
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]*@")
+_USER_ONLY = re.compile(r"(\bhttps?://)[^:/@\s?#]+@")    # https://TOKEN@host/: a token as user name
 
 # parameter names (lower case, without "-" and "_") whose value is a secret
 _SECRET_NAMES = frozenset({
@@ -21,24 +23,38 @@ _SECRET_NAMES = frozenset({
     "securitytoken", "xamzsecuritytoken", "xamzsignature", "xamzcredential", "xgoogsignature",
     "xgoogcredential", "secret", "clientsecret", "password", "passwd", "pwd", "pass",
     "auth", "authorization", "session", "sessionid", "sid", "code", "hash"})
-_SECRET_WORDS = ("token", "secret", "password", "passwd", "apikey", "signature")
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "apikey", "signature", "credential",
+                 "passphrase", "sessionid", "jwt", "bearer")
+# names ending in "key" are keys (authkey, user_key, subscription-key, feedkey …), except these
+_NOT_KEYS = frozenset({"monkey", "turkey", "hockey", "jockey", "donkey", "whiskey", "sortkey",
+                       "groupkey", "orderkey"})
 _QUERY_PARAM = re.compile(r"([?&;])([^=&#;\s]+)=([^&#;\s]*)")
 
 
 def _is_secret(name: str) -> bool:
-    plain = re.sub(r"[-_.]", "", name.lower())
-    return plain in _SECRET_NAMES or any(word in plain for word in _SECRET_WORDS)
+    plain = re.sub(r"[-_.\[\]]", "", unquote(name).lower())     # api%5Fkey is api_key
+    return (plain in _SECRET_NAMES or any(word in plain for word in _SECRET_WORDS)
+            or (plain.endswith("key") and plain not in _NOT_KEYS))
 
 
 def _mask_param(match: re.Match[str]) -> str:
     sep, name, value = match.groups()
-    return f"{sep}{name}=***" if value and _is_secret(name) else match.group(0)
+    if value and _is_secret(name):
+        return f"{sep}{name}=***"
+    inner = unquote(value)
+    if inner != value and ("?" in inner or "@" in inner):      # a URL inside: ?next=https%3A…
+        masked = masked_url(inner)
+        if masked != inner:
+            return f"{sep}{name}={quote(masked, safe=':/*')}"
+    return match.group(0)
 
 
 def masked_url(url: str) -> str:
-    """The URL with the password of its user info, and the values of query parameters
-    named like a secret (token, key, api_key, signature, password …), replaced by ``***``."""
-    url = _PASSWORD.sub(r"\1***@", url)
+    """The URL with the password of its user info (or the user name of an http(s) URL that
+    has no password: a token), and the values of query parameters named like a secret
+    (token, key, api_key, anything ending in "key", signature, password …; a URL encoded
+    in a value too), replaced by ``***``."""
+    url = _USER_ONLY.sub(r"\1***@", _PASSWORD.sub(r"\1***@", url))
     if "?" not in url:
         return url
     head, _, rest = url.partition("?")

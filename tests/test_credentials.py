@@ -85,3 +85,40 @@ def test_query_string_keys_appear_in_no_output(feed_server, tmp_path):
     assert "SECRET" not in text
     assert "token=***" in text and "api_key=***" in text and "X-Amz-Signature=***" in text
     assert "redirect" in text and "503" in text
+
+
+def test_masked_url_hides_the_keys_a_review_found_shown():
+    for url, shown in [
+            ("https://h/f?subscription-key=S1&lang=de", "https://h/f?subscription-key=***&lang=de"),
+            ("https://h/f?auth_key=S2&user_key=S2b", "https://h/f?auth_key=***&user_key=***"),
+            ("https://h/f?api%5Fkey=S3", "https://h/f?api%5Fkey=***"),
+            ("https://S4@h/f", "https://***@h/f"),                     # a token as user name
+            ("https://h/f?jwt=S6&credentials=S7", "https://h/f?jwt=***&credentials=***")]:
+        assert masked_url(url) == shown
+    inside = masked_url("last to https://h/login?next=https%3A%2F%2Fh%2Ff%3Ftoken%3DS5")
+    assert "S5" not in inside and "login?next=" in inside
+    # not secrets: a keyword, a monkey, a database user name
+    assert masked_url("https://h/f?keyword=x&monkey=1") == "https://h/f?keyword=x&monkey=1"
+    assert masked_url("postgresql+psycopg://monitor@db/m") == "postgresql+psycopg://monitor@db/m"
+
+
+def test_an_error_stored_unmasked_by_an_older_version_is_shown_masked(tmp_path):
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from sqlalchemy import text
+
+    from monitor.storage import open_store
+
+    now = datetime.now(timezone.utc)
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        store.sync_feeds([SimpleNamespace(name="old", url="https://o.example/rss", lang=None,
+                                          interval_minutes=None, silent_after_days=None)], now)
+        with store.engine.begin() as conn:   # as an older version stored it, unmasked
+            conn.execute(text("UPDATE feed SET error_count = 3, last_error = 'too many "
+                              "redirects; last to https://s3.example/x?X-Amz-Signature=OLD-1'"))
+        shown = [h.last_error for h in store.feed_health(now, 3) if h.name == "old"]
+        assert shown and "OLD-1" not in shown[0] and "X-Amz-Signature=***" in shown[0]
+    finally:
+        store.close()

@@ -21,6 +21,7 @@ from sqlalchemy.exc import (ArgumentError, IntegrityError, NoSuchModuleError, Op
 from sqlalchemy.engine import make_url
 
 from monitor.exceptions import StorageError
+from monitor.redact import masked_url
 from monitor.storage import ledger, migrations, reviews
 from monitor.storage.tables import ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, MINERAL
 from monitor.types import (
@@ -592,6 +593,8 @@ def _health(row, now: datetime, broken_after: int) -> FeedHealth:
         health = "ok"
     return FeedHealth(name=row.name, url=row.url, active=bool(row.active), health=health,
                       last_polled_at=row.last_polled_at, last_status=row.last_status,
-                      error_count=row.error_count, last_error=row.last_error,
+                      error_count=row.error_count,
+                      # masked again when shown: an error stored by an older version
+                      last_error=row.last_error and masked_url(row.last_error),
                       next_check_at=row.next_check_at, last_new_at=row.last_new_at,
                       articles=row.articles)
