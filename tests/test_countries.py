@@ -452,3 +452,14 @@ def test_english_demonyms_of_smaller_countries():
 def test_first_names_and_a_railway_are_not_territories():
     assert codes("Alan Wake 2 reviews are out") == []            # not Åland
     assert codes("BNSF, CSX and Norfolk Southern") == []         # not Norfolk Island
+
+
+def test_currency_blockers_leave_ordinary_words_alone():
+    assert codes("Brazilian real estate developers borrow more") == ["BR"]
+    assert codes("A South Korean won the bid for the copper mine") == ["KR"]
+    assert codes("Norwegian kroner and Swedish kronor fell; die norwegischen Kronen auch") == []
+
+
+def test_american_samoa_and_west_timor():
+    assert codes("American Samoan leaders oppose deep-sea mining") == ["AS"]   # not US, WS
+    assert codes("West Timorese villagers protest a manganese mine") == []     # a region
