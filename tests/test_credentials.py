@@ -15,6 +15,26 @@ def test_masked_url_hides_only_the_password():
     assert masked_url("postgresql+psycopg://u:pw@db/monitor") == "postgresql+psycopg://u:***@db/monitor"
 
 
+def _outputs(tmp_path, feeds: dict[str, str], *more: list[str]) -> list[str]:
+    """stdout and stderr of `poll` (text and JSON logs), `config check`, `feeds` and ``more``
+    commands, on a config with these feeds (name: url)."""
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+        f'[poll]\ncontact_url = "http://127.0.0.1/contact"\n'
+        f'[digest]\noutbox_dir = "{tmp_path / "outbox"}"\nrecipients = ["a@example.org"]\n'
+        'send_when_empty = true\n'
+        + "".join(f'[[feeds]]\nname = "{name}"\nurl = "{url}"\n' for name, url in feeds.items()))
+    outputs = []
+    for args in (["poll", "--all"], ["--log-format", "json", "poll", "--all"], ["config", "check"],
+                 ["feeds"], *more):
+        done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode in (0, 1), done.stderr
+        outputs += [done.stdout, done.stderr]
+    return outputs
+
+
 def test_credentials_are_sent_and_appear_in_no_output(feed_server, feed_file, tmp_path):
     good = feed_server.add("/private", feed_file("rss2.xml"))
     bad = feed_server.add("/down", b"down", status=503, content_type="text/plain")
@@ -22,21 +42,8 @@ def test_credentials_are_sent_and_appear_in_no_output(feed_server, feed_file, tm
     def with_auth(url):
         return url.replace("http://", f"http://ana:{SECRET}@")
 
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
-        f'[poll]\ncontact_url = "http://127.0.0.1/contact"\n'
-        f'[digest]\noutbox_dir = "{tmp_path / "outbox"}"\nrecipients = ["a@example.org"]\n'
-        f'send_when_empty = true\n'
-        f'[[feeds]]\nname = "private"\nurl = "{with_auth(good)}"\n'
-        f'[[feeds]]\nname = "down"\nurl = "{with_auth(bad)}"\n')
-    outputs = []
-    for args in (["poll", "--all"], ["--log-format", "json", "poll", "--all"], ["config", "check"],
-                 ["feeds"], ["digest", "--preview", str(tmp_path / "preview.html")]):
-        done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args],
-                              capture_output=True, text=True, cwd=tmp_path)
-        assert done.returncode in (0, 1), done.stderr
-        outputs += [done.stdout, done.stderr]
+    outputs = _outputs(tmp_path, {"private": with_auth(good), "down": with_auth(bad)},
+                       ["digest", "--preview", str(tmp_path / "preview.html")])
     outputs.append((tmp_path / "preview.html").read_text())
     expected = "Basic " + base64.b64encode(f"ana:{SECRET}".encode()).decode()
     sent = [headers.get("Authorization") for path, headers in feed_server.requests]
@@ -65,20 +72,7 @@ def test_query_string_keys_appear_in_no_output(feed_server, tmp_path):
     keyed = feed_server.add("/keyed?token=tok-SECRET-1", b"", status=302, headers={"Location": loop})
     down = feed_server.add("/down?api_key=key-SECRET-3", b"down", status=503,
                            content_type="text/plain")
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
-        f'[poll]\ncontact_url = "http://127.0.0.1/contact"\n'
-        f'[digest]\noutbox_dir = "{tmp_path / "outbox"}"\nrecipients = ["a@example.org"]\n'
-        f'[[feeds]]\nname = "keyed"\nurl = "{keyed}"\n'
-        f'[[feeds]]\nname = "down"\nurl = "{down}"\n')
-    outputs = []
-    for args in (["poll", "--all"], ["--log-format", "json", "poll", "--all"], ["config", "check"],
-                 ["feeds"]):
-        done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args],
-                              capture_output=True, text=True, cwd=tmp_path)
-        assert done.returncode in (0, 1), done.stderr
-        outputs += [done.stdout, done.stderr]
+    outputs = _outputs(tmp_path, {"keyed": keyed, "down": down})
     assert feed_server.hits["/keyed?token=tok-SECRET-1"] >= 1       # the key was sent
     assert feed_server.hits["/down?api_key=key-SECRET-3"] >= 1
     text = "\n".join(outputs)
