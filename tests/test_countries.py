@@ -463,3 +463,8 @@ def test_currency_blockers_leave_ordinary_words_alone():
 def test_american_samoa_and_west_timor():
     assert codes("American Samoan leaders oppose deep-sea mining") == ["AS"]   # not US, WS
     assert codes("West Timorese villagers protest a manganese mine") == []     # a region
+
+
+def test_the_kremlin_alone_names_no_country():
+    assert codes("The E.U. proposes fresh sanctions against the Kremlin") == []
+    assert codes("Der Kreml droht Moskaus Nachbarn") == ["RU"]           # the capital does
