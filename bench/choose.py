@@ -5,6 +5,7 @@ labelled items (never by dev.jsonl): feature sets, and default keyword phrases.
     .venv/bin/python bench/choose.py --without 碳酸锂 --without neodymium   # keyword phrases
     .venv/bin/python bench/choose.py --with critical-minerals:Rohstoffabkommen
     .venv/bin/python bench/choose.py --candidate shipped --nested    # the threshold rule
+    .venv/bin/python bench/choose.py --candidate shipped --extra-labels models/labels/untrained --seeds 0,1,2
 
 For each variant: out-of-fold probabilities for every real item (5 folds that never split a
 story or a source-day; the written corpus trains in every fold), thresholds chosen on them
@@ -12,7 +13,10 @@ as `monitor train` does, and the product's flagged F1 (model + keywords) overall
 language, with the model alone beside it. Needs the pool (../shared/data or $MONITOR_POOL).
 
 ``--candidate shipped`` takes the shipped model's candidate (from its card) instead of the
-default one. ``--nested`` checks how thresholds are chosen, on items they were not chosen
+default one. ``--extra-labels DIR`` asks whether a further set of labels (such as the round
+in ``models/labels/untrained``) helps: the same real items are tested, in the same folds,
+with and without DIR's items training in every fold (their held-out part aside), per fold
+seed of ``--seeds``. ``--nested`` checks how thresholds are chosen, on items they were not chosen
 on: per split (seeds 1-3), thresholds chosen on four fifths of the story groups' out-of-fold
 probabilities and applied to the fifth, with each grid point judged alone (the plain
 maximum, ``THRESHOLD_SMOOTHING`` = 0) and with its neighbours (the shipped rule), without
@@ -44,11 +48,13 @@ def main() -> None:
     if pool is None:
         sys.exit("no pool: give --pool PATH or set $MONITOR_POOL")
     real, _ = join_pool(load_labels(ROOT / "models" / "labels"), pool)
-    records = apply_reviews(load_corpus(ROOT / "models" / "corpus") + real, [])
+    extra = join_pool(load_labels(args.extra_labels), pool)[0] if args.extra_labels else []
+    records = apply_reviews(load_corpus(ROOT / "models" / "corpus") + real + extra, [])
     groups = _groups(records)
     keep = [i for i, g in enumerate(groups) if not is_held_out(g)]     # the training part
     records, groups = [records[i] for i in keep], [groups[i] for i in keep]
-    tested = [i for i, r in enumerate(records) if r.get("real")]
+    extra_ids = {r["id"] for r in extra}
+    tested = [i for i, r in enumerate(records) if r.get("real") and r["id"] not in extra_ids]
     gold = [records[i] for i in tested]
     spec = load_config(ROOT / "config" / "monitor.toml").keywords.spec()
     variants = {"config keywords": spec}
@@ -68,6 +74,10 @@ def main() -> None:
         from monitor.classify import read_card
 
         candidate = candidate_of(read_card(ROOT / "models" / "classifier.skops")) or candidate
+    if args.extra_labels:
+        _with_extra(records, groups, tested, candidate, KeywordRules.compile(spec), extra_ids,
+                    [int(x) for x in args.seeds.split(",")], args.features.split(",")[0])
+        return
     print(f"{len(gold)} real items tested, {len(records) - len(gold)} written items train in "
           f"every fold; {CV_FOLDS} folds; {candidate.name}\n")
     for features in args.features.split(","):
@@ -89,6 +99,29 @@ def main() -> None:
             _leave_one_out(gold, probs, list(variants.values())[-1], args.phrases)
         if args.nested:
             _nested(gold, probs, [groups[i] for i in tested], KeywordRules.compile(spec))
+
+
+def _with_extra(records, groups, tested, candidate, rules, extra_ids, seeds, features) -> None:
+    """Flagged F1 (all, per language) on the tested items, trained without and with the
+    extra labels' items (which train in every fold and are never tested)."""
+    gold = [records[i] for i in tested]
+    matches = [rules.match(r["title"], r["text"]) for r in gold]
+    without = [i for i, r in enumerate(records) if r["id"] not in extra_ids]
+    position = {i: k for k, i in enumerate(without)}
+    print(f"{len(gold)} real items tested; {len(records) - len(without)} extra items train in "
+          f"every fold of the second run; {CV_FOLDS} folds; {candidate.name}")
+    for seed in seeds:
+        for name, subset in (("without the extra labels", without),
+                             ("with them", list(range(len(records))))):
+            index = position if subset is without else {i: i for i in subset}
+            probs = out_of_fold([records[i] for i in subset], [index[i] for i in tested],
+                                [groups[i] for i in subset], features=features, seed=seed,
+                                folds=CV_FOLDS, candidates=[candidate])[candidate]
+            report = _scored(gold, probs, choose_thresholds(gold, probs, matches), rules)
+            langs = "  ".join(f"{lang} {block['flagged']['f1']:.3f}"
+                              for lang, block in sorted(report["languages"].items()))
+            print(f"  fold seed {seed} {name:26s} flagged F1 {report['flagged']['f1']:.4f}  {langs}",
+                  flush=True)
 
 
 def _nested(gold, probs, groups, rules) -> None:
@@ -178,6 +211,10 @@ def _arguments() -> argparse.Namespace:
                         help="the default candidate, or the shipped model's (its card)")
     parser.add_argument("--nested", action="store_true",
                         help="check the threshold rule on groups it did not choose on")
+    parser.add_argument("--extra-labels", type=Path, metavar="DIR",
+                        help="compare training without and with these labels' items")
+    parser.add_argument("--seeds", default="0", metavar="S,S",
+                        help="fold seeds for --extra-labels (default 0)")
     parser.add_argument("--phrases", type=int, default=0, metavar="N",
                         help="also leave out, one at a time, each phrase with at least N hits")
     return parser.parse_args()
