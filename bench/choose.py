@@ -107,13 +107,12 @@ def _with_extra(records, groups, tested, candidate, rules, extra_ids, seeds, fea
     gold = [records[i] for i in tested]
     matches = [rules.match(r["title"], r["text"]) for r in gold]
     without = [i for i, r in enumerate(records) if r["id"] not in extra_ids]
-    position = {i: k for k, i in enumerate(without)}
     print(f"{len(gold)} real items tested; {len(records) - len(without)} extra items train in "
           f"every fold of the second run; {CV_FOLDS} folds; {candidate.name}")
     for seed in seeds:
         for name, subset in (("without the extra labels", without),
                              ("with them", list(range(len(records))))):
-            index = position if subset is without else {i: i for i in subset}
+            index = {i: k for k, i in enumerate(subset)}
             probs = out_of_fold([records[i] for i in subset], [index[i] for i in tested],
                                 [groups[i] for i in subset], features=features, seed=seed,
                                 folds=CV_FOLDS, candidates=[candidate])[candidate]

@@ -16,16 +16,12 @@ from urllib.parse import quote, unquote
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]*@")
 _USER_ONLY = re.compile(r"(\bhttps?://)[^:/@\s?#]+@")    # https://TOKEN@host/: a token as user name
 
-# parameter names (lower case, without "-" and "_") whose value is a secret
-_SECRET_NAMES = frozenset({
-    "key", "apikey", "appkey", "accesskey", "privatekey", "sig", "signature", "sign", "hmac",
-    "token", "accesstoken", "authtoken", "apitoken", "idtoken", "refreshtoken",
-    "securitytoken", "xamzsecuritytoken", "xamzsignature", "xamzcredential", "xgoogsignature",
-    "xgoogcredential", "secret", "clientsecret", "password", "passwd", "pwd", "pass",
-    "auth", "authorization", "session", "sessionid", "sid", "code", "hash"})
+# parameter names (lower case, without "-", "_", "." and brackets) whose value is a secret:
+# these, any name holding one of the words below, and any name ending in "key"
+_SECRET_NAMES = frozenset({"sig", "sign", "hmac", "pwd", "pass", "auth", "authorization",
+                           "session", "sid", "code", "hash"})
 _SECRET_WORDS = ("token", "secret", "password", "passwd", "apikey", "signature", "credential",
                  "passphrase", "sessionid", "jwt", "bearer")
-# names ending in "key" are keys (authkey, user_key, subscription-key, feedkey …), except these
 _NOT_KEYS = frozenset({"monkey", "turkey", "hockey", "jockey", "donkey", "whiskey", "sortkey",
                        "groupkey", "orderkey"})
 _QUERY_PARAM = re.compile(r"([?&;])([^=&#;\s]+)=([^&#;\s]*)")
