@@ -376,7 +376,7 @@ def _longest_name(words: _Words, i: int, gz: Gazetteer):
     key = words.keys[i]
     keys = [key]
     j = i
-    while key in gz.stems and j + 1 < len(words.keys) and _JOIN_RE.fullmatch(words.gap(j)):
+    while key in gz.stems and j + 1 < len(words.keys) and _joins(words, j):
         key = f"{key} {words.keys[j + 1]}"
         if key not in gz.stems and key not in gz.words:
             break
@@ -389,6 +389,23 @@ def _longest_name(words: _Words, i: int, gz: Gazetteer):
             if _case_ok(entry, words.texts(i, i + n)):
                 return i + n, entry
     return None
+
+
+def _joins(words: _Words, j: int) -> bool:
+    """Whether a name may run on from token j to token j + 1: over a short gap of spaces,
+    dashes, dots or "&", but not over a sentence end ("… to the US. Dollar prices …"): a
+    period and a space after a word of two letters or more, before a capital. One letter
+    ("U.S. dollar", "R.D. Congo") or a short form that takes a period ("St. Lucia",
+    "EE. UU.") runs on."""
+    gap = words.gap(j)
+    if not _JOIN_RE.fullmatch(gap):
+        return False
+    if "." not in gap or not gap[-1].isspace() or len(words.keys[j]) < 2:
+        return True
+    return words.keys[j] in _DOTTED_SHORT_FORMS or not words.text(j + 1)[:1].isupper()
+
+
+_DOTTED_SHORT_FORMS = frozenset({"st", "ste", "mt", "ee", "uu"})
 
 
 def _case_ok(entry: list[str], texts: list[str]) -> bool:

@@ -468,3 +468,17 @@ def test_american_samoa_and_west_timor():
 def test_the_kremlin_alone_names_no_country():
     assert codes("The E.U. proposes fresh sanctions against the Kremlin") == []
     assert codes("Der Kreml droht Moskaus Nachbarn") == ["RU"]           # the capital does
+
+
+def test_a_name_does_not_run_on_over_a_sentence_end():
+    assert codes("Rare earths went to the US. Dollar prices of magnets rose") == ["US"]
+    assert codes("The U.S. Dollar Index rose") == []               # initials run on
+    assert codes("Talks in St. Lucia and the EE. UU. on cobalt") == ["LC", "US"]
+    assert codes("The R.D. Congo sets cobalt quotas") == ["CD"]
+
+
+def test_islanders_in_english_are_not_icelanders():
+    assert codes("Washington Capitals – New York Islanders 3:2") == []
+    assert codes("Pacific Islanders and Torres Strait Islander groups") == []
+    assert codes("Cook Islanders debate seabed nodules") == ["CK"]
+    assert codes("Die Isländer stimmten ab; den Isländern gefällt das") == ["IS"]
