@@ -251,6 +251,7 @@ class ServeConfig(_Section):
     username: str | None = None
     password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     page_size: int = Field(50, ge=5, le=500)
+    behind_proxy: bool = False     # sign-in needed even on a loopback address (a proxy in front)
 
     def password(self) -> str | None:
         """The Basic-auth password from the environment (never from the file)."""

@@ -198,6 +198,50 @@ def test_a_page_from_another_host_name_is_refused(served):
     assert httpx.get(served.url + "/", headers={"Host": "evil.example"}).status_code == 400
 
 
+def test_on_loopback_a_request_passed_on_by_a_proxy_is_refused(served):
+    """No password is asked for on loopback: a proxy in front would open the pages to
+    whoever reaches the proxy, so what it passes on is refused with what to do instead."""
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host"):
+        refused = httpx.get(served.url + "/", headers={header: "203.0.113.9"})
+        assert refused.status_code == 403 and "serve.behind_proxy" in refused.text, header
+    post = httpx.post(f"{served.url}/items/{served.ids['co']}/review", data={"verdict": "relevant"},
+                      headers={"X-Forwarded-For": "203.0.113.9"})
+    assert post.status_code == 403 and reviews(served.store_url) == []
+    assert httpx.get(served.url + "/").status_code == 200
+
+
+def test_behind_a_proxy_sign_in_is_needed_and_each_forwarded_address_counts(tmp_path, store_url):
+    from monitor.web.access import FAILED_SIGN_INS
+
+    ids = fill(store_url)
+    config = write_config(tmp_path / "monitor.toml", store_url, tmp_path / "outbox",
+                          extra='username = "desk"\npassword_env = "DESK_PASSWORD"\n')
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    plain = write_config(tmp_path / "plain.toml", store_url, tmp_path / "outbox",
+                         extra="behind_proxy = true\n")
+    refused = subprocess.run([sys.executable, "-m", "monitor", "--config", str(plain), "serve",
+                              "--port", "0"], capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "behind a proxy" in refused.stderr     # no sign-in set
+    with Served(config, "--behind-proxy", env={"DESK_PASSWORD": "s3cret-pass"}) as server:
+        proxy = {"Host": "monitor.example.org", "X-Forwarded-Proto": "https"}
+        assert httpx.get(server.url + "/", headers=proxy).status_code == 401
+        ok = httpx.get(server.url + "/", headers={**proxy, "X-Forwarded-For": "198.51.100.7"},
+                       auth=("desk", "s3cret-pass"))
+        assert ok.status_code == 200 and "reviewing as <b>desk</b>" in ok.text
+        guesses = [httpx.get(server.url + "/", auth=("desk", f"guess{i}"),
+                             headers={**proxy, "X-Forwarded-For": "203.0.113.9"}).status_code
+                   for i in range(FAILED_SIGN_INS + 1)]
+        assert guesses == [401] * FAILED_SIGN_INS + [429]
+        other = httpx.get(server.url + "/", headers={**proxy, "X-Forwarded-For": "198.51.100.7"},
+                          auth=("desk", "s3cret-pass"))
+        assert other.status_code == 200          # another address behind the same proxy
+        link = review_token(KEY.encode(), "ben@example.org", ids["co"], NOW + timedelta(days=1))
+        opened = httpx.get(f"{server.url}/items/{ids['co']}", params={"t": link},
+                           headers={**proxy, "X-Forwarded-For": "198.51.100.8"})
+        assert opened.status_code == 303 and "secure" in opened.headers["set-cookie"].lower()
+    assert "from 203.0.113.9" in server.stderr and "s3cret" not in server.stderr
+
+
 def test_another_loopback_address_serves_the_url_it_prints(tmp_path, store_url):
     fill(store_url)
     config = write_config(tmp_path / "monitor.toml", store_url, tmp_path / "outbox")

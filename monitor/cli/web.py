@@ -17,8 +17,11 @@ log = logging.getLogger("monitor.serve")
               "this machine only). Anything else needs review links or Basic credentials.")
 @click.option("--port", type=click.IntRange(0, 65535), metavar="N",
               help="Port (default: serve.port, 8765; 0 picks a free one).")
+@click.option("--behind-proxy", is_flag=True, default=None,
+              help="A proxy on this machine passes requests on (default: serve.behind_proxy): "
+              "ask for review links or Basic credentials even on a loopback address.")
 @click.pass_context
-def serve(ctx, host, port):
+def serve(ctx, host, port, behind_proxy):
     """Review flagged items in the browser.
 
     Pages: flagged items with filters and CSV/JSON export, one item with its text, why it
@@ -31,6 +34,7 @@ def serve(ctx, host, port):
     Examples:
       monitor serve                          http://127.0.0.1:8765/
       MONITOR_REVIEW_KEY=… monitor serve --host 0.0.0.0 --port 8765
+      MONITOR_REVIEW_KEY=… monitor serve --behind-proxy   a TLS proxy on this machine
     """
     from monitor.cli.context import open_review_store, reviewer_name
     from monitor.exceptions import UsageError
@@ -39,7 +43,9 @@ def serve(ctx, host, port):
     config = config_of(ctx)
     host = host or config.serve.host
     port = config.serve.port if port is None else port
-    loopback = is_loopback(host)
+    if behind_proxy is None:
+        behind_proxy = config.serve.behind_proxy
+    loopback = is_loopback(host) and not behind_proxy
     access = Access(loopback=loopback, link_key=config.digest.review_key(),
                     username=config.serve.username, password=config.serve.password(),
                     local_user=reviewer_name())

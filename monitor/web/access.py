@@ -3,7 +3,9 @@
 - On a loopback address (the default) every request from this machine is let in; verdicts
   are recorded under the name of the user who started the server (as `monitor review
   mark` records $USER), or under the name a review link or Basic credentials give.
-- Bound beyond this machine, a request needs a session opened by a valid review link from
+- A request a proxy passed on (a forwarding header says so) is refused there: behind a
+  proxy, ``serve.behind_proxy`` makes the rules those of a server bound elsewhere.
+- Bound beyond this machine (or behind a proxy), a request needs a session opened by a valid review link from
   the digest, or HTTP Basic credentials (``serve.username`` and the password in the
   environment variable ``serve.password_env`` names). The server refuses to start bound
   elsewhere with neither configured.
@@ -89,9 +91,9 @@ class Access:
             return ("serve.username is set but serve.password_env names no variable that is set: "
                     "Basic sign-in would be impossible")
         if not self.loopback and not (self.basic or self.link_key):
-            return ("bound beyond this machine, monitor serve needs access control: set the review "
-                    "link key (the variable digest.review_key_env names, at least 16 characters) or "
-                    "serve.username and serve.password_env")
+            return ("bound beyond this machine or behind a proxy, monitor serve needs access "
+                    "control: set the review link key (the variable digest.review_key_env "
+                    "names, at least 16 characters) or serve.username and serve.password_env")
         return None
 
     def reviewer(self, cookies: dict[str, str], authorization: str | None, now: datetime) -> str | None:

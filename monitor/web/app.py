@@ -382,12 +382,42 @@ def create_app(config, store, access: Access, clock=None, analyzer=None,
         Route("/healthz", app.healthz),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
+    if access.loopback:
+        middleware.append(Middleware(_NotThroughAProxy))
     if access.basic and not access.loopback:    # on loopback no password is asked for
         middleware.append(Middleware(_SignInGuard, access=access, clock=app.clock))
     starlette = Starlette(routes=routes, middleware=middleware, exception_handlers={
         404: _not_found, 405: _method_not_allowed})
     starlette.state.review_app = app
     return starlette
+
+
+FORWARDING_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-real-ip")
+
+
+class _NotThroughAProxy:
+    """On loopback every request is let in without a password, as coming from this machine.
+    A request a proxy passed on (it says so in a forwarding header) may come from anywhere:
+    refused, with what to do instead (``serve.behind_proxy``), and logged once."""
+
+    def __init__(self, app) -> None:
+        self.app, self.warned = app, False
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not any(k in FORWARDING_HEADERS for k, _ in scope["headers"]):
+            return await self.app(scope, receive, send)
+        if not self.warned:
+            self.warned = True
+            log.warning("a request came through a proxy (it carries a forwarding header): "
+                        "refused, because on a loopback address no sign-in is asked for; behind a "
+                        "proxy, set serve.behind_proxy = true (or start with --behind-proxy) so "
+                        "that review links or Basic credentials are needed")
+        response = PlainTextResponse(
+            "403: this request came through a proxy, and this server lets in without sign-in "
+            "only requests made on its own machine. Its operator can set serve.behind_proxy = "
+            "true (or start monitor serve with --behind-proxy) to ask for review links or "
+            "Basic credentials instead.", status_code=403, headers=SECURITY_HEADERS)
+        return await response(scope, receive, send)
 
 
 class _SignInGuard:
