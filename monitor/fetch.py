@@ -43,8 +43,8 @@ import typing
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -52,6 +52,7 @@ import httpx
 from monitor import __version__
 from monitor.asyncnet import AsyncioTransport
 from monitor.exceptions import FeedError
+from monitor.numbers import is_whole
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if is_whole(value):
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -109,7 +110,7 @@ def parse_max_age(value: str | None) -> float | None:
         return None
     for part in value.split(","):
         name, _, arg = part.strip().partition("=")
-        if name.lower() in ("max-age", "s-maxage") and arg.strip().strip('"').isdigit():
+        if name.lower() in ("max-age", "s-maxage") and is_whole(arg.strip().strip('"')):
             return float(arg.strip().strip('"'))
     return None
 
@@ -393,13 +394,13 @@ class Fetcher:
     async def _body(self, response: httpx.Response, headers: dict[str, str]) -> bytes:
         limit = self.settings.max_bytes
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if is_whole(declared) and int(declared) > limit:
             raise FeedError(f"body of {int(declared):,} bytes exceeds the limit of {limit:,}",
                             kind="too-large", status=200)
         layers = _inflaters(headers.get("content-encoding", ""), limit)
         body, raw_size = bytearray(), 0     # one growing block, not a heap of chunks
         large = False
-        if declared.isdigit() and int(declared) > LARGE_BODY:
+        if is_whole(declared) and int(declared) > LARGE_BODY:
             await self._large.acquire()
             large = True
         try:

@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from monitor import TOPICS
 from monitor.exceptions import UsageError
+from monitor.numbers import is_whole
 from monitor.types import ArticleDetail, ArticleView, Review, StoredVerdict
 
 VERDICTS = ("relevant", "irrelevant")
@@ -114,14 +115,30 @@ def check_topics(names: Iterable[str]) -> tuple[str, ...]:
 MAX_NOTE = 2_000        # characters of a review note, in the browser and on the command line
 
 
+_CONTROL_IN_NOTE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # all but tab and newline
+
+
 def check_note(note: str | None) -> str | None:
-    """The note as given (None when empty), refused when longer than ``MAX_NOTE``."""
-    if note is None or not note.strip():
+    """The note as typed, without the blanks around it (None when empty); refused when
+    longer than ``MAX_NOTE`` or holding a control character (an escape sequence would act
+    on the terminal of whoever runs `monitor review show`)."""
+    note = note.replace("\r\n", "\n").strip() if note is not None else ""
+    if not note:
         return None
     if len(note) > MAX_NOTE:
         raise UsageError(f"the note has {len(note):,} characters; at most {MAX_NOTE:,} are "
                          "kept: shorten it")
+    bad = _CONTROL_IN_NOTE.search(note)
+    if bad:
+        raise UsageError(f"the note holds a control character (U+{ord(bad.group()):04X}) at "
+                         f"character {bad.start() + 1:,}: only text, tabs and line breaks are kept")
     return note
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (but tab and newline) shown as "\\xNN": notes stored
+    before they were refused, titles from feeds."""
+    return _CONTROL_IN_NOTE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def parse_mark_args(words: Sequence[str]) -> tuple[tuple[int, ...], str]:
@@ -129,13 +146,13 @@ def parse_mark_args(words: Sequence[str]) -> tuple[tuple[int, ...], str]:
     if not words:
         raise UsageError("expected article ids and a verdict: monitor review mark 12 13 relevant")
     *ids, verdict = words
-    if verdict.isdigit():
+    if is_whole(verdict):
         raise UsageError(f"the last argument must be the verdict (relevant or irrelevant), "
                          f"got the id {verdict}")
     verdict = check_verdict(verdict)
     if not ids:
         raise UsageError(f"which article is {verdict}? give one or more ids before the verdict")
-    bad = [i for i in ids if not i.isdigit()]
+    bad = [i for i in ids if not is_whole(i)]
     if bad:
         raise UsageError(f"not an article id: {bad[0]!r} (ids are whole numbers, see "
                          f"`monitor review list`)")
@@ -266,7 +283,7 @@ def _flag_text(a: ArticleView) -> str:
 
 def _history_line(r: Review) -> str:
     topics = f" ({', '.join(r.topics)})" if r.topics else ""
-    note = f" — {r.note}".replace("\n", "\n      ") if r.note else ""    # lines under it
+    note = f" — {printable(r.note)}".replace("\n", "\n      ") if r.note else ""  # lines under it
     mark = "" if r.current else "  [superseded]"
     return f"  {_stamp(r.created_at)}  {r.reviewer}: {r.verdict}{topics}{note}{mark}"
 

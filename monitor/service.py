@@ -23,12 +23,13 @@ import os
 import signal
 import socket
 import threading
-from typing import Any
 from datetime import datetime, timedelta
+from typing import Any
 
+from monitor.clock import clock_text, utcnow
 from monitor.config import Config, config_path, config_warnings, load_config
 from monitor.exceptions import MonitorError
-from monitor.clock import clock_text, utcnow
+from monitor.numbers import is_whole
 from monitor.parsepool import ParsePool, parse_processes
 from monitor.pipeline import Poller
 from monitor.redact import masked_url
@@ -62,7 +63,7 @@ def release_dead_claims(store: Store) -> None:
     for owner in store.claim_owners():
         owner_host, _, rest = owner.partition(":")
         pid = rest.partition(":")[0]
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+        if owner_host == host and is_whole(pid) and not _alive(int(pid)):
             log.info("releasing feeds claimed by %s (process is gone)", owner)
             store.release_claims(owner)
 
@@ -171,9 +172,7 @@ class Service:
         """Deliveries whose next attempt is due, of today's and yesterday's digests, for
         ``RETRY_WINDOW`` after each digest's period ended (a digest sent at 23:50 is still
         retried after midnight)."""
-        from monitor.delivery import OPEN, RETRY_WINDOW, local_date
-
-        from monitor.delivery import DigestJob
+        from monitor.delivery import OPEN, RETRY_WINDOW, DigestJob, local_date
 
         now = self.clock()
         for day in self.store.digests_left_sending(now):

@@ -287,6 +287,8 @@ def test_mark_relevant_article_without_topics_needs_topics(env):
     (["{w1}", "{d4}", "relevant"], "has no topics"),
     (["{w1}", "99999999999999999999", "relevant"], "unknown article id: 99999999999999999999"),
     (["{w1}", "irrelevant", "--note", "x" * 2001], "at most 2,000 are kept"),
+    (["{w1}", "irrelevant", "--note", "see \x1b[2Jhere"], "control character (U+001B) at character 5"),
+    (["{w1}", "²", "relevant"], "not an article id: '²'"),
 ])
 def test_mark_errors_exit_2_and_write_nothing(env, args, message):
     env.run("review", "mark", str(env.id["w2"]), "relevant")
@@ -458,3 +460,18 @@ def test_table_columns_line_up_under_wide_characters():
             _row(["2", "2025-06-01", "Metals Desk", "Gallium curbs", "US", "gallium", "0.50", "", "x"])]
     starts = [_columns(row[:row.index(code)]) for row, code in zip(rows, ("CN", "US"))]
     assert starts[0] == starts[1]
+
+
+def test_notes_lose_only_their_surrounding_blanks_and_old_control_characters_print_escaped(env):
+    i = env.id
+    env.run("review", "mark", str(i["w1"]), "irrelevant", "--note", "  two\n  lines\t ok  ")
+    assert reviews(env)[-1][3] == "two\n  lines\t ok"
+    # a note stored by an older version, before control characters were refused
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(env.url)
+    with engine.begin() as conn:
+        conn.execute(text("update review set note = :n"), {"n": "bad\x1b[31m\x07 note"})
+    engine.dispose()
+    out = env.run("review", "show", str(i["w1"])).stdout
+    assert "bad\\x1b[31m\\x07 note" in out and "\x1b" not in out and "\x07" not in out

@@ -83,8 +83,9 @@ def test_export_follows_the_filter(served):
         text = client.get("/export.csv", params={"mineral": "nickel"})
         assert text.headers["content-type"].startswith("text/csv")
         lines = text.text.splitlines()
-        assert lines[0].startswith("id,published,source,publisher,title") and len(lines) == 2
-        assert ",'<script>" not in lines[1] and "<script>alert('x')</script> Nickel ore" in lines[1]
+        assert lines[0].startswith('"id","published","source","publisher","title"') and len(lines) == 2
+        assert ",\"'<script>" not in lines[1] and "<script>alert('x')</script> Nickel ore" in lines[1]
+        assert lines[1].startswith('"') and lines[1].endswith('"')     # every field quoted
         assert client.get("/export.xml").status_code == 404
 
 
@@ -201,7 +202,8 @@ def test_a_page_from_another_host_name_is_refused(served):
 def test_on_loopback_a_request_passed_on_by_a_proxy_is_refused(served):
     """No password is asked for on loopback: a proxy in front would open the pages to
     whoever reaches the proxy, so what it passes on is refused with what to do instead."""
-    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host"):
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host", "Via",
+                   "X-Forwarded-Proto"):
         refused = httpx.get(served.url + "/", headers={header: "203.0.113.9"})
         assert refused.status_code == 403 and "serve.behind_proxy" in refused.text, header
     post = httpx.post(f"{served.url}/items/{served.ids['co']}/review", data={"verdict": "relevant"},
@@ -239,6 +241,19 @@ def test_behind_a_proxy_sign_in_is_needed_and_each_forwarded_address_counts(tmp_
         opened = httpx.get(f"{server.url}/items/{ids['co']}", params={"t": link},
                            headers={**proxy, "X-Forwarded-For": "198.51.100.8"})
         assert opened.status_code == 303 and "secure" in opened.headers["set-cookie"].lower()
+        with httpx.Client(base_url=server.url) as client:   # nginx's default Host, the name aside
+            passed = {"X-Forwarded-Host": "monitor.example.org", "X-Forwarded-Proto": "https",
+                      "X-Forwarded-For": "198.51.100.7"}
+            page = client.get(f"/items/{ids['co']}", headers=passed, auth=("desk", "s3cret-pass"))
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            client.cookies.set("monitor_csrf", page.cookies["monitor_csrf"])
+            form = {"verdict": "irrelevant", "csrf": token}
+            foreign = client.post(f"/items/{ids['co']}/review", data=form, auth=("desk", "s3cret-pass"),
+                                  headers={**passed, "Origin": "https://evil.example"})
+            assert foreign.status_code == 403
+            saved = client.post(f"/items/{ids['co']}/review", data=form, auth=("desk", "s3cret-pass"),
+                                headers={**passed, "Origin": "https://monitor.example.org"})
+            assert saved.status_code == 303, saved.text
     assert "from 203.0.113.9" in server.stderr and "s3cret" not in server.stderr
 
 
@@ -368,8 +383,48 @@ def test_odd_ids_dates_and_notes_get_answers_not_errors(served):
                            data={"verdict": "irrelevant", "csrf": token, "note": "x" * 2001})
         assert long.status_code == 400 and "at most 2,000" in long.text
         assert reviews(served.store_url) == []
+        escape = client.post(f"/items/{item}/review",
+                             data={"verdict": "irrelevant", "csrf": token, "note": "a\x1b[31mb"})
+        assert escape.status_code == 400 and "control character (U+001B)" in escape.text
+        for odd in ("/?page=%C2%B2", "/export.csv?page=%C2%B2"):        # "²" passes str.isdigit
+            assert client.get(odd).status_code == 200
+        days = client.post("/keywords", data={"csrf": token, "days": "²", "critical-minerals": "",
+                                              "export-controls": "", "mute": ""})
+        assert days.status_code == 400 and "days: expected a whole number" in days.text
+        assert reviews(served.store_url) == []
         lines = client.post(f"/items/{item}/review", data={
             "verdict": "irrelevant", "csrf": token, "note": "first line\r\n  second  line "})
         assert lines.status_code == 303
     [view] = reviews(served.store_url)
     assert view.review.note == "first line\n  second  line"      # as typed, as the CLI keeps it
+
+
+def test_off_this_machine_the_keywords_page_runs_no_new_regular_expression(tmp_path, store_url):
+    """One backtracking regular expression holds the interpreter for minutes: whoever a
+    review link lets in may try phrases and the config's own re: rules, not new ones."""
+    from monitor.web.access import Access
+
+    fill(store_url)
+    access = Access(loopback=False, link_key=KEY.encode(), username="desk", password="s3cret-pass")
+    server, thread, store, url = _off_loopback_server(store_url, access)
+    try:
+        with httpx.Client(base_url=url, auth=("desk", "s3cret-pass"), timeout=60) as client:
+            token = csrf_of(client, "/keywords")
+            form = {"csrf": token, "days": "3", "critical-minerals": "", "mute": ""}
+            new = client.post("/keywords", data={**form, "export-controls": "Codelco\nre:(\\w+\\s?)+$"})
+            assert new.status_code == 400 and "a new re: rule can be tried only" in new.text
+            plain = client.post("/keywords", data={**form, "export-controls": "Codelco"})
+            assert plain.status_code == 200 and "Codelco quarterly results" in plain.text
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
+
+
+def test_a_review_key_too_short_to_be_used_is_named_at_start(tmp_path, store_url):
+    fill(store_url)
+    config = write_config(tmp_path / "monitor.toml", store_url, tmp_path / "outbox")
+    with Served(config, env={"MONITOR_REVIEW_KEY": "short"}) as server:
+        assert httpx.get(server.url + "/").status_code == 200
+    out = server.proc.stdout.read()
+    assert "$MONITOR_REVIEW_KEY is shorter than 16 characters, so review links are off" in out

@@ -1,11 +1,12 @@
 """Signed review links and sessions (monitor.tokens), and the list filters (monitor.web.filters)."""
 
+import base64
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from monitor.tokens import ReviewLinks, TokenError, read_review_token, read_session, review_token, session_value
-from monitor.web.access import Access, csrf_ok, is_loopback, same_origin
+from monitor.web.access import FAILED_SIGN_INS, Access, csrf_ok, is_loopback, same_origin
 from monitor.web.filters import ListFilter
 
 KEY = b"k" * 32
@@ -94,3 +95,29 @@ def test_list_filters_are_checked_and_kept_in_the_links():
                                  "country": "China"})
     assert (bad.topic, bad.since, bad.until, bad.page, bad.country) == ("", None, None, 1, "")
     assert len(bad.problems) == 4 and not bad.active
+
+
+def test_wrong_passwords_count_per_ipv6_network_and_aged_addresses_are_dropped(monkeypatch):
+    now = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
+    access = Access(loopback=False, link_key=None, username="desk", password="right-pass")
+    wrong = "Basic " + base64.b64encode(b"desk:guess").decode()
+    for n in range(FAILED_SIGN_INS):                   # a new address of one /64 each time
+        assert access.failed_sign_in(wrong, f"2001:db8:0:1::{n + 1:x}", now) == "desk"
+    assert access.wait_before_sign_in("2001:db8:0:1::ffff", now) > 0
+    assert access.wait_before_sign_in("2001:db8:0:2::1", now) == 0           # another network
+    assert access.wait_before_sign_in("::ffff:192.0.2.1", now) == 0
+    monkeypatch.setattr("monitor.web.access.MAX_COUNTED", 3)
+    later = now + timedelta(hours=1)
+    for n in range(3):
+        access.failed_sign_in(wrong, f"192.0.2.{n}", later)
+    assert sorted(access._failed) == ["192.0.2.0", "192.0.2.1", "192.0.2.2"]   # the /64 aged out
+
+
+def test_whole_numbers_from_outside_are_ascii_digits():
+    from monitor.fetch import parse_max_age, parse_retry_after
+    from monitor.numbers import is_whole
+
+    now = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    assert is_whole("120") and not is_whole("²") and not is_whole("①") and not is_whole("")
+    assert parse_retry_after("²", now) is None and parse_retry_after("120", now) == 120.0
+    assert parse_max_age("max-age=²") is None and parse_max_age("max-age=60") == 60.0

@@ -63,7 +63,7 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
       monitor review list --topic export-controls --country CN --mineral gallium
       monitor review list --since 2025-06-01 --json | jq .title
     """
-    from monitor.review import article_json, format_table, parse_since
+    from monitor.review import article_json, format_table, parse_since, printable
 
     filters = dict(since=parse_since(since, now()) if since else None, topic=topic,
                    country=_country(country), mineral=mineral.strip().lower() if mineral else None,
@@ -76,7 +76,7 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
             click.echo(json.dumps(article_json(item), ensure_ascii=False))
         return
     for line in format_table(items):
-        click.echo(line)
+        click.echo(printable(line))
     more = " (the --limit; there may be more)" if len(items) == limit else ""
     click.echo(f"{len(items)} article(s){more}")
 
@@ -107,7 +107,7 @@ def review_show(ctx, article_id, as_json):
       monitor review show 42
     """
     from monitor.exceptions import UsageError
-    from monitor.review import detail_json, format_detail
+    from monitor.review import detail_json, format_detail, printable
 
     _, store = open_review_store(ctx)
     with store:
@@ -118,7 +118,7 @@ def review_show(ctx, article_id, as_json):
         click.echo(json.dumps(detail_json(detail), ensure_ascii=False, indent=2))
         return
     for line in format_detail(detail):
-        click.echo(line)
+        click.echo(printable(line))
 
 
 @review_group.command("mark")

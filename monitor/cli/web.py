@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 
 import click
@@ -48,7 +49,7 @@ def serve(ctx, host, port, behind_proxy):
     loopback = is_loopback(host) and not behind_proxy
     access = Access(loopback=loopback, link_key=config.digest.review_key(),
                     username=config.serve.username, password=config.serve.password(),
-                    local_user=reviewer_name())
+                    local_user=reviewer_name(), behind_proxy=bool(behind_proxy))
     problem = access.problem()
     if problem:
         raise UsageError(f"monitor serve --host {host}: {problem}")
@@ -67,6 +68,7 @@ def serve(ctx, host, port, behind_proxy):
 def _run(config, store, access, sock: socket.socket) -> None:
     import uvicorn
 
+    from monitor.config import MIN_KEY_LENGTH
     from monitor.web.app import create_app
 
     bound_host, bound_port = sock.getsockname()[:2]
@@ -81,6 +83,9 @@ def _run(config, store, access, sock: socket.socket) -> None:
     if not config.digest.review_url:
         click.echo("note: digest.review_url is not set: the digest shows item ids, not links to "
                    "this server")
+    if os.environ.get(config.digest.review_key_env) and access.link_key is None:
+        click.echo(f"note: ${config.digest.review_key_env} is shorter than {MIN_KEY_LENGTH} "
+                   "characters, so review links are off (a short key is easy to guess)")
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
                                            server_header=False, lifespan="off"))
     with store:

@@ -34,6 +34,23 @@ CSRF_COOKIE = "monitor_csrf"
 MAX_SESSION = timedelta(days=30)
 
 
+MAX_COUNTED = 10_000                  # addresses with wrong passwords kept before aged ones go
+
+
+def _counted_as(client: str) -> str:
+    """What wrong passwords are counted against: the IPv4 address, or the /64 network of an
+    IPv6 one (one machine may use any address of its /64)."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (what --host was given) is only reachable from this machine."""
     if host == "localhost":
@@ -53,6 +70,7 @@ class Access:
     username: str | None = None
     password: str | None = None
     local_user: str = "local"
+    behind_proxy: bool = False        # a proxy passes requests on: its X-Forwarded-Host counts
 
     def __post_init__(self) -> None:
         # Sessions are signed with the link key when there is one (so they survive a
@@ -63,6 +81,7 @@ class Access:
     def wait_before_sign_in(self, client: str, now: datetime) -> int:
         """Seconds ``client`` must wait before its next Basic sign-in is even checked (0:
         none): after ``FAILED_SIGN_INS`` wrong passwords within ``FAILED_WINDOW``."""
+        client = _counted_as(client)
         recent = [t for t in self._failed.get(client, ()) if t > now - FAILED_WINDOW]
         self._failed[client] = recent
         if not recent:
@@ -77,7 +96,9 @@ class Access:
         if not (self.basic and header and header[:6].lower() == "basic ") \
                 or self._basic_user(header) is not None:
             return None
-        self._failed.setdefault(client, []).append(now)
+        if len(self._failed) >= MAX_COUNTED:       # addresses that never came back
+            self._failed = {c: ts for c, ts in self._failed.items() if ts[-1] > now - FAILED_WINDOW}
+        self._failed.setdefault(_counted_as(client), []).append(now)
         given = _basic_credentials(header)
         return given[0] if given is not None else "(unreadable)"
 

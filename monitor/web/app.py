@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from monitor import TOPICS
 from monitor.exceptions import ConfigError, MonitorError
+from monitor.numbers import is_whole
 from monitor.review import VERDICTS, article_json
 from monitor.types import ArticleView, DigestArticle
 from monitor.web.access import (CSRF_COOKIE, FAILED_SIGN_INS, FAILED_WINDOW, SESSION_COOKIE,
@@ -105,7 +106,10 @@ class ReviewApp:
     async def _form(self, request: Request):
         """The POSTed form if its CSRF token and Origin check out, else None."""
         form = await request.form()
-        if not same_origin(request.headers.get("origin"), request.url.scheme, request.headers.get("host")):
+        host = request.headers.get("host")
+        if self.access.behind_proxy:     # the name the browser used, as the proxy passes it on
+            host = request.headers.get("x-forwarded-host", "").split(",")[0].strip() or host
+        if not same_origin(request.headers.get("origin"), request.url.scheme, host):
             return None
         submitted = form.get("csrf")
         if not csrf_ok(request.cookies.get(CSRF_COOKIE), submitted if isinstance(submitted, str) else None):
@@ -180,8 +184,8 @@ class ReviewApp:
         if self.access.link_key is None:
             return self._page(request, "denied.html.j2", 403, reviewer=None,
                               message="Review links are not enabled on this server: the variable "
-                                      f"${self.config.digest.review_key_env} is not set where "
-                                      "`monitor serve` runs.")
+                                      f"${self.config.digest.review_key_env} is not set (or is "
+                                      "shorter than 16 characters) where `monitor serve` runs.")
         try:
             grant = read_review_token(self.access.link_key, request.query_params["t"], now)
         except TokenError as exc:
@@ -215,9 +219,10 @@ class ReviewApp:
         if form is None:
             return self._refused_form(request, reviewer)
         verdict = str(form.get("verdict") or "")
-        note = str(form.get("note") or "").replace("\r\n", "\n").strip() or None   # as typed,
-        try:                                                # as `monitor review mark` keeps it
-            check_note(note)
+        typed = str(form.get("note") or "")
+        note = None
+        try:
+            note = check_note(typed)                 # as `monitor review mark` keeps it
             if verdict not in VERDICTS:
                 raise UsageError("choose relevant or not relevant")
             given = check_topics([str(t) for t in form.getlist("topics")]) if verdict == "relevant" else ()
@@ -229,11 +234,11 @@ class ReviewApp:
                                    ask="tick the topics it is relevant to")
             await run_in_threadpool(self.store.add_reviews, chosen, verdict, note, reviewer, self.clock())
         except UsageError as exc:
-            return await self._item_page(request, article_id, reviewer, 400, error=str(exc), note=note or "")
+            return await self._item_page(request, article_id, reviewer, 400, error=str(exc), note=typed)
         except MonitorError as exc:
             log.error("review of item %s not saved: %s", article_id, exc)
             return await self._item_page(request, article_id, reviewer, 503,
-                                         error=f"not saved, try again: {exc}", note=note or "")
+                                         error=f"not saved, try again: {exc}", note=typed)
         log.info("item %s marked %s by %s", article_id, verdict, reviewer)
         return RedirectResponse(f"/items/{article_id}?saved={verdict}", status_code=303,
                                 headers=SECURITY_HEADERS)
@@ -260,9 +265,11 @@ class ReviewApp:
             return self._refused_form(request, reviewer)
         lists = {key: str(form.get(key) or "") for key in spec}
         days_text = str(form.get("days") or "7").strip()
-        days = int(days_text) if days_text.isdigit() and 1 <= int(days_text) <= 365 else 0
+        days = int(days_text) if is_whole(days_text) and 1 <= int(days_text) <= 365 else 0
         error = None if days else f"days: expected a whole number from 1 to 365, got {days_text!r}"
         diff = rules = None
+        if error is None and not self.access.loopback:
+            error = _new_regex(_spec(lists), spec)
         if error is None:
             try:
                 from monitor.keywords import KeywordRules
@@ -331,12 +338,33 @@ def _spec(lists: dict[str, str]) -> dict[str, tuple[str, ...]]:
             for key, text in lists.items()}
 
 
+def _new_regex(edited: dict[str, tuple[str, ...]], config: dict[str, Any]) -> str | None:
+    """Off this machine, why the edited rules may not be tried: a ``re:`` rule the config
+    does not already hold. One regular expression can backtrack for minutes and, holding
+    the interpreter, stop every page and even Ctrl-C; whoever a review link lets in may not
+    run one here. Plain phrases, and the config's own ``re:`` rules, may be tried."""
+    known = {p for phrases in config.values() for p in phrases}
+    new = next((p for phrases in edited.values() for p in phrases
+                if p.startswith("re:") and p not in known), None)
+    if new is None:
+        return None
+    return (f"{new!r}: a new re: rule can be tried only on the server's own machine "
+            "(`monitor keywords test`, or `monitor serve` on 127.0.0.1), as one regular "
+            "expression can stop this server for minutes; here, plain phrases and the "
+            "config's own re: rules")
+
+
+def _toml_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _toml(spec: dict[str, tuple[str, ...]]) -> str:
-    """The edited rules as a [keywords] block to paste into the config."""
+    """The edited rules as a [keywords] block to paste into the config (JSON strings are
+    TOML strings once DEL, which TOML does not allow as it is, is escaped too)."""
     lines = ["[keywords]"]
     for key, phrases in spec.items():
         lines.append(f"{key} = [")
-        lines += [f"  {json.dumps(p, ensure_ascii=False)}," for p in phrases]
+        lines += [f"  {_toml_string(p)}," for p in phrases]
         lines.append("]")
     return "\n".join(lines)
 
@@ -348,7 +376,9 @@ def _csv_cell(value: Any) -> str:
 
 def _csv_lines(rows: list[ArticleView]):
     out = io.StringIO()
-    writer = csv.writer(out)
+    # every field quoted: a spreadsheet that splits on ";" (the list separator of many
+    # locales) then keeps "Nickel;=1+2" one cell, so "=1+2" never becomes a formula
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     writer.writerow(["id", "published", "source", "publisher", "title", "url", "language", "topics",
                      "countries", "minerals", "score", "status", "reviewer", "reasons"])
     for r in rows:
@@ -392,7 +422,8 @@ def create_app(config, store, access: Access, clock=None, analyzer=None,
     return starlette
 
 
-FORWARDING_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-real-ip")
+FORWARDING_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto",
+                      b"x-forwarded-port", b"x-forwarded-server", b"x-real-ip", b"via")
 
 
 class _NotThroughAProxy:

@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import urlencode
 
 from monitor import TOPICS
+from monitor.numbers import is_whole
 from monitor.review import STATUSES
 
 _CODE = re.compile(r"^[A-Za-z]{2}$")
@@ -67,7 +68,7 @@ class ListFilter:
             return value
 
         page_text = (query.get("page") or "1").strip()
-        page = int(page_text) if page_text.isdigit() and 0 < int(page_text) < 100_000 else 1
+        page = int(page_text) if is_whole(page_text) and 0 < int(page_text) < 100_000 else 1
         if page_text != str(page):
             problems.append(f"page: expected a page number, got {page_text!r}")
         since, until = day("from"), day("to")
