@@ -200,6 +200,7 @@ def test_list_status_filter(env):
 def test_list_bad_arguments_exit_2(env):
     for args, message in ((["--since", "yesterday"], "--since"),
                           (["--country", "China"], "--country"),
+                          (["--country", "ß"], "--country"),      # folds to SS (South Sudan)
                           (["--status", "relevnt"], "relevnt"),
                           (["--topic", "minerals"], "minerals")):
         result = env.run("review", "list", *args, code=2)

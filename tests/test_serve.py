@@ -73,6 +73,7 @@ def test_the_flagged_list_filters_pages_and_escapes(served):
         bad = client.get("/", params={"country": "China", "from": "yesterday"})
         assert bad.status_code == 200 and "country: expected an ISO code" in bad.text
         assert "from: expected a date" in bad.text and len(titles(bad.text)) == 5
+        assert "country: expected an ISO code" in client.get("/", params={"country": "ß"}).text
 
 
 def test_export_follows_the_filter(served):

@@ -87,7 +87,7 @@ def _country(value: str | None) -> str | None:
     if value is None:
         return None
     code = value.strip().upper()
-    if len(code) != 2 or not code.isalpha():
+    if len(code) != 2 or not (code.isascii() and code.isalpha()) or len(value.strip()) != 2:
         raise UsageError(f"--country: expected an ISO 3166-1 alpha-2 code such as CN, got {value!r}")
     return code
 
