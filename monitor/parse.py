@@ -36,6 +36,7 @@ Hostile documents (before feedparser sees the bytes, see :func:`defuse`):
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -157,23 +158,35 @@ def content_hash(title: str, text: str) -> str:
 
 
 def article_key(guid: str | None, url: str | None, digest: str, title: str = "",
-                published: datetime | None = None) -> str:
+                published: datetime | None = None, shared_link: bool = False) -> str:
     """Identity within a feed: guid+URL, guid, URL, else title and publish date, else the
     content hash.
 
     guid and URL together, because some feeds reuse one guid for different stories. An
     item with neither is known by its title and date, so that editing its text updates it
-    instead of adding a copy on every poll; by its content only when it has no title."""
+    instead of adding a copy on every poll; by its content only when it has no title. A
+    ``shared_link`` (the site's or the feed's home page, which many feeds give every item)
+    names no story: without a guid, such an item is known by the link with its title and
+    date, so that the stories of one page are neither merged nor overwritten."""
     if guid and url:
         return f"g:{guid}|{url}"[:1000]
     if guid:
         return f"g:{guid}"[:1000]
-    if url:
+    if url and not shared_link:
         return f"u:{url}"[:1000]
     if title:
         day = published.date().isoformat() if published else ""
-        return "t:" + hashlib.sha256(f"{title}\n{day}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"h:{digest}"
+        named = "t:" + hashlib.sha256(f"{title}\n{day}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    else:
+        named = f"h:{digest}"
+    return f"u:{url[:900]}|{named}" if url else named
+
+
+def is_shared_link(url: str, home: str | None, feed_url: str | None) -> bool:
+    """Whether an item's link is a page every item may share: a site's root (no path, no
+    query), the feed's own home page (its channel link) or the feed's address."""
+    parts = urlsplit(url)
+    return (parts.path in ("", "/") and not parts.query) or url in (home, feed_url)
 
 
 def normalise_language(value: str | None) -> str | None:
@@ -241,7 +254,8 @@ def _entry_language(entry, feed_lang: str | None) -> str | None:
     return feed_lang
 
 
-def _to_article(entry, feed_lang: str | None) -> ParsedArticle | None:
+def _to_article(entry, feed_lang: str | None, home: str | None = None,
+                feed_url: str | None = None) -> ParsedArticle | None:
     title = one_line(html_to_text(entry.get("title", "")))
     text = _entry_text(entry)
     if not title and not text:
@@ -250,7 +264,8 @@ def _to_article(entry, feed_lang: str | None) -> ParsedArticle | None:
     guid = one_line(entry.get("id") or "", 500) or None
     digest = content_hash(title, text)
     published = _timestamp(entry)
-    return ParsedArticle(key=article_key(guid, url, digest, title, published), guid=guid,
+    shared = bool(url) and not guid and is_shared_link(url or "", home, feed_url)
+    return ParsedArticle(key=article_key(guid, url, digest, title, published, shared), guid=guid,
                          url=url, title=title, text=text, published=published,
                          language=_entry_language(entry, feed_lang), content_hash=digest,
                          publisher=_publisher(entry))
@@ -380,11 +395,20 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
         raise FeedError(f"not a feed: {_bozo_reason(parsed, received, content)}", kind="not-a-feed")
     feed_lang = normalise_language(parsed.feed.get("language")
                                    or response_headers.get("content-language"))
+    home = canonical_url(parsed.feed.get("link"))
+    feed_url = canonical_url(base_url)
     articles: dict[str, ParsedArticle] = {}
     for entry in parsed.entries[:MAX_ENTRIES]:
-        article = _to_article(entry, feed_lang)
-        if article is not None and article.key not in articles:
-            articles[article.key] = article
+        article = _to_article(entry, feed_lang, home, feed_url)
+        if article is None:
+            continue
+        first = articles.setdefault(article.key, article)
+        if first.title != article.title:
+            # another story under the same key (a guid and link reused for every item):
+            # known by its title too rather than dropped; a repeat of a title is dropped
+            named = hashlib.sha256(article.title.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+            key = f"{article.key[:900]}|t:{named}"
+            articles.setdefault(key, dataclasses.replace(article, key=key))
     return ParsedFeed(list(articles.values()), notes)
 
 

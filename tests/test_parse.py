@@ -191,3 +191,24 @@ def test_the_publisher_an_entry_names_is_kept():
     found = [a.publisher for a in parse_feed(rss, {}, "https://news.example/rss")]
     assert found == ["Metal Wire", "Trade Desk", None, None]
     assert [a.publisher for a in parse_feed(atom, {}, "https://wire.example/atom")] == ["Rohstoff-Ticker"]
+
+
+def test_a_link_every_item_shares_is_no_identity_and_a_reused_key_loses_no_story():
+    from monitor.parse import read_feed
+
+    doc = (b"<rss version='2.0'><channel><link>https://desk.example/news</link>"
+           b"<item><title>A</title><link>https://desk.example/news</link></item>"
+           b"<item><title>B</title><link>https://desk.example/news</link></item>"
+           b"<item><title>C</title><link>https://desk.example/?utm_source=rss</link></item>"
+           b"<item><title>D</title><link>https://desk.example/?utm_source=rss</link></item>"
+           b"<item><title>E</title><link>https://desk.example/a/1</link><guid>x</guid></item>"
+           b"<item><title>F</title><link>https://desk.example/a/1</link><guid>x</guid></item>"
+           b"<item><title>F</title><link>https://desk.example/a/1</link><guid>x</guid>"
+           b"<description>a repeat of a title under one key: the same story</description></item>"
+           b"<item><title>G</title><link>https://desk.example/a/2</link></item>"
+           b"</channel></rss>")
+    items = read_feed(doc, {}, "https://desk.example/feed.xml").articles
+    assert [a.title for a in items] == ["A", "B", "C", "D", "E", "F", "G"]
+    assert len({a.key for a in items}) == 7
+    assert items[-1].key == "u:https://desk.example/a/2"           # an article's own link
+    assert items[0].key.startswith("u:https://desk.example/news|t:")

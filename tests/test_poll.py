@@ -78,6 +78,27 @@ def test_changed_feed_stores_only_new_entries_and_updates_changed(feed_server, f
     assert count_articles(store) == 4
 
 
+def _home_page_feed(*titles):
+    items = "".join(f"<item><title>{t}</title><link>https://desk.example/</link>"
+                    f"<description>{t}: the story in one line.</description></item>" for t in titles)
+    return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>Desk</title>"
+            f"<link>https://desk.example/</link>{items}</channel></rss>")
+
+
+def test_items_that_all_link_to_the_home_page_are_each_their_own_article(feed_server, run):
+    """Without guids, a link every item shares names no story: each is kept, and a new
+    story on top overwrites none of the stored ones."""
+    url = feed_server.add("/desk", _home_page_feed("Gallium export licences tightened",
+                                                   "Cobalt quota cut", "Lithium mine opens"))
+    report, store = run([("desk", url)])
+    assert by_name(report)["desk"].new == 3 and count_articles(store) == 3
+    feed_server.add("/desk", _home_page_feed("Tungsten export licences", "Gallium export licences tightened",
+                                             "Cobalt quota cut", "Lithium mine opens"))
+    report, store = run([("desk", url)])
+    f = by_name(report)["desk"]
+    assert (f.new, f.updated) == (1, 0) and count_articles(store) == 4
+
+
 def test_all_formats_and_gzip(feed_server, feed_file, run):
     feeds = [(n, feed_server.add(f"/{n}", feed_file(f"{n}.xml"), gzip=(n == "atom")))
              for n in ("rss2", "atom", "rdf", "latin1", "xmlbase", "quirks")]
