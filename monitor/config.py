@@ -31,7 +31,9 @@ MIB = 1024 * 1024
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "yes" is no bool and true no number (TOML has the real types); lists → tuples
+    # and "07:00" → a time are converted where a field says strict=False
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _check_http_url(value: str) -> str:
@@ -60,6 +62,23 @@ def _same_resource(url: str) -> tuple:
 
 
 _DATABASE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+._-]*://")
+
+
+def _only_fields(value: str, names: tuple[str, ...], what: str) -> str:
+    """``value`` when it is a format string using only ``{name}`` of ``names`` (no
+    attribute, index or unclosed brace, which would fail at every use), else ValueError."""
+    import string
+
+    allowed = f"{what} may use only " + ", ".join(f"{{{n}}}" for n in names)
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        odd = [name for name in fields if name not in names]
+        if odd:                 # an attribute or index ({date.year}, {0}) included
+            raise ValueError(f"not {{{odd[0]}}}")
+        value.format(**{n: "" for n in names})
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        raise ValueError(f"{allowed}: {exc}") from exc
+    return value
 
 
 class StoreConfig(_Section):
@@ -109,7 +128,7 @@ class PollConfig(_Section):
     def _ua(cls, value: str) -> str:
         if any(ch in value for ch in "\r\n"):
             raise ValueError("must be one line")
-        return value
+        return _only_fields(value, ("version", "contact"), "user_agent")
 
 
 class FeedConfig(_Section):
@@ -149,9 +168,9 @@ class ClassifierConfig(_Section):
 
 class KeywordsConfig(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    critical_minerals: tuple[str, ...] = Field((), alias="critical-minerals")
-    export_controls: tuple[str, ...] = Field((), alias="export-controls")
-    mute: tuple[str, ...] = ()
+    critical_minerals: tuple[str, ...] = Field((), alias="critical-minerals", strict=False)
+    export_controls: tuple[str, ...] = Field((), alias="export-controls", strict=False)
+    mute: tuple[str, ...] = Field((), strict=False)
 
     def spec(self) -> dict[str, tuple[str, ...]]:
         return {"critical-minerals": self.critical_minerals,
@@ -171,9 +190,9 @@ Email = Annotated[str, AfterValidator(_check_email)]
 
 
 class DigestConfig(_Section):
-    send_at: time = time(7, 0)
+    send_at: time = Field(time(7, 0), strict=False)        # "07:00" from the file
     timezone: str = "Europe/Berlin"
-    recipients: tuple[Email, ...] = ()
+    recipients: tuple[Email, ...] = Field((), strict=False)
     sender: Email = "monitor@localhost.localdomain"
     subject: str = "Critical minerals & export controls {date}: {counts} — {lead}"
     max_items: int = Field(40, ge=1, le=1000)
@@ -207,18 +226,7 @@ class DigestConfig(_Section):
     @field_validator("subject")
     @classmethod
     def _subject(cls, value: str) -> str:
-        import string
-
-        allowed = "subject may use only {date}, {count}, {counts} and {lead}"
-        try:
-            fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
-            odd = [name for name in fields if name not in ("date", "count", "counts", "lead")]
-            if odd:                 # an attribute or index ({date.year}, {0}) included
-                raise ValueError(f"not {{{odd[0]}}}")
-            value.format(date="2000-01-01", count=0, counts="", lead="")
-        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
-            raise ValueError(f"{allowed}: {exc}") from exc
-        return value
+        return _only_fields(value, ("date", "count", "counts", "lead"), "subject")
 
     @field_validator("recipients")
     @classmethod
@@ -283,7 +291,7 @@ class SmtpConfig(_Section):
 class Config(_Section):
     store: StoreConfig = StoreConfig()
     poll: PollConfig = PollConfig()
-    feeds: tuple[FeedConfig, ...] = ()
+    feeds: tuple[FeedConfig, ...] = Field((), strict=False)
     classifier: ClassifierConfig = ClassifierConfig()
     keywords: KeywordsConfig = KeywordsConfig()
     digest: DigestConfig = DigestConfig()

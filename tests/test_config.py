@@ -79,6 +79,14 @@ def test_shipped_keywords_name_the_minerals_in_japanese_and_korean(title, flagge
      "digest.recipients: 'A@example.org' is listed twice"),
     ("[smtp]\nhost = 'mail'\nsecurity = 'tls'\n", "smtp.security"),
     ("[poll\n", "not valid TOML"),
+    ("[poll]\nuser_agent = 'x {bogus} {version}'\n", "poll.user_agent: user_agent may use only"),
+    ("[poll]\nuser_agent = 'x {0} {'\n", "poll.user_agent"),
+    ("[poll]\nallow_private_redirects = 'yes'\n", "poll.allow_private_redirects: Input should be a valid boolean"),
+    ("[poll]\nmax_bytes = '15728640'\n", "poll.max_bytes: Input should be a valid integer"),
+    ("[[feeds]]\nname='a'\nurl='https://x.example/f'\ninterval_minutes = true\n",
+     "feeds[0].interval_minutes: Input should be a valid integer"),
+    ("[store]\nbusy_timeout_seconds = true\n", "store.busy_timeout_seconds"),
+    ("[serve]\nbehind_proxy = 'no'\n", "serve.behind_proxy: Input should be a valid boolean"),
     ("[store]\nurl = 'notaurl'\n", "store.url: not a database URL"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key):
