@@ -167,7 +167,10 @@ class OutboxMailer:
                 _write_whole(preview, html.get_content().encode("utf-8"))
             _write_whole(self.folder / f"{stem}.eml", bytes(message))
         except OSError as exc:
-            preview.unlink(missing_ok=True)
+            try:
+                preview.unlink(missing_ok=True)
+            except OSError:         # the folder itself is the problem (a file, unreadable)
+                pass
             raise DeliveryError(f"cannot write to the outbox {self.folder}: {exc}") from None
         return str(self.folder / f"{stem}.eml")
 

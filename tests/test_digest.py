@@ -185,6 +185,17 @@ def test_temporary_failures_stay_open_after_max_attempts_and_a_later_run_sends(s
     assert all(len(server.recorder.received_by(r)) == 1 for r in RCPTS)
 
 
+def test_an_outbox_under_a_file_is_a_failed_copy_retried_once_the_folder_is_fixed(store, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the outbox's parent should be", encoding="utf-8")
+    cfg = config(tmp_path, outbox_dir=str(blocker / "outbox"))
+    outcome = job(store, cfg).run(NOW)                  # no traceback, no copy left "sending"
+    assert outcome.sent == [] and outcome.retry == RCPTS
+    fixed = config(tmp_path)
+    again = job(store, fixed).run(NOW)
+    assert again.sent == RCPTS and len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+
+
 def test_an_outbox_on_a_full_disk_leaves_no_partial_file(store, tmp_path):
     """The file-size limit stands in for a full disk: the write stops part-way (EFBIG)."""
     script = (
