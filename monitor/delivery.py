@@ -154,12 +154,13 @@ class DigestJob:
     def _reopen(self, record: DigestRecord, recipients: Sequence[str]) -> DigestRecord:
         """Deliveries to send again: the named recipients', or every one not sent."""
         known = {d.recipient for d in record.deliveries}
-        missing = [r for r in recipients if r not in known]
+        named = {r.lower() for r in recipients}            # the same mailbox in any case
+        missing = [r for r in recipients if r.lower() not in {k.lower() for k in known}]
         if missing:
             raise UsageError(f"digest {record.digest_date} has no delivery to "
                              f"{', '.join(missing)} (its recipients: {', '.join(sorted(known))})")
         for d in record.deliveries:
-            if d.recipient in recipients if recipients else d.status != "sent":
+            if d.recipient.lower() in named if recipients else d.status != "sent":
                 self.store.set_delivery(record, d.recipient, status="pending", attempts=0,
                                         next_attempt_at=None, last_error=None)
         return self.store.get_digest(record.digest_date)

@@ -322,6 +322,10 @@ def test_a_resend_or_an_earlier_day_goes_only_to_its_own_recipients(store, tmp_p
     assert "dan@example.org" not in {d.recipient for d in store.get_digest("2025-06-03").deliveries}
     today = job(store, more).run(NOW)                    # today's: a new recipient gets it
     assert today.sent == ["dan@example.org"]
+    cased = config(tmp_path, recipients=["Ana@Example.org", *RCPTS[1:], "dan@example.org"])
+    assert job(store, cased).run(NOW).sent == []         # the same mailbox, written otherwise
+    again = job(store, cased).run(NOW, resend=True, recipients=["BEN@example.org"])
+    assert again.sent == ["ben@example.org"]
 
 
 def test_a_day_before_the_latest_digest_is_refused_not_sent_empty(store, tmp_path):

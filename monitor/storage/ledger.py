@@ -183,9 +183,11 @@ def claim_delivery(conn: Connection, digest_id: int, recipient: str, **values) -
 
 
 def add_recipients(conn: Connection, digest_id: int, recipients: Sequence[str]) -> None:
-    known = {d.recipient for d in _deliveries(conn, digest_id)}
+    """Pending deliveries for recipients the digest has none for; an address differing only
+    in case is the same mailbox (as the config's duplicate check has it), mailed once."""
+    known = {d.recipient.lower() for d in _deliveries(conn, digest_id)}
     new = [dict(digest_id=digest_id, recipient=r, status="pending", attempts=0)
-           for r in recipients if r not in known]
+           for r in recipients if r.lower() not in known]
     if new:
         conn.execute(DELIVERY.insert(), new)
 
