@@ -391,7 +391,44 @@ def config_warnings(config: Config) -> list[str]:
     if digest.review_url and digest.review_key() is None:
         found.append(f"digest.review_url is set but ${digest.review_key_env} is not (or is shorter "
                      f"than {MIN_KEY_LENGTH} characters): the digest has no review links")
+    model = config.classifier.model_path()
+    if not model.is_file():
+        found.append(f"classifier.model: no model file at {model}: every article is left "
+                     "unflagged by the model (\"classifier unavailable\"); keywords alone flag")
+    database = _sqlite_file(config.store.url)
+    problem = _cannot_make(database.parent) if database and not database.exists() else None
+    if problem:
+        found.append(f"store.url: the database's folder cannot be made: {problem}")
+    problem = _cannot_make(Path(digest.outbox_dir)) if config.smtp is None else None
+    if problem:
+        found.append(f"digest.outbox_dir: the digest cannot be written there: {problem}")
     return found
+
+
+def _sqlite_file(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:                 # checked where the store is opened, with its message
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _cannot_make(folder: Path) -> str | None:
+    """Why ``folder`` could not be made or written (None: it can), without making it."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            return None
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None
 
 
 def masked(config: Config) -> dict[str, Any]:

@@ -79,7 +79,10 @@ def parse_since(value: str, now: datetime) -> datetime:
     UTC) or an ISO date-time (UTC unless it says otherwise)."""
     match = _SPAN.match(value)
     if match:
-        return now - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+        except OverflowError:       # before the year 1: everything
+            return datetime.min.replace(tzinfo=timezone.utc)
     try:
         day = date.fromisoformat(value.strip())
         return datetime.combine(day, time(0), tzinfo=timezone.utc)
@@ -93,9 +96,14 @@ def parse_since(value: str, now: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+_NOT_RELEVANT = re.compile(r"not[\s_-]*relevant|irrelevant", re.IGNORECASE)   # the page's words
+
+
 def check_verdict(word: str) -> str:
     if word in VERDICTS:
         return word
+    if _NOT_RELEVANT.fullmatch(word.strip()):
+        return "irrelevant"
     close = difflib.get_close_matches(word.lower(), VERDICTS, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise UsageError(f"unknown verdict {word!r}: use relevant or irrelevant{hint}")
@@ -146,6 +154,8 @@ def parse_mark_args(words: Sequence[str]) -> tuple[tuple[int, ...], str]:
     if not words:
         raise UsageError("expected article ids and a verdict: monitor review mark 12 13 relevant")
     *ids, verdict = words
+    if ids and ids[-1].lower() == "not" and verdict.lower() == "relevant":    # "… not relevant"
+        *ids, verdict = *ids[:-1], "irrelevant"
     if is_whole(verdict):
         raise UsageError(f"the last argument must be the verdict (relevant or irrelevant), "
                          f"got the id {verdict}")

@@ -233,3 +233,21 @@ def test_a_store_without_its_driver_is_a_config_error_naming_the_file(tmp_path, 
     result = CliRunner().invoke(monitor.cli.cli, ["--config", str(path), *command])
     assert result.exit_code == 2
     assert f"{path}: store.url: the database driver is missing" in result.output
+
+
+def test_config_check_warns_of_a_missing_model_and_folders_that_cannot_be_made(tmp_path):
+    from monitor.config import config_warnings
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    config = parse_config({"store": {"url": f"sqlite:///{blocker / 'db' / 'm.db'}"},
+                           "classifier": {"model": str(tmp_path / "none.skops")},
+                           "digest": {"outbox_dir": str(blocker / "outbox")}})
+    warned = "\n".join(config_warnings(config))
+    assert "classifier.model: no model file at" in warned
+    assert f"store.url: the database's folder cannot be made: {blocker} is a file" in warned
+    assert f"digest.outbox_dir: the digest cannot be written there: {blocker} is a file" in warned
+    store = subprocess.run([sys.executable, "-m", "monitor", "--config", str(write(tmp_path, (
+        f'[store]\nurl = "sqlite:///{blocker / "db" / "m.db"}"\n'))), "feeds"], capture_output=True, text=True)
+    assert store.returncode == 1 and "cannot make the database's folder" in store.stderr
+    assert "Traceback" not in store.stderr

@@ -476,3 +476,15 @@ def test_notes_lose_only_their_surrounding_blanks_and_old_control_characters_pri
     engine.dispose()
     out = env.run("review", "show", str(i["w1"])).stdout
     assert "bad\\x1b[31m\\x07 note" in out and "\x1b" not in out and "\x07" not in out
+
+
+def test_not_relevant_in_the_pages_words_and_spans_beyond_the_calendar(env):
+    i = env.id
+    out = env.run("review", "mark", str(i["w1"]), "not", "relevant").stdout
+    assert f"#{i['w1']}: irrelevant" in out
+    out = env.run("review", "mark", str(i["w2"]), "not-relevant").stdout
+    assert f"#{i['w2']}: irrelevant" in out
+    assert len(env.ids("--since", "99999999d", "--status", "irrelevant")) == 2      # all of time
+    for command in (["keywords", "test", "--days", "99999999"], ["reclassify", "--days", "99999999"]):
+        result = env.run(*command, code=2)
+        assert "--days" in result.output and "Traceback" not in result.output

@@ -168,7 +168,7 @@ def keywords_group():
 
 
 @keywords_group.command("test")
-@click.option("--days", default=30, show_default=True, metavar="N", type=click.IntRange(min=1),
+@click.option("--days", default=30, show_default=True, metavar="N", type=click.IntRange(1, 36_500),
               help="Articles published (else first seen) in the last N days.")
 @click.option("--examples", default=10, show_default=True, metavar="N", type=click.IntRange(min=0),
               help="Show up to N articles of each kind of change.")
@@ -208,7 +208,7 @@ def keywords_test(ctx, days, examples, as_json):
 
 
 @click.command("reclassify")
-@click.option("--days", type=click.IntRange(min=1), metavar="N",
+@click.option("--days", type=click.IntRange(1, 36_500), metavar="N",
               help="Only articles published (else first seen) in the last N days "
                    "(default: every stored article).")
 @click.option("--batch-size", default=BATCH, show_default=True, metavar="N", type=click.IntRange(min=1),

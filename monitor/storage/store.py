@@ -90,7 +90,12 @@ def _make_engine(url: str, busy_timeout: float) -> Engine:
         raise StorageError(f"store.url: not a database URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"store.url: cannot make the database's folder {folder}: "
+                                   f"{exc.strerror or exc}") from None
         # Few connections, each with a small page cache: memory stays flat over months.
         engine = create_engine(parsed, connect_args={"timeout": busy_timeout},
                                pool_size=2, max_overflow=4)
