@@ -116,3 +116,24 @@ def test_an_error_stored_unmasked_by_an_older_version_is_shown_masked(tmp_path):
         assert shown and "OLD-1" not in shown[0] and "X-Amz-Signature=***" in shown[0]
     finally:
         store.close()
+
+
+def test_the_analysts_feed_health_view_shows_no_feed_url(tmp_path):
+    import sqlite3
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from monitor.storage import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        store.sync_feeds([SimpleNamespace(name="keyed", lang=None, interval_minutes=None,
+                                          silent_after_days=None,
+                                          url="https://carol:PASS-9@k.example/rss?api_key=KEY-9")],
+                         datetime.now(timezone.utc))
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        rows = db.execute("SELECT * FROM feed_health").fetchall()
+    assert rows and "keyed" in repr(rows)
+    assert "PASS-9" not in repr(rows) and "KEY-9" not in repr(rows)

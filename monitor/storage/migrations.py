@@ -54,7 +54,7 @@ def _feed_health_view(dialect: str) -> str:
     silent_since = _NOW_MINUS_DAYS[dialect].format(days="f.silent_after_days")
     return f"""
 CREATE VIEW feed_health AS
-SELECT f.id, f.name, f.url, f.active, f.last_polled_at, f.last_status, f.error_count,
+SELECT f.id, f.name, f.active, f.last_polled_at, f.last_status, f.error_count,
        f.last_error, f.next_check_at, f.last_new_at,
        (SELECT count(*) FROM article a WHERE a.feed_id = f.id) AS articles,
        CASE
@@ -90,6 +90,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "article.publisher: the outlet an entry names (<source>, author)", _add_publisher),
     (3, "index of flagged articles by date (the review list: 65 ms → 2 ms on 200,000)",
      _index_flagged_by_date),
+    (4, "feed_health without the feed URL, which may hold a password or an API key (the "
+        "views are made again after every step)", lambda conn: None),
 ]
 LATEST = MIGRATIONS[-1][0]
 
