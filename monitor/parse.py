@@ -45,6 +45,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from xml.parsers import expat
+from xml.sax import SAXParseException
 from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -395,6 +396,10 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
         raise FeedError(f"not a feed: {_bozo_reason(parsed, received, content)}", kind="not-a-feed")
     feed_lang = normalise_language(parsed.feed.get("language")
                                    or response_headers.get("content-language"))
+    error = parsed.get("bozo_exception")
+    if isinstance(error, SAXParseException):
+        notes.append(f"not well-formed XML ({error.getMessage()}): read leniently, so items "
+                     "may be missing or cut short")
     home = canonical_url(parsed.feed.get("link"))
     feed_url = canonical_url(base_url)
     articles: dict[str, ParsedArticle] = {}

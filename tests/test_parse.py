@@ -212,3 +212,17 @@ def test_a_link_every_item_shares_is_no_identity_and_a_reused_key_loses_no_story
     assert len({a.key for a in items}) == 7
     assert items[-1].key == "u:https://desk.example/a/2"           # an article's own link
     assert items[0].key.startswith("u:https://desk.example/news|t:")
+
+
+def test_a_document_that_is_not_well_formed_is_read_and_said_to_be():
+    from monitor.parse import read_feed
+
+    whole = (b"<rss version='2.0'><channel><title>T</title>"
+             b"<item><title>A</title><link>https://x.example/a</link></item>"
+             b"<item><title>B & C</title><link>https://x.example/b</link></item></channel></rss>")
+    broken = read_feed(whole, {}, "https://x.example/f.xml")
+    assert [a.title for a in broken.articles] == ["A", "B & C"]
+    assert broken.notes and broken.notes[0].startswith("not well-formed XML")
+    cut = read_feed(whole[:-40], {}, "https://x.example/f.xml")           # cut off mid-item
+    assert cut.notes and "may be missing or cut short" in cut.notes[0]
+    assert read_feed(whole.replace(b" & ", b" &amp; "), {}, "https://x.example/f.xml").notes == []
