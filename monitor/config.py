@@ -138,6 +138,18 @@ class FeedConfig(_Section):
     interval_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
     silent_after_days: float | None = Field(None, gt=0)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        """The name without blanks around it ("a" and "a " would be two feeds that look
+        alike); one line of text."""
+        if any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 for c in value):
+            raise ValueError(f"{value!r} holds a control character (a line break, an escape): "
+                             "give one line of text")
+        if not value.strip():
+            raise ValueError("is blank: give the feed a name")
+        return value.strip()
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:

@@ -96,6 +96,20 @@ def parse_since(value: str, now: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def check_mineral(value: str) -> str:
+    """A mineral filter's id ("Rare earths" and "rare earths" are "rare-earths"), refused
+    with the nearest id when the table has no such mineral (it would match nothing)."""
+    from monitor.minerals import mineral_ids
+
+    mineral = "-".join(value.strip().lower().replace("_", " ").split())
+    known = mineral_ids()
+    if mineral in known:
+        return mineral
+    close = difflib.get_close_matches(mineral, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(f"no mineral {value!r}: {hint}ids are {', '.join(known)}")
+
+
 _NOT_RELEVANT = re.compile(r"not[\s_-]*relevant|irrelevant", re.IGNORECASE)   # the page's words
 
 

@@ -93,6 +93,8 @@ def test_classify_names_what_is_wrong_and_where(tmp_path, content, message):
 @pytest.mark.parametrize("change, message", [
     ({"topics": ["bogus"]}, "unknown topic 'bogus'"),
     ({"countries": "CN"}, "countries must be a list of codes"),
+    ({"countries": ["cn"]}, "country 'cn' is not an ISO 3166-1 alpha-2 code"),
+    ({"countries": ["China"]}, "country 'China' is not an ISO 3166-1 alpha-2 code"),
 ])
 def test_evaluate_refuses_labels_it_would_misread(tmp_path, change, message):
     path = tmp_path / "gold.jsonl"

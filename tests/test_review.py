@@ -201,6 +201,7 @@ def test_list_bad_arguments_exit_2(env):
     for args, message in ((["--since", "yesterday"], "--since"),
                           (["--country", "China"], "--country"),
                           (["--country", "ß"], "--country"),      # folds to SS (South Sudan)
+                          (["--mineral", "galium"], "did you mean 'gallium'"),
                           (["--status", "relevnt"], "relevnt"),
                           (["--topic", "minerals"], "minerals")):
         result = env.run("review", "list", *args, code=2)
@@ -485,6 +486,7 @@ def test_not_relevant_in_the_pages_words_and_spans_beyond_the_calendar(env):
     out = env.run("review", "mark", str(i["w2"]), "not-relevant").stdout
     assert f"#{i['w2']}: irrelevant" in out
     assert len(env.ids("--since", "99999999d", "--status", "irrelevant")) == 2      # all of time
+    assert env.ids("--mineral", "Rare Earths") == env.ids("--mineral", "rare-earths")
     for command in (["keywords", "test", "--days", "99999999"], ["reclassify", "--days", "99999999"]):
         result = env.run(*command, code=2)
         assert "--days" in result.output and "Traceback" not in result.output

@@ -74,6 +74,9 @@ def test_the_flagged_list_filters_pages_and_escapes(served):
         assert bad.status_code == 200 and "country: expected an ISO code" in bad.text
         assert "from: expected a date" in bad.text and len(titles(bad.text)) == 5
         assert "country: expected an ISO code" in client.get("/", params={"country": "ß"}).text
+        typo = client.get("/", params={"mineral": "nickle"}).text
+        assert "mineral: no mineral &#39;nickle&#39;: did you mean" in typo
+        assert only(mineral="Nickel") == only(mineral="nickel") != []
 
 
 def test_export_follows_the_filter(served):

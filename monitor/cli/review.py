@@ -63,10 +63,10 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
       monitor review list --topic export-controls --country CN --mineral gallium
       monitor review list --since 2025-06-01 --json | jq .title
     """
-    from monitor.review import article_json, format_table, parse_since, printable
+    from monitor.review import article_json, check_mineral, format_table, parse_since, printable
 
     filters = dict(since=parse_since(since, now()) if since else None, topic=topic,
-                   country=_country(country), mineral=mineral.strip().lower() if mineral else None,
+                   country=_country(country), mineral=check_mineral(mineral) if mineral else None,
                    status=status, include_unflagged=include_all, limit=limit)
     _, store = open_review_store(ctx)
     with store:

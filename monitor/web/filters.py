@@ -15,11 +15,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import urlencode
 
 from monitor import TOPICS
+from monitor.exceptions import UsageError
 from monitor.numbers import is_whole
-from monitor.review import STATUSES
+from monitor.review import STATUSES, check_mineral
 
 _CODE = re.compile(r"^[A-Za-z]{2}$")
-_MINERAL = re.compile(r"^[a-z0-9+-]{1,40}$")
 MAX_TEXT = 200
 
 
@@ -79,9 +79,16 @@ class ListFilter:
         if len(text) > MAX_TEXT:
             problems.append(f"q: at most {MAX_TEXT} characters are searched")
             text = text[:MAX_TEXT]
+        mineral = (query.get("mineral") or "").strip()
+        if mineral:
+            try:
+                mineral = check_mineral(mineral)
+            except UsageError as exc:
+                problems.append(f"mineral: {exc}")
+                mineral = ""
         return cls(since=since, until=until, topic=choice("topic", TOPICS),
                    country=pattern("country", _CODE, "an ISO code such as CN"),
-                   mineral=pattern("mineral", _MINERAL, "a mineral id such as gallium", str.lower),
+                   mineral=mineral,
                    language=pattern("lang", _CODE, "a language code such as de", str.lower),
                    status=choice("status", STATUSES), text=text, page=page,
                    problems=tuple(problems))
