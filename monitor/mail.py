@@ -78,10 +78,14 @@ class SmtpMailer:
             client = _TrackedSMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:
             client = _TrackedSMTP(self.host, self.port, timeout=self.timeout)
+        try:
             if self.security == "starttls":
                 client.starttls(context=context)
-        if self.username:
-            client.login(self.username, self.password or "")
+            if self.username:
+                client.login(self.username, self.password or "")
+        except BaseException:
+            client.close()              # not left open until collected
+            raise
         return client
 
     def _reply_error(self, code: int, reply: bytes | str, what: str) -> DeliveryError:
@@ -105,6 +109,9 @@ class SmtpMailer:
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(f"SMTP {self.host}: authentication failed ({exc.smtp_code})",
                                 permanent=True) from None
+        except smtplib.SMTPNotSupportedError as exc:     # no STARTTLS, no AUTH: the settings
+            raise DeliveryError(f"SMTP {self.host}:{self.port}: {exc}; check smtp.security, "
+                                "smtp.port and smtp.username", permanent=True) from None
         except smtplib.SMTPResponseException as exc:
             what = {smtplib.SMTPConnectError: "refused the connection",
                     smtplib.SMTPSenderRefused: "refused the sender",

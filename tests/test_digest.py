@@ -139,6 +139,24 @@ def test_wrong_password_is_a_permanent_failure(store, tmp_path):
     assert "wrong" not in str(store.get_digest("2025-06-03").deliveries)
 
 
+@pytest.mark.parametrize("settings", [{"security": "starttls"}, {"username": "monitor",
+                                                                 "password_env": "TEST_DIGEST_PW"}],
+                         ids=["no-starttls", "no-auth"])
+def test_a_server_without_starttls_or_auth_is_a_settings_failure_not_retried(store, tmp_path, settings,
+                                                                             monkeypatch):
+    monkeypatch.setenv("TEST_DIGEST_PW", "pw")
+    server = SmtpServer().start()                    # plain SMTP: offers neither
+    try:
+        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
+                                     **settings})
+        outcome = job(store, cfg).run(NOW)
+    finally:
+        server.stop()
+    assert outcome.failed == RCPTS and outcome.retry == []
+    errors = {d.last_error for d in store.get_digest("2025-06-03").deliveries}
+    assert all("check smtp.security" in e for e in errors), errors
+
+
 def test_faults_then_recovery_give_each_recipient_exactly_one_copy(store, tmp_path):
     server = SmtpServer()                               # not started yet: connection refused
     cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
