@@ -256,3 +256,14 @@ def test_config_check_warns_of_a_missing_model_and_folders_that_cannot_be_made(t
         f'[store]\nurl = "sqlite:///{blocker / "db" / "m.db"}"\n'))), "feeds"], capture_output=True, text=True)
     assert store.returncode == 1 and "cannot make the database's folder" in store.stderr
     assert "Traceback" not in store.stderr
+
+
+def test_a_bad_store_url_from_the_environment_is_named_as_such(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import monitor.cli
+
+    monkeypatch.setenv("MONITOR_STORE_URL", "notaurl")
+    path = write(tmp_path, "[store]\nurl = 'sqlite:///m.db'\n")
+    result = CliRunner().invoke(monitor.cli.cli, ["--config", str(path), "feeds"])
+    assert result.exit_code == 2 and "$MONITOR_STORE_URL: not a database URL" in result.output

@@ -31,9 +31,15 @@ def check_store_of(ctx: click.Context) -> None:
     from monitor.exceptions import ConfigError, StorageError
     from monitor.storage.store import check_store_url
 
+    import os
+
+    from monitor.config import ENV_STORE_URL
+
     try:
         check_store_url(config_of(ctx).store_url())
     except StorageError as exc:
+        if os.environ.get(ENV_STORE_URL):       # the variable overrides the file: name it
+            raise ConfigError(f"${ENV_STORE_URL}: {str(exc).removeprefix('store.url: ')}") from None
         raise ConfigError(f"{config_path(config_file_of(ctx))}: {exc}") from None
 
 
