@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 import httpx
@@ -281,8 +282,10 @@ def test_serve_refuses_to_start_open_to_the_network(tmp_path):
     assert missing.returncode == 2 and "no store at" in missing.stderr
 
 
-def _off_loopback_server(store_url: str, access):
-    """The app with the rules of a server bound beyond this machine, listening on 127.0.0.1."""
+@contextmanager
+def _app_server(store_url: str, access):
+    """The app with the given access rules (those of a server bound beyond this machine,
+    say), listening on 127.0.0.1: its URL; stopped and its store closed on leaving."""
     import socket
 
     import uvicorn
@@ -297,9 +300,14 @@ def _off_loopback_server(store_url: str, access):
                                            access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    while not server.started:
-        threading.Event().wait(0.02)
-    return server, thread, store, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        while not server.started:
+            threading.Event().wait(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
 
 
 def test_off_loopback_needs_a_link_or_basic_credentials(tmp_path, store_url):
@@ -307,8 +315,7 @@ def test_off_loopback_needs_a_link_or_basic_credentials(tmp_path, store_url):
 
     ids = fill(store_url)
     access = Access(loopback=False, link_key=KEY.encode(), username="desk", password="s3cret-pass")
-    server, thread, store, url = _off_loopback_server(store_url, access)
-    try:
+    with _app_server(store_url, access) as url:
         anonymous = httpx.get(url + "/")
         assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Basic")
         assert httpx.get(url + "/", auth=("desk", "wrong")).status_code == 401
@@ -323,10 +330,6 @@ def test_off_loopback_needs_a_link_or_basic_credentials(tmp_path, store_url):
         old = review_token(KEY.encode(), "ben@example.org", ids["co"], NOW - timedelta(days=1))
         late = httpx.get(f"{url}/items/{ids['co']}", params={"t": old})
         assert late.status_code == 403 and "expired on" in late.text            # nobody signed in
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        store.close()
 
 
 def test_wrong_basic_passwords_are_logged_and_then_refused_for_a_while(tmp_path, store_url, caplog):
@@ -334,8 +337,7 @@ def test_wrong_basic_passwords_are_logged_and_then_refused_for_a_while(tmp_path,
 
     ids = fill(store_url)
     access = Access(loopback=False, link_key=KEY.encode(), username="desk", password="s3cret-pass")
-    server, thread, store, url = _off_loopback_server(store_url, access)
-    try:
+    with _app_server(store_url, access) as url:
         with httpx.Client(base_url=url) as reviewer:        # a colleague behind the same address
             link = review_token(KEY.encode(), "ben@example.org", ids["co"], NOW + timedelta(days=1))
             assert reviewer.get(f"/items/{ids['co']}", params={"t": link}).status_code == 303
@@ -349,10 +351,6 @@ def test_wrong_basic_passwords_are_logged_and_then_refused_for_a_while(tmp_path,
         assert caplog.text.count("Basic sign-in refused for user 'desk' from 127.0.0.1") == FAILED_SIGN_INS
         assert "its Basic sign-ins are refused (429)" in caplog.text
         assert "guess" not in caplog.text and "s3cret" not in caplog.text
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        store.close()
 
 
 def test_on_loopback_no_wrong_password_counts(tmp_path, store_url):
@@ -361,15 +359,10 @@ def test_on_loopback_no_wrong_password_counts(tmp_path, store_url):
 
     fill(store_url)
     access = Access(loopback=True, link_key=None, username="desk", password="s3cret-pass")
-    server, thread, store, url = _off_loopback_server(store_url, access)
-    try:
+    with _app_server(store_url, access) as url:
         for _ in range(FAILED_SIGN_INS + 2):
             assert httpx.get(url + "/", auth=("desk", "wrong")).status_code == 200
         assert httpx.get(url + "/").status_code == 200
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        store.close()
 
 
 def test_odd_ids_dates_and_notes_get_answers_not_errors(served):
@@ -410,8 +403,7 @@ def test_off_this_machine_the_keywords_page_runs_no_new_regular_expression(tmp_p
 
     fill(store_url)
     access = Access(loopback=False, link_key=KEY.encode(), username="desk", password="s3cret-pass")
-    server, thread, store, url = _off_loopback_server(store_url, access)
-    try:
+    with _app_server(store_url, access) as url:
         with httpx.Client(base_url=url, auth=("desk", "s3cret-pass"), timeout=60) as client:
             token = csrf_of(client, "/keywords")
             form = {"csrf": token, "days": "3", "critical-minerals": "", "mute": ""}
@@ -419,10 +411,6 @@ def test_off_this_machine_the_keywords_page_runs_no_new_regular_expression(tmp_p
             assert new.status_code == 400 and "a new re: rule can be tried only" in new.text
             plain = client.post("/keywords", data={**form, "export-controls": "Codelco"})
             assert plain.status_code == 200 and "Codelco quarterly results" in plain.text
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        store.close()
 
 
 def test_a_review_key_too_short_to_be_used_is_named_at_start(tmp_path, store_url):
