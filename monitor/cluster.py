@@ -13,9 +13,11 @@ tests/test_cluster.py for the pairs this was set on).
 Candidates come from MinHash with LSH banding (64 hashes, 16 bands of 4 rows: a pair at
 Jaccard 0.5 becomes a candidate with probability ≈ 0.65 per band, > 0.999 overall) and
 from articles that open with the same words or carry the same headline (which is how a
-trimmed copy is found whatever its Jaccard); each candidate pair is then checked exactly,
-so there are no false merges. Clusters are the connected components; each is named by
-its smallest article id.
+trimmed copy is found whatever its Jaccard); each candidate pair is then checked exactly.
+A cluster is a leader, the fullest article not yet taken, with the articles that are near
+duplicates of it (not of each other in a chain); headlines naming minerals, or countries,
+with none in common keep two articles apart. Each cluster is named by its smallest article
+id.
 
 Across languages (``merge_languages``): two articles in different languages are one
 story when they were published the same day (in the digest's time zone), have the same
@@ -144,14 +146,58 @@ def _candidate_pairs(sets: Sequence[frozenset[int]]) -> set[tuple[int, int]]:
 
 def cluster(ids: Sequence[int], docs: Sequence[tuple[str, str]],
             threshold: float = THRESHOLD) -> dict[int, int]:
-    """article id → cluster id (the smallest id of its cluster), for every id given."""
+    """article id → cluster id (the smallest id of its cluster), for every id given.
+
+    Each cluster gathers the copies of its leader, the fullest article not yet taken
+    (largest shingle set first): an article joins the leader it is a near duplicate of,
+    never a chain of them, so that ten items sharing an agency's boilerplate are not one
+    story for being each like the next. Two articles whose headlines name minerals, or
+    countries, and none of them in common are different stories however alike their
+    texts ("China imposes export controls on antimony" / "… on tungsten")."""
     sets = [shingles(title, text) for title, text in docs]
     candidates = _candidate_pairs(sets) | _lede_pairs(docs) if len(ids) > 1 else set()
-    pairs = ((i, j) for i, j in candidates if near_duplicates(sets[i], sets[j], threshold))
+    subjects: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+
+    def subject(i: int) -> tuple[frozenset[str], frozenset[str]]:
+        if i not in subjects:
+            subjects[i] = headline_subject(docs[i][0])
+        return subjects[i]
+
+    copies: dict[int, list[int]] = defaultdict(list)
+    for i, j in candidates:
+        if near_duplicates(sets[i], sets[j], threshold) and not _other_subjects(subject(i), subject(j)):
+            copies[i].append(j)
+            copies[j].append(i)
+    leader: dict[int, int] = {}
+    for i in sorted(range(len(ids)), key=lambda k: (-len(sets[k]), ids[k])):
+        leaders = [j for j in copies[i] if leader.get(j) == j]
+        leader[i] = max(leaders, key=lambda j: (jaccard(sets[i], sets[j]), -ids[j])) if leaders else i
     groups: dict[int, list[int]] = defaultdict(list)
-    for index, root in enumerate(components(len(ids), pairs if len(ids) > 1 else ())):
-        groups[root].append(ids[index])
+    for index in range(len(ids)):
+        groups[leader[index]].append(ids[index])
     return {member: min(members) for members in groups.values() for member in members}
+
+
+def headline_subject(title: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The minerals and the countries a headline names."""
+    from monitor.countries import extract_countries
+    from monitor.minerals import extract_minerals
+
+    title = _TAIL.sub("", title)
+    minerals = {_FAMILY.get(m.code, m.code) for m in extract_minerals(title, "")}
+    return (frozenset(minerals - {"critical-minerals"}),      # the general term names none
+            frozenset(c.code for c in extract_countries(title, "")))
+
+
+# a copy may name the family where the other names a member ("rare earths" / "neodymium")
+_FAMILY = {m: "rare-earths" for m in ("neodymium", "praseodymium", "dysprosium", "terbium",
+                                      "scandium", "yttrium", "magnets")}
+
+
+def _other_subjects(a: tuple[frozenset[str], frozenset[str]],
+                    b: tuple[frozenset[str], frozenset[str]]) -> bool:
+    """Headlines that both name minerals (or both countries) and share none."""
+    return any(x and y and not x & y for x, y in zip(a, b))
 
 
 def components(n: int, pairs: Iterable[tuple[int, int]]) -> list[int]:

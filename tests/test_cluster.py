@@ -117,3 +117,31 @@ def test_the_same_day_is_a_day_of_the_digests_time_zone():
                   published=datetime(2025, 6, 4, 0, 10, tzinfo=timezone.utc))]
     assert merge_languages({1: 1, 2: 2}, items, ZoneInfo("Asia/Tokyo")) == {1: 1, 2: 1}
     assert merge_languages({1: 1, 2: 2}, items) == {1: 1, 2: 2}
+
+
+BOILERPLATE = ("The commerce ministry said the measures protect national security and interests and "
+               "fulfil international obligations such as non-proliferation. Exporters must apply "
+               "for a licence and report end users; violations will be punished under the export "
+               "control law, the ministry said in a statement on its website on Thursday.")
+
+
+def test_two_announcements_sharing_boilerplate_stay_two_stories():
+    antimony = ("China imposes export controls on antimony",
+                f"China will restrict exports of antimony and its products from September 15. {BOILERPLATE}")
+    tungsten = ("China imposes export controls on tungsten",
+                f"China will restrict exports of tungsten and its products from February 1. {BOILERPLATE}")
+    assert near_duplicates(shingles(*antimony), shingles(*tungsten))     # texts alike …
+    assert cluster([1, 2], [antimony, tungsten]) == {1: 1, 2: 2}          # … headlines not
+    family = ("China curbs rare earths exports", f"China will restrict rare earths. {BOILERPLATE}")
+    member = ("China curbs neodymium exports", f"China will restrict rare earths. {BOILERPLATE}")
+    assert cluster([1, 2], [family, member]) == {1: 1, 2: 1}             # a member of the family
+
+
+def test_a_chain_of_look_alikes_is_not_one_story():
+    """Each item is like the next (one sentence changes), the first nothing like the last:
+    copies join a leader, not a chain."""
+    sentences = [f"Sentence number {n} tells of another matter in another place entirely." for n in range(12)]
+    docs = [("Trade ministry bulletin", " ".join(sentences[k:k + 4])) for k in range(8)]
+    assert not near_duplicates(shingles(*docs[0]), shingles(*docs[-1]))
+    groups = cluster(list(range(1, 9)), docs)
+    assert len(set(groups.values())) >= 3
