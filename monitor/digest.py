@@ -244,9 +244,12 @@ TABLE_MINERALS = 4        # mineral columns beside the export-controls one
 
 
 def _table_columns(stories: Sequence[Story]) -> tuple[str, ...]:
-    """The country table's columns: export controls, then the day's most named minerals."""
-    top = [code for code, _ in _mineral_counts(stories, TABLE_MINERALS)]
-    return ("export-controls", *top)
+    """The country table's columns: export controls, then the day's most named minerals
+    (named ones: the general term "critical minerals" is no column, and as the topic's name
+    it would count every story of the topic)."""
+    named = [(code, n) for code, n in _mineral_counts(stories, TABLE_MINERALS + 1)
+             if code != "critical-minerals"]
+    return ("export-controls", *(code for code, _ in named[:TABLE_MINERALS]))
 
 
 def _country_table(stories: Sequence[Story], limit: int = TABLE_COUNTRIES):
@@ -256,7 +259,9 @@ def _country_table(stories: Sequence[Story], limit: int = TABLE_COUNTRIES):
     counts: dict[str, Counter] = defaultdict(Counter)
     stories_of: Counter = Counter()
     for story in stories:
-        cells = {c for c in columns if c in _topics(story) or c in story.minerals}
+        cells = {c for c in columns[1:] if c in story.minerals}
+        if "export-controls" in _topics(story):
+            cells.add("export-controls")
         for code in story.countries:
             stories_of[code] += 1
             counts[code].update(cells)

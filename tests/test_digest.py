@@ -760,6 +760,24 @@ def test_the_country_table_is_countries_by_export_controls_and_the_days_top_mine
     assert re.search(r'<th scope="col"[^>]*>gallium</th>', html)
 
 
+def test_the_general_term_is_no_column_of_the_country_table():
+    """"critical minerals" is the topic's name too: as a column it counted every story."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.types import DigestArticle
+
+    def article(i, minerals):
+        return DigestArticle(id=i, title=f"Story {i}", text=f"Text {i}.", url=None, source="s",
+                             published=T0, first_seen=T0, language="en", topics=("critical-minerals",),
+                             score=0.9, reasons=(), countries=("CL",), minerals=minerals)
+
+    articles = [article(i, ("critical-minerals",)) for i in range(5)] + [article(9, ("lithium",))]
+    digest = build_digest(articles, {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"), max_items=20)
+    assert digest.table_columns == ("export-controls", "lithium")
+    assert digest.table == (("CL", {"lithium": 1}),)
+
+
 def test_with_review_url_each_recipient_gets_links_signed_for_them(store, tmp_path, monkeypatch, caplog):
     from monitor.tokens import read_review_token
 
