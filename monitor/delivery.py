@@ -250,7 +250,8 @@ class DigestJob:
         """(subject line, Digest) of a period's articles."""
         active = [h for h in self.store.feed_health(now, self.config.poll.broken_after_errors)
                   if h.active]
-        unhealthy = [h for h in active if h.health in ("broken", "silent")]
+        # every feed the header counts as failing is named in the footer, with the silent ones
+        unhealthy = [h for h in active if h.health in ("broken", "failing", "silent")]
         first = (date.fromisoformat(day) - timedelta(days=7)).isoformat()
         last = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
         digests, topics, minerals = self.store.earlier_counts(first, last)

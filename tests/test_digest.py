@@ -760,6 +760,21 @@ def test_the_country_table_is_countries_by_export_controls_and_the_days_top_mine
     assert re.search(r'<th scope="col"[^>]*>gallium</th>', html)
 
 
+def test_every_feed_the_header_counts_as_failing_is_named_in_the_footer(store, tmp_path):
+    from sqlalchemy import text as sql
+
+    with store.engine.begin() as conn:      # one failed poll, three, none: failing, broken, ok
+        conn.execute(sql("UPDATE feed SET error_count = 1, last_error = 'HTTP 500' "
+                         "WHERE name = 'Trade Wire'"))
+        conn.execute(sql("UPDATE feed SET error_count = 3, last_error = 'HTTP 404' "
+                         "WHERE name = 'Asia Wire'"))
+    html = job(store, config(tmp_path)).preview(NOW)
+    assert "2 failing" in html
+    footer = html[html.index("Feeds needing attention"):]
+    assert "Trade Wire (failing: HTTP 500)" in footer and "Asia Wire (broken: HTTP 404)" in footer
+    assert "Metals Desk" not in footer
+
+
 def test_the_general_term_is_no_column_of_the_country_table():
     """"critical minerals" is the topic's name too: as a column it counted every story."""
     from zoneinfo import ZoneInfo
