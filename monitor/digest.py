@@ -152,7 +152,9 @@ def _keyword_hits(article: DigestArticle) -> int:
 
 def _rank(members: Sequence[DigestArticle], lead: DigestArticle, oldest: datetime, newest: datetime) -> float:
     span = (newest - oldest).total_seconds() or 1.0
-    recency = (max(m.published for m in members) - oldest).total_seconds() / span
+    dated = [m.published for m in members if not m.undated]
+    # an entry without a date is not taken for the newest: half the bonus, as if mid-period
+    recency = (max(dated) - oldest).total_seconds() / span if dated else 0.5
     sources = len({m.outlet for m in members})
     return (lead.score + min(0.2, 0.05 * _keyword_hits(lead)) + 0.1 * math.log2(sources)
             + 0.1 * max(0.0, min(1.0, recency)))

@@ -134,6 +134,11 @@ class StoredArticle:
         """Who to credit: the publisher the entry names, else the feed's name."""
         return self.publisher or self.source
 
+    @property
+    def undated(self) -> bool:
+        """The entry gave no (usable) publication time: ``published`` is when it was seen."""
+        return self.published == self.first_seen
+
 
 @dataclass(frozen=True)
 class DigestArticle(StoredArticle):

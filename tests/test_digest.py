@@ -775,6 +775,27 @@ def test_every_feed_the_header_counts_as_failing_is_named_in_the_footer(store, t
     assert "Metals Desk" not in footer
 
 
+def test_an_undated_entry_is_not_taken_for_the_newest_and_says_so():
+    from zoneinfo import ZoneInfo
+
+    from monitor.types import DigestArticle
+
+    def article(i, published, seen):
+        return DigestArticle(id=i, title=f"Story {i}", text=f"Text {i}.", url=None, source="s",
+                             published=published, first_seen=seen, language="en",
+                             topics=("export-controls",), score=0.9, reasons=(), countries=(), minerals=())
+
+    dated = article(1, T0 + timedelta(hours=20), T0 + timedelta(hours=21))
+    undated = article(2, T0 + timedelta(hours=23), T0 + timedelta(hours=23))    # seen last
+    oldest = article(3, T0, T0 + timedelta(hours=1))
+    digest = build_digest([dated, undated, oldest], {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"), max_items=20)
+    [section] = [s for s in digest.sections if s.stories]
+    assert [s.lead.id for s in section.stories] == [1, 2, 3]
+    html, text = render(digest, "subject")
+    assert "s | undated, seen 04 Jun 05:00 | EN | #2" in text and "s | 04 Jun 02:00 | EN | #1" in text
+
+
 def test_the_general_term_is_no_column_of_the_country_table():
     """"critical minerals" is the topic's name too: as a column it counted every story."""
     from zoneinfo import ZoneInfo
