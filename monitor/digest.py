@@ -115,6 +115,7 @@ class Digest:
     table: tuple[tuple[str, dict[str, int]], ...]   # (country, {column: stories})
     mineral_counts: tuple[tuple[str, int], ...]
     topic_counts: tuple[tuple[str, int], ...] = ()   # (topic, stories), a story under each topic
+    subject_counts: tuple[tuple[str, int], ...] = ()  # the same without the low-confidence ones
     top: tuple[Story, ...] = ()                      # the "Top stories" block
     table_columns: tuple[str, ...] = ()              # export-controls, then the top minerals
     unhealthy_feeds: tuple[FeedHealth, ...] = ()
@@ -237,6 +238,8 @@ def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *,
                   table=_country_table(stories), table_columns=_table_columns(stories),
                   mineral_counts=_mineral_counts(stories),
                   topic_counts=tuple((t, sum(1 for s in stories if t in _topics(s))) for t, _ in TOPICS),
+                  subject_counts=tuple((t, sum(1 for s in stories if t in _topics(s)
+                                               and _section_of(s) != "low")) for t, _ in TOPICS),
                   unhealthy_feeds=tuple(unhealthy_feeds), config_file=config_file,
                   coverage=coverage)
 
@@ -278,15 +281,18 @@ def _mineral_counts(stories: Sequence[Story], limit: int = 12):
 
 def subject(template: str, digest: Digest) -> str:
     """The subject line: ``{date}``, ``{count}`` (stories), ``{counts}`` (stories per topic,
-    a both-topic story counted under each) and ``{lead}`` (the first story's title, cut)."""
-    per_topic = dict(digest.topic_counts)
-    counts = ", ".join(f"{per_topic[t]} {heading.lower()}" for t, heading in TOPICS
-                       if per_topic.get(t)) or "nothing new"
+    a both-topic story counted under each, then the low-confidence ones apart, as the
+    digest's sections have them) and ``{lead}`` (the first story's title, cut)."""
+    per_topic = dict(digest.subject_counts)
+    low = next((len(s.stories) + s.more for s in digest.sections if s.topic == "low"), 0)
+    parts = [f"{per_topic[t]} {heading.lower()}" for t, heading in TOPICS if per_topic.get(t)]
+    counts = ", ".join(parts + ([f"{low} low confidence"] if low else [])) or "nothing new"
     lead = next((s.stories[0].lead for s in digest.sections if s.stories), None)
     title = clean_header(lead.title or lead.text, 80) if lead is not None else ""
     line = template.format(date=digest.digest_date, count=digest.total_stories, counts=counts,
                            lead=title)
-    return clean_header(line.rstrip(" —-:"))
+    # a template of {lead} alone on a day without stories would leave the subject empty
+    return clean_header(line.rstrip(" —-:")) or f"Critical minerals & export controls {digest.digest_date}"
 
 
 _KEYWORD = re.compile(r'^keyword "(.*)"$')

@@ -730,6 +730,15 @@ def test_a_busy_day_opens_with_its_top_stories_both_topics_first():
     small = build_digest(day[:6], {}, digest_date="2025-06-03", period_start=T0,
                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
     assert len(small.top) == 3
+    assert subject("{counts}", digest) == (                     # as the sections count them
+        "6 export controls, 6 critical minerals, 1 low confidence")
+    assert "12 stories from 12 flagged articles" in text
+    one = build_digest(day[:1], {}, digest_date="2025-06-03", period_start=T0,
+                       period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+    assert "1 story from 1 flagged article |" in render(one, "subject")[1]
+    empty = build_digest([], {}, digest_date="2025-06-03", period_start=T0,
+                         period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+    assert subject("{lead}", empty) == "Critical minerals & export controls 2025-06-03"
 
 
 def test_a_bulletin_shows_the_passage_that_was_flagged_and_terms_get_english():
