@@ -304,7 +304,10 @@ GLOSSARY = {
     "exportkontroll": "export control", "ausfuhrkontroll": "export control",
     "exportverbot": "export ban", "ausfuhrverbot": "export ban", "exportbeschränk": "export restriction",
     "ausfuhrgenehmig": "export licence", "exportgenehmig": "export licence",
+    "kontrol eksport": "export control", "kontrola eksport": "export control",
     "kontrol": "control", "zakaz eksportu": "export ban", "eksport": "export",
+    "surowc krytyczn": "critical raw materials", "surowce krytyczn": "critical raw materials",
+    "kritische rohstoff": "critical raw materials", "kritischer rohstoff": "critical raw materials",
     "수출 통제": "export control", "수출통제": "export control", "수출 규제": "export restriction",
     "輸出規制": "export restriction", "輸出管理": "export control",
 }
@@ -317,12 +320,13 @@ def _glossed(term: str, language: str | None) -> str:
     glossary, else the minerals the term names ("稀土 (rare earths)")."""
     if language in (None, "en"):
         return term
-    bare = term.rstrip("…").casefold()
-    english = next((gloss for key, gloss in GLOSSARY.items() if bare.startswith(key)), None)
+    bare = term.replace("…", "").casefold()
+    english = next((GLOSSARY[key] for key in sorted(GLOSSARY, key=len, reverse=True)   # longest
+                    if bare.startswith(key)), None)
     if english is None:
         from monitor.minerals import extract_minerals, mineral_name
 
-        english = ", ".join(mineral_name(m.code) for m in extract_minerals(term.rstrip("…"), "")) or None
+        english = ", ".join(mineral_name(m.code) for m in extract_minerals(term.replace("…", ""), "")) or None
     return f"{term} ({english})" if english and english.casefold() != bare else term
 
 

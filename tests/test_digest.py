@@ -757,6 +757,10 @@ def test_a_bulletin_shows_the_passage_that_was_flagged_and_terms_get_english():
     plain = DigestArticle(**{**lead.__dict__, "reasons": ('keyword "出口管制"',), "language": "en"})
     assert passage_snippet(plain).startswith("国务院总理") and why(Story(plain, (plain,), 1.0),
                                                                    "export-controls") == "出口管制"
+    polish = DigestArticle(**{**lead.__dict__, "language": "pl", "reasons": (
+        'keyword "kontrol* eksport*"', 'keyword "surowc* krytyczn*"')})
+    assert why(Story(polish, (polish,), 1.0), "export-controls") == (     # the longest gloss
+        "kontrol eksport… (export control), surowc krytyczn… (critical raw materials)")
 
 
 def test_the_country_table_is_countries_by_export_controls_and_the_days_top_minerals():
