@@ -96,6 +96,16 @@ def local_date(now: datetime, config) -> str:
     return now.astimezone(config.digest.zone()).date().isoformat()
 
 
+def _day_before(end: datetime, config) -> datetime:
+    """The same wall-clock time one day before ``end`` in the digest's time zone: a first
+    digest's period (23 or 25 hours across a DST change, not 24 shown as 08:00 – 07:00)."""
+    zone = config.digest.zone()
+    local = end.astimezone(zone)
+    before = datetime.combine(local.date() - timedelta(days=1), local.timetz().replace(tzinfo=None),
+                              tzinfo=zone)
+    return before.astimezone(end.tzinfo)
+
+
 def _period_end(day: str, now: datetime, config) -> datetime:
     zone = config.digest.zone()
     scheduled = datetime.combine(date.fromisoformat(day), config.digest.send_at, tzinfo=zone)
@@ -176,7 +186,7 @@ class DigestJob:
     def _create(self, day: str, now: datetime) -> DigestRecord:
         end = _period_end(day, now, self.config)
         self._covered(day, end)
-        record = self.store.open_digest(day, end, end - timedelta(hours=24),
+        record = self.store.open_digest(day, end, _day_before(end, self.config),
                                         self.config.digest.recipients,
                                         self.config.digest.send_when_empty,
                                         partial(_clusters, zone=self.config.digest.zone()), now)
@@ -240,7 +250,7 @@ class DigestJob:
             return self.render(record, now)[1]
         end = _period_end(day, now, self.config)
         self._covered(day, end)
-        start = self.store.last_digest_end() or end - timedelta(hours=24)
+        start = self.store.last_digest_end() or _day_before(end, self.config)
         articles = self.store.digest_candidates(start, end)
         line, digest = self._build(articles, _clusters(articles, self.config.digest.zone()), day,
                                    start, end, now)

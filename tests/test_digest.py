@@ -13,6 +13,7 @@ from monitor.delivery import DigestJob
 from monitor.digest import build_digest, render, subject
 from monitor.exceptions import UsageError
 from monitor.mail import SmtpMailer
+from monitor.storage import open_store
 
 from digest_data import ITEMS, T0, fill
 from smtpserver import SmtpServer, make_certificate
@@ -807,6 +808,19 @@ def test_an_undated_entry_is_not_taken_for_the_newest_and_says_so():
     assert [s.lead.id for s in section.stories] == [1, 2, 3]
     html, text = render(digest, "subject")
     assert "s | undated, seen 04 Jun 05:00 | EN | #2" in text and "s | 04 Jun 02:00 | EN | #1" in text
+
+
+def test_a_first_digest_on_the_day_clocks_go_back_covers_one_local_day(tmp_path, store_url):
+    from datetime import datetime, timezone
+
+    store = open_store(store_url)
+    try:
+        send = datetime(2026, 10, 25, 6, 0, tzinfo=timezone.utc)        # 07:00 in Berlin (CET)
+        html = job(store, config(tmp_path, send_at="07:00")).preview(send + timedelta(minutes=5),
+                                                                     day="2026-10-25")
+    finally:
+        store.close()
+    assert "Sat 24 Oct 2026 07:05 – Sun 25 Oct 2026 07:05 (Europe/Berlin)" in html   # 25 hours
 
 
 def test_the_general_term_is_no_column_of_the_country_table():
