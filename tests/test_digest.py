@@ -702,8 +702,8 @@ def test_today_is_set_against_the_average_of_the_past_weeks_digests(store, tmp_p
                           period_end=NOW, zone=cfg.digest.zone(), max_items=40, coverage=coverage)
     html, text = render(digest, "subject")
     assert "Coverage: 4 feeds, 1 failing | 120 articles read | 5 flagged" in text
-    assert ("Today against the daily average of the 2 earlier digests of the past 7 days: "
-            "Export controls 4 (avg 1.5), Critical minerals 5 (avg 0.0)") in text
+    assert ("Today against the daily average of the 2 earlier digests of the past 7 days:\n"
+            "  Export controls 4 (avg 1.5), Critical minerals 5 (avg 0.0)") in text
     assert "gallium (2; avg 0.5)" in text and "avg 1.5" in html     # ga-1, ga-2 not clustered here
 
 
@@ -737,6 +737,11 @@ def test_a_busy_day_opens_with_its_top_stories_both_topics_first():
     one = build_digest(day[:1], {}, digest_date="2025-06-03", period_start=T0,
                        period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
     assert "1 story from 1 flagged article |" in render(one, "subject")[1]
+    long = DigestArticle(**{**day[0].__dict__, "title": "Export controls " * 20, "text": "word " * 100})
+    wrapped = render(build_digest([long], {}, digest_date="2025-06-03", period_start=T0,
+                                  period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"),
+                                  max_items=40), "subject")[1]
+    assert max(len(line) for line in wrapped.splitlines() if "http" not in line) <= 80
     empty = build_digest([], {}, digest_date="2025-06-03", period_start=T0,
                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
     assert subject("{lead}", empty) == "Critical minerals & export controls 2025-06-03"
