@@ -28,7 +28,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -83,11 +83,16 @@ class Section:
 
     @property
     def list_command(self) -> str:
-        """The command that lists this section's stories beyond the digest."""
+        """The command that lists this section's stories beyond the digest (with those of
+        the period shown: ``--since`` is added where the period is known)."""
         if self.topic == "low":
             return "monitor review list --status unreviewed"
         topic = "export-controls" if self.topic == "both" else self.topic
         return f"monitor review list --topic {topic}"
+
+    def list_command_since(self, start: datetime) -> str:
+        """``list_command`` from the start of the digest's period (UTC, as --since reads it)."""
+        return f"{self.list_command} --since {start.astimezone(timezone.utc):%Y-%m-%dT%H:%M}"
 
 
 @dataclass(frozen=True)

@@ -555,7 +555,8 @@ def test_no_section_eats_the_digest_and_both_topic_stories_come_first():
     assert shown == {"both": (2, 0), "export-controls": (19, 25), "critical-minerals": (19, 104),
                      "low": (0, 0)}
     html, text = render(digest, "subject")
-    assert "and 104 more critical minerals stories (monitor review list --topic critical-minerals)" in text
+    assert ("and 104 more critical minerals stories (monitor review list --topic critical-minerals "
+            f"--since {T0:%Y-%m-%dT%H:%M})") in text
     assert text.index("EXPORT CONTROLS AND CRITICAL MINERALS") < text.index("== EXPORT CONTROLS ==")
     assert share_out([0, 3, 100], 40) == [0, 3, 37] and share_out([5, 5, 5], 4) == [2, 1, 1]
     assert share_out([0, 0, 0], 40) == [0, 0, 0] and share_out([9, 9], 0) == [0, 0]
