@@ -38,12 +38,13 @@ from functools import partial
 
 from monitor.cluster import cluster, merge_languages
 from monitor.digest import Coverage, build_digest, render, subject
-from monitor.exceptions import DeliveryError, UsageError
+from monitor.exceptions import DeliveryError, StorageError, UsageError
 from monitor.mail import Mailer, OutboxMailer, SmtpMailer, build_message
 from monitor.types import DigestRecord
 
 log = logging.getLogger("monitor.digest")
 OPEN = ("pending", "retry")
+SENT_WRITE_ATTEMPTS = 4       # tries to record a delivered copy while the store is locked
 RETRY_WINDOW = timedelta(hours=24)     # the service retries a digest's deliveries this long
 MAX_RETRY_GAP = timedelta(hours=1)     # the longest wait between two attempts
 MIN_LEASE = timedelta(minutes=2)       # a sender is counted as gone this long after its claim
@@ -121,7 +122,9 @@ def _clusters(articles, zone: tzinfo = timezone.utc) -> dict[int, int]:
 
 class DigestJob:
     def __init__(self, store, config, mailer: Mailer | None = None, *, config_file: str = "",
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
+        self.stopping = stopping            # the service is stopping: no further copy is begun
         self.store = store
         self.config = config
         self.mailer = mailer or make_mailer(config)
@@ -170,6 +173,8 @@ class DigestJob:
             raise UsageError(f"digest {record.digest_date} has no delivery to "
                              f"{', '.join(missing)} (its recipients: {', '.join(sorted(known))})")
         for d in record.deliveries:
+            if d.status == "sending":       # another run has it claimed right now: left to it
+                continue                    # (a dead run's copy turns "unknown" after its lease)
             if d.recipient.lower() in named if recipients else d.status != "sent":
                 self.store.set_delivery(record, d.recipient, status="pending", attempts=0,
                                         next_attempt_at=None, last_error=None)
@@ -286,6 +291,10 @@ class DigestJob:
         shared: tuple[str, str] | None = None
         sent: dict[str, str | None] = {}
         for delivery in due:
+            if self.stopping():             # the rest stay pending, for the next start
+                log.info("digest %s: stopping; %s and the rest of this round are left pending",
+                         record.digest_date, delivery.recipient)
+                break
             now = self._clock()
             links = self.review_links(delivery.recipient, now)
             if links is not None:
@@ -310,10 +319,27 @@ class DigestJob:
                 else:
                     self._failed(record, delivery, exc, self._clock())
                 continue
-            self.store.set_delivery(record, delivery.recipient, status="sent",
-                                    sent_at=self._clock(), last_error=None, next_attempt_at=None)
+            self._record_sent(record, delivery.recipient)
             sent[delivery.recipient] = where
         return sent
+
+    def _record_sent(self, record: DigestRecord, recipient: str) -> None:
+        """The server took the copy: record it, trying again while another writer holds the
+        store (each try waits the busy timeout), so that a lock at that moment does not
+        leave a delivered copy to be taken for an interrupted one and sent again."""
+        for attempt in range(SENT_WRITE_ATTEMPTS):
+            try:
+                self.store.set_delivery(record, recipient, status="sent", sent_at=self._clock(),
+                                        last_error=None, next_attempt_at=None)
+                return
+            except StorageError as exc:
+                if attempt + 1 == SENT_WRITE_ATTEMPTS:
+                    log.error("digest %s to %s: DELIVERED (the mail server accepted it), but the "
+                              "store could not record it: %s. It will show as interrupted; do "
+                              "not --resend it", record.digest_date, recipient, exc)
+                    raise
+                log.warning("digest %s to %s: delivered; recording it waits for the store: %s",
+                            record.digest_date, recipient, exc)
 
     def _failed(self, record, delivery, exc: DeliveryError, now: datetime) -> None:
         attempts = delivery.attempts + 1

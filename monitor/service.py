@@ -150,6 +150,31 @@ class Service:
             self._retry_deliveries()
         except MonitorError as exc:
             log.error("cycle failed: %s", exc)
+        self._due_digest()
+
+    def _due_digest(self) -> None:
+        """Today's digest when its time has passed and none was made: its job failed (the
+        store was locked at that moment) or send_at was moved to a time already past. As a
+        restart would send it; not on a store that began after it fell due (a first start
+        sends its first digest at the next send_at)."""
+        now = self.clock()
+        zone = self.config.digest.zone()
+        local = now.astimezone(zone)
+        if self.stop.is_set() or local.time() < self.config.digest.send_at:
+            return
+        due = datetime.combine(local.date(), self.config.digest.send_at, tzinfo=zone)
+        try:
+            if self.store.get_digest(local.date().isoformat()) is not None:
+                return
+            last, began = self.store.last_digest_end(), self.store.began_at()
+        except MonitorError as exc:
+            log.error("digest check failed: %s", exc)
+            return
+        if began is None or began > due or (last is not None and last >= due):
+            return
+        log.info("digest for %s was due at %s and is not made yet: making it now", local.date(),
+                 f"{clock_text(due.time())} {due.tzname()}")
+        self.digest(local.date().isoformat())
 
     def digest(self, day: str | None = None) -> None:
         from monitor.delivery import DigestJob
@@ -158,7 +183,8 @@ class Service:
             return
         self.reload_if_changed()
         try:
-            outcome = DigestJob(self.store, self.config, config_file=str(self.path)).run(
+            outcome = DigestJob(self.store, self.config, config_file=str(self.path),
+                                stopping=self.stop.is_set).run(
                 self.clock(), day=day, wait_for_retries=False)
             log.info("%s", outcome.summary(), extra={"fields": {
                 "event": "digest", "date": outcome.digest_date, "items": outcome.items,

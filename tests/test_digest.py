@@ -347,6 +347,60 @@ def test_a_resend_or_an_earlier_day_goes_only_to_its_own_recipients(store, tmp_p
     assert again.sent == ["ben@example.org"]
 
 
+def test_a_resend_leaves_a_copy_another_run_is_sending_to_it(store, tmp_path):
+    cfg = config(tmp_path)
+    job(store, cfg).run(NOW)
+    record = store.get_digest("2025-06-03")
+    store.set_delivery(record, "ben@example.org", status="sending",        # claimed elsewhere
+                       next_attempt_at=NOW + timedelta(minutes=5))
+    store.set_delivery(record, "cy@example.org", status="failed")
+    again = job(store, cfg).run(NOW, resend=True)
+    assert again.sent == ["cy@example.org"] and "ben@example.org" in again.elsewhere
+    named = job(store, cfg).run(NOW, resend=True, recipients=["ben@example.org"])
+    assert named.sent == [] and len(list((tmp_path / "outbox").glob("*ben@*.eml"))) == 1
+
+
+def test_a_stopping_service_begins_no_further_copy(store, tmp_path):
+    begun = []
+    digest_job = DigestJob(store, config(tmp_path), None, sleep=lambda s: None,
+                           stopping=lambda: bool(begun) or begun.append(1) is not None)
+    outcome = digest_job.run(NOW)
+    assert outcome.sent == ["ana@example.org"]
+    assert [d.status for d in store.get_digest("2025-06-03").deliveries] == ["sent", "pending", "pending"]
+    assert job(store, config(tmp_path)).run(NOW).sent == ["ben@example.org", "cy@example.org"]
+
+
+def test_a_delivered_copy_is_recorded_though_the_store_is_locked_a_while(store, tmp_path, monkeypatch):
+    from monitor.exceptions import StorageError
+
+    real, refusals = store.set_delivery, []
+
+    def locked_twice(record, recipient, **values):
+        if values.get("status") == "sent" and len(refusals) < 2:
+            refusals.append(recipient)
+            raise StorageError("the store is locked by another writer")
+        return real(record, recipient, **values)
+
+    monkeypatch.setattr(store, "set_delivery", locked_twice)
+    outcome = job(store, config(tmp_path)).run(NOW)
+    assert outcome.sent == RCPTS and refusals == ["ana@example.org", "ana@example.org"]
+    assert {d.status for d in store.get_digest("2025-06-03").deliveries} == {"sent"}
+
+
+def test_two_runs_adding_one_new_recipient_at_once_make_one_delivery(store, tmp_path, monkeypatch):
+    import monitor.storage.ledger as ledger
+
+    job(store, config(tmp_path)).run(NOW)
+    record = store.get_digest("2025-06-03")
+    with store.engine.begin() as conn:
+        ledger.add_recipients(conn, record.id, ["dan@example.org"])
+    monkeypatch.setattr(ledger, "_deliveries", lambda conn, digest_id: ())  # read before it
+    with store.engine.begin() as conn:
+        ledger.add_recipients(conn, record.id, ["dan@example.org"])        # no IntegrityError
+    monkeypatch.undo()
+    assert [d.recipient for d in store.get_digest("2025-06-03").deliveries].count("dan@example.org") == 1
+
+
 def test_a_day_before_the_latest_digest_is_refused_not_sent_empty(store, tmp_path):
     assert job(store, config(tmp_path)).run(NOW).items == 5
     with pytest.raises(UsageError, match="a later digest already covers its time"):

@@ -217,6 +217,26 @@ def test_a_digest_missed_yesterday_is_sent_at_a_start_before_todays_time(tmp_pat
         service.store.close()
 
 
+def test_a_digest_whose_job_failed_or_whose_time_moved_back_is_made_at_the_next_tick(
+        tmp_path, feed_server, feed_file):
+    """The digest job at send_at failed (the store was locked then) or send_at was moved to
+    a time already past: the running service makes today's digest at its next tick, once,
+    as a restart would."""
+    service, clock = clocked_service(tmp_path, feed_server, feed_file,
+                                     datetime(2025, 6, 5, 5, 0, tzinfo=timezone.utc))
+    try:
+        service.dispatch()                                   # before 06:00: nothing due
+        assert service.store.get_digest("2025-06-05") is None
+        clock["now"] = datetime(2025, 6, 5, 6, 1, tzinfo=timezone.utc)    # the job never ran
+        service.dispatch()
+        assert service.store.get_digest("2025-06-05") is not None
+        clock["now"] += timedelta(minutes=1)
+        service.dispatch()
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    finally:
+        service.store.close()
+
+
 def test_no_catch_up_digest_for_a_day_before_the_store_began(tmp_path, feed_server, feed_file):
     """A first `monitor poll` at 02:00, the service started at 05:00 (send_at 06:00): no
     "nothing new" mail for yesterday, when there was nothing to watch."""

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
-from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL, DIGEST, ITEM, DELIVERY
+from monitor.storage.tables import ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, ITEM, MINERAL, insert_ignore
 from monitor.types import DigestArticle, DigestRecord, Delivery
 
 
@@ -188,8 +188,8 @@ def add_recipients(conn: Connection, digest_id: int, recipients: Sequence[str]) 
     known = {d.recipient.lower() for d in _deliveries(conn, digest_id)}
     new = [dict(digest_id=digest_id, recipient=r, status="pending", attempts=0)
            for r in recipients if r.lower() not in known]
-    if new:
-        conn.execute(DELIVERY.insert(), new)
+    if new:     # another run adding the same recipient at this moment is no error
+        conn.execute(insert_ignore(conn, DELIVERY, ["digest_id", "recipient"]), new)
 
 
 def set_delivery(conn: Connection, digest_id: int, recipient: str, **values) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from monitor.exceptions import StorageError
 from monitor.redact import masked_url
 from monitor.storage import ledger, migrations, reviews
-from monitor.storage.tables import ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, MINERAL
+from monitor.storage.tables import ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, MINERAL, insert_ignore
 from monitor.types import (
     Analysis,
     ArticleWrite,
@@ -194,7 +194,7 @@ class Store:
                     if any(getattr(row, k) != v for k, v in values.items()):
                         conn.execute(update(FEED).where(FEED.c.url == url).values(**values))
                 else:
-                    conn.execute(_insert_ignore(conn, FEED, ["url"]).values(
+                    conn.execute(insert_ignore(conn, FEED, ["url"]).values(
                         url=url, created_at=now, next_check_at=now, **values))
             gone = [u for u, r in existing.items() if u not in wanted and r.active]
             if gone:
@@ -445,19 +445,6 @@ def _written(record: DigestRecord | None) -> DigestRecord:
     if record is None:
         raise StorageError("a digest just written could not be read back")
     return record
-
-
-def _insert_ignore(conn: Connection, table, keys: list[str]):
-    """INSERT … ON CONFLICT DO NOTHING, for the dialects the store supports."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects import sqlite
-
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
-    return table.insert()
 
 
 def _chunks(items: list, size: int):

@@ -165,3 +165,16 @@ REVIEW: Table = ReviewRow.__table__                     # type: ignore[attr-defi
 DIGEST: Table = DigestRow.__table__                     # type: ignore[attr-defined]
 ITEM: Table = DigestItemRow.__table__                   # type: ignore[attr-defined]
 DELIVERY: Table = DigestDeliveryRow.__table__           # type: ignore[attr-defined]
+
+
+def insert_ignore(conn, table, keys: list[str]):
+    """INSERT … ON CONFLICT DO NOTHING, for the dialects the store supports."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return table.insert()
