@@ -451,6 +451,13 @@ def _load_linear(path: Path, card: Mapping[str, Any]):
             from exc
 
 
+def check_model_file(path: Path) -> None:
+    """ClassifierError when the model file at ``path`` would be refused at load: no card,
+    not the card's file, a type off the allow-list, another scikit-learn (what
+    `monitor config check` warns of, without loading the model)."""
+    _check_archive(path, read_card(path))
+
+
 def _check_archive(path: Path, card: Mapping[str, Any]) -> None:
     """Refuse a model archive that is not the card's (its SHA-256, when the card records
     one), holds a type off the allow-list or was written by another scikit-learn major

@@ -407,6 +407,15 @@ def config_warnings(config: Config) -> list[str]:
     if not model.is_file():
         found.append(f"classifier.model: no model file at {model}: every article is left "
                      "unflagged by the model (\"classifier unavailable\"); keywords alone flag")
+    else:
+        from monitor.classify import check_model_file
+        from monitor.exceptions import ClassifierError
+
+        try:
+            check_model_file(model)
+        except ClassifierError as exc:
+            found.append(f"classifier.model: {exc}: every article is left unflagged by the "
+                         "model; keywords alone flag")
     database = _sqlite_file(config.store.url)
     problem = _cannot_make(database.parent) if database and not database.exists() else None
     if problem:

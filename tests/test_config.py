@@ -267,3 +267,19 @@ def test_a_bad_store_url_from_the_environment_is_named_as_such(tmp_path, monkeyp
     path = write(tmp_path, "[store]\nurl = 'sqlite:///m.db'\n")
     result = CliRunner().invoke(monitor.cli.cli, ["--config", str(path), "feeds"])
     assert result.exit_code == 2 and "$MONITOR_STORE_URL: not a database URL" in result.output
+
+
+def test_config_check_warns_of_a_model_file_changed_since_training(tmp_path):
+    import shutil
+
+    from monitor.config import config_warnings
+
+    model = tmp_path / "classifier.skops"
+    shutil.copy(ROOT / "models" / "classifier.skops", model)
+    shutil.copy(ROOT / "models" / "classifier.card.json", tmp_path / "classifier.card.json")
+    assert not any("classifier" in w for w in config_warnings(parse_config({"classifier": {"model": str(model)}})))
+    data = bytearray(model.read_bytes())
+    data[5000] ^= 0xFF
+    model.write_bytes(bytes(data))
+    warned = config_warnings(parse_config({"classifier": {"model": str(model)}}))
+    assert any("does not match its model card" in w for w in warned)
