@@ -283,3 +283,14 @@ def test_config_check_warns_of_a_model_file_changed_since_training(tmp_path):
     model.write_bytes(bytes(data))
     warned = config_warnings(parse_config({"classifier": {"model": str(model)}}))
     assert any("does not match its model card" in w for w in warned)
+
+
+def test_a_config_error_found_after_loading_names_the_file_too(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOPE_SMTP_PW", raising=False)
+    path = write(tmp_path, f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n[digest]\n'
+                          'recipients = ["a@example.org"]\n[smtp]\nhost = "127.0.0.1"\n'
+                          'username = "u"\npassword_env = "NOPE_SMTP_PW"\n')
+    done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(path), "digest"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert f"error: {path}: smtp.password_env: environment variable NOPE_SMTP_PW is not set" in done.stderr

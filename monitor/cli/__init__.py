@@ -7,6 +7,7 @@ this module."""
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -23,8 +24,23 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MonitorError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_with_file(ctx, exc)}", err=True)
             sys.exit(exc.exit_code)
+
+
+_SECTION_KEY = re.compile(r"(store|poll|feeds|classifier|keywords|digest|smtp|serve)[.\[]")
+
+
+def _with_file(ctx, exc: MonitorError) -> str:
+    """A config error found after loading ("smtp.password_env: … is not set") named with
+    its file too, as every config error is."""
+    from monitor.config import config_path
+    from monitor.exceptions import ConfigError
+
+    message = str(exc)
+    if isinstance(exc, ConfigError) and _SECTION_KEY.match(message):
+        return f"{config_path((ctx.obj or {}).get('config_file'))}: {message}"
+    return message
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
