@@ -797,6 +797,10 @@ def test_a_busy_day_opens_with_its_top_stories_both_topics_first():
                                   period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"),
                                   max_items=40), "subject")[1]
     assert max(len(line) for line in wrapped.splitlines() if "http" not in line) <= 80
+    html = render(build_digest([long], {}, digest_date="2025-06-03", period_start=T0,
+                               period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"),
+                               max_items=40), "subject")[0]
+    assert ("Export controls " * 20).strip() not in html and "Export controls Export" in html  # cut at 300
     empty = build_digest([], {}, digest_date="2025-06-03", period_start=T0,
                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
     assert subject("{lead}", empty) == "Critical minerals & export controls 2025-06-03"
