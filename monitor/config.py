@@ -105,7 +105,7 @@ class PollConfig(_Section):
     user_agent: str = "monitor/{version} (critical-minerals news monitor; +{contact})"
     contact_url: str = "https://example.org/monitor-contact"
     max_backoff_hours: float = Field(24.0, gt=0, le=24 * 31)
-    silent_after_days: float = Field(3.0, gt=0)
+    silent_after_days: float = Field(3.0, gt=0, le=365)
     broken_after_errors: int = Field(3, ge=1)
     allow_private_redirects: bool = False
     lease_seconds: float = Field(300.0, ge=5, le=86400)
@@ -136,7 +136,7 @@ class FeedConfig(_Section):
     url: str
     lang: str | None = Field(None, pattern=r"^[a-z]{2}$")
     interval_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
-    silent_after_days: float | None = Field(None, gt=0)
+    silent_after_days: float | None = Field(None, gt=0, le=365)
 
     @field_validator("name")
     @classmethod

@@ -92,6 +92,9 @@ def test_shipped_keywords_name_the_minerals_in_japanese_and_korean(title, flagge
      "feeds[0].interval_minutes: Input should be a valid integer"),
     ("[store]\nbusy_timeout_seconds = true\n", "store.busy_timeout_seconds"),
     ("[serve]\nbehind_proxy = 'no'\n", "serve.behind_proxy: Input should be a valid boolean"),
+    ("[poll]\nsilent_after_days = inf\n", "poll.silent_after_days: Input should be less than or equal to 365"),
+    ("[[feeds]]\nname='a'\nurl='https://x.example/f'\nsilent_after_days = 1e6\n",
+     "feeds[0].silent_after_days: Input should be less than or equal to 365"),
     ("[store]\nurl = 'notaurl'\n", "store.url: not a database URL"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key):
