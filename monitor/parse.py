@@ -184,10 +184,21 @@ def article_key(guid: str | None, url: str | None, digest: str, title: str = "",
 
 
 def is_shared_link(url: str, home: str | None, feed_url: str | None) -> bool:
-    """Whether an item's link is a page every item may share: a site's root (no path, no
-    query), the feed's own home page (its channel link) or the feed's address."""
+    """Whether an item's link is a page every item may share: a site's root (no path or an
+    index page, no query), the feed's own home page (its channel link) or the feed's
+    address — compared without scheme, case of the host or a trailing slash."""
     parts = urlsplit(url)
-    return (parts.path in ("", "/") and not parts.query) or url in (home, feed_url)
+    if parts.path.lower() in _ROOT_PATHS and not parts.query:
+        return True
+    return _page(url) in {_page(u) for u in (home, feed_url) if u}
+
+
+_ROOT_PATHS = ("", "/", "/index.html", "/index.htm", "/index.php", "/default.aspx")
+
+
+def _page(url: str) -> tuple[str, str, str]:
+    parts = urlsplit(url)
+    return (parts.netloc.lower().removeprefix("www."), parts.path.rstrip("/"), parts.query)
 
 
 def normalise_language(value: str | None) -> str | None:

@@ -226,3 +226,13 @@ def test_a_document_that_is_not_well_formed_is_read_and_said_to_be():
     cut = read_feed(whole[:-40], {}, "https://x.example/f.xml")           # cut off mid-item
     assert cut.notes and "may be missing or cut short" in cut.notes[0]
     assert read_feed(whole.replace(b" & ", b" &amp; "), {}, "https://x.example/f.xml").notes == []
+
+
+@pytest.mark.parametrize("link", ["https://desk.example/news/", "http://desk.example/news",
+                                  "https://WWW.desk.example/news", "https://desk.example/index.html"])
+def test_the_home_page_written_another_way_is_still_shared(link):
+    from monitor.parse import is_shared_link
+
+    assert is_shared_link(link, "https://desk.example/news", "https://desk.example/feed.xml")
+    assert not is_shared_link("https://desk.example/news/a-story", "https://desk.example/news", None)
+    assert not is_shared_link("https://desk.example/?p=123", None, None)      # a story by query
