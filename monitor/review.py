@@ -137,7 +137,10 @@ def check_topics(names: Iterable[str]) -> tuple[str, ...]:
 MAX_NOTE = 2_000        # characters of a review note, in the browser and on the command line
 
 
-_CONTROL_IN_NOTE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # all but tab and newline
+# control characters but tab and newline, and the invisible ones that reorder or break what
+# follows on a terminal or a page: bidi overrides and isolates, line/paragraph separators, BOM
+_CONTROL_IN_NOTE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+                              "\u2028\u2029\ufeff]")
 
 
 def check_note(note: str | None) -> str | None:
@@ -160,7 +163,22 @@ def check_note(note: str | None) -> str | None:
 def printable(text: str) -> str:
     """``text`` with control characters (but tab and newline) shown as "\\xNN": notes stored
     before they were refused, titles from feeds."""
-    return _CONTROL_IN_NOTE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL_IN_NOTE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def json_text(value, indent: int | None = None) -> str:
+    """JSON for a terminal: as ``json.dumps`` with the text readable (not \\u-escaped),
+    but the control and reordering characters above escaped, so that the output stays
+    JSON and acts on no terminal."""
+    import json
+
+    return _CONTROL_IN_NOTE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                                json.dumps(value, ensure_ascii=False, indent=indent))
 
 
 def parse_mark_args(words: Sequence[str]) -> tuple[tuple[int, ...], str]:

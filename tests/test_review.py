@@ -290,6 +290,7 @@ def test_mark_relevant_article_without_topics_needs_topics(env):
     (["{w1}", "99999999999999999999", "relevant"], "unknown article id: 99999999999999999999"),
     (["{w1}", "irrelevant", "--note", "x" * 2001], "at most 2,000 are kept"),
     (["{w1}", "irrelevant", "--note", "see \x1b[2Jhere"], "control character (U+001B) at character 5"),
+    (["{w1}", "irrelevant", "--note", "bidi\u202egnp.exe"], "control character (U+202E) at character 5"),
     (["{w1}", "²", "relevant"], "not an article id: '²'"),
 ])
 def test_mark_errors_exit_2_and_write_nothing(env, args, message):
@@ -473,10 +474,13 @@ def test_notes_lose_only_their_surrounding_blanks_and_old_control_characters_pri
 
     engine = create_engine(env.url)
     with engine.begin() as conn:
-        conn.execute(text("update review set note = :n"), {"n": "bad\x1b[31m\x07 note"})
+        conn.execute(text("update review set note = :n"), {"n": "bad\x1b[31m\x07 note\x9b\u202e"})
     engine.dispose()
     out = env.run("review", "show", str(i["w1"])).stdout
-    assert "bad\\x1b[31m\\x07 note" in out and "\x1b" not in out and "\x07" not in out
+    assert "bad\\x1b[31m\\x07 note\\x9b\\u202e" in out and "\x1b" not in out and "\x07" not in out
+    shown = env.run("review", "show", str(i["w1"]), "--json").stdout
+    assert "\x9b" not in shown and "\u202e" not in shown
+    assert json.loads(shown)["history"][0]["note"] == "bad\x1b[31m\x07 note\x9b\u202e"
 
 
 def test_not_relevant_in_the_pages_words_and_spans_beyond_the_calendar(env):

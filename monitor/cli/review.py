@@ -63,7 +63,8 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
       monitor review list --topic export-controls --country CN --mineral gallium
       monitor review list --since 2025-06-01 --json | jq .title
     """
-    from monitor.review import article_json, check_mineral, format_table, parse_since, printable
+    from monitor.review import (article_json, check_mineral, format_table, json_text, parse_since,
+                                printable)
 
     filters = dict(since=parse_since(since, now()) if since else None, topic=topic,
                    country=_country(country), mineral=check_mineral(mineral) if mineral else None,
@@ -73,7 +74,7 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
         items = store.review_list(**filters)
     if as_json:
         for item in items:
-            click.echo(json.dumps(article_json(item), ensure_ascii=False))
+            click.echo(json_text(article_json(item)))
         return
     for line in format_table(items):
         click.echo(printable(line))
@@ -107,7 +108,7 @@ def review_show(ctx, article_id, as_json):
       monitor review show 42
     """
     from monitor.exceptions import UsageError
-    from monitor.review import detail_json, format_detail, printable
+    from monitor.review import detail_json, format_detail, json_text, printable
 
     _, store = open_review_store(ctx)
     with store:
@@ -115,7 +116,7 @@ def review_show(ctx, article_id, as_json):
     if detail is None:
         raise UsageError(f"unknown article id: {article_id} (see `monitor review list`)")
     if as_json:
-        click.echo(json.dumps(detail_json(detail), ensure_ascii=False, indent=2))
+        click.echo(json_text(detail_json(detail), indent=2))
         return
     for line in format_detail(detail):
         click.echo(printable(line))
