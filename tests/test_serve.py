@@ -259,6 +259,12 @@ def test_behind_a_proxy_sign_in_is_needed_and_each_forwarded_address_counts(tmp_
             saved = client.post(f"/items/{ids['co']}/review", data=form, auth=("desk", "s3cret-pass"),
                                 headers={**passed, "Origin": "https://monitor.example.org"})
             assert saved.status_code == 303, saved.text
+            for name, port, origin in (("Monitor.Example.org:443", "", "https://monitor.example.org"),
+                                       ("monitor.example.org", "8443", "https://monitor.example.org:8443")):
+                again = client.post(f"/items/{ids['co']}/review", data=form, auth=("desk", "s3cret-pass"),
+                                    headers={**passed, "X-Forwarded-Host": name, "X-Forwarded-Port": port,
+                                             "Origin": origin})
+                assert again.status_code == 303, (name, again.text)
     assert "from 203.0.113.9" in server.stderr and "s3cret" not in server.stderr
 
 

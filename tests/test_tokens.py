@@ -121,3 +121,12 @@ def test_whole_numbers_from_outside_are_ascii_digits():
     assert is_whole("120") and not is_whole("²") and not is_whole("①") and not is_whole("")
     assert parse_retry_after("²", now) is None and parse_retry_after("120", now) == 120.0
     assert parse_max_age("max-age=²") is None and parse_max_age("max-age=60") == 60.0
+
+
+def test_the_same_origin_whatever_the_case_or_a_default_port():
+    assert same_origin("https://m.example", "https", "M.example:443")
+    assert same_origin("https://M.EXAMPLE:443", "https", "m.example")
+    assert same_origin("http://m.example", "http", "m.example:80")
+    assert not same_origin("https://m.example", "https", "m.example:8443")
+    assert not same_origin("https://m.example", "http", "m.example")
+    assert not same_origin("https://evil.example", "https", "m.example")

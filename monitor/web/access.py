@@ -175,7 +175,14 @@ def csrf_ok(cookie: str | None, submitted: str | None) -> bool:
 
 def same_origin(origin: str | None, scheme: str, host: str | None) -> bool:
     """A missing Origin is allowed (older browsers, curl with the token); a present one
-    must be this server's own."""
+    must be this server's own (compared without case or a default port: "M.example:443"
+    over https is "m.example")."""
     if not origin:
         return True
-    return host is not None and origin.rstrip("/") == f"{scheme}://{host}"
+    return host is not None and _origin(origin.rstrip("/")) == _origin(f"{scheme}://{host}")
+
+
+def _origin(value: str) -> str:
+    scheme, _, host = value.lower().partition("://")
+    default = {"https": ":443", "http": ":80"}.get(scheme, "")
+    return f"{scheme}://{host.removesuffix(default) if default else host}"

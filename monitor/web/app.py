@@ -109,6 +109,9 @@ class ReviewApp:
         host = request.headers.get("host")
         if self.access.behind_proxy:     # the name the browser used, as the proxy passes it on
             host = request.headers.get("x-forwarded-host", "").split(",")[0].strip() or host
+            port = request.headers.get("x-forwarded-port", "").split(",")[0].strip()
+            if host and port and ":" not in host.rsplit("]", 1)[-1]:
+                host = f"{host}:{port}"             # a default port is dropped when compared
         if not same_origin(request.headers.get("origin"), request.url.scheme, host):
             return None
         submitted = form.get("csrf")
