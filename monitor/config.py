@@ -416,7 +416,9 @@ def config_warnings(config: Config) -> list[str]:
         except ClassifierError as exc:
             found.append(f"classifier.model: {exc}: every article is left unflagged by the "
                          "model; keywords alone flag")
-    database = _sqlite_file(config.store.url)
+    from monitor.storage.reviews import sqlite_file
+
+    database = sqlite_file(config.store.url)
     problem = _cannot_make(database.parent) if database and not database.exists() else None
     if problem:
         found.append(f"store.url: the database's folder cannot be made: {problem}")
@@ -424,18 +426,6 @@ def config_warnings(config: Config) -> list[str]:
     if problem:
         found.append(f"digest.outbox_dir: the digest cannot be written there: {problem}")
     return found
-
-
-def _sqlite_file(url: str) -> Path | None:
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:                 # checked where the store is opened, with its message
-        return None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
 
 
 def _cannot_make(folder: Path) -> str | None:

@@ -257,9 +257,9 @@ def _table_columns(stories: Sequence[Story]) -> tuple[str, ...]:
     """The country table's columns: export controls, then the day's most named minerals
     (named ones: the general term "critical minerals" is no column, and as the topic's name
     it would count every story of the topic)."""
-    named = [(code, n) for code, n in _mineral_counts(stories, TABLE_MINERALS + 1)
+    named = [code for code, _ in _mineral_counts(stories, TABLE_MINERALS + 1)
              if code != "critical-minerals"]
-    return ("export-controls", *(code for code, _ in named[:TABLE_MINERALS]))
+    return ("export-controls", *named[:TABLE_MINERALS])
 
 
 def _country_table(stories: Sequence[Story], limit: int = TABLE_COUNTRIES):

@@ -177,10 +177,14 @@ def article_key(guid: str | None, url: str | None, digest: str, title: str = "",
         return f"u:{url}"[:1000]
     if title:
         day = published.date().isoformat() if published else ""
-        named = "t:" + hashlib.sha256(f"{title}\n{day}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        named = "t:" + _hashed(f"{title}\n{day}")
     else:
         named = f"h:{digest}"
     return f"u:{url[:900]}|{named}" if url else named
+
+
+def _hashed(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def is_shared_link(url: str, home: str | None, feed_url: str | None) -> bool:
@@ -422,8 +426,7 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
         if first.title != article.title:
             # another story under the same key (a guid and link reused for every item):
             # known by its title too rather than dropped; a repeat of a title is dropped
-            named = hashlib.sha256(article.title.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-            key = f"{article.key[:900]}|t:{named}"
+            key = f"{article.key[:900]}|t:{_hashed(article.title)}"
             articles.setdefault(key, dataclasses.replace(article, key=key))
     return ParsedFeed(list(articles.values()), notes)
 

@@ -139,7 +139,7 @@ MAX_NOTE = 2_000        # characters of a review note, in the browser and on the
 
 # control characters but tab and newline, and the invisible ones that reorder or break what
 # follows on a terminal or a page: bidi overrides and isolates, line/paragraph separators, BOM
-_CONTROL_IN_NOTE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_UNSAFE_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
                               "\u2028\u2029\ufeff]")
 
 
@@ -153,7 +153,7 @@ def check_note(note: str | None) -> str | None:
     if len(note) > MAX_NOTE:
         raise UsageError(f"the note has {len(note):,} characters; at most {MAX_NOTE:,} are "
                          "kept: shorten it")
-    bad = _CONTROL_IN_NOTE.search(note)
+    bad = _UNSAFE_CHARS.search(note)
     if bad:
         raise UsageError(f"the note holds a control character (U+{ord(bad.group()):04X}) at "
                          f"character {bad.start() + 1:,}: only text, tabs and line breaks are kept")
@@ -163,7 +163,7 @@ def check_note(note: str | None) -> str | None:
 def printable(text: str) -> str:
     """``text`` with control characters (but tab and newline) shown as "\\xNN": notes stored
     before they were refused, titles from feeds."""
-    return _CONTROL_IN_NOTE.sub(_escaped, text)
+    return _UNSAFE_CHARS.sub(_escaped, text)
 
 
 def _escaped(match: re.Match) -> str:
@@ -177,7 +177,7 @@ def json_text(value, indent: int | None = None) -> str:
     JSON and acts on no terminal."""
     import json
 
-    return _CONTROL_IN_NOTE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+    return _UNSAFE_CHARS.sub(lambda m: f"\\u{ord(m.group()):04x}",
                                 json.dumps(value, ensure_ascii=False, indent=indent))
 
 
@@ -325,7 +325,7 @@ def _flag_text(a: ArticleView) -> str:
 
 def _history_line(r: Review) -> str:
     topics = f" ({', '.join(r.topics)})" if r.topics else ""
-    note = f" — {printable(r.note)}".replace("\n", "\n      ") if r.note else ""  # lines under it
+    note = f" — {r.note}".replace("\n", "\n      ") if r.note else ""    # lines under it
     mark = "" if r.current else "  [superseded]"
     return f"  {_stamp(r.created_at)}  {r.reviewer}: {r.verdict}{topics}{note}{mark}"
 

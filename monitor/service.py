@@ -164,13 +164,12 @@ class Service:
             return
         due = datetime.combine(local.date(), self.config.digest.send_at, tzinfo=zone)
         try:
-            if self.store.get_digest(local.date().isoformat()) is not None:
-                return
-            last, began = self.store.last_digest_end(), self.store.began_at()
+            began = self.store.began_at()
+            owed = began is not None and began <= due and self._unmade(local.date(), due)
         except MonitorError as exc:
             log.error("digest check failed: %s", exc)
             return
-        if began is None or began > due or (last is not None and last >= due):
+        if not owed:
             return
         log.info("digest for %s was due at %s and is not made yet: making it now", local.date(),
                  f"{clock_text(due.time())} {due.tzname()}")
@@ -232,15 +231,19 @@ class Service:
         send_at = self.config.digest.send_at
         day = local.date() if local.time() >= send_at else local.date() - timedelta(days=1)
         due = datetime.combine(day, send_at, tzinfo=zone)
-        last = self.store.last_digest_end()
         began = self.store.began_at()
         if day != local.date() and (began is None or began > due):
             log.info("no catch-up digest for %s: the store began after it fell due", day)
             return
-        if self.store.get_digest(day.isoformat()) is None and (last is None or last < due):
+        if self._unmade(day, due):
             log.info("digest for %s was due at %s while the service was down: sending now",
                      day, f"{clock_text(due.time())} {due.tzname()}")
             self.digest(day.isoformat())
+
+    def _unmade(self, day, due: datetime) -> bool:
+        """No digest of ``day`` exists, and none made since covers its time ``due``."""
+        last = self.store.last_digest_end()
+        return self.store.get_digest(day.isoformat()) is None and (last is None or last < due)
 
     # -- config reload -------------------------------------------------------------------
     def reload_if_changed(self) -> None:

@@ -28,12 +28,11 @@ def check_store_of(ctx: click.Context) -> None:
     """Before a command opens the store: a store URL that is not one, or whose database
     driver is missing, is a config error naming the file and the key (exit 2)."""
     from monitor.config import config_path
-    from monitor.exceptions import ConfigError, StorageError
-    from monitor.storage.store import check_store_url
-
     import os
 
     from monitor.config import ENV_STORE_URL
+    from monitor.exceptions import ConfigError, StorageError
+    from monitor.storage.store import check_store_url
 
     try:
         check_store_url(config_of(ctx).store_url())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 
 import click
@@ -87,10 +88,9 @@ def _country(value: str | None) -> str | None:
 
     if value is None:
         return None
-    code = value.strip().upper()
-    if len(code) != 2 or not (code.isascii() and code.isalpha()) or len(value.strip()) != 2:
+    if not re.fullmatch(r"[A-Za-z]{2}", value.strip()):    # not "ß", which upper-cases to SS
         raise UsageError(f"--country: expected an ISO 3166-1 alpha-2 code such as CN, got {value!r}")
-    return code
+    return value.strip().upper()
 
 
 @review_group.command("show")
