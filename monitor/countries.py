@@ -350,7 +350,7 @@ def _compound_hits(words: _Words, gz: Gazetteer, taken: set[int]) -> list[Hit]:
     "Iraner" are in the gazetteer already).
     """
     hits: list[Hit] = []
-    if len(_GERMAN_WORDS.intersection(words.keys)) < 2:
+    if not _looks_german(words):
         return hits
     starts = {words.span(i)[0] for i in taken}
     for match in _LONG_NOUN_RE.finditer(words.full):
@@ -520,15 +520,16 @@ _SINGLE = {"美": "US", "中": "CN", "日": "JP", "韓": "KR", "韩": "KR", "英
 _SINGLE_KO = {**_SINGLE, "北": "KP"}
 _SINGLE_JA = {**_SINGLE, "米": "US", "加": "CA"}
 # the kanji that may follow a lone abbreviation in Japanese headlines (米上院, 英首相, 露産,
-# 独高級車, 中印): government, military, market and origin words; 米価, 英語, 独自, 中古,
+# 独高級車, 中印, 米雇用, 米景気, 米金利): government, military, market, economy and origin
+# words; 米価, 英語, 独自, 中古,
 # 日程 stay words of their own
 _JA_FOLLOW = frozenset("上下首大政軍国外財商当企株半制憲高産製議紙誌社側閣統司最連空陸経民損先海保"
-                       "市主長両新与野元前次副務系発版中韓露英独仏豪印台伊米加朝")
+                       "市主長両新与野元前次副務系発版中韓露英独仏豪印台伊米加朝雇景金")
 # alone, 中, 日 and 加 name a country in a Japanese headline only before such a word (中外相,
 # 日政府, 加首相); before kana, a digit or punctuation they are words of their own ("inside",
 # "during", a school year; "day", "sun"; "to add"), and 中高 is a school
 _JA_WORDS_ALONE = frozenset("中日加")
-_JA_FOLLOW_ALONE = _JA_FOLLOW - frozenset("高大中下上")
+_JA_FOLLOW_ALONE = _JA_FOLLOW - frozenset("高大中下上金")
 _KANA_RE = re.compile("[\u3040-\u30ff]")
 _DIGIT_OR_KANJI_RE = re.compile("[0-9０-９\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Korean two-country shorthand with a middle dot: 한·미, 미·중, 중·일, 러·우
@@ -655,7 +656,16 @@ def _local_rule_rejects(rule: str, words: _Words, i: int, end: int, gz: Gazettee
     return False
 
 
-_GERMAN_WORDS = frozenset("und der die das nicht mit von für ist ein eine den dem auf".split())
+# Common German words, folded as the tokens' keys are ("für" -> "fur"; not "uber", the
+# company, nor "am" or "an", which English has): two of them make a text German for the
+# compound rule, three for "Island".
+_GERMAN_WORDS = frozenset("und der die das nicht mit von fur ist ein eine den dem auf im beim "
+                          "zum zur sich auch nach bei einen wird sind keinen vom".split())
+_GERMAN_PLACE_PREPOSITIONS = frozenset(("in", "nach", "aus"))
+
+
+def _looks_german(words: _Words) -> bool:
+    return len(_GERMAN_WORDS.intersection(words.keys)) >= 2
 
 
 _LOWER_FUNCTION_WORDS = frozenset("la le les l en de du des the in and et und a".split())
@@ -685,8 +695,14 @@ def _is_dateline(words: _Words, i: int, end: int) -> bool:
 
 
 def _looks_like_person(words: _Words, i: int, end: int, gz: Gazetteer) -> bool:
-    """"Chad Smith", "Washington Post": a capitalised word follows after one space."""
+    """"Chad Smith", "Washington Post": a capitalised word follows after one space.
+
+    Not in German text after "in", "nach" or "aus", where every noun is capitalised: "in
+    Washington Gespräche" is the place.
+    """
     if end >= len(words.keys) or words.gap(end - 1) != " ":
+        return False
+    if i and words.keys[i - 1] in _GERMAN_PLACE_PREPOSITIONS and _looks_german(words):
         return False
     nxt, key = words.text(end), words.keys[end]
     if not nxt[0].isupper() or nxt.isupper() or key in _NOT_SURNAMES or key in gz.words:

@@ -175,6 +175,10 @@ def test_washington_the_government_not_the_newspaper_or_the_man():
     assert codes("The Washington Post reported.") == []
     assert codes("a statue of George Washington") == []
     assert codes("Officials in Washington Thursday said") == ["US"]
+    # German capitalises every noun: after "in", "nach", "aus" in German text, the place
+    assert codes("Israel führt mit dem Libanon in Washington Gespräche") == ["IL", "LB", "US"]
+    assert codes("Er reist nach Washington Ende Mai und trifft die Ministerin") == ["US"]
+    assert codes("He spoke to Chad Smith in Jordan Peterson's office") == []
 
 
 def test_surname_after_a_first_name():
@@ -196,6 +200,12 @@ def test_german_hyphenated_and_closed_compounds():
     assert codes("deutsch-chinesische Gespräche") == ["CN", "DE"]
     assert codes("wegen des Irankriegs und der Russlandsanktionen") == ["IR", "RU"]
     assert codes("Iranerin, iranische Medien, Nigerianer") == ["IR", "NG"]
+    # a short German teaser: "beim", "mit", "am", "keinen" tell the language
+    assert codes("Ukrainekrieg:", "Trump strebt beim Treffen mit Putin am Freitag keinen Deal "
+                 "an.") == ["UA"]
+    assert codes("Türkeibesuch: Merz hat sich mit Erdoğan zur Lage ausgetauscht") == ["TR"]
+    # English words alone make no German text: no compound there
+    assert codes("A walk through Chinatown, the fur trade and the Uber app") == []
 
 
 def test_polish_case_forms():
@@ -311,6 +321,10 @@ def test_lone_abbreviations_in_japanese_headlines():
     assert codes("英語の授業、独自の教材") == []
     assert codes("こどもの日に晴れ") == []
     assert codes("東北 大雨 日本海側で警戒") == []      # the Sea of Japan names no country
+    assert codes("米雇用が下振れ、利上げ観測の後退") == ["US"]   # employment, economy, rates
+    assert codes("米景気の減速懸念") == ["US"]
+    assert codes("米金利が上昇") == ["US"]
+    assert codes("新米金賞を受賞") == []               # new rice wins gold
 
 
 def test_chinese_financial_press_pairs_markets_and_fixed_terms():
@@ -405,6 +419,10 @@ def test_more_korean_and_japanese_press_forms():
 def test_chinese_home_words_of_other_countries_and_fixed_terms():
     assert codes("乌称袭击俄境内油库") == []                 # Russia's territory, not the outlet's
     assert codes("在日本境内暂时停飞") == ["JP"]
+    assert codes("面对日趋复杂的国际形势") == []             # 面对 "facing" + 日趋 "increasingly"
+    assert codes("扩大对日出口") == ["JP"]
+    assert codes("俄亥俄州东巴勒斯坦城居民") == []           # East Palestine, Ohio
+    assert codes("Residents of East Palestine, Ohio sued") == []
     assert codes("取决于双方国内的讨论") == []
     assert codes("国内商品期货收盘") == ["CN"]
     assert codes("截至北京时间今天") == []                  # Beijing time names no country
