@@ -39,6 +39,7 @@ import asyncio
 import base64
 import functools
 import ipaddress
+import re
 import typing
 import zlib
 from collections import defaultdict
@@ -300,34 +301,36 @@ class Fetcher:
         """Fetch one feed; raises FeedError for every kind of failure."""
         assert self._slots is not None, "use Fetcher as an async context manager"
         host = urlsplit(url).hostname or ""
-        async with self._global:
-            transport = await self._slots.take(host)
-            reuse = False
-            deadline = self.settings.connect_timeout + self.settings.read_timeout
-            try:
+        # the host's slot first, then a global one: a feed waiting for its busy host holds
+        # no global slot, so feeds of other hosts go ahead (poll.concurrency at work)
+        transport = await self._slots.take(host)
+        reuse = False
+        deadline = self.settings.connect_timeout + self.settings.read_timeout
+        try:
+            async with self._global:
                 async with asyncio.timeout(deadline):
                     result = await self._get(transport, url, etag, last_modified)
-                reuse = True
-                return result
-            except TimeoutError:
-                raise FeedError(f"timed out after {deadline:g} s (total deadline)",
-                                kind="timeout") from None
-            except httpx.HTTPError as exc:
-                raise _translate(exc, url) from exc
-            except httpx.InvalidURL as exc:
-                raise FeedError(f"invalid feed URL: {exc}", kind="url") from None
-            finally:
-                # a slot whose fetch failed or was cut off is closed, not reused
-                await asyncio.shield(self._slots.give(host, transport, reuse))
+            reuse = True
+            return result
+        except TimeoutError:
+            raise FeedError(f"timed out after {deadline:g} s (total deadline)",
+                            kind="timeout") from None
+        except httpx.HTTPError as exc:
+            raise _translate(exc, url) from exc
+        except httpx.InvalidURL as exc:
+            raise FeedError(f"invalid feed URL: {exc}", kind="url") from None
+        finally:
+            # a slot whose fetch failed or was cut off is closed, not reused
+            await asyncio.shield(self._slots.give(host, transport, reuse))
 
     async def _get(self, transport: AsyncioTransport, url: str, etag: str | None,
                    last_modified: str | None) -> FetchResult:
         origin, auth = _credentials(httpx.URL(url))
-        headers = dict(self._headers, **auth)
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
+        # the validators go with every hop: after a redirect they belong to its target
+        conditional = [(name, value) for name, value in (
+            (b"If-None-Match", _header_value(etag)),
+            (b"If-Modified-Since", _header_value(last_modified))) if value is not None]
+        headers = _raw(dict(self._headers, **auth)) + conditional
         request = httpx.Request("GET", origin, headers=headers, extensions={"timeout": self._timeout})
         for _hop in range(self.settings.max_redirects + 1):
             response = await transport.handle_async_request(request)
@@ -342,7 +345,9 @@ class Fetcher:
             same_origin = (target.scheme, target.host, target.port) == (
                 origin.scheme, origin.host, origin.port)
             request = httpx.Request("GET", target,   # credentials only to their own origin
-                                    headers=dict(self._headers, **(auth if same_origin else {})),
+                                    headers=_raw(dict(self._headers,
+                                                      **(auth if same_origin else {})))
+                                    + conditional,
                                     extensions={"timeout": self._timeout})
         raise FeedError(f"too many redirects (more than {self.settings.max_redirects}); "
                         f"last to {str(request.url)[:200]}", kind="redirect")
@@ -356,9 +361,14 @@ class Fetcher:
             raise FeedError(f"HTTP {response.status_code} redirect without a Location header",
                             kind="redirect", status=response.status_code)
         try:
-            return response.request.url.join(location.strip())
+            target = response.request.url.join(location.strip())
         except httpx.InvalidURL as exc:
             raise FeedError(f"redirected to an invalid URL: {exc}", kind="redirect") from None
+        problem = _bad_address(target)
+        if problem:
+            raise FeedError(f"redirected to an invalid URL ({problem}): {location.strip()[:200]}",
+                            kind="redirect")
+        return target
 
     async def _check_redirect(self, origin_url: str, target: httpx.URL) -> None:
         """Refuse a redirect before it is followed: another scheme than http(s), or another
@@ -426,6 +436,50 @@ class Fetcher:
             body.clear()
             if large:
                 self._large.release()
+
+
+_HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9_-]+)*\.?")
+
+
+def _bad_address(url: httpx.URL) -> str | None:
+    """What is wrong with a redirect target's host or port (None: nothing): a port out of
+    1–65535 or a host that is no name or address ("[bad") would fail deep in the socket
+    layer with a message that names neither."""
+    port = url.port
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} is not 1-65535"
+    host = url.host
+    if not host:
+        return "no host"
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return f"host {host[:100]!r} is not a valid name"
+    return None if _HOST_RE.fullmatch(ascii_host) else f"host {host[:100]!r} is not a valid name"
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
+
+
+def _header_value(value: str | None) -> bytes | None:
+    """A stored ETag or Last-Modified as it can be sent back: the server's own bytes (a
+    header may carry Latin-1 bytes, RFC 9110's obs-text, decoded as such when read); None
+    for a value that cannot have come from a header (it would fail every later request)."""
+    if not value:
+        return None
+    if value.isascii():
+        return value.encode("ascii") if value.isprintable() else None
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+    return raw if all(b >= 0x20 and b != 0x7f for b in raw) else None
 
 
 def _too_large(limit: int) -> FeedError:

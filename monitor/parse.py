@@ -375,6 +375,9 @@ class ParsedFeed:
     (cut at ``MAX_ENTRIES``, an encoding that was not the declared one)."""
     articles: list[ParsedArticle]
     notes: list[str] = field(default_factory=list)
+    # read leniently (not well-formed XML): items may be missing, so the feed's validators
+    # are not saved and the next poll reads the whole document again
+    partial: bool = False
 
 
 def parse_feed(content: bytes, headers: dict[str, str] | None = None,
@@ -412,7 +415,8 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
     feed_lang = normalise_language(parsed.feed.get("language")
                                    or response_headers.get("content-language"))
     error = parsed.get("bozo_exception")
-    if isinstance(error, SAXParseException):
+    partial = isinstance(error, SAXParseException)
+    if partial:
         notes.append(f"not well-formed XML ({error.getMessage()}): read leniently, so items "
                      "may be missing or cut short")
     home = canonical_url(parsed.feed.get("link"))
@@ -428,7 +432,7 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
             # known by its title too rather than dropped; a repeat of a title is dropped
             key = f"{article.key[:900]}|t:{_hashed(article.title)}"
             articles.setdefault(key, dataclasses.replace(article, key=key))
-    return ParsedFeed(list(articles.values()), notes)
+    return ParsedFeed(list(articles.values()), notes, partial)
 
 
 def start_worker(pid: int) -> None:

@@ -209,7 +209,7 @@ class Poller:
             return parsed, known                        # the writer finds them
         for i, extraction in zip(fresh, found):
             articles[i] = replace(articles[i], extracted=extraction)
-        return ParsedFeed(articles, parsed.notes), known
+        return ParsedFeed(articles, parsed.notes, parsed.partial), known
 
     def _known(self, feed: FeedState, articles: Sequence[ParsedArticle]) -> dict[str, str] | None:
         """Stored keys → content hashes among ``articles`` (a thread of the event loop's:
@@ -317,6 +317,8 @@ class Poller:
             return self._store_error(feed, parsed, now)
         for note in parsed.notes:
             log.warning("feed %s (%s): %s", feed.name, masked_url(feed.url), note)
+        if parsed.partial:      # a body cut short must not be answered 304 next time
+            outcome = replace(outcome, etag=None, last_modified=None)
         if known is None:
             known = self._stored_keys(feed, parsed.articles)
         fresh = fresh_articles(parsed.articles, known, now)

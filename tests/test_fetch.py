@@ -3,6 +3,8 @@ httpx transport on asyncio sockets (TLS, closed idle connections, connect errors
 
 import asyncio
 
+import pytest
+
 from monitor.fetch import FetchSettings, _Slots
 
 
@@ -203,3 +205,97 @@ def test_a_body_over_the_limit_is_not_kept_by_its_error(feed_server):
                 bodies.append(body)
             trace = trace.tb_next
         assert bodies and all(len(body) == 0 for body in bodies)
+
+
+# --- validators along redirects and beyond ASCII; redirect targets; slots before the global
+
+def test_validators_go_along_a_redirect_so_its_target_can_answer_304(feed_server):
+    new = feed_server.add("/new.xml", RSS)
+
+    def moved(handler):
+        handler._send(301, b"", None, {"Location": "/new.xml"})
+
+    old = feed_server.add("/old.xml", handler=moved)
+    (first,) = _fetch_all(FetchSettings(), [(old, None)])
+    assert first.status == 200 and first.url == new
+    (again,) = _fetch_all(FetchSettings(), [(old, first.etag)])
+    assert again.status == 304 and again.content is None
+    to_new = [h for path, h in feed_server.requests if path == "/new.xml"]
+    assert to_new[-1].get("If-None-Match") == first.etag
+
+
+def test_an_etag_with_latin1_bytes_goes_back_as_the_server_sent_it(feed_server):
+    """RFC 9110 lets a header carry bytes beyond ASCII; sent back, they once failed every
+    later fetch of the feed with a UnicodeEncodeError."""
+    tag = '"r\xe9v-1"'                          # sent by the server as the byte 0xE9
+
+    def answer(handler):
+        if handler.headers.get("If-None-Match") == tag:
+            return handler._send(304, b"", None, {"ETag": tag})
+        handler._send(200, RSS.encode(), "application/rss+xml", {"ETag": tag})
+
+    url = feed_server.add("/latin1-etag.xml", handler=answer)
+    (first,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert first.status == 200 and first.etag == tag
+    (again,) = _fetch_all(FetchSettings(), [(url, first.etag)])
+    assert again.status == 304
+
+
+def test_a_validator_no_header_could_carry_is_not_sent(feed_server):
+    from monitor.fetch import _header_value
+
+    assert _header_value('"\u20ac1"') is None and _header_value('"a\nb"') is None
+    url = feed_server.add("/plain.xml", RSS)
+    (result,) = _fetch_all(FetchSettings(), [(url, '"\u20ac1"')])
+    assert result.status == 200
+    assert "If-None-Match" not in feed_server.requests[-1][1]
+
+
+@pytest.mark.parametrize("location, problem", [
+    ("http://127.0.0.1:99999/x", "port 99999"),
+    ("http://127.0.0.1:0/x", "port 0"),
+    ("http://[bad", "not a valid name"),
+])
+def test_a_redirect_to_an_impossible_port_or_host_is_named(feed_server, location, problem):
+    from monitor.exceptions import FeedError
+
+    def moved(handler):
+        handler._send(302, b"", None, {"Location": location})
+
+    url = feed_server.add(f"/to-{abs(hash(location))}.xml", handler=moved)
+    (error,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert isinstance(error, FeedError) and error.kind == "redirect", error
+    assert "invalid URL" in str(error) and problem in str(error), error
+
+
+def test_a_feed_waiting_for_its_busy_host_holds_no_global_slot(monkeypatch):
+    """concurrency 2, per_host 1: a1 holds host a; a2 waits for host a; b (another host)
+    must start while a1 is still running instead of waiting behind a2 for a global slot."""
+    from monitor.fetch import Fetcher
+
+    started: list[str] = []
+
+    async def scenario():
+        release = asyncio.Event()
+
+        async def fake_get(self, transport, url, etag, last_modified):
+            started.append(url)
+            if url.endswith("/a1"):
+                await asyncio.wait_for(release.wait(), 2)
+            return url
+
+        monkeypatch.setattr(Fetcher, "_get", fake_get)
+        async with Fetcher(FetchSettings(concurrency=2, per_host=1)) as fetcher:
+            a1 = asyncio.create_task(fetcher.fetch("http://a.example/a1"))
+            await asyncio.sleep(0.05)
+            a2 = asyncio.create_task(fetcher.fetch("http://a.example/a2"))
+            await asyncio.sleep(0.05)
+            b = asyncio.create_task(fetcher.fetch("http://b.example/b"))
+            await asyncio.sleep(0.2)
+            b_started_while_a1_ran = "http://b.example/b" in started
+            release.set()
+            await asyncio.gather(a1, a2, b, return_exceptions=True)
+        return b_started_while_a1_ran
+
+    assert asyncio.run(scenario())
+    assert started.index("http://b.example/b") < started.index("http://a.example/a2")
