@@ -43,7 +43,7 @@ import re
 import typing
 import zlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -88,6 +88,7 @@ class FetchResult:
     etag: str | None
     last_modified: str | None
     max_age: float | None        # Cache-Control max-age, seconds
+    moved: str | None = None     # where permanent redirects (301, 308 only) led
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -332,15 +333,18 @@ class Fetcher:
             (b"If-Modified-Since", _header_value(last_modified))) if value is not None]
         headers = _raw(dict(self._headers, **auth)) + conditional
         request = httpx.Request("GET", origin, headers=headers, extensions={"timeout": self._timeout})
+        permanent: bool | None = None          # None: no redirect yet
         for _hop in range(self.settings.max_redirects + 1):
             response = await transport.handle_async_request(request)
             response.request = request
             try:
                 target = self._redirect_target(response)
                 if target is None:
-                    return await self._read(response)
+                    result = await self._read(response)
+                    return replace(result, moved=result.url) if permanent else result
             finally:
                 await response.aclose()
+            permanent = permanent is not False and response.status_code in (301, 308)
             await self._check_redirect(url, target)
             same_origin = (target.scheme, target.host, target.port) == (
                 origin.scheme, origin.host, origin.port)

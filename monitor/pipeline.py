@@ -161,9 +161,15 @@ class Poller:
         try:
             fetched = await fetcher.fetch(feed.url, feed.etag, feed.last_modified)
             result = fetched
+            if fetched.moved:
+                log.warning("feed %s (%s) has moved permanently to %s: put the new address "
+                            "in the config", feed.name, masked_url(feed.url),
+                            masked_url(fetched.moved))
             if fetched.content is not None and parser.processes:
                 try:
-                    parsed = await parser.parse(fetched)    # None: parse in the writer
+                    # relative guids and links read against the configured address, not
+                    # a redirect's target: keys stay the same when a server starts redirecting
+                    parsed = await parser.parse(fetched, feed.url)  # None: the writer parses
                 except FeedError as exc:
                     parsed = exc
                 if isinstance(parsed, ParsedFeed) and parsed.articles:
@@ -309,7 +315,7 @@ class Poller:
         outcome = self._success(feed, result, now)
         if parsed is None:
             try:
-                parsed = read_feed(result.content or b"", result.headers, result.url)
+                parsed = read_feed(result.content or b"", result.headers, feed.url)
             except FeedError as exc:
                 exc.status = result.status
                 parsed = exc
