@@ -3,7 +3,9 @@
 An article is plain text: HTML stripped, entities decoded, whitespace folded. Its URL is
 canonical (scheme and host lower-cased, default port, fragment and tracking parameters
 removed). Its identity within a feed is its guid together with its URL, else its URL, else
-its title and publish date, else a hash of its text (see :func:`article_key`). A date
+its title and publish date, else a hash of its text (see :func:`article_key`); stories
+under one such key in a document (a guid and link reused for every item) are each known by
+it with their title (see :func:`titled_key`), wherever they stand. A date
 whose fields are out of range is no date (see :func:`sane_date`).
 
 Hostile documents (before feedparser sees the bytes, see :func:`defuse`):
@@ -181,6 +183,12 @@ def article_key(guid: str | None, url: str | None, digest: str, title: str = "",
     else:
         named = f"h:{digest}"
     return f"u:{url[:900]}|{named}" if url else named
+
+
+def titled_key(key: str, title: str) -> str:
+    """The key of a story under a ``key`` that other stories of its feed share (a guid and
+    link reused for every item): that key with its title's hash."""
+    return f"{key[:900]}|t:{_hashed(title)}"
 
 
 def _hashed(text: str) -> str:
@@ -421,17 +429,20 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
                      "may be missing or cut short")
     home = canonical_url(parsed.feed.get("link"))
     feed_url = canonical_url(base_url)
+    entries = [a for a in (_to_article(e, feed_lang, home, feed_url)
+                           for e in parsed.entries[:MAX_ENTRIES]) if a is not None]
+    titles: dict[str, set[str]] = {}
+    for article in entries:
+        titles.setdefault(article.key, set()).add(article.title)
     articles: dict[str, ParsedArticle] = {}
-    for entry in parsed.entries[:MAX_ENTRIES]:
-        article = _to_article(entry, feed_lang, home, feed_url)
-        if article is None:
-            continue
-        first = articles.setdefault(article.key, article)
-        if first.title != article.title:
-            # another story under the same key (a guid and link reused for every item):
-            # known by its title too rather than dropped; a repeat of a title is dropped
-            key = f"{article.key[:900]}|t:{_hashed(article.title)}"
-            articles.setdefault(key, dataclasses.replace(article, key=key))
+    for article in entries:
+        if len(titles[article.key]) > 1:
+            # stories under one key (a guid and link reused for every item): each is known
+            # by its title too, the first as well, so that a story's key does not depend on
+            # where it stands in the document
+            article = dataclasses.replace(article, key=titled_key(article.key, article.title),
+                                          shared_key=article.key)
+        articles.setdefault(article.key, article)       # a repeat of a story is dropped
     return ParsedFeed(list(articles.values()), notes, partial)
 
 

@@ -45,6 +45,9 @@ class ParsedArticle:
     publisher: str | None = None   # who published it, where the entry says (<source>, author)
     # language, countries and minerals when a parse process found them (monitor.extract)
     extracted: Extraction | None = None
+    # the key other stories of the document share, when this one's key adds its title to it
+    # (monitor.parse.titled_key): an older version may have stored the story under it
+    shared_key: str | None = None
 
 
 @dataclass(frozen=True)

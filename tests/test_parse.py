@@ -214,6 +214,23 @@ def test_a_link_every_item_shares_is_no_identity_and_a_reused_key_loses_no_story
     assert items[0].key.startswith("u:https://desk.example/news|t:")
 
 
+def test_a_story_under_a_reused_guid_and_link_has_one_key_wherever_it_stands():
+    from monitor.parse import read_feed, titled_key
+
+    def keys(*titles):
+        items = b"".join(b"<item><title>%s</title><link>https://desk.example/briefing</link>"
+                         b"<guid>https://desk.example/briefing</guid></item>" % t for t in titles)
+        doc = b"<rss version='2.0'><channel>" + items + b"</channel></rss>"
+        return {a.title: (a.key, a.shared_key) for a in read_feed(doc, {}, "https://desk.example/f").articles}
+
+    plain = "g:https://desk.example/briefing|https://desk.example/briefing"
+    assert keys(b"A") == {"A": (plain, None)}                   # alone: its guid and link
+    day1, day2, day3 = keys(b"A", b"B"), keys(b"N", b"A", b"B"), keys(b"B", b"A", b"A")
+    assert day1["A"] == day2["A"] == day3["A"] == (titled_key(plain, "A"), plain)
+    assert day1["B"] == day2["B"] == day3["B"] and len({k for k, _ in day2.values()}) == 3
+    assert len(day3) == 2                                       # a repeated story is dropped
+
+
 def test_a_document_that_is_not_well_formed_is_read_and_said_to_be():
     from monitor.parse import read_feed
 
