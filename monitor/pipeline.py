@@ -230,7 +230,7 @@ class Poller:
         """Stored keys → content hashes among ``articles`` (none for a feed without any)."""
         if not feed.has_articles:
             return {}
-        return self.store.known_articles(feed.id, [a.key for a in articles])
+        return self.store.known_articles(feed.id, articles)
 
     def _warm_up(self) -> None:
         """Something new arrived: have the analysis load what it needs while the other

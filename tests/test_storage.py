@@ -270,6 +270,54 @@ def test_a_link_moved_under_the_same_guid_and_title_updates_the_article(store):
     assert (new, updated) == (1, 0)
 
 
+def test_stories_under_a_reused_key_are_found_by_their_titles_whichever_key_they_have(store):
+    """Stories of one guid and link are known by their titles: the row an older version
+    stored under the plain key moves to its story's key; a story alone in the document
+    (plain key) is its row under the titled key; another title under the plain key is a
+    new story once the feed is known to reuse that key, an edit otherwise."""
+    from dataclasses import replace
+
+    from monitor.parse import titled_key
+
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    plain = "g:b|https://x.example/b"
+
+    def story(title, shared=True):
+        a = article(key=plain, title=title, text=f"{title} text.")
+        return replace(a, key=titled_key(plain, title), shared_key=plain) if shared else a
+
+    def save(*articles, day=2):
+        return store.save_poll(feed.id, [ArticleWrite(a, "en", None) for a in articles],
+                               outcome(feed, utc(2025, 6, day)))
+
+    def rows():
+        return sorted(sql(store, "select id, key, title from article"))
+
+    save(story("A", shared=False), story("B"), day=1)                   # the older keying
+    assert store.known_articles(feed.id, [story("N"), story("A"), story("B")]) == {
+        story("A").key: "", story("B").key: story("B").content_hash}    # A's row to move
+    assert save(story("N"), story("A")) == (1, 1)                      # B: known, not written
+    assert rows() == [(1, story("A").key, "A"), (2, story("B").key, "B"), (3, story("N").key, "N")]
+    alone = story("B", shared=False)                                    # the others gone
+    assert store.known_articles(feed.id, [alone]) == {plain: alone.content_hash}
+    assert save(replace(alone, text="B, edited.", content_hash="h-B2"), day=3) == (0, 1)
+    assert save(story("D", shared=False), day=4) == (1, 0)              # alone, but new
+    assert rows()[1:] == [(2, story("B").key, "B"), (3, story("N").key, "N"), (4, plain, "D")]
+    assert save(story("E", shared=False), day=5) == (1, 0)              # plain taken by D
+    assert rows()[-1] == (5, story("E").key, "E")
+    assert sql(store, "select text from article where id = 2") == [("B, edited.",)]
+
+
+def test_a_title_edited_under_a_key_no_other_story_shares_updates_the_article(store):
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 6, 1)))
+    edited = article(title="Gallium curbs widened")
+    assert store.known_articles(feed.id, [edited]) == {"k1": "h-Gallium curbs-Beijing adds licences."}
+    assert store.save_poll(feed.id, [ArticleWrite(edited, "en", None)],
+                           outcome(feed, utc(2025, 6, 2))) == (0, 1)
+    assert sql(store, "select key, title from article") == [("k1", "Gallium curbs widened")]
+
+
 def test_a_feed_whose_url_changed_keeps_its_row_and_articles(store):
     feed = due_feeds(store, utc(2025, 1, 1))[0]
     store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 6, 1)))
@@ -278,7 +326,7 @@ def test_a_feed_whose_url_changed_keeps_its_row_and_articles(store):
         (feed.id, "https://one.example/f?v=2", None, 1)]
     again = due_feeds(store, utc(2025, 6, 2))[0]
     assert again.id == feed.id and again.etag is None
-    assert store.known_articles(feed.id, ["k1"]) == {"k1": "h-Gallium curbs-Beijing adds licences."}
+    assert store.known_articles(feed.id, [article()]) == {"k1": "h-Gallium curbs-Beijing adds licences."}
 
 
 def test_storing_releases_only_the_storers_own_lease(store):

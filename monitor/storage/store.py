@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, create_engine, event, func, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -21,6 +21,7 @@ from sqlalchemy.exc import (ArgumentError, IntegrityError, NoSuchModuleError, Op
 from sqlalchemy.engine import make_url
 
 from monitor.exceptions import StorageError
+from monitor.parse import titled_key
 from monitor.redact import masked_url
 from monitor.storage import ledger, migrations, reviews
 from monitor.storage.tables import ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, MINERAL, insert_ignore
@@ -31,6 +32,7 @@ from monitor.types import (
     DigestRecord,
     FeedHealth,
     FeedState,
+    ParsedArticle,
 )
 
 
@@ -261,15 +263,15 @@ class Store:
         return sorted(result, key=lambda h: (not h.active, order[h.health], h.name))
 
     # -- articles ------------------------------------------------------------------------
-    def known_articles(self, feed_id: int, keys: Sequence[str]) -> dict[str, str]:
-        """key → content hash of the articles of this feed already stored."""
-        found: dict[str, str] = {}
+    def known_articles(self, feed_id: int, articles: Sequence[ParsedArticle]) -> dict[str, str]:
+        """key → content hash of the articles of this feed already stored: under their key,
+        or under the other key one story of a reused guid and link may have (see
+        :func:`_placed`). An article whose row is still to take its key maps to "" (it is
+        then stored once more, and the row moved to its key)."""
         with self._begin() as conn:
-            for chunk in _chunks(list(keys), 500):
-                query = select(ARTICLE.c.key, ARTICLE.c.content_hash).where(
-                    ARTICLE.c.feed_id == feed_id, ARTICLE.c.key.in_(chunk))
-                found.update((k, h) for k, h in conn.execute(query))
-        return found
+            places = _placed(conn, feed_id, articles)
+        return {key: "" if place.moves else place.content_hash or ""
+                for key, place in places.items() if place.id is not None}
 
     def save_poll(self, feed_id: int, articles: Sequence[ArticleWrite],
                   state: Mapping[str, Any], owner: str | None = None) -> tuple[int, int]:
@@ -468,55 +470,138 @@ def _article_values(write: ArticleWrite, now: datetime) -> dict[str, Any]:
 
 
 def _ids_by_key(conn: Connection, feed_id: int, keys: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
+    return {k: row.id for k, row in _rows_by_key(conn, feed_id, keys).items()}
+
+
+def _rows_by_key(conn: Connection, feed_id: int, keys: list[str]) -> dict[str, Any]:
+    """key → (id, key, title, content_hash) of this feed's articles stored under ``keys``."""
+    found: dict[str, Any] = {}
     for chunk in _chunks(keys, 500):
-        query = select(ARTICLE.c.key, ARTICLE.c.id).where(
+        query = select(ARTICLE.c.id, ARTICLE.c.key, ARTICLE.c.title, ARTICLE.c.content_hash).where(
             ARTICLE.c.feed_id == feed_id, ARTICLE.c.key.in_(chunk))
-        found.update((k, i) for k, i in conn.execute(query))
+        found.update((row.key, row) for row in conn.execute(query))
     return found
+
+
+class _Place(NamedTuple):
+    """Where an article is stored: its row (None: a new one) and the key that row is to
+    have; ``moves`` when the row has another key now."""
+    id: int | None
+    key: str
+    content_hash: str | None = None
+    moves: bool = False
+
+
+def _placed(conn: Connection, feed_id: int, articles: Sequence[ParsedArticle]) -> dict[str, _Place]:
+    """The stored rows of the articles that are stored already (by article key), and the
+    key of a new article that cannot take its own; an article not here is new, under its
+    key (unless its link moved, see :func:`_moved_links`).
+
+    An article is the row under its key; else, as stories under a guid and link that other
+    stories of the feed share are known by their title too (``monitor.parse.titled_key``),
+    the row under the other key the same story may have, with the same title:
+    - a story whose key adds its title (the document has others under that guid and link):
+      its row under the plain key, which an older version gave the first such story; the row
+      takes the story's key (a row under the plain key with another title is another story);
+    - a story alone under its key in this document: its row under the key with its title,
+      stored when the document had others (that row keeps its key). Its row under its key
+      with another title is the same story with an edited title, unless the feed has stories
+      under that key with their titles: then it is another story, new under its titled key.
+    """
+    exact = _rows_by_key(conn, feed_id, [a.key for a in articles])
+    places: dict[str, _Place] = {}
+    pending: list[ParsedArticle] = []
+    for a in articles:
+        row = exact.get(a.key)
+        if row is not None and (a.shared_key is not None or row.title == a.title):
+            places[a.key] = _Place(row.id, a.key, row.content_hash)
+        else:
+            pending.append(a)
+    if not pending:
+        return places
+    other = {a.key: a.shared_key or titled_key(a.key, a.title) for a in pending}
+    rows = _rows_by_key(conn, feed_id, list(set(other.values())))
+    edited: list[ParsedArticle] = []
+    for a in pending:
+        row = rows.get(other[a.key])
+        if a.shared_key is not None:
+            if row is not None and row.title == a.title:            # stored by an older version
+                places[a.key] = _Place(row.id, a.key, row.content_hash, moves=True)
+        elif row is not None:
+            places[a.key] = _Place(row.id, row.key, row.content_hash)
+        elif a.key in exact:
+            edited.append(a)
+    shared = _shared_keys(conn, feed_id, [a.key for a in edited])
+    for a in edited:
+        if a.key in shared:
+            places[a.key] = _Place(None, other[a.key])
+        else:
+            places[a.key] = _Place(exact[a.key].id, a.key, exact[a.key].content_hash)
+    return places
+
+
+def _shared_keys(conn: Connection, feed_id: int, keys: list[str]) -> set[str]:
+    """Those of ``keys`` under which this feed has stories known by their titles."""
+    shared = set()
+    for key in keys:
+        prefix = titled_key(key, "")[:-32]
+        query = select(ARTICLE.c.id).where(
+            ARTICLE.c.feed_id == feed_id,
+            func.substr(ARTICLE.c.key, 1, len(prefix)) == prefix).limit(1)
+        if conn.execute(query).first() is not None:
+            shared.add(key)
+    return shared
 
 
 def _write_articles(conn: Connection, feed_id: int, writes: Sequence[ArticleWrite],
                     now: datetime) -> tuple[int, int]:
     """Insert new articles in one batch and update changed ones in place; (new, updated).
 
-    An article already stored under the same key is updated, never duplicated."""
+    An article already stored (see :func:`_placed`) is updated, never duplicated."""
     if not writes:
         return 0, 0
-    keys = [w.parsed.key for w in writes]
-    existing = _ids_by_key(conn, feed_id, keys)
-    existing.update(_moved_links(conn, feed_id, [w for w in writes if w.parsed.key not in existing],
-                                 set(keys)))
+    places = _placed(conn, feed_id, [w.parsed for w in writes])
+    unknown = [w for w in writes if w.parsed.key not in places]
+    taken = {p.id for p in places.values() if p.id is not None}
+    for key, row_id in _moved_links(conn, feed_id, unknown, {w.parsed.key for w in writes},
+                                    taken).items():
+        places[key] = _Place(row_id, key)
+    key_of = {w.parsed.key: places[w.parsed.key].key if w.parsed.key in places else w.parsed.key
+              for w in writes}
+    existing = {k: p.id for k, p in places.items() if p.id is not None}
     fresh = [w for w in writes if w.parsed.key not in existing]
     changed = [w for w in writes if w.parsed.key in existing]
     if fresh:
-        conn.execute(ARTICLE.insert(), [dict(feed_id=feed_id, key=w.parsed.key, first_seen_at=now,
-                                             **_article_values(w, now)) for w in fresh])
+        conn.execute(ARTICLE.insert(), [dict(feed_id=feed_id, key=key_of[w.parsed.key],
+                                             first_seen_at=now, **_article_values(w, now))
+                                        for w in fresh])
     for w in changed:
         conn.execute(update(ARTICLE).where(ARTICLE.c.id == existing[w.parsed.key])
-                     .values(key=w.parsed.key, updated_at=now, **_article_values(w, now)))
+                     .values(key=key_of[w.parsed.key], updated_at=now, **_article_values(w, now)))
     if changed:
         ids = [existing[w.parsed.key] for w in changed]
         conn.execute(COUNTRY.delete().where(COUNTRY.c.article_id.in_(ids)))
         conn.execute(MINERAL.delete().where(MINERAL.c.article_id.in_(ids)))
     with_mentions = [w for w in writes if w.countries or w.minerals]
     if with_mentions:
-        ids_of = {**existing, **_ids_by_key(conn, feed_id, [w.parsed.key for w in fresh
-                                                            if w.countries or w.minerals])}
+        inserted = _ids_by_key(conn, feed_id, [key_of[w.parsed.key] for w in fresh
+                                               if w.countries or w.minerals])
+        ids_of = {**existing, **{w.parsed.key: inserted[key_of[w.parsed.key]] for w in fresh
+                                 if key_of[w.parsed.key] in inserted}}
         _insert_mentions(conn, COUNTRY, [(ids_of[w.parsed.key], m) for w in with_mentions for m in w.countries])
         _insert_mentions(conn, MINERAL, [(ids_of[w.parsed.key], m) for w in with_mentions for m in w.minerals])
     return len(fresh), len(changed)
 
 
 def _moved_links(conn: Connection, feed_id: int, unknown: Sequence[ArticleWrite],
-                 keys: set[str]) -> dict[str, int]:
+                 keys: set[str], taken: set[int]) -> dict[str, int]:
     """Items whose link moved to another scheme or host under the same guid and title (a
     site moved to https or to a new domain; the path stays): their new key -> the id of
     the article stored under the old link, which is then updated, not stored again. An
     article's key is its guid and link together (``monitor.parse.article_key``: some feeds
     give one guid to different stories, even under one title, such as a daily briefing
     whose link changes by day: another path, so a new article). A stored article still in
-    the feed under its own key is not moved."""
+    the feed under its own key, or ``taken`` (another article's row), is not moved."""
     by_guid: dict[str, list[ArticleWrite]] = {}
     for w in unknown:
         if w.parsed.guid and w.parsed.url:
@@ -528,7 +613,7 @@ def _moved_links(conn: Connection, feed_id: int, unknown: Sequence[ArticleWrite]
                             .where(ARTICLE.c.feed_id == feed_id, ARTICLE.c.guid.in_(chunk))
                             .order_by(ARTICLE.c.id))
         for row in rows:
-            if row.key in keys or row.id in found.values():
+            if row.key in keys or row.id in taken or row.id in found.values():
                 continue
             same = [w for w in by_guid[row.guid]
                     if w.parsed.title == row.title and w.parsed.key not in found
