@@ -99,6 +99,115 @@ def test_items_that_all_link_to_the_home_page_are_each_their_own_article(feed_se
     assert (f.new, f.updated) == (1, 0) and count_articles(store) == 4
 
 
+BRIEFING = "http://news.example.com/briefing"
+STORY_A = ("Gallium export licences tightened", "China now requires a licence for each gallium shipment.")
+STORY_B = ("Cobalt quota cut in Kinshasa", "The DRC halves its cobalt export quota for the year.")
+STORY_N = ("Lithium mine opens in Nevada", "Thacker Pass ships its first lithium carbonate.")
+
+
+def _briefing_feed(*stories):
+    """Every item under one guid and one link (a briefing's page)."""
+    items = "".join(f"<item><title>{t}</title><link>{BRIEFING}</link><guid>{BRIEFING}</guid>"
+                    f"<description>{d}</description></item>" for t, d in stories)
+    return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>Briefing</title>"
+            f"<link>http://news.example.com/</link>{items}</channel></rss>")
+
+
+def _flag_all(articles, feed):
+    from monitor.types import ArticleWrite, Verdict
+
+    return [ArticleWrite(a, a.language or "en", Verdict(True, ("critical-minerals",), 0.9, ("test",)))
+            for a in articles]
+
+
+def _stored(store):
+    from sqlalchemy import select
+
+    from monitor.storage.tables import ARTICLE
+
+    with store.engine.connect() as conn:
+        return {r.title: r for r in conn.execute(select(ARTICLE.c.id, ARTICLE.c.key, ARTICLE.c.title,
+                                                        ARTICLE.c.text))}
+
+
+def _mailed(outbox, before):
+    """The titles the digest mails written to ``outbox`` since ``before`` (its files then) carry."""
+    from email import message_from_bytes, policy
+
+    text = "".join(message_from_bytes(p.read_bytes(), policy=policy.default).get_body(("plain",)).get_content()
+                   for p in sorted(set(outbox.glob("*.eml")) - before))
+    return [t for t, _ in (STORY_A, STORY_B, STORY_N) for _ in range(text.count(t))]
+
+
+def test_stories_under_one_reused_guid_and_link_keep_their_rows_wherever_they_stand(
+        feed_server, make_config, tmp_path):
+    """A feed that gives every item one guid and link: a story is known by its title, not
+    by where it stands. A story listed above the stored ones overwrites none of them (and
+    is mailed), the stored ones are neither stored nor mailed again, and a new order
+    rewrites nothing."""
+    from monitor.delivery import DigestJob
+
+    url = feed_server.add("/briefing", _briefing_feed(STORY_A, STORY_B))
+    config = make_config([("briefing", url)])
+    clock, outbox, mailed = Clock(), tmp_path / "outbox", []
+    store = open_configured_store(config, clock())
+    try:
+        for day, stories in enumerate([(STORY_A, STORY_B), (STORY_N, STORY_A, STORY_B),
+                                       (STORY_B, STORY_A)]):
+            feed_server.add("/briefing", _briefing_feed(*stories))
+            report = Poller(store, config, analyze=_flag_all, clock=clock).run_cycle(include_all=True)
+            f = by_name(report)["briefing"]
+            assert (f.status, f.new, f.updated) == ("ok", [2, 1, 0][day], 0), day
+            before = set(outbox.glob("*.eml"))
+            clock.advance(hours=1)
+            DigestJob(store, config, sleep=lambda s: None).run(clock())
+            mailed += _mailed(outbox, before)
+            clock.advance(days=1, hours=-1)
+        rows = _stored(store)
+        assert {t: r.text for t, r in rows.items()} == dict([STORY_A, STORY_B, STORY_N])
+        assert sorted(mailed) == sorted([STORY_A[0], STORY_B[0], STORY_N[0]])  # each once
+    finally:
+        store.close()
+
+
+def test_a_story_stored_under_a_reused_key_by_an_older_version_is_moved_not_copied(
+        feed_server, make_config):
+    """An older version stored the first story of a reused guid and link under the plain
+    key: that row is the story, and takes its title's key; a new story on top is stored
+    beside it, not over it."""
+    from dataclasses import replace
+
+    from monitor.feedstate import feed_outcome
+    from monitor.parse import read_feed
+    from monitor.types import ArticleWrite, FeedOutcome
+
+    url = feed_server.add("/briefing", _briefing_feed(STORY_N, STORY_A, STORY_B))
+    config = make_config([("briefing", url)])
+    store = open_configured_store(config, START)
+    try:
+        [feed] = due_feeds(store, START)
+        _, a, b = read_feed(_briefing_feed(STORY_N, STORY_A, STORY_B).encode(), {}, url).articles
+        plain = read_feed(_briefing_feed(STORY_A).encode(), {}, url).articles[0].key
+        assert a.key != plain and a.key.startswith(plain + "|t:")
+        old = [ArticleWrite(replace(a, key=plain), "en", None), ArticleWrite(b, "en", None)]
+        done = FeedOutcome(polled_at=START, next_check_at=START, status=200)
+        store.save_poll(feed.id, old, feed_outcome(feed, done, new=True))
+        before = _stored(store)
+        report = Poller(store, config, clock=Clock(START + timedelta(days=1))).run_cycle(include_all=True)
+        f = by_name(report)["briefing"]
+        assert (f.new, f.updated) == (1, 1)                  # N; A's row moved to its key
+        rows = _stored(store)
+        assert {t: r.text for t, r in rows.items()} == dict([STORY_A, STORY_B, STORY_N])
+        assert rows[STORY_A[0]].id == before[STORY_A[0]].id and rows[STORY_A[0]].key == a.key
+        assert rows[STORY_B[0]] == before[STORY_B[0]]
+        feed_server.add("/briefing", _briefing_feed(STORY_B, STORY_N, STORY_A))
+        report = Poller(store, config, clock=Clock(START + timedelta(days=2))).run_cycle(include_all=True)
+        assert (by_name(report)["briefing"].new, by_name(report)["briefing"].updated) == (0, 0)
+        assert _stored(store) == rows
+    finally:
+        store.close()
+
+
 def test_all_formats_and_gzip(feed_server, feed_file, run):
     feeds = [(n, feed_server.add(f"/{n}", feed_file(f"{n}.xml"), gzip=(n == "atom")))
              for n in ("rss2", "atom", "rdf", "latin1", "xmlbase", "quirks")]
