@@ -93,13 +93,64 @@ def test_a_version_1_store_gains_the_publisher_column_and_keeps_its_articles(sto
     again.close()
 
 
-def test_newer_schema_is_refused(store, url):
+def test_newer_schema_is_refused_naming_the_store(store, url):
     from sqlalchemy import text
 
     with store.engine.begin() as conn:
         conn.execute(text("INSERT INTO schema_version VALUES (999, '2030-01-01 00:00:00')"))
-    with pytest.raises(StorageError, match="newer than this monitor knows"):
+    with pytest.raises(StorageError, match="newer than this monitor knows") as caught:
         open_store(url)
+    assert "the store " + url.split("://")[0] in str(caught.value)
+
+
+def test_a_store_of_the_first_release_gains_the_columns_it_lacks(store, url):
+    """The first releases made version-1 stores without the feed leases, the digest's total
+    and the delivery's retry time (added without a migration then); every command then
+    failed with "no such column: feed.claimed_until". Migration 5 adds what is missing."""
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:                 # what the first release made
+        conn.execute(text("DROP INDEX ix_article_flagged_published"))
+        conn.execute(text("DROP VIEW flagged"))
+        conn.execute(text("DROP VIEW feed_health"))
+        conn.execute(text("ALTER TABLE article DROP COLUMN publisher"))
+        for table, column in (("feed", "claimed_until"), ("feed", "claimed_by"),
+                              ("digest", "total_flagged"),
+                              ("digest_delivery", "next_attempt_at")):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(text("DELETE FROM schema_version"))
+        conn.execute(text("INSERT INTO schema_version VALUES (1, '2026-11-26 00:00:00')"))
+    store.close()
+    again = open_store(url)
+    assert count_articles(again) == 1
+    assert max(v for (v,) in sql(again, "SELECT version FROM schema_version")) == LATEST
+    claimed = again.claim_due_feeds(utc(2025, 1, 2), "poller-1", 60, 10, include_all=True)
+    assert [f.id for f in claimed] == [feed.id]
+    assert sql(again, "SELECT claimed_by FROM feed") == [("poller-1",)]
+    assert again.feed_health(utc(2025, 1, 2))
+    again.close()
+
+
+def test_feed_health_view_is_the_same_in_every_session_time_zone(store, url):
+    """On PostgreSQL the view compared ``now() at time zone 'utc'`` (a bare timestamp) with
+    timestamptz columns: the session's zone moved a feed between ok and silent."""
+    if not url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's session time zone")
+    from sqlalchemy import text
+
+    due_feeds(store, utc(2025, 1, 1))
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE feed SET silent_after_days = 3, last_polled_at = now(), "
+                          "error_count = 0, last_new_at = now() - interval '3 days' "
+                          "+ interval '2 hours'"))
+    seen = set()
+    for zone in ("UTC", "America/New_York", "Asia/Tokyo"):
+        with store.engine.connect() as conn:
+            conn.execute(text(f"SET TIME ZONE '{zone}'"))
+            seen.add(conn.execute(text("SELECT health FROM feed_health")).scalar())
+    assert seen == {"ok"}
 
 
 def test_datetimes_round_trip_as_aware_utc(store):

@@ -31,9 +31,12 @@ _AGG = {
                   "WHERE x.article_id = a.id)",
 }
 _TRUE = {"sqlite": "1", "postgresql": "true"}
+_FALSE = {"sqlite": "0", "postgresql": "false"}
 _NOW_MINUS_DAYS = {
     "sqlite": "datetime('now', '-' || ({days}) || ' days')",
-    "postgresql": "(now() at time zone 'utc') - make_interval(secs => ({days}) * 86400)",
+    # timestamptz arithmetic: the same instant whatever the session's time zone (``now() at
+    # time zone 'utc'`` is a bare timestamp, read in the session's zone when compared)
+    "postgresql": "now() - make_interval(secs => ({days}) * 86400)",
 }
 
 
@@ -84,6 +87,36 @@ def _index_flagged_by_date(conn: Connection) -> None:
                       "(flagged, coalesce(published_at, first_seen_at), id)"))
 
 
+def _add_missing_columns(conn: Connection) -> None:
+    """Tables and columns the current definitions have and the store lacks: stores made by
+    the first releases, still at version 1, were made before the feed leases
+    (feed.claimed_until, claimed_by), the digest's total and the delivery's retry time
+    were added without a migration of their own. A missing column is added as defined
+    (nullable, or with its default for the rows there)."""
+    SQLModel.metadata.create_all(conn, tables=_our_tables(), checkfirst=True)
+    inspector = inspect(conn)
+    for table in _our_tables():
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            clause = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"
+            default = getattr(column.default, "arg", None)
+            if not column.nullable:
+                if isinstance(default, bool):
+                    literal = _TRUE[conn.dialect.name] if default else _FALSE[conn.dialect.name]
+                    clause += f" NOT NULL DEFAULT {literal}"
+                elif isinstance(default, (int, float)):
+                    clause += f" NOT NULL DEFAULT {default!r}"
+                elif isinstance(default, str):
+                    clause += " NOT NULL DEFAULT '" + default.replace("'", "''") + "'"
+                else:
+                    raise RuntimeError(f"cannot add {table.name}.{column.name}: not nullable "
+                                       "and no default for the rows there")
+            conn.execute(text(clause))
+
+
 # (version, what it does, function). Version 1 is the initial schema.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", lambda conn: None),
@@ -92,6 +125,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
      _index_flagged_by_date),
     (4, "feed_health without the feed URL, which may hold a password or an API key (the "
         "views are made again after every step)", lambda conn: None),
+    (5, "columns that stores of the first releases lack (feed leases, the digest's total, "
+        "the delivery's retry time); feed_health's silence the same in every session time "
+        "zone (PostgreSQL)", _add_missing_columns),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -111,7 +147,8 @@ SCHEMA_LOCK = 7_246_118    # PostgreSQL advisory lock key for creating and migra
 
 
 def migrate(engine: Engine) -> int:
-    """Bring the store to the latest schema; returns the version it is at."""
+    """Bring the store to the latest schema; returns the version it is at. A store newer
+    than this code is a StorageError naming the store."""
     with engine.connect() as conn:
         version = current_version(conn)
     if version == LATEST:
@@ -126,7 +163,8 @@ def migrate(engine: Engine) -> int:
     if version > LATEST:
         from monitor.exceptions import StorageError
 
-        raise StorageError(f"the store has schema version {version}, newer than this "
+        where = engine.url.render_as_string(hide_password=True)
+        raise StorageError(f"the store {where} has schema version {version}, newer than this "
                            f"monitor knows ({LATEST}); upgrade monitor")
     for number, _doc, step in MIGRATIONS:
         if number > version:
