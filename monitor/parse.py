@@ -30,6 +30,11 @@ Hostile documents (before feedparser sees the bytes, see :func:`defuse`):
   notes :func:`read_feed` returns (the poll logs them as warnings).
 - A document that does not decode in the encoding it declares is read as mostly-UTF-8 or
   in the encoding chardet detects, and a note says so (see :func:`_readable`).
+- Under a server's single-byte charset label (ISO-8859-1, windows-1252 …), a document is
+  read as UTF-8 when it is valid UTF-8 (see :func:`_utf8_under_legacy_label`), and in the
+  multi-byte encoding its XML declaration names (GB2312, Big5, Shift_JIS, EUC-KR …) when
+  it reads as Chinese, Japanese or Korean in it (see
+  :func:`_multibyte_under_legacy_label`); a note says so.
 - Titles are cut at ``MAX_TITLE`` characters and text at ``MAX_TEXT``; an entry's HTML is
   read up to ``MAX_HTML`` characters. Control characters, NUL and lone surrogates never
   reach the store (titles, text, guids and URLs).
@@ -514,6 +519,7 @@ def defuse(content: bytes, headers: dict[str, str],
     if _ascii_start(content):
         content, headers = _without_wide_claims(content, headers, parse_content_type)
         content, headers = _utf8_under_legacy_label(content, headers, parse_content_type, notes)
+        content, headers = _multibyte_under_legacy_label(content, headers, parse_content_type, notes)
         content, headers = _readable(content, headers, parse_content_type, notes)
     probe: dict = {}
     data = convert_to_utf8(headers, content, probe)
@@ -622,6 +628,81 @@ def _utf8_under_legacy_label(content: bytes, headers: dict[str, str], parse_cont
     if prolog:
         content = _PROLOG_ENCODING.sub(rb"\1utf-8", content, count=1)
     return content, {**headers, "content-type": f"{mime or 'application/xml'}; charset=utf-8"}
+
+
+# the labels a server's default charset gives (ISO-8859-*, windows-125x, US-ASCII …): under
+# one of them, a document's own declaration of a multi-byte encoding is believed when the
+# document reads as such (see _multibyte_under_legacy_label)
+_LEGACY_LABELS = _SINGLE_BYTE | {"ascii"}
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+# letters of Chinese, Japanese and Korean: Hangul Jamo, kana, CJK extension A and unified
+# ideographs, Hangul syllables, compatibility ideographs, and the ideographs past U+FFFF
+# (not half-width katakana: Shift_JIS reads a lone Latin-1 letter or « as one)
+_CJK_LETTER = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf"
+                         "\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff\U00020000-\U0003134f]")
+
+
+def _reads_as_cjk(text: str) -> bool:
+    """Whether most non-ASCII characters of ``text`` are in Chinese, Japanese or Korean
+    words: in a run of non-ASCII characters that holds a CJK letter and is two characters
+    or more long, or stands apart from ASCII letters ("稀土", "“中国”", "iPhone手机",
+    "3月", " 및 ").
+
+    Text in a single-byte encoding read as GBK, Big5 or Shift_JIS instead gives lone
+    characters inside Latin words: each accented letter, with the ASCII letter after it,
+    becomes one ideograph or a half-width katakana ("Größe" → "Gr" + one ideograph + "e")."""
+    total = sound = 0
+    for run in _NON_ASCII_RUN.finditer(text):
+        chars = run.group()
+        total += len(chars)
+        before, after = text[run.start() - 1:run.start()], text[run.end():run.end() + 1]
+        if _CJK_LETTER.search(chars) and (len(chars) > 1 or not (before.isalpha() or after.isalpha())):
+            sound += len(chars)
+    return sound * 2 > total
+
+
+def _reads_as_latin(text: str) -> bool:
+    """Whether half or more of the non-ASCII characters of ``text`` are in runs of at most
+    three letters ("Größe", "Łódź", "żółć"): text in the single-byte encoding it was read
+    in. Chinese, Japanese or Korean text read in a single-byte encoding gives long runs
+    of letters and symbols instead ("ÖÐ¹úÏ¡ÍÁ³ö¿Ú")."""
+    runs = [run.group() for run in _NON_ASCII_RUN.finditer(text)]
+    letters = sum(len(run) for run in runs if len(run) <= 3 and run.isalpha())
+    return bool(runs) and letters * 2 >= sum(map(len, runs))
+
+
+def _multibyte_under_legacy_label(content: bytes, headers: dict[str, str], parse_content_type,
+                                  notes: list[str]) -> tuple[bytes, dict[str, str]]:
+    """A document whose Content-Type names a single-byte charset (a server's default such
+    as ISO-8859-1 or windows-1252) while its XML declaration names a multi-byte encoding
+    (GB2312, GBK, GB18030, Big5, Shift_JIS, EUC-JP, ISO-2022-JP, EUC-KR) is read in the
+    declared encoding when it decodes in it without error and reads as Chinese, Japanese or
+    Korean there and not as Latin text in the header's charset (see :func:`_reads_as_cjk`
+    and :func:`_reads_as_latin`); a note says so. feedparser believes the header, and
+    ISO-8859-1 decodes any bytes: every character would become two letters of mojibake.
+    A document in the header's charset that wrongly declares a multi-byte encoding
+    ("Größe" declared as GBK, which decodes as "Gr鲞e") keeps the header's charset."""
+    if content.isascii() and b"\x1b" not in content:     # (ISO-2022-JP is 7-bit)
+        return content, headers
+    mime, charset = parse_content_type(headers.get("content-type") or "")
+    prolog = _PROLOG_ENCODING.match(content[:300])
+    label = _codec(charset)
+    if label not in _LEGACY_LABELS or not prolog:
+        return content, headers
+    declared = prolog.group(2).decode("ascii")
+    codec = _codec(declared)
+    if codec not in _MULTIBYTE:
+        return content, headers
+    try:
+        text = content.decode(codec)
+    except UnicodeDecodeError:
+        return content, headers
+    if not _reads_as_cjk(text) or _reads_as_latin(content.decode(label, "replace")):
+        return content, headers
+    notes.append(f"declared as {charset} in its Content-Type but as {declared} in the document, which "
+                 f"it is: the document's declaration overrides the header's charset, read as {declared}")
+    data = _PROLOG_ENCODING.sub(rb"\1utf-8", text.encode("utf-8"), count=1)
+    return data, {**headers, "content-type": f"{mime or 'application/xml'}; charset=utf-8"}
 
 
 def _ascii_start(content: bytes) -> bool:

@@ -253,3 +253,87 @@ def test_the_home_page_written_another_way_is_still_shared(link):
     assert is_shared_link(link, "https://desk.example/news", "https://desk.example/feed.xml")
     assert not is_shared_link("https://desk.example/news/a-story", "https://desk.example/news", None)
     assert not is_shared_link("https://desk.example/?p=123", None, None)      # a story by query
+
+
+# Chinese, Japanese and Korean headlines, each in an encoding its document declares
+HANS = ("中国稀土出口管制新规发布，镓和锗出口须经许可", "商务部宣布对部分中重稀土相关物项实施出口管制。")
+HANT = ("中國稀土出口管制新規發布，鎵和鍺出口須經許可", "商務部宣布對部分中重稀土相關物項實施出口管制。")
+JA = ("中国のレアアース輸出規制、日本企業が供給網を見直し", "日本の電機メーカーは調達先の見直しを迫られる。")
+KO = ("중국, 희토류 수출 통제 강화…국내 기업 공급망 점검", "정부는 희토류 공급망 점검에 나섰다.")
+CJK_TITLES = {"GB2312": HANS, "GBK": HANS, "GB18030": HANS, "Big5": HANT,
+              "Shift_JIS": JA, "EUC-JP": JA, "ISO-2022-JP": JA, "EUC-KR": KO}
+
+
+def _declaring(encoding: str, title: str, text: str) -> bytes:
+    return (f'<?xml version="1.0" encoding="{encoding}"?><rss version="2.0"><channel><title>Wire</title>'
+            f"<item><title>{title}</title><link>https://wire.example/1</link>"
+            f"<description>{text}</description></item></channel></rss>").encode(encoding)
+
+
+@pytest.mark.parametrize("label", ["ISO-8859-1", "windows-1252"])
+@pytest.mark.parametrize("encoding", list(CJK_TITLES))
+def test_a_multibyte_document_under_a_single_byte_charset_label_is_read_as_it_declares(encoding, label):
+    """A server's default ``charset=ISO-8859-1`` (or windows-1252) on a GB2312, Big5,
+    Shift_JIS, EUC-KR … document that declares its encoding: the document's declaration
+    is believed, and a note says so. feedparser believes the header, and every character
+    became two letters of mojibake ("ÖÐ¹úÏ¡ÍÁ"); only Shift_JIS under windows-1252 was
+    read right before (its lead bytes 0x81, 0x8D … are not windows-1252, so feedparser
+    fell back to the prolog), without a note."""
+    from monitor.parse import read_feed
+
+    title, text = CJK_TITLES[encoding]
+    feed = read_feed(_declaring(encoding, title, text),
+                     {"content-type": f"application/rss+xml; charset={label}"}, "https://wire.example/rss")
+    assert [(a.title, a.text) for a in feed.articles] == [(title, text)]
+    assert feed.notes == [f"declared as {label} in its Content-Type but as {encoding} in the document, "
+                          f"which it is: the document's declaration overrides the header's charset, read as {encoding}"]
+
+
+@pytest.mark.parametrize("label", ["us-ascii", "latin-1", "iso-8859-15", "windows-1250", "cp1252"])
+def test_other_single_byte_labels_give_way_to_a_declared_multibyte_encoding(label):
+    from monitor.parse import read_feed
+
+    title, text = CJK_TITLES["GB2312"]
+    feed = read_feed(_declaring("GB2312", title, text), {"content-type": f"text/xml; charset={label}"})
+    assert feed.articles[0].title == title and len(feed.notes) == 1
+
+
+@pytest.mark.parametrize("title,declared", [
+    *(("Neue Kohlegrube in Polen stößt auf Kritik", e) for e in ("gb2312", "GBK", "Big5", "EUC-KR")),
+    *(("Angola: Catoca reduz produção de diamantes", e)
+      for e in ("gb2312", "GBK", "Big5", "EUC-KR", "Shift_JIS", "EUC-JP"))])
+def test_a_windows_1252_document_wrongly_declaring_a_multibyte_encoding_keeps_the_header(declared, title):
+    """The reverse trap: a German or Portuguese windows-1252 document whose prolog says
+    GB2312 (or GBK, Big5 …). Short, it even decodes in the encoding it declares ("stößt"
+    as "st鲞t", "produção" as "produ玢o"), but the CJK characters that gives are lone ones
+    inside Latin words, not Chinese: the header's windows-1252 is kept, and nothing is said."""
+    from monitor.parse import read_feed
+
+    doc = (f'<?xml version="1.0" encoding="{declared}"?><rss version="2.0"><channel><title>Wire</title>'
+           f"<item><title>{title}</title><link>https://wire.example/1</link></item></channel></rss>"
+           ).encode("cp1252")
+    doc.decode(declared)                    # the trap: no error in the declared encoding
+    feed = read_feed(doc, {"content-type": "application/rss+xml; charset=windows-1252"})
+    assert [a.title for a in feed.articles] == [title] and feed.notes == []
+
+
+def test_the_other_encoding_cases_under_a_single_byte_label_are_unchanged():
+    """UTF-8 under a Latin-1 label is UTF-8 even when the prolog still names GB2312; a
+    GB2312 body that does not decode as such keeps the header's charset; a document
+    with no charset in its header is read as it declares, as before, without a note."""
+    from monitor.parse import read_feed
+
+    title, text = CJK_TITLES["GB2312"]
+    utf8 = _declaring("GB2312", title, text).decode("gb2312").encode("utf-8")
+    feed = read_feed(utf8, {"content-type": "application/rss+xml; charset=ISO-8859-1"})
+    assert feed.articles[0].title == title
+    assert feed.notes == ["declared as ISO-8859-1, but it is UTF-8: read as UTF-8"]
+    broken = _declaring("GB2312", title, text).replace(title[:2].encode("gb2312"), b"\xd6\xd0\xff")
+    feed = read_feed(broken, {"content-type": "application/rss+xml; charset=ISO-8859-1"})
+    assert feed.articles[0].title.startswith("ÖÐÿ") and feed.notes == []
+    feed = read_feed(_declaring("GB2312", title, text), {"content-type": "application/rss+xml"})
+    assert feed.articles[0].title == title and feed.notes == []
+    latin = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><title>W</title>'
+             "<item><title>Größe café</title></item></channel></rss>").encode("latin-1")
+    for headers in ({"content-type": "application/rss+xml; charset=utf-8"}, {}):
+        assert read_feed(latin, headers).articles[0].title == "Größe café"

@@ -878,3 +878,34 @@ def test_a_server_that_starts_redirecting_stores_no_item_again(feed_server, run,
     assert (f.new, f.updated) == (0, 1) and count_articles(store) == 3
     assert any("moved permanently" in r.getMessage() and "/feeds/mv.xml" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_gb2312_feed_under_a_latin1_charset_header_is_stored_as_chinese(feed_server, make_config, caplog):
+    """A GB2312 feed that declares its encoding, served with a server's default
+    ``charset=ISO-8859-1``: stored in Chinese (not "ÖÐ¹úÏ¡ÍÁ³ö¿Ú"), found to be Chinese
+    and flagged, and the poll's log says the header's charset was overridden."""
+    from monitor.config import parse_config
+    from monitor.service import build_analyzer
+
+    title = "中国稀土出口管制新规发布，镓和锗出口须经许可"
+    text = "商务部宣布对部分中重稀土相关物项实施出口管制。"
+    body = ('<?xml version="1.0" encoding="gb2312"?><rss version="2.0"><channel><title>财经</title>'
+            f"<item><title>{title}</title><guid>cn-1</guid><link>https://cn.example/1</link>"
+            f"<description>{text}</description></item></channel></rss>").encode("gb2312")
+    url = feed_server.add("/cn", body, content_type="application/rss+xml; charset=ISO-8859-1")
+    config = make_config([("cn", url)])
+    keywords_only = parse_config({"classifier": {"model": "no-such-model.skops"},
+                                  "keywords": {"critical-minerals": ["稀土出口"],
+                                               "export-controls": ["出口管制"]}}, "test.toml")
+    store = open_configured_store(config, START)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor.poll"):
+            report = Poller(store, config, analyze=build_analyzer(keywords_only),
+                            clock=Clock()).run_cycle(include_all=True)
+        assert (by_name(report)["cn"].new, by_name(report)["cn"].flagged) == (1, 1)
+        [view] = store.review_list(include_unflagged=True, limit=None)
+        assert (view.title, view.language) == (title, "zh")
+    finally:
+        store.close()
+    assert ("declared as ISO-8859-1 in its Content-Type but as gb2312 in the document, which it is: "
+            "the document's declaration overrides the header's charset, read as gb2312") in caplog.text
