@@ -391,3 +391,23 @@ def test_storing_releases_only_the_storers_own_lease(store):
     assert sql(store, "select claimed_by from feed") == [("b",)]
     store.save_poll(taken.id, [], outcome(taken, later), "b")
     assert sql(store, "select claimed_by, claimed_until from feed") == [(None, None)]
+
+
+def test_a_store_in_a_folder_it_cannot_write_is_named_as_such(tmp_path, monkeypatch):
+    """SQLite in WAL mode cannot open a store whose folder it cannot write (a read-only
+    mount), even to read: "unable to open database file" alone sent people to the file's
+    permissions. The message says what to do. (os.access stands in for the read-only
+    folder: the tests may run as root, for whom permissions do not bind.)"""
+    from sqlalchemy.exc import OperationalError
+
+    import monitor.storage.store as store_module
+
+    path = tmp_path / "m.db"
+    open_store(f"sqlite:///{path}").close()
+    engine = store_module._make_engine(f"sqlite:///{path}", 1.0)
+    error = OperationalError("connect", {}, Exception("unable to open database file"))
+    assert store_module._hint(error, engine) == ""            # the folder is writable
+    monkeypatch.setattr(store_module.os, "access", lambda *a: False)
+    hint = store_module._hint(error, engine)
+    assert f"the folder {tmp_path} is not writable" in hint and "-wal and -shm" in hint
+    engine.dispose()

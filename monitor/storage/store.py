@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import time
@@ -117,8 +118,23 @@ def open_store(url: str, busy_timeout: float = 30.0) -> Store:
         migrations.migrate(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StorageError(f"cannot open the store {_safe(url)}: {exc}") from exc
+        raise StorageError(f"cannot open the store {_safe(url)}: {exc}{_hint(exc, engine)}"
+                           ) from exc
     return Store(engine, url)
+
+
+def _hint(exc: SQLAlchemyError, engine: Engine) -> str:
+    """Why SQLite "cannot open" a file that is there: its folder is not writable, and a
+    store in WAL mode needs its -wal and -shm files beside it, even to read."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or "unable to open database file" not in str(exc):
+        return ""
+    folder = Path(database).resolve().parent
+    if Path(database).exists() and not os.access(folder, os.W_OK | os.X_OK):
+        return (f" (the folder {folder} is not writable: SQLite keeps its -wal and -shm files "
+                "beside the store, even to read it; make the folder writable or copy the "
+                "store where it is)")
+    return ""
 
 
 def _safe(url: str) -> str:
