@@ -47,10 +47,12 @@ class VerdictDiff:
     topic_changes: list[Change] = field(default_factory=list)
     countries_changed: int = 0
     minerals_changed: int = 0
+    skipped: int = 0         # examined, but rewritten by a poll before the result was stored
 
     @property
     def unchanged(self) -> int:
-        return self.examined - len(self.newly_flagged) - len(self.unflagged) - len(self.topic_changes)
+        return (self.examined - self.skipped - len(self.newly_flagged) - len(self.unflagged)
+                - len(self.topic_changes))
 
     def add(self, stored: StoredVerdict, flagged: bool, topics: Sequence[str],
             reasons: Sequence[str], countries: Sequence[str] = (),
@@ -65,6 +67,12 @@ class VerdictDiff:
             self.topic_changes.append(change)
         self.countries_changed += tuple(sorted(countries)) != tuple(sorted(stored.countries))
         self.minerals_changed += tuple(sorted(minerals)) != tuple(sorted(stored.minerals))
+
+    def skip(self, stored: StoredVerdict) -> None:
+        """An article examined whose result was not stored: a poll rewrote it in between
+        (and analysed its new text), so nothing of this re-run applies to it."""
+        self.examined += 1
+        self.skipped += 1
 
     def counts(self) -> dict[str, int]:
         return {"articles": self.examined, "newly_flagged": len(self.newly_flagged),

@@ -291,3 +291,6 @@ class StoredVerdict:
     topics: tuple[str, ...]
     countries: tuple[str, ...] = ()
     minerals: tuple[str, ...] = ()
+    # as read: a re-run's verdict is written back only while the article still has it (a
+    # poll may rewrite the article meanwhile)
+    content_hash: str | None = None

@@ -365,6 +365,41 @@ def test_reclassify_applies_the_current_rules(env):
     assert "reclassified 7 article(s) of all stored articles" in everything
 
 
+def test_reclassify_keeps_what_a_poll_stored_while_it_ran(env, feed_server, monkeypatch):
+    """The Desk rewrites d4 (lithium, Chile) as a football story, and a poll stores it after
+    reclassify has read its batch and before it writes it: the football story keeps the
+    poll's verdict and countries (not flagged), not the lithium story's (newly flagged,
+    CL), and the output counts it as skipped, not as newly flagged."""
+    from monitor.analyze import Analyzer
+
+    i = env.id
+    env.write_config(EDITED)
+    rewritten = [d if d[0] != "d4" else ("d4", "Colo-Colo win the cup final",
+                                         "The match at the national stadium ended 2-1.", 2)
+                 for d in DESK]
+    feed_server.add("/desk", rss("Trade Desk", rewritten))
+    analyse, polled = Analyzer.analyse, []
+
+    def poll_meanwhile(self, docs, found=None):
+        if not polled:
+            polled.append(True)
+            assert "updated    1" in env.run("poll", "--all").stdout
+        return analyse(self, docs, found)
+
+    monkeypatch.setattr(Analyzer, "analyse", poll_meanwhile)
+    out = env.run("reclassify", "--days", "30").stdout
+    assert polled
+    now = {a["id"]: a for a in env.json_lines("review", "list", "--all")}
+    assert now[i["d4"]]["title"] == "Colo-Colo win the cup final"
+    assert not now[i["d4"]]["flagged"] and "CL" not in now[i["d4"]]["countries"]
+    assert not now[i["d5"]]["flagged"]                               # reclassified
+    assert now[i["w2"]]["topics"] == ["critical-minerals", "export-controls"]
+    assert "reclassified 5 article(s) of the last 30 days" in out
+    assert "newly flagged        0" in out and "no longer flagged    1" in out
+    assert "topic changes        1" in out and "unchanged            3" in out
+    assert "skipped              1 (rewritten by a poll meanwhile" in out
+
+
 # -- reviews for training --------------------------------------------------------------
 
 def test_reviews_for_training(env):

@@ -411,3 +411,42 @@ def test_a_store_in_a_folder_it_cannot_write_is_named_as_such(tmp_path, monkeypa
     hint = store_module._hint(error, engine)
     assert f"the folder {tmp_path} is not writable" in hint and "-wal and -shm" in hint
     engine.dispose()
+
+
+def test_reclassify_leaves_an_article_a_poll_rewrote_between_its_read_and_its_write(store):
+    """`monitor reclassify` reads a batch, analyses it, then writes the results in another
+    transaction. A poll that rewrites one of those articles in between (new text, and the
+    verdict, countries and minerals of the new text) wins: the analysis of the old text is
+    not written over it, and is counted as skipped, not as a change."""
+    from monitor.rerun import rerun
+    from monitor.types import Analysis
+
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    gallium = Verdict(True, ("critical-minerals",), 0.9, ('keyword "gallium"',))
+    store.save_poll(feed.id, [
+        ArticleWrite(article("k1"), "en", gallium, (Mention("CN", 1),), (Mention("gallium", 1),)),
+        ArticleWrite(article("k2", "Gallium plant opens", "A plant in Japan."), "en", gallium,
+                     (Mention("JP", 1),), (Mention("gallium", 1),))],
+        outcome(feed, utc(2025, 1, 1)))
+
+    class PollMeanwhile:
+        """Analyses the batch as read, while a poll rewrites k1 as a football story."""
+
+        def analyse(self, docs):
+            football = ArticleWrite(article("k1", "Cup final tonight", "United face City at Wembley."),
+                                    "en", Verdict(False, (), 0.02, ()), (Mention("GB", 1),))
+            assert store.save_poll(feed.id, [football], outcome(feed, utc(2025, 1, 2))) == (0, 1)
+            assert [title for title, _, _ in docs] == ["Gallium curbs", "Gallium plant opens"]
+            export = Verdict(True, ("export-controls",), 0.97, ("classifier export-controls 0.97",), {}, "m2")
+            return [Analysis("en", export, (Mention("CN", 3),), (Mention("gallium", 2),)) for _ in docs]
+
+    diff = rerun(store, PollMeanwhile(), None, write_at=utc(2025, 1, 3))
+    articles = {a.title: a for a in store.review_list(include_unflagged=True)}
+    football = articles["Cup final tonight"]
+    assert (football.flagged, football.topics, football.countries, football.minerals,
+            football.model_version) == (False, (), ("GB",), (), None)
+    assert sql(store, "SELECT count(*) FROM article_country") == [(2,)]
+    plant = articles["Gallium plant opens"]                 # not rewritten: reclassified
+    assert (plant.flagged, plant.topics, plant.countries, plant.minerals, plant.model_version) == (
+        True, ("export-controls",), ("CN",), ("gallium",), "m2")
+    assert (diff.examined, diff.skipped, len(diff.topic_changes), diff.unchanged) == (2, 1, 1, 0)

@@ -220,7 +220,8 @@ def reclassify(ctx, days, batch_size):
 
     Stores the new verdicts (flag, score, topics, reasons, model version, time),
     language, countries and minerals, in batches; a progress bar on a terminal.
-    Analysts' reviews are kept as they are.
+    Analysts' reviews are kept as they are. An article a poll rewrites while this
+    runs keeps the poll's verdict (counted as skipped).
 
     \b
     Examples:
@@ -241,9 +242,13 @@ def reclassify(ctx, days, batch_size):
         with _progress(total) as bar:
             diff = rerun(store, analyzer, since, batch_size, write_at=started, progress=bar.update)
     period = f"the last {days} days" if days else "all stored articles"
-    click.echo(f"reclassified {diff.examined} article(s) of {period}; {_model_text(analyzer)}")
+    click.echo(f"reclassified {diff.examined - diff.skipped} article(s) of {period}; "
+               f"{_model_text(analyzer)}")
     for line in format_diff(diff, 0):
         click.echo(line)
+    if diff.skipped:
+        click.echo(f"skipped              {diff.skipped} (rewritten by a poll meanwhile; "
+                   f"the poll's verdict stands)")
     click.echo(f"countries changed    {diff.countries_changed}")
     click.echo(f"minerals changed     {diff.minerals_changed}")
 

@@ -194,8 +194,8 @@ def verdict_batch(conn: Connection, since: datetime | None, after_id: int,
                   size: int) -> list[tuple[StoredVerdict, str, str, str | None]]:
     """The next ``size`` articles with id > ``after_id``: (stored verdict, title, text,
     language hint), in id order."""
-    query = (select(ARTICLE.c.id, ARTICLE.c.title, ARTICLE.c.text, ARTICLE.c.language,
-                    ARTICLE.c.flagged, ARTICLE.c.topics, FEED.c.name, FEED.c.lang,
+    query = (select(ARTICLE.c.id, ARTICLE.c.title, ARTICLE.c.text, ARTICLE.c.content_hash,
+                    ARTICLE.c.language, ARTICLE.c.flagged, ARTICLE.c.topics, FEED.c.name, FEED.c.lang,
                     PUBLISHED.label("published"), ARTICLE.c.published_at,
                     ARTICLE.c.first_seen_at)
              .join(FEED, FEED.c.id == ARTICLE.c.feed_id)
@@ -208,23 +208,37 @@ def verdict_batch(conn: Connection, since: datetime | None, after_id: int,
     return [(StoredVerdict(id=r.id, title=r.title, source=r.name,
                            published=r.published_at or r.first_seen_at,
                            flagged=bool(r.flagged), topics=_topics(r.topics),
-                           countries=countries.get(r.id, ()), minerals=minerals.get(r.id, ())),
+                           countries=countries.get(r.id, ()), minerals=minerals.get(r.id, ()),
+                           content_hash=r.content_hash),
              r.title, r.text, r.language or r.lang) for r in rows]
 
 
-def write_verdicts(conn: Connection, updates: Iterable[tuple[int, Analysis]], now: datetime) -> int:
-    """Store fresh analyses: ``(article id, Analysis)`` pairs."""
-    n = 0
-    for article_id, analysis in updates:
+def write_verdicts(conn: Connection, updates: Iterable[tuple[int, str | None, Analysis]],
+                   now: datetime) -> list[int]:
+    """Store fresh analyses: ``(article id, content hash when it was read, Analysis)``.
+
+    An article is written only while it still has that content hash: one a poll rewrote
+    since it was read (new title or text, and a verdict, countries and minerals of the new
+    text, with the current rules) or that is gone keeps what it has — an analysis of its old
+    text must not replace them. The ids written, in order."""
+    written: list[int] = []
+    for article_id, read_hash, analysis in updates:
         v = analysis.verdict
-        conn.execute(update(ARTICLE).where(ARTICLE.c.id == article_id).values(
-            flagged=v.flagged, score=v.score, topics=",".join(v.topics),
-            reasons=json.dumps(list(v.reasons), ensure_ascii=False),
-            model_version=v.model_version, classified_at=now, language=analysis.language))
+        matched = conn.execute(
+            update(ARTICLE)
+            .where(ARTICLE.c.id == article_id, ARTICLE.c.content_hash.is_not_distinct_from(read_hash))
+            .values(flagged=v.flagged, score=v.score, topics=",".join(v.topics),
+                    reasons=json.dumps(list(v.reasons), ensure_ascii=False),
+                    model_version=v.model_version, classified_at=now,
+                    language=analysis.language)).rowcount
+        if matched != 1:
+            continue
+        # the article's row is locked (PostgreSQL) or the database is (SQLite) until commit:
+        # no poll rewrites its mentions between here and then
         for table, mentions in ((COUNTRY, analysis.countries), (MINERAL, analysis.minerals)):
             conn.execute(table.delete().where(table.c.article_id == article_id))
             rows = [dict(article_id=article_id, code=m.code, count=m.count) for m in mentions]
             if rows:
                 conn.execute(table.insert(), rows)
-        n += 1
-    return n
+        written.append(article_id)
+    return written

@@ -441,8 +441,11 @@ class Store:
         with self._begin() as conn:
             return reviews.verdict_batch(conn, since, after_id, size)
 
-    def write_verdicts(self, updates: Sequence[tuple[int, Analysis]], now: datetime) -> int:
-        """Store a batch of fresh analyses (verdict, language, countries, minerals)."""
+    def write_verdicts(self, updates: Sequence[tuple[int, str | None, Analysis]],
+                       now: datetime) -> list[int]:
+        """Store a batch of fresh analyses (verdict, language, countries, minerals):
+        (article id, content hash as read, Analysis). An article rewritten since it was
+        read is left as it is; the ids written."""
         with self._begin() as conn:
             return reviews.write_verdicts(conn, updates, now)
     # -- end of reviews ------------------------------------------------------------------
