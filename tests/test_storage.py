@@ -450,3 +450,54 @@ def test_reclassify_leaves_an_article_a_poll_rewrote_between_its_read_and_its_wr
     assert (plant.flagged, plant.topics, plant.countries, plant.minerals, plant.model_version) == (
         True, ("export-controls",), ("CN",), ("gallium",), "m2")
     assert (diff.examined, diff.skipped, len(diff.topic_changes), diff.unchanged) == (2, 1, 1, 0)
+
+
+def test_verdicts_given_at_once_on_one_article_leave_one_current_review(store):
+    """Two analysts (or `monitor serve`'s thread pool) recording a verdict on the same
+    article at the same moment: each verdict is kept, exactly one is current (the review
+    list shows the article once, training learns one label), and each writer but the
+    first is told it replaced an earlier verdict. PostgreSQL runs them at READ COMMITTED,
+    so the store serialises verdicts per article."""
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    store.save_poll(feed.id, [ArticleWrite(article("a"), "en", None), ArticleWrite(article("b"), "en", None)],
+                    outcome(feed, utc(2025, 1, 1)))
+    ids = sorted(a.id for a in store.review_list(include_unflagged=True))
+    writers, rounds = 6, 4
+    for round_ in range(rounds):
+        replaced, errors = _mark_at_once(store, writers, round_, ids)
+        assert errors == []
+        assert sql(store, "SELECT article_id, count(*) FROM review WHERE current GROUP BY article_id "
+                          "ORDER BY article_id") == [(ids[0], 1), (ids[1], 1)]
+        # each earlier current verdict was replaced exactly once
+        told = sorted(i for r in replaced for i in r)
+        first = 1 if round_ == 0 else 0
+        assert told == sorted([ids[0]] * (writers - first) + [ids[1]] * (writers // 2 - first))
+    history = sql(store, "SELECT article_id, count(*) FROM review GROUP BY article_id ORDER BY article_id")
+    assert history == [(ids[0], writers * rounds), (ids[1], writers // 2 * rounds)]
+    listed = [a.id for a in store.review_list(include_unflagged=True, status="relevant")]
+    assert sorted(listed) == sorted(set(listed))
+
+
+def _mark_at_once(store, writers, round_, ids):
+    """``writers`` threads each give a verdict at the same moment: even ones on the first
+    article alone, odd ones on both (listed in the other order). (replaced lists, errors)"""
+    import threading
+
+    start, replaced, errors = threading.Barrier(writers), [], []
+
+    def mark(n):
+        chosen = {ids[0]: ()} if n % 2 == 0 else {ids[1]: (), ids[0]: ()}
+        verdict = "relevant" if n % 2 else "irrelevant"
+        try:
+            start.wait()
+            replaced.append(store.add_reviews(chosen, verdict, f"r{round_} w{n}", f"analyst{n}",
+                                              utc(2025, 2, 1, round_, n)))
+        except Exception as exc:            # reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=mark, args=(n,)) for n in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return replaced, errors

@@ -156,17 +156,35 @@ def add_reviews(conn: Connection, topics: dict[int, tuple[str, ...]], verdict: s
 
     Returns the ids whose earlier verdict was replaced. Raises UsageError (before writing
     anything) when an article does not exist.
+
+    Verdicts on one article are serialised: on PostgreSQL (READ COMMITTED) the articles'
+    rows are locked first, in id order (no deadlock between two batches), so a verdict given
+    at the same moment waits and then replaces this one instead of both staying current;
+    SQLite serialises the writes themselves.
     """
     ids = list(topics)
+    _lock_articles(conn, ids)
     refuse_unknown_ids(ids, article_topics(conn, ids))
-    replaced = sorted(conn.execute(select(REVIEW.c.article_id).where(
-        REVIEW.c.article_id.in_(ids), REVIEW.c.current.is_(True))).scalars())
-    conn.execute(update(REVIEW).where(REVIEW.c.article_id.in_(ids), REVIEW.c.current.is_(True))
-                 .values(current=False))
+    replaced = sorted(set(conn.execute(
+        update(REVIEW).where(REVIEW.c.article_id.in_(ids), REVIEW.c.current.is_(True))
+        .values(current=False).returning(REVIEW.c.article_id)).scalars()))
     rows = [dict(article_id=a, verdict=verdict, topics=",".join(t), note=note,
                  reviewer=reviewer, created_at=now, current=True) for a, t in topics.items()]
     conn.execute(REVIEW.insert(), rows)
     return replaced
+
+
+def _lock_articles(conn: Connection, ids: Sequence[int]) -> None:
+    """PostgreSQL: lock the rows of these articles until the transaction ends, in id order.
+    FOR NO KEY UPDATE: rows that only refer to an article (reviews, mentions, digest items)
+    can still be written meanwhile. Nothing on SQLite, whose writers take the database's
+    one write lock."""
+    if conn.dialect.name != "postgresql":
+        return
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), 500):
+        conn.execute(select(ARTICLE.c.id).where(ARTICLE.c.id.in_(ordered[start:start + 500]))
+                     .order_by(ARTICLE.c.id).with_for_update(key_share=True)).all()
 
 
 def training_records(conn: Connection) -> list[dict]:
