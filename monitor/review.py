@@ -3,6 +3,7 @@
 
     parse_since("7d", now)            → the start of the period (7d, 24h, 30m, 2w, or a date)
     parse_mark_args(("12", "13", "relevant"))  → ((12, 13), "relevant")
+    parse_article_id("12")            → 12 (the ids both commands take)
     review_topics(...)                → the topics a new review records
     diff_verdicts(stored, fresh)      → what a re-classification would change
     format_table / format_detail / format_diff  → the text the commands print
@@ -202,11 +203,17 @@ def parse_mark_args(words: Sequence[str]) -> tuple[tuple[int, ...], str]:
     verdict = check_verdict(verdict)
     if not ids:
         raise UsageError(f"which article is {verdict}? give one or more ids before the verdict")
-    bad = [i for i in ids if not is_whole(i)]
-    if bad:
-        raise UsageError(f"not an article id: {bad[0]!r} (ids are whole numbers, see "
+    return tuple(dict.fromkeys(parse_article_id(i) for i in ids)), verdict
+
+
+def parse_article_id(text: str) -> int:
+    """An article id as `review show` and `review mark` take it: ASCII digits only (not
+    " 7", "+7", "-1", "٣" or "３", which ``int()`` would take); UsageError otherwise. Whether
+    such an article exists is the store's to say."""
+    if not is_whole(text):
+        raise UsageError(f"not an article id: {text!r} (ids are whole numbers, see "
                          f"`monitor review list`)")
-    return tuple(dict.fromkeys(int(i) for i in ids)), verdict
+    return int(text)
 
 
 def review_topics(verdict: str, given: tuple[str, ...],

@@ -24,6 +24,7 @@ from monitor.review import (
     VerdictDiff,
     check_topics,
     check_verdict,
+    parse_article_id,
     parse_mark_args,
     parse_since,
 )
@@ -238,6 +239,23 @@ def test_show_unknown_id_exit_2(env):
     huge = "99999999999999999999"                    # no database integer holds it
     assert f"unknown article id: {huge}" in env.run("review", "show", huge, code=2).output
     assert env.run("review", "list", "--limit", huge).exit_code == 0
+
+
+def test_show_and_mark_read_ids_alike(env):
+    """An id is ASCII digits for both commands: what `review mark` refuses as no id,
+    `review show` refuses in the same words (not "٣" read as 3, nor -1 as an unknown id)."""
+    i = env.id
+    for word in ("٣", "３", " 7", "7 ", "+7", "-1", "²", "abc", "", "1e3"):
+        message = f"not an article id: {word!r}"
+        shown = env.run("review", "show", "--", word, code=2).output
+        marked = env.run("review", "mark", "--", word, "irrelevant", code=2).output
+        assert message in shown and message in marked, (word, shown, marked)
+    for word in ("0", "9999", "99999999999999999999"):
+        assert f"unknown article id: {word}" in env.run("review", "show", word, code=2).output
+        assert f"unknown article id: {word}" in env.run("review", "mark", word, "irrelevant", code=2).output
+    w1 = str(i["w1"])
+    assert env.run("review", "show", w1).output == env.run("review", "show", "0" + w1).output
+    assert reviews(env) == []
 
 
 # -- review mark -----------------------------------------------------------------------
@@ -467,6 +485,10 @@ def test_parse_since():
 
 def test_mark_arguments_and_topics():
     assert parse_mark_args(["3", "1", "3", "irrelevant"]) == ((3, 1), "irrelevant")
+    assert parse_article_id("42") == 42 and parse_article_id("042") == 42
+    for bad in ("٣", "３", " 7", "-1", "+7", "²", ""):
+        with pytest.raises(UsageError, match="not an article id"):
+            parse_article_id(bad)
     assert check_verdict("relevant") == "relevant"
     with pytest.raises(UsageError, match="did you mean 'irrelevant'"):
         check_verdict("irelevant")

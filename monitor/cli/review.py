@@ -94,7 +94,7 @@ def _country(value: str | None) -> str | None:
 
 
 @review_group.command("show")
-@click.argument("article_id", metavar="ID", type=int)
+@click.argument("article_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="The same as one JSON object.")
 @click.pass_context
 def review_show(ctx, article_id, as_json):
@@ -108,8 +108,9 @@ def review_show(ctx, article_id, as_json):
       monitor review show 42
     """
     from monitor.exceptions import UsageError
-    from monitor.review import detail_json, format_detail, json_text, printable
+    from monitor.review import detail_json, format_detail, json_text, parse_article_id, printable
 
+    article_id = parse_article_id(article_id)
     _, store = open_review_store(ctx)
     with store:
         detail = store.review_detail(article_id)
