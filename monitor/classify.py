@@ -35,7 +35,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import secrets
+import shutil
 import unicodedata
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -352,6 +355,29 @@ def card_path(model_path: str | Path) -> Path:
     return model_path.with_name(f"{model_path.stem}.card.json")
 
 
+def sidecar_owner(model_path: str | Path) -> Path | None:
+    """Another model file in the same folder whose card and arrays are the ones
+    ``model_path`` would use (``card_path`` and ``linear_path`` go by the stem, so
+    ``classifier.skops`` and ``classifier.model`` share them): a file of the same stem that
+    the card there names by its SHA-256, when ``model_path`` is not that file. None when
+    the card is missing, unreadable, records no SHA-256, or is ``model_path``'s own."""
+    model_path = Path(model_path)
+    try:
+        card = json.loads(card_path(model_path).read_text(encoding="utf-8"))
+        expected = card.get("model_sha256") if isinstance(card, dict) else None
+        if not isinstance(expected, str):
+            return None
+        if model_path.is_file() and _sha256(model_path) == expected:
+            return None
+        for other in sorted(model_path.parent.iterdir()):
+            if (other.name != model_path.name and other.stem == model_path.stem
+                    and other.is_file() and _sha256(other) == expected):
+                return other
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def read_card(model_path: str | Path) -> dict[str, Any]:
     """The model card beside a model file, as a dict."""
     path = card_path(model_path)
@@ -367,33 +393,118 @@ def read_card(model_path: str | Path) -> dict[str, Any]:
 
 
 def save_model(pipeline: Any, path: str | Path, card: Mapping[str, Any]) -> None:
-    """Write the pipeline as a compressed skops file and the card beside it.
+    """Write the pipeline as a compressed skops file, its arrays and the card beside it.
 
     Each vectoriser's vocabulary is stored as one array of terms (``terms_``, ordered by
     feature index) instead of a dict: skops writes a dict as one JSON node per entry,
     which takes ~17 µs per term to load; an array loads at once. ``load`` turns it back.
+
+    The three files are written to temporary files of their own (``.<name>.<token>.new-*``,
+    never a real file's name) and then put in place together, the card (which holds the
+    other two's SHA-256) last: a failure or an interrupt (Ctrl-C, SIGTERM) at any point
+    leaves the model that was there (old model, arrays and card, put back if some were
+    already replaced) or the new one, never a mix, and no temporary file. An ``OSError``
+    is a ``ClassifierError`` naming the path.
     """
     import skops.io
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with _packed_vocabularies(pipeline):
-        skops.io.dump(pipeline, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
-    card = dict(card, model_sha256=_sha256(tmp))
-    card.pop("linear", None)
-    linear_tmp = write_linear(pipeline, path.with_name(path.name + ".linear-tmp"))
-    if linear_tmp is not None:
-        card["linear"] = {"file": linear_path(path).name, "sha256": _sha256(linear_tmp)}
-    card_tmp = card_path(tmp)
-    card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
-                        encoding="utf-8")
-    tmp.replace(path)
-    if linear_tmp is not None:
-        linear_tmp.replace(linear_path(path))
-    else:
-        linear_path(path).unlink(missing_ok=True)
-    card_tmp.replace(card_path(path))
+    token = secrets.token_hex(4)
+    temp = {kind: path.with_name(f".{path.name}.{token}.new-{kind}")
+            for kind in ("model", "linear", "card")}
+    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with _packed_vocabularies(pipeline):
+                skops.io.dump(pipeline, temp["model"], compression=zipfile.ZIP_DEFLATED,
+                              compresslevel=6)
+            card = dict(card, model_sha256=_sha256(temp["model"]))
+            card.pop("linear", None)
+            linear_tmp = write_linear(pipeline, temp["linear"])
+            if linear_tmp is not None:
+                card["linear"] = {"file": linear_path(path).name,
+                                  "sha256": _sha256(linear_tmp)}
+            temp["card"].write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
+            targets = [(temp["model"], path),
+                       (linear_tmp, linear_path(path)),     # None: the old arrays go
+                       (temp["card"], card_path(path))]
+            with _signals_deferred():
+                _put_in_place(targets, token)
+        except OSError as exc:
+            raise ClassifierError(f"{path}: cannot write the model: {exc}") from exc
+    finally:
+        for leftover in temp.values():
+            _remove(leftover)
+
+
+def _remove(path: Path) -> None:
+    """Remove a temporary file if it is there (an error here never hides the first one)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _put_in_place(targets: Sequence[tuple[Path | None, Path]], token: str) -> None:
+    """Move each ``(new, target)`` into place in order (``new`` None: remove ``target``);
+    on any failure (KeyboardInterrupt too) every target is put back as it was."""
+    backups: list[tuple[Path, Path | None]] = []        # (target, its old content or None)
+    try:
+        for _new, target in targets:        # the old files kept under other names first
+            if target.exists():
+                kept = target.with_name(f".{target.name}.{token}.old")
+                try:
+                    os.link(target, kept)
+                except OSError:             # no hard links here: a copy
+                    shutil.copy2(target, kept)
+                backups.append((target, kept))
+            else:
+                backups.append((target, None))
+        for new, target in targets:
+            if new is None:
+                target.unlink(missing_ok=True)
+            else:
+                os.replace(new, target)
+    except BaseException:
+        for target, backup in reversed(backups):
+            if backup is not None:
+                os.replace(backup, target)
+            else:
+                target.unlink(missing_ok=True)
+        raise
+    finally:
+        for _target, backup in backups:
+            if backup is not None:
+                _remove(backup)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held back while the model's files are put in place (main thread
+    only: elsewhere signals cannot be handled, and ``_put_in_place`` still rolls back), then
+    delivered as they came."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    wanted = [s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None]
+    previous = {}
+    for number in wanted:
+        try:
+            previous[number] = signal.signal(number, lambda n, _f: received.append(n))
+        except (ValueError, OSError):       # pragma: no cover - not allowed here
+            pass
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        for number in received:
+            signal.raise_signal(number)
 
 
 def linear_path(model_path: str | Path) -> Path:

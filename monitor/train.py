@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import warnings
 from collections import Counter
 from itertools import count
@@ -39,7 +40,8 @@ from typing import Any
 
 from monitor import TOPICS
 from monitor.classify import (
-    SCORING, SkopsClassifier, card_path, classify_articles, preparation_fingerprint, save_model)
+    SCORING, SkopsClassifier, card_path, classify_articles, linear_path, preparation_fingerprint,
+    save_model, sidecar_owner)
 from monitor.decide import DEFAULT_THRESHOLD, Thresholds
 from monitor.evaluate import evaluate
 from monitor.exceptions import ClassifierError, UsageError
@@ -828,6 +830,7 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
     items to the pool's text (when both are given), train, measure (dev too), compare,
     save."""
     out_path = Path(out_path)
+    check_target(out_path)          # a target we cannot write stops us now, not after training
     # (name, records) of the dev file, read first: a bad file stops us now, not after training
     dev = (Path(dev_path).name, load_jsonl(dev_path)) if dev_path is not None else None
     review_records = _load_reviews(reviews)
@@ -841,13 +844,20 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
         result.card["dev"] = dev_metrics(result.pipeline, thresholds, dev[1], rules, dev[0])
     current = _current_card(out_path)
     compared = result.card
+    broken = None
     if current is not None and result.held_out:
         fair = fair_held_out(result.held_out, current, result.held_out_groups)
-        current = _rescored(current, out_path, fair)
-        if len(fair) < len(result.held_out):       # both models on the same unseen items
-            compared = dict(result.card, held_out=score_pipeline(result.pipeline, fair, thresholds))
-        result.card["held_out_compared"] = {"items": len(fair), "of": len(result.held_out)}
-    replace, reason = should_replace(current, compared, force)
+        current, broken = _rescored(current, out_path, fair)
+        if broken is None:
+            if len(fair) < len(result.held_out):       # both models on the same unseen items
+                compared = dict(result.card,
+                                held_out=score_pipeline(result.pipeline, fair, thresholds))
+            result.card["held_out_compared"] = {"items": len(fair), "of": len(result.held_out)}
+    if broken is not None:
+        replace, reason = True, (f"not compared: the current model cannot be loaded ({broken}), "
+                                 "so the new one replaces it")
+    else:
+        replace, reason = should_replace(current, compared, force)
     if "held_out_compared" in result.card and "->" in reason:
         both = result.card["held_out_compared"]
         reason += (f"; both models on the {both['items']} of {both['of']} held-out items the "
@@ -873,17 +883,19 @@ def _real_items(labels_dir: str | Path | None, pool_path: str | Path | None
                      "joined": len(records), "missing": len(missing)}
 
 
-def _rescored(card: dict[str, Any], model_path: Path,
-              held: Sequence[Record]) -> dict[str, Any]:
+def _rescored(card: dict[str, Any], model_path: Path, held: Sequence[Record]
+              ) -> tuple[dict[str, Any], str | None]:
     """The current model's card with its held-out metrics measured again on today's
     held-out records (at its own thresholds), so that both models are compared on the same
-    items when the corpus has grown. A current model that no longer loads keeps the
-    metrics of its card."""
+    items when the corpus has grown; and None. A current model that does not load (its
+    file truncated or changed, its card invalid, another scikit-learn) is not compared at
+    all: its card unchanged, and why it does not load."""
     try:
         current = SkopsClassifier.load(model_path)
-    except ClassifierError:
-        return card
-    return dict(card, held_out=score_pipeline(current.pipeline, held, current.thresholds))
+        pipeline = current.pipeline
+    except ClassifierError as exc:
+        return card, str(exc)
+    return dict(card, held_out=score_pipeline(pipeline, held, current.thresholds)), None
 
 
 def _load_reviews(reviews: Sequence[Record] | str | Path | None) -> list[Record]:
@@ -895,10 +907,51 @@ def _load_reviews(reviews: Sequence[Record] | str | Path | None) -> list[Record]
 
 
 def _current_card(model_path: Path) -> dict[str, Any] | None:
+    """The card of the model at ``model_path``: the one beside it, when that file exists
+    and no other model file of the same stem owns that card (``sidecar_owner``; training
+    refuses such a target before it starts, ``check_target``)."""
     path = card_path(model_path)
-    if not (model_path.exists() and path.exists()):
+    if not (model_path.exists() and path.exists()) or sidecar_owner(model_path) is not None:
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return card if isinstance(card, dict) else None
+
+
+def check_target(model_path: Path) -> None:
+    """UsageError, before any training, when the model cannot be written to
+    ``model_path``: its card and arrays would overwrite another model's (``sidecar_owner``),
+    it is a folder, or its folder cannot be made or written (a probe file is made there and
+    removed)."""
+    owner = sidecar_owner(model_path)
+    if owner is not None:
+        raise UsageError(
+            f"{model_path}: its card {card_path(model_path).name} and arrays "
+            f"{linear_path(model_path).name} would overwrite those of {owner} (the model "
+            "files of one folder with one name before the extension share them); train into "
+            f"{owner} itself or a file of another name, e.g. "
+            f"{model_path.with_name(model_path.stem + '-new' + model_path.suffix)}")
+    if model_path.is_dir():
+        raise UsageError(f"{model_path}: is a folder; --out names the model file")
+    folder = model_path.parent
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()),
+                   None)
+    if blocker is not None:
+        raise UsageError(f"{model_path}: cannot write the model there: {blocker} is a file")
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{model_path.name}.",
+                                         suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{model_path}: cannot write the model there: "
+                         f"{exc.strerror or exc} ({exc.filename or folder})") from None
+    finally:
+        for created in made:                # the folders made for the probe: save_model
+            try:                            # makes them again
+                created.rmdir()
+            except OSError:
+                break

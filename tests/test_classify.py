@@ -13,7 +13,7 @@ import pytest
 from monitor import TOPICS
 from monitor.classify import (
     CONCEPTS, TRUSTED_TYPES, Classifier, SkopsClassifier, card_path, classify_articles,
-    concept_tokens, preparation_fingerprint, prepare_text, save_model, stories)
+    concept_tokens, linear_path, preparation_fingerprint, prepare_text, save_model, stories)
 from monitor.exceptions import ClassifierError
 from monitor.keywords import KeywordRules
 from monitor.train import fit_pipeline, load_jsonl
@@ -158,6 +158,84 @@ def test_save_leaves_the_pipeline_usable(tmp_path: Path) -> None:
     save_model(pipeline, tmp_path / "m.skops", {"sklearn_version": sklearn.__version__})
     assert words.vocabulary_ == vocabulary
     assert not hasattr(words, "terms_")
+
+
+# --- saving safely ----------------------------------------------------------------------
+
+def _card_for(version: str) -> dict[str, Any]:
+    import sklearn
+
+    return {"version": version, "sklearn_version": sklearn.__version__,
+            "topics": list(TOPICS), "preparation": preparation_fingerprint()}
+
+
+def _still_the_old_model(path: Path) -> None:
+    """The model at ``path`` loads, is the old one, classifies, and no temporary file is
+    left beside it."""
+    model = SkopsClassifier.load(path)
+    assert model.version == "old"
+    assert model.predict_proba([("China curbs rare earth exports", "")])[0][CM] > 0
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
+        [path.name, card_path(path).name, linear_path(path).name])
+
+
+@pytest.mark.parametrize("name", ["classifier.skops", "model"])
+@pytest.mark.parametrize("failing", [1, 2, 3])
+@pytest.mark.parametrize("error", [OSError, KeyboardInterrupt])
+def test_a_save_that_fails_between_its_steps_leaves_the_old_model(
+        model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+        failing: int, error: type[BaseException]) -> None:
+    """os.replace fails (a full disk) or is interrupted (Ctrl-C) at its first, second or
+    third call: the old model, arrays and card are all there, nothing new half-way; a
+    model file without an extension too (its card's temporary name was its card's)."""
+    import os
+
+    pipeline = SkopsClassifier.load(model_path).pipeline
+    path = tmp_path / "m" / name
+    save_model(pipeline, path, _card_for("old"))
+    real_replace, calls = os.replace, []
+
+    def replace(source: Any, target: Any) -> None:
+        calls.append(target)
+        if len(calls) == failing:
+            raise error(28, "No space left on device") if error is OSError else error()
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(ClassifierError if error is OSError else KeyboardInterrupt):
+        save_model(pipeline, path, _card_for("new"))
+    monkeypatch.undo()
+    _still_the_old_model(path)
+    save_model(pipeline, path, _card_for("new"))          # and the next save goes through
+    assert SkopsClassifier.load(path).version == "new"
+
+
+@pytest.mark.parametrize("error", [OSError, KeyboardInterrupt])
+def test_a_save_that_fails_while_writing_leaves_no_temporary_file(
+        model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        error: type[BaseException]) -> None:
+    import monitor.classify
+
+    pipeline = SkopsClassifier.load(model_path).pipeline
+    path = tmp_path / "classifier.skops"
+    save_model(pipeline, path, _card_for("old"))
+
+    def broken(_pipeline: Any, tmp: Path) -> None:
+        tmp.write_bytes(b"half an array")
+        raise error()
+
+    monkeypatch.setattr(monitor.classify, "write_linear", broken)
+    with pytest.raises(ClassifierError if error is OSError else KeyboardInterrupt):
+        save_model(pipeline, path, _card_for("new"))
+    _still_the_old_model(path)
+
+
+def test_a_save_that_cannot_write_names_the_path(model_path: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    pipeline = SkopsClassifier.load(model_path).pipeline
+    with pytest.raises(ClassifierError, match=f"{blocker / 'm.skops'}: cannot write the model"):
+        save_model(pipeline, blocker / "m.skops", _card_for("new"))
 
 
 def test_loaded_model_predicts_like_the_saved_one(model_path: Path) -> None:

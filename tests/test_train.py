@@ -545,3 +545,111 @@ def test_a_bad_dev_file_stops_training_before_it_starts(tmp_path: Path, monkeypa
     monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("trained first"))
     with pytest.raises(UsageError, match=r"dev\.jsonl:2: not valid UTF-8"):
         train_from_paths(FIXTURE.parent, [], tmp_path / "m.skops", dev_path=dev, now=NOW)
+
+
+def _never_trains(monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.train
+
+    def train(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(monitor.train, "train", train)
+
+
+def _corpus(tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(parents=True)
+    shutil.copy(FIXTURE, corpus / "a.jsonl")
+    return corpus
+
+
+def test_a_target_under_a_file_stops_training_before_it_starts(tmp_path: Path,
+                                                                monkeypatch) -> None:  # noqa: ANN001
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    _never_trains(monkeypatch)
+    with pytest.raises(UsageError, match=f"{blocker / 'models' / 'm.skops'}: cannot write the "
+                                         f"model there: {blocker} is a file"):
+        train_from_paths(_corpus(tmp_path), [], blocker / "models" / "m.skops", now=NOW)
+    with pytest.raises(UsageError, match="is a folder"):
+        train_from_paths(_corpus(tmp_path / "x"), [], tmp_path, now=NOW)
+
+
+def test_an_unwritable_folder_stops_training_before_it_starts(tmp_path: Path,
+                                                              monkeypatch) -> None:  # noqa: ANN001
+    """A folder we may not write in (simulated: the tests may run as root, who may) is
+    named before training, and a folder the check made for its probe is removed again."""
+    import tempfile
+
+    def refused(*, dir: Path, **_kwargs: object) -> None:  # noqa: A002
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    _never_trains(monkeypatch)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refused)
+    out = tmp_path / "new" / "deeper" / "m.skops"
+    with pytest.raises(UsageError, match=f"{out}: cannot write the model there: Permission "
+                                         f"denied \\({out.parent}\\)"):
+        train_from_paths(_corpus(tmp_path), [], out, now=NOW)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_save_that_fails_is_an_error_naming_the_path(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import os
+
+    def full(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    out = tmp_path / "classifier.skops"
+    with pytest.raises(ClassifierError, match=f"{out}: cannot write the model: .*No space left"):
+        train_from_paths(_corpus(tmp_path), [], out, now=NOW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
+
+
+def _shipped_model_in(folder: Path) -> Path:
+    """A copy of the shipped model, arrays and card in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("classifier.skops", "classifier.card.json", "classifier.linear.npz"):
+        shutil.copy(ROOT / "models" / name, folder / name)
+    return folder / "classifier.skops"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_target_whose_card_belongs_to_another_model_file_is_refused(
+        tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """classifier.model beside classifier.skops would share its card and arrays (the
+    names go by the stem): refused before training, the shipped triple untouched and
+    loading; the shipped model itself, or another name, is a fine target."""
+    from monitor.classify import sidecar_owner
+
+    shipped = _shipped_model_in(tmp_path / "models")
+    card = card_path(shipped).read_bytes()
+    _never_trains(monkeypatch)
+    target = shipped.with_name("classifier.model")
+    with pytest.raises(UsageError, match=f"{target}: its card classifier.card.json and arrays "
+                                         f"classifier.linear.npz would overwrite those of {shipped}"):
+        train_from_paths(_corpus(tmp_path), [], target, now=NOW)
+    assert card_path(shipped).read_bytes() == card and not target.exists()
+    SkopsClassifier.load(shipped)
+    assert sidecar_owner(shipped) is None
+    assert sidecar_owner(shipped.with_name("mine.model")) is None
+    target.write_bytes(b"an older model of this name")     # existing, but not the card's
+    assert sidecar_owner(target) == shipped
+
+
+def test_a_current_model_that_does_not_load_is_not_compared(tmp_path: Path) -> None:
+    """A truncated current model: the new one is written and the reason says why, no
+    claim of comparing both models on held-out items."""
+    corpus = _corpus(tmp_path)
+    out = tmp_path / "classifier.skops"
+    first = train_from_paths(corpus, [], out, now=NOW)
+    assert first.replaced
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) // 2])
+    again = train_from_paths(corpus, [], out, now=NOW)
+    assert again.replaced
+    assert again.reason.startswith(f"not compared: the current model cannot be loaded ({out}: ")
+    assert "both models" not in again.reason and "held_out_compared" not in again.card
+    assert SkopsClassifier.load(out).version == again.card["version"]
