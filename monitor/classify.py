@@ -28,7 +28,10 @@ Loading refuses, with a ``ClassifierError`` naming the path:
   or trained on text prepared differently (``preparation_fingerprint`` in the card);
 - any type in the archive outside ``TRUSTED_TYPES`` (nothing else is ever constructed:
   no pickle, no joblib, no ``trusted=True``);
-- a model file or arrays file whose SHA-256 is not the one its card records.
+- a model file or arrays file whose SHA-256 is not the one its card records;
+- a card whose ``topics`` are not ``TOPICS`` (the order of the model's outputs) or whose
+  thresholds are not numbers between 0 and 1 for those topics (``_check_card``);
+- an archive that is not the pipeline ``monitor.train`` builds (``_check_shape``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from monitor import TOPICS
 from monitor.decide import Thresholds, decide
@@ -256,6 +259,7 @@ class SkopsClassifier:
     topics: tuple[str, ...] = TOPICS
     linear: Any = None
     path: Path | None = None
+    card_thresholds: Thresholds | None = None      # checked at load
 
     @classmethod
     def load(cls, path: str | Path) -> SkopsClassifier:
@@ -266,11 +270,11 @@ class SkopsClassifier:
         card = read_card(path)
         _check_version(path, card.get("sklearn_version"), "its card")
         _check_preparation(path, card.get("preparation"))
-        topics = tuple(card.get("topics", TOPICS))
+        thresholds = _check_card(path, card)
         version = str(card.get("version", "unversioned"))
         linear = _load_linear(path, card)
         pipeline = None if linear is not None else _load_pipeline(path, card)
-        return cls(pipeline, card, version, topics, linear, path)
+        return cls(pipeline, card, version, TOPICS, linear, path, thresholds)
 
     @property
     def pipeline(self) -> Any:
@@ -285,7 +289,9 @@ class SkopsClassifier:
     def thresholds(self) -> Thresholds:
         """The thresholds chosen when the model was trained (its card), per topic and
         language; 0.5 for every topic for a card that names none."""
-        return Thresholds.from_card(self.card)
+        if self.card_thresholds is None:
+            self.card_thresholds = Thresholds.from_card(self.card)
+        return self.card_thresholds
 
     def predict_proba(self, docs: Sequence[tuple[str, str]]) -> list[dict[str, float]]:
         """Per article, the larger of the whole's probability and its best story's
@@ -554,7 +560,11 @@ def _load_linear(path: Path, card: Mapping[str, Any]):
         raise ClassifierError(f"{arrays}: does not match its model card (SHA-256 differs): "
                               "changed since training; retrain or restore it")
     try:
-        return LinearModel.load(arrays)
+        model = LinearModel.load(arrays)
+        if model.coef.shape[0] != len(TOPICS):
+            raise ClassifierError(f"{arrays}: has {model.coef.shape[0]} outputs, the topics are "
+                                  f"{len(TOPICS)}; retrain it with `monitor train`")
+        return model
     except ClassifierError:
         raise
     except Exception as exc:  # zipfile and numpy raise many kinds; all mean "bad file"
@@ -564,9 +574,28 @@ def _load_linear(path: Path, card: Mapping[str, Any]):
 
 def check_model_file(path: Path) -> None:
     """ClassifierError when the model file at ``path`` would be refused at load: no card,
-    not the card's file, a type off the allow-list, another scikit-learn (what
+    not the card's file, an invalid card (topics, thresholds: ``_check_card``), a type off
+    the allow-list, another scikit-learn (what
     `monitor config check` warns of, without loading the model)."""
-    _check_archive(path, read_card(path))
+    card = read_card(path)
+    _check_card(path, card)
+    _check_archive(path, card)
+
+
+def _check_card(path: Path, card: Mapping[str, Any]) -> Thresholds:
+    """The card's thresholds, after checking what classifying reads from the card: its
+    ``topics`` (when given) are ``TOPICS`` in that order, the order of the model's outputs
+    (``label_matrix`` in training), and its thresholds numbers between 0 and 1 for known
+    topics (``Thresholds.from_card``); else a ClassifierError naming the card and field."""
+    where = f"{path}: model card {card_path(path)}"
+    topics = card.get("topics", list(TOPICS))
+    if topics != list(TOPICS):
+        raise ClassifierError(f"{where}: topics {topics!r} are not the model's topics "
+                              f"{list(TOPICS)!r} (in that order); restore or retrain it")
+    try:
+        return Thresholds.from_card(card)
+    except ValueError as exc:
+        raise ClassifierError(f"{where}: {exc}; restore or retrain it") from None
 
 
 def _check_archive(path: Path, card: Mapping[str, Any]) -> None:
@@ -634,13 +663,50 @@ def _load_pipeline(path: Path, card: Mapping[str, Any]) -> Any:
     _check_archive(path, card)
     try:
         pipeline = skops.io.load(path, trusted=list(TRUSTED_TYPES))
+        _check_shape(path, pipeline)
         _unpack_vocabularies(pipeline)
         return pipeline
+    except ClassifierError:
+        raise
     except FileNotFoundError as exc:
         raise ClassifierError(f"{path}: model file is missing") from exc
     except Exception as exc:  # skops, zipfile and numpy raise many kinds; all mean "bad file"
         raise ClassifierError(f"{path}: cannot load model: {type(exc).__name__}: {exc}") \
             from exc
+
+
+def _check_shape(path: Path, pipeline: Any) -> None:
+    """Refuse an object that is not what ``monitor.train`` builds (every type on the
+    allow-list, yet not that shape: a bare regression, a pipeline of other steps): a
+    scikit-learn Pipeline of ``features`` (a ColumnTransformer or FeatureUnion of TF-IDF
+    vectorisers over ``model_input``'s columns) and ``clf`` (a fitted one-vs-rest logistic
+    regression with one regression per topic of ``TOPICS``)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    def refuse(what: str) -> NoReturn:
+        raise ClassifierError(f"{path}: not a model monitor trained ({what}); refusing to "
+                              "use it: retrain it with `monitor train`")
+
+    if not isinstance(pipeline, Pipeline):
+        refuse(f"it holds a {type(pipeline).__name__}, not a scikit-learn Pipeline")
+    steps = list(getattr(pipeline, "steps", None) or ())
+    names = [step[0] if isinstance(step, tuple) and step else None for step in steps]
+    if names != ["features", "clf"] or not all(len(step) == 2 for step in steps):
+        refuse(f"its steps are {names}, not ['features', 'clf']")
+    features, clf = steps[0][1], steps[1][1]
+    if not isinstance(features, (ColumnTransformer, FeatureUnion)):
+        refuse(f"its features step is a {type(features).__name__}")
+    if not isinstance(clf, OneVsRestClassifier):
+        refuse(f"its clf step is a {type(clf).__name__}, not a OneVsRestClassifier")
+    estimators = getattr(clf, "estimators_", None)
+    if (not isinstance(estimators, list)
+            or not all(isinstance(e, LogisticRegression) for e in estimators)):
+        refuse("its classifier is not fitted logistic regressions")
+    if len(estimators) != len(TOPICS):
+        refuse(f"it has {len(estimators)} outputs, the topics are {len(TOPICS)}")
 
 
 def _read_schema(path: Path) -> dict[str, Any]:

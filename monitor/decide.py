@@ -57,12 +57,33 @@ class Thresholds:
 
     @classmethod
     def from_card(cls, card: Mapping[str, Any]) -> Thresholds:
+        """The card's thresholds; a ``ValueError`` naming the field when they are not
+        numbers between 0 and 1 (exclusive) for known topics: ``thresholds.default`` must
+        give every topic, ``thresholds.languages.<lang>`` any of them (the others follow
+        the default)."""
         stored = card.get("thresholds")
+        if stored is None:
+            return cls.uniform(_limit(card.get("threshold", DEFAULT_THRESHOLD), "threshold"))
         if not isinstance(stored, Mapping):
-            return cls.uniform(float(card.get("threshold", DEFAULT_THRESHOLD)))
-        default = {t: float(stored.get("default", {}).get(t, DEFAULT_THRESHOLD)) for t in TOPICS}
-        languages = {lang: {**default, **{t: float(v) for t, v in per.items()}}
-                     for lang, per in stored.get("languages", {}).items()}
+            raise ValueError("thresholds: must be an object {\"default\": ..., "
+                             "\"languages\": ...}")
+        given = stored.get("default")
+        if not isinstance(given, Mapping):
+            raise ValueError("thresholds.default: must be an object {topic: threshold}")
+        default = _limits(given, "thresholds.default")
+        missing = [t for t in TOPICS if t not in default]
+        if missing:
+            raise ValueError(f"thresholds.default.{missing[0]}: missing")
+        per_language = stored.get("languages", {})
+        if not isinstance(per_language, Mapping):
+            raise ValueError("thresholds.languages: must be an object {language: {topic: "
+                             "threshold}}")
+        languages = {}
+        for lang, per in per_language.items():
+            if not isinstance(per, Mapping):
+                raise ValueError(f"thresholds.languages.{lang}: must be an object "
+                                 "{topic: threshold}")
+            languages[str(lang)] = {**default, **_limits(per, f"thresholds.languages.{lang}")}
         return cls(default, languages)
 
     def for_language(self, lang: str | None) -> Mapping[str, float]:
@@ -71,6 +92,20 @@ class Thresholds:
     def to_card(self) -> dict[str, Any]:
         return {"default": dict(self.default),
                 "languages": {lang: dict(per) for lang, per in sorted(self.languages.items())}}
+
+
+def _limits(given: Mapping[str, Any], where: str) -> dict[str, float]:
+    unknown = [t for t in given if t not in TOPICS]
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]}: not a topic ({', '.join(TOPICS)})")
+    return {t: _limit(given[t], f"{where}.{t}") for t in TOPICS if t in given}
+
+
+def _limit(value: Any, where: str) -> float:
+    """A threshold: a number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{where}: {value!r} is not a number between 0 and 1")
+    return float(value)
 
 
 def decide(probabilities: Mapping[str, float] | None, match: KeywordMatch,

@@ -422,6 +422,96 @@ def test_trusted_types_are_explicit_names() -> None:
     assert all(isinstance(t, str) and "." in t for t in TRUSTED_TYPES)
 
 
+# --- the card and the archive are what training writes ----------------------------------
+
+def _edit_card(path: Path, change: Any) -> None:
+    card = json.loads(card_path(path).read_text())
+    change(card)
+    card_path(path).write_text(json.dumps(card))
+
+
+def _set_thresholds(default: Any, languages: Any = None) -> Any:
+    def change(card: dict[str, Any]) -> None:
+        card["thresholds"] = {"default": default, "languages": languages or {}}
+    return change
+
+
+BAD_CARDS = {
+    "a word": (_set_thresholds({CM: "abc", EC: 0.5}), r"thresholds\.default\.critical-minerals: 'abc'"),
+    "a list": (_set_thresholds([0.5]), r"thresholds\.default: must be an object"),
+    "above 1": (_set_thresholds({CM: 2.0, EC: 0.5}), r"thresholds\.default\.critical-minerals: 2\.0"),
+    "negative": (_set_thresholds({CM: 0.5, EC: -1}), r"thresholds\.default\.export-controls: -1"),
+    "a topic missing": (_set_thresholds({CM: 0.5}), r"thresholds\.default\.export-controls: missing"),
+    "an unknown topic": (_set_thresholds({CM: 0.5, EC: 0.5, "gold": 0.5}),
+                         r"thresholds\.default\.gold: not a topic"),
+    "a language's": (_set_thresholds({CM: 0.5, EC: 0.5}, {"zh": {EC: 1.5}}),
+                     r"thresholds\.languages\.zh\.export-controls: 1\.5"),
+    "topics reversed": (lambda card: card.update(topics=list(reversed(TOPICS))), "topics .* are not"),
+    "topics renamed": (lambda card: card.update(topics=["minerals", "controls"]), "topics .* are not"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CARDS))
+def test_a_card_with_bad_topics_or_thresholds_is_refused_naming_the_field(
+        model_path: Path, tmp_path: Path, case: str) -> None:
+    from monitor.classify import check_model_file
+
+    path = tmp_path / "classifier.skops"
+    save_model(SkopsClassifier.load(model_path).pipeline, path, _card_for("edited"))
+    change, field = BAD_CARDS[case]
+    _edit_card(path, change)
+    message = f"{path}: model card {card_path(path)}: {field}"
+    with pytest.raises(ClassifierError, match=message):
+        SkopsClassifier.load(path)
+    with pytest.raises(ClassifierError, match=message):       # what `config check` warns of
+        check_model_file(path)
+
+
+def test_a_card_with_good_thresholds_loads(model_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "classifier.skops"
+    save_model(SkopsClassifier.load(model_path).pipeline, path, _card_for("edited"))
+    _edit_card(path, _set_thresholds({CM: 0.3, EC: 0.6}, {"zh": {EC: 0.7}}))
+    limits = SkopsClassifier.load(path).thresholds
+    assert limits.for_language("zh") == {CM: 0.3, EC: 0.7}
+
+
+def _dump_with_card(estimator: Any, path: Path) -> None:
+    import sklearn
+    import skops.io
+
+    skops.io.dump(estimator, path)
+    card_path(path).write_text(json.dumps({
+        "version": "elsewhere", "sklearn_version": sklearn.__version__,
+        "preparation": preparation_fingerprint(), "topics": list(TOPICS)}))
+
+
+def test_a_bare_regression_from_elsewhere_is_refused_at_load(tmp_path: Path) -> None:
+    """Every type is on the allow-list, the card has no SHA-256 and no arrays: the object is
+    not what training builds, and loading says so (it used to crash when classifying)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    path = tmp_path / "classifier.skops"
+    _dump_with_card(LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1]), path)
+    with pytest.raises(ClassifierError, match=r"classifier\.skops: not a model monitor trained "
+                                              r"\(it holds a LogisticRegression"):
+        SkopsClassifier.load(path)
+
+
+def test_a_pipeline_of_other_steps_is_refused_at_load(tmp_path: Path) -> None:
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    path = tmp_path / "classifier.skops"
+    pipeline = Pipeline([("tfidf", TfidfVectorizer()), ("lr", LogisticRegression())])
+    pipeline.fit(["rare earth exports", "football results"], np.array([1, 0]))
+    _dump_with_card(pipeline, path)
+    with pytest.raises(ClassifierError, match=r"its steps are \['tfidf', 'lr'\]"):
+        SkopsClassifier.load(path)
+
+
 def _rewrite_schema(path: Path, change: Any, recard: bool = True) -> None:
     """Change the archive's schema; with ``recard`` the card's SHA-256 follows, as if
     whoever changed the file had rewritten the card as well (the deeper checks then

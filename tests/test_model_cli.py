@@ -130,3 +130,41 @@ def test_standard_input_is_read_as_a_file_is(tmp_path):
         assert result.exit_code == 0
         assert "neither title nor text" in result.stderr
         assert json.loads(result.stdout)["flagged"] is False
+
+
+@pytest.mark.parametrize("thresholds", [{"critical-minerals": "abc", "export-controls": 0.5},
+                                        [0.5]])
+def test_a_hand_edited_card_leaves_the_model_unavailable_and_says_why(tmp_path, thresholds):
+    """A card whose thresholds are not numbers for the topics: classify flags by keywords
+    and warns (as for a tampered model), evaluate stops, config check warns; never a
+    traceback, never 0.5 applied while the report claims the card's thresholds."""
+    import shutil
+
+    from monitor.config import config_warnings, parse_config
+
+    for name in ("classifier.skops", "classifier.card.json", "classifier.linear.npz"):
+        shutil.copy(ROOT / "models" / name, tmp_path / name)
+    card_file = tmp_path / "classifier.card.json"
+    card = json.loads(card_file.read_text(encoding="utf-8"))
+    card["thresholds"]["default"] = thresholds
+    card_file.write_text(json.dumps(card), encoding="utf-8")
+    model = tmp_path / "classifier.skops"
+    config = tmp_path / "monitor.toml"
+    config.write_text(CONFIG.read_text(encoding="utf-8").replace(
+        'model = ""', f"model = {json.dumps(str(model))}", 1), encoding="utf-8")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(jsonl(RECORDS), encoding="utf-8")
+    said = f"model card {card_file}: thresholds.default"
+
+    def invoke(*args):
+        return CliRunner().invoke(monitor.cli.cli, ["--config", str(config), *args])
+
+    classified = invoke("classify", str(gold))
+    assert classified.exit_code == 0, classified.output
+    lines = [json.loads(line) for line in classified.stdout.splitlines() if line.startswith("{")]
+    assert lines and all("classifier unavailable" in line["reasons"] for line in lines)
+    evaluated = invoke("evaluate", str(gold), "--json")
+    assert evaluated.exit_code == 2 and "no model to evaluate" in evaluated.output
+    assert "Traceback" not in classified.output + evaluated.output
+    warned = config_warnings(parse_config({"classifier": {"model": str(model)}}))
+    assert any(said in w for w in warned), warned
