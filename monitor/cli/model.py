@@ -196,7 +196,8 @@ def evaluate(ctx, source, as_json, keywords_only):
 @click.option("--dev", "dev_file", type=click.Path(exists=True, dir_okay=False),
               help="Also score the new model on this labelled file (measured only, never trained on).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
-              help="Where to write the model (default: classifier.model in the config).")
+              help="Where to write the model (default: classifier.model in the config); its "
+                   "card and arrays go beside it, named after it without its extension.")
 @click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False),
               help="Folder of the written corpus (default: models/corpus).")
 @click.option("--labels", "labels_dir", type=click.Path(file_okay=False),
@@ -213,8 +214,11 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     the real items (the current model's settings stay unless others score more than 0.002
     higher); write the model and its card. Refuses to replace the current model when
     flagged F1 on the fixed held-out part drops by more than one point, unless --force.
-    Without a pool it trains on the written corpus and reviews alone, and says so. From an
-    installed package (not a checkout) it needs --out: the shipped model is not overwritten.
+    Without a pool it trains on the written corpus and reviews alone, and says so. A current
+    model that cannot be loaded is replaced without comparing. Before training it checks that
+    it can write the target's folder and that the target's card and arrays are not another
+    model's (classifier.model beside classifier.skops). From an installed package (not a
+    checkout) it needs --out: the shipped model is not overwritten.
 
     \b
     Examples:
@@ -240,7 +244,7 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     if not out_path and _inside_installed_package(target):
         raise UsageError(f"{target}: that is the model shipped inside the installed package, "
                          "which an upgrade or reinstall replaces; train into a file of your own "
-                         "with --out PATH and name it as classifier.model in the config")
+                         "with --out PATH and set classifier.model in the config to that path")
     outcome = train_from_paths(corpus, _reviews(config), target, dev_path=dev_file,
                                force=force, rules=KeywordRules.compile(config.keywords.spec()),
                                labels_dir=labels, pool_path=pool)
