@@ -364,7 +364,7 @@ def test_reclassify_applies_the_current_rules(env):
     i = env.id
     env.run("review", "mark", str(i["d5"]), "relevant")
     env.write_config(EDITED)
-    out = env.run("reclassify", "--days", "30", "--batch-size", "2").stdout
+    out = env.run("reclassify", "--days", "30", "--batch-size", "2", "--keywords-only").stdout
     assert "reclassified 6 article(s) of the last 30 days" in out
     assert "newly flagged        1" in out and "no longer flagged    1" in out
     assert "topic changes        1" in out and "\r" not in out      # no bar on a pipe
@@ -379,7 +379,7 @@ def test_reclassify_applies_the_current_rules(env):
     assert stamps[i["w6"]] < stamps[i["d4"]]
     again = json.loads(env.run("keywords", "test", "--json").stdout)
     assert again["unchanged"] == again["articles"] == 6
-    everything = env.run("reclassify").stdout
+    everything = env.run("reclassify", "--keywords-only").stdout
     assert "reclassified 7 article(s) of all stored articles" in everything
 
 
@@ -405,7 +405,7 @@ def test_reclassify_keeps_what_a_poll_stored_while_it_ran(env, feed_server, monk
         return analyse(self, docs, found)
 
     monkeypatch.setattr(Analyzer, "analyse", poll_meanwhile)
-    out = env.run("reclassify", "--days", "30").stdout
+    out = env.run("reclassify", "--days", "30", "--keywords-only").stdout
     assert polled
     now = {a["id"]: a for a in env.json_lines("review", "list", "--all")}
     assert now[i["d4"]]["title"] == "Colo-Colo win the cup final"
@@ -416,6 +416,26 @@ def test_reclassify_keeps_what_a_poll_stored_while_it_ran(env, feed_server, monk
     assert "newly flagged        0" in out and "no longer flagged    1" in out
     assert "topic changes        1" in out and "unchanged            3" in out
     assert "skipped              1 (rewritten by a poll meanwhile" in out
+
+
+@pytest.mark.parametrize("model", ["missing", "tampered", "typo"])
+def test_reclassify_refuses_without_a_model_unless_keywords_only(env, model):
+    env.write_config(EDITED)
+    text = env.config.read_text(encoding="utf-8")
+    path = env.tmp / "no-model.skops"
+    if model == "tampered":
+        path.write_bytes(b"not a model")
+    elif model == "typo":
+        env.config.write_text(text.replace("no-model.skops", "modle.skops"), encoding="utf-8")
+    before = stored(env)
+    result = env.run("reclassify", "--days", "30", code=2)
+    assert "error: model unavailable: " in result.stderr
+    assert "nothing was changed" in result.output and "--keywords-only" in result.output
+    assert "reclassified" not in result.output
+    assert stored(env) == before                                    # not one verdict written
+    out = env.run("reclassify", "--days", "30", "--keywords-only")
+    assert "--keywords-only: storing keyword-only verdicts" in out.stderr
+    assert "reclassified 6 article(s)" in out.stdout and stored(env) != before
 
 
 # -- reviews for training --------------------------------------------------------------

@@ -215,8 +215,11 @@ def keywords_test(ctx, days, examples, as_json):
                    "(default: every stored article).")
 @click.option("--batch-size", default=BATCH, show_default=True, metavar="N", type=click.IntRange(min=1),
               help="Articles per model call and per transaction.")
+@click.option("--keywords-only", is_flag=True,
+              help="Go on when the model cannot be loaded: store keyword-only verdicts with an "
+                   "empty model version (what the model alone flagged is no longer flagged).")
 @click.pass_context
-def reclassify(ctx, days, batch_size):
+def reclassify(ctx, days, batch_size, keywords_only):
     """Re-classify stored articles with the current rules and model.
 
     Stores the new verdicts (flag, score, topics, reasons, model version, time),
@@ -224,20 +227,35 @@ def reclassify(ctx, days, batch_size):
     Analysts' reviews are kept as they are. An article a poll rewrites while this
     runs keeps the poll's verdict (counted as skipped).
 
+    When the model of `classifier.model` cannot be loaded (missing, tampered with,
+    trained with another scikit-learn) it refuses (exit code 2) and changes nothing,
+    unless --keywords-only is given.
+
     \b
     Examples:
       monitor reclassify --days 30     after editing [keywords] or training a model
       monitor reclassify               every stored article
+      monitor reclassify --keywords-only   keyword rules alone, without a model
     """
     from datetime import timedelta
 
     from monitor.analyze import Analyzer
+    from monitor.exceptions import UsageError
     from monitor.review import format_diff
 
     config, store = open_review_store(ctx)
     started = now()
     since = started - timedelta(days=days) if days else None
     analyzer = Analyzer.from_config(config)
+    if analyzer.model_error is not None:
+        if not keywords_only:
+            store.close()
+            raise UsageError(
+                f"model unavailable: {analyzer.model_error}; nothing was changed (reclassifying "
+                f"now would replace every verdict with a keyword-only one). Fix classifier.model "
+                f"or train a model, or pass --keywords-only to store keyword-only verdicts")
+        click.echo(f"model unavailable ({analyzer.model_error}); --keywords-only: storing "
+                   f"keyword-only verdicts with an empty model version", err=True)
     with store:
         total = store.count_articles_since(since)
         with _progress(total) as bar:
