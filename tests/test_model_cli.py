@@ -82,6 +82,8 @@ def test_classify_warns_of_an_empty_record_and_goes_on(tmp_path):
     ('[{"title": 3, "text": ""}]', "item 1: 'title' must be a string (or null)"),
     ('{"title": "x", "text": ""}\n["x"]\n', ":2: expected a JSON object"),
     ('{"title": "x"', ":1: not valid JSON"),
+    ('{"title": "x", "text": ""}\n{"title": "x", "lang": 5}\n', ":2: 'lang' must be a string"),
+    ('[{"title": "x", "lang": ["en"]}]', ": item 1: 'lang' must be a string"),
 ])
 def test_classify_names_what_is_wrong_and_where(tmp_path, content, message):
     path = tmp_path / "in.json"
@@ -95,6 +97,7 @@ def test_classify_names_what_is_wrong_and_where(tmp_path, content, message):
     ({"countries": "CN"}, "countries must be a list of codes"),
     ({"countries": ["cn"]}, "country 'cn' is not an ISO 3166-1 alpha-2 code"),
     ({"countries": ["China"]}, "country 'China' is not an ISO 3166-1 alpha-2 code"),
+    ({"lang": 5}, "'lang' must be a string"),
 ])
 def test_evaluate_refuses_labels_it_would_misread(tmp_path, change, message):
     path = tmp_path / "gold.jsonl"

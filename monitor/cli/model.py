@@ -67,7 +67,8 @@ def _records(data: str, name: str) -> list[tuple[int, str, Any]]:
 
 
 def _article(record: Any, where: str, default_id: str, labelled: bool) -> dict:
-    """The record checked: an object with string (or null, read as empty) title and text."""
+    """The record checked: an object with string (or null, read as empty) title and text,
+    and a string (or null, no hint) lang when given."""
     if not isinstance(record, dict):
         raise UsageError(f"{where}: expected a JSON object")
     for key in ("title", "text"):
@@ -75,6 +76,8 @@ def _article(record: Any, where: str, default_id: str, labelled: bool) -> dict:
             record[key] = ""
         elif not isinstance(record[key], str):
             raise UsageError(f"{where}: {key!r} must be a string (or null)")
+    if record.get("lang") is not None and not isinstance(record["lang"], str):
+        raise UsageError(f"{where}: 'lang' must be a string such as \"en\" (or null)")
     if not (record["title"] or record["text"]):         # still given a verdict: not flagged
         click.echo(f"warning: {where}: neither title nor text", err=True)
     if labelled:
