@@ -12,9 +12,11 @@ or else by position, and returns a JSON-ready dict:
 
 ``support`` counts gold positives, ``predicted`` predicted positives. A precision with no
 predicted positives, a recall with no gold positives, or an F1 with neither, is ``None``
-(shown as "-"), not 0. Country figures appear only when the predicted records carry a
-``countries`` list. The language of an item is the gold ``lang`` (else the predicted one,
-else "und").
+(shown as "-"), not 0. Countries are scored over the gold records that carry a
+``countries`` list (``countries_items`` says how many) and only when the predictions carry
+one too; when predictions do but no gold record does, ``countries_not_scored`` says why
+instead of a score of 0 against labels nobody gave. The language of an item is the gold
+``lang`` (else the predicted one, else "und").
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def evaluate(gold: Sequence[Record], predicted: Sequence[Record]) -> dict[str, A
     for g, p in pairs:
         by_lang.setdefault(_lang(g, p), []).append((g, p))
     report["languages"] = {lang: _block(by_lang[lang]) for lang in sorted(by_lang)}
+    if "countries" not in report and any("countries" in p for _, p in pairs):
+        report["countries_not_scored"] = "no gold record has a countries list"
     return report
 
 
@@ -45,9 +49,11 @@ def _block(pairs: Sequence[tuple[Record, Record]]) -> dict[str, Any]:
         "topics": {t: scores(_counts((t in _topics(g), t in _topics(p)) for g, p in pairs))
                    for t in TOPICS},
     }
-    with_countries = [(g, p) for g, p in pairs if "countries" in p]
+    with_countries = [(g, p) for g, p in pairs
+                      if g.get("countries") is not None and "countries" in p]
     if with_countries:
         block["countries"] = scores(_set_counts(with_countries))
+        block["countries_items"] = len(with_countries)
     return block
 
 
@@ -119,6 +125,11 @@ def format_report(report: Mapping[str, Any]) -> str:
     flagged = report["flagged"]
     lines = [f"{report['items']} items, {flagged['support']} flagged in the gold labels", ""]
     lines += _overall_table(report)
+    if "countries_not_scored" in report:
+        lines.append(f"countries not scored: {report['countries_not_scored']}")
+    elif report.get("countries_items", report["items"]) < report["items"]:
+        lines.append(f"countries scored over the {report['countries_items']} of {report['items']} "
+                     "items whose gold record has a countries list")
     if report.get("languages"):
         lines += ["", *_language_table(report)]
     return "\n".join(lines)

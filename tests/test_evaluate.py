@@ -62,6 +62,22 @@ def test_no_country_figures_without_predicted_countries() -> None:
     assert "countries" not in report["languages"]["en"]
 
 
+def test_countries_are_scored_only_over_gold_records_that_have_them() -> None:
+    topic_only = [{k: v for k, v in g.items() if k != "countries"} for g in GOLD]
+    report = evaluate(topic_only, PRED)
+    assert "countries" not in report and "countries" not in report["languages"]["en"]
+    assert report["countries_not_scored"] == "no gold record has a countries list"
+    text = format_report(report)
+    assert "countries (micro)" not in text and "countries F1" not in text
+    assert "countries not scored: no gold record has a countries list" in text
+    some = topic_only[:3] + GOLD[3:]                # only d and e (de) carry countries
+    report = evaluate(some, PRED)
+    assert (report["countries"]["tp"], report["countries"]["fp"], report["countries"]["fn"]) == (2, 0, 0)
+    assert report["countries_items"] == 2 and "countries" not in report["languages"]["en"]
+    assert "countries scored over the 2 of 5 items" in format_report(report)
+    assert "countries scored over" not in format_report(evaluate(GOLD, PRED))
+
+
 def test_pairs_by_id_whatever_the_order() -> None:
     assert evaluate(GOLD, list(reversed(PRED))) == evaluate(GOLD, PRED)
 

@@ -106,6 +106,15 @@ def test_evaluate_refuses_labels_it_would_misread(tmp_path, change, message):
     assert f"{path}:2: {message}" in result.output
 
 
+def test_evaluate_scores_no_countries_for_a_topic_only_file(tmp_path):
+    path = tmp_path / "gold.jsonl"
+    path.write_text(jsonl({k: v for k, v in r.items() if k != "countries"} for r in RECORDS),
+                    encoding="utf-8")
+    text = run("evaluate", str(path), "--keywords-only").stdout
+    assert "countries (micro)" not in text and "countries F1" not in text
+    assert "countries not scored: no gold record has a countries list" in text
+
+
 def test_evaluate_without_a_model_is_an_error_not_a_keyword_score(tmp_path):
     (tmp_path / "broken.skops").write_bytes(b"not a model")
     config = tmp_path / "monitor.toml"

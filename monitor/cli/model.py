@@ -151,7 +151,8 @@ def classify(ctx, source):
 def evaluate(ctx, source, as_json, keywords_only):
     """Score the classifier on a labelled JSON Lines file or JSON array (LABELING.md
     format; each record needs a topics list of known topics): precision,
-    recall and F1 per topic and for flagged, per language, and countries micro-P/R/F1.
+    recall and F1 per topic and for flagged, per language, and countries micro-P/R/F1
+    over the records that have a countries list (none scored, and it says so, when none has).
     Stops (exit 2) when the model cannot be loaded, unless --keywords-only.
 
     \b
