@@ -7,8 +7,11 @@ repository. ``models/labels/*.jsonl`` holds only what we wrote: one JSON object 
      "by": "<labeller>", "how": "read"}
 
 keyed by the ``id`` of the pool (``../shared/data/pool-unlabeled.jsonl``: real news items
-with ``id``, ``lang``, ``title``, ``text``, ``source``, ``published``). ``join_pool`` reads
-the pool and returns records in the format of LABELING.md, marked ``"real": True``.
+with ``id``, ``lang``, ``title``, ``text``, ``source``, ``published``, ``url``). ``join_pool``
+reads the pool and returns records in the format of LABELING.md, marked ``"real": True``,
+with the item's ``url`` canonicalised as the store canonicalises an article's link
+(``monitor.parse.canonical_url``): an analyst's review of the same article in the store
+carries that url, and overrides the label (``monitor.train.apply_reviews``).
 
 Real items come in stories and days: a wire story copied by three outlets, or the items of
 one evening bulletin, must never be split between a training and a testing fold.
@@ -112,8 +115,10 @@ def default_pool_path() -> Path | None:
 def join_pool(labels: Sequence[Mapping[str, Any]], pool_path: str | Path
               ) -> tuple[list[dict[str, Any]], list[str]]:
     """Labelled records (LABELING.md format plus ``source``, ``published``, ``minerals``,
-    ``real``) for every label whose id is in the pool, in label order; and the ids that
-    are not in the pool."""
+    ``real``, and ``url`` when the item has one that canonicalises) for every label whose
+    id is in the pool, in label order; and the ids that are not in the pool."""
+    from monitor.parse import canonical_url
+
     wanted = {label["id"]: label for label in labels}
     found: dict[str, dict[str, Any]] = {}
     for item in _pool_items(Path(pool_path)):
@@ -126,6 +131,9 @@ def join_pool(labels: Sequence[Mapping[str, Any]], pool_path: str | Path
                 "topics": list(label.get("topics", [])),
                 "countries": list(label.get("countries", [])),
                 "minerals": list(label.get("minerals", [])), "real": True}
+            url = canonical_url(item["url"]) if isinstance(item.get("url"), str) else None
+            if url:
+                found[label["id"]]["url"] = url
     records = [found[label["id"]] for label in labels if label["id"] in found]
     missing = [label["id"] for label in labels if label["id"] not in found]
     return records, missing

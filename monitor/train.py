@@ -615,16 +615,22 @@ def validate_record(record: Record, where: str) -> dict[str, Any]:
 
 def apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
                   ) -> list[dict[str, Any]]:
-    """Records with analysts' verdicts applied: a review overrides the topics of the
-    record with the same id (or url); other reviews are appended as new records."""
+    """Records with analysts' verdicts applied: a review overrides the topics of every
+    record with the same id (or url, compared canonicalised as the store keeps an
+    article's link: a review from the store carries its article's url, a real item its
+    pool url); other reviews are appended as new records."""
     out = [dict(r) for r in records]
-    index = {key: i for i, r in enumerate(out) for key in _keys(r)}
+    index: dict[str, list[int]] = {}
+    for i, r in enumerate(out):
+        for key in _keys(r):
+            index.setdefault(key, []).append(i)
     for review in map(_review, count(), reviews):
         match = next((index[k] for k in _keys(review) if k in index), None)
         if match is None:
             out.append(_review_record(review))
         else:
-            out[match]["topics"] = list(review["topics"])
+            for i in match:
+                out[i]["topics"] = list(review["topics"])
     return out
 
 
@@ -636,7 +642,13 @@ def _review(n: int, review: Record) -> dict[str, Any]:
 
 
 def _keys(record: Record) -> list[str]:
-    return [f"{k}:{record[k]}" for k in ("id", "url") if record.get(k)]
+    from monitor.parse import canonical_url
+
+    keys = [f"id:{record['id']}"] if record.get("id") else []
+    url = record.get("url")
+    if url and isinstance(url, str):
+        keys.append(f"url:{canonical_url(url) or url}")
+    return keys
 
 
 def _review_record(review: Record) -> dict[str, Any]:

@@ -67,6 +67,24 @@ def test_reviews_override_by_id_or_url_and_add_new_articles(records: list[dict])
     assert base[1]["topics"] == records[1]["topics"]  # input untouched
 
 
+def test_a_review_overrides_the_label_of_the_pool_item_with_its_url(tmp_path: Path) -> None:
+    from monitor.labels import join_pool
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(json.dumps({
+        "id": "wire:1", "lang": "en", "title": "China curbs gallium exports",
+        "text": "Exporters need a licence.", "source": "wire", "published": "2025-03-01",
+        "url": "HTTPS://News.Example:443/a?utm_source=rss#top"}) + "\n", encoding="utf-8")
+    real, missing = join_pool([{"id": "wire:1", "topics": [CM, EC]}], pool)
+    assert missing == [] and real[0]["url"] == "https://news.example/a"
+    # what the store gives: the article's canonical url, its review id, the opposite verdict
+    review = {"id": "review:42", "url": "https://news.example/a", "lang": "en",
+              "title": "China curbs gallium exports", "text": "Exporters need a licence.",
+              "topics": []}
+    out = apply_reviews(real, [review])
+    assert len(out) == 1 and out[0]["id"] == "wire:1" and out[0]["topics"] == []
+
+
 def test_review_without_title_is_accepted() -> None:
     out = apply_reviews([], [{"id": "review:7", "url": None, "lang": "de", "title": None,
                               "text": "Lithiumpreise fallen weiter.", "topics": [CM]}])
