@@ -309,9 +309,10 @@ def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
     written = [validate_record(r, f"record {i}") for i, r in enumerate(records)]
     real_records = [dict(validate_record(r, f"real record {i}"), real=True)
                     for i, r in enumerate(real)]
-    labelled = apply_reviews(written + real_records, reviews)
+    labelled, targets = _apply_reviews(written + real_records, reviews)
     groups = _groups(labelled)
     held_groups = {g for r, g in zip(labelled, groups) if is_held_out(g)}
+    reviews_held = sum(groups[t] in held_groups for t in targets)
     rest = [r for r, g in zip(labelled, groups) if g not in held_groups]
     rest_groups = [g for g in groups if g not in held_groups]
     held = [r for r, g in zip(labelled, groups) if g in held_groups]
@@ -322,7 +323,9 @@ def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
     pipeline = fit_pipeline(rest, features, seed, selection.candidate)
     held_report = (score_pipeline(pipeline, held, selection.thresholds) if held else None)
     added = len(labelled) - len(written) - len(real_records)  # reviews of unlabelled articles
-    card = _card(written, labelled, rest, held, len(reviews), added, features, seed, selection,
+    review_counts = {"given": len(targets), "trained_on": len(targets) - reviews_held,
+                     "held_out": reviews_held}
+    card = _card(written, labelled, rest, held, review_counts, added, features, seed, selection,
                  now or datetime.now(timezone.utc))
     card.update(cv={"folds": cv_folds, **selection.report}, held_out=held_report)
     return TrainResult(pipeline, card, held, held_group_names)
@@ -619,7 +622,16 @@ def apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
     record with the same id (or url, compared canonicalised as the store keeps an
     article's link: a review from the store carries its article's url, a real item its
     pool url); other reviews are appended as new records."""
+    return _apply_reviews(records, reviews)[0]
+
+
+def _apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
+                   ) -> tuple[list[dict[str, Any]], list[int]]:
+    """``apply_reviews``, and for each review the position of the record it decided (the
+    one it overrode, or its own appended record): whether that record is held out says
+    whether the review was trained on."""
     out = [dict(r) for r in records]
+    targets: list[int] = []
     index: dict[str, list[int]] = {}
     for i, r in enumerate(out):
         for key in _keys(r):
@@ -628,10 +640,12 @@ def apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
         match = next((index[k] for k in _keys(review) if k in index), None)
         if match is None:
             out.append(_review_record(review))
+            targets.append(len(out) - 1)
         else:
             for i in match:
                 out[i]["topics"] = list(review["topics"])
-    return out
+            targets.append(match[0])
+    return out, targets
 
 
 def _review(n: int, review: Record) -> dict[str, Any]:
@@ -683,8 +697,8 @@ def model_version(now: datetime, labelled: Sequence[Record], features: str, seed
 
 
 def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[Record],
-          held: Sequence[Record], n_reviews: int, added: int, features: str, seed: int,
-          selection: Selection, now: datetime) -> dict[str, Any]:
+          held: Sequence[Record], review_counts: dict[str, int], added: int, features: str,
+          seed: int, selection: Selection, now: datetime) -> dict[str, Any]:
     import sklearn
     import skops
 
@@ -708,7 +722,10 @@ def _card(corpus: Sequence[Record], labelled: Sequence[Record], rest: Sequence[R
         "thresholds": selection.thresholds.to_card(),
         "seed": seed,
         "corpus_sha256": sha,
-        "n_reviews": n_reviews,
+        # reviews that went into training (a review whose item falls in the held-out part
+        # is measured there, not trained on); "reviews" says how many were given and where
+        "n_reviews": review_counts["trained_on"],
+        "reviews": review_counts,
         "held_out_rule": f"sha256(group) mod 100 < {HELD_OUT_PERCENT}; the group of a "
                          "written record or review is its id, of a real item its story "
                          "and source-day group",

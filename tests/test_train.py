@@ -14,7 +14,8 @@ from monitor.classify import SkopsClassifier, card_path
 from monitor.exceptions import ClassifierError, UsageError
 from monitor.keywords import KeywordRules
 from monitor.train import (
-    FEATURES, HELD_OUT_PERCENT, apply_reviews, corpus_sha256, is_held_out, load_corpus, load_jsonl,
+    FEATURES, HELD_OUT_PERCENT, apply_reviews, corpus_sha256, id_hash, is_held_out, load_corpus,
+    load_jsonl,
     should_replace, train, train_from_paths)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "classifier_corpus.jsonl"
@@ -165,12 +166,18 @@ def test_training_is_deterministic(records: list[dict], result) -> None:  # noqa
 
 
 def test_reviews_are_counted_and_trained_on(records: list[dict]) -> None:
-    review = {"title": "Tungsten mine reopens", "text": "Output of tungsten concentrate "
-              "resumes in Portugal.", "topics": [CM], "lang": "en"}
-    out = train(records, [review], seed=0, cv_folds=3, now=NOW)
-    assert out.card["n_reviews"] == 1
-    assert out.card["sizes"]["added_by_reviews"] == 1
-    assert out.card["sizes"]["train"] == len(records) - out.card["sizes"]["held_out"] + 1
+    # without ids the reviews are review:0 (held out: sha256 in the lowest 15) and review:1
+    assert is_held_out("review:0") and not is_held_out("review:1")
+    reviews = [{"title": "Tungsten mine reopens", "text": "Output of tungsten concentrate "
+                "resumes in Portugal.", "topics": [CM], "lang": "en"},
+               {"title": "Cobalt refinery expands", "text": "A refinery in Finland doubles "
+                "its cobalt sulphate capacity.", "topics": [CM], "lang": "en"}]
+    out = train(records, reviews, seed=0, cv_folds=3, now=NOW)
+    assert out.card["reviews"] == {"given": 2, "trained_on": 1, "held_out": 1}
+    assert out.card["n_reviews"] == 1                   # what went into training
+    assert out.card["sizes"]["added_by_reviews"] == 2
+    trained = set(out.card["trained_ids"])
+    assert id_hash("review:1") in trained and id_hash("review:0") not in trained
 
 
 def test_cannot_train_without_both_classes() -> None:

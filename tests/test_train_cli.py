@@ -59,7 +59,8 @@ def test_train_uses_reviews_and_refuses_a_worse_model(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "no real items (no labels)" in first.stdout
     card = json.loads(model.with_name("classifier.card.json").read_text())
-    assert card["n_reviews"] == 1 and "1 reviews" in first.stdout
+    assert card["n_reviews"] == 1 and "1 reviews (1 trained on, 0 in the held-out part)" in first.stdout
+    assert card["reviews"] == {"given": 1, "trained_on": 1, "held_out": 0}
     records = [json.loads(line) for line in (FIXTURE / "classifier_corpus.jsonl").read_text().splitlines()]
     shuffled = [{**r, "topics": records[(i + 7) % len(records)]["topics"]}   # labels from other items
                 for i, r in enumerate(records)]
@@ -89,3 +90,17 @@ def test_train_joins_labels_to_the_pool_and_names_what_is_missing(tmp_path):
     assert missing.returncode == 2 and "nope.jsonl: no such pool file" in missing.stderr
     no_corpus = subprocess.run([*base[:-4], "--corpus", str(tmp_path / "none")], capture_output=True, text=True)
     assert no_corpus.returncode == 2 and "name one with --corpus DIR" in no_corpus.stderr
+
+
+def test_the_printed_review_count_says_how_many_were_trained_on(capsys):
+    from types import SimpleNamespace
+
+    from monitor.cli.model import _report_training
+
+    card = {"version": "v", "sizes": {}, "n_reviews": 2, "pool": {"used": False},
+            "reviews": {"given": 3, "trained_on": 2, "held_out": 1}}
+    _report_training(SimpleNamespace(card=card, replaced=True, path="m", reason="r"))
+    assert "3 reviews (2 trained on, 1 in the held-out part)" in capsys.readouterr().out
+    del card["reviews"]                         # a card written before the split was counted
+    _report_training(SimpleNamespace(card=card, replaced=True, path="m", reason="r"))
+    assert ", 2 reviews\n" in capsys.readouterr().out

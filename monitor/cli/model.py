@@ -267,7 +267,10 @@ def _report_training(outcome) -> None:
     else:
         click.echo(f"no real items ({pool.get('why', 'no labels')}): trained on the written "
                    "corpus and reviews only; give --pool PATH to use the labels of real news")
-    click.echo(f"model {card['version']}: {card['sizes']}, {card.get('n_reviews', 0)} reviews")
+    reviews = card.get("reviews") or {"given": card.get("n_reviews", 0)}
+    split = (f" ({reviews['trained_on']} trained on, {reviews['held_out']} in the held-out part)"
+             if "trained_on" in reviews else "")
+    click.echo(f"model {card['version']}: {card['sizes']}, {reviews['given']} reviews{split}")
     cv = card.get("cv", {})
     click.echo(f"cross-validation on {cv.get('on')}: flagged F1 "
                f"{cv.get('metrics', {}).get('flagged', {}).get('f1')}"
