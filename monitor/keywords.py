@@ -142,7 +142,19 @@ def _raw_regex(path: str, source: str) -> re.Pattern[str]:
     if compiled.search("") is not None:
         raise ConfigError(f"{path}: regex {source!r} matches the empty string "
                           "(it would match every article)")
+    for sample in _ORDINARY_TEXT:
+        empty = next((m for m in compiled.finditer(sample) if m.end() == m.start()), None)
+        if empty is not None:
+            raise ConfigError(f"{path}: regex {source!r} matches an empty span of ordinary text "
+                              f"(at {empty.start()} of {sample!r}): it would match nearly every "
+                              "article; make it match at least one character")
     return compiled
+
+
+# ordinary text a rule's regex must not match with an empty span (``\b``, ``(?=.)``, ``x*``
+# match an empty span of nearly every article; a real rule matches words)
+_ORDINARY_TEXT = ("a", "Lithium prices", "中国", "1", " ",
+                  "China restricts gallium exports\nExporters need export licences, 2025.")
 
 
 def phrase_regex(path: str, phrase: str) -> str:

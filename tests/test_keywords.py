@@ -113,6 +113,12 @@ def test_missing_lists_are_empty() -> None:
     ({"critical-minerals": ["   "]}, "keywords.critical-minerals[0]: empty phrase"),
     ({"mute": ["re:"]}, "keywords.mute[0]: empty regex"),
     ({"mute": ["re:x*"]}, "keywords.mute[0]: regex 'x*' matches the empty string"),
+    ({"mute": ["re:\\b"]}, "keywords.mute[0]: regex '\\\\b' matches an empty span of ordinary text"),
+    ({"export-controls": ["export licen*", "re:(?=.)"]},
+     "keywords.export-controls[1]: regex '(?=.)' matches an empty span of ordinary text"),
+    ({"mute": ["re:(?<=\\w)"]}, "keywords.mute[0]: regex '(?<=\\\\w)' matches an empty span"),
+    ({"mute": ["re:gold(?=x)|(?<=中)"]}, "keywords.mute[0]: regex 'gold(?=x)|(?<=中)' matches an "
+     "empty span of ordinary text (at 1 of '中国')"),
     ({"mute": [3]}, "keywords.mute[0]: expected a string, got int"),
     ({"mute": "mineral water"}, "keywords.mute: expected a list of strings, got str"),
     ({"mute": None}, "keywords.mute: expected a list of strings, got NoneType"),
