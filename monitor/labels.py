@@ -121,9 +121,10 @@ def join_pool(labels: Sequence[Mapping[str, Any]], pool_path: str | Path
 
     wanted = {label["id"]: label for label in labels}
     found: dict[str, dict[str, Any]] = {}
-    for item in _pool_items(Path(pool_path)):
+    for number, item in _pool_items(Path(pool_path)):
         label = wanted.get(item.get("id"))
         if label is not None:
+            _check_pool_item(item, f"{pool_path}:{number}")
             found[label["id"]] = {
                 "id": label["id"], "lang": item.get("lang") or "und",
                 "title": item.get("title") or "", "text": item.get("text") or "",
@@ -139,13 +140,22 @@ def join_pool(labels: Sequence[Mapping[str, Any]], pool_path: str | Path
     return records, missing
 
 
-def _pool_items(path: Path) -> Iterable[dict[str, Any]]:
+def _check_pool_item(item: Mapping[str, Any], where: str) -> None:
+    """A labelled pool item's text fields are strings (or null, read as empty): a
+    UsageError naming the pool's file, line and id otherwise."""
+    for key in ("title", "text", "lang"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            raise UsageError(f"{where}: pool item {item['id']!r}: {key!r} must be a string "
+                             f"(or null), got {type(item[key]).__name__}")
+
+
+def _pool_items(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     try:
         for number, line in numbered_lines(path):
             if line.strip():
                 item = _json(line, f"{path}:{number}")
                 if isinstance(item, dict):
-                    yield item
+                    yield number, item
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the pool: {exc.strerror or exc}") from exc
 

@@ -79,6 +79,18 @@ def test_a_line_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
         join_pool([{"id": "ok", "topics": []}], pool)
 
 
+@pytest.mark.parametrize("field", [{"title": 5}, {"text": ["x"]}, {"lang": 5}])
+def test_a_pool_item_whose_text_is_not_a_string_names_pool_line_and_id(
+        tmp_path: Path, field: dict) -> None:
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(json.dumps({"id": "ok", "title": "t", "text": ""}) + "\n"
+                    + json.dumps({"id": "s:2", "title": "t", "text": "", **field}) + "\n")
+    key = next(iter(field))
+    with pytest.raises(UsageError) as info:
+        join_pool([{"id": "ok", "topics": []}, {"id": "s:2", "topics": []}], pool)
+    assert str(info.value).startswith(f"{pool}:2: pool item 's:2': {key!r} must be a string")
+
+
 def test_an_id_labelled_twice_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text('{"id": "s:1", "topics": []}\n')
     (tmp_path / "b.jsonl").write_text('{"id": "s:1", "topics": ["export-controls"]}\n')
