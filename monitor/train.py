@@ -380,8 +380,11 @@ def select(records: Sequence[Record], groups: Sequence[str], *,
                             seed=seed, folds=folds, candidates=[DEFAULT_CANDIDATE])
         thresholds = Thresholds()
         metrics = _scored(records, probs[DEFAULT_CANDIDATE], thresholds, None)
+        why = ("no real labelled items" if not real else
+               f"with {len(real)} real item{'s' * (len(real) != 1)}, fewer than the {MIN_REAL_ITEMS} it takes to "
+               "choose settings and thresholds on them: the defaults")
         return Selection(DEFAULT_CANDIDATE, thresholds, {
-            "on": "written corpus (no real labelled items)", "metrics": metrics})
+            "on": f"written corpus ({why})", "metrics": metrics})
     tested = [records[i] for i in real]
     pool = list(candidates or CANDIDATES)
     probs = out_of_fold(records, real, groups, features=features, seed=seed, folds=folds,

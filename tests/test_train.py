@@ -136,7 +136,7 @@ def test_card_contents(result, records: list[dict]) -> None:  # noqa: ANN001
     assert card["sklearn_version"].split(".")[0] == "1"
     assert card["thresholds"] == {"default": dict.fromkeys(TOPICS, 0.5), "languages": {}}
     assert card["n_reviews"] == 0 and card["sizes"]["real"] == 0
-    assert card["cv"]["on"].startswith("written corpus")
+    assert card["cv"]["on"] == "written corpus (no real labelled items)"
     sizes = card["sizes"]
     assert sizes["corpus"] == len(records) == sizes["train"] + sizes["held_out"]
     assert sizes["held_out"] == sum(is_held_out(r["id"]) for r in records)
@@ -178,6 +178,9 @@ def test_reviews_are_counted_and_trained_on(records: list[dict]) -> None:
     assert out.card["sizes"]["added_by_reviews"] == 2
     trained = set(out.card["trained_ids"])
     assert id_hash("review:1") in trained and id_hash("review:0") not in trained
+    # the review trained on is a real item: too few to choose on, but not "no real items"
+    assert out.card["cv"]["on"] == ("written corpus (with 1 real item, fewer than the 100 it "
+                                    "takes to choose settings and thresholds on them: the defaults)")
 
 
 def test_cannot_train_without_both_classes() -> None:
