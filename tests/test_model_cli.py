@@ -180,3 +180,12 @@ def test_a_hand_edited_card_leaves_the_model_unavailable_and_says_why(tmp_path, 
     assert "Traceback" not in classified.output + evaluated.output
     warned = config_warnings(parse_config({"classifier": {"model": str(model)}}))
     assert any(said in w for w in warned), warned
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n", "[]"])
+@pytest.mark.parametrize("command", [["classify"], ["evaluate", "--keywords-only"]])
+def test_a_file_without_records_is_warned_of(tmp_path, content, command):
+    path = tmp_path / "in.jsonl"
+    path.write_text(content, encoding="utf-8")
+    result = run(command[0], str(path), *command[1:])
+    assert f"warning: no records in {path}" in result.stderr

@@ -19,8 +19,8 @@ def read_articles(source: str, labelled: bool = False) -> list[dict]:
     taken too), ``.txt`` (first line is the title), or ``-`` (standard input: JSON if it
     starts with ``{`` or ``[``, else text). A byte-order mark is ignored; a ``null`` title
     or text is an empty one; a record with neither is warned of on standard error and
-    classified as empty (not flagged). ``labelled``: each record also needs a ``topics``
-    list. Errors name the file and line."""
+    classified as empty (not flagged); a JSON file with no records at all is warned of too.
+    ``labelled``: each record also needs a ``topics`` list. Errors name the file and line."""
     if source == "-":
         name = "<stdin>"
         try:        # bytes, decoded as a file is: invalid UTF-8 is an error either way
@@ -42,8 +42,11 @@ def read_articles(source: str, labelled: bool = False) -> list[dict]:
         if not data.strip():
             click.echo(f"warning: {name}: neither title nor text", err=True)
         return [{"id": "1", "title": title.strip(), "text": text.strip()}]
-    return [_article(record, where, str(number), labelled)
-            for number, where, record in _records(data, name)]
+    records = [_article(record, where, str(number), labelled)
+               for number, where, record in _records(data, name)]
+    if not records:
+        click.echo(f"warning: no records in {name}", err=True)
+    return records
 
 
 def _records(data: str, name: str) -> list[tuple[int, str, Any]]:
@@ -126,7 +129,8 @@ def verdict_lines(records: list[dict], analyzer) -> list[dict]:
 def classify(ctx, source):
     """Print one JSON verdict per article of FILE (.jsonl, a .json array of records, or .txt
     whose first line is the title) or of standard input (-). A null title or text counts
-    as empty; a record with neither gets a warning and an unflagged verdict.
+    as empty; a record with neither gets a warning and an unflagged verdict, a file with no
+    records a warning.
 
     \b
     Examples:
