@@ -94,4 +94,5 @@ def test_a_digest_link_marks_an_item_not_relevant_and_training_picks_it_up(tmp_p
     trained = monitor(config, "train", "--corpus", str(corpus), "--labels", str(labels))
     assert trained.returncode == 0, trained.stderr
     assert "1 reviews" in trained.stdout
-    assert json.loads(model.with_name("classifier.card.json").read_text())["n_reviews"] == 1
+    reviews = json.loads(model.with_name("classifier.card.json").read_text())["reviews"]
+    assert reviews["given"] == 1 and reviews["trained_on"] + reviews["held_out"] == 1
