@@ -24,6 +24,7 @@ Pure apart from reading files; no third-party import.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import re
@@ -127,7 +128,8 @@ def join_pool(labels: Sequence[Mapping[str, Any]], pool_path: str | Path
             _check_pool_item(item, f"{pool_path}:{number}")
             found[label["id"]] = {
                 "id": label["id"], "lang": item.get("lang") or "und",
-                "title": item.get("title") or "", "text": item.get("text") or "",
+                "title": _entities_read(item.get("title") or ""),
+                "text": _entities_read(item.get("text") or ""),
                 "source": item.get("source") or "", "published": item.get("published") or "",
                 "topics": list(label.get("topics", [])),
                 "countries": list(label.get("countries", [])),
@@ -138,6 +140,16 @@ def join_pool(labels: Sequence[Mapping[str, Any]], pool_path: str | Path
     records = [found[label["id"]] for label in labels if label["id"] in found]
     missing = [label["id"] for label in labels if label["id"] not in found]
     return records, missing
+
+
+_ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def _entities_read(value: str) -> str:
+    """A pool text with its HTML character references read ("kt&oacute;rego" → "którego",
+    "&#8230;" → "…"): some RSS items of the pool keep them, while the service reads them
+    when it parses a feed, so the model learns the words as it will see them."""
+    return html.unescape(value) if _ENTITY.search(value) else value
 
 
 def _check_pool_item(item: Mapping[str, Any], where: str) -> None:

@@ -52,6 +52,23 @@ def test_labels_join_the_pools_text_and_name_the_missing(tmp_path: Path) -> None
     assert records[0]["real"] is True and records[0]["lang"] == "en"
 
 
+def test_the_pools_html_character_references_are_read_as_the_service_reads_them(
+        tmp_path: Path) -> None:
+    """Some RSS items of the pool keep "&oacute;" and "&#8230;": a feed's are read when it
+    is parsed, so training reads them too ("surowc&oacute;w" was three tokens); a bare "&"
+    or an unknown name stays as it is."""
+    from monitor.parse import html_to_text
+
+    text = "Rz&#261;d ogranicza eksport surowc&oacute;w &amp; chip&oacute;w&#8230; AT&T; R&D"
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(json.dumps({"id": "p:1", "lang": "pl", "title": "Eksport &quot;chip&oacute;w&quot;",
+                                "text": text}) + "\n", encoding="utf-8")
+    (record,), _ = join_pool([{"id": "p:1", "topics": [EC]}], pool)
+    assert record["title"] == 'Eksport "chipów"'
+    assert record["text"] == "Rząd ogranicza eksport surowców & chipów… AT&T; R&D"
+    assert record["text"] == html_to_text(text)            # what a poll stores
+
+
 @pytest.mark.parametrize(("line", "message"), [
     ('{"id": "a", "topics": ["gold"]}', "'topics' must be a list drawn from"),
     ('{"id": "a", "topics": [], "countries": ["China"]}', "ISO 3166-1 alpha-2"),
