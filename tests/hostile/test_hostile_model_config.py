@@ -33,7 +33,9 @@ def _card(model):
 
     from monitor import classify
 
-    card = {"version": "test", "sklearn_version": sklearn.__version__, "topics": ["critical-minerals"]}
+    from monitor import TOPICS
+
+    card = {"version": "test", "sklearn_version": sklearn.__version__, "topics": list(TOPICS)}
     if hasattr(classify, "preparation_fingerprint"):
         card["preparation"] = classify.preparation_fingerprint()
     model.with_name(model.stem + ".card.json").write_text(json.dumps(card))
