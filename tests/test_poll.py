@@ -482,7 +482,7 @@ def test_an_enormous_max_age_is_capped_and_the_articles_stored(feed_server, feed
     clock = Clock()
     report, store = run([("rss", url)], clock=clock)
     assert by_name(report)["rss"].new == 3 and count_articles(store) == 3
-    assert store.feed_health(clock())[0].next_check_at == clock() + timedelta(days=31)
+    assert store.feed_health(clock())[0].next_check_at == clock() + timedelta(days=1)
 
 
 def test_a_truncated_gzip_body_is_an_error_and_saves_no_validator(feed_server, feed_file, run):
