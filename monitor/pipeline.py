@@ -167,9 +167,7 @@ class Poller:
                             masked_url(fetched.moved))
             if fetched.content is not None and parser.processes:
                 try:
-                    # relative guids and links read against the configured address, not
-                    # a redirect's target: keys stay the same when a server starts redirecting
-                    parsed = await parser.parse(fetched, feed.url)  # None: the writer parses
+                    parsed = await parser.parse(fetched)    # None: parse in the writer
                 except FeedError as exc:
                     parsed = exc
                 if isinstance(parsed, ParsedFeed) and parsed.articles:
@@ -315,7 +313,7 @@ class Poller:
         outcome = self._success(feed, result, now)
         if parsed is None:
             try:
-                parsed = read_feed(result.content or b"", result.headers, feed.url)
+                parsed = read_feed(result.content or b"", result.headers, result.url)
             except FeedError as exc:
                 exc.status = result.status
                 parsed = exc
