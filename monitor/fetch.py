@@ -394,16 +394,16 @@ class Fetcher:
             body = typing.cast(httpx.AsyncByteStream, response.stream)
             async for _ in body:               # the (empty) body, so the connection is reused;
                 pass                           # straight from the transport, no decoders
-            return FetchResult(304, str(response.url), None, headers, headers.get("etag"),
-                               headers.get("last-modified"), parse_max_age(headers.get("cache-control")))
+            return FetchResult(304, str(response.url), None, headers, *_validators(response),
+                               parse_max_age(headers.get("cache-control")))
         if status >= 400:
             raise _status_error(status, response.reason_phrase, headers)
         if status != 200:
             raise FeedError(f"HTTP {status} {response.reason_phrase}: no feed in the response",
                             kind="http", status=status)
         content = await self._body(response, headers)
-        return FetchResult(status, str(response.url), content, headers, headers.get("etag"),
-                           headers.get("last-modified"), parse_max_age(headers.get("cache-control")))
+        return FetchResult(status, str(response.url), content, headers, *_validators(response),
+                           parse_max_age(headers.get("cache-control")))
 
     async def _body(self, response: httpx.Response, headers: dict[str, str]) -> bytes:
         limit = self.settings.max_bytes
@@ -465,6 +465,19 @@ def _bad_address(url: httpx.URL) -> str | None:
     except UnicodeError:
         return f"host {host[:100]!r} is not a valid name"
     return None if _HOST_RE.fullmatch(ascii_host) else f"host {host[:100]!r} is not a valid name"
+
+
+def _validators(response: httpx.Response) -> tuple[str | None, str | None]:
+    """The response's ETag and Last-Modified as the server's own bytes, each byte one
+    character (Latin-1), so that ``_header_value`` sends back exactly those bytes: httpx
+    reads a header that is valid UTF-8 as UTF-8 ("café" sent as UTF-8 came back as the
+    Latin-1 byte E9, and never matched)."""
+    found: dict[bytes, str] = {}
+    for name, value in response.headers.raw:
+        key = name.lower()
+        if key in (b"etag", b"last-modified") and key not in found:
+            found[key] = value.decode("latin-1")
+    return found.get(b"etag"), found.get(b"last-modified")
 
 
 def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

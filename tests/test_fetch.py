@@ -299,3 +299,21 @@ def test_a_feed_waiting_for_its_busy_host_holds_no_global_slot(monkeypatch):
 
     assert asyncio.run(scenario())
     assert started.index("http://b.example/b") < started.index("http://a.example/a2")
+
+
+def test_an_etag_in_utf8_bytes_goes_back_byte_for_byte(feed_server):
+    """httpx reads a header that is valid UTF-8 as UTF-8; sent back as Latin-1 it was
+    other bytes, so the server never answered 304. The stored value keeps the bytes."""
+    tag = '"café-—2"'.encode().decode("latin-1")   # how the server sends the bytes
+
+    def answer(handler):
+        if handler.headers.get("If-None-Match") == tag:
+            return handler._send(304, b"", None, {"ETag": tag})
+        handler._send(200, RSS.encode(), "application/rss+xml",
+                      {"ETag": tag, "Last-Modified": tag})
+
+    url = feed_server.add("/utf8-etag.xml", handler=answer)
+    (first,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert first.status == 200 and first.etag == tag and first.last_modified == tag
+    (again,) = _fetch_all(FetchSettings(), [(url, first.etag)])
+    assert again.status == 304
