@@ -501,3 +501,12 @@ def _mark_at_once(store, writers, round_, ids):
     for t in threads:
         t.join()
     return replaced, errors
+
+
+def test_an_id_past_the_columns_integer_is_unknown_not_an_error(store):
+    """article.id is PostgreSQL's integer: an id from 2**31 up was a NumericValueOutOfRange
+    error (`review show`, `review mark`, HTTP 500 in `monitor serve`); it is an unknown
+    id, as one past 2**63 already was."""
+    for article_id in (2**31 - 1, 2**31, 2**63 - 1, 2**63):
+        assert store.review_detail(article_id) is None
+        assert store.article_topics([article_id]) == {}

@@ -159,6 +159,9 @@ class Store:
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine = engine
         self.url = url
+        # the largest article id the database's column can hold: an id above is unknown,
+        # never a query (PostgreSQL refuses one past its integer with an error)
+        self._max_id = MAX_PG_ID if engine.dialect.name == "postgresql" else MAX_ID
 
     def close(self) -> None:
         self.engine.dispose()
@@ -408,7 +411,7 @@ class Store:
 
     def review_detail(self, article_id: int):
         """`monitor review show`: ArticleDetail, or None for an unknown id."""
-        if not 0 < article_id <= MAX_ID:
+        if not 0 < article_id <= self._max_id:
             return None
         with self._begin() as conn:
             return reviews.get_detail(conn, article_id)
@@ -417,7 +420,7 @@ class Store:
         """Topics of the articles of ``ids`` that exist (an id no database integer can
         hold is one that does not)."""
         with self._begin() as conn:
-            return reviews.article_topics(conn, [i for i in ids if 0 < i <= MAX_ID])
+            return reviews.article_topics(conn, [i for i in ids if 0 < i <= self._max_id])
 
     def add_reviews(self, topics: dict[int, tuple[str, ...]], verdict: str, note: str | None,
                     reviewer: str, now: datetime) -> list[int]:
@@ -452,6 +455,7 @@ class Store:
 
 
 MAX_ID = 2**63 - 1      # the largest integer SQLite and PostgreSQL store; no article id above
+MAX_PG_ID = 2**31 - 1   # PostgreSQL's integer, the type of article.id there
 
 
 def _storage_error(exc: SQLAlchemyError, url: str) -> StorageError:
