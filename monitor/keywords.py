@@ -145,9 +145,9 @@ def _raw_regex(path: str, source: str) -> re.Pattern[str]:
     for sample in _ORDINARY_TEXT:
         empty = next((m for m in compiled.finditer(sample) if m.end() == m.start()), None)
         if empty is not None:
-            raise ConfigError(f"{path}: regex {source!r} matches an empty span of ordinary text "
-                              f"(at {empty.start()} of {sample!r}): it would match nearly every "
-                              "article; make it match at least one character")
+            raise ConfigError(f"{path}: regex {source!r} matches an empty span (at "
+                              f"{empty.start()} of {sample!r}); a rule must match at least one "
+                              "character (\\b, (?=…) or x* alone match nearly every article)")
     return compiled
 
 
