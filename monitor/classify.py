@@ -355,10 +355,59 @@ def classify_articles(docs: Sequence[tuple[str, str]], classifier: Classifier | 
             in zip(probabilities, story_labels, limits, docs)]
 
 
+CARD_SUFFIX = ".card.json"
+LINEAR_SUFFIX = ".linear.npz"
+
+
 def card_path(model_path: str | Path) -> Path:
     """``models/classifier.skops`` -> ``models/classifier.card.json``."""
     model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}.card.json")
+    return model_path.with_name(f"{model_path.stem}{CARD_SUFFIX}")
+
+
+def sidecar_kind(path: str | Path) -> str | None:
+    """"card" or "arrays" for a file named like a model's card (``*.card.json``) or arrays
+    (``*.linear.npz``), whatever its case; None for any other name."""
+    name = Path(path).name.lower()
+    if name.endswith(CARD_SUFFIX):
+        return "card"
+    if name.endswith(LINEAR_SUFFIX):
+        return "arrays"
+    return None
+
+
+def sidecar_model(path: str | Path) -> Path | None:
+    """The model file whose card or arrays ``path`` is (named like one, ``sidecar_kind``):
+    the file beside it whose stem is ``path``'s name without the suffix and whose SHA-256
+    the card of that stem records. None when there is no such card or file."""
+    path = Path(path)
+    kind = sidecar_kind(path)
+    if kind is None:
+        return None
+    base = path.name[:-len(CARD_SUFFIX if kind == "card" else LINEAR_SUFFIX)]
+    try:
+        card = json.loads(path.with_name(base + CARD_SUFFIX).read_text(encoding="utf-8"))
+        expected = card.get("model_sha256") if isinstance(card, dict) else None
+        if not isinstance(expected, str):
+            return None
+        for other in sorted(path.parent.iterdir()):
+            if (other.stem == base and other.is_file() and sidecar_kind(other) is None
+                    and _sha256(other) == expected):
+                return other
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def is_model_archive(path: str | Path) -> bool:
+    """Whether ``path`` is a skops archive (a zip holding ``schema.json``), as a model file
+    is; a model's arrays (an .npz, a zip too) or card, or any other file, is not. Whether it
+    loads is another question (``SkopsClassifier.load``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "schema.json" in archive.namelist()
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
 
 
 def sidecar_owner(model_path: str | Path) -> Path | None:
@@ -516,7 +565,7 @@ def _signals_deferred() -> Iterator[None]:
 def linear_path(model_path: str | Path) -> Path:
     """``models/classifier.skops`` -> ``models/classifier.linear.npz``."""
     model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}.linear.npz")
+    return model_path.with_name(f"{model_path.stem}{LINEAR_SUFFIX}")
 
 
 def write_linear(pipeline: Any, tmp: Path) -> Path | None:

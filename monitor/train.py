@@ -40,8 +40,9 @@ from typing import Any
 
 from monitor import TOPICS
 from monitor.classify import (
-    SCORING, SkopsClassifier, card_path, classify_articles, linear_path, preparation_fingerprint,
-    save_model, sidecar_owner)
+    CARD_SUFFIX, LINEAR_SUFFIX, SCORING, SkopsClassifier, card_path, classify_articles,
+    is_model_archive, linear_path, preparation_fingerprint, save_model, sidecar_kind,
+    sidecar_model, sidecar_owner)
 from monitor.decide import DEFAULT_THRESHOLD, Thresholds
 from monitor.evaluate import evaluate
 from monitor.exceptions import ClassifierError, UsageError
@@ -954,9 +955,22 @@ def _current_card(model_path: Path) -> dict[str, Any] | None:
 
 def check_target(model_path: Path) -> None:
     """UsageError, before any training, when the model cannot be written to
-    ``model_path``: its card and arrays would overwrite another model's (``sidecar_owner``),
-    it is a folder, or its folder cannot be made or written (a probe file is made there and
-    removed)."""
+    ``model_path``: it is named like a model's card or arrays (``*.card.json``,
+    ``*.linear.npz``: another model's, or one that would be taken for one); its card and
+    arrays would overwrite another model's (``sidecar_owner``); it is a folder; it is an
+    existing file that is not a model (not a skops archive, and no card of its own beside
+    it: a model that no longer loads is still replaced); or its folder cannot be made or
+    written (a probe file is made there and removed)."""
+    kind = sidecar_kind(model_path)
+    if kind is not None:
+        suffix = CARD_SUFFIX if kind == "card" else LINEAR_SUFFIX
+        model = sidecar_model(model_path)
+        whose = (f"it is the {kind} of the model {model}" if model is not None
+                 else f"a name ending in {suffix} is a model's {kind}, not a model")
+        example = model or model_path.with_name(model_path.name[:-len(suffix)] + ".skops")
+        raise UsageError(
+            f"{model_path}: {whose}; --out names the model file itself (e.g. {example}), "
+            "and its card and arrays are written beside it")
     owner = sidecar_owner(model_path)
     if owner is not None:
         raise UsageError(
@@ -967,6 +981,12 @@ def check_target(model_path: Path) -> None:
             f"{model_path.with_name(model_path.stem + '-new' + model_path.suffix)}")
     if model_path.is_dir():
         raise UsageError(f"{model_path}: is a folder; --out names the model file")
+    if (model_path.is_file() and not is_model_archive(model_path)
+            and not card_path(model_path).is_file()):
+        raise UsageError(
+            f"{model_path}: exists and is not a model (not a skops archive, and no card "
+            f"{card_path(model_path).name} beside it); training would replace it: move it "
+            "away or choose another --out")
     folder = model_path.parent
     blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()),
                    None)

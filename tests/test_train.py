@@ -667,6 +667,66 @@ def test_a_target_whose_card_belongs_to_another_model_file_is_refused(
     assert sidecar_owner(target) == shipped
 
 
+@pytest.mark.parametrize("name, kind", [("classifier.linear.npz", "arrays"),
+                                        ("classifier.card.json", "card"),
+                                        ("Classifier.Linear.NPZ", "arrays")])
+def test_an_out_that_is_another_models_card_or_arrays_is_refused(
+        tmp_path: Path, monkeypatch, name: str, kind: str) -> None:  # noqa: ANN001
+    """--out models/classifier.linear.npz (or .card.json) beside classifier.skops would put a
+    skops archive in place of the model's arrays (or card): refused before training, naming
+    the file and its model, the shipped triple untouched and loading. A new file named so is
+    refused too: a later classifier.skops would take it for its own."""
+    shipped = _shipped_model_in(tmp_path / "models")
+    before = {p.name: p.read_bytes() for p in shipped.parent.iterdir()}
+    _never_trains(monkeypatch)
+    target = shipped.with_name(name)
+    message = f"{target}: it is the {kind} of the model {shipped}; --out names the model file"
+    if name != name.lower():    # the same file on a case-insensitive file system, else a new one
+        message = (f"{target}: (it is the {kind} of the model {shipped}|a name ending in .* is "
+                   f"a model's {kind}, not a model); --out names the model file")
+    with pytest.raises(UsageError, match=message):
+        train_from_paths(_corpus(tmp_path), [], target, now=NOW)
+    assert {p.name: p.read_bytes() for p in shipped.parent.iterdir()} == before
+    assert SkopsClassifier.load(shipped).linear is not None
+    fresh = tmp_path / "empty" / f"new.{name.split('.', 1)[1]}"
+    with pytest.raises(UsageError, match=f"{fresh}: a name ending in .* is a model's {kind}, "
+                                         f"not a model; --out names the model file itself "
+                                         f"\\(e.g. {fresh.with_name('new.skops')}\\)"):
+        train_from_paths(_corpus(tmp_path / "x"), [], fresh, now=NOW)
+    assert not fresh.exists()
+
+
+def test_an_existing_file_that_is_not_a_model_is_refused(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Training replaces the file at --out: a file there that is not a model (no skops
+    archive: notes, another model's arrays copied under another name) and has no card of its
+    own stops it before training, the file untouched."""
+    shipped = _shipped_model_in(tmp_path / "models")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("do not lose this")
+    arrays = tmp_path / "arrays.bin"            # an .npz is a zip too, but not a skops one
+    shutil.copy(shipped.with_name("classifier.linear.npz"), arrays)
+    _never_trains(monkeypatch)
+    corpus = _corpus(tmp_path)
+    for target in (notes, arrays):
+        content = target.read_bytes()
+        with pytest.raises(UsageError, match=f"{target}: exists and is not a model \\(not a "
+                                             "skops archive, and no card"):
+            train_from_paths(corpus, [], target, now=NOW)
+        assert target.read_bytes() == content
+
+
+def test_retraining_over_an_existing_model_replaces_it(tmp_path: Path) -> None:
+    """The normal case: --out is the model there (the shipped one, or one trained before),
+    and the new model, arrays and card replace it."""
+    shipped = _shipped_model_in(tmp_path / "models")
+    old = SkopsClassifier.load(shipped).version
+    result = train_from_paths(_corpus(tmp_path), [], shipped, force=True, now=NOW)
+    assert result.replaced
+    assert SkopsClassifier.load(shipped).version == result.card["version"] != old
+    again = train_from_paths(_corpus(tmp_path / "x"), [], shipped, force=True, now=NOW)
+    assert again.replaced and SkopsClassifier.load(shipped).version == again.card["version"]
+
+
 def test_a_current_model_that_does_not_load_is_not_compared(tmp_path: Path) -> None:
     """A truncated current model: the new one is written and the reason says why, no
     claim of comparing both models on held-out items."""

@@ -104,3 +104,34 @@ def test_the_printed_review_count_says_how_many_were_trained_on(capsys):
     del card["reviews"]                         # a card written before the split was counted
     _report_training(SimpleNamespace(card=card, replaced=True, path="m", reason="r"))
     assert ", 2 reviews\n" in capsys.readouterr().out
+
+
+def test_train_refuses_an_out_that_is_another_models_arrays_or_card(tmp_path):
+    """`monitor train --out DIR/m1.linear.npz` (or m1.card.json) beside DIR/m1.skops wrote a
+    skops archive over m1's arrays (or card) and said "written to": now refused before
+    training, m1 as it was; retraining into DIR/m1.skops itself still works."""
+    from monitor.classify import SkopsClassifier
+
+    corpus, config, _model = _corpus_and_config(tmp_path, tmp_path / "m.db")
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    m1 = tmp_path / "dir" / "m1.skops"
+
+    def run(out):
+        return subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "train",
+                               "--corpus", str(corpus), "--labels", str(labels), "--out", str(out),
+                               "--force"], capture_output=True, text=True)
+
+    first = run(m1)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in m1.parent.iterdir()}
+    assert sorted(before) == ["m1.card.json", "m1.linear.npz", "m1.skops"]
+    for name, kind in (("m1.linear.npz", "arrays"), ("m1.card.json", "card")):
+        refused = run(m1.with_name(name))
+        assert refused.returncode != 0 and "written to" not in refused.stdout
+        assert f"{m1.with_name(name)}: it is the {kind} of the model {m1}" in refused.stderr
+        assert {p.name: p.read_bytes() for p in m1.parent.iterdir()} == before
+    assert SkopsClassifier.load(m1).linear is not None
+    again = run(m1)
+    assert again.returncode == 0, again.stderr
+    assert SkopsClassifier.load(m1).linear is not None

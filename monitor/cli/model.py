@@ -224,9 +224,11 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     flagged F1 on the fixed held-out part drops by more than one point, unless --force.
     Without a pool it trains on the written corpus and reviews alone, and says so. A current
     model that cannot be loaded is replaced without comparing. Before training it checks that
-    it can write the target's folder and that the target's card and arrays are not another
-    model's (classifier.model beside classifier.skops). From an installed package (not a
-    checkout) it needs --out: the shipped model is not overwritten.
+    it can write the target's folder, that the target's card and arrays are not another
+    model's (classifier.model beside classifier.skops), that the target is not named like a
+    card or arrays (*.card.json, *.linear.npz) and that a file already there is a model.
+    From an installed package (not a checkout) it needs --out: the shipped model is not
+    overwritten.
 
     \b
     Examples:
