@@ -11,7 +11,8 @@ with ``id``, ``lang``, ``title``, ``text``, ``source``, ``published``, ``url``).
 reads the pool and returns records in the format of LABELING.md, marked ``"real": True``,
 with the item's ``url`` canonicalised as the store canonicalises an article's link
 (``monitor.parse.canonical_url``): an analyst's review of the same article in the store
-carries that url, and overrides the label (``monitor.train.apply_reviews``).
+carries that url and the article's title, and overrides the label of the item with that
+link and title (``monitor.train.apply_reviews``: one link may carry several stories).
 
 Real items come in stories and days: a wire story copied by three outlets, or the items of
 one evening bulletin, must never be split between a training and a testing fold.

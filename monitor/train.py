@@ -17,9 +17,9 @@ on. The written corpus trains in every fold and is never tested: the cross-valid
 measures real news. Thresholds maximise the flagged F1 of model and keywords together, per
 topic, and per language where one has enough real items (``choose_thresholds``). Without
 ``MIN_REAL_ITEMS`` real items the written corpus is cross-validated with the default
-candidate and threshold. Reviews override the labels of the record with the same id (or
-url); reviews of other articles are added as real items. A dev file is only ever scored,
-never trained on, and chooses nothing.
+candidate and threshold. Reviews override the labels of the record with the same id, or
+with the same link and title (``apply_reviews``); reviews of other articles are added as
+real items. A dev file is only ever scored, never trained on, and chooses nothing.
 
 scikit-learn is imported lazily (this module and ``monitor.classify`` own it).
 """
@@ -622,27 +622,35 @@ def validate_record(record: Record, where: str) -> dict[str, Any]:
 
 def apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
                   ) -> list[dict[str, Any]]:
-    """Records with analysts' verdicts applied: a review overrides the topics of every
-    record with the same id (or url, compared canonicalised as the store keeps an
-    article's link: a review from the store carries its article's url, a real item its
-    pool url); other reviews are appended as new records."""
+    """Records with analysts' verdicts applied: a review overrides the topics of the record
+    with the same id, or else of the records with the same link and title (``_matched``: the
+    url compared canonicalised as the store keeps an article's link, the title as the store
+    keeps a title; a review from the store carries its article's url and title, a real item
+    its pool url and title). One link often carries several stories (an evening bulletin's
+    page), so a record whose title differs is never overridden, and the link alone decides
+    only when one record has it and a title is missing. Other reviews are appended as new
+    records."""
     return _apply_reviews(records, reviews)[0]
 
 
 def _apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
                    ) -> tuple[list[dict[str, Any]], list[int]]:
     """``apply_reviews``, and for each review the position of the record it decided (the
-    one it overrode, or its own appended record): whether that record is held out says
-    whether the review was trained on."""
+    first one it overrode, or its own appended record): whether that record is held out
+    says whether the review was trained on."""
     out = [dict(r) for r in records]
     targets: list[int] = []
-    index: dict[str, list[int]] = {}
+    by_id: dict[str, list[int]] = {}
+    by_url: dict[str, list[int]] = {}
     for i, r in enumerate(out):
-        for key in _keys(r):
-            index.setdefault(key, []).append(i)
+        if r["id"]:
+            by_id.setdefault(str(r["id"]), []).append(i)
+        url = _url_key(r)
+        if url is not None:
+            by_url.setdefault(url, []).append(i)
     for review in map(_review, count(), reviews):
-        match = next((index[k] for k in _keys(review) if k in index), None)
-        if match is None:
+        match = _matched(review, out, by_id, by_url)
+        if not match:
             out.append(_review_record(review))
             targets.append(len(out) - 1)
         else:
@@ -652,6 +660,38 @@ def _apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
     return out, targets
 
 
+def _matched(review: Record, records: Sequence[Record], by_id: Mapping[str, list[int]],
+             by_url: Mapping[str, list[int]]) -> list[int]:
+    """The positions of the records a review overrides: those with its id; else those with
+    its link whose title is its title; else the one record with its link when the review's
+    title or that record's is empty (nothing to compare). Otherwise none (an empty list): a
+    record whose title differs is another story under the same link (one bulletin page
+    carries many stories)."""
+    if review["id"] and review["id"] in by_id:
+        return by_id[review["id"]]
+    url = _url_key(review)
+    same_link = by_url.get(url, []) if url is not None else []
+    title = title_key(review["title"])
+    if title:
+        same = [i for i in same_link if title_key(records[i]["title"]) == title]
+        if same:
+            return same
+    if len(same_link) == 1 and not (title and title_key(records[same_link[0]]["title"])):
+        return same_link
+    return []
+
+
+def title_key(title: str) -> str:
+    """A title as the store keeps one, to compare a review's with a pool item's: HTML
+    character references read, whitespace folded to single spaces, control characters
+    dropped, cut at ``MAX_TITLE`` (``monitor.parse.one_line``)."""
+    import html
+
+    from monitor.parse import one_line
+
+    return one_line(html.unescape(title)) if title else ""
+
+
 def _review(n: int, review: Record) -> dict[str, Any]:
     """A checked review, with an id if it had none and "" for a missing title or text."""
     filled = {"id": f"review:{n}", **review, "title": review.get("title") or "",
@@ -659,14 +699,14 @@ def _review(n: int, review: Record) -> dict[str, Any]:
     return validate_record(filled, f"review {n}")
 
 
-def _keys(record: Record) -> list[str]:
+def _url_key(record: Record) -> str | None:
+    """A record's url, canonicalised as the store keeps an article's link."""
     from monitor.parse import canonical_url
 
-    keys = [f"id:{record['id']}"] if record.get("id") else []
     url = record.get("url")
-    if url and isinstance(url, str):
-        keys.append(f"url:{canonical_url(url) or url}")
-    return keys
+    if not (url and isinstance(url, str)):
+        return None
+    return canonical_url(url) or url
 
 
 def _review_record(review: Record) -> dict[str, Any]:

@@ -57,7 +57,8 @@ def test_held_out_is_stable_and_about_the_right_share() -> None:
 def test_reviews_override_by_id_or_url_and_add_new_articles(records: list[dict]) -> None:
     base = [dict(records[0], url="https://example.org/a"), records[1]]
     reviews = [{"id": records[1]["id"], "title": "x", "text": "y", "topics": []},
-               {"url": "https://example.org/a", "title": "t", "text": "u", "topics": [EC]},
+               {"url": "https://example.org/a", "title": records[0]["title"], "text": "u",
+                "topics": [EC]},
                {"title": "China curbs gallium exports",
                 "text": "The commerce ministry said exporters will need a licence for "
                         "every shipment of the metal from August.", "topics": [CM, EC]}]
@@ -84,6 +85,68 @@ def test_a_review_overrides_the_label_of_the_pool_item_with_its_url(tmp_path: Pa
               "topics": []}
     out = apply_reviews(real, [review])
     assert len(out) == 1 and out[0]["id"] == "wire:1" and out[0]["topics"] == []
+
+
+BULLETIN = "https://tv.cctv.example/xwlb/20241225.shtml"
+
+
+def _bulletin(tmp_path: Path) -> list[dict]:
+    """Two stories of one evening bulletin in the pool, one page (one url) for both, labelled
+    differently: what join_pool gives."""
+    from monitor.labels import join_pool
+
+    pool = tmp_path / "pool.jsonl"
+    items = [{"id": "xwlb:20241225:29d49373e1", "title": "China  tightens rare earth\texport "
+                                                         "rules &amp; quotas"},
+             {"id": "xwlb:20241225:00b095059d", "title": "Winter festival opens in Harbin"}]
+    pool.write_text("".join(json.dumps(dict(item, lang="en", text="The bulletin said so.",
+                                            source="xwlb", published="2024-12-25",
+                                            url=BULLETIN + "?utm_source=rss")) + "\n"
+                            for item in items), encoding="utf-8")
+    real, missing = join_pool([{"id": items[0]["id"], "topics": [CM]},
+                               {"id": items[1]["id"], "topics": []}], pool)
+    assert missing == [] and [r["url"] for r in real] == [BULLETIN, BULLETIN]
+    return real
+
+
+def _store_review(title: str | None, topics: list[str], n: int = 42) -> dict:
+    """A review as the store gives it: its article's url and title (kept folded, references
+    read), its own id."""
+    return {"id": f"review:{n}", "url": BULLETIN, "lang": "en", "title": title,
+            "text": "The bulletin said so.", "topics": topics}
+
+
+def test_a_review_overrides_only_the_item_with_its_link_and_title(tmp_path: Path) -> None:
+    """One url, two stories: a review of one (its title compared with whitespace folded
+    and character references read on both sides) relabels that one alone."""
+    real = _bulletin(tmp_path)
+    out = apply_reviews(real, [_store_review("Winter festival opens in Harbin", [CM])])
+    assert [r["topics"] for r in out] == [[CM], [CM]] and len(out) == 2
+    out = apply_reviews(real, [_store_review("China tightens rare earth export rules & quotas",
+                                             [])])
+    assert [r["topics"] for r in out] == [[], []] and len(out) == 2
+    out = apply_reviews(real, [_store_review("China tightens rare earth export rules &amp; "
+                                             "quotas", [EC])])
+    assert [r["topics"] for r in out] == [[EC], []]
+    assert [r["topics"] for r in real] == [[CM], []]          # input untouched
+
+
+def test_a_review_whose_title_no_item_with_its_link_has_overrides_none(tmp_path: Path) -> None:
+    """Another story under the same link, or a review without a title when several items
+    share its link: no item relabelled, the review trains as an item of its own."""
+    real = _bulletin(tmp_path)
+    for title in ("Harbin ice sculptures draw crowds", None):
+        out = apply_reviews(real, [_store_review(title, [EC], n=7)])
+        assert [r["topics"] for r in out] == [[CM], [], [EC]]
+        assert out[2]["id"] == "review:7" and out[2]["real"] is True
+    # one item with the link: a title that differs still says another story ...
+    out = apply_reviews(real[:1], [_store_review("Harbin ice sculptures draw crowds", [])])
+    assert [r["topics"] for r in out] == [[CM], []]
+    # ... and a missing title cannot be compared: the link alone decides
+    out = apply_reviews(real[:1], [_store_review(None, [])])
+    assert [r["topics"] for r in out] == [[]]
+    out = apply_reviews([dict(real[0], title="")], [_store_review("Anything", [EC])])
+    assert [r["topics"] for r in out] == [[EC]]
 
 
 def test_review_without_title_is_accepted() -> None:

@@ -217,11 +217,12 @@ def evaluate(ctx, source, as_json, keywords_only):
 @click.pass_context
 def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     """Train the classifier from the written corpus, our labels of real news items (their
-    text read from the pool) and analysts' reviews (a review overrides a label); choose the
-    model settings and the per-topic and per-language thresholds by cross-validation over
-    the real items (the current model's settings stay unless others score more than 0.002
-    higher); write the model and its card. Refuses to replace the current model when
-    flagged F1 on the fixed held-out part drops by more than one point, unless --force.
+    text read from the pool) and analysts' reviews (a review overrides the label of the
+    item with the same link and title); choose the model settings and the per-topic and
+    per-language thresholds by cross-validation over the real items (the current model's
+    settings stay unless others score more than 0.002 higher); write the model and its card.
+    Refuses to replace the current model when flagged F1 on the fixed held-out part drops
+    by more than one point, unless --force.
     Without a pool it trains on the written corpus and reviews alone, and says so. A current
     model that cannot be loaded is replaced without comparing. Before training it checks that
     it can write the target's folder, that the target's card and arrays are not another
