@@ -456,8 +456,9 @@ def test_reviews_for_training(env):
          "topics": ["export-controls"]},
         {"id": f"review:{i['w3']}", "url": "https://news.example/w3", "lang": "en",
          "title": "Gold price climbs on rate bets", "text": WIRE[2][2], "topics": []}]
-    corpus = [{"id": "c1", "url": "https://news.example/w3", "lang": "en", "title": "t",
-               "text": "x", "topics": ["critical-minerals"]}]
+    corpus = [{"id": "c1", "url": "https://news.example/w3", "lang": "en",   # the same story
+               "title": "Gold price climbs on rate bets", "text": "x",
+               "topics": ["critical-minerals"]}]
     labelled = apply_reviews(corpus, records)
     assert labelled[0]["topics"] == [] and labelled[1]["topics"] == ["export-controls"]
 
