@@ -31,9 +31,11 @@ Hostile documents (before feedparser sees the bytes, see :func:`defuse`):
 - A document that does not decode in the encoding it declares is read as mostly-UTF-8 or
   in the encoding chardet detects, and a note says so (see :func:`_readable`).
 - Under a server's single-byte charset label (ISO-8859-1, windows-1252 …), a document is
-  read as UTF-8 when it is valid UTF-8 (see :func:`_utf8_under_legacy_label`), and in the
-  multi-byte encoding its XML declaration names (GB2312, Big5, Shift_JIS, EUC-KR …) when
-  it reads as Chinese, Japanese or Korean in it (see
+  read as UTF-8 when it is valid UTF-8 (see :func:`_utf8_under_legacy_label`); under a
+  server's default one (ISO-8859-1, windows-1252, ISO-8859-15, US-ASCII, not a regional
+  one such as windows-1251), in the multi-byte encoding its XML declaration names (GB2312
+  and GBK read as GB18030, Big5, Shift_JIS, EUC-KR …) when it reads as Chinese, Japanese
+  or Korean in it and not as natural text in the header's charset (see
   :func:`_multibyte_under_legacy_label`); a note says so.
 - Titles are cut at ``MAX_TITLE`` characters and text at ``MAX_TEXT``; an entry's HTML is
   read up to ``MAX_HTML`` characters. Control characters, NUL and lone surrogates never
@@ -630,16 +632,33 @@ def _utf8_under_legacy_label(content: bytes, headers: dict[str, str], parse_cont
     return content, {**headers, "content-type": f"{mime or 'application/xml'}; charset=utf-8"}
 
 
-# the labels a server's default charset gives (ISO-8859-*, windows-125x, US-ASCII …): under
-# one of them, a document's own declaration of a multi-byte encoding is believed when the
-# document reads as such (see _multibyte_under_legacy_label)
-_LEGACY_LABELS = _SINGLE_BYTE | {"ascii"}
+# the labels a server gives by default (Apache's AddDefaultCharset, HTTP/1.1's default for
+# text/*, RFC 3023's us-ascii for text/xml): ISO-8859-1, windows-1252, ISO-8859-15 (Latin-1
+# with the euro sign), US-ASCII. Under one of them, a document's own declaration of a
+# multi-byte encoding is believed when the document reads as such (see
+# _multibyte_under_legacy_label). A regional label (windows-1250/1251/1253, ISO-8859-2/5/7,
+# KOI8-R …) is never overridden: it is chosen for the text it labels, so it is the likelier
+# of the two to be right, and in a Cyrillic or Greek charset a short Chinese text reads as
+# plausible words ("欧盟" as "ХЗУЫ" in ISO-8859-5): a document wrongly declaring GB2312 there
+# could not be told from a GB2312 one by its letters alone.
+_DEFAULT_LABELS = {"latin_1", "iso8859_1", "cp1252", "iso8859_15", "ascii"}
+# labels of the WHATWG encoding standard that browsers read as GBK (GB18030's decoder) and
+# Big5 but Python's codecs do not know
+_WHATWG_LABELS = {"x-gbk": "gbk", "csgb2312": "gb2312", "gb_2312": "gb2312", "gb_2312-80": "gb2312",
+                  "cn-big5": "big5", "x-x-big5": "big5"}
+# the codecs a declared encoding is tried in, in turn: GB2312 and GBK are read as GB18030,
+# their superset, as browsers read them (a GBK-only character such as 镕 in a page declared
+# GB2312; A1AA is "—", not "―"); Big5 is read as Big5 and, when that fails, as Big5-HKSCS
+# (Hong Kong characters and the ETEN extensions such as 碁: Big5-HKSCS reads a few codes of
+# plain Big5, kana and Cyrillic at C6A1-C8FE, as other characters, so it is only a fallback)
+_DECODED_AS = {"gb2312": ("gb18030",), "gbk": ("gb18030",), "big5": ("big5", "big5hkscs")}
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 # letters of Chinese, Japanese and Korean: Hangul Jamo, kana, CJK extension A and unified
 # ideographs, Hangul syllables, compatibility ideographs, and the ideographs past U+FFFF
 # (not half-width katakana: Shift_JIS reads a lone Latin-1 letter or « as one)
 _CJK_LETTER = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf"
                          "\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff\U00020000-\U0003134f]")
+
 
 
 def _reads_as_cjk(text: str) -> bool:
@@ -661,43 +680,110 @@ def _reads_as_cjk(text: str) -> bool:
     return sound * 2 > total
 
 
-def _reads_as_latin(text: str) -> bool:
-    """Whether half or more of the non-ASCII characters of ``text`` are in runs of at most
-    three letters ("Größe", "Łódź", "żółć"): text in the single-byte encoding it was read
-    in. Chinese, Japanese or Korean text read in a single-byte encoding gives long runs
-    of letters and symbols instead ("ÖÐ¹úÏ¡ÍÁ³ö¿Ú")."""
-    runs = [run.group() for run in _NON_ASCII_RUN.finditer(text)]
-    letters = sum(len(run) for run in runs if len(run) <= 3 and run.isalpha())
-    return bool(runs) and letters * 2 >= sum(map(len, runs))
+# a word of _reads_as_alphabetic: a run of anything but spaces, digits and ASCII punctuation
+# other than the apostrophe and the hyphen, which join two words ("l'État", "Nord-Pas")
+_TOKEN = re.compile(r"[^\s0-9!-&(-,./:-@\[-`{-~]+")
+_WORD_JOINERS = re.compile("[-'\u2019\u02bc\u2010\u2011]")
+# punctuation a word may start or end with: quotation marks, brackets and dashes, ¡ and ¿
+# before it, … after it; not ° ¹ ± · ÷ ¤ …, which end words in mojibake ("°ÍÎ÷" for "巴西"),
+# nor ‚ at its start (Shift_JIS's hiragana in windows-1252: "‚Ì" for "の")
+_EDGE_CATEGORIES = {"Ps", "Pe", "Pi", "Pf", "Pd"}
+_SCRIPTS = {"LATIN", "CYRILLIC", "GREEK", "HEBREW", "ARABIC", "ARMENIAN", "GEORGIAN", "THAI"}
+
+
+def _reads_as_alphabetic(text: str) -> bool:
+    """Whether ``text``, decoded in a single-byte charset, reads as natural text of an
+    alphabetic script: nine in ten or more of the non-ASCII characters of its words are in
+    sound words ("Größe", "Żółć", "Москва", "Сбербанк", "Αθήνα", "l'État", "«Уран»").
+
+    A word is a run of letters and other non-ASCII characters between spaces, digits and
+    ASCII punctuation (an apostrophe or a hyphen joins two words into one), quotation marks,
+    brackets and dashes at its edges set aside; a word with no non-ASCII letter is not
+    counted. It is sound when it is letters only (with combining marks), all of one script
+    (ASCII letters are Latin), in lower case, in upper case, or with only its first letter
+    a capital; and it is not two or more of ISO-8859-1's accented letters (À-ÿ) alone: no
+    word of a language written in ISO-8859-1 is (Polish "Żółć" has letters past ÿ).
+
+    Chinese, Japanese or Korean text read in a single-byte charset gives long runs of
+    letters in mixed case with symbols among them instead ("ÖÐ¹úÏ¡ÍÁ³ö¿Ú" for 中国稀土出口
+    in ISO-8859-1, "ЦР№ъПЎНБ" in windows-1251, "‚Ì“ú–{" in windows-1252), and short ones
+    of accented capitals only ("ÖÐ" for 中)."""
+    import unicodedata
+
+    total = sound = 0
+    for token in _TOKEN.findall(text):
+        if token.isascii():
+            continue
+        start, end = 0, len(token)
+        while start < end and (token[start] in "\u00a1\u00bf" or token[start] != "\u201a"
+                               and unicodedata.category(token[start]) in _EDGE_CATEGORIES):
+            start += 1
+        while end > start and (token[end - 1] == "\u2026"
+                               or unicodedata.category(token[end - 1]) in _EDGE_CATEGORIES):
+            end -= 1
+        word = token[start:end]
+        if not any(not ch.isascii() and ch.isalpha() for ch in word):
+            continue
+        weight = sum(1 for ch in word if not ch.isascii())
+        total += weight
+        if all(_natural_word(part, unicodedata) for part in _WORD_JOINERS.split(word) if part):
+            sound += weight
+    return total > 0 and sound * 10 >= total * 9
+
+
+def _natural_word(word: str, unicodedata) -> bool:
+    """Letters (and combining marks) of one script, in lower or upper case or capitalised,
+    and not two or more of ISO-8859-1's accented letters alone."""
+    scripts = set()
+    for ch in word:
+        if ch.isalpha():
+            script = unicodedata.name(ch, "").split(" ", 1)[0]
+            scripts.add(script if script in _SCRIPTS else "")    # (ª, º, µ: of none here)
+        elif not unicodedata.category(ch).startswith("M"):
+            return False                            # a symbol or punctuation inside a word
+    scripts.discard("")
+    if len(scripts) > 1:
+        return False
+    letters = [ch for ch in word if ch.isalpha()]
+    if len(letters) > 1 and all("\u00c0" <= ch <= "\u00ff" for ch in letters):
+        return False                                # "ÖÐ": no word of a Latin-1 language
+    cased = "".join(ch for ch in letters if ch.isupper() or ch.islower())
+    return len(cased) < 2 or cased[1:].islower() or cased.isupper()
 
 
 def _multibyte_under_legacy_label(content: bytes, headers: dict[str, str], parse_content_type,
                                   notes: list[str]) -> tuple[bytes, dict[str, str]]:
-    """A document whose Content-Type names a single-byte charset (a server's default such
-    as ISO-8859-1 or windows-1252) while its XML declaration names a multi-byte encoding
-    (GB2312, GBK, GB18030, Big5, Shift_JIS, EUC-JP, ISO-2022-JP, EUC-KR) is read in the
-    declared encoding when it decodes in it without error and reads as Chinese, Japanese or
-    Korean there and not as Latin text in the header's charset (see :func:`_reads_as_cjk`
-    and :func:`_reads_as_latin`); a note says so. feedparser believes the header, and
-    ISO-8859-1 decodes any bytes: every character would become two letters of mojibake.
-    A document in the header's charset that wrongly declares a multi-byte encoding
-    ("Größe" declared as GBK, which decodes as "Gr鲞e") keeps the header's charset."""
+    """A document whose Content-Type names a server's default single-byte charset
+    (ISO-8859-1, windows-1252, ISO-8859-15, US-ASCII: see ``_DEFAULT_LABELS``) while its XML
+    declaration names a multi-byte encoding (GB2312, GBK, GB18030, Big5, Shift_JIS, EUC-JP,
+    ISO-2022-JP, EUC-KR) is read in the declared encoding when it decodes in it without
+    error (GB2312 and GBK as GB18030, see ``_DECODED_AS``) and reads as Chinese, Japanese or
+    Korean there and not as natural text in the header's charset (see
+    :func:`_reads_as_cjk` and :func:`_reads_as_alphabetic`); a note says so. feedparser
+    believes the header, and ISO-8859-1 decodes any bytes: every character would become two
+    letters of mojibake. A document in the header's charset that wrongly declares a
+    multi-byte encoding ("Größe" declared as GBK, which decodes as "Gr鲞e") keeps the
+    header's charset, as does one under a regional label such as windows-1251."""
     if content.isascii() and b"\x1b" not in content:     # (ISO-2022-JP is 7-bit)
         return content, headers
     mime, charset = parse_content_type(headers.get("content-type") or "")
     prolog = _PROLOG_ENCODING.match(content[:300])
     label = _codec(charset)
-    if label not in _LEGACY_LABELS or not prolog:
+    if label not in _DEFAULT_LABELS or not prolog:
         return content, headers
     declared = prolog.group(2).decode("ascii")
-    codec = _codec(declared)
+    codec = _codec(_WHATWG_LABELS.get(declared.lower(), declared))
     if codec not in _MULTIBYTE:
         return content, headers
-    try:
-        text = content.decode(codec)
-    except UnicodeDecodeError:
+    for name in _DECODED_AS.get(codec, (codec,)):
+        try:
+            text = content.decode(name)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
         return content, headers
-    if not _reads_as_cjk(text) or _reads_as_latin(content.decode(label, "replace")):
+    if not _reads_as_cjk(text) or _reads_as_alphabetic(content.decode(label, "replace")):
         return content, headers
     notes.append(f"declared as {charset} in its Content-Type but as {declared} in the document, which "
                  f"it is: the document's declaration overrides the header's charset, read as {declared}")
