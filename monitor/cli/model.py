@@ -130,7 +130,8 @@ def classify(ctx, source):
     """Print one JSON verdict per article of FILE (.jsonl, a .json array of records, or .txt
     whose first line is the title) or of standard input (-). A null title or text counts
     as empty; a record with neither gets a warning and an unflagged verdict, a file with no
-    records a warning.
+    records a warning; a title, text or lang that is not a string (or null) is an error
+    naming the file and line.
 
     \b
     Examples:
@@ -157,7 +158,9 @@ def evaluate(ctx, source, as_json, keywords_only):
     format; each record needs a topics list of known topics): precision,
     recall and F1 per topic and for flagged, per language, and countries micro-P/R/F1
     over the records that have a countries list (none scored, and it says so, when none has).
-    Stops (exit 2) when the model cannot be loaded, unless --keywords-only.
+    Records are read as classify reads them (a file with no records is warned of; a field
+    of the wrong type is an error naming file and line). Stops (exit 2) when the model
+    cannot be loaded, unless --keywords-only.
 
     \b
     Examples:
@@ -218,9 +221,11 @@ def evaluate(ctx, source, as_json, keywords_only):
 def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     """Train the classifier from the written corpus, our labels of real news items (their
     text read from the pool) and analysts' reviews (a review overrides the label of the
-    item with the same link and title); choose the model settings and the per-topic and
+    item with the same id, or the same link and title; it says how many reviews were given,
+    trained on and held out, as the card does); choose the model settings and the per-topic and
     per-language thresholds by cross-validation over the real items (the current model's
-    settings stay unless others score more than 0.002 higher); write the model and its card.
+    settings stay unless others score more than 0.002 higher); write the model, its card and
+    its arrays.
     Refuses to replace the current model when flagged F1 on the fixed held-out part drops
     by more than one point, unless --force.
     Without a pool it trains on the written corpus and reviews alone, and says so. A current

@@ -101,7 +101,9 @@ def review_show(ctx, article_id, as_json):
     """Show one article in full, with its reviews.
 
     Text, verdict, reasons, countries, minerals, language, model version,
-    near-duplicates from other sources (its cluster) and the review history.
+    near-duplicates from other sources (its cluster) and the review history. ARTICLE_ID is
+    a whole number in ASCII digits, as `review list` shows it (" 7", "-1", "٣" are not
+    ids); a well-formed id no article has is an unknown id.
 
     \b
     Example:
@@ -135,7 +137,8 @@ def review_mark(ctx, words, topics, note):
 
     Who ($USER) and when are stored with the verdict and the note. Marking an article
     again replaces its verdict; earlier ones stay in its history. All or nothing: an
-    unknown id writes nothing.
+    unknown id writes nothing. Ids are whole numbers in ASCII digits, as `review list`
+    shows them.
 
     \b
     Examples:
