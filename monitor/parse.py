@@ -650,8 +650,11 @@ _WHATWG_LABELS = {"x-gbk": "gbk", "csgb2312": "gb2312", "gb_2312": "gb2312", "gb
 # their superset, as browsers read them (a GBK-only character such as 镕 in a page declared
 # GB2312; A1AA is "—", not "―"); Big5 is read as Big5 and, when that fails, as Big5-HKSCS
 # (Hong Kong characters and the ETEN extensions such as 碁: Big5-HKSCS reads a few codes of
-# plain Big5, kana and Cyrillic at C6A1-C8FE, as other characters, so it is only a fallback)
-_DECODED_AS = {"gb2312": ("gb18030",), "gbk": ("gb18030",), "big5": ("big5", "big5hkscs")}
+# plain Big5, kana and Cyrillic at C6A1-C8FE, as other characters, so it is only a fallback);
+# Shift_JIS and EUC-KR fall back to their Windows supersets, which browsers read them as
+# (CP932: ①, ㈱, NEC and IBM extensions; CP949: the Hangul syllables EUC-KR lacks)
+_DECODED_AS = {"gb2312": ("gb18030",), "gbk": ("gb18030",), "big5": ("big5", "big5hkscs"),
+               "shift_jis": ("shift_jis", "cp932"), "euc_kr": ("euc_kr", "cp949")}
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 # letters of Chinese, Japanese and Korean: Hangul Jamo, kana, CJK extension A and unified
 # ideographs, Hangul syllables, compatibility ideographs, and the ideographs past U+FFFF

@@ -514,3 +514,20 @@ def test_big5_falls_back_to_big5_hkscs():
     kana = "臺灣と日本の貿易協定，稀土供應鏈"
     feed = read_feed(_titled("Big5", kana).encode("big5"), headers)
     assert feed.articles[0].title == kana and len(feed.notes) == 1
+
+
+@pytest.mark.parametrize(("declared", "codec", "title"), [
+    ("Shift_JIS", "cp932", "①レアアース輸出規制、㈱住友金属鉱山が説明"),    # CP932 only: ① ㈱
+    ("EUC-KR", "cp949", "똠방 희토류 수출 통제 강화"),                    # CP949 only: 똠
+])
+def test_shift_jis_and_euc_kr_fall_back_to_their_windows_supersets(declared, codec, title):
+    """Browsers read Shift_JIS as CP932 and EUC-KR as CP949: a document with their
+    characters is read so, not left as mojibake under the server's default label."""
+    from monitor.parse import read_feed
+
+    encoded = _titled(declared, title).encode(codec)
+    with pytest.raises(UnicodeDecodeError):
+        encoded.decode(declared)
+    headers = {"content-type": "application/rss+xml; charset=ISO-8859-1"}
+    feed = read_feed(encoded, headers)
+    assert feed.articles[0].title == title and len(feed.notes) == 1
