@@ -385,18 +385,8 @@ def sidecar_model(path: str | Path) -> Path | None:
     if kind is None:
         return None
     base = path.name[:-len(CARD_SUFFIX if kind == "card" else LINEAR_SUFFIX)]
-    try:
-        card = json.loads(path.with_name(base + CARD_SUFFIX).read_text(encoding="utf-8"))
-        expected = card.get("model_sha256") if isinstance(card, dict) else None
-        if not isinstance(expected, str):
-            return None
-        for other in sorted(path.parent.iterdir()):
-            if (other.stem == base and other.is_file() and sidecar_kind(other) is None
-                    and _sha256(other) == expected):
-                return other
-    except (OSError, ValueError):
-        return None
-    return None
+    expected = _recorded_sha256(path.with_name(base + CARD_SUFFIX))
+    return _file_of(path.parent, base, expected) if expected else None
 
 
 def is_model_archive(path: str | Path) -> bool:
@@ -417,18 +407,35 @@ def sidecar_owner(model_path: str | Path) -> Path | None:
     the card there names by its SHA-256, when ``model_path`` is not that file. None when
     the card is missing, unreadable, records no SHA-256, or is ``model_path``'s own."""
     model_path = Path(model_path)
+    expected = _recorded_sha256(card_path(model_path))
     try:
-        card = json.loads(card_path(model_path).read_text(encoding="utf-8"))
-        expected = card.get("model_sha256") if isinstance(card, dict) else None
-        if not isinstance(expected, str):
+        if not expected or (model_path.is_file() and _sha256(model_path) == expected):
             return None
-        if model_path.is_file() and _sha256(model_path) == expected:
-            return None
-        for other in sorted(model_path.parent.iterdir()):
-            if (other.name != model_path.name and other.stem == model_path.stem
-                    and other.is_file() and _sha256(other) == expected):
-                return other
+    except OSError:
+        return None
+    return _file_of(model_path.parent, model_path.stem, expected, skip=model_path.name)
+
+
+def _recorded_sha256(card_file: Path) -> str | None:
+    """The model SHA-256 a card records; None when it cannot be read or records none."""
+    try:
+        card = json.loads(card_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return None
+    expected = card.get("model_sha256") if isinstance(card, dict) else None
+    return expected if isinstance(expected, str) else None
+
+
+def _file_of(folder: Path, stem: str, sha256: str, skip: str = "") -> Path | None:
+    """The file of ``stem`` in ``folder`` (not a card or arrays, not ``skip``) whose
+    SHA-256 is ``sha256``, the first by name; None when there is none or the folder cannot
+    be read."""
+    try:
+        for other in sorted(folder.iterdir()):
+            if (other.stem == stem and other.name != skip and other.is_file()
+                    and sidecar_kind(other) is None and _sha256(other) == sha256):
+                return other
+    except OSError:
         return None
     return None
 

@@ -50,6 +50,7 @@ import functools
 import hashlib
 import itertools
 import re
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -663,7 +664,6 @@ _CJK_LETTER = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\
                          "\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff\U00020000-\U0003134f]")
 
 
-
 def _reads_as_cjk(text: str) -> bool:
     """Whether most non-ASCII characters of ``text`` are in Chinese, Japanese or Korean
     words: in a run of non-ASCII characters that holds a CJK letter and is two characters
@@ -711,8 +711,6 @@ def _reads_as_alphabetic(text: str) -> bool:
     letters in mixed case with symbols among them instead ("ÖÐ¹úÏ¡ÍÁ³ö¿Ú" for 中国稀土出口
     in ISO-8859-1, "ЦР№ъПЎНБ" in windows-1251, "‚Ì“ú–{" in windows-1252), and short ones
     of accented capitals only ("ÖÐ" for 中)."""
-    import unicodedata
-
     total = sound = 0
     for token in _TOKEN.findall(text):
         if token.isascii():
@@ -729,12 +727,12 @@ def _reads_as_alphabetic(text: str) -> bool:
             continue
         weight = sum(1 for ch in word if not ch.isascii())
         total += weight
-        if all(_natural_word(part, unicodedata) for part in _WORD_JOINERS.split(word) if part):
+        if all(_natural_word(part) for part in _WORD_JOINERS.split(word) if part):
             sound += weight
     return total > 0 and sound * 10 >= total * 9
 
 
-def _natural_word(word: str, unicodedata) -> bool:
+def _natural_word(word: str) -> bool:
     """Letters (and combining marks) of one script, in lower or upper case or capitalised,
     and not two or more of ISO-8859-1's accented letters alone."""
     scripts = set()
