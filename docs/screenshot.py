@@ -85,7 +85,8 @@ def articles() -> tuple[list[DigestArticle], dict[int, int]]:
         when = START + timedelta(minutes=minutes)
         out.append(DigestArticle(id=4200 + i, title=title, text=text,
                                  url=f"https://{source.lower().replace(' ', '-')}.example/{i}",
-                                 source=source, published=when, first_seen=when, language=lang,
+                                 source=source, published=when,     # seen 4 minutes later
+                                 first_seen=when + timedelta(minutes=4), language=lang,
                                  topics=topics, score=p, reasons=reasons, countries=countries,
                                  minerals=minerals))
         clusters[4200 + i] = 4200 + min(j for j, row in enumerate(DAY, 1) if row[10] == group)

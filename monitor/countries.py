@@ -238,10 +238,18 @@ def extract_countries(title: str, text: str) -> list[Mention]:
             for code, found in sorted(spans.items())]
 
 
+# English display names where CLDR's default is a disambiguating phrase that news does not
+# use ("Congo - Kinshasa", "Hong Kong SAR China"): the names the press and analysts write.
+ENGLISH_NAMES = {"CD": "DR Congo", "CG": "Congo-Brazzaville", "HK": "Hong Kong", "MO": "Macao",
+                 "MM": "Myanmar", "PS": "Palestine"}
+
+
 def country_name(code: str, locale: str = "en") -> str:
     """Display name of a country code ("CN" -> "China"); falls back to English, then code."""
     names = gazetteer().names
     wanted = locale.replace("-", "_")
+    if wanted.split("_")[0] == "en" and code.upper() in ENGLISH_NAMES:
+        return ENGLISH_NAMES[code.upper()]
     for candidate in (wanted, wanted.split("_")[0], "en"):
         name = names.get((code.upper(), candidate))
         if name:

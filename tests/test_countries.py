@@ -279,6 +279,17 @@ def test_country_name_from_the_packaged_data():
     assert country_name("XX") == "XX"
 
 
+def test_english_display_names_are_the_ones_news_uses():
+    # CLDR's defaults disambiguate ("Congo - Kinshasa", "Hong Kong SAR China"); the digest's
+    # country table shows the names analysts read in the press.
+    assert country_name("CD") == "DR Congo"
+    assert country_name("cg") == "Congo-Brazzaville"
+    assert country_name("HK", "en-GB") == "Hong Kong"
+    assert (country_name("MO"), country_name("MM"), country_name("PS")) == (
+        "Macao", "Myanmar", "Palestine")
+    assert country_name("CD", "de") != "DR Congo"          # other languages keep CLDR's
+
+
 def test_importing_countries_does_not_import_babel():
     code = "import sys, monitor.countries; sys.exit('babel' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0

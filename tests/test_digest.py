@@ -836,6 +836,7 @@ def test_the_country_table_is_countries_by_export_controls_and_the_days_top_mine
     html, text = render(digest, "subject")
     assert "  China                    Export controls: 3, gallium: 1, antimony: 1" in text
     assert re.search(r'<th scope="col"[^>]*>gallium</th>', html)
+    assert "DR Congo" in text and "DR Congo" in html and "Kinshasa" not in html   # press names
 
 
 def test_every_feed_the_header_counts_as_failing_is_named_in_the_footer(store, tmp_path):
