@@ -60,7 +60,8 @@ from monitor.types import Verdict
 
 SCORING = ("max(whole article, each story of a multi-story item that names a topic mineral, "
            "an entity list, or export and control words: a paragraph of at least 2 sentences, "
-           "with the short headline line before it)")
+           "with the short headline line before it; in Chinese or Japanese text without line "
+           "breaks, a short phrase set apart by spaces is a headline)")
 STORY_MIN_SENTENCES = 2  # a story must be more than a passing sentence (LABELING.md)
 PREPARATION_VERSION = 2  # bump when model_input changes in a way the fingerprint misses
 TITLE_WEIGHT = 2         # the title is repeated this many times before the text (CV with the
@@ -188,6 +189,10 @@ def preparation_fingerprint() -> str:
 _SENTENCE_END = re.compile(r"[.!?。！？]")
 _SECTION_MARK = re.compile(r"【[^】\n]{1,12}】")       # 【国际快讯】 and the like
 _LINES = re.compile(r"\n+")
+# A space between Han characters (or after a closing mark) and the next one: Chinese
+# sites that run their paragraphs and a bulletin's sub-headlines together on one line
+# separate them with spaces, which Chinese prose does not otherwise use.
+_HAN_GAP = re.compile("(?<=[。！？”」』）\u3400-\u9fff])[ \u3000]+(?=[\u3400-\u9fff0-9“「『（])")
 
 
 def stories(text: str) -> list[tuple[str, str]]:
@@ -195,12 +200,15 @@ def stories(text: str) -> list[tuple[str, str]]:
     is one story.
 
     Lines are the units (feeds and ``html_to_text`` put paragraphs on lines; bracketed
-    section marks such as 【国际快讯】 also end one). A short line without a sentence end
+    section marks such as 【国际快讯】 also end one; in a Chinese text on one line, the
+    short phrases its spaces set apart, ``_headlines_apart``). A short line without a sentence end
     (< 60 characters) is a story's headline and joins the paragraph after it. A story is a
     paragraph of at least ``STORY_MIN_SENTENCES`` sentences, and an item needs two such
     stories to count as multi-story."""
-    if "\n" not in text and "【" not in text:
-        return []
+    if "\n" not in text:
+        text = _headlines_apart(text)
+        if "\n" not in text and "【" not in text:
+            return []
     found: list[tuple[str, str]] = []
     headline = ""
     for line in _LINES.split(_SECTION_MARK.sub("\n", text)):
@@ -214,6 +222,26 @@ def stories(text: str) -> list[tuple[str, str]]:
             found.append((headline, line))
         headline = ""
     return found if len(found) >= 2 else []
+
+
+def _headlines_apart(text: str) -> str:
+    """A one-line Chinese or Japanese text with the short phrases its spaces set apart
+    (a bulletin's sub-headlines: under 60 characters, no sentence end) on lines of their
+    own; the paragraphs between them stay one line each, so that only a headline starts a
+    story ("… 解决。 乌总统称愿与美签署协议 美敦促泽连斯基签协议 20日，…")."""
+    parts = _HAN_GAP.split(text)
+    if len(parts) == 1:
+        return text
+    lines: list[list[str]] = []
+    after_headline = True
+    for part in parts:
+        headline = len(part) < 60 and not _SENTENCE_END.match(part[-1:] or ".")
+        if headline or after_headline:
+            lines.append([part])
+        else:
+            lines[-1].append(part)
+        after_headline = headline
+    return "\n".join(" ".join(line) for line in lines)
 
 
 def story_label(headline: str, body: str) -> str:

@@ -290,6 +290,27 @@ def test_one_story_items_and_passing_sentences_have_no_stories() -> None:
     assert len(stories(section_marks)) == 2   # 【…】 ends a story like a line break
 
 
+def test_a_one_line_chinese_bulletin_is_split_at_the_headlines_its_spaces_set_apart() -> None:
+    # paragraphs and sub-headlines run together with spaces, as a state-TV site gives them
+    war = ("俄方称前线多处交火。乌方称击退多次进攻。 欧盟官员称将继续支持乌克兰。援助计划下月公布。"
+           " 乌总统称愿与美签署协议 美敦促乌方签署矿产资源协议 "
+           "20日，乌克兰总统在会谈时称愿与美方签署互利协议。美方称协议涉及乌克兰的矿产资源。")
+    found = stories(war)
+    assert [h for h, _ in found] == ["", "乌总统称愿与美签署协议 美敦促乌方签署矿产资源协议"]
+    assert found[0][1] == "俄方称前线多处交火。乌方称击退多次进攻。 欧盟官员称将继续支持乌克兰。援助计划下月公布。"
+    assert found[1][1].startswith("20日，乌克兰总统")
+    # one story told in paragraphs (no sub-headline) and a numbered list stay one item
+    feature = ("江西加快推动产业升级。全省经济稳中向好。 这里是一家铜箔生产车间。设备高效运转。"
+               " 今年江西还将实施一批新项目。涉及多个领域。")
+    assert stories(feature) == []
+    numbered = "【早间新闻精选】 1、美伊签署备忘录。文本稍后公布。 2、铜箔订单排至明年。价格上涨。"
+    assert stories(numbered) == []
+    # spaces between words of other scripts are no such gaps
+    assert stories("Storm warning. Rain all day. Rare earth magnets China will license "
+                   "exports. Carmakers fear shortages.") == []
+    assert stories("희토류 수출 통제 강화. 업계 비상. 정부 대책 발표. 비축 확대.") == []
+
+
 def test_an_article_scores_as_its_best_story(model_path: Path) -> None:
     model = SkopsClassifier.load(model_path)
     title = "Evening news"
