@@ -287,13 +287,14 @@ def _mineral_counts(stories: Sequence[Story], limit: int = 12):
 def subject(template: str, digest: Digest) -> str:
     """The subject line: ``{date}``, ``{count}`` (stories), ``{counts}`` (stories per topic,
     a both-topic story counted under each, then the low-confidence ones apart, as the
-    digest's sections have them) and ``{lead}`` (the first story's title, cut)."""
+    digest's sections have them) and ``{lead}`` (the first story's title, cut at a word
+    with "…" past 80 characters)."""
     per_topic = dict(digest.subject_counts)
     low = next((len(s.stories) + s.more for s in digest.sections if s.topic == "low"), 0)
     parts = [f"{per_topic[t]} {heading.lower()}" for t, heading in TOPICS if per_topic.get(t)]
     counts = ", ".join(parts + ([f"{low} low confidence"] if low else [])) or "nothing new"
     lead = next((s.stories[0].lead for s in digest.sections if s.stories), None)
-    title = clean_header(lead.title or lead.text, 80) if lead is not None else ""
+    title = one_line(lead.title or lead.text, 80) if lead is not None else ""
     line = template.format(date=digest.digest_date, count=digest.total_stories, counts=counts,
                            lead=title)
     # a template of {lead} alone on a day without stories would leave the subject empty

@@ -806,6 +806,29 @@ def test_a_busy_day_opens_with_its_top_stories_both_topics_first():
     assert subject("{lead}", empty) == "Critical minerals & export controls 2025-06-03"
 
 
+def test_a_long_lead_title_is_cut_in_the_subject_at_a_word_with_an_ellipsis():
+    """The subject's {lead} was cut at 80 characters mid-word ("… citing national securit"):
+    a reader could not tell the title goes on."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.types import DigestArticle
+
+    title = ("China tightens export controls on gallium and germanium, citing national security "
+             "concerns")
+    lead = DigestArticle(id=1, title=title, text="", url=None, source="s", published=T0, first_seen=T0,
+                         language="en", topics=("export-controls",), score=0.9, reasons=(),
+                         countries=(), minerals=())
+    digest = build_digest([lead], {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+    line = subject("{lead}", digest)
+    assert line == "China tightens export controls on gallium and germanium, citing national…"
+    assert len(line) <= 80
+    short = build_digest([DigestArticle(**{**lead.__dict__, "title": "Gallium curbs"})], {},
+                         digest_date="2025-06-03", period_start=T0, period_end=T0 + timedelta(days=1),
+                         zone=ZoneInfo("UTC"), max_items=40)
+    assert subject("{lead}", short) == "Gallium curbs"
+
+
 def test_a_bulletin_shows_the_passage_that_was_flagged_and_terms_get_english():
     from monitor.digest import Story, passage_snippet, why
     from monitor.types import DigestArticle
