@@ -603,6 +603,21 @@ def linear_path(model_path: str | Path) -> Path:
     return model_path.with_name(f"{model_path.stem}{LINEAR_SUFFIX}")
 
 
+def model_files_stamp(model_path: str | Path) -> tuple[tuple[int, int, int] | None, ...]:
+    """(mtime, size, inode) of the model file, its card and its arrays, None for one that is
+    missing: it differs once `monitor train` (or a copy) has replaced them, so that a process
+    that runs for days (`monitor run`, `monitor serve`) loads the model again."""
+    stamp: list[tuple[int, int, int] | None] = []
+    for file in (Path(model_path), card_path(model_path), linear_path(model_path)):
+        try:
+            stat = file.stat()
+        except OSError:
+            stamp.append(None)
+        else:
+            stamp.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+    return tuple(stamp)
+
+
 def write_linear(pipeline: Any, tmp: Path) -> Path | None:
     """The pipeline's arrays written to ``tmp`` (an .npz), or None for a pipeline that
     ``monitor.linear`` does not compute."""

@@ -2,7 +2,8 @@
 
 APScheduler 3 drives two jobs on one worker thread, so a poll and a digest never run at
 the same time:
-- ``dispatch`` every minute: reload the config if the file changed, poll the feeds whose
+- ``dispatch`` every minute: reload the config if the file changed (and the model if its
+  files changed: `monitor train` wrote it), poll the feeds whose
   ``next_check_at`` has passed (scheduling state lives in the store, so downtime needs no
   catch-up), and retry digest deliveries whose backoff has passed;
 - ``digest`` daily at ``digest.send_at`` in ``digest.timezone`` (a CronTrigger, so DST is
@@ -117,6 +118,7 @@ class Service:
         self.stop = threading.Event()
         self.store = open_configured_store(self.config, clock())
         self.analyzer = build_analyzer(self.config)
+        self._model_stamp = self._model_files_stamp()
         self.parser = self._parse_pool()
         self.scheduler: Any = None          # an APScheduler BackgroundScheduler once started
 
@@ -131,6 +133,13 @@ class Service:
             return (stat.st_mtime_ns, stat.st_size)
         except OSError:
             return None
+
+    def _model_files_stamp(self):
+        """The configured model file, its card and its arrays as they are now: `monitor
+        train` (or a copy) replacing them is seen at the next tick, as a config edit is."""
+        from monitor.classify import model_files_stamp
+
+        return model_files_stamp(self.config.classifier.model_path())
 
     # -- jobs ----------------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -248,15 +257,20 @@ class Service:
     # -- config reload -------------------------------------------------------------------
     def reload_if_changed(self) -> None:
         stamp = self._file_stamp()
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
-        try:
-            config = load_config(self.path)
-        except MonitorError as exc:
-            log.error("config change ignored, previous config stays in force: %s", exc)
-            return
-        self.apply(config)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                config = load_config(self.path)
+            except MonitorError as exc:
+                log.error("config change ignored, previous config stays in force: %s", exc)
+            else:
+                self.apply(config)
+        model = self._model_files_stamp()
+        if model != self._model_stamp:      # retrained or put in place since it was loaded
+            self._model_stamp = model
+            self.analyzer = build_analyzer(self.config)
+            log.info("model file %s changed: the next articles are classified with it",
+                     self.config.classifier.model_path())
 
     def apply(self, config: Config) -> None:
         old = self.config
@@ -267,6 +281,7 @@ class Service:
         self.store.sync_feeds(config.feeds, self.clock(), config.poll.interval_minutes,
                               config.poll.silent_after_days)
         self.analyzer = build_analyzer(config)
+        self._model_stamp = self._model_files_stamp()
         if old.poll.parse_processes != config.poll.parse_processes:
             self.parser.close()             # between cycles: the scheduler runs one job at a time
             self.parser = self._parse_pool()

@@ -315,3 +315,36 @@ def test_a_reload_warns_of_a_store_url_only_while_it_differs_from_the_open_store
         assert "digest at 06:00 UTC" in caplog.text
     finally:
         service.store.close()
+
+
+def test_a_model_put_in_place_while_running_classifies_the_next_articles(tmp_path, feed_server, feed_file,
+                                                                          caplog):
+    """`monitor train` writes the configured model while `monitor run` runs (or the model
+    that was missing at start is put in place): the service went on with the model it had
+    loaded, or with keywords alone ("classifier unavailable"), until a restart, while
+    `monitor reclassify` already used the new one."""
+    import shutil
+
+    from monitor.classify import card_path, linear_path, read_card
+
+    service, clock = clocked_service(tmp_path, feed_server, feed_file,
+                                     datetime(2025, 6, 4, 5, 0, tzinfo=timezone.utc))
+    db = tmp_path / "m.db"
+    shipped = ROOT / "models" / "classifier.skops"
+    try:
+        service.dispatch()                              # no model yet: keyword-only verdicts
+        assert count(db, "select count(*) from article where reasons like '%classifier unavailable%'") == 3
+        model = tmp_path / "no-model.skops"             # the path the config names
+        for source, target in ((shipped, model), (card_path(shipped), card_path(model)),
+                               (linear_path(shipped), linear_path(model))):
+            shutil.copy2(source, target)
+        body = feed_file("rss2.xml").replace(b"md-100", b"md-200").replace(b"/news/", b"/later/")
+        feed_server.add("/rss", body)                   # three new stories
+        clock["now"] += timedelta(hours=2)              # the feed is due again
+        with caplog.at_level("INFO", logger="monitor"):
+            service.dispatch()
+        version = read_card(model)["version"]
+        assert count(db, f"select count(*) from article where model_version = '{version}'") == 3
+        assert "model file" in caplog.text and "changed" in caplog.text
+    finally:
+        service.store.close()

@@ -180,7 +180,8 @@ def _preview(job, now, day, path) -> str:
 def run(ctx):
     """Run the service: poll due feeds every minute, send the digest daily at digest.send_at.
 
-    Reloads the config file when it changes (an invalid edit is logged and ignored).
+    Reloads the config file when it changes (an invalid edit is logged and ignored), and
+    the model when its files change (`monitor train` replaced them).
     Stops cleanly on SIGTERM or Ctrl-C (a second one exits at once).
 
     \b
