@@ -191,6 +191,21 @@ def test_feeds_page_and_keywords_dry_run_write_nothing(served):
     assert [(v.id, v.flagged, v.topics) for v in _all(served.store_url)] == before
 
 
+def test_the_keywords_page_starts_from_the_config_as_it_is_now(served):
+    """`monitor serve` runs for days beside config edits: the keywords page showed the rules
+    the server had read at its start, and pasting its block back undid the edit."""
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        assert "Codelco" not in client.get("/keywords").text
+        with served.config.open("a", encoding="utf-8") as config:
+            config.write('[keywords]\nexport-controls = ["Codelco"]\n')
+        page = client.get("/keywords")
+        assert re.search(r'<textarea name="export-controls"[^>]*>Codelco</textarea>', page.text), page.text
+        served.config.write_text(served.config.read_text(encoding="utf-8") + "[poll]\nbogus = 1\n",
+                                 encoding="utf-8")
+        kept = client.get("/keywords")                  # an invalid edit: the previous config stays
+        assert kept.status_code == 200 and ">Codelco</textarea>" in kept.text
+
+
 def _all(store_url):
     store = open_store(store_url)
     try:

@@ -37,7 +37,8 @@ def serve(ctx, host, port, behind_proxy):
       MONITOR_REVIEW_KEY=… monitor serve --host 0.0.0.0 --port 8765
       MONITOR_REVIEW_KEY=… monitor serve --behind-proxy   a TLS proxy on this machine
     """
-    from monitor.cli.context import open_review_store, reviewer_name
+    from monitor.cli.context import config_file_of, open_review_store, reviewer_name
+    from monitor.config import config_path
     from monitor.exceptions import UsageError
     from monitor.web.access import Access, is_loopback
 
@@ -62,10 +63,10 @@ def serve(ctx, host, port, behind_proxy):
     # of the body waiting ~40 ms for the client's delayed ACK on a kept-alive connection
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     _, store = open_review_store(ctx)
-    _run(config, store, access, sock)
+    _run(config, store, access, sock, config_path(config_file_of(ctx)))
 
 
-def _run(config, store, access, sock: socket.socket) -> None:
+def _run(config, store, access, sock: socket.socket, config_file=None) -> None:
     import uvicorn
 
     from monitor.config import MIN_KEY_LENGTH
@@ -75,7 +76,7 @@ def _run(config, store, access, sock: socket.socket) -> None:
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     allowed = (sorted({"127.0.0.1", "localhost", "::1", "[::1]", bound_host, shown})
                if access.loopback else None)        # and the loopback address it listens on
-    app = create_app(config, store, access, allowed_hosts=allowed)
+    app = create_app(config, store, access, allowed_hosts=allowed, config_file=config_file)
     how = ("this machine only" if access.loopback else
            "sign-in: " + " or ".join(w for w, on in (("review links", access.link_key),
                                                       ("Basic credentials", access.basic)) if on))

@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import logging
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -60,15 +61,46 @@ _CSV_RISKY = ("=", "+", "-", "@", "\t", "\r")
 class ReviewApp:
     """The pages and what they share: config, store, access rules, the analyser."""
 
-    def __init__(self, config, store, access: Access, clock, analyzer=None) -> None:
+    def __init__(self, config, store, access: Access, clock, analyzer=None, config_file=None) -> None:
         self.config = config
         self.store = store
         self.access = access
         self.clock = clock
         self._analyzer = analyzer
+        self.config_file = config_file      # re-read when it changes (None: never)
+        self._stamp = self._files_stamp()
         from monitor.digest import environment
 
         self.env = environment()
+
+    def _files_stamp(self):
+        from monitor.classify import model_files_stamp
+
+        if self.config_file is None:
+            return None
+        try:
+            stat = os.stat(self.config_file)
+            config = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except OSError:
+            config = None
+        return config, model_files_stamp(self.config.classifier.model_path())
+
+    def refresh(self) -> None:
+        """The config and the model as their files are now: the server runs for days while
+        analysts edit [keywords] and `monitor train` replaces the model, and the keywords
+        page starts from the config's rules and dry-runs them with its model. An invalid
+        edit is logged and the previous config stays (as `monitor run` does)."""
+        stamp = self._files_stamp()
+        if stamp == self._stamp:
+            return
+        from monitor.config import load_config
+
+        try:
+            self.config = load_config(self.config_file)
+        except MonitorError as exc:
+            log.error("config change ignored, previous config stays in force: %s", exc)
+        self._analyzer = None               # loaded again from the files as they are now
+        self._stamp = self._files_stamp()
 
     @property
     def analyzer(self):
@@ -258,6 +290,7 @@ class ReviewApp:
         reviewer = self._reviewer(request)
         if reviewer is None:
             return self._denied(request)
+        self.refresh()
         spec = self.config.keywords.spec()
         lists = {key: "\n".join(values) for key, values in spec.items()}
         if request.method == "GET":
@@ -397,12 +430,13 @@ def _csv_lines(rows: list[ArticleView]):
 
 
 def create_app(config, store, access: Access, clock=None, analyzer=None,
-               allowed_hosts: list[str] | None = None) -> Starlette:
+               allowed_hosts: list[str] | None = None, config_file=None) -> Starlette:
     """The ASGI application. ``allowed_hosts``: Host headers accepted (on loopback, only
-    this machine's names, so a page elsewhere cannot reach it by DNS rebinding)."""
+    this machine's names, so a page elsewhere cannot reach it by DNS rebinding).
+    ``config_file``: the file ``config`` came from, read again when it changes."""
     if clock is None:
         from monitor.clock import utcnow as clock
-    app = ReviewApp(config, store, access, clock, analyzer)
+    app = ReviewApp(config, store, access, clock, analyzer, config_file)
     routes = [
         Route("/", app.flagged),
         Route("/export.{kind:str}", app.export),
