@@ -23,3 +23,15 @@ def test_every_command_is_documented_in_the_readme():
     assert len(found) >= 13
     assert [path for path, _ in found if path not in README] == []
     assert [path for path, command in found if not command.help] == []
+
+
+def test_the_shared_options_are_documented_where_they_go():
+    """The README said "every command takes --config PATH": `monitor poll --config x.toml`
+    is refused (the option belongs before the command's name)."""
+    shared = ("--config", "--log-level", "--log-format")
+    root = {opt for param in cli.params for opt in param.opts}
+    assert set(shared) <= root
+    for path, command in commands(cli):
+        assert not set(shared) & {opt for param in command.params for opt in param.opts}, path
+    assert "`monitor [--config PATH] [--log-level LEVEL] [--log-format text|json] COMMAND …`" in README
+    assert "`monitor --config my.toml poll`" in README
