@@ -135,3 +135,17 @@ def test_train_refuses_an_out_that_is_another_models_arrays_or_card(tmp_path):
     again = run(m1)
     assert again.returncode == 0, again.stderr
     assert SkopsClassifier.load(m1).linear is not None
+
+
+def test_the_help_says_the_corpus_and_labels_are_monitors_own_not_the_current_folders():
+    """`--corpus` and `--labels` said "(default: models/corpus)", "(default: models/labels)":
+    read from the current folder, an installed package's analyst took it, whereas the
+    defaults are the copies that come with monitor (resource_dir)."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    text = " ".join(CliRunner().invoke(cli, ["train", "--help"]).output.split())
+    assert "(default: models/corpus)" not in text and "(default: models/labels)" not in text
+    assert "the one that comes with monitor" in text and "installed package" in text
+    assert "the ones that come with monitor" in text

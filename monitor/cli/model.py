@@ -210,10 +210,12 @@ def evaluate(ctx, source, as_json, keywords_only):
               help="Where to write the model (default: classifier.model in the config); its "
                    "card and arrays go beside it, named after it without its extension.")
 @click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False),
-              help="Folder of the written corpus (default: models/corpus).")
+              help="Folder of the written corpus (default: the one that comes with monitor, "
+                   "models/corpus of its checkout or its copy inside the installed package; "
+                   "not a models/ folder of the current one).")
 @click.option("--labels", "labels_dir", type=click.Path(file_okay=False),
-              help="Folder of our labels of real news items, keyed by pool id "
-                   "(default: models/labels).")
+              help="Folder of our labels of real news items, keyed by pool id (default: the "
+                   "ones that come with monitor, models/labels beside the corpus).")
 @click.option("--pool", "pool_path", type=click.Path(dir_okay=False),
               help="The real news items the labels refer to (default: $MONITOR_POOL, else "
                    "../shared/data/pool-unlabeled.jsonl when it exists).")
