@@ -9,6 +9,7 @@ names, and is masked whenever the config is printed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -335,8 +336,16 @@ def _format_error(error: Mapping[str, Any]) -> str:
     for part in error["loc"]:
         loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
     message = error["msg"].removeprefix("Value error, ")
+    given = error.get("input")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
+    elif error["type"] in ("tuple_type", "list_type") and loc == "feeds":
+        message = "expected a list of tables: write each feed as [[feeds]] (two brackets), not [feeds]"
+    elif error["type"] in ("tuple_type", "list_type"):      # pydantic's "a valid tuple" means nothing here
+        message = (f"expected a list such as [{json.dumps(given, ensure_ascii=False)}], got {given!r}"
+                   if isinstance(given, str) else "expected a list such as [\"…\", \"…\"]")
+    elif error["type"] == "time_parsing":
+        message = f'expected a local time of day, HH:MM or HH:MM:SS (e.g. "07:00"), got {given!r}'
     return f"{loc}: {message}" if loc else message
 
 

@@ -96,6 +96,15 @@ def test_shipped_keywords_name_the_minerals_in_japanese_and_korean(title, flagge
     ("[[feeds]]\nname='a'\nurl='https://x.example/f'\nsilent_after_days = 1e6\n",
      "feeds[0].silent_after_days: Input should be less than or equal to 365"),
     ("[store]\nurl = 'notaurl'\n", "store.url: not a database URL"),
+    # what an analyst writing a config by hand types: pydantic's "a valid tuple" and "input is
+    # too short" said nothing of what was wanted
+    ("[digest]\nsend_at = '7:00'\n",
+     "digest.send_at: expected a local time of day, HH:MM or HH:MM:SS (e.g. \"07:00\"), got '7:00'"),
+    ("[digest]\nrecipients = 'ana@example.org'\n",
+     "digest.recipients: expected a list such as [\"ana@example.org\"], got 'ana@example.org'"),
+    ("[keywords]\nmute = 'mineral water'\n", "keywords.mute: expected a list such as [\"mineral water\"]"),
+    ("[feeds]\nname='a'\nurl='https://x.example/f'\n",
+     "feeds: expected a list of tables: write each feed as [[feeds]] (two brackets), not [feeds]"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key):
     path = write(tmp_path, text)
