@@ -908,3 +908,37 @@ def test_a_gb2312_feed_under_a_latin1_charset_header_is_stored_as_chinese(feed_s
         store.close()
     assert ("declared as ISO-8859-1 in its Content-Type but as gb2312 in the document, which it is: "
             "the document's declaration overrides the header's charset, read as gb2312") in caplog.text
+
+
+def test_monitor_feeds_says_its_times_are_utc(feed_server, feed_file, tmp_path):
+    """`monitor feeds` printed "last poll 08:47" with no zone while the digest speaks the
+    analysts' time zone (09:47 in Berlin): a feed looked an hour overdue."""
+    import os
+    import subprocess
+    import sys
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    url = feed_server.add("/rss", feed_file("rss2.xml"))
+    (tmp_path / "monitor.toml").write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+        '[poll]\ncontact_url = "http://127.0.0.1/c"\nparse_processes = 0\n'
+        f'[classifier]\nmodel = "{tmp_path / "no-model.skops"}"\n'
+        '[digest]\ntimezone = "Asia/Tokyo"\n'
+        f'[[feeds]]\nname = "rss"\nurl = "{url}"\n', encoding="utf-8")
+
+    root = str(Path(__file__).resolve().parents[1])         # this checkout's monitor, whatever is installed
+
+    def monitor(*args):
+        done = subprocess.run([sys.executable, "-m", "monitor", "--config", "monitor.toml", *args],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": root})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    before = datetime.now(timezone.utc)
+    monitor("poll", "--all")
+    header, row = monitor("feeds").splitlines()[:2]
+    after = datetime.now(timezone.utc)
+    assert "last poll (UTC)" in header and "next check (UTC)" in header
+    assert any(t.strftime("%Y-%m-%d %H:") in row for t in (before, after)), row   # UTC, not Tokyo's

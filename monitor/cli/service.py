@@ -81,6 +81,7 @@ def _print_cycle(report) -> None:
 @click.pass_context
 def feeds(ctx):
     """Feed health: last poll, status, errors, next check, articles — broken first.
+    Times in UTC.
 
     \b
     Example:
@@ -92,7 +93,7 @@ def feeds(ctx):
     check_store_of(ctx)
     with open_configured_store(config) as store:
         rows = store.feed_health(now(), config.poll.broken_after_errors)
-    click.echo(f"{'health':<8} {'last poll':<17} {'st':>3} {'err':>3} {'next check':<17} "
+    click.echo(f"{'health':<8} {'last poll (UTC)':<17} {'st':>3} {'err':>3} {'next check (UTC)':<17} "
                f"{'items':>6}  name")
     for h in rows:
         health = h.health if h.active else "removed"
