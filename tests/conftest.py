@@ -21,6 +21,13 @@ if "MONITOR_CACHE_DIR" not in os.environ:
     os.environ["MONITOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="monitor-test-cache-")
     atexit.register(shutil.rmtree, os.environ["MONITOR_CACHE_DIR"], True)
 
+# services and commands that tests start as `python -m monitor` from their own folders
+# import this checkout's monitor, not the one the interpreter has installed (an editable
+# install of another checkout, when a clone is tested with that checkout's virtualenv)
+_CHECKOUT = str(Path(__file__).resolve().parents[1])
+if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != _CHECKOUT:
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (_CHECKOUT, os.environ.get("PYTHONPATH"))))
+
 FEEDS = Path(__file__).parent / "feeds"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

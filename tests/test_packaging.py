@@ -88,3 +88,12 @@ def test_installed_wheel_trains_from_its_bundled_corpus(wheel, tmp_path):
                           capture_output=True, text=True)      # no --out: the shipped model
     assert proc.returncode == 2 and "with --out PATH" in proc.stderr, proc.stderr
     assert shipped.read_bytes() == before
+
+
+def test_a_command_started_from_another_folder_runs_this_checkouts_monitor(tmp_path):
+    """Tests start `python -m monitor` from their own folders; there the interpreter found
+    the monitor it has installed (an editable install of another checkout, when a clone is
+    tested with that checkout's virtualenv), so they tested that code, not this one."""
+    done = subprocess.run([sys.executable, "-c", "import monitor; print(monitor.__file__)"],
+                          cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert Path(done.stdout.strip()).resolve() == ROOT / "monitor" / "__init__.py"
