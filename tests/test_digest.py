@@ -277,6 +277,25 @@ def test_each_article_in_exactly_one_digest(store, tmp_path):
     assert first.items == 5 and second.items == 0
 
 
+def test_an_article_reviewed_not_relevant_before_the_digest_is_left_out(store, tmp_path):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import text as sql
+
+    with store.engine.connect() as conn:
+        rows = dict(conn.execute(sql("SELECT title, id FROM article")).all())
+    nickel = next(i for t, i in rows.items() if "Nickel ore" in t)
+    chile = next(i for t, i in rows.items() if "Codelco" in t)
+    at = datetime(2025, 6, 3, 5, 0, tzinfo=timezone.utc)
+    store.add_reviews({nickel: ()}, "irrelevant", "ore, not news", "ana", at)
+    store.add_reviews({chile: ()}, "irrelevant", None, "ana", at)
+    store.add_reviews({chile: ("critical-minerals",)}, "relevant", "on second thought", "ben", at)
+    first = job(store, config(tmp_path)).run(NOW)
+    mailed = {a.title for a in store.digest_articles(store.get_digest(first.digest_date))}
+    assert first.items == 4 and not any("Nickel ore" in t for t in mailed)
+    assert any("Codelco" in t for t in mailed)       # the current verdict counts, not history
+
+
 def test_a_copy_of_a_story_already_mailed_is_not_mailed_again(store, store_url, tmp_path):
     cfg = config(tmp_path)
     assert job(store, cfg).run(NOW).items == 5

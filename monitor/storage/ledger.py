@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
-from monitor.storage.tables import ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, ITEM, MINERAL, insert_ignore
+from monitor.storage.tables import (
+    ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, ITEM, MINERAL, REVIEW, insert_ignore)
 from monitor.types import DigestArticle, DigestRecord, Delivery
 
 
@@ -65,8 +66,11 @@ def candidates(conn: Connection, since: datetime, until: datetime) -> list[Diges
     or the same link, title and publication time (the same wire story reaching another
     feed a day later is not news again; copies within one period are one story of the
     digest, ``monitor.cluster``). A link alone says nothing: many feeds give every item
-    their home page, and a daily briefing keeps its title and link."""
+    their home page, and a daily briefing keeps its title and link. An article whose
+    current review says "irrelevant" is left out: an analyst has already judged it."""
     in_digest = select(ITEM.c.article_id)
+    dismissed = select(REVIEW.c.article_id).where(REVIEW.c.current.is_(True),
+                                                  REVIEW.c.verdict == "irrelevant")
     sent = ARTICLE.alias("sent")
     sent_rows = select(sent).join(ITEM, ITEM.c.article_id == sent.c.id).subquery()
     sent_hashes = select(sent_rows.c.content_hash).where(sent_rows.c.content_hash.is_not(None))
@@ -74,6 +78,7 @@ def candidates(conn: Connection, since: datetime, until: datetime) -> list[Diges
         sent_rows.c.url.is_not(None), sent_rows.c.published_at.is_not(None))
     stamp = tuple_(ARTICLE.c.url, ARTICLE.c.title, ARTICLE.c.published_at)
     where = (ARTICLE.c.flagged.is_(True) & ARTICLE.c.id.not_in(in_digest)
+             & ARTICLE.c.id.not_in(dismissed)
              & (ARTICLE.c.first_seen_at <= until)
              & or_(ARTICLE.c.first_seen_at >= since - LATE_COMMIT, ARTICLE.c.published_at >= since)
              & or_(ARTICLE.c.content_hash.is_(None), ARTICLE.c.content_hash.not_in(sent_hashes))
