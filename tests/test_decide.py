@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from monitor.decide import decide, model_topics
 from monitor.keywords import KeywordMatch
 
@@ -114,3 +118,54 @@ def test_per_topic_thresholds_decide_each_topic() -> None:
     limits = {"critical-minerals": 0.3, "export-controls": 0.6}
     verdict = decide(probs, KeywordMatch(), limits, "v1")
     assert verdict.topics == ("critical-minerals",)
+
+
+def test_a_per_topic_threshold_is_reached_at_equality() -> None:
+    # "flagged when its probability reaches the topic's threshold": equal is enough, as with
+    # one number for every topic
+    limits = {CM: 0.35, EC: 0.6}
+    assert decide({CM: 0.35, EC: 0.6}, NO_HITS, limits, "v1").topics == (CM, EC)
+    assert decide({CM: 0.34, EC: 0.59}, NO_HITS, limits, "v1").topics == ()
+
+
+def test_an_older_card_without_thresholds_flags_at_one_half() -> None:
+    from monitor.decide import Thresholds
+
+    limits = Thresholds.from_card({}).for_language("en")
+    assert limits == {CM: 0.5, EC: 0.5}
+    assert Thresholds().for_language("zh") == {CM: 0.5, EC: 0.5}
+    assert decide({CM: 0.5, EC: 0.49}, NO_HITS, limits, "old").topics == (CM,)
+
+
+def test_a_card_with_default_thresholds_and_no_languages_loads() -> None:
+    from monitor.decide import Thresholds
+
+    limits = Thresholds.from_card({"thresholds": {"default": {CM: 0.3, EC: 0.6}}})
+    assert limits.for_language("zh") == {CM: 0.3, EC: 0.6}
+    assert limits.languages == {}
+
+
+@pytest.mark.parametrize("card, field", [
+    ({"threshold": 0}, "threshold: 0"),                        # would flag everything
+    ({"threshold": 0.0}, "threshold: 0.0"),
+    ({"threshold": 1}, "threshold: 1"),                        # would flag nothing
+    ({"threshold": 1.0}, "threshold: 1.0"),
+    ({"thresholds": {"default": {CM: 0.0, EC: 0.5}}}, f"thresholds.default.{CM}: 0.0"),
+    ({"thresholds": {"default": {CM: 0.5, EC: 1.0}}}, f"thresholds.default.{EC}: 1.0"),
+    ({"thresholds": {}}, "thresholds.default: must be an object"),
+    ({"thresholds": [0.5, 0.5]}, "thresholds: must be an object"),
+    ({"thresholds": 0.5}, "thresholds: must be an object"),
+    ({"thresholds": {"default": {CM: 0.5, EC: 0.5}, "languages": ["zh"]}},
+     "thresholds.languages: must be an object"),
+    ({"thresholds": {"default": {CM: 0.5, EC: 0.5}, "languages": {"zh": 0.7}}},
+     "thresholds.languages.zh: must be an object"),
+    ({"thresholds": {"default": {CM: 0.5, EC: 0.5}, "languages": {"zh": {EC: 0}}}},
+     f"thresholds.languages.zh.{EC}: 0"),
+])
+def test_a_card_whose_thresholds_are_not_numbers_strictly_between_0_and_1_is_refused(
+        card: dict[str, Any], field: str) -> None:
+    from monitor.decide import Thresholds
+
+    with pytest.raises(ValueError) as refused:
+        Thresholds.from_card(card)
+    assert str(refused.value).startswith(field)
