@@ -197,3 +197,75 @@ def test_phrases_count_in_title_and_lede_only():
     assert rules.match("Tariff talks resume", filler + "Export controls came up once.").topics == ()
     assert rules.match("Export controls tightened", filler).topics == ("export-controls",)
     assert rules.match("A spring", filler + "mineral water").muted == ()
+
+
+def test_the_lede_is_exactly_the_first_400_characters() -> None:
+    # a phrase whose last character is the text's 400th is in the lede; one that reaches the
+    # 401st is not (substring scripts make the cut visible to the character)
+    r = rules(critical_minerals=["稀土"])
+    assert r.match("Briefing", "." * 398 + "稀土 rules").topics == (CM,)
+    assert r.match("Briefing", "." * 399 + "稀土 rules").topics == ()
+
+
+def test_hits_follow_config_order_across_regexes_and_phrases() -> None:
+    r = rules(critical_minerals=["re:gallium|germanium", "rare earth", "re:antimon(y|ium)"])
+    match = r.match("Antimony, rare earth and gallium curbs", "")
+    assert match.hits == {CM: ("re:gallium|germanium", "rare earth", "re:antimon(y|ium)")}
+
+
+def test_a_phrase_listed_twice_is_reported_once() -> None:
+    r = rules(critical_minerals=["gallium", "gallium"], mute=["gold price", "gold price"])
+    match = r.match("Gallium and the gold price", "")
+    assert match.hits == {CM: ("gallium",)}
+    assert match.muted == ("gold price",)
+
+
+def test_a_regex_entry_is_a_regex_whatever_it_holds() -> None:
+    # '*' in the middle and other regex syntax are fine after 're:' (only phrases forbid them)
+    r = rules(critical_minerals=[r"re:rare.*earth", r"re:\bcobalt\b"])
+    assert hits(r, "rare and precious earth metals") == (r"re:rare.*earth",)
+    assert hits(r, "Cobalt output") == (r"re:\bcobalt\b",)
+
+
+def test_a_regex_is_searched_in_the_article_as_it_is() -> None:
+    # phrases are matched in the normalised text, 're:' entries in the text as written
+    r = rules(export_controls=["re:contrôles? à l’exportation"])
+    assert hits(r, "Les contrôles à l’exportation de Pékin", EC) == ("re:contrôles? à l’exportation",)
+    assert hits(r, "Les contrôles à l'exportation de Pékin", EC) == ()
+
+
+@pytest.mark.parametrize("regex", ["re: ", "re:   ", "re:\t"])
+def test_a_regex_of_blanks_is_refused_as_empty(regex: str) -> None:
+    # a blank regex would match every article that has a space
+    with pytest.raises(ConfigError, match=r"^keywords.mute\[0\]: empty regex"):
+        KeywordRules.compile({"mute": [regex]})
+
+
+def test_the_start_of_a_multi_word_phrase_sits_on_a_word_boundary() -> None:
+    r = rules(critical_minerals=["dual-use goods"], export_controls=["export control*"])
+    assert hits(r, "dual-use goods exports") == ("dual-use goods",)
+    assert hits(r, "individual use goods") == ()
+    assert hits(r, "reexport controls apply", EC) == ()
+
+
+def test_a_star_word_matches_its_stem_alone_too() -> None:
+    r = rules(export_controls=["sanction*"])
+    assert hits(r, "A new sanction on chip exports", EC) == ("sanction*",)
+    assert hits(r, "New sanctions", EC) == ("sanction*",)
+    assert hits(r, "Unsanctioned trade", EC) == ()
+
+
+def test_a_phrase_mixing_latin_and_cjk_keeps_the_boundary_at_its_latin_end() -> None:
+    # the Latin start must sit on a word boundary, the CJK end matches as a substring
+    r = rules(critical_minerals=["GPU芯片"])
+    assert hits(r, "GPU芯片出口") == ("GPU芯片",)
+    assert hits(r, "eGPU芯片出口") == ()
+
+
+def test_cjk_ideographs_from_the_first_to_the_last_of_their_block_match_as_substrings() -> None:
+    from monitor.keywords import is_unspaced
+
+    r = rules(critical_minerals=["一带一路"])               # U+4E00 starts the block
+    assert hits(r, "推进一带一路建设") == ("一带一路",)
+    assert is_unspaced("\u4e00") and is_unspaced("\u9fff")
+    assert is_unspaced("가") and is_unspaced("\u3040") and not is_unspaced("a")
