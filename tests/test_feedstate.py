@@ -59,3 +59,8 @@ def test_fresh_articles_are_the_unknown_and_the_changed_with_believable_dates():
     fresh = fresh_articles(articles, {"same": "h1", "changed": "h-before"}, NOW)
     assert [(a.key, a.published) for a in fresh] == [("changed", utc(2025, 6, 4)), ("new", None),
                                                       ("old", None)]
+
+
+def test_an_undated_new_article_is_fresh_and_stays_undated():
+    fresh = fresh_articles([article("undated", "h5")], {}, NOW)
+    assert [(a.key, a.published) for a in fresh] == [("undated", None)]

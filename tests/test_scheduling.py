@@ -31,3 +31,24 @@ def test_a_years_max_age_holds_a_feed_back_a_day_not_a_month():
 def test_backoff_doubles_and_is_capped_at_a_day():
     assert next_check_after_error(NOW, 60, 3) == NOW + timedelta(hours=4)
     assert next_check_after_error(NOW, 60, 40) == NOW + timedelta(hours=24)
+
+
+def test_backoff_reaches_the_day_cap_whatever_the_interval():
+    # a 1-minute feed failing 12 times in a row: 2**11 minutes is past a day, so a day
+    assert next_check_after_error(NOW, 1, 11) == NOW + timedelta(minutes=1024)
+    assert next_check_after_error(NOW, 1, 12) == NOW + timedelta(hours=24)
+    assert next_check_after_error(NOW, 1, 30) == NOW + timedelta(hours=24)
+
+
+@pytest.mark.parametrize(("published", "believed"), [
+    (NOW + timedelta(hours=3), True),                         # a clock or time zone ahead
+    (NOW + timedelta(days=1), True),                          # up to a day ahead
+    (NOW + timedelta(days=1, seconds=1), False),
+    (datetime(1990, 1, 1, tzinfo=timezone.utc), True),
+    (datetime(1989, 12, 31, 23, 59, tzinfo=timezone.utc), False),
+    (None, False),
+])
+def test_a_publish_date_is_believed_up_to_a_day_ahead_and_from_1990(published, believed):
+    from monitor.scheduling import plausible_published
+
+    assert plausible_published(published, NOW) == (published if believed else None)
