@@ -557,7 +557,12 @@ def test_digests_run_at_once_send_each_copy_once_and_say_who_sent_it(tmp_path, w
                 or not others), out
 
 
-def test_the_service_retries_a_digest_past_midnight_and_gives_up_after_24_hours(tmp_path):
+@pytest.mark.parametrize(("checks", "tries"), [
+    ((2, 15, 60, 180, 24 * 60 - 5, 24 * 60 + 30), [1, 1, 1, 1, 1, 0]),
+    ((2, 15, 60, 180, 24 * 60 + 1), [1, 1, 1, 1, 0]),     # due, but a minute past the 24 h
+])
+def test_the_service_retries_a_digest_past_midnight_and_gives_up_after_24_hours(tmp_path, checks,
+                                                                                 tries):
     """Sent at 23:50 local time into an SMTP outage: the service's retry job keeps trying
     after midnight (the digest is then yesterday's) and stops 24 hours after the period."""
     from monitor.service import Service
@@ -585,7 +590,7 @@ def test_the_service_retries_a_digest_past_midnight_and_gives_up_after_24_hours(
     attempts = []
     try:
         service.digest()
-        for minutes in (2, 15, 60, 180, 24 * 60 - 5, 24 * 60 + 30):
+        for minutes in checks:
             clock.now = T0.replace(hour=21, minute=50) + timedelta(minutes=minutes)
             before = len(server.recorder.faults["ben@example.org"])
             service._retry_deliveries()
@@ -595,9 +600,9 @@ def test_the_service_retries_a_digest_past_midnight_and_gives_up_after_24_hours(
         service.store.close()
         server.stop()
     assert len(server.recorder.received_by("ana@example.org")) == 1       # third try, after midnight
-    assert attempts == [1, 1, 1, 1, 1, 0]          # retried within 24 h of the period, not after
+    assert attempts == tries                       # retried within 24 h of the period, not after
     ben = [d for d in record.deliveries if d.recipient == "ben@example.org"][0]
-    assert ben.status == "retry" and ben.attempts == 6 and "421" in ben.last_error
+    assert ben.status == "retry" and ben.attempts == 1 + sum(tries) and "421" in ben.last_error
 
 
 def test_no_section_eats_the_digest_and_both_topic_stories_come_first():
@@ -997,3 +1002,99 @@ def test_the_plain_text_part_shows_where_a_long_title_was_cut():
     cut = one_line(title, 160)
     assert len(cut) <= 160 and cut.endswith("…") and title.startswith(cut[:-1] + " ")
     assert one_line("short\r\ntitle", 160) == "short title"
+
+
+# --- the ledger's retry times, resend and lease, on the run's own clock (time.monotonic fixed)
+
+def _frozen_job(store, cfg, monkeypatch, mailer=None, sleeps=None):
+    import monitor.delivery as delivery
+
+    monkeypatch.setattr(delivery.time, "monotonic", lambda: 0.0)   # the run's clock stays at now
+    return DigestJob(store, cfg, mailer, config_file="x",
+                     sleep=(sleeps.append if sleeps is not None else lambda s: None))
+
+
+def test_the_first_try_is_at_once_and_later_rounds_wait_the_base_then_double(store, tmp_path,
+                                                                            monkeypatch):
+    down = SmtpServer()                                  # not started: connection refused
+    cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": down.port, "security": "none",
+                                 "max_attempts": 3, "retry_base_seconds": 10},
+                 recipients=["ana@example.org"])
+    sleeps: list[float] = []
+    outcome = _frozen_job(store, cfg, monkeypatch, sleeps=sleeps).run(NOW)
+    assert outcome.retry == ["ana@example.org"]
+    assert sleeps == [10, 20]
+
+
+def test_a_temporary_failure_is_tried_again_after_a_minute_at_least_and_an_hour_at_most(
+        store, tmp_path, monkeypatch):
+    down = SmtpServer()                                  # not started: connection refused
+
+    def waits(base, hours):
+        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": down.port, "security": "none",
+                                     "max_attempts": 1, "retry_base_seconds": base},
+                     recipients=["ana@example.org"])
+        found = []
+        for hour in hours:                               # the service's way: one try a run
+            now = NOW + timedelta(hours=hour)
+            _frozen_job(store, cfg, monkeypatch).run(now, day="2025-06-03", wait_for_retries=False)
+            [d] = store.get_digest("2025-06-03").deliveries
+            assert d.status == "retry"
+            found.append((d.attempts, (d.next_attempt_at - now).total_seconds()))
+        return found
+
+    assert waits(0, [0]) == [(1, 60)]                    # no base: a minute, not at once
+    assert waits(1000, [1, 2, 3]) == [(2, 2000), (3, 3600), (4, 3600)]  # doubling, capped at 1 h
+
+
+def test_a_resend_sends_again_the_copies_that_may_not_have_arrived(store, tmp_path):
+    cfg = config(tmp_path)
+    record = _record(store, cfg)
+    store.set_delivery(record, "ben@example.org", status="unknown", last_error="no reply came back")
+    store.set_delivery(record, "cy@example.org", status="failed", last_error="550")
+    again = job(store, cfg).run(NOW, resend=True)
+    assert again.sent == ["ben@example.org", "cy@example.org"]
+    assert again.already == ["ana@example.org"]
+    assert len(list((tmp_path / "outbox").glob("*ana@example.org*.eml"))) == 1
+    deliveries = store.get_digest("2025-06-03").deliveries
+    assert all(d.status == "sent" and d.sent_at is not None for d in deliveries)  # the ledger says when
+
+
+def test_a_delivered_copy_the_store_never_records_is_an_error_said_loudly(store, tmp_path,
+                                                                         monkeypatch, caplog):
+    from monitor.exceptions import StorageError
+
+    real = store.set_delivery
+
+    def locked(record, recipient, **values):
+        if values.get("status") == "sent":
+            raise StorageError("the store is locked by another writer")
+        return real(record, recipient, **values)
+
+    monkeypatch.setattr(store, "set_delivery", locked)
+    with pytest.raises(StorageError):
+        job(store, config(tmp_path, recipients=["ana@example.org"])).run(NOW)
+    assert "DELIVERED (the mail server accepted it)" in caplog.text
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1          # sent once, not again
+
+
+def test_a_claim_lasts_a_few_times_the_smtp_timeout(store, tmp_path, monkeypatch):
+    """A sender counts as gone only after connect, greeting, envelope and data could each
+    have used the whole SMTP timeout: its claim outlasts four timeouts."""
+    server = SmtpServer().start()
+    leases = []
+
+    class Watching(SmtpMailer):
+        def send(self, message, recipient):
+            [d] = store.get_digest("2025-06-03").deliveries
+            leases.append((d.next_attempt_at - NOW).total_seconds())
+            return super().send(message, recipient)
+
+    try:
+        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
+                                     "timeout_seconds": 60}, recipients=["ana@example.org"])
+        mailer = Watching.from_config(cfg.smtp)
+        assert _frozen_job(store, cfg, monkeypatch, mailer).run(NOW).sent == ["ana@example.org"]
+    finally:
+        server.stop()
+    assert len(leases) == 1 and leases[0] >= 4 * 60, leases
