@@ -1098,3 +1098,95 @@ def test_a_claim_lasts_a_few_times_the_smtp_timeout(store, tmp_path, monkeypatch
     finally:
         server.stop()
     assert len(leases) == 1 and leases[0] >= 4 * 60, leases
+
+
+# --- the ledger's selection: the period, flagged only, each article in one digest
+
+def _add(store, key, minutes, flagged=True, url="https://metals.example/x", published="seen",
+         title=None):
+    """One more article of the feed "Metals Desk", first seen ``minutes`` after T0."""
+    from sqlalchemy import text
+
+    from digest_data import verdict
+    from monitor.types import ArticleWrite, FeedOutcome, ParsedArticle, Verdict
+    from monitor.feedstate import feed_outcome
+    from storeview import due_feeds
+
+    when = T0 + timedelta(minutes=minutes)
+    [feed] = [f for f in due_feeds(store, T0 + timedelta(days=30), include_all=True)
+              if f.name == "Metals Desk"]
+    parsed = ParsedArticle(key=key, guid=key, url=url and f"{url}/{key}",
+                           title=title or f"Cobalt story {key}",
+                           text=f"Cobalt export quotas, part {key}.",
+                           published=when if published == "seen" else published, language=None,
+                           content_hash=key)
+    judged = (verdict(("critical-minerals",), 0.9) if flagged else
+              Verdict(flagged=False, topics=(), score=0.1, reasons=(), model_version="test"))
+    outcome = FeedOutcome(polled_at=when, next_check_at=when + timedelta(hours=1), status=200)
+    store.save_poll(feed.id, [ArticleWrite(parsed, "en", judged)], feed_outcome(feed, outcome, new=True))
+    with store.engine.connect() as conn:
+        return conn.execute(text("SELECT id FROM article WHERE guid = :k"), {"k": key}).scalar_one()
+
+
+def test_a_digest_holds_the_flagged_articles_of_its_period_each_in_one_digest_only(store, tmp_path):
+    cfg = config(tmp_path)
+    plain = _add(store, "plain", 100, flagged=False)
+    _add(store, "dated", 120, title="Cobalt story plain-ish")
+    undated = _add(store, "undated", 150, url=None, published=None)   # seen in the period's last hour
+    first = _record(store, cfg)
+    assert plain not in first.article_ids and undated in first.article_ids
+    # after the first digest, without a link: the title and time of one it carried, another
+    # text (not a copy: only the same text, or the same link, title and time, make one)
+    no_link = _add(store, "no-link", 4 * 60, url=None, title="Cobalt story plain-ish",
+                   published=T0 + timedelta(minutes=120))
+    job(store, cfg).run(NOW + timedelta(days=1))
+    second = store.get_digest("2025-06-04")
+    assert second is not None and second.article_ids == (no_link,)    # a story without a link too
+    assert not set(first.article_ids) & set(second.article_ids)
+
+
+def test_each_digests_period_starts_where_the_last_one_ended(store, tmp_path):
+    cfg = config(tmp_path)
+    first = _record(store, cfg)
+    late = _add(store, "late", 3 * 60 + 12 * 60)               # half a day after the first digest
+    job(store, cfg).run(NOW + timedelta(days=2))               # the service was down a day
+    second = store.get_digest("2025-06-05")
+    job(store, cfg).run(NOW + timedelta(days=3))
+    third = store.get_digest("2025-06-06")
+    assert second.period_start == first.period_end and late in second.article_ids
+    assert third.period_start == second.period_end
+
+
+def test_a_digest_with_articles_is_mailed_whatever_send_when_empty_says(store, tmp_path):
+    cfg = config(tmp_path, send_when_empty=False)
+    late = job(store, cfg).run(NOW + timedelta(days=1), day="2025-06-03")    # a day late
+    assert late.items > 0 and late.sent == RCPTS
+
+
+def test_a_recipient_written_in_other_case_is_the_same_mailbox_mailed_once(store, tmp_path):
+    job(store, config(tmp_path, recipients=["Ana@Example.org", "ben@example.org"])).run(NOW)
+    again = job(store, config(tmp_path, recipients=["ana@example.org", "BEN@example.org"])).run(NOW)
+    assert again.sent == [] and len(store.get_digest("2025-06-03").deliveries) == 2
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+
+
+def test_each_digests_ledger_is_its_own(store, tmp_path):
+    cfg = config(tmp_path)
+    first = _record(store, cfg)
+    store.set_delivery(first, "ben@example.org", status="retry", next_attempt_at=NOW)
+    job(store, cfg).run(NOW + timedelta(days=1), wait_for_retries=False)   # sends 2025-06-04
+    assert {d.status for d in store.get_digest("2025-06-04").deliveries} == {"sent"}
+    [ben] = [d for d in store.get_digest("2025-06-03").deliveries if d.recipient == "ben@example.org"]
+    assert ben.status == "retry"                        # still owed, not marked by the next day's
+
+
+def test_a_story_stored_days_ago_and_republished_flagged_in_the_period_is_in_the_digest(store,
+                                                                                       tmp_path):
+    from sqlalchemy import text
+
+    old = _add(store, "update", -3 * 24 * 60, flagged=False)          # first seen three days ago
+    again = _add(store, "update", 100, title="Cobalt story update: quotas cut")   # changed, flagged
+    with store.engine.connect() as conn:
+        seen = conn.execute(text("SELECT first_seen_at FROM article WHERE id = :i"), {"i": old}).scalar()
+    assert again == old and str(seen).startswith("2025-05-31")        # the same row, seen before
+    assert old in _record(store, config(tmp_path)).article_ids
