@@ -137,3 +137,37 @@ def test_the_analysts_feed_health_view_shows_no_feed_url(tmp_path):
         rows = db.execute("SELECT * FROM feed_health").fetchall()
     assert rows and "keyed" in repr(rows)
     assert "PASS-9" not in repr(rows) and "KEY-9" not in repr(rows)
+
+
+def test_every_kind_of_secret_parameter_is_masked():
+    # the names README and the module promise: keys, tokens, signatures, passwords, sessions,
+    # codes …, in any case, with "-", "_", "." or brackets, percent-encoded too
+    names = ["sig", "sign", "hmac", "pwd", "pass", "auth", "Authorization", "session", "sid",
+             "code", "hash", "token", "access_token", "client_secret", "Password", "passwd",
+             "apikey", "signature", "X-Amz-Signature", "credential", "passphrase", "sessionid",
+             "jwt", "bearer", "key", "subscription-key", "api[key]", "user[password]",
+             "access%5Ftoken", "session%5Fid", "client.secret"]
+    for name in names:
+        shown = masked_url(f"https://h/f?lang=de&{name}=S3CRET-V&page=2")
+        assert shown == f"https://h/f?lang=de&{name}=***&page=2", name
+
+
+def test_a_secret_after_a_semicolon_separator_is_masked():
+    assert masked_url("https://h/f?page=2;token=S3CRET-V") == "https://h/f?page=2;token=***"
+
+
+def test_user_info_is_masked_over_plain_http_and_for_any_user_name():
+    assert masked_url("http://TOKEN-S3CRET@h/f") == "http://***@h/f"
+    assert masked_url("https://Ana.Smith-2:S3CRET@h/f") == "https://Ana.Smith-2:***@h/f"
+    assert masked_url("redirected to http://u_1:S3CRET@10.0.0.1:8080/f") == \
+        "redirected to http://u_1:***@10.0.0.1:8080/f"
+
+
+def test_credentials_in_an_encoded_url_inside_a_value_are_masked():
+    shown = masked_url("last to https://h/login?next=https%3A%2F%2Fana%3AS3CRET%40h%2Ff")
+    assert "S3CRET" not in shown and "login?next=" in shown and "ana" in shown
+
+
+def test_an_encoded_url_without_a_secret_is_shown_as_it_is():
+    url = "https://h/login?next=https%3A%2F%2Fh%2Ff%3Fa%3Db&lang=de"
+    assert masked_url(url) == url
