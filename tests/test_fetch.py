@@ -245,6 +245,7 @@ def test_a_validator_no_header_could_carry_is_not_sent(feed_server):
     from monitor.fetch import _header_value
 
     assert _header_value('"\u20ac1"') is None and _header_value('"a\nb"') is None
+    assert _header_value('"caf\u00e9\x7f"') is None          # DEL: no header carries it
     url = feed_server.add("/plain.xml", RSS)
     (result,) = _fetch_all(FetchSettings(), [(url, '"\u20ac1"')])
     assert result.status == 200
@@ -254,6 +255,7 @@ def test_a_validator_no_header_could_carry_is_not_sent(feed_server):
 @pytest.mark.parametrize("location, problem", [
     ("http://127.0.0.1:99999/x", "port 99999"),
     ("http://127.0.0.1:0/x", "port 0"),
+    ("http://127.0.0.1:65536/x", "port 65536"),
     ("http://[bad", "not a valid name"),
 ])
 def test_a_redirect_to_an_impossible_port_or_host_is_named(feed_server, location, problem):
@@ -317,3 +319,161 @@ def test_an_etag_in_utf8_bytes_goes_back_byte_for_byte(feed_server):
     assert first.status == 200 and first.etag == tag and first.last_modified == tag
     (again,) = _fetch_all(FetchSettings(), [(url, first.etag)])
     assert again.status == 304
+
+
+# --- limits at their edges, redirects, encodings (mutation testing found these unchecked)
+
+def _body_of(size: int) -> bytes:
+    head = RSS.encode()
+    return head + b" " * (size - len(head))
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_body_of_exactly_max_bytes_is_read_and_one_more_byte_is_refused(feed_server, declared):
+    from monitor.exceptions import FeedError
+
+    limit = 64 * 1024
+
+    def serve(body):
+        def handler(h):
+            if declared:
+                return h._send(200, body, "application/rss+xml")
+            h.send_response(200)
+            h.send_header("Content-Type", "application/rss+xml")
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            for start in range(0, len(body), 4096):
+                part = body[start:start + 4096]
+                h.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            h.wfile.write(b"0\r\n\r\n")
+        return handler
+
+    exact = feed_server.add(f"/exact-{declared}.xml", handler=serve(_body_of(limit)))
+    over = feed_server.add(f"/over-{declared}.xml", handler=serve(_body_of(limit + 1)))
+    ok, refused = _fetch_all(FetchSettings(max_bytes=limit), [(exact, None), (over, None)])
+    assert not isinstance(ok, FeedError) and len(ok.content) == limit, ok
+    assert isinstance(refused, FeedError) and refused.kind == "too-large", refused
+
+
+def test_a_gzip_body_inflating_to_exactly_max_bytes_is_read(feed_server):
+    import gzip
+
+    from monitor.exceptions import FeedError
+
+    limit = 64 * 1024
+    exact = feed_server.add("/gz-exact.xml", gzip.compress(_body_of(limit)),
+                            headers={"Content-Encoding": "gzip"})
+    over = feed_server.add("/gz-over.xml", gzip.compress(_body_of(limit + 1)),
+                           headers={"Content-Encoding": "gzip"})
+    ok, refused = _fetch_all(FetchSettings(max_bytes=limit), [(exact, None), (over, None)])
+    assert not isinstance(ok, FeedError) and ok.content == _body_of(limit), ok
+    assert isinstance(refused, FeedError) and refused.kind == "too-large", refused
+
+
+@pytest.mark.parametrize("encoding, compress", [
+    ("x-gzip", "gzip"),                       # the old name of gzip
+    ("deflate", "zlib"),                      # deflate as RFC 9110 has it (zlib-wrapped)
+    ("deflate", "raw"),                       # and as many servers send it (raw deflate)
+])
+def test_gzip_and_deflate_bodies_in_their_common_forms_are_read(feed_server, encoding, compress):
+    import gzip
+    import zlib
+
+    body = RSS.encode()
+    if compress == "gzip":
+        packed = gzip.compress(body)
+    elif compress == "zlib":
+        packed = zlib.compress(body)
+    else:
+        raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        packed = raw.compress(body) + raw.flush()
+    url = feed_server.add(f"/{encoding}-{compress}.xml", packed, headers={"Content-Encoding": encoding})
+    (result,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert getattr(result, "content", None) == body, result
+
+
+def test_another_content_encoding_is_refused_by_name(feed_server):
+    from monitor.exceptions import FeedError
+
+    url = feed_server.add("/br.xml", b"\x1b\x00\x00", headers={"Content-Encoding": "br"})
+    (error,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert isinstance(error, FeedError) and error.kind == "decoding", error
+    assert "unsupported Content-Encoding 'br'" in str(error)
+
+
+def test_a_2xx_other_than_200_is_no_feed(feed_server):
+    from monitor.exceptions import FeedError
+
+    url = feed_server.add("/partial.xml", RSS, status=206)
+    (error,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert isinstance(error, FeedError) and error.status == 206, error
+    assert "no feed in the response" in str(error)
+
+
+def test_only_a_permanent_redirect_reports_where_the_feed_moved(feed_server):
+    feed_server.add("/here.xml", RSS)
+    for status in (301, 302, 307, 308):
+        feed_server.add(f"/{status}.xml", handler=lambda h, s=status: h._send(
+            s, b"", None, {"Location": "/here.xml"}))
+    results = _fetch_all(FetchSettings(), [(feed_server.url(f"/{s}.xml"), None)
+                                           for s in (301, 302, 307, 308)])
+    here = feed_server.url("/here.xml")
+    assert [r.moved for r in results] == [here, None, None, here]
+
+
+def test_credentials_go_to_their_own_origin_only_not_along_a_redirect_elsewhere(feed_server):
+    import base64
+
+    from feedserver import FeedServer
+
+    other = FeedServer().start()                       # same host, another port: another origin
+    try:
+        elsewhere = other.add("/feed.xml", RSS)
+        feed_server.add("/here.xml", RSS)
+        feed_server.add("/away", handler=lambda h: h._send(302, b"", None, {"Location": elsewhere}))
+        feed_server.add("/stay", handler=lambda h: h._send(302, b"", None, {"Location": "/here.xml"}))
+        with_auth = feed_server.base.replace("http://", "http://ana:pw-1@")
+        away, stay = _fetch_all(FetchSettings(), [(with_auth + "/away", None),
+                                                  (with_auth + "/stay", None)])
+        assert away.status == stay.status == 200
+        assert "Authorization" not in other.requests[-1][1]
+        basic = "Basic " + base64.b64encode(b"ana:pw-1").decode()
+        assert dict(feed_server.requests)["/here.xml"].get("Authorization") == basic
+    finally:
+        other.stop()
+
+
+@pytest.mark.parametrize("target", ["http://224.0.1.1/feed", "http://[ff0e::1]/feed"])
+def test_a_redirect_to_a_multicast_address_is_refused_before_any_request(feed_server, target):
+    from monitor.exceptions import FeedError
+
+    url = feed_server.add("/to-multicast", handler=lambda h: h._send(302, b"", None, {"Location": target}))
+    (error,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert isinstance(error, FeedError) and "redirected to a private address" in str(error), error
+
+
+def test_a_name_resolving_to_a_public_and_a_private_address_counts_as_private(monkeypatch):
+    """DNS may give several addresses; the connection may use any of them."""
+    import socket
+
+    from monitor.fetch import _is_private
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+
+        async def answers(host, port, *args, **kwargs):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 0)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 0))]
+
+        monkeypatch.setattr(loop, "getaddrinfo", answers)
+        return await _is_private("mixed.example")
+
+    assert asyncio.run(scenario()) is True
+
+
+def test_max_age_and_s_maxage_are_read():
+    from monitor.fetch import parse_max_age
+
+    assert parse_max_age("public, max-age=600") == 600
+    assert parse_max_age("public, s-maxage=900") == 900
+    assert parse_max_age("no-store") is None
