@@ -41,6 +41,10 @@ from monitor.types import (ArticleWrite, CycleReport, FeedOutcome, FeedReport, F
                            ParsedArticle)
 
 log = logging.getLogger("monitor.poll")
+# The lease owners of the pollers made in this process. A lease under this process's pid
+# but another owner is an earlier process's that had the same pid: a restarted container
+# numbers its processes from 1 again, so the service killed with it had this pid.
+OWNERS_HERE: set[str] = set()
 
 Analyze = Callable[[Sequence[ParsedArticle], FeedState], list[ArticleWrite]]
 # a fetched feed on its way to the writer: parsed (None: the writer parses it), and its
@@ -73,6 +77,7 @@ class Poller:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        OWNERS_HERE.add(self.owner)
         self._states: list[FeedStateWrite] = []   # written in batches
         self._states_lock = threading.Lock()
         self._unsaved_states = 0                # this cycle's feeds whose state was refused

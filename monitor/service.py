@@ -32,7 +32,7 @@ from monitor.config import Config, config_path, config_warnings, load_config
 from monitor.exceptions import MonitorError
 from monitor.numbers import is_whole
 from monitor.parsepool import ParsePool, parse_processes
-from monitor.pipeline import Poller
+from monitor.pipeline import OWNERS_HERE, Poller
 from monitor.redact import masked_url
 from monitor.storage import Store, open_store
 
@@ -58,13 +58,17 @@ def open_configured_store(config: Config, now: datetime | None = None) -> Store:
 
 def release_dead_claims(store: Store) -> None:
     """Feeds leased by a poller on this machine whose process is gone (killed, crashed) are
-    released at once instead of waiting for the lease to expire. Pollers on other machines
-    are left to their lease."""
+    released at once instead of waiting for the lease to expire; so are those under this
+    process's own pid that none of its pollers holds (an earlier process with the same pid:
+    a container restarted after a kill numbers its processes from 1 again, under the same
+    host name). Pollers on other machines are left to their lease."""
     host = socket.gethostname()
     for owner in store.claim_owners():
         owner_host, _, rest = owner.partition(":")
         pid = rest.partition(":")[0]
-        if owner_host == host and is_whole(pid) and not _alive(int(pid)):
+        if owner_host != host or not is_whole(pid):
+            continue
+        if not _alive(int(pid)) or (int(pid) == os.getpid() and owner not in OWNERS_HERE):
             log.info("releasing feeds claimed by %s (process is gone)", owner)
             store.release_claims(owner)
 

@@ -292,6 +292,32 @@ def test_a_killed_service_not_yet_reaped_counts_as_gone():
     assert not _alive(child.pid)
 
 
+def test_leases_left_under_this_pid_by_a_killed_earlier_process_are_released_at_start(
+        tmp_path, feed_server, feed_file):
+    """A container restarted after a SIGKILL numbers its processes from 1 again: the new
+    service has the pid (and host name) of the killed one, whose leases must not pass for
+    its own and wait out lease_seconds; a lease a poller of this process holds stays."""
+    import socket
+
+    from monitor.config import load_config
+    from monitor.service import build_poller, open_configured_store
+
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("one", feed_server.add("/one", feed_file("rss2.xml"))),
+                              ("two", feed_server.add("/two", feed_file("rss2.xml")))])
+    settings = load_config(config)
+    now = datetime.now(timezone.utc)
+    earlier = f"{socket.gethostname()}:{os.getpid()}:0ldpr0c"      # the killed process's lease
+    with open_configured_store(settings) as store:
+        [one] = store.claim_due_feeds(now, earlier, 300, limit=1, include_all=True)
+        poller = build_poller(settings, store)                    # this process's own poller
+        [two] = store.claim_due_feeds(now, poller.owner, 300, limit=1, include_all=True)
+    with open_configured_store(settings) as store:                # the restart
+        assert store.claim_owners() == [poller.owner]
+        free = store.claim_due_feeds(now, "next", 300, limit=5, include_all=True)
+        assert [f.name for f in free] == [one.name]           # the earlier process's feed
+
+
 def test_a_reload_warns_of_a_store_url_only_while_it_differs_from_the_open_store(
         tmp_path, feed_server, feed_file, caplog):
     from monitor.config import load_config
