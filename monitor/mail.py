@@ -19,6 +19,7 @@ import os
 import re
 import smtplib
 import ssl
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -170,6 +171,7 @@ class OutboxMailer:
         preview = self.folder / f"{stem}.html"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            _remove_stale_parts(self.folder, time.time())
             if html is not None:
                 _write_whole(preview, html.get_content().encode("utf-8"))
             _write_whole(self.folder / f"{stem}.eml", bytes(message))
@@ -180,6 +182,20 @@ class OutboxMailer:
                 pass
             raise DeliveryError(f"cannot write to the outbox {self.folder}: {exc}") from None
         return str(self.folder / f"{stem}.eml")
+
+
+STALE_PART_SECONDS = 3600     # a temporary file this old was left by a writer that was killed
+
+
+def _remove_stale_parts(folder: Path, now: float) -> None:
+    """Temporary files (``.digest-….part``) of writers killed mid-write: removed once an
+    hour old, so that they do not pile up; a writer's own lives for milliseconds."""
+    for partial in folder.glob(".digest-*.part"):
+        try:
+            if now - partial.stat().st_mtime > STALE_PART_SECONDS:
+                partial.unlink()
+        except OSError:         # gone meanwhile, or not ours to remove: left alone
+            pass
 
 
 def _write_whole(path: Path, data: bytes) -> None:

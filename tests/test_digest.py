@@ -241,6 +241,24 @@ def test_an_outbox_on_a_full_disk_leaves_no_partial_file(store, tmp_path):
     assert list(outbox.iterdir()) == []              # no truncated .eml, no 0-byte file
 
 
+def test_temporary_files_a_killed_writer_left_in_the_outbox_are_removed_once_stale(store, tmp_path):
+    import os
+    import time
+
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    stale = outbox / ".digest-20250602-070000-ana@example.org-abc123.eml.part"
+    fresh = outbox / ".digest-20250603-065959-ben@example.org-def456.eml.part"   # a writer's
+    other = outbox / ".notes.part"
+    for partial in (stale, fresh, other):
+        partial.write_bytes(b"From: d@example.org\r\n")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    os.utime(other, (two_hours_ago, two_hours_ago))
+    assert job(store, config(tmp_path)).run(NOW).sent == RCPTS
+    assert not stale.exists() and fresh.exists() and other.exists()   # only ours, only old
+
+
 def test_interrupted_send_is_not_repeated(store, tmp_path):
     cfg = config(tmp_path)
     record = _record(store, cfg)
