@@ -607,15 +607,10 @@ def model_files_stamp(model_path: str | Path) -> tuple[tuple[int, int, int] | No
     """(mtime, size, inode) of the model file, its card and its arrays, None for one that is
     missing: it differs once `monitor train` (or a copy) has replaced them, so that a process
     that runs for days (`monitor run`, `monitor serve`) loads the model again."""
-    stamp: list[tuple[int, int, int] | None] = []
-    for file in (Path(model_path), card_path(model_path), linear_path(model_path)):
-        try:
-            stat = file.stat()
-        except OSError:
-            stamp.append(None)
-        else:
-            stamp.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
-    return tuple(stamp)
+    from monitor.resources import file_stamp
+
+    return tuple(file_stamp(file) for file in (model_path, card_path(model_path),
+                                               linear_path(model_path)))
 
 
 def write_linear(pipeline: Any, tmp: Path) -> Path | None:

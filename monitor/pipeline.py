@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import uuid
+import weakref
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,10 +42,16 @@ from monitor.types import (ArticleWrite, CycleReport, FeedOutcome, FeedReport, F
                            ParsedArticle)
 
 log = logging.getLogger("monitor.poll")
-# The lease owners of the pollers made in this process. A lease under this process's pid
-# but another owner is an earlier process's that had the same pid: a restarted container
-# numbers its processes from 1 again, so the service killed with it had this pid.
-OWNERS_HERE: set[str] = set()
+# The pollers of this process that still exist (a service makes one per cycle: held
+# weakly, so the set does not grow with the cycles). A lease under this process's pid but
+# none of their owners is an earlier process's that had the same pid: a restarted
+# container numbers its processes from 1 again, so the service killed with it had this pid.
+_POLLERS_HERE: weakref.WeakSet[Poller] = weakref.WeakSet()
+
+
+def owners_here() -> set[str]:
+    """The lease owners of this process's pollers."""
+    return {poller.owner for poller in list(_POLLERS_HERE)}
 
 Analyze = Callable[[Sequence[ParsedArticle], FeedState], list[ArticleWrite]]
 # a fetched feed on its way to the writer: parsed (None: the writer parses it), and its
@@ -77,7 +84,7 @@ class Poller:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        OWNERS_HERE.add(self.owner)
+        _POLLERS_HERE.add(self)
         self._states: list[FeedStateWrite] = []   # written in batches
         self._states_lock = threading.Lock()
         self._unsaved_states = 0                # this cycle's feeds whose state was refused

@@ -32,3 +32,14 @@ def default_model_path() -> Path:
 
 def templates_dir() -> Path:
     return resource_dir("templates")
+
+
+def file_stamp(path: str | Path) -> tuple[int, int, int] | None:
+    """(mtime, size, inode) of a file, None when it is missing or unreadable: it changes
+    when the file is edited or replaced, so that a process that runs for days (`monitor
+    run`, `monitor serve`) reads its config and model again."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)

@@ -32,7 +32,7 @@ from monitor.config import Config, config_path, config_warnings, load_config
 from monitor.exceptions import MonitorError
 from monitor.numbers import is_whole
 from monitor.parsepool import ParsePool, parse_processes
-from monitor.pipeline import OWNERS_HERE, Poller
+from monitor.pipeline import Poller, owners_here
 from monitor.redact import masked_url
 from monitor.storage import Store, open_store
 
@@ -68,7 +68,7 @@ def release_dead_claims(store: Store) -> None:
         pid = rest.partition(":")[0]
         if owner_host != host or not is_whole(pid):
             continue
-        if not _alive(int(pid)) or (int(pid) == os.getpid() and owner not in OWNERS_HERE):
+        if not _alive(int(pid)) or (int(pid) == os.getpid() and owner not in owners_here()):
             log.info("releasing feeds claimed by %s (process is gone)", owner)
             store.release_claims(owner)
 
@@ -132,11 +132,9 @@ class Service:
         return ParsePool(parse_processes(self.config.poll.parse_processes), keep=True)
 
     def _file_stamp(self):
-        try:
-            stat = self.path.stat()
-            return (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            return None
+        from monitor.resources import file_stamp
+
+        return file_stamp(self.path)
 
     def _model_files_stamp(self):
         """The configured model file, its card and its arrays as they are now: `monitor

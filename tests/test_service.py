@@ -318,6 +318,25 @@ def test_leases_left_under_this_pid_by_a_killed_earlier_process_are_released_at_
         assert [f.name for f in free] == [one.name]           # the earlier process's feed
 
 
+def test_pollers_of_past_cycles_are_not_kept_to_tell_this_process_leases_apart(tmp_path):
+    """The service makes a poller per cycle: remembering every owner it ever had would
+    grow for as long as it runs; only pollers that still exist count as this process's."""
+    import gc
+
+    from monitor.config import load_config
+    from monitor.pipeline import owners_here
+    from monitor.service import build_poller, open_configured_store
+
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [])
+    settings = load_config(config)
+    with open_configured_store(settings) as store:
+        kept = build_poller(settings, store)
+        past = [build_poller(settings, store).owner for _ in range(50)]
+        gc.collect()
+        assert kept.owner in owners_here() and not owners_here().intersection(past)
+
+
 def test_a_reload_warns_of_a_store_url_only_while_it_differs_from_the_open_store(
         tmp_path, feed_server, feed_file, caplog):
     from monitor.config import load_config

@@ -22,7 +22,6 @@ import csv
 import io
 import json
 import logging
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -75,15 +74,11 @@ class ReviewApp:
 
     def _files_stamp(self):
         from monitor.classify import model_files_stamp
+        from monitor.resources import file_stamp
 
         if self.config_file is None:
             return None
-        try:
-            stat = os.stat(self.config_file)
-            config = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        except OSError:
-            config = None
-        return config, model_files_stamp(self.config.classifier.model_path())
+        return file_stamp(self.config_file), model_files_stamp(self.config.classifier.model_path())
 
     def refresh(self) -> None:
         """The config and the model as their files are now: the server runs for days while
