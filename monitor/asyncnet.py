@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
 import typing
 
@@ -183,7 +184,10 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                     local_addr=(local_address, 0) if local_address else None)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"no connection within {timeout:g} s") from None
-        except OSError as exc:                 # refused, unreachable, name not resolved …
+        except socket.gaierror as exc:         # the name has no address (or DNS failed)
+            raise httpcore.ConnectError(f"the name {host} could not be resolved: "
+                                        f"{exc.strerror or _describe(exc)}") from exc
+        except OSError as exc:                 # refused, unreachable …
             # asyncio words a refusal "Connect call failed"; say what the system said
             reason = (os.strerror(exc.errno) if isinstance(exc.errno, int) and exc.errno > 0
                       else _describe(exc))

@@ -118,14 +118,13 @@ def parse_max_age(value: str | None) -> float | None:
 
 
 async def _is_private(host: str) -> bool:
-    """True when ``host`` is, or resolves to, an address that is not globally routable."""
+    """True when ``host`` is, or resolves to, an address that is not globally routable.
+    A name that cannot be resolved raises the resolver's ``OSError`` (``socket.gaierror``):
+    it is neither private nor public, and the caller says which name failed."""
     try:
         addresses = {ipaddress.ip_address(host.strip("[]"))}
     except ValueError:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-        except OSError:
-            return False          # the fetch itself will fail with a clear DNS error
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
         addresses = {ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos}
     return any(not _routable(a) for a in addresses)
 
@@ -383,7 +382,14 @@ class Fetcher:
         if self.settings.allow_private_redirects:
             return
         host = target.host
-        if host != urlsplit(origin_url).hostname and await _is_private(host):
+        if host == urlsplit(origin_url).hostname:
+            return
+        try:
+            private = await _is_private(host)
+        except OSError as exc:      # not a private address: no address at all
+            raise FeedError(f"the feed {origin_url} redirects to {host}, a name that could "
+                            f"not be resolved: {exc.strerror or exc}", kind="redirect") from None
+        if private:
             raise FeedError(f"redirected to a private address ({host}); set "
                             "poll.allow_private_redirects to allow it", kind="redirect")
 

@@ -135,6 +135,7 @@ def test_refused_and_unresolvable_hosts_are_connect_errors(feed_server):
                                                ("http://no-such-host.invalid/x.xml", None)])
     assert refused.kind == "connect" and "refused" in str(refused).lower(), refused
     assert unresolvable.kind == "connect", unresolvable
+    assert "the name no-such-host.invalid could not be resolved" in str(unresolvable), unresolvable
 
 
 def test_only_a_few_large_bodies_are_read_at_once(feed_server):
@@ -477,3 +478,46 @@ def test_max_age_and_s_maxage_are_read():
     assert parse_max_age("public, max-age=600") == 600
     assert parse_max_age("public, s-maxage=900") == 900
     assert parse_max_age("no-store") is None
+
+
+# --- a redirect target whose name does not resolve (the kill audit's and mutation audit's gaps)
+
+def _resolving_all_but(monkeypatch, *gone: str) -> list[str]:
+    """Every event loop's resolver answers as before, except that each name of ``gone`` has
+    no address (socket.gaierror, as for NXDOMAIN; no query leaves the machine). The names
+    asked are recorded."""
+    import socket
+    from asyncio.base_events import BaseEventLoop
+
+    real, asked = BaseEventLoop.getaddrinfo, []
+
+    async def getaddrinfo(self, host, port, *args, **kwargs):
+        asked.append(host.decode() if isinstance(host, bytes) else host)
+        if asked[-1] in gone:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return await real(self, host, port, *args, **kwargs)
+
+    monkeypatch.setattr(BaseEventLoop, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_a_redirect_to_a_name_that_does_not_resolve_says_so(feed_server, monkeypatch, allow_private):
+    """Not "a private address" (a name without an address is neither): the host that could
+    not be resolved is named, and the feed that redirects there. With private redirects
+    allowed no check resolves it first; the connection's own lookup says the same."""
+    from monitor.exceptions import FeedError
+
+    asked = _resolving_all_but(monkeypatch, "gone.example")
+    url = feed_server.add("/moved-away", handler=lambda h: h._send(
+        301, b"", None, {"Location": "http://gone.example/feed.xml"}))
+    (error,) = _fetch_all(FetchSettings(allow_private_redirects=allow_private), [(url, None)])
+    assert isinstance(error, FeedError), error
+    assert "private" not in str(error) and "gone.example" in asked
+    if not allow_private:
+        assert error.kind == "redirect" and str(error) == (
+            f"the feed {url} redirects to gone.example, a name that could not be resolved: "
+            "Name or service not known")
+    else:
+        assert error.kind == "connect" and str(error) == (
+            "cannot connect: the name gone.example could not be resolved: Name or service not known")
