@@ -384,8 +384,8 @@ class Fetcher:
         host = target.host
         if host == urlsplit(origin_url).hostname:
             return
-        try:
-            private = await _is_private(host)
+        try:    # the name the connection will look up: IDNA 2008, as httpx spells it
+            private = await _is_private(target.raw_host.decode("ascii"))
         except OSError as exc:      # not a private address: no address at all
             raise FeedError(f"the feed {origin_url} redirects to {host}, a name that could "
                             f"not be resolved: {exc.strerror or exc}", kind="redirect") from None

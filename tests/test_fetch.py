@@ -482,10 +482,10 @@ def test_max_age_and_s_maxage_are_read():
 
 # --- a redirect target whose name does not resolve (the kill audit's and mutation audit's gaps)
 
-def _resolving_all_but(monkeypatch, *gone: str) -> list[str]:
+def _resolving_all_but(monkeypatch, *gone: str, private: str = "") -> list[str]:
     """Every event loop's resolver answers as before, except that each name of ``gone`` has
-    no address (socket.gaierror, as for NXDOMAIN; no query leaves the machine). The names
-    asked are recorded."""
+    no address (socket.gaierror, as for NXDOMAIN) and ``private`` is 10.0.0.7; no query
+    leaves the machine. The names asked are recorded as the resolver was given them."""
     import socket
     from asyncio.base_events import BaseEventLoop
 
@@ -495,6 +495,8 @@ def _resolving_all_but(monkeypatch, *gone: str) -> list[str]:
         asked.append(host.decode() if isinstance(host, bytes) else host)
         if asked[-1] in gone:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        if asked[-1] == private:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port or 0))]
         return await real(self, host, port, *args, **kwargs)
 
     monkeypatch.setattr(BaseEventLoop, "getaddrinfo", getaddrinfo)
@@ -521,3 +523,18 @@ def test_a_redirect_to_a_name_that_does_not_resolve_says_so(feed_server, monkeyp
     else:
         assert error.kind == "connect" and str(error) == (
             "cannot connect: the name gone.example could not be resolved: Name or service not known")
+
+
+def test_the_private_address_check_resolves_the_name_the_connection_will_use(feed_server, monkeypatch):
+    """httpx connects to an internationalised name in its IDNA 2008 form; Python's resolver
+    spells "faß" the IDNA 2003 way, "fass": another domain, which could be public while the
+    one connected to is private. The check asks for the name the connection would."""
+    from monitor.exceptions import FeedError
+
+    asked = _resolving_all_but(monkeypatch, private="xn--fa-hia.example")
+    url = feed_server.add("/to-idn", handler=lambda h: h._send(
+        302, b"", None, {"Location": "http://fa\u00df.example/feed".encode().decode("latin-1")}))
+    (error,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert isinstance(error, FeedError) and "redirected to a private address (fa\u00df.example)" \
+        in str(error), error
+    assert asked == ["xn--fa-hia.example"]
