@@ -187,6 +187,9 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         except socket.gaierror as exc:         # the name has no address (or DNS failed)
             raise httpcore.ConnectError(f"the name {host} could not be resolved: "
                                         f"{exc.strerror or _describe(exc)}") from exc
+        except UnicodeError as exc:            # a name the resolver cannot encode (a label
+            raise httpcore.ConnectError(      # of more than 63 characters)
+                f"the name {host} is not a valid DNS name: {_describe(exc)}") from exc
         except OSError as exc:                 # refused, unreachable …
             # asyncio words a refusal "Connect call failed"; say what the system said
             reason = (os.strerror(exc.errno) if isinstance(exc.errno, int) and exc.errno > 0

@@ -325,7 +325,7 @@ class Fetcher:
 
     async def _get(self, transport: AsyncioTransport, url: str, etag: str | None,
                    last_modified: str | None) -> FetchResult:
-        origin, auth = _credentials(httpx.URL(url))
+        origin, auth = _credentials(_feed_url(url))
         # the validators go with every hop: after a redirect they belong to its target
         conditional = [(name, value) for name, value in (
             (b"If-None-Match", _header_value(etag)),
@@ -458,7 +458,10 @@ def _bad_address(url: httpx.URL) -> str | None:
     port = url.port
     if port is not None and not 0 < port < 65536:
         return f"port {port} is not 1-65535"
-    host = url.host
+    try:
+        host = url.host
+    except UnicodeError:                    # idna decodes the host here: "xn--zz" is none
+        return f"host {url.raw_host[:100].decode('ascii', 'replace')!r} is not a valid name"
     if not host:
         return "no host"
     try:
@@ -466,11 +469,25 @@ def _bad_address(url: httpx.URL) -> str | None:
         return None
     except ValueError:
         pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
+    name = url.raw_host.decode("ascii", "replace")     # as httpx connects to it (IDNA 2008)
+    if not _HOST_RE.fullmatch(name):
         return f"host {host[:100]!r} is not a valid name"
-    return None if _HOST_RE.fullmatch(ascii_host) else f"host {host[:100]!r} is not a valid name"
+    if len(name.rstrip(".")) > 253 or any(len(label) > 63 for label in name.split(".")):
+        # the resolver would refuse it with a UnicodeError, no FeedError
+        return f"host {host[:100]!r} is not a valid name (longer than DNS allows)"
+    return None
+
+
+def _feed_url(url: str) -> httpx.URL:
+    """A feed's URL as httpx reads it; a FeedError for one it cannot use (idna refuses
+    the host "xn--zz", but only when asked for it, deep in the request)."""
+    try:
+        parsed = httpx.URL(url)
+        if not parsed.host:
+            raise FeedError("invalid feed URL: no host", kind="url")
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise FeedError(f"invalid feed URL: {exc}", kind="url") from None
+    return parsed
 
 
 def _validators(response: httpx.Response) -> tuple[str | None, str | None]:

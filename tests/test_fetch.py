@@ -258,6 +258,9 @@ def test_a_validator_no_header_could_carry_is_not_sent(feed_server):
     ("http://127.0.0.1:0/x", "port 0"),
     ("http://127.0.0.1:65536/x", "port 65536"),
     ("http://[bad", "not a valid name"),
+    ("http://" + "a" * 64 + ".example/x", "longer than DNS allows"),      # a label of 64
+    ("http://" + "abcdefghi." * 25 + "example/x", "longer than DNS allows"),   # 258 in all
+    ("http://xn--zz.example/x", "xn--zz.example"),                   # no valid A-label
 ])
 def test_a_redirect_to_an_impossible_port_or_host_is_named(feed_server, location, problem):
     from monitor.exceptions import FeedError
@@ -538,3 +541,16 @@ def test_the_private_address_check_resolves_the_name_the_connection_will_use(fee
     assert isinstance(error, FeedError) and "redirected to a private address (fa\u00df.example)" \
         in str(error), error
     assert asked == ["xn--fa-hia.example"]
+
+
+@pytest.mark.parametrize("url, kind, problem", [
+    ("http://xn--zz.example/feed.xml", "url", "invalid feed URL"),
+    ("http://" + "a" * 64 + ".example/feed.xml", "connect", "is not a valid DNS name"),
+])
+def test_a_feed_url_whose_host_idna_or_dns_refuses_is_a_feed_error(url, kind, problem):
+    """Every failure is a FeedError: these escaped as idna's and the resolver's
+    UnicodeError (the poll logged them as internal errors, with a traceback)."""
+    from monitor.exceptions import FeedError
+
+    (error,) = _fetch_all(FetchSettings(connect_timeout=2), [(url, None)])
+    assert isinstance(error, FeedError) and error.kind == kind and problem in str(error), error
