@@ -138,47 +138,111 @@ def test_refused_and_unresolvable_hosts_are_connect_errors(feed_server):
     assert "the name no-such-host.invalid could not be resolved" in str(unresolvable), unresolvable
 
 
-def test_only_a_few_large_bodies_are_read_at_once(feed_server):
-    """Bodies past LARGE_BODY are read on only while holding one of LARGE_READS slots
-    (gzip bombs and endless bodies in one cycle cannot each hold max_bytes): with six large
-    bodies in flight at once, never more than LARGE_READS grow at a time, a small feed is
-    not held up, and every body arrives whole or is refused as too large."""
+def _trickled(body: bytes, declared: bool, pieces: int = 16, pause: float = 0.04,
+              encoding: str | None = None):
+    """A handler sending ``body`` in ``pieces`` parts ``pause`` s apart (at least
+    pieces × pause to read it whole), with a Content-Length or chunked without one."""
+    import time
+
+    def handler(h):
+        h.send_response(200)
+        h.send_header("Content-Type", "application/rss+xml")
+        if encoding:
+            h.send_header("Content-Encoding", encoding)
+        if declared:
+            h.send_header("Content-Length", str(len(body)))
+        else:
+            h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        size = -(-len(body) // pieces)
+        for start in range(0, len(body), size):
+            part = body[start:start + size]
+            h.wfile.write(part if declared else f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            h.wfile.flush()
+            time.sleep(pause)
+        if not declared:
+            h.wfile.write(b"0\r\n\r\n")
+    return handler
+
+
+def test_only_two_bodies_at_a_time_grow_past_one_mib(feed_server, monkeypatch):
+    """The README's promise, with the fetcher's own slots (LARGE_READS, none swapped for a
+    test double): however many fetches are in flight, only two bodies at a time read on
+    past LARGE_BODY (1 MiB) — one whose Content-Length says it is larger from its first
+    byte, one without from the byte past 1 MiB, counted once decompressed (a small gzip
+    body inflating to 3 MB). Watched from outside the slots: the pieces of body each
+    fetch decodes, and when its body read ends. Two trickled bodies with a Content-Length
+    are being read at the same time (so two is reached); the others wait, and arrive
+    whole or are refused as too large; a small feed is not held up behind them."""
+    import gzip
+
     import monitor.fetch as fetch
     from monitor.fetch import Fetcher
 
-    holding, most = [0], [0]
-
-    class Counted(asyncio.Semaphore):
-        async def acquire(self):
-            await super().acquire()
-            holding[0] += 1
-            most[0] = max(most[0], holding[0])
-            await asyncio.sleep(0.05)          # keep it a while, so others would overlap
-            return True
-
-        def release(self):
-            holding[0] -= 1
-            super().release()
-
-    big = b"<rss><channel>" + b"<!-- x -->" * 300_000 + b"</channel></rss>"     # ~3 MB
-    urls = [feed_server.add(f"/big{i}", big) for i in range(3)]            # Content-Length
-    urls += [feed_server.add(f"/gz{i}", big, gzip=True) for i in range(2)]  # inflates past it
+    assert fetch.LARGE_BODY == 1024 * 1024
+    big = b"<rss><channel>" + b"<!-- x -->" * 300_000 + b"</channel></rss>"      # ~3 MB
+    urls = [feed_server.add(f"/declared{i}", handler=_trickled(big, declared=True)) for i in range(2)]
+    urls += [feed_server.add(f"/chunked{i}", handler=_trickled(big, declared=False)) for i in range(2)]
+    urls.append(feed_server.add("/gz-chunked", handler=_trickled(    # ~4 KB, inflating to 3 MB
+        gzip.compress(big), declared=False, pieces=1, encoding="gzip")))
     urls.append(feed_server.add("/endless", b"<rss>", stream_bytes=40_000_000))   # chunked
     small = feed_server.add("/small", b"<rss><channel></channel></rss>")
+
+    outer: dict = {}          # task -> the decoder list _body made (recursive calls get others)
+    read: dict = {}           # task -> decoded bytes so far
+    declared_large: set = set()
+    growing: set = set()      # tasks reading on past LARGE_BODY, until their body read ends
+    grew: set = set()
+    most = [0]
+    finished: list = []
+    real_inflaters, real_decoded, real_body = fetch._inflaters, fetch._decoded, Fetcher._body
+
+    def inflaters(encoding, limit):
+        layers = real_inflaters(encoding, limit)
+        outer[asyncio.current_task()] = layers
+        return layers
+
+    def decoded(layers, data, final=False):
+        task = asyncio.current_task()
+        pieces = real_decoded(layers, data, final)
+        if layers is not outer.get(task):
+            yield from pieces
+            return
+        for piece in pieces:
+            if task in declared_large or read.get(task, 0) > fetch.LARGE_BODY:
+                growing.add(task)
+                grew.add(task)
+                most[0] = max(most[0], len(growing))
+            read[task] = read.get(task, 0) + len(piece)
+            yield piece
+
+    async def body(self, response, headers):
+        task = asyncio.current_task()
+        if int(headers.get("content-length") or 0) > fetch.LARGE_BODY:
+            declared_large.add(task)
+        try:
+            return await real_body(self, response, headers)
+        finally:
+            growing.discard(task)
+            finished.append(str(response.url))
+
+    monkeypatch.setattr(fetch, "_inflaters", inflaters)
+    monkeypatch.setattr(fetch, "_decoded", decoded)
+    monkeypatch.setattr(Fetcher, "_body", body)
 
     async def scenario():
         settings = FetchSettings(concurrency=8, per_host=8, max_bytes=8 * 1024 * 1024)
         async with Fetcher(settings) as fetcher:
-            fetcher._large = Counted(fetch.LARGE_READS)
-            results = await asyncio.gather(*(fetcher.fetch(u) for u in urls + [small]),
-                                           return_exceptions=True)
-        return results
+            return await asyncio.gather(*(fetcher.fetch(u) for u in urls + [small]),
+                                        return_exceptions=True)
 
     results = asyncio.run(scenario())
-    assert [r.content for r in results[:5]] == [big] * 5
-    assert getattr(results[5], "kind", None) == "too-large"
+    assert [getattr(r, "content", r) for r in results[:5]] == [big] * 5
+    assert getattr(results[5], "kind", None) == "too-large", results[5]
     assert results[6].content == b"<rss><channel></channel></rss>"
-    assert most[0] == fetch.LARGE_READS and holding[0] == 0
+    assert most[0] == 2 and not growing
+    assert len(grew) == 6                  # every large body grew, each in its turn
+    assert finished[0] == small            # not behind the large ones
 
 
 def test_a_body_over_the_limit_is_not_kept_by_its_error(feed_server):
