@@ -494,7 +494,12 @@ def _validators(response: httpx.Response) -> tuple[str | None, str | None]:
     """The response's ETag and Last-Modified as the server's own bytes, each byte one
     character (Latin-1), so that ``_header_value`` sends back exactly those bytes: httpx
     reads a header that is valid UTF-8 as UTF-8 ("café" sent as UTF-8 came back as the
-    Latin-1 byte E9, and never matched)."""
+    Latin-1 byte E9, and never matched).
+
+    A response with two ETag (or Last-Modified) headers is malformed (RFC 9110 allows one);
+    the first is kept, as sent: the origin's own comes first when a proxy or middleware
+    adds another after it, and a single tag goes back as a single validator (httpx joins
+    repeated headers, '"a", "b"', which If-None-Match would read as a list of two)."""
     found: dict[bytes, str] = {}
     for name, value in response.headers.raw:
         key = name.lower()

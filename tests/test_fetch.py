@@ -618,3 +618,27 @@ def test_a_feed_url_whose_host_idna_or_dns_refuses_is_a_feed_error(url, kind, pr
 
     (error,) = _fetch_all(FetchSettings(connect_timeout=2), [(url, None)])
     assert isinstance(error, FeedError) and error.kind == kind and problem in str(error), error
+
+
+def test_of_two_etag_and_last_modified_headers_the_first_is_kept_and_sent_back(feed_server):
+    """RFC 9110 allows one of each; a proxy adding its own after the origin's sends two.
+    The first is kept, as one validator: not the last, not httpx's '"a", "b"'."""
+    def answer(handler):
+        if handler.headers.get("If-None-Match") == '"origin-1"':
+            return handler._send(304, b"", None, {"ETag": '"origin-1"'})
+        body = RSS.encode()
+        handler.send_response(200)
+        for name, value in (("ETag", '"origin-1"'), ("ETag", '"proxy-9"'),
+                            ("Last-Modified", "Tue, 03 Jun 2025 12:00:00 GMT"),
+                            ("Last-Modified", "Wed, 04 Jun 2025 08:00:00 GMT"),
+                            ("Content-Length", str(len(body)))):
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    url = feed_server.add("/two-etags.xml", handler=answer)
+    (first,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert (first.etag, first.last_modified) == ('"origin-1"', "Tue, 03 Jun 2025 12:00:00 GMT")
+    (again,) = _fetch_all(FetchSettings(), [(url, first.etag)])
+    assert again.status == 304
+    assert feed_server.requests[-1][1].get("If-None-Match") == '"origin-1"'
