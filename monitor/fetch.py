@@ -359,17 +359,20 @@ class Fetcher:
     def _redirect_target(response: httpx.Response) -> httpx.URL | None:
         if response.status_code not in _REDIRECTS:
             return None
-        location = response.headers.get("location")
+        # whitespace around the value is no part of the URL: the HTTP parser drops spaces
+        # and tabs, this the rest (a no-break space from a template); a blank value is
+        # none (joined to the request's URL it was the same URL, asked again and again)
+        location = (response.headers.get("location") or "").strip()
         if not location:
-            raise FeedError(f"HTTP {response.status_code} redirect without a Location header",
-                            kind="redirect", status=response.status_code)
+            raise FeedError(f"HTTP {response.status_code} redirect without a Location header "
+                            "(or a blank one)", kind="redirect", status=response.status_code)
         try:
-            target = response.request.url.join(location.strip())
+            target = response.request.url.join(location)
         except httpx.InvalidURL as exc:
             raise FeedError(f"redirected to an invalid URL: {exc}", kind="redirect") from None
         problem = _bad_address(target)
         if problem:
-            raise FeedError(f"redirected to an invalid URL ({problem}): {location.strip()[:200]}",
+            raise FeedError(f"redirected to an invalid URL ({problem}): {location[:200]}",
                             kind="redirect")
         return target
 

@@ -642,3 +642,29 @@ def test_of_two_etag_and_last_modified_headers_the_first_is_kept_and_sent_back(f
     (again,) = _fetch_all(FetchSettings(), [(url, first.etag)])
     assert again.status == 304
     assert feed_server.requests[-1][1].get("If-None-Match") == '"origin-1"'
+
+
+@pytest.mark.parametrize("location", [
+    " \t/here-ws.xml \t",          # spaces and tabs: the HTTP parser's to drop
+    "/here-ws.xml\xa0",              # a no-break space (the byte A0) after the path
+    "\xa0{base}/here-ws.xml",        # and before an absolute URL
+])
+def test_whitespace_around_a_location_is_no_part_of_the_target(feed_server, location):
+    here = feed_server.add("/here-ws.xml", RSS)
+    loc = location.format(base=feed_server.base)
+    url = feed_server.add(f"/ws-{abs(hash(loc))}", handler=lambda h: h._send(302, b"", None, {"Location": loc}))
+    (result,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert getattr(result, "url", result) == here and result.status == 200
+    assert [p for p, _ in feed_server.requests][-2:] == [url[len(feed_server.base):], "/here-ws.xml"]
+
+
+@pytest.mark.parametrize("location", ["", "\xa0 "])
+def test_a_redirect_with_a_blank_location_is_named_not_followed_to_itself(feed_server, location):
+    from monitor.exceptions import FeedError
+
+    url = feed_server.add(f"/blank-{len(location)}", handler=lambda h: h._send(
+        307, b"", None, {"Location": location}))
+    (error,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert isinstance(error, FeedError) and error.status == 307, error
+    assert "redirect without a Location header (or a blank one)" in str(error)
+    assert feed_server.hits[url[len(feed_server.base):]] == 1         # asked once, not six times
