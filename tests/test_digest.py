@@ -2,6 +2,7 @@
 
 import os
 import re
+import time
 from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -573,6 +574,81 @@ def test_digests_run_at_once_send_each_copy_once_and_say_who_sent_it(tmp_path, w
         assert all(r in out.split("; sent ")[-1] or r in out for r in others), out
         assert ("already sent to" in out or "claimed by another run" in out
                 or not others), out
+
+
+def test_postgresql_openers_of_digests_wait_for_the_one_making_a_digest(store, store_url):
+    """The advisory lock of open_digest: while one process makes the digest of a day
+    (inside its transaction: it has read the period's articles and is clustering them),
+    another opening the same day and a third opening the next day wait for that lock —
+    not for a row it wrote — and go on when it commits: the same day's opener gets its
+    digest (one delivery per recipient, nothing clustered twice), the next day's starts
+    where it ended and holds none of its articles. Without the lock the next day's opener
+    read the same uncommitted period, took the same articles, and the first one's digest
+    failed on the unique article."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's advisory lock (SQLite serialises writers itself)")
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    inside, go_on = threading.Event(), threading.Event()
+    clustered: list[str] = []
+    results: dict = {}
+
+    def making(articles):                  # the first opener, inside its transaction
+        clustered.append("first")
+        inside.set()
+        assert go_on.wait(60)
+        return {}
+
+    def opener(name, day, end, clusterer):
+        other = store if name == "first" else open_store(store_url)     # a connection of its own
+        try:
+            results[name] = other.open_digest(day, end, T0 - timedelta(days=1), RCPTS, False,
+                                              clusterer, end)
+        except Exception as exc:        # said by the asserts below
+            results[name] = exc
+        finally:
+            if other is not store:
+                other.close()
+
+    def cluster_as(name):
+        return lambda articles: clustered.append(name) or {}
+
+    end, next_end = T0 + timedelta(hours=1), T0 + timedelta(hours=3)
+    threads = [threading.Thread(target=opener, args=("first", "2025-06-03", end, making))]
+    threads[0].start()
+    watcher = create_engine(store_url)
+    try:
+        assert inside.wait(60), results
+        threads += [threading.Thread(target=opener, args=("same day", "2025-06-03", end,
+                                                          cluster_as("same day"))),
+                    threading.Thread(target=opener, args=("next day", "2025-06-04", next_end,
+                                                          cluster_as("next day")))]
+        for thread in threads[1:]:
+            thread.start()
+        waiting = 0
+        for _ in range(600):            # both wait on the advisory lock (at most 60 s)
+            with watcher.connect() as conn:
+                waiting = conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory'")).scalar_one()
+            if waiting == 2 or results:         # (an opener that did not wait is done)
+                break
+            time.sleep(0.1)
+        assert waiting == 2 and clustered == ["first"], (waiting, clustered, results)
+    finally:
+        go_on.set()
+        for thread in threads:
+            thread.join(60)
+        watcher.dispose()
+    first, same, later = results["first"], results["same day"], results["next day"]
+    assert not any(isinstance(r, Exception) for r in (first, same, later)), results
+    assert clustered == ["first", "next day"]          # the same day's was made once
+    assert same.id == first.id and [d.recipient for d in same.deliveries] == RCPTS
+    assert len(first.article_ids) == 3 and first.period_end == end
+    assert later.period_start == end and len(later.article_ids) == 2
+    assert not set(first.article_ids) & set(later.article_ids)
 
 
 @pytest.mark.parametrize(("checks", "tries"), [
