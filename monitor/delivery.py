@@ -21,8 +21,10 @@ Order of events for one digest date:
    and not re-sent automatically: a possible duplicate is worse than a visible gap, which
    ``monitor digest --resend`` closes. A delivery claimed by another process that is still
    within its lease (``next_attempt_at`` of a ``sending`` row: the time after which its
-   sender counts as gone) is another run's: it is reported as claimed and left alone; the
-   service marks one left past its lease (its sender died) ``unknown`` and says so.
+   sender counts as gone) is another run's: it is reported as claimed and left alone. One
+   left past its lease (its sender died) is marked ``unknown`` and said, whatever day its
+   digest is of, by the service on its next tick and by every ``monitor digest`` run (a
+   digest sent only from cron has no service to do it).
 5. Two runs at once (two services, a service and a ``monitor digest``) make one digest and
    send each copy once; the one that did not send says who is sending or already sent.
 """
@@ -62,6 +64,9 @@ class DigestOutcome:
     elsewhere: list[str] = field(default_factory=list)
     written: dict[str, str] = field(default_factory=dict)    # recipient → file (no [smtp])
     note: str = ""
+    # copies of other days' digests this run found left "sending" by a dead run: date →
+    # recipients, now "unknown" (this digest's own are in ``unknown``)
+    interrupted: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> str:
         parts = [f"digest {self.digest_date}: {self.items} items"]
@@ -82,6 +87,10 @@ class DigestOutcome:
                 parts.append(f"{word} {', '.join(names)}")
         if self.note:
             parts.append(self.note)
+        for day, names in sorted(self.interrupted.items()):
+            parts.append(f"digest {day}: a run was interrupted while sending it; unknown whether "
+                         f"delivered (not re-sent; monitor digest --date {day} --resend sends "
+                         f"again) to {', '.join(names)}")
         return "; ".join(parts)
 
 
@@ -138,6 +147,8 @@ class DigestJob:
         day = day or local_date(now, self.config)
         started, began = now, time.monotonic()
         self._clock = lambda: started + timedelta(seconds=time.monotonic() - began)
+        # first, so that a resend finds a dead run's copy of this day "unknown", not claimed
+        interrupted = self.mark_all_interrupted(now)
         record = self.store.get_digest(day) or self._create(day, now)
         if (record.deliveries or record.article_ids) and not resend \
                 and day == local_date(now, self.config):
@@ -146,8 +157,8 @@ class DigestJob:
             record = self.store.add_recipients(record, self.config.digest.recipients)
         if resend:
             record = self._reopen(record, recipients)
-        outcome = DigestOutcome(day, items=len(record.article_ids))
-        self.mark_interrupted(record, now)
+        outcome = DigestOutcome(day, items=len(record.article_ids),
+                                interrupted={d: r for d, r in interrupted.items() if d != day})
         sent_here: dict[str, str | None] = {}
         attempts = self.config.smtp.max_attempts if self.config.smtp else 1
         for round_ in range(attempts):
@@ -199,15 +210,31 @@ class DigestJob:
                  len(record.deliveries))
         return record
 
-    def mark_interrupted(self, record: DigestRecord, now: datetime) -> None:
+    def mark_all_interrupted(self, now: datetime) -> dict[str, list[str]]:
+        """``mark_interrupted`` for every digest with a copy left ``sending`` past its lease,
+        however old: date → the recipients marked."""
+        marked: dict[str, list[str]] = {}
+        for day in self.store.digests_left_sending(now):
+            record = self.store.get_digest(day)
+            if record is not None:
+                marked[day] = self.mark_interrupted(record, now)
+        return {day: names for day, names in marked.items() if names}
+
+    def mark_interrupted(self, record: DigestRecord, now: datetime) -> list[str]:
         """Deliveries left in ``sending`` past their lease: the sender died after handing
-        the message over, or before. Within the lease another process is sending them."""
+        the message over, or before; marked ``unknown`` and logged, never re-sent by
+        themselves. Within the lease another process is sending them. The recipients marked."""
+        marked = []
         for d in record.deliveries:
             if d.status == "sending" and (d.next_attempt_at is None or d.next_attempt_at <= now):
-                log.warning("digest %s to %s: interrupted while sending; not re-sent "
-                            "automatically (use --resend)", record.digest_date, d.recipient)
+                log.warning("digest %s to %s: interrupted while sending; unknown whether "
+                            "delivered, not re-sent automatically (monitor digest --date %s "
+                            "--resend sends it again)", record.digest_date, d.recipient,
+                            record.digest_date)
                 self.store.set_delivery(record, d.recipient, status="unknown",
                                         last_error="interrupted while sending")
+                marked.append(d.recipient)
+        return marked
 
     def _lease(self) -> timedelta:
         """How long a claimed delivery may take before its sender counts as gone: a few

@@ -211,13 +211,9 @@ class Service:
         from monitor.delivery import OPEN, RETRY_WINDOW, DigestJob, local_date
 
         now = self.clock()
-        for day in self.store.digests_left_sending(now):
-            # a copy left "sending" past its lease: its sender died. Marked unknown and
-            # logged, so that `--resend` can be found, however old; never re-sent.
-            record = self.store.get_digest(day)
-            if record is not None:
-                DigestJob(self.store, self.config, config_file=str(self.path)).mark_interrupted(
-                    record, now)
+        # a copy left "sending" past its lease: its sender died. Marked unknown and logged,
+        # so that `--resend` can be found, however old; never re-sent.
+        DigestJob(self.store, self.config, config_file=str(self.path)).mark_all_interrupted(now)
         for day in (local_date(now - timedelta(days=1), self.config), local_date(now, self.config)):
             record = self.store.get_digest(day)
             if record is None:

@@ -266,8 +266,88 @@ def test_interrupted_send_is_not_repeated(store, tmp_path):
     store.set_delivery(record, "ben@example.org", status="sending")
     outcome = job(store, cfg).run(NOW + timedelta(minutes=1))
     assert outcome.unknown == ["ben@example.org"] and "unknown whether delivered" in outcome.summary()
+    assert outcome.interrupted == {}        # this digest's own: said once, under unknown
     d = [d for d in store.get_digest("2025-06-03").deliveries if d.recipient == "ben@example.org"][0]
     assert d.status == "unknown"
+
+
+def test_a_copy_a_killed_run_left_sending_is_marked_by_the_next_days_digest_run(store, tmp_path,
+                                                                                caplog):
+    """Digests sent only from cron: no service marks a dead run's copy of an earlier day.
+    The next `monitor digest` (any day's) marks it unknown and says so — in the log and in
+    its summary, with the command that sends it again — and never re-sends it by itself;
+    a copy of an earlier day another run has claimed within its lease is left to it."""
+    cfg = config(tmp_path)
+    job(store, cfg).run(NOW)
+    record = store.get_digest("2025-06-03")
+    store.set_delivery(record, "ben@example.org", status="sending",       # killed mid-send
+                       next_attempt_at=NOW + timedelta(minutes=2))
+    tomorrow = NOW + timedelta(days=1)
+    store.set_delivery(record, "cy@example.org", status="sending",        # being sent now
+                       next_attempt_at=tomorrow + timedelta(minutes=2))
+    with caplog.at_level("WARNING", logger="monitor"):
+        outcome = job(store, cfg).run(tomorrow)
+    assert outcome.digest_date == "2025-06-04" and outcome.interrupted == {"2025-06-03": ["ben@example.org"]}
+    assert ("digest 2025-06-03: a run was interrupted while sending it; unknown whether delivered "
+            "(not re-sent; monitor digest --date 2025-06-03 --resend sends again) to ben@example.org"
+            ) in outcome.summary()
+    assert ("digest 2025-06-03 to ben@example.org: interrupted while sending" in caplog.text
+            and "monitor digest --date 2025-06-03 --resend" in caplog.text)
+    statuses = {d.recipient: (d.status, d.last_error) for d in store.get_digest("2025-06-03").deliveries}
+    assert statuses["ben@example.org"] == ("unknown", "interrupted while sending")
+    assert statuses["cy@example.org"][0] == "sending"
+    assert len(list((tmp_path / "outbox").glob("digest-20250603-*ben@example.org*.eml"))) == 1
+    again = job(store, cfg).run(tomorrow + timedelta(minutes=1))       # said once, not each run
+    assert again.interrupted == {} and "interrupted" not in again.summary()
+    resent = job(store, cfg).run(tomorrow, day="2025-06-03", resend=True)
+    assert resent.sent == ["ben@example.org"] and "cy@example.org" in resent.elsewhere
+
+
+def test_a_resend_sends_a_copy_a_killed_run_left_sending_in_one_go(store, tmp_path):
+    """The copy is marked unknown before the resend looks, not after it passed it over as
+    claimed (the analyst had to run --resend twice)."""
+    cfg = config(tmp_path)
+    job(store, cfg).run(NOW)
+    store.set_delivery(store.get_digest("2025-06-03"), "ben@example.org", status="sending",
+                       next_attempt_at=NOW + timedelta(minutes=2))
+    later = NOW + timedelta(hours=1)
+    assert job(store, cfg).run(later, resend=True).sent == ["ben@example.org"]
+    assert job(store, cfg).run(later, resend=True, recipients=["cy@example.org"]).sent == ["cy@example.org"]
+
+
+def test_the_digest_command_from_cron_marks_an_earlier_days_dead_copy_and_exits_1(tmp_path):
+    """`monitor digest` with no service running: the earlier day's copy a killed run left
+    "sending" is marked unknown, said on stdout and in the log, and the exit status is 1
+    (a copy may not have been delivered); the next run is quiet about it."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    store = fill(url)
+    cfg = config(tmp_path)
+    job(store, cfg).run(NOW)
+    store.set_delivery(store.get_digest("2025-06-03"), "ben@example.org", status="sending",
+                       next_attempt_at=NOW + timedelta(minutes=2))
+    store.close()
+    path = tmp_path / "monitor.toml"
+    path.write_text(f'[store]\nurl = "{url}"\n[digest]\nrecipients = {RCPTS!r}\n'
+                    f'timezone = "Europe/Berlin"\noutbox_dir = "{tmp_path / "outbox"}"\n'.replace("'", '"'),
+                    encoding="utf-8")
+    root = Path(__file__).resolve().parent.parent
+
+    def cron_run():
+        return subprocess.run([sys.executable, "-m", "monitor", "--config", str(path), "digest"],
+                              cwd=root, capture_output=True, text=True, timeout=120)
+
+    first, second = cron_run(), cron_run()
+    assert first.returncode == 1, (first.stdout, first.stderr)
+    assert "digest 2025-06-03: a run was interrupted while sending it" in first.stdout
+    assert "digest 2025-06-03 to ben@example.org: interrupted while sending" in first.stderr
+    assert second.returncode == 0 and "interrupted" not in second.stdout + second.stderr, second
+    with open_store(url) as reopened:
+        ben = [d for d in reopened.get_digest("2025-06-03").deliveries if d.recipient == "ben@example.org"]
+    assert ben[0].status == "unknown"
+    assert len(list((tmp_path / "outbox").glob("digest-20250603-*ben@example.org*.eml"))) == 1
 
 
 def test_a_reply_lost_after_data_is_unknown_and_never_re_sent(store, tmp_path):

@@ -149,7 +149,7 @@ def digest(ctx, day, preview, resend, recipients):
             return
         outcome = job.run(now(), day=day, resend=resend, recipients=recipients)
     click.echo(outcome.summary())
-    if outcome.failed or outcome.retry or outcome.unknown:
+    if outcome.failed or outcome.retry or outcome.unknown or outcome.interrupted:
         sys.exit(1)
 
 
