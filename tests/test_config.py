@@ -265,7 +265,7 @@ def test_config_check_warns_of_a_missing_model_and_folders_that_cannot_be_made(t
     assert f"store.url: the database's folder cannot be made: {blocker} is a file" in warned
     assert f"digest.outbox_dir: the digest cannot be written there: {blocker} is a file" in warned
     store = subprocess.run([sys.executable, "-m", "monitor", "--config", str(write(tmp_path, (
-        f'[store]\nurl = "sqlite:///{blocker / "db" / "m.db"}"\n'))), "feeds"], capture_output=True, text=True)
+        f'[store]\nurl = "sqlite:///{blocker / "db" / "m.db"}"\n'))), "poll"], capture_output=True, text=True)
     assert store.returncode == 1 and "cannot make the database's folder" in store.stderr
     assert "Traceback" not in store.stderr
 

@@ -57,17 +57,30 @@ def now() -> datetime:
     return utcnow()
 
 
+def refuse_missing_store(ctx: click.Context, what: str) -> None:
+    """A command that only reads the store refuses (UsageError, exit 2) when the SQLite file
+    the config names does not exist yet, rather than create an empty one: the message names
+    the file, where its URL came from, and `monitor poll`, which creates it. ``what`` says
+    what there is not yet ("nothing to review yet")."""
+    from monitor.config import ENV_STORE_URL, config_path
+    from monitor.exceptions import UsageError
+
+    path = missing_store(config_of(ctx))
+    if path is None:
+        return
+    source = (f"${ENV_STORE_URL}" if os.environ.get(ENV_STORE_URL)
+              else f"store.url in {config_path(config_file_of(ctx))}")
+    raise UsageError(f"no store at {path.absolute()} ({source}): {what}; "
+                     f"run `monitor poll` first (it creates the store)")
+
+
 def open_review_store(ctx: click.Context):
     """(config, store) for an existing store; UsageError if the SQLite file is missing."""
-    from monitor.exceptions import UsageError
     from monitor.storage import open_store
 
     config = config_of(ctx)
     check_store_of(ctx)
-    path = missing_store(config)
-    if path is not None:
-        raise UsageError(f"no store at {path} (store.url in the config): nothing to review "
-                         f"yet; run `monitor poll` first")
+    refuse_missing_store(ctx, "nothing to review yet")
     return config, open_store(config.store_url(), config.store.busy_timeout_seconds)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import click
 
-from monitor.cli.context import check_store_of, config_file_of, config_of, now
+from monitor.cli.context import check_store_of, config_file_of, config_of, now, refuse_missing_store
 from monitor.exceptions import UsageError
 
 
@@ -81,7 +81,8 @@ def _print_cycle(report) -> None:
 @click.pass_context
 def feeds(ctx):
     """Feed health: last poll, status, errors, next check, articles — broken first.
-    Times in UTC.
+    Times in UTC. Refuses (exit code 2) when there is no store yet rather than create
+    one: `monitor poll` creates it.
 
     \b
     Example:
@@ -91,6 +92,7 @@ def feeds(ctx):
 
     config = config_of(ctx)
     check_store_of(ctx)
+    refuse_missing_store(ctx, "no feed has been polled yet")
     with open_configured_store(config) as store:
         rows = store.feed_health(now(), config.poll.broken_after_errors)
     click.echo(f"{'health':<8} {'last poll (UTC)':<17} {'st':>3} {'err':>3} {'next check (UTC)':<17} "
@@ -112,7 +114,8 @@ def _when(value: datetime | None) -> str:
               "in digest.timezone). An existing digest of that date is re-rendered from the ledger; a "
               "date before the latest digest that has none is an error (that digest covers it).")
 @click.option("--preview", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Write the digest's HTML to FILE and send nothing (the ledger is not changed).")
+              help="Write the digest's HTML to FILE and send nothing (the ledger is not changed; "
+                   "with no store yet it refuses rather than create one).")
 @click.option("--resend", is_flag=True,
               help="Send again to every recipient whose delivery was not sent (failed, "
                    "unknown); with --recipient, to those recipients only, even if sent.")
@@ -142,6 +145,8 @@ def digest(ctx, day, preview, resend, recipients):
     if recipients and not resend:
         raise UsageError("--recipient goes with --resend")
     check_store_of(ctx)
+    if preview:
+        refuse_missing_store(ctx, "nothing to preview yet")
     with open_configured_store(config) as store:
         job = DigestJob(store, config, config_file=str(config_path(config_file_of(ctx))))
         if preview:
