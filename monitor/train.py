@@ -88,6 +88,7 @@ class TrainOutcome:
     replaced: bool
     reason: str
     path: Path
+    compared_with: str = ""     # which model the new one was measured against, in words
 
 
 # --- the pipeline ---------------------------------------------------------------------
@@ -898,10 +899,16 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
                      labels_dir: str | Path | None = None, pool_path: str | Path | None = None,
                      seed: int = 0, features: str = DEFAULT_FEATURES,
                      candidates: Sequence[Candidate] | None = None,
-                     now: datetime | None = None) -> TrainOutcome:
+                     now: datetime | None = None,
+                     in_use: str | Path | None = None) -> TrainOutcome:
     """Everything ``monitor train`` does: load the written corpus, join our labels of real
     items to the pool's text (when both are given), train, measure (dev too), compare,
-    save."""
+    save.
+
+    The new model is compared with the model at ``out_path``, which it would replace; when
+    there is no file there yet (a first ``--out``), with ``in_use``, the model the config
+    uses (``classifier.model``), when that one has a card: a first model written elsewhere
+    must not be worse than the one flagging today either. The outcome says which."""
     out_path = Path(out_path)
     check_target(out_path)          # a target we cannot write stops us now, not after training
     # (name, records) of the dev file, read first: a bad file stops us now, not after training
@@ -909,24 +916,28 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
     review_records = _load_reviews(reviews)
     real, pool = _real_items(labels_dir, pool_path)
     keep = candidate_of(_current_card(out_path))
+    baseline, compared_with = _baseline(out_path, None if in_use is None else Path(in_use))
     result = train(load_corpus(corpus_dir), review_records, real=real, rules=rules,
                    seed=seed, features=features, candidates=candidates, now=now, keep=keep)
     result.card["pool"] = pool
     thresholds = Thresholds.from_card(result.card)
     if dev is not None:
         result.card["dev"] = dev_metrics(result.pipeline, thresholds, dev[1], rules, dev[0])
-    current = _current_card(out_path)
+    current = _current_card(baseline)
     compared = result.card
     broken = None
     if current is not None and result.held_out:
         fair = fair_held_out(result.held_out, current, result.held_out_groups)
-        current, broken = _rescored(current, out_path, fair)
+        current, broken = _rescored(current, baseline, fair)
         if broken is None:
             if len(fair) < len(result.held_out):       # both models on the same unseen items
                 compared = dict(result.card,
                                 held_out=score_pipeline(result.pipeline, fair, thresholds))
             result.card["held_out_compared"] = {"items": len(fair), "of": len(result.held_out)}
-    if broken is not None:
+    if broken is not None and baseline != out_path:
+        replace, reason = True, (f"not compared: the model in use cannot be loaded ({broken}), "
+                                 "so the new one is written")
+    elif broken is not None:
         replace, reason = True, (f"not compared: the current model cannot be loaded ({broken}), "
                                  "so the new one replaces it")
     else:
@@ -937,7 +948,24 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
                    "current model never trained on")
     if replace:
         save_model(result.pipeline, out_path, result.card)
-    return TrainOutcome(result.card, replace, reason, out_path)
+    return TrainOutcome(result.card, replace, reason, out_path, compared_with)
+
+
+def _baseline(out_path: Path, in_use: Path | None) -> tuple[Path, str]:
+    """The model a new one for ``out_path`` is compared with, and that said in words: the
+    one at ``out_path``; when there is no file there yet, the model in use (``in_use``) if
+    it has a card; else none."""
+    if _current_card(out_path) is not None:
+        return out_path, f"the current model at {out_path}, which it replaces"
+    if out_path.exists():
+        return out_path, f"no model ({out_path} has no card to compare with)"
+    if in_use is None or in_use.resolve() == out_path.resolve():
+        return out_path, f"no model (none at {out_path} yet)"
+    if _current_card(in_use) is not None:
+        return in_use, (f"the model in use, {in_use} (classifier.model), as {out_path} "
+                        "does not exist yet")
+    return out_path, (f"no model (none at {out_path} yet, and none with a card at {in_use}, "
+                      "classifier.model)")
 
 
 def _real_items(labels_dir: str | Path | None, pool_path: str | Path | None

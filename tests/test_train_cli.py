@@ -71,6 +71,42 @@ def test_train_uses_reviews_and_refuses_a_worse_model(tmp_path):
     assert run("--force").returncode == 0
 
 
+def test_a_first_out_is_compared_with_the_model_in_use_and_says_so(tmp_path):
+    """`monitor train --out NEW` with no NEW yet was compared with no model at all ("no
+    current model with held-out metrics"), so a model far worse than the one the config
+    uses was written without a word; now it is compared with classifier.model, refused
+    like a worse replacement, and the output names the model it was compared with."""
+    corpus, config, model = _corpus_and_config(tmp_path, tmp_path / "m.db")
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    new = tmp_path / "new" / "candidate.skops"
+
+    def run(folder, *args):
+        return subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "train",
+                               "--corpus", str(folder), "--labels", str(labels), *args],
+                              capture_output=True, text=True)
+
+    first = run(corpus)                                   # the model in use
+    assert first.returncode == 0, first.stderr
+    records = [json.loads(line) for line in (FIXTURE / "classifier_corpus.jsonl").read_text().splitlines()]
+    worse = tmp_path / "worse"
+    worse.mkdir()
+    (worse / "fixture.jsonl").write_text("\n".join(
+        json.dumps({**r, "topics": records[(i + 7) % len(records)]["topics"]})
+        for i, r in enumerate(records)))
+    refused = run(worse, "--out", str(new))
+    assert refused.returncode == 1 and f"NOT written: {new} (refused: held-out flagged F1" in refused.stdout
+    assert (f"compared with the model in use, {model} (classifier.model), as {new} does not "
+            "exist yet") in refused.stdout
+    assert not new.exists()
+    written = run(worse, "--out", str(new), "--force")
+    assert written.returncode == 0 and f"written to {new} (forced: " in written.stdout
+    again = run(corpus, "--out", str(new))                # now NEW itself is the one replaced
+    assert again.returncode == 0, again.stdout
+    assert f"compared with the current model at {new}, which it replaces" in again.stdout
+    assert f"compared with no model (none at {model} yet)" in first.stdout
+
+
 def test_train_joins_labels_to_the_pool_and_names_what_is_missing(tmp_path):
     from test_labels import pool_and_labels
 

@@ -229,7 +229,9 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     settings stay unless others score more than 0.002 higher); write the model, its card and
     its arrays.
     Refuses to replace the current model when flagged F1 on the fixed held-out part drops
-    by more than one point, unless --force.
+    by more than one point, unless --force; a first --out (no file there yet) is compared
+    with the model in use (classifier.model) in the same way. It says which model it
+    compared with.
     Without a pool it trains on the written corpus and reviews alone, and says so. A current
     model that cannot be loaded is replaced without comparing. Before training it checks that
     it can write the target's folder, that the target's card and arrays are not another
@@ -265,7 +267,8 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
                          "with --out PATH and set classifier.model in the config to that path")
     outcome = train_from_paths(corpus, _reviews(config), target, dev_path=dev_file,
                                force=force, rules=KeywordRules.compile(config.keywords.spec()),
-                               labels_dir=labels, pool_path=pool)
+                               labels_dir=labels, pool_path=pool,
+                               in_use=config.classifier.model_path())
     _report_training(outcome)
     if not outcome.replaced:
         sys.exit(1)
@@ -298,6 +301,8 @@ def _report_training(outcome) -> None:
         for setup in ("model", "model+keywords", "keywords_only"):
             if setup in card["dev"]:
                 click.echo(f"dev {setup}: flagged F1 {card['dev'][setup]['flagged']['f1']}")
+    if getattr(outcome, "compared_with", ""):
+        click.echo(f"compared with {outcome.compared_with}")
     click.echo(("written to " if outcome.replaced else "NOT written: ")
                + f"{outcome.path} ({outcome.reason})")
 
