@@ -107,6 +107,40 @@ def test_a_first_out_is_compared_with_the_model_in_use_and_says_so(tmp_path):
     assert f"compared with no model (none at {model} yet)" in first.stdout
 
 
+def test_train_dev_and_evaluate_keywords_only_score_the_same_keywords_and_name_them(tmp_path):
+    """`monitor train --dev` scored "keywords only" with the config's [keywords], `monitor
+    evaluate --keywords-only` with the shipped config's: two different baselines under one
+    name. Both now use the config's and say which file they came from."""
+    corpus, config, _model = _corpus_and_config(tmp_path, tmp_path / "m.db")
+    config.write_text(config.read_text() + '[keywords]\ncritical-minerals = ["rye bread"]\n')
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "a", "lang": "en", "title": "China tightens export controls on gallium and germanium",
+         "text": "Exporters of the two metals now need a licence.", "topics": ["critical-minerals",
+                                                                              "export-controls"]},
+        {"id": "b", "lang": "en", "title": "Local bakery wins a prize for its rye bread", "text": "",
+         "topics": []},
+        {"id": "c", "lang": "de", "title": "Neue Lithiummine in Portugal genehmigt", "text": "",
+         "topics": ["critical-minerals"]}]))
+
+    def monitor(*args):
+        done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    trained = monitor("train", "--corpus", str(corpus), "--labels", str(labels), "--dev", str(dev),
+                      "--out", str(tmp_path / "m.skops"))
+    card = json.loads((tmp_path / "m.card.json").read_text())
+    evaluated = json.loads(monitor("evaluate", str(dev), "--keywords-only", "--json"))
+    assert evaluated["flagged"] == card["dev"]["keywords_only"]["flagged"]
+    assert evaluated["flagged"]["predicted"] == 1 and evaluated["flagged"]["f1"] == 0   # the rye bread
+    assert evaluated["setup"] == f"keywords only ([keywords] of {config}, no model)"
+    assert f"dev keywords_only: flagged F1 0.0 ([keywords] of {config})" in trained
+
+
 def test_train_joins_labels_to_the_pool_and_names_what_is_missing(tmp_path):
     from test_labels import pool_and_labels
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from monitor.cli.context import config_of, missing_store
+from monitor.cli.context import config_file_of, config_of, missing_store
 from monitor.exceptions import UsageError
 
 
@@ -151,7 +151,9 @@ def classify(ctx, source):
 @click.argument("source", metavar="FILE")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--keywords-only", is_flag=True,
-              help="The baseline: the default [keywords] of the shipped config alone, no model.")
+              help="The baseline: the config's [keywords] alone (the rules the service flags "
+                   "with, as `monitor train --dev` scores them), no model; the report names "
+                   "the config file.")
 @click.pass_context
 def evaluate(ctx, source, as_json, keywords_only):
     """Score the classifier on a labelled JSON Lines file or JSON array (LABELING.md
@@ -160,7 +162,9 @@ def evaluate(ctx, source, as_json, keywords_only):
     over the records that have a countries list (none scored, and it says so, when none has).
     Records are read as classify reads them (a file with no records is warned of; a field
     of the wrong type is an error naming file and line). Stops (exit 2) when the model
-    cannot be loaded, unless --keywords-only.
+    cannot be loaded, unless --keywords-only. The keywords are the config's [keywords]
+    (with the model, and alone with --keywords-only); the report's first line names the
+    config file they came from.
 
     \b
     Examples:
@@ -168,25 +172,27 @@ def evaluate(ctx, source, as_json, keywords_only):
       monitor evaluate ../shared/data/dev.jsonl --keywords-only --json
     """
     from monitor.analyze import Analyzer
-    from monitor.config import load_config
     from monitor.evaluate import evaluate as score, format_report
     from monitor.keywords import KeywordRules
-    from monitor.resources import default_config_path
     from monitor.service import build_analyzer
 
     gold = read_articles(source, labelled=True)
+    config = config_of(ctx)
+    keywords = keywords_source(ctx)
     if keywords_only:
-        defaults = load_config(default_config_path())
-        analyzer = Analyzer(None, KeywordRules.compile(defaults.keywords.spec()))
+        analyzer = Analyzer(None, KeywordRules.compile(config.keywords.spec()))
+        if not _has_phrases(config):
+            click.echo(f"warning: no phrases in the {keywords}: keywords alone flag nothing",
+                       err=True)
     else:
-        analyzer = build_analyzer(config_of(ctx))
+        analyzer = build_analyzer(config)
         if analyzer.model_error is not None:      # logged above; keywords alone score nothing
             raise UsageError("no model to evaluate (classifier unavailable, see above): "
                              "restore or retrain it, or give --keywords-only")
     predicted = verdict_lines(gold, analyzer)
     report = score(gold, predicted)
-    report["setup"] = ("keywords only (default [keywords], no model)" if keywords_only
-                       else f"model {analyzer.model_version or 'unavailable'} + config keywords")
+    report["setup"] = (f"keywords only ({keywords}, no model)" if keywords_only
+                       else f"model {analyzer.model_version or 'unavailable'} + {keywords}")
     if not keywords_only:
         report["thresholds"] = {
             "source": ("config classifier.threshold" if analyzer.threshold is not None
@@ -202,10 +208,24 @@ def evaluate(ctx, source, as_json, keywords_only):
         click.echo(format_report(report))
 
 
+def keywords_source(ctx: click.Context) -> str:
+    """Where the keyword rules that evaluate and train use come from, in words: the
+    [keywords] of the config file in force."""
+    from monitor.config import config_path
+
+    return f"[keywords] of {config_path(config_file_of(ctx))}"
+
+
+def _has_phrases(config) -> bool:
+    return bool(config.keywords.critical_minerals or config.keywords.export_controls)
+
+
 @click.command()
 @click.option("--force", is_flag=True, help="Replace the model even if held-out F1 dropped.")
 @click.option("--dev", "dev_file", type=click.Path(exists=True, dir_okay=False),
-              help="Also score the new model on this labelled file (measured only, never trained on).")
+              help="Also score the new model on this labelled file (measured only, never trained "
+                   "on): the model alone, with the config's [keywords], and those keywords alone "
+                   "(as `monitor evaluate --keywords-only` does); it names the config file.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Where to write the model (default: classifier.model in the config); its "
                    "card and arrays go beside it, named after it without its extension.")
@@ -269,12 +289,12 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
                                force=force, rules=KeywordRules.compile(config.keywords.spec()),
                                labels_dir=labels, pool_path=pool,
                                in_use=config.classifier.model_path())
-    _report_training(outcome)
+    _report_training(outcome, keywords_source(ctx))
     if not outcome.replaced:
         sys.exit(1)
 
 
-def _report_training(outcome) -> None:
+def _report_training(outcome, keywords: str = "the config's [keywords]") -> None:
     card = outcome.card
     pool = card.get("pool", {})
     if pool.get("used"):
@@ -300,7 +320,10 @@ def _report_training(outcome) -> None:
     if "dev" in card:
         for setup in ("model", "model+keywords", "keywords_only"):
             if setup in card["dev"]:
-                click.echo(f"dev {setup}: flagged F1 {card['dev'][setup]['flagged']['f1']}")
+                which = f" ({keywords})" if setup != "model" else ""
+                click.echo(f"dev {setup}: flagged F1 {card['dev'][setup]['flagged']['f1']}{which}")
+        if "keywords_only" not in card["dev"]:
+            click.echo(f"dev keywords_only: not scored (no phrases in the {keywords})")
     if getattr(outcome, "compared_with", ""):
         click.echo(f"compared with {outcome.compared_with}")
     click.echo(("written to " if outcome.replaced else "NOT written: ")
