@@ -390,6 +390,37 @@ def test_reclassify_applies_the_current_rules(env):
     assert "reclassified 7 article(s) of all stored articles" in everything
 
 
+@pytest.mark.parametrize("digest_later", [timedelta(hours=2), timedelta(0)])
+def test_reclassify_says_which_newly_flagged_articles_no_digest_will_mail(env, monkeypatch,
+                                                                           digest_later):
+    """Each digest period is mailed once. An article reclassify newly flags that falls in a
+    period a digest was already made for (first seen more than an hour before its end,
+    published before it) is never mailed; reclassify said nothing of it. Now it counts
+    them and names them; one the next digest will still pick up (first seen within the
+    hour before that digest, digest_later=0) is not counted."""
+    import monitor.clock
+
+    i = env.id
+    made_at = datetime.now(timezone.utc) + digest_later
+    monkeypatch.setattr(monitor.clock, "utcnow", lambda: made_at)
+    env.run("digest")                                  # w1, w2 … mailed; d4 not flagged yet
+    monkeypatch.undo()
+    env.write_config(EDITED)
+    out = env.run("reclassify", "--days", "30", "--keywords-only").stdout
+    assert "newly flagged        1" in out
+    said = "1 of the 1 newly flagged article(s) fall before the end of the last digest already made"
+    if not digest_later:
+        assert said not in out
+        return
+    assert said in out and f"`monitor review list` shows them: #{i['d4']}" in out
+    assert "they are not mailed (each period is mailed once)" in out
+    assert i["d4"] in env.ids()                         # flagged, listed
+    later = made_at + timedelta(days=1)
+    monkeypatch.setattr(monitor.clock, "utcnow", lambda: later)
+    env.run("digest")                                  # the next digest: d4 is not in it
+    assert not env.sql(f"select digest_id from digest_item where article_id = {i['d4']}")
+
+
 def test_reclassify_keeps_what_a_poll_stored_while_it_ran(env, feed_server, monkeypatch):
     """The Desk rewrites d4 (lithium, Chile) as a football story, and a poll stores it after
     reclassify has read its batch and before it writes it: the football story keeps the

@@ -230,6 +230,10 @@ def reclassify(ctx, days, batch_size, keywords_only):
     Analysts' reviews are kept as they are. An article a poll rewrites while this
     runs keeps the poll's verdict (counted as skipped).
 
+    Each digest period is mailed once: a newly flagged article that falls before the end
+    of the last digest already made is not mailed by any later digest. It says how many
+    of those there are (and their ids); `monitor review list` shows them.
+
     When the model of `classifier.model` cannot be loaded (missing, tampered with,
     trained with another scikit-learn) it refuses (exit code 2) and changes nothing,
     unless --keywords-only is given.
@@ -263,6 +267,7 @@ def reclassify(ctx, days, batch_size, keywords_only):
         total = store.count_articles_since(since)
         with _progress(total) as bar:
             diff = rerun(store, analyzer, since, batch_size, write_at=started, progress=bar.update)
+        missed, last = store.before_last_digest([c.article.id for c in diff.newly_flagged])
     period = f"the last {days} days" if days else "all stored articles"
     click.echo(f"reclassified {diff.examined - diff.skipped} article(s) of {period}; "
                f"{_model_text(analyzer)}")
@@ -273,6 +278,12 @@ def reclassify(ctx, days, batch_size, keywords_only):
                    f"the poll's verdict stands)")
     click.echo(f"countries changed    {diff.countries_changed}")
     click.echo(f"minerals changed     {diff.minerals_changed}")
+    if missed and last is not None:
+        ids = ", ".join(f"#{i}" for i in missed[:20]) + (" …" if len(missed) > 20 else "")
+        click.echo(f"\n{len(missed)} of the {len(diff.newly_flagged)} newly flagged article(s) fall "
+                   f"before the end of the last digest already made ({last[0]}, its period ended "
+                   f"{last[1]:%Y-%m-%d %H:%M} UTC): they are not mailed (each period is mailed "
+                   f"once); `monitor review list` shows them: {ids}")
 
 
 def _model_text(analyzer) -> str:

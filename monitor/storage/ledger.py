@@ -130,6 +130,30 @@ def last_period_end(conn: Connection) -> datetime | None:
     return conn.execute(select(func.max(DIGEST.c.period_end))).scalar()
 
 
+def before_last_digest(conn: Connection, ids: Sequence[int]
+                       ) -> tuple[list[int], tuple[str, datetime] | None]:
+    """Of the articles ``ids``, those that no digest will carry because the periods they
+    fall in have been made already: in no digest, first seen more than ``LATE_COMMIT``
+    before the last digest's period end and published (when known) before it; the next
+    digest starts at that end (``candidates``). With the last digest (its date and period
+    end), or None when no digest was made yet (and then no article)."""
+    last = conn.execute(select(DIGEST.c.digest_date, DIGEST.c.period_end)
+                        .order_by(DIGEST.c.period_end.desc(), DIGEST.c.id.desc()).limit(1)).first()
+    if last is None:
+        return [], None
+    end = last.period_end
+    found: list[int] = []
+    for start in range(0, len(ids), 500):
+        found += [i for (i,) in conn.execute(
+            select(ARTICLE.c.id).where(
+                ARTICLE.c.id.in_(list(ids[start:start + 500])),
+                ARTICLE.c.id.not_in(select(ITEM.c.article_id)),
+                ARTICLE.c.first_seen_at < end - LATE_COMMIT,
+                or_(ARTICLE.c.published_at.is_(None), ARTICLE.c.published_at < end))
+            .order_by(ARTICLE.c.id))]
+    return found, (last.digest_date, end)
+
+
 def _deliveries(conn: Connection, digest_id: int) -> tuple[Delivery, ...]:
     rows = conn.execute(select(DELIVERY).where(DELIVERY.c.digest_id == digest_id)
                         .order_by(DELIVERY.c.id))

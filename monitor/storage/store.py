@@ -345,6 +345,13 @@ class Store:
         with self._begin() as conn:
             return ledger.last_period_end(conn)
 
+    def before_last_digest(self, ids: Sequence[int]
+                           ) -> tuple[list[int], tuple[str, datetime] | None]:
+        """Of the flagged articles ``ids``, those falling in periods already made into
+        digests (so never mailed), and the last digest's (date, period end)."""
+        with self._begin() as conn:
+            return ledger.before_last_digest(conn, ids)
+
     def get_digest(self, digest_date: str) -> DigestRecord | None:
         with self._begin() as conn:
             return ledger.get_digest(conn, digest_date)
