@@ -42,6 +42,12 @@ Context rules (each tested in tests/test_countries.py)
   * korea: a bare "Korea"/"Korean" is KR unless the text names North Korea and never South.
   * turkey: "Turkey" is the bird when the text speaks of Thanksgiving or poultry and
     nothing else (Türkiye, Turkish, Ankara) points to the country.
+  * emirates: "at the Emirates" is Arsenal's ground (the Emirates Stadium, named after
+    the airline) when the text speaks of football (Arsenal, Premier League, FA Cup …) and
+    nothing else (UAE, Emirati, Abu Dhabi) points to the country. Elsewhere "the Emirates"
+    is the UAE ("investors in the Emirates", in a football text too), and so is an
+    organisation named with it (the airline, Emirates NBD), as LABELING.md counts
+    "Deutsche Bank" as DE.
   * us-caps: in an all-caps line, "US" after "LET", "TELL", "JOIN", "WITH" ... is the
     pronoun; "US$" is a currency.
   * german: "Island" is Iceland only in German text (elsewhere it is the English word).
@@ -327,6 +333,8 @@ def _scan_words(full: str, gz: Gazetteer) -> list[Hit]:
         if found is None:
             continue
         end, (code, _mode, rule, _case) = found
+        if rule == "emirates" and not _after_at_the(words, i):
+            rule = ""               # only "at the Emirates" may be the ground
         if not _local_rule_rejects(rule, words, i, end, gz):
             hits.append(Hit(words.span(i)[0], words.span(end - 1)[1], code, rule))
         taken.update(range(i, end))
@@ -734,6 +742,12 @@ def _title_case_line(words: _Words, i: int, end: int) -> bool:
     return len(others) >= 3 and capitalised >= 0.8 * len(others)
 
 
+def _after_at_the(words: _Words, i: int) -> bool:
+    """"at the Emirates": the two words before token i are "at the", one space apart."""
+    return (i >= 2 and words.keys[i - 1] == "the" and words.keys[i - 2] == "at"
+            and words.gap(i - 2) == " " and words.gap(i - 1) == " ")
+
+
 def _pronoun_us(words: _Words, i: int) -> bool:
     """"LET US", "JOIN US TODAY" in an all-caps line: the pronoun, not the country.
 
@@ -750,13 +764,15 @@ def _pronoun_us(words: _Words, i: int) -> bool:
     return before in _PRONOUN_PREPOSITIONS and (not after or after in _AFTER_PRONOUN)
 
 
+_DOC_RULES = frozenset(("georgia", "georgia-cjk", "korea", "turkey", "emirates"))
+
+
 def _doc_rules(hits: list[Hit]) -> list[Hit]:
-    """Rules that need the whole text: georgia, korea, turkey."""
+    """Rules that need the whole text: georgia, korea, turkey, emirates."""
     rules = {h.rule for h in hits if h.rule}
-    if not rules & {"georgia", "georgia-cjk", "korea", "turkey"}:
+    if not rules & _DOC_RULES:
         return hits
-    plain = {h.code for h in hits
-             if h.code and h.rule not in ("georgia", "georgia-cjk", "korea", "turkey")}
+    plain = {h.code for h in hits if h.code and h.rule not in _DOC_RULES}
     drop: set[str] = set()
     if "georgia-cjk" in rules and "GE" not in plain:
         drop.add("georgia-cjk")
@@ -766,4 +782,6 @@ def _doc_rules(hits: list[Hit]) -> list[Hit]:
         drop.add("korea")
     if "turkey" in rules and "cue:turkey" in rules and "TR" not in plain:
         drop.add("turkey")
+    if "emirates" in rules and "cue:emirates" in rules and "AE" not in plain:
+        drop.add("emirates")
     return [h for h in hits if h.rule not in drop]

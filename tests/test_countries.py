@@ -149,6 +149,19 @@ def test_a_stadium_or_cup_named_emirates_is_not_the_country():
     assert codes("The Emirates sign a lithium deal with Chile") == ["AE", "CL"]
 
 
+def test_at_the_emirates_in_a_football_text_is_the_ground_not_the_country():
+    """"at the Emirates" is Arsenal's stadium (the Emirates Stadium, already no country)
+    when the text is about football; "the Emirates" is still the UAE elsewhere, in a
+    football text too, and the airline or a bank named with it counts, as LABELING.md
+    counts "Deutsche Bank" as DE."""
+    assert codes("Arsenal beat Chelsea 2-0 at the Emirates on Saturday") == []
+    assert codes("Premier League: a late equaliser at the Emirates") == []
+    assert codes("Arsenal open a store in the UAE; fans at the Emirates cheered") == ["AE"]
+    assert codes("Premier League clubs court investors in the Emirates") == ["AE"]
+    assert codes("Talks at the Emirates foreign ministry on gallium") == ["AE"]
+    assert codes("Emirates NBD and the airline Emirates expand in Chile") == ["AE", "CL"]
+
+
 def test_brussels_counts_as_belgium_in_a_dateline():
     assert codes("BRUSSELS (Reuters) - EU ministers agreed.") == ["BE"]
     assert codes("Brüssel – Die EU-Minister haben sich geeinigt.") == ["BE"]
