@@ -321,14 +321,15 @@ def test_mark_errors_exit_2_and_write_nothing(env, args, message):
 
 
 def test_missing_store_exit_2_and_no_file_created(tmp_path, feed_server, monkeypatch):
-    """Every command that only reads the store — `feeds` and `digest --preview` as well as
+    """Every command that only reads the store — `feeds` and `digest` (sending or not) as well as
     the review commands — says there is none yet, where it was looked for and what to run,
     and creates nothing."""
     monkeypatch.delenv("MONITOR_STORE_URL", raising=False)
     e = Env(tmp_path, feed_server)
     preview = tmp_path / "preview.html"
     for args in (["review", "list"], ["review", "show", "1"], ["review", "mark", "1", "relevant"],
-                 ["keywords", "test"], ["reclassify"], ["feeds"], ["digest", "--preview", str(preview)]):
+                 ["keywords", "test"], ["reclassify"], ["feeds"], ["digest", "--preview", str(preview)], ["digest"],
+                 ["digest", "--resend"]):
         result = e.run(*args, code=2)
         assert f"no store at {e.db} (store.url in {e.config})" in result.output, (args, result.output)
         assert "run `monitor poll` first" in result.output

@@ -114,8 +114,7 @@ def _when(value: datetime | None) -> str:
               "in digest.timezone). An existing digest of that date is re-rendered from the ledger; a "
               "date before the latest digest that has none is an error (that digest covers it).")
 @click.option("--preview", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Write the digest's HTML to FILE and send nothing (the ledger is not changed; "
-                   "with no store yet it refuses rather than create one).")
+              help="Write the digest's HTML to FILE and send nothing (the ledger is not changed).")
 @click.option("--resend", is_flag=True,
               help="Send again to every recipient whose delivery was not sent (failed, "
                    "unknown); with --recipient, to those recipients only, even if sent.")
@@ -124,6 +123,8 @@ def _when(value: datetime | None) -> str:
 @click.pass_context
 def digest(ctx, day, preview, resend, recipients):
     """Build and deliver the digest now (SMTP, or .eml files in digest.outbox_dir).
+    Refuses (exit code 2) when there is no store yet rather than create one (and mail an
+    empty digest from it): `monitor poll` creates it.
 
     \b
     Examples:
@@ -145,8 +146,12 @@ def digest(ctx, day, preview, resend, recipients):
     if recipients and not resend:
         raise UsageError("--recipient goes with --resend")
     check_store_of(ctx)
-    if preview:
-        refuse_missing_store(ctx, "nothing to preview yet")
+    if not preview and config.smtp is not None:
+        config.smtp.password()      # a config error, which names the file, before the store
+    # never an empty store (and an empty digest mailed from it) where the config's is not:
+    # a cron line run from the wrong folder would tell the analysts there was no news
+    refuse_missing_store(ctx, "nothing to preview yet" if preview
+                         else "nothing has been polled, so there is no digest to send")
     with open_configured_store(config) as store:
         job = DigestJob(store, config, config_file=str(config_path(config_file_of(ctx))))
         if preview:
