@@ -944,8 +944,9 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
         replace, reason = should_replace(current, compared, force)
     if "held_out_compared" in result.card and "->" in reason:
         both = result.card["held_out_compared"]
+        other = "current model" if baseline == out_path else "model in use"
         reason += (f"; both models on the {both['items']} of {both['of']} held-out items the "
-                   "current model never trained on")
+                   f"{other} never trained on")
     if replace:
         save_model(result.pipeline, out_path, result.card)
     return TrainOutcome(result.card, replace, reason, out_path, compared_with)
