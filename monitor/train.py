@@ -609,16 +609,22 @@ def is_held_out(record_id: str) -> bool:
 
 
 def validate_record(record: Record, where: str) -> dict[str, Any]:
-    """A copy of a labelled record after checking the fields training needs."""
+    """A copy of a labelled record after checking the fields training needs: a string id,
+    string (or null, read as empty, as `monitor evaluate` reads them) title and text."""
     if not isinstance(record, Mapping):
         raise UsageError(f"{where}: expected a JSON object")
-    for key in ("id", "title", "text"):
-        if not isinstance(record.get(key), str):
-            raise UsageError(f"{where}: field {key!r} must be a string")
+    if not isinstance(record.get("id"), str):
+        raise UsageError(f"{where}: field 'id' must be a string")
+    checked = dict(record)
+    for key in ("title", "text"):
+        if checked.get(key) is None:
+            checked[key] = ""
+        elif not isinstance(checked[key], str):
+            raise UsageError(f"{where}: field {key!r} must be a string (or null)")
     topics = record.get("topics")
     if not isinstance(topics, list) or any(t not in TOPICS for t in topics):
         raise UsageError(f"{where}: 'topics' must be a list drawn from {', '.join(TOPICS)}")
-    return dict(record)
+    return checked
 
 
 def apply_reviews(records: Sequence[Record], reviews: Sequence[Record]

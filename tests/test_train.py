@@ -343,6 +343,22 @@ def test_load_jsonl_names_the_bad_line(tmp_path: Path) -> None:
         load_jsonl(path)
 
 
+def test_a_null_title_or_text_reads_as_empty_as_evaluate_reads_it(tmp_path: Path) -> None:
+    # `monitor train --dev` refused a dev file that `monitor evaluate` scores
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(dict(DEV[0], id="n1", text=None)) + "\n"
+                    + json.dumps(dict(DEV[0], id="n2", title=None)) + "\n")
+    first, second = load_jsonl(path)
+    assert (first["title"], first["text"]) == (DEV[0]["title"], "")
+    assert (second["title"], second["text"]) == ("", DEV[0]["text"])
+    path.write_text(json.dumps(dict(DEV[0], text=3)) + "\n")
+    with pytest.raises(UsageError, match=r"d\.jsonl:1: field 'text' must be a string \(or null\)"):
+        load_jsonl(path)
+    path.write_text(json.dumps(dict(DEV[0], id=None)) + "\n")
+    with pytest.raises(UsageError, match=r"d\.jsonl:1: field 'id' must be a string"):
+        load_jsonl(path)
+
+
 def test_load_corpus_rejects_duplicates_and_empty_folders(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no \\*.jsonl"):
         load_corpus(tmp_path)
