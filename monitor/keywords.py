@@ -167,11 +167,11 @@ def phrase_regex(path: str, phrase: str) -> str:
     for word in words:
         _check_word(path, phrase, word)
     first = re.escape(words[0].rstrip("*"))
-    head = f"{first}(?<!\\w{first})" if _spaced_letter(words[0][0]) else first
+    head = f"{first}(?<!{_LETTER}{first})" if _spaced_letter(words[0][0]) else first
     rest = [_word_regex(w) for w in words[1:]]
     body = _SEPARATOR.join([head + ("\\w*" if words[0].endswith("*") else ""), *rest])
     last = words[-1]
-    tail = "(?!\\w)" if not last.endswith("*") and _spaced_letter(last[-1]) else ""
+    tail = f"(?!{_LETTER})" if not last.endswith("*") and _spaced_letter(last[-1]) else ""
     return body + tail
 
 
@@ -313,7 +313,6 @@ def _checked_part(path: str, part: str) -> str:
     return part
 
 
-_WORD = re.compile(r"\w+")
 _RECENT_SIZE = 1024        # texts remembered by each ``remembered_per_text`` function: a
                            # feed's batch needs a few hundred; 4096 held ~11 MB more at the
                            # peak of a 6,000-item poll
@@ -347,7 +346,9 @@ def forget_recent_texts() -> None:
 
 @remembered_per_text
 def words_of(lowered: str) -> frozenset[str]:
-    """The distinct words (``\\w+`` runs) of a normalised text."""
+    """The distinct words of a normalised text: runs of letters and digits of scripts
+    written with spaces, and runs of characters of scripts without (a Latin word inside
+    Chinese text, "限制ai芯片出口", is a word of its own: "ai")."""
     return frozenset(_WORD.findall(lowered))
 
 
@@ -387,3 +388,7 @@ def _type_name(value: object) -> str:
 
 UNSPACED_CHARS = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _UNSPACED_RANGES)
 _UNSPACED_SEARCH = re.compile(f"[{UNSPACED_CHARS}]")
+# one letter or digit of a script written with spaces: a phrase's word boundary is where
+# such letters end, so "AI芯片" and "export" are found right after Chinese characters too
+_LETTER = f"[^\\W{UNSPACED_CHARS}]"
+_WORD = re.compile(f"{_LETTER}+|[{UNSPACED_CHARS}]+")

@@ -157,7 +157,8 @@ PHRASES = ["rare earth", "rare earth*", "tin", "lithium price*", "seltene* Erden
 TEXTS = ["Rare-earth exports; tin; tinned; the U.S. and China's lithium prices",
          "Seltenen Erden, Seltenerdmetalle und AUSFUHRKONTROLLEN", "中国稀土出口和镓、锗管制",
          "희토류를 수출", "5G chips, dual use goods; a b c", "les chaînes d’approvisionnement",
-         "re2x re2xy", "", "rare\nearthquake", "export-controlled items; exportcontrol"]
+         "re2x re2xy", "", "rare\nearthquake", "export-controlled items; exportcontrol",
+         "美国export control新规，稀土tin出口", "中国5g和u.s.的dual-use物项"]
 
 
 @pytest.mark.parametrize("text", TEXTS)
@@ -260,6 +261,18 @@ def test_a_phrase_mixing_latin_and_cjk_keeps_the_boundary_at_its_latin_end() -> 
     r = rules(critical_minerals=["GPU芯片"])
     assert hits(r, "GPU芯片出口") == ("GPU芯片",)
     assert hits(r, "eGPU芯片出口") == ()
+
+
+def test_a_latin_phrase_is_found_right_after_and_before_cjk_characters() -> None:
+    # Chinese and Japanese text runs Latin words into the characters around them: the
+    # boundary is where the Latin letters end, not where \w ends
+    r = rules(critical_minerals=["AI芯片", "lithium"], export_controls=["ASML", "export control*"])
+    assert hits(r, "限制AI芯片出口") == ("AI芯片",)
+    assert hits(r, "中国对ASML光刻机出口", EC) == ("ASML",)
+    assert hits(r, "澳洲lithium矿") == ("lithium",)
+    assert hits(r, "美国export controls新规", EC) == ("export control*",)
+    assert hits(r, "xAI芯片") == () and hits(r, "ASMLs", EC) == ()
+    assert hits(r, "リチウムlithiumite") == ()
 
 
 def test_cjk_ideographs_from_the_first_to_the_last_of_their_block_match_as_substrings() -> None:
