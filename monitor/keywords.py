@@ -5,7 +5,8 @@ The ``[keywords]`` section of the config has one list per topic (``critical-mine
 
 - a phrase, matched case-insensitively. Where a phrase starts or ends with a letter of a
   script written with spaces (Latin, Cyrillic, Greek, ...), that end must sit on a word
-  boundary: ``"tin"`` does not match "tinned". Letters of scripts written without spaces
+  boundary: ``"tin"`` does not match "tinned"; a character of a script without spaces
+  beside it is a boundary (``"AI芯片"`` matches "限制AI芯片出口"). Letters of scripts written without spaces
   between words (Chinese, Japanese, Thai, ...) and Korean Hangul (whose particles attach
   to the word) match anywhere, as a substring. A space or hyphen inside a phrase matches any
   run of spaces and hyphens, so ``"rare earth"`` also finds "rare-earth".
