@@ -206,6 +206,20 @@ def test_korea_alone_is_south_korea_unless_the_text_is_about_the_north():
     assert codes("North Korea and South Korea") == ["KP", "KR"]
 
 
+def test_an_ambiguous_name_is_a_mention_too_when_the_country_is_named_otherwise():
+    """Georgia, Korea, Turkey, the Emirates: once the text names the country otherwise,
+    each of their mentions counts."""
+    def counts(text):
+        return {m.code: m.count for m in extract_countries(text, "")}
+    assert counts("Georgia and the US signed a deal in Tbilisi.") == {"GE": 2, "US": 1}
+    assert counts("North Korea and South Korea; Korea's chip exports rose") == {
+        "KP": 1, "KR": 2}
+    assert counts("Turkey and Ankara ahead of Thanksgiving talks") == {"TR": 2}
+    assert counts("Arsenal's sponsor: UAE officials met at the Emirates foreign ministry") == {
+        "AE": 2}
+    assert counts("喬治亞（格魯吉亞）總統選舉") == {"GE": 2}
+
+
 def test_england_scotland_wales_are_the_united_kingdom():
     assert codes("England, Scotland and Wales") == ["GB"]
     assert codes("Northern Ireland and Ireland") == ["GB", "IE"]
@@ -332,6 +346,12 @@ def test_chinese_guards_reject_glued_words():
     assert codes("10月28日美国商务部") == ["US"]
 
 
+def test_chinese_compounds_of_four_and_after_a_word_ending_in_an_abbreviation():
+    assert codes("美日澳印外长会") == ["AU", "IN", "JP", "US"]
+    assert codes("其中日韩两国占比最高") == ["JP", "KR"]      # 其中 "among them", not China
+    assert codes("境内上市公司数量增加") == ["CN"]            # 境内, "our country" (LABELING.md)
+
+
 def test_japanese_names_and_compounds():
     assert codes("日米首脳会談で米中対立が焦点") == ["CN", "JP", "US"]
     assert codes("北朝鮮と韓国") == ["KP", "KR"]
@@ -361,6 +381,11 @@ def test_english_display_names_are_the_ones_news_uses():
     assert (country_name("MO"), country_name("MM"), country_name("PS")) == (
         "Macao", "Myanmar", "Palestine")
     assert country_name("CD", "de") != "DR Congo"          # other languages keep CLDR's
+
+
+def test_country_name_falls_back_to_the_language_of_a_regional_locale():
+    assert country_name("DE", "de-CH") == "Deutschland"
+    assert country_name("JP", "ja_JP") == "日本"
 
 
 def test_importing_countries_does_not_import_babel():
@@ -450,6 +475,19 @@ def test_japanese_words_that_are_not_lone_abbreviations():
     assert codes("尖閣諸島周辺") == []
 
 
+def test_japanese_words_and_names_that_hold_an_abbreviation_or_a_katakana_name():
+    assert codes("母の日商戦が本格化") == []                  # Mother's Day, not Japan
+    assert codes("中高生の読書離れ") == []                    # middle and high school pupils
+    assert codes("朝日新聞の世論調査") == []                  # the Asahi Shimbun
+    assert codes("円安・米ドル高が進む") == []                # a currency alone
+    assert codes("玄米パンを販売") == []                      # brown rice
+    assert codes("米Apple、新型iPhone発表") == ["US"]         # 米 before a company name
+    assert codes("パリパリの食感が人気") == []                # "crisp", not Paris
+    assert codes("新作ゲームのタイトル発表") == []            # "title", not Thailand
+    assert codes("ジョージア州の新工場に投資") == []          # the US state
+    assert codes("조지아주 배터리 공장") == []
+
+
 def test_korean_transliterations_of_korea_and_america():
     assert codes("ZD넷 코리아 보도") == ["KR"]
     assert codes("'셀 아메리카' 우려") == ["US"]
@@ -478,6 +516,11 @@ def test_korean_lone_syllables_toward_and_the_war_pair():
     assert codes("對中小企業 지원") == []               # toward small and medium firms
     assert codes("북 콘서트 열려") == []                # 북: a book
     assert codes("영화 보러 가요") == []                # 러 ending a verb
+
+
+def test_korean_war_pair_with_a_hyphen_and_home_word_inside_another_word():
+    assert codes("러-우 전쟁 3년") == ["RU", "UA"]
+    assert codes("약국내 상비약 판매 확대") == []              # 약국 "pharmacy" + 내, not 국내
 
 
 def test_capitals_in_korean_and_japanese():
