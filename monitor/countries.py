@@ -594,6 +594,7 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
         for match in _HANGUL_PAIR_RE.finditer(full):
             hits += [Hit(match.start(i), match.end(i), _HANGUL_ABBR[match.group(i)], "")
                      for i in (1, 2) if match.start(i) not in taken]
+        taken.update(hit.start for hit in hits)     # 미 of 한·미 is no lone 미 as well
         hits += [Hit(m.start(1), m.end(1), _HANGUL_ABBR[m.group(1)], "")
                  for m in _HANGUL_ALONE_RE.finditer(full) if m.start(1) not in taken]
         for match in _HANGUL_RU_UA_RE.finditer(full):

@@ -523,6 +523,15 @@ def test_korean_war_pair_with_a_hyphen_and_home_word_inside_another_word():
     assert codes("약국내 상비약 판매 확대") == []              # 약국 "pharmacy" + 내, not 국내
 
 
+def test_a_korean_dotted_pair_counts_each_country_once():
+    # 미, 러 and 북 before a middle dot are a pair and a lone syllable at once: one mention
+    def counts(text):
+        return {m.code: m.count for m in extract_countries(text, "")}
+    assert counts("한·미 정상회담 개최") == {"KR": 1, "US": 1}
+    assert counts("북·러 밀착에 우려") == {"KP": 1, "RU": 1}
+    assert counts("미·중 갈등, 미 관세") == {"CN": 1, "US": 2}
+
+
 def test_capitals_in_korean_and_japanese():
     assert codes("베를린서 원자재 회의") == ["DE"]
     assert codes("キーウで首脳会談") == ["UA"]
