@@ -521,8 +521,8 @@ def _compound_follow_ok(full: str, pos: int, end: int, hangul: bool, gz: Gazette
     if hangul and prev and _HANGUL_RE.match(prev):
         return False
     nxt = full[end] if end < len(full) else ""
-    if nxt in gz.after.get(full[end - 1], ()):
-        return False
+    if nxt in gz.after.get(full[end - 1], ()) and not full.startswith("元首", end):
+        return False        # 美元 is the dollar, but 中美元首 "the two heads of state"
     return not nxt or not _CJK_RE.match(nxt) or nxt in gz.follow
 
 

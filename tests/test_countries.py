@@ -352,6 +352,13 @@ def test_chinese_compounds_of_four_and_after_a_word_ending_in_an_abbreviation():
     assert codes("境内上市公司数量增加") == ["CN"]            # 境内, "our country" (LABELING.md)
 
 
+def test_a_chinese_pair_before_heads_of_state_is_not_the_dollar():
+    # 中美|元首 "the Chinese and US heads of state", not 中|美元 "US dollar"
+    assert codes("中美元首会晤在即") == ["CN", "US"]
+    assert codes("韩美元首通电话") == ["KR", "US"]
+    assert codes("支付500万美元首付款") == []                 # 美元 + 首付款, a down payment
+
+
 def test_japanese_names_and_compounds():
     assert codes("日米首脳会談で米中対立が焦点") == ["CN", "JP", "US"]
     assert codes("北朝鮮と韓国") == ["KP", "KR"]
