@@ -342,7 +342,9 @@ def _scan_words(full: str, gz: Gazetteer) -> list[Hit]:
     return hits + _compound_hits(words, gz, taken)
 
 
-_COMPOUND_TAILS_NOT = ("isch", "er", "ianer", "aner", "ier", "ese", "in")
+# the rest of a word that makes it an adjective or demonym, not a compound noun: "Iraker",
+# "Nigerianerin", "iranischen" (the gazetteer's); "Ukraineinvasion", "Chinaerfolg" are compounds
+_COMPOUND_TAIL_NOT_RE = re.compile("(?:isch|ianer|aner|ier|er|ese|in)(?:e|em|en|er|es|in|innen|nen|n|s)?")
 _LONG_NOUN_RE = re.compile(r"[A-ZÄÖÜ](?<!\w.)[a-zäöüß]{7,}\b")    # \b first: slower
 
 
@@ -381,7 +383,7 @@ def _compound_hits(words: _Words, gz: Gazetteer, taken: set[int]) -> list[Hit]:
             continue
         for size in gz.compound_sizes:
             code = gz.compounds.get(key[:size]) if len(key) - size >= 4 else None
-            if code and not key[size:].startswith(_COMPOUND_TAILS_NOT):
+            if code and not _COMPOUND_TAIL_NOT_RE.fullmatch(key[size:]):
                 hits.append(Hit(match.start(), match.start() + size, code, ""))
                 break
     return hits

@@ -287,6 +287,10 @@ def test_german_compounds_with_directions_and_the_longest_country_first():
     assert codes("Die Fabriken Südchinas und der Export") == ["CN"]
     assert codes("Die Irakwahl und der Streit um das Ergebnis") == ["IQ"]
     assert codes("Die Nigeriakrise und der Ölpreis") == ["NG"]             # not Niger
+    # a second part that merely begins like a demonym ending (-er, -in): still a compound
+    assert codes("Die Ukraineinvasion und der Westen") == ["UA"]
+    assert codes("Der Chinaerfolg der Autobauer ist vorbei") == ["CN"]
+    assert codes("Die Russlandinvestitionen der Konzerne sind abgeschrieben") == ["RU"]
 
 
 def test_polish_case_forms():
