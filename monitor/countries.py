@@ -404,9 +404,17 @@ def _longest_name(words: _Words, i: int, gz: Gazetteer):
         packed = gz.words.get(keys[n - 1])
         if packed:
             entry = packed.split("|")
-            if _case_ok(entry, words.texts(i, i + n)):
+            if _case_ok(entry, words.texts(i, i + n)) or _combining_form(entry, words, i, n, gz):
                 return i + n, entry
     return None
+
+
+def _combining_form(entry: list[str], words: _Words, i: int, n: int, gz: Gazetteer) -> bool:
+    """"Franco-German", "Anglo-French": a Latin combining form, kept in lower case in the
+    gazetteer (so that Franco the man is no France), capitalised before a hyphen and a name."""
+    return (entry[1] == "l" and n == 1 and i + 1 < len(words.keys)
+            and words.gap(i) in ("-", "\u2010", "\u2011") and _capitalised(words.text(i))
+            and _longest_name(words, i + 1, gz) is not None)
 
 
 def _joins(words: _Words, j: int) -> bool:

@@ -324,6 +324,9 @@ def test_lower_case_common_words_are_not_countries():
 def test_latin_combining_forms_and_odd_casing():
     assert codes("un sommet franco-allemand") == ["DE", "FR"]
     assert codes("Spain under General Franco") == ["ES"]               # the man, not France
+    assert codes("Franco-German talks on gas") == ["DE", "FR"]
+    assert codes("ANGLO-FRENCH SUMMIT") == ["FR", "GB"]
+    assert codes("Franco-era laws are repealed in Madrid") == ["ES"]
     assert codes("Retro fans trade game ROMs online") == []            # not Rome
 
 
