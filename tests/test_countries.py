@@ -265,6 +265,7 @@ def test_german_adjectives_demonyms_and_genitive():
         "", "chinesische Firmen, die chinesischen Exporte, Chinesen, Chinas Markt, China")}
     assert mentions == {"CN": 5}
     assert codes("Japans, Russlands und Nordkoreas Pläne") == ["JP", "KP", "RU"]
+    assert codes("Die Wahl in den Niederlanden und in Belgien") == ["BE", "NL"]   # dative plural
 
 
 def test_german_hyphenated_and_closed_compounds():
