@@ -531,8 +531,10 @@ def _compound_follow_ok(full: str, pos: int, end: int, hangul: bool, gz: Gazette
     if hangul and prev and _HANGUL_RE.match(prev):
         return False
     nxt = full[end] if end < len(full) else ""
-    if nxt in gz.after.get(full[end - 1], ()) and not full.startswith("元首", end):
-        return False        # 美元 is the dollar, but 中美元首 "the two heads of state"
+    if gz.subs.get(full[end - 1:end + 1], ("-",))[0] == "" and not full.startswith("元首", end):
+        return False        # 中|美元, the dollar (a blocker); but 中美|元首, the two heads of state
+    # the @after guards of a lone name do not cut a pair: a date's 5日在, 中共 (the party),
+    # 日均 (daily) cannot follow another country's abbreviation (中日在…, 美中共同声明)
     return not nxt or not _CJK_RE.match(nxt) or nxt in gz.follow
 
 

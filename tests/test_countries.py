@@ -367,6 +367,15 @@ def test_a_chinese_pair_before_heads_of_state_is_not_the_dollar():
     assert codes("支付500万美元首付款") == []                 # 美元 + 首付款, a down payment
 
 
+def test_a_chinese_pair_before_a_word_that_a_lone_name_may_not_touch():
+    # 日在 (a date's "on the 5th, in"), 日均 (daily), 中共 (the party) after a single name;
+    # after a pair they are 在 "in", 均 "both", 共同 "joint"
+    assert codes("中日在经贸领域加强合作") == ["CN", "JP"]
+    assert codes("美日均表示关切") == ["JP", "US"]
+    assert codes("美中共同声明发表") == ["CN", "US"]
+    assert codes("5日在北京举行") == ["CN"]                    # 北京; the date names no Japan
+
+
 def test_japanese_names_and_compounds():
     assert codes("日米首脳会談で米中対立が焦点") == ["CN", "JP", "US"]
     assert codes("北朝鮮と韓国") == ["KP", "KR"]
