@@ -411,9 +411,9 @@ def _longest_name(words: _Words, i: int, gz: Gazetteer):
 
 def _combining_form(entry: list[str], words: _Words, i: int, n: int, gz: Gazetteer) -> bool:
     """"Franco-German", "Anglo-French": a Latin combining form, kept in lower case in the
-    gazetteer (so that Franco the man is no France), capitalised before a hyphen and a name."""
+    gazetteer (so that Franco the man is no France), in capitals before a hyphen and a name."""
     return (entry[1] == "l" and n == 1 and i + 1 < len(words.keys)
-            and words.gap(i) in ("-", "\u2010", "\u2011") and _capitalised(words.text(i))
+            and words.gap(i) in ("-", "\u2010", "\u2011")
             and _longest_name(words, i + 1, gz) is not None)
 
 

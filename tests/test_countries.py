@@ -328,6 +328,7 @@ def test_latin_combining_forms_and_odd_casing():
     assert codes("Franco-German talks on gas") == ["DE", "FR"]
     assert codes("ANGLO-FRENCH SUMMIT") == ["FR", "GB"]
     assert codes("Franco-era laws are repealed in Madrid") == ["ES"]
+    assert codes("For Franco, German aid was vital in the Spanish Civil War") == ["DE", "ES"]
     assert codes("Retro fans trade game ROMs online") == []            # not Rome
 
 
