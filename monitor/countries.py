@@ -560,8 +560,8 @@ _JA_WORDS_ALONE = frozenset("中日加")
 _JA_FOLLOW_ALONE = _JA_FOLLOW - frozenset("高大中下上金")
 _KANA_RE = re.compile("[\u3040-\u30ff]")
 _DIGIT_OR_KANJI_RE = re.compile("[0-9０-９\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-# Korean two-country shorthand with a middle dot: 한·미, 미·중, 중·일, 러·우
-_HANGUL_PAIR_RE = re.compile("(?<![\uac00-\ud7af])([한미중일러북우])[·ㆍ・]([한미중일러북우])"
+# Korean shorthand for two or three countries with middle dots: 한·미, 미·중, 러·우, 한·미·일
+_HANGUL_PAIR_RE = re.compile("(?<![\uac00-\ud7af])[한미중일러북우](?:[·ㆍ・][한미중일러북우])+"
                              "(?![\uac00-\ud7af])")
 _HANGUL_ABBR = {"한": "KR", "미": "US", "중": "CN", "일": "JP", "러": "RU", "북": "KP",
                 "우": "UA"}
@@ -604,8 +604,8 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
         hits += _single_abbreviations(full, script, taken)
     if script == "ko":
         for match in _HANGUL_PAIR_RE.finditer(full):
-            hits += [Hit(match.start(i), match.end(i), _HANGUL_ABBR[match.group(i)], "")
-                     for i in (1, 2) if match.start(i) not in taken]
+            hits += [Hit(i, i + 1, _HANGUL_ABBR[full[i]], "")
+                     for i in range(match.start(), match.end(), 2) if i not in taken]
         taken.update(hit.start for hit in hits)     # 미 of 한·미 is no lone 미 as well
         hits += [Hit(m.start(1), m.end(1), _HANGUL_ABBR[m.group(1)], "")
                  for m in _HANGUL_ALONE_RE.finditer(full) if m.start(1) not in taken]

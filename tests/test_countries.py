@@ -557,6 +557,13 @@ def test_a_korean_dotted_pair_counts_each_country_once():
     assert counts("미·중 갈등, 미 관세") == {"CN": 1, "US": 2}
 
 
+def test_korean_dotted_triples_and_a_dot_before_a_longer_word():
+    assert codes("한·미·일 안보협력 강화") == ["JP", "KR", "US"]
+    assert codes("한·중·일 정상회의 개최") == ["CN", "JP", "KR"]
+    assert codes("북·중·러 밀착") == ["CN", "KP", "RU"]
+    assert "CN" not in codes("한·중남미 비즈니스 포럼")          # 중남미: Latin America
+
+
 def test_capitals_in_korean_and_japanese():
     assert codes("베를린서 원자재 회의") == ["DE"]
     assert codes("キーウで首脳会談") == ["UA"]
