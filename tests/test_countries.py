@@ -561,7 +561,7 @@ def test_korean_dotted_triples_and_a_dot_before_a_longer_word():
     assert codes("한·미·일 안보협력 강화") == ["JP", "KR", "US"]
     assert codes("한·중·일 정상회의 개최") == ["CN", "JP", "KR"]
     assert codes("북·중·러 밀착") == ["CN", "KP", "RU"]
-    assert "CN" not in codes("한·중남미 비즈니스 포럼")          # 중남미: Latin America
+    assert codes("북·중동 관계 강화") == ["KP"]              # 중동: the Middle East, not China
 
 
 def test_capitals_in_korean_and_japanese():
