@@ -21,8 +21,9 @@ How text is matched
   * Chinese, Japanese, Korean, Thai and other scripts written without spaces are searched
     as substrings (Korean names must start a word). One-character abbreviations combine
     into compounds (中美, 日米豪印, 한미) only when what follows is a relation word,
-    punctuation or the end; ``@before``/``@after`` guards reject matches glued to a
-    neighbouring word (其中国内, 美方案).
+    punctuation or the end, and not when the last one begins a blocker (中|美元, the
+    dollar); ``@before``/``@after`` guards reject matches glued to a neighbouring word
+    (其中国内, 美方案).
   * Blockers: some entries name no country and exist to swallow the shorter name inside
     them: "New Mexico", "New South Wales", "Inner Mongolia"/"内蒙古" (a region names no
     country), "Niger Delta", "Gulf of Guinea", "Paris Agreement", "Havana syndrome",
