@@ -287,18 +287,24 @@ def _entry_language(entry, feed_lang: str | None) -> str | None:
 
 
 def _to_article(entry, feed_lang: str | None, home: str | None = None,
-                feed_url: str | None = None) -> ParsedArticle | None:
+                feed_url: str | None = None, keyed=None) -> ParsedArticle | None:
+    """``entry`` as an article. ``keyed``: the same entry with its relative link and guid
+    read against the feed's key base (see :func:`read_feed`), which its key and guid are
+    made of; its link for display is ``entry``'s, read where the document came from.
+    ``home`` and ``feed_url`` are read against the key base too."""
     title = one_line(html_to_text(entry.get("title", "")))
     text = _entry_text(entry)
     if not title and not text:
         return None
+    keyed = entry if keyed is None else keyed
     url = canonical_url(entry.get("link"))
-    guid = one_line(entry.get("id") or "", 500) or None
+    key_url = canonical_url(keyed.get("link"))
+    guid = one_line(keyed.get("id") or "", 500) or None
     digest = content_hash(title, text)
     published = _timestamp(entry)
-    shared = bool(url) and not guid and is_shared_link(url or "", home, feed_url)
-    return ParsedArticle(key=article_key(guid, url, digest, title, published, shared), guid=guid,
-                         url=url, title=title, text=text, published=published,
+    shared = bool(key_url) and not guid and is_shared_link(key_url or "", home, feed_url)
+    return ParsedArticle(key=article_key(guid, key_url, digest, title, published, shared),
+                         guid=guid, url=url, title=title, text=text, published=published,
                          language=_entry_language(entry, feed_lang), content_hash=digest,
                          publisher=_publisher(entry))
 
@@ -394,21 +400,38 @@ class ParsedFeed:
     # read leniently (not well-formed XML): items may be missing, so the feed's validators
     # are not saved and the next poll reads the whole document again
     partial: bool = False
+    # the address relative links and guids in the articles' keys were read against (the
+    # ``key_base`` asked for, else the document's own address): a feed without a key base
+    # yet keeps this one (see :func:`read_feed`)
+    key_base: str | None = None
 
 
 def parse_feed(content: bytes, headers: dict[str, str] | None = None,
-               base_url: str | None = None) -> list[ParsedArticle]:
+               base_url: str | None = None, key_base: str | None = None) -> list[ParsedArticle]:
     """Articles of a feed document; FeedError when it is not a feed at all."""
-    return read_feed(content, headers, base_url).articles
+    return read_feed(content, headers, base_url, key_base).articles
 
 
 def read_feed(content: bytes, headers: dict[str, str] | None = None,
-              base_url: str | None = None) -> ParsedFeed:
+              base_url: str | None = None, key_base: str | None = None) -> ParsedFeed:
     """Articles of a feed document with notes on how it was read; FeedError when it is not
     a feed at all.
 
     The response headers (Content-Type with its charset, Content-Location, Content-Language)
-    are passed to feedparser, and ``base_url`` resolves relative links.
+    are passed to feedparser, and ``base_url`` (the address the document came from, after
+    redirects) resolves relative links: an article's link leads where the document says.
+
+    An article's key and guid are read against ``key_base`` instead, when given: the
+    address the feed's first document came from, which the feed keeps (``feed.key_base``).
+    So a relative link or guid ("/news/a1.html", a ``<guid>12345</guid>`` that feedparser
+    reads as a link) keeps its key when the server starts redirecting the feed to another
+    host, scheme or path, or the configured address changes: the story is not stored, nor
+    mailed, again. Absolute links and guids are the same whatever the base. Without
+    ``key_base`` (a feed's first document), keys are read against the document's own
+    address (a Content-Location header, else ``base_url``), which ``ParsedFeed.key_base``
+    then names. The document is parsed a second time, against the key base, only when the
+    two differ and one of its links, guids or its home page is at the document's own
+    origin (scheme, host and port): only then can a relative reference be among them.
     """
     feedparser = _feedparser()
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="feedparser")
@@ -435,10 +458,20 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
     if partial:
         notes.append(f"not well-formed XML ({error.getMessage()}): read leniently, so items "
                      "may be missing or cut short")
-    home = canonical_url(parsed.feed.get("link"))
-    feed_url = canonical_url(base_url)
-    entries = [a for a in (_to_article(e, feed_lang, home, feed_url)
-                           for e in parsed.entries[:MAX_ENTRIES]) if a is not None]
+    document_base = response_headers.get("content-location") or base_url
+    key_base = key_base or document_base
+    found = parsed.entries[:MAX_ENTRIES]
+    keyed = parsed
+    if key_base != document_base and _relative_possible(parsed.feed, found, document_base):
+        keyed = feedparser.parse(content, response_headers={**response_headers,
+                                                            "content-location": key_base},
+                                 sanitize_html=False, resolve_relative_uris=False)
+        if len(keyed.entries) < len(found):         # cannot happen: the same bytes, parser
+            keyed = parsed
+    home = canonical_url(keyed.feed.get("link"))
+    feed_url = canonical_url(key_base)
+    entries = [a for a in (_to_article(e, feed_lang, home, feed_url, k)
+                           for e, k in zip(found, keyed.entries)) if a is not None]
     titles: dict[str, set[str]] = {}
     for article in entries:
         titles.setdefault(article.key, set()).add(article.title)
@@ -451,7 +484,28 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
             article = dataclasses.replace(article, key=titled_key(article.key, article.title),
                                           shared_key=article.key)
         articles.setdefault(article.key, article)       # a repeat of a story is dropped
-    return ParsedFeed(list(articles.values()), notes, partial)
+    return ParsedFeed(list(articles.values()), notes, partial, key_base)
+
+
+def _relative_possible(feed, entries, base: str | None) -> bool:
+    """Whether a relative link, guid or home page may be among those of a document read
+    against ``base``: one of them is at its origin (a relative reference read against it
+    is; an absolute one may be)."""
+    origin = _origin(base)
+    if origin is None:
+        return True
+    values = [feed.get("link")]
+    for entry in entries:
+        values += (entry.get("link"), entry.get("id"))
+    return any(isinstance(v, str) and _origin(v) == origin for v in values)
+
+
+def _origin(url: str | None) -> tuple[str, str] | None:
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return None
+    return (parts.scheme.lower(), parts.netloc.lower()) if parts.netloc else None
 
 
 def start_worker(pid: int) -> None:
@@ -485,13 +539,13 @@ def watch_service(pid: int, interval: float = 1.0) -> None:
     threading.Thread(target=watch, name="monitor-watch-service", daemon=True).start()
 
 
-def parse_job(content: bytes, headers: dict[str, str], url: str):
+def parse_job(content: bytes, headers: dict[str, str], url: str, key_base: str | None = None):
     """``read_feed`` as run in a parse process: (ParsedFeed, None) or (None, (message, kind)).
     A FeedError comes back as plain values: exceptions with keyword arguments do not
     survive pickling intact. Here, not in the pipeline, so that a parse process imports
     only this module (the fork server preloads it), not httpx and the rest."""
     try:
-        return read_feed(content, headers, url), None
+        return read_feed(content, headers, url, key_base), None
     except FeedError as exc:
         return None, (str(exc), exc.kind)
 

@@ -1,10 +1,11 @@
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
 from monitor.exceptions import FeedError
-from monitor.parse import canonical_url, html_to_text, normalise_language, parse_feed
+from monitor.parse import canonical_url, html_to_text, normalise_language, parse_feed, read_feed
 
 FEEDS = Path(__file__).parent / "feeds"
 
@@ -62,6 +63,89 @@ def test_relative_links_follow_the_base_of_each_document():
     assert first[0].url == "https://one.example/feeds/story.html"
     assert second[0].url == "https://two.example/other/story.html"
     assert mixin.make_safe_absolute_uri.cache_info().hits > 0
+
+
+RELATIVE = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><link>/</link>"
+            b"<item><title>No guid</title><link>/news/b.html</link></item>"
+            b"<item><title>Bare guid</title><guid>12345</guid>"
+            b"<link>https://www.site.example/n/12345</link></item>"
+            b"<item><title>Opaque guid</title><guid isPermaLink='false'>/a/1</guid>"
+            b"<link>/news/a1.html</link></item>"
+            b"<item><title>Beside the feed</title><link>story-5.html</link></item>"
+            b"<item xml:base='/section/'><title>Under a base</title><link>s.html</link></item>"
+            b"<item><title>Absolute</title><guid>https://www.site.example/x/9</guid>"
+            b"<link>https://www.site.example/x/9</link></item>"
+            b"</channel></rss>")
+CONFIGURED = "http://news.example/feeds/rss.xml"
+
+
+@pytest.mark.parametrize("moved_to", ["https://news.example/feeds/rss.xml",       # http → https
+                                      "http://cdn.example/feeds/rss.xml",         # another host
+                                      "http://news.example:8080/feeds/rss.xml",   # another port
+                                      "http://news.example/v2/rss"])              # another path
+def test_relative_links_and_guids_keep_their_keys_wherever_the_document_comes_from(moved_to):
+    """Keys read relative links and guids against the feed's key base (where its first
+    document came from), links for display against where this document came from: a
+    server that starts redirecting the feed changes no key, and each link leads to the
+    story from where the document now is."""
+    first = read_feed(RELATIVE, {}, CONFIGURED)
+    assert first.key_base == CONFIGURED
+    moved = read_feed(RELATIVE, {}, moved_to, first.key_base)
+    assert moved.key_base == CONFIGURED
+    assert [a.key for a in moved.articles] == [a.key for a in first.articles]
+    assert [a.guid for a in moved.articles] == [a.guid for a in first.articles]
+    keys = {a.title: a.key for a in moved.articles}
+    assert keys["No guid"] == "u:http://news.example/news/b.html"
+    assert keys["Bare guid"] == "g:http://news.example/feeds/12345|https://www.site.example/n/12345"
+    assert keys["Opaque guid"] == "g:/a/1|http://news.example/news/a1.html"
+    assert keys["Beside the feed"] == "u:http://news.example/feeds/story-5.html"
+    assert keys["Under a base"] == "u:http://news.example/section/s.html"
+    links = {a.title: a.url for a in moved.articles}
+    assert links == {"No guid": urljoin(moved_to, "/news/b.html"),
+                     "Bare guid": "https://www.site.example/n/12345",
+                     "Opaque guid": urljoin(moved_to, "/news/a1.html"),
+                     "Beside the feed": urljoin(moved_to, "story-5.html"),
+                     "Under a base": urljoin(moved_to, "/section/s.html"),
+                     "Absolute": "https://www.site.example/x/9"}
+
+
+def test_without_a_key_base_keys_are_read_where_the_document_came_from_as_before():
+    """A feed's first document (or the first after an upgrade): keys and links are read
+    against its own address — a Content-Location header's, else the URL it came from —
+    which is then the feed's key base. Absolute links and guids give the same keys
+    against any base."""
+    direct = read_feed(RELATIVE, {}, "http://cdn.example/f.xml")
+    assert direct.key_base == "http://cdn.example/f.xml"
+    assert {a.title: a.key for a in direct.articles}["No guid"] == "u:http://cdn.example/news/b.html"
+    located = read_feed(RELATIVE, {"content-location": "https://origin.example/rss"},
+                        "http://cdn.example/f.xml")
+    assert located.key_base == "https://origin.example/rss"
+    assert {a.title: a.url for a in located.articles}["No guid"] == "https://origin.example/news/b.html"
+    absolute = read_feed(RELATIVE, {}, "http://cdn.example/f.xml", CONFIGURED).articles[-1]
+    assert absolute.key == direct.articles[-1].key == (
+        "g:https://www.site.example/x/9|https://www.site.example/x/9")
+    assert parse("xmlbase.xml")[0].key == parse_feed(
+        (FEEDS / "xmlbase.xml").read_bytes(), {}, "http://elsewhere.example/", CONFIGURED)[0].key
+
+
+def test_the_document_is_read_twice_only_when_a_relative_reference_may_be_in_it(monkeypatch):
+    """Read against the key base a second time only when the key base is not where the
+    document came from and something in it is at that place's origin."""
+    from monitor.parse import _feedparser
+
+    feedparser = _feedparser()
+    calls = []
+    real = feedparser.parse
+    monkeypatch.setattr(feedparser, "parse", lambda *a, **k: calls.append(1) or real(*a, **k))
+    absolute = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>"
+                b"<link>https://www.site.example/</link><item><title>A</title>"
+                b"<guid>https://www.site.example/x/9</guid><link>https://www.site.example/x/9</link>"
+                b"</item></channel></rss>")
+    read_feed(absolute, {}, "http://cdn.example/f.xml", CONFIGURED)
+    read_feed(RELATIVE, {}, CONFIGURED, CONFIGURED)
+    assert len(calls) == 2                          # one each
+    read_feed(RELATIVE, {}, "http://cdn.example/f.xml", CONFIGURED)
+    assert len(calls) == 4
 
 
 def test_content_parameters_are_copied_like_deepcopy_does():
