@@ -31,7 +31,8 @@ def feed_outcome(feed: FeedState, outcome: FeedOutcome, new: bool) -> dict[str, 
     - Success (200 or 304): the error count, first error and last error are cleared and the
       success time is set; a 200 replaces the validators (ETag, Last-Modified), a 304
       keeps them; ``new`` (an article not stored before) sets the time of the last new
-      article, which is also what says the feed has articles.
+      article, which is also what says the feed has articles; a feed without a key base
+      takes the one its document's keys were read against (``monitor.parse.read_feed``).
     - Error: one more consecutive error; the first error's time is kept from the first
       of the run; the message is kept (cut at ``MAX_ERROR``); validators are kept, so a
       transient error never costs the next conditional GET."""
@@ -44,6 +45,8 @@ def feed_outcome(feed: FeedState, outcome: FeedOutcome, new: bool) -> dict[str, 
             values.update(etag=outcome.etag, last_modified=outcome.last_modified)
         if new:
             values["last_new_at"] = outcome.polled_at
+        if outcome.key_base and not feed.key_base:
+            values["key_base"] = outcome.key_base
     else:
         values.update(error_count=feed.error_count + 1, last_error=outcome.error[:MAX_ERROR],
                       first_error_at=feed.first_error_at or outcome.polled_at)

@@ -74,6 +74,9 @@ class FeedState:
     error_count: int
     first_error_at: datetime | None
     has_articles: bool = True     # False: nothing stored yet, so no article is known
+    # the address relative links and guids in its articles' keys are read against (None:
+    # none yet, the next document read gives it; monitor.parse.read_feed)
+    key_base: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class FeedOutcome:
     last_modified: str | None = None
     error: str | None = None           # None on success
     not_modified: bool = False
+    key_base: str | None = None        # the feed's key base, when this poll gave it one
 
 
 @dataclass(frozen=True)

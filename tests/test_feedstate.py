@@ -48,6 +48,17 @@ def test_errors_count_up_keep_the_first_time_and_the_validators():
     assert len(later["last_error"]) == MAX_ERROR
 
 
+def test_a_feed_takes_a_key_base_once_and_keeps_it():
+    """The address its first document's keys were read against becomes the feed's key base;
+    a feed that has one keeps it, whatever a later poll read against."""
+    values = feed_outcome(feed(), outcome(status=200, key_base="http://wire.example/rss"), new=True)
+    assert values["key_base"] == "http://wire.example/rss"
+    based = FeedState(**{**feed().__dict__, "key_base": "http://wire.example/rss"})
+    later = feed_outcome(based, outcome(status=200, key_base="https://cdn.example/rss"), new=False)
+    assert "key_base" not in later
+    assert "key_base" not in feed_outcome(feed(), outcome(status=304, not_modified=True), new=False)
+
+
 def article(key, content_hash, published=None):
     return ParsedArticle(key=key, guid=key, url=None, title=key, text="", published=published,
                          language=None, content_hash=content_hash)

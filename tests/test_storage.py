@@ -133,6 +133,33 @@ def test_a_store_of_the_first_release_gains_the_columns_it_lacks(store, url):
     again.close()
 
 
+def test_a_version_5_store_gains_the_key_base_and_a_moved_feed_keeps_it(store, url):
+    """Schema version 6 adds feed.key_base (the address relative links and guids in the
+    article keys are read against), empty until the next poll reads the feed; a feed whose
+    configured URL changes (a new address, the target of a 301) keeps it, so that its
+    articles keep their keys."""
+    from sqlalchemy import text
+
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
+    with store.engine.begin() as conn:                     # what version 5 looked like
+        conn.execute(text("DROP VIEW flagged"))
+        conn.execute(text("DROP VIEW feed_health"))
+        conn.execute(text("ALTER TABLE feed DROP COLUMN key_base"))
+        conn.execute(text("UPDATE schema_version SET version = 5"))
+    store.close()
+    again = open_store(url)
+    assert count_articles(again) == 1
+    assert max(v for (v,) in sql(again, "SELECT version FROM schema_version")) == LATEST == 6
+    [feed] = due_feeds(again, utc(2025, 1, 2))
+    assert feed.key_base is None
+    again.save_states([(feed.id, {"key_base": "http://one.example/f"})])
+    again.sync_feeds([FeedCfg("one", "https://new.example/feed")], utc(2025, 1, 2))
+    [feed] = due_feeds(again, utc(2025, 1, 2))
+    assert (feed.url, feed.key_base) == ("https://new.example/feed", "http://one.example/f")
+    again.close()
+
+
 def test_feed_health_view_is_the_same_in_every_session_time_zone(store, url):
     """On PostgreSQL the view compared ``now() at time zone 'utc'`` (a bare timestamp) with
     timestamptz columns: the session's zone moved a feed between ok and silent."""

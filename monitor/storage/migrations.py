@@ -128,6 +128,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "columns that stores of the first releases lack (feed leases, the digest's total, "
         "the delivery's retry time); feed_health's silence the same in every session time "
         "zone (PostgreSQL)", _add_missing_columns),
+    (6, "feed.key_base: the address relative links and guids in article keys are read "
+        "against, kept across redirects and URL edits (set by the next poll that reads the "
+        "feed: the address its stored keys were read against)", _add_missing_columns),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -148,7 +148,7 @@ def _feed_state(row) -> FeedState:
     return FeedState(id=row.id, name=row.name, url=row.url, lang=row.lang,
                      interval_minutes=row.interval_minutes, etag=row.etag,
                      last_modified=row.last_modified, error_count=row.error_count,
-                     first_error_at=row.first_error_at,
+                     first_error_at=row.first_error_at, key_base=row.key_base,
                      # last_new_at is set in the transaction that stores a feed's articles
                      has_articles=row.last_new_at is not None)
 

@@ -66,6 +66,10 @@ class FeedRow(SQLModel, table=True):
     claimed_until: datetime | None = Field(default=None, sa_column=_ts())   # lease of a poller
     claimed_by: str | None = None
     created_at: datetime = Field(sa_column=_ts(nullable=False))
+    # the address relative links and guids in its articles' keys are read against: where its
+    # first document came from (monitor.parse.read_feed); kept when the server redirects the
+    # feed or its configured URL changes, so its articles keep their keys (schema version 6)
+    key_base: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class ArticleRow(SQLModel, table=True):
