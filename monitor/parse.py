@@ -3,7 +3,9 @@
 An article is plain text: HTML stripped, entities decoded, whitespace folded. Its URL is
 canonical (scheme and host lower-cased, default port, fragment and tracking parameters
 removed). Its identity within a feed is its guid together with its URL, else its URL, else
-its title and publish date, else a hash of its text (see :func:`article_key`); stories
+its title and publish date, else a hash of its text (see :func:`article_key`; a relative
+guid or URL read against the feed's key base, its URL for display against where the
+document came from: see :func:`read_feed`); stories
 under one such key in a document (a guid and link reused for every item) are each known by
 it with their title (see :func:`titled_key`), wherever they stand. A date
 whose fields are out of range is no date (see :func:`sane_date`).

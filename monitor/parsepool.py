@@ -102,9 +102,11 @@ class ParsePool:
                                                  initargs=(os.getpid(),))
         return self._executor
 
-    async def parse(self, result: FetchResult) -> ParsedFeed | None:
+    async def parse(self, result: FetchResult, key_base: str | None = None) -> ParsedFeed | None:
         """The feed's articles and notes; raises FeedError. None when no worker process can be
         started here: the caller parses in its own process (and so does every later feed).
+        ``key_base``: the feed's, which its articles' keys are read against
+        (``monitor.parse.read_feed``).
 
         At most ``processes + 1`` parses wait in the workers' queue at a time, so work sent
         with ``run`` (finding the new articles' language, countries and minerals) never
@@ -114,9 +116,10 @@ class ParsePool:
         if self._queued is None:
             self._queued = asyncio.Semaphore(self.processes + 1)
         async with self._queued:
-            return await self._parse(result, result.content)
+            return await self._parse(result, result.content, key_base)
 
-    async def _parse(self, result: FetchResult, content: bytes) -> ParsedFeed | None:
+    async def _parse(self, result: FetchResult, content: bytes, key_base: str | None
+                     ) -> ParsedFeed | None:
         """In the shared pool; when a worker dies, once more in a process of the feed's own
         (``_alone``): every feed that was in the broken pool is retried, and only the one
         that kills its own process too gets the error, never a feed that shared a pool with
@@ -126,7 +129,8 @@ class ParsePool:
             return None
         try:
             executor = self._current()
-            future = loop.run_in_executor(executor, self.job, content, result.headers, result.url)
+            future = loop.run_in_executor(executor, self.job, content, result.headers, result.url,
+                                          key_base)
         except (OSError, RuntimeError, ValueError) as exc:
             log.warning("cannot start parse processes (%s: %s); parsing in this process "
                         "instead (set poll.parse_processes = 0 to say so)",
@@ -140,13 +144,13 @@ class ParsePool:
             if self._executor is executor:
                 self._executor = None
                 executor.shutdown(wait=False, cancel_futures=True)
-            articles, error = await self._alone(result, content)
+            articles, error = await self._alone(result, content, key_base)
         if error is not None:
             message, kind = error
             raise FeedError(message, kind=kind, status=result.status)
         return articles
 
-    async def _alone(self, result: FetchResult, content: bytes):
+    async def _alone(self, result: FetchResult, content: bytes, key_base: str | None):
         """The parse job in a worker process of its own (the retry after a worker died)."""
         loop = asyncio.get_running_loop()
         context = self._context()
@@ -160,7 +164,7 @@ class ParsePool:
                             status=result.status) from None
         try:
             return await loop.run_in_executor(executor, self.job, content, result.headers,
-                                              result.url)
+                                              result.url, key_base)
         except BrokenProcessPool:
             raise FeedError("the parser process died while reading this feed "
                             "(crash or out of memory)", kind="parse",

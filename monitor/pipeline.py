@@ -179,7 +179,7 @@ class Poller:
                             masked_url(fetched.moved))
             if fetched.content is not None and parser.processes:
                 try:
-                    parsed = await parser.parse(fetched)    # None: parse in the writer
+                    parsed = await parser.parse(fetched, feed.key_base)  # None: the writer parses
                 except FeedError as exc:
                     parsed = exc
                 if isinstance(parsed, ParsedFeed) and parsed.articles:
@@ -325,7 +325,8 @@ class Poller:
         outcome = self._success(feed, result, now)
         if parsed is None:
             try:
-                parsed = read_feed(result.content or b"", result.headers, result.url)
+                parsed = read_feed(result.content or b"", result.headers, result.url,
+                                   feed.key_base)
             except FeedError as exc:
                 exc.status = result.status
                 parsed = exc
@@ -335,6 +336,8 @@ class Poller:
             log.warning("feed %s (%s): %s", feed.name, masked_url(feed.url), note)
         if parsed.partial:      # a body cut short must not be answered 304 next time
             outcome = replace(outcome, etag=None, last_modified=None)
+        if feed.key_base is None:   # the first document read: its keys' base is the feed's
+            outcome = replace(outcome, key_base=parsed.key_base)
         if known is None:
             known = self._stored_keys(feed, parsed.articles)
         fresh = fresh_articles(parsed.articles, known, now)

@@ -17,7 +17,7 @@ def extract_or_die(docs):
     return extract(docs)
 
 
-def parse_or_die(content, headers, url):
+def parse_or_die(content, headers, url, key_base=None):
     if MARK in content:
         os._exit(70)
-    return parse_job(content, headers, url)
+    return parse_job(content, headers, url, key_base)

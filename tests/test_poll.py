@@ -13,6 +13,7 @@ from monitor.pipeline import Poller
 from monitor.service import open_configured_store
 
 from conftest import utc
+from feedserver import FeedServer
 from storeview import count_articles, due_feeds
 
 
@@ -858,9 +859,10 @@ def test_a_body_cut_short_saves_no_validators_so_the_next_poll_reads_it_whole(
 
 def test_after_a_server_redirect_relative_links_lead_where_the_document_is(
         feed_server, run, caplog):
-    """Relative links (and guids) are read against the address the document came from, so
-    that a stored link leads to the story; a permanent redirect (301) is logged each poll,
-    so that the operator can put the new address in the config."""
+    """Relative links are read against the address the document came from, so that a
+    stored link leads to the story (their keys against the feed's key base: see below); a
+    permanent redirect (301) is logged each poll, so that the operator can put the new
+    address in the config."""
     items = "".join(f"<item><title>Tin story {i}</title><link>story-{i}.html</link>"
                     f"<description>Body {i}.</description></item>" for i in range(2))
     body = f"<rss version='2.0'><channel><title>t</title>{items}</channel></rss>"
@@ -877,6 +879,130 @@ def test_after_a_server_redirect_relative_links_lead_where_the_document_is(
     assert links == {feed_server.url(f"/sub/dir/story-{i}.html") for i in range(2)}
     assert any("moved permanently" in r.getMessage() and "/sub/dir/feed.xml" in r.getMessage()
                for r in caplog.records)
+
+
+MOVING = [("Gallium licences tightened", "", "/news/gallium.html"),           # no guid
+          ("Cobalt quota halved", "<guid>cobalt-2</guid>", "/news/cobalt.html"),   # read as a link
+          ("Tin smelter restarts", "", "story-3.html"),                         # beside the feed
+          ("Lithium mine opens", "<guid>https://wire.example/li</guid>", "https://wire.example/li")]
+FRESH = ("Tungsten export ban", "", "/news/tungsten.html")
+
+
+def _moving_feed(*items, revised=""):
+    """Items with relative links and guids (and one absolute); ``revised``: the title of an
+    item whose text was edited."""
+    body = "".join(f"<item><title>{t}</title>{g}<link>{link}</link><description>{t}: the story"
+                   f"{', revised' if t == revised else ''}.</description></item>"
+                   for t, g, link in items)
+    return f"<?xml version='1.0'?><rss version='2.0'><channel><title>Wire</title>{body}</channel></rss>"
+
+
+def _digest_titles(store):
+    """Titles of the articles each digest holds, digest by digest."""
+    from sqlalchemy import select
+
+    from monitor.storage.tables import ARTICLE, ITEM
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(ITEM.c.digest_id, ARTICLE.c.title)
+                            .join(ARTICLE, ARTICLE.c.id == ITEM.c.article_id)
+                            .order_by(ITEM.c.digest_id, ARTICLE.c.title))
+        by_digest: dict[int, list[str]] = {}
+        for digest_id, title in rows:
+            by_digest.setdefault(digest_id, []).append(title)
+    return list(by_digest.values())
+
+
+@pytest.mark.parametrize("status, target", [(302, "localhost"), (301, "another port")])
+def test_a_feed_the_server_starts_redirecting_stores_and_mails_each_story_once(
+        feed_server, make_config, tmp_path, status, target):
+    """Relative links and guids are read against the feed's key base (where its first
+    document came from) for the key, and against where the document came from for the
+    link: when the server starts redirecting the feed to another host (a 302 to "localhost",
+    a 301 to another port), no stored story is stored or mailed again — an edited one is
+    updated in place — and a new story's link leads to the host that served it. Putting the
+    301's target into the config changes nothing either."""
+    from monitor.delivery import DigestJob
+
+    other = FeedServer().start()
+    try:
+        url = feed_server.add("/wire.xml", _moving_feed(*MOVING))
+        moved = _moving_feed(FRESH, *MOVING, revised=MOVING[0][0])
+        if target == "localhost":
+            port = feed_server.base.rsplit(":", 1)[1]
+            new_url, new_base = f"http://localhost:{port}/feeds/wire.xml", f"http://localhost:{port}"
+            feed_server.add("/feeds/wire.xml", moved)
+        else:
+            new_url, new_base = other.add("/feeds/wire.xml", moved), other.base
+        config = make_config([("wire", url)], poll={"allow_private_redirects": True})
+        clock = Clock()
+        store = open_configured_store(config, clock())
+        reports = []
+        try:
+            for poll in range(3):
+                if poll == 1:
+                    feed_server.add("/wire.xml", handler=lambda h: h._send(
+                        status, b"", None, {"Location": new_url}))
+                if poll == 2:
+                    config = make_config([("wire", new_url)],
+                                         poll={"allow_private_redirects": True})
+                    store.sync_feeds(config.feeds, clock())
+                    feed_server.add("/feeds/wire.xml", moved.replace("story.", "story!"))
+                    other.add("/feeds/wire.xml", moved.replace("story.", "story!"))
+                report = Poller(store, config, analyze=_flag_all, clock=clock).run_cycle(
+                    include_all=True)
+                f = by_name(report)["wire"]
+                reports.append((f.status, f.new))
+                clock.advance(hours=1)
+                DigestJob(store, config, sleep=lambda s: None).run(clock())
+                clock.advance(days=1, hours=-1)
+            assert reports == [("ok", 4), ("ok", 1), ("ok", 0)]
+            rows = store.review_list(include_unflagged=True)
+            assert sorted(r.title for r in rows) == sorted(t for t, _, _ in (FRESH, *MOVING))
+            assert _digest_titles(store) == [sorted(t for t, _, _ in MOVING), [FRESH[0]]]
+            links = {r.title: r.url for r in rows}
+            assert links[FRESH[0]] == new_base + "/news/tungsten.html"
+            assert links[MOVING[0][0]] == new_base + "/news/gallium.html"   # edited: rewritten
+            assert links[MOVING[3][0]] == "https://wire.example/li"
+        finally:
+            store.close()
+    finally:
+        other.stop()
+
+
+def test_a_feed_redirected_before_the_upgrade_keeps_the_keys_it_has(feed_server, make_config):
+    """A store of schema version 5 has no key base: its keys were read where the document
+    came from, the redirect's target for a feed redirected then. The next poll's document
+    gives the feed its key base, the address its keys were read against: nothing is stored
+    again then, nor when the redirect later ends."""
+    from sqlalchemy import update
+
+    from monitor.storage.tables import FEED
+
+    feed_server.add("/target/wire.xml", _moving_feed(*MOVING))
+    url = feed_server.add("/wire.xml", handler=lambda h: h._send(
+        302, b"", None, {"Location": "/target/wire.xml"}))
+    config = make_config([("wire", url)])
+    clock = Clock()
+    store = open_configured_store(config, clock())
+    try:
+        first = Poller(store, config, clock=clock).run_cycle(include_all=True)
+        assert by_name(first)["wire"].new == 4
+        with store.engine.begin() as conn:              # as the upgrade leaves it
+            conn.execute(update(FEED).values(key_base=None))
+        feed_server.add("/target/wire.xml", _moving_feed(FRESH, *MOVING))
+        clock.advance(hours=2)
+        report = Poller(store, config, clock=clock).run_cycle(include_all=True)
+        assert (by_name(report)["wire"].new, by_name(report)["wire"].updated) == (1, 0)
+        assert due_feeds(store, clock(), include_all=True)[0].key_base == feed_server.url(
+            "/target/wire.xml")
+        feed_server.add("/wire.xml", _moving_feed(FRESH, *MOVING, revised=FRESH[0]))
+        clock.advance(hours=2)
+        report = Poller(store, config, clock=clock).run_cycle(include_all=True)
+        assert (by_name(report)["wire"].new, by_name(report)["wire"].updated) == (0, 1)
+        assert count_articles(store) == 5
+    finally:
+        store.close()
 
 
 def test_a_gb2312_feed_under_a_latin1_charset_header_is_stored_as_chinese(feed_server, make_config, caplog):
