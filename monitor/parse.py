@@ -464,7 +464,8 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
     key_base = key_base or document_base
     found = parsed.entries[:MAX_ENTRIES]
     keyed = parsed
-    if key_base != document_base and _relative_possible(parsed.feed, found, document_base):
+    if key_base != document_base and _relative_possible(parsed.feed, found, document_base,
+                                                        key_base):
         keyed = feedparser.parse(content, response_headers={**response_headers,
                                                             "content-location": key_base},
                                  sanitize_html=False, resolve_relative_uris=False)
@@ -489,17 +490,20 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
     return ParsedFeed(list(articles.values()), notes, partial, key_base)
 
 
-def _relative_possible(feed, entries, base: str | None) -> bool:
+def _relative_possible(feed, entries, base: str | None, key_base: str | None) -> bool:
     """Whether a relative link, guid or home page may be among those of a document read
-    against ``base``: one of them is at its origin (a relative reference read against it
-    is; an absolute one may be)."""
-    origin = _origin(base)
-    if origin is None:
+    against ``base`` that would read otherwise against ``key_base``: one of them is at
+    ``base``'s origin (a relative reference read against it is; an absolute one may be),
+    or has its scheme when ``key_base`` has another (``//host/path`` takes the base's)."""
+    origin, other = _origin(base), _origin(key_base)
+    if origin is None or other is None:
         return True
     values = [feed.get("link")]
     for entry in entries:
         values += (entry.get("link"), entry.get("id"))
-    return any(isinstance(v, str) and _origin(v) == origin for v in values)
+    found = {_origin(v) for v in values if isinstance(v, str)}
+    return origin in found or (other[0] != origin[0] and any(
+        o is not None and o[0] == origin[0] for o in found))
 
 
 def _origin(url: str | None) -> tuple[str, str] | None:

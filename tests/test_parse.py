@@ -73,6 +73,7 @@ RELATIVE = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><
             b"<link>/news/a1.html</link></item>"
             b"<item><title>Beside the feed</title><link>story-5.html</link></item>"
             b"<item xml:base='/section/'><title>Under a base</title><link>s.html</link></item>"
+            b"<item><title>Scheme-relative</title><link>//img.example/p/1</link></item>"
             b"<item><title>Absolute</title><guid>https://www.site.example/x/9</guid>"
             b"<link>https://www.site.example/x/9</link></item>"
             b"</channel></rss>")
@@ -100,12 +101,14 @@ def test_relative_links_and_guids_keep_their_keys_wherever_the_document_comes_fr
     assert keys["Opaque guid"] == "g:/a/1|http://news.example/news/a1.html"
     assert keys["Beside the feed"] == "u:http://news.example/feeds/story-5.html"
     assert keys["Under a base"] == "u:http://news.example/section/s.html"
+    assert keys["Scheme-relative"] == "u:http://img.example/p/1"
     links = {a.title: a.url for a in moved.articles}
     assert links == {"No guid": urljoin(moved_to, "/news/b.html"),
                      "Bare guid": "https://www.site.example/n/12345",
                      "Opaque guid": urljoin(moved_to, "/news/a1.html"),
                      "Beside the feed": urljoin(moved_to, "story-5.html"),
                      "Under a base": urljoin(moved_to, "/section/s.html"),
+                     "Scheme-relative": urljoin(moved_to, "//img.example/p/1"),
                      "Absolute": "https://www.site.example/x/9"}
 
 
@@ -146,6 +149,9 @@ def test_the_document_is_read_twice_only_when_a_relative_reference_may_be_in_it(
     assert len(calls) == 2                          # one each
     read_feed(RELATIVE, {}, "http://cdn.example/f.xml", CONFIGURED)
     assert len(calls) == 4
+    scheme_relative = absolute.replace(b"https://www.site.example/x/9</link>", b"//www.site.example/x/9</link>")
+    keys = [a.key for a in read_feed(scheme_relative, {}, "https://cdn.example/f.xml", CONFIGURED).articles]
+    assert len(calls) == 6 and keys == ["g:https://www.site.example/x/9|http://www.site.example/x/9"]
 
 
 def test_content_parameters_are_copied_like_deepcopy_does():
