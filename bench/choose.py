@@ -6,6 +6,7 @@ labelled items (never by dev.jsonl): feature sets, and default keyword phrases.
     .venv/bin/python bench/choose.py --with critical-minerals:Rohstoffabkommen
     .venv/bin/python bench/choose.py --candidate shipped --nested    # the threshold rule
     .venv/bin/python bench/choose.py --candidate shipped --extra-labels models/labels/untrained --seeds 0,1,2
+    .venv/bin/python bench/choose.py --candidate shipped --seeds 0,1,2,3,4   # five splits
 
 For each variant: out-of-fold probabilities for every real item (5 folds that never split a
 story or a source-day; the written corpus trains in every fold), thresholds chosen on them
@@ -80,11 +81,14 @@ def main() -> None:
         return
     print(f"{len(gold)} real items tested, {len(records) - len(gold)} written items train in "
           f"every fold; {CV_FOLDS} folds; {candidate.name}\n")
-    for features in args.features.split(","):
+    seeds = [int(x) for x in args.seeds.split(",")]
+    for features, seed in ((f, s) for f in args.features.split(",") for s in seeds):
         started = time.perf_counter()
-        probs = out_of_fold(records, tested, groups, features=features, seed=0,
+        probs = out_of_fold(records, tested, groups, features=features, seed=seed,
                             folds=CV_FOLDS, candidates=[candidate])[candidate]
         took = time.perf_counter() - started
+        if len(seeds) > 1:
+            print(f"fold seed {seed}")
         for name, phrases in variants.items():
             rules = KeywordRules.compile(phrases)
             matches = [rules.match(r["title"], r["text"]) for r in gold]
@@ -213,7 +217,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--extra-labels", type=Path, metavar="DIR",
                         help="compare training without and with these labels' items")
     parser.add_argument("--seeds", default="0", metavar="S,S",
-                        help="fold seeds for --extra-labels (default 0)")
+                        help="fold seeds, each a split of the folds of its own (default 0)")
     parser.add_argument("--phrases", type=int, default=0, metavar="N",
                         help="also leave out, one at a time, each phrase with at least N hits")
     return parser.parse_args()
