@@ -67,22 +67,29 @@ def test_reopen_keeps_data_and_does_not_remigrate(store, url):
     again.close()
 
 
-def test_a_version_1_store_gains_the_publisher_column_and_keeps_its_articles(store, url):
-    """Schema version 2 adds article.publisher; a store made by an earlier monitor is
-    migrated when it is next opened, its data untouched."""
-    feed = due_feeds(store, utc(2025, 1, 1))[0]
-    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
+def _one_article_then_reopened(store, url, statements):
+    """The store with one article stored, then ``statements`` run (an older schema made
+    again), closed and opened anew (migrated); the article must still be there."""
     from sqlalchemy import text
 
-    with store.engine.begin() as conn:                     # what version 1 looked like
-        conn.execute(text("DROP INDEX ix_article_flagged_published"))
-        conn.execute(text("DROP VIEW flagged"))
-        conn.execute(text("ALTER TABLE article DROP COLUMN publisher"))
-        conn.execute(text("UPDATE schema_version SET version = 1"))
-        conn.execute(text("CREATE VIEW flagged AS SELECT id FROM article"))
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
+    with store.engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
     store.close()
     again = open_store(url)
     assert count_articles(again) == 1
+    return again
+
+
+def test_a_version_1_store_gains_the_publisher_column_and_keeps_its_articles(store, url):
+    """Schema version 2 adds article.publisher; a store made by an earlier monitor is
+    migrated when it is next opened, its data untouched."""
+    again = _one_article_then_reopened(store, url, [         # what version 1 looked like
+        "DROP INDEX ix_article_flagged_published", "DROP VIEW flagged",
+        "ALTER TABLE article DROP COLUMN publisher", "UPDATE schema_version SET version = 1",
+        "CREATE VIEW flagged AS SELECT id FROM article"])
     assert sql(again, "SELECT version FROM schema_version ORDER BY version") == [
         (v,) for v in range(1, LATEST + 1)]
     assert sql(again, "SELECT publisher FROM article") == [(None,)]
@@ -138,18 +145,9 @@ def test_a_version_5_store_gains_the_key_base_and_a_moved_feed_keeps_it(store, u
     article keys are read against), empty until the next poll reads the feed; a feed whose
     configured URL changes (a new address, the target of a 301) keeps it, so that its
     articles keep their keys."""
-    from sqlalchemy import text
-
-    feed = due_feeds(store, utc(2025, 1, 1))[0]
-    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
-    with store.engine.begin() as conn:                     # what version 5 looked like
-        conn.execute(text("DROP VIEW flagged"))
-        conn.execute(text("DROP VIEW feed_health"))
-        conn.execute(text("ALTER TABLE feed DROP COLUMN key_base"))
-        conn.execute(text("UPDATE schema_version SET version = 5"))
-    store.close()
-    again = open_store(url)
-    assert count_articles(again) == 1
+    again = _one_article_then_reopened(store, url, [         # what version 5 looked like
+        "DROP VIEW flagged", "DROP VIEW feed_health", "ALTER TABLE feed DROP COLUMN key_base",
+        "UPDATE schema_version SET version = 5"])
     assert max(v for (v,) in sql(again, "SELECT version FROM schema_version")) == LATEST == 6
     [feed] = due_feeds(again, utc(2025, 1, 2))
     assert feed.key_base is None
