@@ -513,6 +513,17 @@ def test_japanese_words_and_names_that_hold_an_abbreviation_or_a_katakana_name()
     assert codes("조지아주 배터리 공장") == []
 
 
+def test_georgia_by_its_older_name_or_its_capital_in_japanese_korean_and_chinese():
+    # ジョージア and 조지아 alone are mostly the US state; these name only the country
+    assert codes("グルジア大統領が来日") == ["GE", "JP"]
+    assert codes("トビリシで大規模デモ") == ["GE"]
+    assert codes("ジョージア政府、トビリシで会見") == ["GE"]   # and confirm ジョージア
+    assert codes("그루지야 대통령 선거") == ["GE"]
+    assert codes("트빌리시에서 시위") == ["GE"]
+    assert codes("第比利斯爆发抗议") == ["GE"]
+    assert codes("ジョージア州知事が来日") == ["JP"]         # still the US state
+
+
 def test_korean_transliterations_of_korea_and_america():
     assert codes("ZD넷 코리아 보도") == ["KR"]
     assert codes("'셀 아메리카' 우려") == ["US"]
