@@ -189,6 +189,10 @@ class KeywordsConfig(_Section):
         return {"critical-minerals": self.critical_minerals,
                 "export-controls": self.export_controls, "mute": self.mute}
 
+    def has_phrases(self) -> bool:
+        """Whether any phrase flags a topic (mute phrases alone flag nothing)."""
+        return bool(self.critical_minerals or self.export_controls)
+
 
 _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 
@@ -402,7 +406,7 @@ def config_warnings(config: Config) -> list[str]:
         found.append("digest.recipients is empty: no digest is sent to anyone")
     digest = config.digest
     keywords = config.keywords
-    if not (keywords.critical_minerals or keywords.export_controls):
+    if not keywords.has_phrases():
         found.append("no [keywords] phrases: articles are flagged by the model alone (the "
                      "example config's lists are not merged in; copy the ones you want)")
     smtp = config.smtp

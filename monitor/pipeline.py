@@ -336,8 +336,9 @@ class Poller:
             log.warning("feed %s (%s): %s", feed.name, masked_url(feed.url), note)
         if parsed.partial:      # a body cut short must not be answered 304 next time
             outcome = replace(outcome, etag=None, last_modified=None)
-        if feed.key_base is None:   # the first document read: its keys' base is the feed's
-            outcome = replace(outcome, key_base=parsed.key_base)
+        # the base its keys were read against: the feed's from its first document on
+        # (``feed_outcome`` keeps a key base once set)
+        outcome = replace(outcome, key_base=parsed.key_base)
         if known is None:
             known = self._stored_keys(feed, parsed.articles)
         fresh = fresh_articles(parsed.articles, known, now)

@@ -940,17 +940,15 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
                 compared = dict(result.card,
                                 held_out=score_pipeline(result.pipeline, fair, thresholds))
             result.card["held_out_compared"] = {"items": len(fair), "of": len(result.held_out)}
-    if broken is not None and baseline != out_path:
-        replace, reason = True, (f"not compared: the model in use cannot be loaded ({broken}), "
-                                 "so the new one is written")
-    elif broken is not None:
-        replace, reason = True, (f"not compared: the current model cannot be loaded ({broken}), "
-                                 "so the new one replaces it")
+    other = "current model" if baseline == out_path else "model in use"
+    if broken is not None:
+        replace, reason = True, (f"not compared: the {other} cannot be loaded ({broken}), so "
+                                 "the new one " + ("replaces it" if baseline == out_path
+                                                   else "is written"))
     else:
         replace, reason = should_replace(current, compared, force)
     if "held_out_compared" in result.card and "->" in reason:
         both = result.card["held_out_compared"]
-        other = "current model" if baseline == out_path else "model in use"
         reason += (f"; both models on the {both['items']} of {both['of']} held-out items the "
                    f"{other} never trained on")
     if replace:

@@ -90,7 +90,7 @@ class FeedOutcome:
     last_modified: str | None = None
     error: str | None = None           # None on success
     not_modified: bool = False
-    key_base: str | None = None        # the feed's key base, when this poll gave it one
+    key_base: str | None = None        # what this poll's keys were read against (the feed keeps the first)
 
 
 @dataclass(frozen=True)

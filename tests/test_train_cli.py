@@ -169,10 +169,10 @@ def test_the_printed_review_count_says_how_many_were_trained_on(capsys):
 
     card = {"version": "v", "sizes": {}, "n_reviews": 2, "pool": {"used": False},
             "reviews": {"given": 3, "trained_on": 2, "held_out": 1}}
-    _report_training(SimpleNamespace(card=card, replaced=True, path="m", reason="r"))
+    _report_training(SimpleNamespace(card=card, replaced=True, path="m", reason="r", compared_with=""), "k")
     assert "3 reviews (2 trained on, 1 in the held-out part)" in capsys.readouterr().out
     del card["reviews"]                         # a card written before the split was counted
-    _report_training(SimpleNamespace(card=card, replaced=True, path="m", reason="r"))
+    _report_training(SimpleNamespace(card=card, replaced=True, path="m", reason="r", compared_with=""), "k")
     assert ", 2 reviews\n" in capsys.readouterr().out
 
 

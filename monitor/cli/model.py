@@ -181,7 +181,7 @@ def evaluate(ctx, source, as_json, keywords_only):
     keywords = keywords_source(ctx)
     if keywords_only:
         analyzer = Analyzer(None, KeywordRules.compile(config.keywords.spec()))
-        if not _has_phrases(config):
+        if not config.keywords.has_phrases():
             click.echo(f"warning: no phrases in the {keywords}: keywords alone flag nothing",
                        err=True)
     else:
@@ -214,10 +214,6 @@ def keywords_source(ctx: click.Context) -> str:
     from monitor.config import config_path
 
     return f"[keywords] of {config_path(config_file_of(ctx))}"
-
-
-def _has_phrases(config) -> bool:
-    return bool(config.keywords.critical_minerals or config.keywords.export_controls)
 
 
 @click.command()
@@ -294,7 +290,7 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
         sys.exit(1)
 
 
-def _report_training(outcome, keywords: str = "the config's [keywords]") -> None:
+def _report_training(outcome, keywords: str) -> None:
     card = outcome.card
     pool = card.get("pool", {})
     if pool.get("used"):
@@ -324,7 +320,7 @@ def _report_training(outcome, keywords: str = "the config's [keywords]") -> None
                 click.echo(f"dev {setup}: flagged F1 {card['dev'][setup]['flagged']['f1']}{which}")
         if "keywords_only" not in card["dev"]:
             click.echo(f"dev keywords_only: not scored (no phrases in the {keywords})")
-    if getattr(outcome, "compared_with", ""):
+    if outcome.compared_with:
         click.echo(f"compared with {outcome.compared_with}")
     click.echo(("written to " if outcome.replaced else "NOT written: ")
                + f"{outcome.path} ({outcome.reason})")
