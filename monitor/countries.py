@@ -33,7 +33,10 @@ Context rules (each tested in tests/test_countries.py)
   * person: "Jordan", "Chad", "Washington", "Lima", "Paris", ... directly followed by a
     capitalised word ("Chad Smith", "Washington Post") are read as names, not countries,
     except in Title Case headlines and before weekdays, months or "DC".
-  * surname: "Hollande" right after a capitalised word ("François Hollande") is a name.
+  * surname: "Holland" or "Montenegro" right after a capitalised word ("Tom Holland") is
+    a name.
+  * hollande: "Hollande" is the Netherlands only after "la", "en" or "de" (la Hollande);
+    elsewhere it is the former French president ("Sarkozy, Hollande and Macron").
   * dateline: "Brussels"/"Brüssel" counts as Belgium only in a dateline ("BRÜSSEL (dpa) -");
     elsewhere it stands for the EU institutions (LABELING.md).
   * German closed compounds led by a country name count: "Irankrieg" -> IR, and so do
@@ -566,6 +569,13 @@ _HANGUL_PAIR_RE = re.compile("(?<![\uac00-\ud7af])[한미중일러북우](?:[·�
                              "(?![\uac00-\ud7af])")
 _HANGUL_ABBR = {"한": "KR", "미": "US", "중": "CN", "일": "JP", "러": "RU", "북": "KP",
                 "우": "UA"}
+# 한, 중 or 일 dotted to a country's full name (한·필리핀, 일·호주, 호주·한) or to a group of
+# countries (한·아세안, 중·EU, 한·중앙아시아); not 중·고교, 일·가정 (work and family), 중·장기
+_HANGUL_DOT = "[·ㆍ・]"
+_HANGUL_BEFORE_DOT_RE = re.compile(f"(?<![\uac00-\ud7af])([한중일]){_HANGUL_DOT}")
+_HANGUL_AFTER_DOT_RE = re.compile(f"{_HANGUL_DOT}([한중일])(?![\uac00-\ud7af])")
+_HANGUL_GROUPS_RE = re.compile("아세안|EU|유럽연합|중앙아시아|중앙아|아프리카|중남미|중동|아랍|걸프|"
+                               "태평양|아태|메콩|나토|NATO|유엔|G7|G20")
 # Korean headlines' one-syllable 러 (Russia), 북 (North Korea) and 미 (US) standing alone
 # ("러 공습에 …", "[속보] 북 “…”", "러軍", "미 상호관세"; not 북 콘서트, a book event), the
 # Russia–Ukraine war as 러우/러-우 (전쟁, 종전, 戰), and the hanja 對中 / 對北 ("toward China /
@@ -608,6 +618,8 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
             hits += [Hit(i, i + 1, _HANGUL_ABBR[full[i]], "")
                      for i in range(match.start(), match.end(), 2) if i not in taken]
         taken.update(hit.start for hit in hits)     # 미 of 한·미 is no lone 미 as well
+        hits += _dotted_to_names(full, found, taken)
+        taken.update(hit.start for hit in hits)
         hits += [Hit(m.start(1), m.end(1), _HANGUL_ABBR[m.group(1)], "")
                  for m in _HANGUL_ALONE_RE.finditer(full) if m.start(1) not in taken]
         for match in _HANGUL_RU_UA_RE.finditer(full):
@@ -624,6 +636,23 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
     hits += [Hit(m.start(), m.end(), code, "") for m in pattern.finditer(full)
              if m.start() not in taken and not _foreign_home(full, m.start(), taken)]
     return found + hits
+
+
+def _dotted_to_names(full: str, found: list[Hit], taken: set[int]) -> list[Hit]:
+    """한·필리핀, 호주·한, 한·아세안: 한, 중 or 일 joined by a middle dot to a country the
+    gazetteer found, or to a group of countries."""
+    starts = {hit.start for hit in found}
+    ends = {hit.end for hit in found}
+    hits = []
+    for match in _HANGUL_BEFORE_DOT_RE.finditer(full):
+        after = match.end()
+        if match.start(1) not in taken and (after in starts
+                                            or _HANGUL_GROUPS_RE.match(full, after)):
+            hits.append(Hit(match.start(1), match.end(1), _HANGUL_ABBR[match.group(1)], ""))
+    for match in _HANGUL_AFTER_DOT_RE.finditer(full):
+        if match.start() in ends and match.start(1) not in taken:
+            hits.append(Hit(match.start(1), match.end(1), _HANGUL_ABBR[match.group(1)], ""))
+    return hits
 
 
 # what makes a following 国内 / 境内 someone else's: the one-character names of other
@@ -675,6 +704,8 @@ def _local_rule_rejects(rule: str, words: _Words, i: int, end: int, gz: Gazettee
         return _looks_like_person(words, i, end, gz)
     if rule == "surname":
         return _after_first_name(words, i)
+    if rule == "hollande":
+        return i == 0 or words.keys[i - 1] not in _FRENCH_BEFORE_COUNTRY
     if rule == "dateline":
         return not _is_dateline(words, i, end)
     if rule == "us-caps":
@@ -698,6 +729,9 @@ def _looks_german(words: _Words) -> bool:
     return len(_GERMAN_WORDS.intersection(words.keys)) >= 2
 
 
+# "la Hollande", "en Hollande", "de Hollande", "vers la Hollande"; without one of these
+# before it, "Hollande" is the former French president ("Sarkozy, Hollande and Macron")
+_FRENCH_BEFORE_COUNTRY = frozenset(("la", "en", "de"))
 _LOWER_FUNCTION_WORDS = frozenset("la le les l en de du des the in and et und a".split())
 _DATELINE_AFTER = re.compile(r"\s*(?:\([^)\n]{0,40}\)\s*)?(?:[-\u2013\u2014,:]|\()")
 

@@ -251,6 +251,13 @@ def test_surname_after_a_first_name():
     assert codes("François Hollande a parlé de la Hollande.") == ["NL"]
 
 
+def test_hollande_is_the_country_only_after_a_french_article_or_preposition():
+    assert codes("Sarkozy, Hollande and Macron met") == []
+    assert codes("Hollande said on Tuesday that the deal stands") == []
+    assert codes("Il est parti en Hollande.") == ["NL"]
+    assert codes("les fromages de Hollande") == ["NL"]
+
+
 def test_holland_the_country_after_an_article_a_list_comma_or_an_acronym():
     assert codes("La Hollande exporte des tulipes.") == ["NL"]
     assert codes("Gas flows from Germany, Holland and Belgium") == ["BE", "DE", "NL"]
@@ -274,6 +281,14 @@ def test_german_hyphenated_and_closed_compounds():
     assert codes("deutsch-chinesische Gespräche") == ["CN", "DE"]
     assert codes("wegen des Irankriegs und der Russlandsanktionen") == ["IR", "RU"]
     assert codes("Iranerin, iranische Medien, Nigerianer") == ["IR", "NG"]
+    assert codes("Sudanesen, eine Kuwaiterin und Jamaikaner") == ["JM", "KW", "SD"]
+    assert codes("die Katarer, Libanesen und Palästinenser") == ["LB", "PS", "QA"]
+    assert codes("Die Iren und die Esten sind in der EU.") == ["EE", "IE"]
+    # Spanish "este" and English "ire" are no demonyms: only in German text
+    assert codes("Este año la economía creció") == []
+    assert codes("Ire as the council votes on the plan") == []
+    # the Malteser Hilfsdienst is a charity: no Malta
+    assert codes("Der Malteser Hilfsdienst hilft in der Stadt") == []
     # a short German teaser: "beim", "mit", "am", "keinen" tell the language
     assert codes("Ukrainekrieg:", "Trump strebt beim Treffen mit Putin am Freitag keinen Deal "
                  "an.") == ["UA"]
@@ -573,6 +588,25 @@ def test_korean_dotted_triples_and_a_dot_before_a_longer_word():
     assert codes("한·중·일 정상회의 개최") == ["CN", "JP", "KR"]
     assert codes("북·중·러 밀착") == ["CN", "KP", "RU"]
     assert codes("북·중동 관계 강화") == ["KP"]              # 중동: the Middle East, not China
+
+
+def test_korean_one_syllable_dotted_to_a_full_name_or_a_group_of_countries():
+    assert codes("한·필리핀 정상회담 개최") == ["KR", "PH"]
+    assert codes("호주·한 외교장관 회담") == ["AU", "KR"]
+    assert codes("일·호주 안보협력") == ["AU", "JP"]
+    assert codes("한·아세안 특별정상회의") == ["KR"]
+    assert codes("한·EU FTA 이행") == ["KR"]
+    assert codes("중·중앙아시아 정상회의") == ["CN"]
+    assert codes("한·중동 협력 포럼") == ["KR"]
+    # not a country: work and family, middle and high school, mid- and long-term,
+    # Central and Eastern Europe
+    assert codes("일·가정 양립 지원") == []
+    assert codes("중·고교 학생 대상") == []
+    assert codes("중·장기 과제") == []
+    assert codes("중·동유럽 투자 확대") == []
+    # one mention each, as in the pairs
+    assert {m.code: m.count for m in extract_countries("한·필리핀 정상회담", "")} == {
+        "KR": 1, "PH": 1}
 
 
 def test_capitals_in_korean_and_japanese():
