@@ -362,7 +362,17 @@ class Fetcher:
         # whitespace around the value is no part of the URL: the HTTP parser drops spaces
         # and tabs, this the rest (a no-break space from a template); a blank value is
         # none (joined to the request's URL it was the same URL, asked again and again)
-        location = (response.headers.get("location") or "").strip()
+        # two Location headers: httpx joins them with ", " into one URL that is neither;
+        # copies of one value are that value, two different ones are an error (as browsers
+        # treat them), not a guess
+        locations = list(dict.fromkeys(value.strip()
+                                       for value in response.headers.get_list("location")))
+        if len(locations) > 1:
+            raise FeedError(f"HTTP {response.status_code} redirect with {len(locations)} "
+                            "different Location headers: "
+                            + ", ".join(repr(value[:200]) for value in locations),
+                            kind="redirect", status=response.status_code)
+        location = locations[0] if locations else ""
         if not location:
             raise FeedError(f"HTTP {response.status_code} redirect without a Location header "
                             "(or a blank one)", kind="redirect", status=response.status_code)

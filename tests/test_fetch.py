@@ -679,3 +679,34 @@ def test_a_redirect_with_a_blank_location_is_named_not_followed_to_itself(feed_s
     assert isinstance(error, FeedError) and error.status == 307, error
     assert "redirect without a Location header (or a blank one)" in str(error)
     assert feed_server.hits[url[len(feed_server.base):]] == 1         # asked once, not six times
+
+
+def _two_locations(first, second):
+    def answer(handler):
+        handler.send_response(302)
+        handler.send_header("Location", first)
+        handler.send_header("Location", second)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+    return answer
+
+
+def test_two_different_location_headers_are_named_not_joined(feed_server):
+    from monitor.exceptions import FeedError
+
+    feed_server.add("/a.xml", RSS)
+    feed_server.add("/b.xml", RSS)
+    url = feed_server.add("/two-locations", handler=_two_locations("/a.xml", "/b.xml"))
+    (error,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert isinstance(error, FeedError) and error.status == 302, error
+    assert "2 different Location headers: '/a.xml', '/b.xml'" in str(error)
+    assert feed_server.hits.get("/a.xml", 0) == feed_server.hits.get("/b.xml", 0) == 0
+    # httpx alone would have asked for "/a.xml, /b.xml"
+    assert [p for p, _ in feed_server.requests] == ["/two-locations"]
+
+
+def test_the_same_location_twice_is_followed(feed_server):
+    here = feed_server.add("/same.xml", RSS)
+    url = feed_server.add("/same-twice", handler=_two_locations("/same.xml", " /same.xml"))
+    (result,) = _fetch_all(FetchSettings(), [(url, None)])
+    assert result.status == 200 and result.url == here
