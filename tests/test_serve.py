@@ -191,6 +191,34 @@ def test_feeds_page_and_keywords_dry_run_write_nothing(served):
     assert [(v.id, v.flagged, v.topics) for v in _all(served.store_url)] == before
 
 
+def test_the_keywords_dry_run_names_newly_flagged_items_no_digest_would_mail(served):
+    """Each period is mailed once: `monitor reclassify` says how many newly flagged articles
+    fall before the end of the last digest already made; the page's dry run did not."""
+    from monitor.storage import ledger
+
+    def dry_run(client):
+        token = csrf_of(client, "/keywords")
+        run = client.post("/keywords", data={"csrf": token, "days": "3", "critical-minerals": "",
+                                             "export-controls": "Codelco", "mute": ""})
+        assert run.status_code == 200, run.text
+        return run.text
+
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        assert "no digest would mail them" not in dry_run(client)      # no digest made yet
+        store = open_store(served.store_url)
+        try:
+            with store._begin() as conn:
+                ledger.insert_digest(conn, "2031-01-02", NOW - timedelta(days=1),
+                                     NOW + timedelta(hours=2), NOW)
+        finally:
+            store.close()
+        page = dry_run(client)
+    said = re.search(r"(\d+) of the (\d+) newly flagged item\(s\) fall before the end of the last "
+                     r"digest already made \(2031-01-02, its period ended [0-9-]+ [0-9:]+ UTC\): "
+                     r"reclassifying would flag them, no digest would mail them", page)
+    assert said and said.group(1) == said.group(2) != "0", page
+
+
 def test_the_keywords_page_starts_from_the_config_as_it_is_now(served):
     """`monitor serve` runs for days beside config edits: the keywords page showed the rules
     the server had read at its start, and pasting its block back undid the edit."""

@@ -184,7 +184,9 @@ def keywords_test(ctx, days, examples, as_json):
 
     Runs the config's current keyword rules and model over the stored articles of the
     period and compares with their stored verdicts: newly flagged, no longer flagged,
-    other topics — counts and examples. Changes nothing.
+    other topics — counts and examples — and how many of the newly flagged fall before
+    the end of the last digest already made (reclassifying would flag them, but each
+    period is mailed once: no digest would carry them). Changes nothing.
 
     \b
     Example (edit [keywords] in the config, then):
@@ -201,15 +203,30 @@ def keywords_test(ctx, days, examples, as_json):
     analyzer = Analyzer.from_config(config)
     with store:
         diff = rerun(store, analyzer, since)
+        missed, last = store.before_last_digest([c.article.id for c in diff.newly_flagged])
     if as_json:
-        click.echo(json.dumps({"days": days, "model": analyzer.model_version, **diff_json(diff, examples)},
+        late = None if last is None else {
+            "count": len(missed), "ids": missed, "last_digest": last[0],
+            "period_end": last[1].strftime("%Y-%m-%dT%H:%M:%SZ")}
+        click.echo(json.dumps({"days": days, "model": analyzer.model_version,
+                               **diff_json(diff, examples), "before_last_digest": late},
                               ensure_ascii=False, indent=2))
         return
     click.echo(f"keywords test over the last {days} days (since {since:%Y-%m-%d %H:%M} UTC); "
                f"{_model_text(analyzer)}")
     for line in format_diff(diff, examples):
         click.echo(line)
+    if missed and last is not None:
+        click.echo(f"\n{_late_text(missed, len(diff.newly_flagged), last)}: reclassifying "
+                   f"would flag them, no digest would mail them (each period is mailed once)")
     click.echo(f"\nnothing was changed; `monitor reclassify --days {days}` applies this.")
+
+
+def _late_text(missed: list[int], flagged: int, last) -> str:
+    ids = ", ".join(f"#{i}" for i in missed[:20]) + (" …" if len(missed) > 20 else "")
+    return (f"{len(missed)} of the {flagged} newly flagged article(s) fall before the end of "
+            f"the last digest already made ({last[0]}, its period ended "
+            f"{last[1]:%Y-%m-%d %H:%M} UTC): {ids}")
 
 
 @click.command("reclassify")
@@ -279,11 +296,8 @@ def reclassify(ctx, days, batch_size, keywords_only):
     click.echo(f"countries changed    {diff.countries_changed}")
     click.echo(f"minerals changed     {diff.minerals_changed}")
     if missed and last is not None:
-        ids = ", ".join(f"#{i}" for i in missed[:20]) + (" …" if len(missed) > 20 else "")
-        click.echo(f"\n{len(missed)} of the {len(diff.newly_flagged)} newly flagged article(s) fall "
-                   f"before the end of the last digest already made ({last[0]}, its period ended "
-                   f"{last[1]:%Y-%m-%d %H:%M} UTC): they are not mailed (each period is mailed "
-                   f"once); `monitor review list` shows them: {ids}")
+        click.echo(f"\n{_late_text(missed, len(diff.newly_flagged), last)}; they are not mailed "
+                   f"(each period is mailed once); `monitor review list` shows them")
 
 
 def _model_text(analyzer) -> str:

@@ -290,7 +290,7 @@ class ReviewApp:
         lists = {key: "\n".join(values) for key, values in spec.items()}
         if request.method == "GET":
             return self._page(request, "keywords.html.j2", reviewer=reviewer, lists=lists, days=7,
-                              diff=None, error=None, toml=None, limit=DRYRUN_LIMIT)
+                              diff=None, late=None, error=None, toml=None, limit=DRYRUN_LIMIT)
         form = await self._form(request)
         if form is None:
             return self._refused_form(request, reviewer)
@@ -298,7 +298,7 @@ class ReviewApp:
         days_text = str(form.get("days") or "7").strip()
         days = int(days_text) if is_whole(days_text) and 1 <= int(days_text) <= 365 else 0
         error = None if days else f"days: expected a whole number from 1 to 365, got {days_text!r}"
-        diff = rules = None
+        diff = rules = late = None
         if error is None and not self.access.loopback:
             error = _new_regex(_spec(lists), spec)
         if error is None:
@@ -309,20 +309,26 @@ class ReviewApp:
             except ConfigError as exc:
                 error = str(exc)
         if rules is not None:
-            diff = await run_in_threadpool(self._dry_run, rules, days)
+            diff, late = await run_in_threadpool(self._dry_run, rules, days)
         status = 400 if error else 200
         return self._page(request, "keywords.html.j2", status, reviewer=reviewer, lists=lists,
-                          days=days or days_text, diff=diff, error=error, limit=DRYRUN_LIMIT,
+                          days=days or days_text, diff=diff, late=late, error=error,
+                          limit=DRYRUN_LIMIT,
                           toml=_toml(_spec(lists)) if rules is not None else None)
 
     def _dry_run(self, rules, days: int):
+        """What the rules would change over the period, and which of the newly flagged
+        articles fall in periods already mailed (ids, last digest's date and period end),
+        or None when there are none."""
         from monitor.analyze import Analyzer
         from monitor.rerun import rerun
 
         base = self.analyzer
         trial = Analyzer(base.classifier, rules, base.threshold)
         since = self.clock() - timedelta(days=days)
-        return rerun(self.store, trial, since, limit=DRYRUN_LIMIT)
+        diff = rerun(self.store, trial, since, limit=DRYRUN_LIMIT)
+        missed, last = self.store.before_last_digest([c.article.id for c in diff.newly_flagged])
+        return diff, ((missed, *last) if missed and last is not None else None)
 
     async def stylesheet(self, request: Request) -> Response:
         from monitor.resources import templates_dir
