@@ -550,7 +550,7 @@ _SINGLE = {"美": "US", "中": "CN", "日": "JP", "韓": "KR", "韩": "KR", "英
            "獨": "DE", "独": "DE", "佛": "FR", "仏": "FR", "露": "RU", "濠": "AU", "豪": "AU",
            "印": "IN", "臺": "TW", "台": "TW", "伊": "IT", "越": "VN"}
 _SINGLE_KO = {**_SINGLE, "北": "KP"}
-_SINGLE_JA = {**_SINGLE, "米": "US", "加": "CA"}
+_SINGLE_JA = {**_SINGLE, "米": "US", "加": "CA", "ロ": "RU"}
 # the kanji that may follow a lone abbreviation in Japanese headlines (米上院, 英首相, 露産,
 # 独高級車, 中印, 米雇用, 米景気, 米金利): government, military, market, economy and origin
 # words; 米価, 英語, 独自, 中古,
@@ -585,6 +585,8 @@ _HANGUL_ALONE_RE = re.compile(r"(?<![\uac00-\ud7af\w-])([러북미])(?=[\s,.:;!?
 _HANGUL_RU_UA_RE = re.compile(r"(?<![\uac00-\ud7af])(러)-?(우)(?=\s?(?:전쟁|종전|휴전|전|사태|협상)|戰)")
 _TOWARD_RE = re.compile("對(?:(中)(?!小)|(北))")
 _TOWARD = {"中": "CN", "北": "KP"}
+# 주한 "stationed in Korea" (주한미군, 주한 중국대사): 한 is Korea; not inside a name (김주한)
+_STATIONED_IN_KOREA_RE = re.compile("(?<![\uac00-\ud7af])주(한)(?=\\s?[\uac00-\ud7af])")
 # "K-" for Korean in Korean text: K배터리, K-반도체, K뷰티
 _K_PREFIX_RE = re.compile("(?<![A-Za-z])K-?(?=[\uac00-\ud7af])")
 # "Korea" inside a company name counts (LABELING.md): 잡코리아, 코퍼스코리아
@@ -608,7 +610,7 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
         found = [hit for hit in found if full[hit.start:hit.end] != "中企"]
     if script == "ja":          # 伊 is Italy in Japanese compounds (日伊), Iran in Chinese
         found = [hit._replace(code="IT") if full[hit.start:hit.end] == "伊" else hit
-                 for hit in found]
+                 for hit in found if not _japanese_false_friend(full, hit)]
     taken = {i for hit in found for i in range(hit.start, hit.end)}
     hits: list[Hit] = []
     if script in ("ko", "ja"):
@@ -630,12 +632,29 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
             if match.start(i) not in taken:
                 hits.append(Hit(match.start(i), match.end(i), _TOWARD[match.group(i)], ""))
         hits += [Hit(m.start(), m.end(), "KR", "") for m in _K_PREFIX_RE.finditer(full)]
+        hits += [Hit(m.start(1), m.end(1), "KR", "")
+                 for m in _STATIONED_IN_KOREA_RE.finditer(full) if m.start(1) not in taken]
         hits += [Hit(m.start(), m.end(), "KR", "") for m in _KOREA_IN_NAME_RE.finditer(full)
                  if m.start() not in taken]
     pattern, code = _HOME[script]
     hits += [Hit(m.start(), m.end(), code, "") for m in pattern.finditer(full)
              if m.start() not in taken and not _foreign_home(full, m.start(), taken)]
     return found + hits
+
+
+def _japanese_false_friend(full: str, hit: Hit) -> bool:
+    """In Japanese text: 中日 is the Chunichi Dragons or the Chunichi Shimbun (China and
+    Japan are 日中 in Japanese), タイ after 最多 or before 記録 is a tie (最多タイ, タイ記録),
+    and 河内 is the Kawachi region (河内長野), not Hanoi (ハノイ)."""
+    name = full[hit.start:hit.end]
+    if name == "中":
+        return full.startswith("日", hit.end)
+    if name == "日":
+        return hit.start > 0 and full[hit.start - 1] == "中"
+    if name == "タイ":
+        return (hit.start > 0 and full[hit.start - 1] in "多高少録界") or full.startswith(
+            "記録", hit.end)
+    return name == "河内"
 
 
 def _dotted_to_names(full: str, found: list[Hit], taken: set[int]) -> list[Hit]:
@@ -677,9 +696,13 @@ _SINGLE_RE = {"ko": re.compile(f"[{''.join(_SINGLE_KO)}]"),
               "ja": re.compile(f"[{''.join(_SINGLE_JA)}]")}
 
 
+_DASHES = frozenset("-‐‑–—―－ｰ")
+
+
 def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
     table = _SINGLE_KO if script == "ko" else _SINGLE_JA
     hits = []
+    accepted: set[int] = set()
     for match in _SINGLE_RE[script].finditer(full):
         pos, char = match.start(), match.group()
         code = table[char]
@@ -687,12 +710,29 @@ def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
             continue
         prev = full[pos - 1] if pos else ""
         nxt = full[pos + 1] if pos + 1 < len(full) else ""
-        if (prev and _DIGIT_OR_KANJI_RE.match(prev)) or (char == "日" and prev == "の"):
+        if char == "ロ":    # Russia in Japanese headlines (駐ロ大使, ロ、, ロ軍) as a word of
+            # its own: not in a katakana word (ゼロ, ロボット), not Lotte in a baseball score
+            # (ロ-楽, 楽－ロ)
+            if not (_KATAKANA_RE.match(prev or " ") or _KATAKANA_RE.match(nxt or " ")
+                    or prev in _DASHES or nxt in _DASHES):
+                accepted.add(pos)
+                hits.append(Hit(pos, pos + 1, code, ""))
             continue
+        # the second of two abbreviations before a headline word (英仏高速鉄道, 日米金利差)
+        # counts as the first did
+        in_run = pos - 1 in accepted
+        if not in_run and ((prev and _DIGIT_OR_KANJI_RE.match(prev))
+                           or (char == "日" and prev == "の")):
+            continue
+        if char == "台" and prev and _KATAKANA_RE.match(prev):
+            continue        # パチンコ台 (a machine), 82ドル台 (a price range): not Taiwan
         if nxt and _KANJI_RE.match(nxt) and (script == "ko" or nxt not in _JA_FOLLOW):
             continue
         if script == "ja" and char in _JA_WORDS_ALONE and nxt not in _JA_FOLLOW_ALONE:
             continue        # 猛暑の中, 釣り中, 中3, 島に渡る日も, 加わった
+        if script == "ja" and char == "日" and nxt in ("経", "産"):
+            continue        # 日経 (Nikkei), 日産 (Nissan): company names
+        accepted.add(pos)
         hits.append(Hit(pos, pos + 1, code, ""))
     return hits
 

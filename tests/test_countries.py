@@ -609,6 +609,42 @@ def test_korean_one_syllable_dotted_to_a_full_name_or_a_group_of_countries():
         "KR": 1, "PH": 1}
 
 
+def test_japanese_headline_forms_found_on_a_blind_round():
+    # ロ for Russia as a word of its own, not in katakana words or a baseball score
+    assert codes("元駐ロ大使は「狙いが透けて見えます」") == ["RU"]
+    assert codes("【速報】ロ、広島市長を批判") == ["RU"]
+    assert codes("【速報】北朝鮮、ロに最大5万人派兵決定か") == ["KP", "RU"]
+    assert codes("ゼロから始めるロボット開発") == []
+    assert codes("19日のプロ野球(経過)ロ-楽19:09") == []
+    # the second of two abbreviations before a headline word
+    assert codes("英仏高速鉄道に日立車両を採用") == ["FR", "GB"]
+    assert codes("東京円は158円台前半 日米金利差で円売られる") == ["JP", "US"]
+    assert codes("英米製薬大手が統合協議か") == ["GB", "US"]
+    assert codes("トランプ米政権との連携強化") == ["US"]     # after a katakana name: still US
+    # company names and false friends
+    assert codes("日経平均、午前の終値は421円安") == []
+    assert codes("SUV販売、競争激化=日産やマツダの新車好調") == []
+    assert codes("中日、今季最多タイ11得点で大勝") == []      # the Chunichi Dragons, a tie
+    assert codes("中日新聞によると") == []
+    assert codes("日中首脳会談を調整") == ["CN", "JP"]
+    assert codes("タイ料理の店が開店") == ["TH"]
+    assert codes("2パチンコ台に置き忘れた財布") == []
+    assert codes("NY原油続伸、終値87ドル台") == []
+    assert codes("大阪・河内長野市で発砲") == []                # Kawachi, not Hanoi
+    assert codes("中学校の先生が独学で英語") == []
+
+
+def test_korean_and_chinese_forms_found_on_a_blind_round():
+    assert codes("[속보] '주한미군 일방감축 견제' 내년도 美국방수권법 발효") == ["KR", "US"]
+    assert codes("김주한 선수 결승골") == []
+    assert codes("한국 야구, 도미니카공화국에 0대10 패") == ["DO", "KR"]
+    assert codes("도미니카 여행 수요 증가") == ["DO"]
+    assert codes("테헤란로 노후 빌딩 리모델링") == []               # a Seoul street
+    assert codes("授权其在大中华区开发及商业化") == []               # Greater China: a region
+    assert codes("为壮大中华民族经济作出新贡献") == ["CN"]
+    assert codes("中证恒生沪港通AH股精明指数调入兆易创新") == ["HK"]
+
+
 def test_capitals_in_korean_and_japanese():
     assert codes("베를린서 원자재 회의") == ["DE"]
     assert codes("キーウで首脳会談") == ["UA"]
