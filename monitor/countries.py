@@ -561,7 +561,13 @@ _JA_FOLLOW = frozenset("上下首大政軍国外財商当企株半制憲高産�
 # 日政府, 加首相); before kana, a digit or punctuation they are words of their own ("inside",
 # "during", a school year; "day", "sun"; "to add"), and 中高 is a school
 _JA_WORDS_ALONE = frozenset("中日加")
-_JA_FOLLOW_ALONE = _JA_FOLLOW - frozenset("高大中下上金")
+_JA_FOLLOW_ALONE = _JA_FOLLOW - frozenset("高大中下上金野")     # not 中野, 日野 (names)
+# 米 is the US before these too (米戦艦, 米南部, 米地裁, 米少年, 米兵, 米女優); not 作 or 研
+# (米作り, 米研ぎ: rice), and not for the other abbreviations (中南米, 中東, 伊東)
+_JA_VERB_BEFORE_KOSU = frozenset("りいっちび")
+_JA_FOLLOW_US = frozenset("戦艦兵南北東西地少女男俳歌")
+# 米 alone before kana is rice in a text about sake, rice fields or cooking (日本酒 … 米の甘み)
+_RICE_RE = re.compile("日本酒|酒蔵|酒造|稲|田んぼ|水田|農家|精米|新米|米粉|炊|ご飯|ごはん|麹|醸|おにぎり|お米|コメ")
 _KANA_RE = re.compile("[\u3040-\u30ff]")
 _DIGIT_OR_KANJI_RE = re.compile("[0-9０-９\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Korean shorthand for two or three countries with middle dots: 한·미, 미·중, 러·우, 한·미·일
@@ -587,6 +593,10 @@ _TOWARD_RE = re.compile("對(?:(中)(?!小)|(北))")
 _TOWARD = {"中": "CN", "北": "KP"}
 # 주한 "stationed in Korea" (주한미군, 주한 중국대사): 한 is Korea; not inside a name (김주한)
 _STATIONED_IN_KOREA_RE = re.compile("(?<![\uac00-\ud7af])주(한)(?=\\s?[\uac00-\ud7af])")
+# a visit to a country: 방일 (訪日), 방미, 방중, 방북, 방러 ("방일 일정", "방미길", "방중 기간");
+# not 방한 (also 防寒, protection from the cold) nor inside a word (지방일, 방중술)
+_VISIT_RE = re.compile("(?<![\uac00-\ud7af])방([일미중북러])"
+                       "(?=[^\uac00-\ud7af]|$|길|단|을|은|이|에|중|한|해|했|하|설|과|의|도)")
 # "K-" for Korean in Korean text: K배터리, K-반도체, K뷰티
 _K_PREFIX_RE = re.compile("(?<![A-Za-z])K-?(?=[\uac00-\ud7af])")
 # "Korea" inside a company name counts (LABELING.md): 잡코리아, 코퍼스코리아
@@ -634,6 +644,8 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
         hits += [Hit(m.start(), m.end(), "KR", "") for m in _K_PREFIX_RE.finditer(full)]
         hits += [Hit(m.start(1), m.end(1), "KR", "")
                  for m in _STATIONED_IN_KOREA_RE.finditer(full) if m.start(1) not in taken]
+        hits += [Hit(m.start(1), m.end(1), _HANGUL_ABBR[m.group(1)], "")
+                 for m in _VISIT_RE.finditer(full) if m.start(1) not in taken]
         hits += [Hit(m.start(), m.end(), "KR", "") for m in _KOREA_IN_NAME_RE.finditer(full)
                  if m.start() not in taken]
     pattern, code = _HOME[script]
@@ -726,7 +738,14 @@ def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
             continue
         if char == "台" and prev and _KATAKANA_RE.match(prev):
             continue        # パチンコ台 (a machine), 82ドル台 (a price range): not Taiwan
-        if nxt and _KANJI_RE.match(nxt) and (script == "ko" or nxt not in _JA_FOLLOW):
+        if nxt and _KANJI_RE.match(nxt) and (script == "ko" or nxt not in _JA_FOLLOW) and not (
+                script == "ja" and char == "米" and nxt in _JA_FOLLOW_US):
+            continue
+        if script == "ja" and char == "越" and (prev in _JA_VERB_BEFORE_KOSU
+                                                 or nxt in ("え", "し", "す", "せ", "さ")):
+            continue        # 乗り越え, 勝ち越し, 引っ越し, 越える: to cross, not Vietnam
+        if (script == "ja" and char == "米" and nxt and _KANA_RE.match(nxt)
+                and _RICE_RE.search(full)):
             continue
         if script == "ja" and char in _JA_WORDS_ALONE and nxt not in _JA_FOLLOW_ALONE:
             continue        # 猛暑の中, 釣り中, 中3, 島に渡る日も, 加わった

@@ -634,6 +634,30 @@ def test_japanese_headline_forms_found_on_a_blind_round():
     assert codes("中学校の先生が独学で英語") == []
 
 
+def test_japanese_and_korean_forms_found_on_a_second_blind_round():
+    assert codes("米戦艦に激突する瞬間の特攻機") == ["US"]
+    assert codes("メタに900億円支払い命令 米地裁") == ["US"]
+    assert codes("黒人女性の遺体、真相解明を求める声 米南部") == ["US"]
+    assert codes("米作りの農家が減少") == []                   # rice, not the US
+    assert codes("中東情勢の先行き不透明感") == [] and codes("中南米の市場") == []
+    assert codes("伊東市長が会見") == []
+    assert codes("中野・広島市信組理事長") == [] and codes("日野自動車、リコール") == []
+    assert codes("「特許切れ」をどう乗り越えるか") == []         # to overcome: no Vietnam
+    assert codes("今季のオリ戦勝ち越し決める") == []
+    assert codes("ABCマート、HCM市に越5号店開業へ") == ["VN"]
+    assert codes("佐賀の日本酒の特徴は米の甘みが広がる") == ["JP"]   # rice in a sake story
+    assert codes("米の関税で輸出が減少") == ["US"]
+    assert codes("【速報】大韓航空とアシアナが統合") == ["KR"]
+    assert codes("釜山に〝反日通り〟とは") == ["JP"]
+    assert codes("米政府「インド太平洋の平和と安定」") == ["US"]   # a region: no India
+    assert codes("第一次双反日落复审产业损害终裁") == []            # 日落: a sunset review
+    assert codes("방일 일정 마친 李대통령 귀국") == ["JP"]
+    assert codes("방미길 오른 대표단") == ["US"]
+    assert codes("지방일보 창간") == []
+    assert codes('김민수 "오만방자한 소리"') == []
+    assert codes("오만 정부와 협력") == ["OM"]
+
+
 def test_korean_and_chinese_forms_found_on_a_blind_round():
     assert codes("[속보] '주한미군 일방감축 견제' 내년도 美국방수권법 발효") == ["KR", "US"]
     assert codes("김주한 선수 결승골") == []
