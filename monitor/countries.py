@@ -95,6 +95,8 @@ _HANGUL_RE = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 _CJK_RE = re.compile(f"[{_SUBSTR_CHARS}]")
 # katakana, without the middle dot "・" that separates names (ロシア・プーチン)
 _KATAKANA_RE = re.compile("[\u30a0-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_KATAKANA_COMPOUND_TAILS = ("メディア", "エネルギー", "フェア", "アニメ", "ドラマ", "メーカー",
+                            "ワイン", "ビザ", "ツアー", "チーム", "リーグ", "ファンド", "ブランド")
 _KANJI_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _COMPANY_START_RE = re.compile("[\u30a0-\u30ffA-Za-z]")
 # a lower-case letter glued to an upper-case one: "UkraineBerlin" (feeds that join a
@@ -494,7 +496,11 @@ def _guards_ok(full: str, start: int, end: int, gz: Gazetteer) -> bool:
     if _KATAKANA_RE.match(full[start]) and prev and _KATAKANA_RE.match(prev):
         return False
     if _KATAKANA_RE.match(full[end - 1]) and nxt and _KATAKANA_RE.match(nxt):
-        return False
+        # a name of three or more katakana glued to one of a few common words is a compound
+        # (イタリアフェア, イランエネルギー, ロシアアニメ); elsewhere the name is part of a word
+        # (タイトル, アルバイト, ソウルフード) or a currency (メキシコペソ)
+        if end - start < 3 or not full.startswith(_KATAKANA_COMPOUND_TAILS, end):
+            return False
     if prev and prev in gz.before.get(full[start], ()):
         return False
     return not (nxt and nxt in gz.after.get(full[end - 1], ()))
@@ -565,6 +571,10 @@ _JA_FOLLOW_ALONE = _JA_FOLLOW - frozenset("高大中下上金野")     # not 中
 # 米 is the US before these too (米戦艦, 米南部, 米地裁, 米少年, 米兵, 米女優); not 作 or 研
 # (米作り, 米研ぎ: rice), and not for the other abbreviations (中南米, 中東, 伊東)
 _JA_VERB_BEFORE_KOSU = frozenset("りいっちび")
+# a direction or 航 (aviation) after 英, 独, 仏, 豪, 韓, 露 (英南部, 仏北部, 英航空機); not after
+# 中 (中南米, 中東), 日 (日南), 伊 (伊東) or 印 (印西, a city)
+_JA_FOLLOW_DIRECTION = frozenset("南北東西航")
+_JA_WITH_DIRECTION = frozenset("英独仏豪韓露")
 _JA_FOLLOW_US = frozenset("戦艦兵南北東西地少女男俳歌")
 # 米 alone before kana is rice in a text about sake, rice fields or cooking (日本酒 … 米の甘み)
 _RICE_RE = re.compile("日本酒|酒蔵|酒造|稲|田んぼ|水田|農家|精米|新米|米粉|炊|ご飯|ごはん|麹|醸|おにぎり|お米|コメ")
@@ -594,9 +604,26 @@ _TOWARD = {"中": "CN", "北": "KP"}
 # 주한 "stationed in Korea" (주한미군, 주한 중국대사): 한 is Korea; not inside a name (김주한)
 _STATIONED_IN_KOREA_RE = re.compile("(?<![\uac00-\ud7af])주(한)(?=\\s?[\uac00-\ud7af])")
 # a visit to a country: 방일 (訪日), 방미, 방중, 방북, 방러 ("방일 일정", "방미길", "방중 기간");
-# not 방한 (also 防寒, protection from the cold) nor inside a word (지방일, 방중술)
-_VISIT_RE = re.compile("(?<![\uac00-\ud7af])방([일미중북러])"
-                       "(?=[^\uac00-\ud7af]|$|길|단|을|은|이|에|중|한|해|했|하|설|과|의|도)")
+# 방한 (also 防寒, protection from the cold: 방한복, 방한 대책) only before punctuation or the
+# end ("17일 방한…"); nothing inside a word (지방일, 방중술)
+_VISIT_RE = re.compile("(?<![\uac00-\ud7af])방(?:([일미중북러])"
+                       "(?=[^\uac00-\ud7af]|$|길|단|을|은|이|에|중|한|해|했|하|설|과|의|도)"
+                       "|(한)(?=[^\\s\uac00-\ud7af]|$|길|단|을|은|이|에|중|하|해|했))")
+# an envoy or force stationed in a country: 주중대사, 주일 대사관, 주미 특파원, 주일미군
+# (주중 and 주일 alone are "on weekdays" and "this week")
+_STATIONED_RE = re.compile("(?<![\uac00-\ud7af])주([미중일러])(?=\\s?(?:대사|공사|총영사|영사관|"
+                           "특파원|미군|무관|상공회의소|한국))")
+# 대남 "toward the South" in North Korea news: South Korea (대남 도발, '대남통')
+_TOWARD_SOUTH_RE = re.compile("(?<![\uac00-\ud7af])대(남)(?=[^\uac00-\ud7af]|$|통|도발|"
+                              "전략|공작|정책|방송|전단|비난|위협|메시지|사업|기구)")
+# 대한 glued to a word is Korea's name in a company's or body's (대한전선, CJ대한통운, 대한상의);
+# "에 대한" (about) stands apart, 대한다 is a verb
+_DAEHAN_RE = re.compile("(?<![\uac00-\ud7af])(대한)(?=[\uac00-\ud7af])(?![다데가민])")
+# the home and US stock markets in market slang (국장, 미장: [이런국장 저런주식], 국장 복귀),
+# in a text about shares
+_MARKET_SLANG_RE = re.compile("(?:(?<![\uac00-\ud7af])|(?<=이런))([국미])장"
+                              "(?=[^\uac00-\ud7af]|$|[은는이을에도과와의]|에서|으로)")
+_SHARES_RE = re.compile("주식|증시|코스피|코스닥|종목|주가|개미|투자")
 # "K-" for Korean in Korean text: K배터리, K-반도체, K뷰티
 _K_PREFIX_RE = re.compile("(?<![A-Za-z])K-?(?=[\uac00-\ud7af])")
 # "Korea" inside a company name counts (LABELING.md): 잡코리아, 코퍼스코리아
@@ -644,8 +671,19 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
         hits += [Hit(m.start(), m.end(), "KR", "") for m in _K_PREFIX_RE.finditer(full)]
         hits += [Hit(m.start(1), m.end(1), "KR", "")
                  for m in _STATIONED_IN_KOREA_RE.finditer(full) if m.start(1) not in taken]
+        for match in _VISIT_RE.finditer(full):
+            i = 1 if match.group(1) else 2
+            if match.start(i) not in taken:
+                hits.append(Hit(match.start(i), match.end(i), _HANGUL_ABBR[match.group(i)], ""))
         hits += [Hit(m.start(1), m.end(1), _HANGUL_ABBR[m.group(1)], "")
-                 for m in _VISIT_RE.finditer(full) if m.start(1) not in taken]
+                 for m in _STATIONED_RE.finditer(full) if m.start(1) not in taken]
+        hits += [Hit(m.start(1), m.end(1), "KR", "")
+                 for m in _TOWARD_SOUTH_RE.finditer(full) if m.start(1) not in taken]
+        hits += [Hit(m.start(1), m.end(1), "KR", "")
+                 for m in _DAEHAN_RE.finditer(full) if m.start(1) not in taken]
+        if _SHARES_RE.search(full):
+            hits += [Hit(m.start(1), m.end(1), "KR" if m.group(1) == "국" else "US", "")
+                     for m in _MARKET_SLANG_RE.finditer(full) if m.start(1) not in taken]
         hits += [Hit(m.start(), m.end(), "KR", "") for m in _KOREA_IN_NAME_RE.finditer(full)
                  if m.start() not in taken]
     pattern, code = _HOME[script]
@@ -739,7 +777,9 @@ def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
         if char == "台" and prev and _KATAKANA_RE.match(prev):
             continue        # パチンコ台 (a machine), 82ドル台 (a price range): not Taiwan
         if nxt and _KANJI_RE.match(nxt) and (script == "ko" or nxt not in _JA_FOLLOW) and not (
-                script == "ja" and char == "米" and nxt in _JA_FOLLOW_US):
+                script == "ja" and ((char == "米" and nxt in _JA_FOLLOW_US)
+                                    or (char in _JA_WITH_DIRECTION
+                                        and nxt in _JA_FOLLOW_DIRECTION))):
             continue
         if script == "ja" and char == "越" and (prev in _JA_VERB_BEFORE_KOSU
                                                  or nxt in ("え", "し", "す", "せ", "さ")):

@@ -658,6 +658,38 @@ def test_japanese_and_korean_forms_found_on_a_second_blind_round():
     assert codes("오만 정부와 협력") == ["OM"]
 
 
+def test_japanese_and_korean_forms_found_on_a_third_blind_round():
+    # a katakana name glued to a few common words; other glued katakana stays a word
+    assert codes("夏のイタリアフェア始まる") == ["IT"]
+    assert codes("イランエネルギー施設への空爆") == ["IR"]
+    assert codes("グルジアワインの輸入") == ["GE"]
+    for word in ("アルバイト先のロッカー", "富山のソウルフード", "インドアテニス", "メキシコペソ高",
+                 "タイトル戦"):
+        assert codes(word) == [], word
+    assert codes("英南部で列車脱線") == ["GB"] and codes("オリックス、英航空機部品を買収") == ["GB"]
+    assert codes("印西市の倉庫") == []                          # a city, not India
+    assert codes("10イングランド、支持撤回へ") == ["GB"]
+    assert codes("在日コリアンへの投稿") == ["JP", "KR"]
+    assert codes("在ヌメア領事事務所の所長") == ["NC"]
+    assert codes("人民元基準値、対米ドルで6.7873元") == []        # a currency
+    assert codes("「ソフトパワー」衰えた日本円") == []
+    assert codes("原子力空母ジョージ・ワシントンが出港") == []
+    assert codes("破産開始決定【東京商工リサーチ】") == [] and codes("東京新聞への直言") == []
+    assert codes("全国約800店に中華麺を供給") == []
+    # Korean: 대한 in names, 방한, envoys, 대남, market slang
+    assert codes("CJ대한통운, 물류체계 구축") == ["KR"] and codes("대한전선 해저케이블") == ["KR"]
+    assert codes("이에 대한 입장을 밝혔다") == [] and codes("국민을 어떻게 대한다") == []
+    assert codes("멜로니 이탈리아 총리, 17일 방한…") == ["IT", "KR"]
+    assert codes("방한복 판매 급증") == [] and codes("방한 대책 마련") == []
+    assert codes("노재헌 주중대사 취임 100일") == ["CN"] and codes("주중 내내 비") == []
+    assert codes("주일미군 재배치") == ["JP"]
+    assert codes("北당대회…'대남통' 김영철 빠지고") == ["KP", "KR"]
+    assert codes("대남병원 환자 이송") == []
+    assert codes("SK하닉 급등[이런국장 저런주식]") == ["KR"]
+    assert codes("앱 하나로 국장·미장·코인까지…투자 정보") == ["KR", "US"]
+    assert codes("금감원 국장 인사") == []                      # a director, no market
+
+
 def test_korean_and_chinese_forms_found_on_a_blind_round():
     assert codes("[속보] '주한미군 일방감축 견제' 내년도 美국방수권법 발효") == ["KR", "US"]
     assert codes("김주한 선수 결승골") == []
