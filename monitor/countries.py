@@ -575,7 +575,7 @@ _JA_VERB_BEFORE_KOSU = frozenset("りいっちび")
 # 中 (中南米, 中東), 日 (日南), 伊 (伊東) or 印 (印西, a city)
 _JA_FOLLOW_DIRECTION = frozenset("南北東西航")
 _JA_WITH_DIRECTION = frozenset("英独仏豪韓露")
-_JA_FOLLOW_US = frozenset("戦艦兵南北東西地少女男俳歌")
+_JA_FOLLOW_US = frozenset("戦艦兵南北東西地少女男俳歌報")
 # 米 alone before kana is rice in a text about sake, rice fields or cooking (日本酒 … 米の甘み)
 _RICE_RE = re.compile("日本酒|酒蔵|酒造|稲|田んぼ|水田|農家|精米|新米|米粉|炊|ご飯|ごはん|麹|醸|おにぎり|お米|コメ")
 _KANA_RE = re.compile("[\u3040-\u30ff]")
@@ -694,16 +694,19 @@ def _press_style(full: str, found: list[Hit]) -> list[Hit]:
 
 def _japanese_false_friend(full: str, hit: Hit) -> bool:
     """In Japanese text: 中日 is the Chunichi Dragons or the Chunichi Shimbun (China and
-    Japan are 日中 in Japanese), タイ after 最多 or before 記録 is a tie (最多タイ, タイ記録),
+    Japan are 日中 in Japanese), 米中間選 the US midterms, タイ after 最多 or before 記録 or
+    に戻す is a tie (最多タイ, タイ記録, タイに戻す), FC東京 a football club,
     and 河内 is the Kawachi region (河内長野), not Hanoi (ハノイ)."""
     name = full[hit.start:hit.end]
-    if name == "中":
-        return full.startswith("日", hit.end)
+    if name == "中":            # and 米中間選: the US midterm elections (中間, "middle")
+        return full.startswith(("日", "間選"), hit.end)
     if name == "日":
         return hit.start > 0 and full[hit.start - 1] == "中"
-    if name == "タイ":
+    if name == "タイ":          # and タイに戻す: to level a series
         return (hit.start > 0 and full[hit.start - 1] in "多高少録界") or full.startswith(
-            "記録", hit.end)
+            ("記録", "に戻"), hit.end)
+    if name == "東京":          # FC東京, a football club
+        return full[:hit.start].endswith("FC")
     return name == "河内"
 
 
@@ -771,9 +774,10 @@ def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
         # the second of two abbreviations before a headline word (英仏高速鉄道, 日米金利差)
         # counts as the first did
         in_run = pos - 1 in accepted
-        if not in_run and ((prev and _DIGIT_OR_KANJI_RE.match(prev))
-                           or (char == "日" and prev == "の")):
-            continue
+        former = script == "ja" and prev in ("元", "前") and char in _JA_WITH_DIRECTION | {"米"}
+        if not (in_run or former) and ((prev and _DIGIT_OR_KANJI_RE.match(prev))
+                                       or (char == "日" and prev == "の")):
+            continue        # (元米海兵隊員, 前英首相: a former official of the country)
         if char == "台" and prev and _KATAKANA_RE.match(prev):
             continue        # パチンコ台 (a machine), 82ドル台 (a price range): not Taiwan
         if nxt and _KANJI_RE.match(nxt) and (script == "ko" or nxt not in _JA_FOLLOW) and not (

@@ -690,6 +690,24 @@ def test_japanese_and_korean_forms_found_on_a_third_blind_round():
     assert codes("금감원 국장 인사") == []                      # a director, no market
 
 
+def test_forms_found_on_a_fourth_blind_round():
+    assert codes("不支持任何主张“台独”的言行") == ["TW"]           # not Germany (独)
+    assert codes("中独关系稳定发展") == ["CN", "DE"]
+    assert codes("支持发展中国家更好应对") == []                    # developing countries
+    assert codes("发展中国特色社会主义") == ["CN"]
+    assert codes("中缅关系") == ["CN", "MM"] and codes("缅怀革命先烈") == []
+    assert codes("境外来华人员支付交易笔数增长") == ["CN"]
+    assert codes("JR東日本初の民営化組社長が挑むSuica変革") == ["JP"]   # a card, not Suíça
+    assert codes("元米海兵隊員が解放される") == ["US"] and codes("前英首相が来日") == ["GB", "JP"]
+    assert codes("午前中に会見") == [] and codes("元日の朝") == [] and codes("前日比で上昇") == []
+    assert codes("暫定合意近づくと米報道") == ["US"]
+    assert codes("マスク氏、米中間選支援へ投入") == ["US"]          # the midterms
+    assert codes("米中間の対立が激化") == ["CN", "US"]
+    assert codes("伊藤がタイに戻すか 将棋王位戦") == []
+    assert codes("長友が現役続行を表明 FC東京と単年契約") == []
+    assert codes("춘제 갈라쇼 후폭풍 [차이나 워치]") == ["CN"]
+
+
 def test_korean_and_chinese_forms_found_on_a_blind_round():
     assert codes("[속보] '주한미군 일방감축 견제' 내년도 美국방수권법 발효") == ["KR", "US"]
     assert codes("김주한 선수 결승골") == []
