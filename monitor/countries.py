@@ -568,14 +568,16 @@ _JA_FOLLOW = frozenset("上下首大政軍国外財商当企株半制憲高産�
 # "during", a school year; "day", "sun"; "to add"), and 中高 is a school
 _JA_WORDS_ALONE = frozenset("中日加")
 _JA_FOLLOW_ALONE = _JA_FOLLOW - frozenset("高大中下上金野")     # not 中野, 日野 (names)
-# 米 is the US before these too (米戦艦, 米南部, 米地裁, 米少年, 米兵, 米女優); not 作 or 研
+# 米 is the US before these too (米戦艦, 米南部, 米地裁, 米少年, 米兵, 米女優, 米報道, 米裁判所,
+# 米関税); not 作 or 研
 # (米作り, 米研ぎ: rice), and not for the other abbreviations (中南米, 中東, 伊東)
 _JA_VERB_BEFORE_KOSU = frozenset("りいっちび")
 # a direction or 航 (aviation) after 英, 独, 仏, 豪, 韓, 露 (英南部, 仏北部, 英航空機); not after
 # 中 (中南米, 中東), 日 (日南), 伊 (伊東) or 印 (印西, a city)
 _JA_FOLLOW_DIRECTION = frozenset("南北東西航")
+_JA_FOLLOW_GB = frozenset("裁")        # 英裁判所 (not 独裁, a dictatorship)
 _JA_WITH_DIRECTION = frozenset("英独仏豪韓露")
-_JA_FOLLOW_US = frozenset("戦艦兵南北東西地少女男俳歌報")
+_JA_FOLLOW_US = frozenset("戦艦兵南北東西地少女男俳歌報裁関")
 # 米 alone before kana is rice in a text about sake, rice fields or cooking (日本酒 … 米の甘み)
 _RICE_RE = re.compile("日本酒|酒蔵|酒造|稲|田んぼ|水田|農家|精米|新米|米粉|炊|ご飯|ごはん|麹|醸|おにぎり|お米|コメ")
 _KANA_RE = re.compile("[\u3040-\u30ff]")
@@ -624,8 +626,9 @@ _DAEHAN_RE = re.compile("(?<![\uac00-\ud7af])(대한)(?=[\uac00-\ud7af])(?![다�
 _MARKET_SLANG_RE = re.compile("(?:(?<![\uac00-\ud7af])|(?<=이런))([국미])장"
                               "(?=[^\uac00-\ud7af]|$|[은는이을에도과와의]|에서|으로)")
 _SHARES_RE = re.compile("주식|증시|코스피|코스닥|종목|주가|개미|투자")
-# "K-" for Korean in Korean text: K배터리, K-반도체, K뷰티
-_K_PREFIX_RE = re.compile("(?<![A-Za-z])K-?(?=[\uac00-\ud7af])")
+# "K-" for Korean in Korean text: K배터리, K-반도체, K뷰티, K-AI, K-POP; not K자 (K-shaped)
+_K_PREFIX_RE = re.compile("(?<![A-Za-z])K(?:-?(?=[\uac00-\ud7af])(?!자(?:형|[^\uac00-\ud7af]|$))"
+                          "|-(?=[A-Z]))")
 # "Korea" inside a company name counts (LABELING.md): 잡코리아, 코퍼스코리아
 _KOREA_IN_NAME_RE = re.compile("(?<=[\uac00-\ud7af])코리아")
 # "our country" words count as the outlet's country (LABELING.md): 국내 in Korean,
@@ -765,11 +768,13 @@ def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
         nxt = full[pos + 1] if pos + 1 < len(full) else ""
         if char == "ロ":    # Russia in Japanese headlines (駐ロ大使, ロ、, ロ軍) as a word of
             # its own: not in a katakana word (ゼロ, ロボット), not Lotte in a baseball score
-            # (ロ-楽, 楽－ロ)
+            # (ロ-楽, 楽－ロ); ロ朝 is Russia and North Korea
             if not (_KATAKANA_RE.match(prev or " ") or _KATAKANA_RE.match(nxt or " ")
                     or prev in _DASHES or nxt in _DASHES):
                 accepted.add(pos)
                 hits.append(Hit(pos, pos + 1, code, ""))
+                if nxt == "朝" and pos + 1 not in taken:
+                    hits.append(Hit(pos + 1, pos + 2, "KP", ""))
             continue
         # the second of two abbreviations before a headline word (英仏高速鉄道, 日米金利差)
         # counts as the first did
@@ -782,6 +787,7 @@ def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
             continue        # パチンコ台 (a machine), 82ドル台 (a price range): not Taiwan
         if nxt and _KANJI_RE.match(nxt) and (script == "ko" or nxt not in _JA_FOLLOW) and not (
                 script == "ja" and ((char == "米" and nxt in _JA_FOLLOW_US)
+                                    or (char == "英" and nxt in _JA_FOLLOW_GB)
                                     or (char in _JA_WITH_DIRECTION
                                         and nxt in _JA_FOLLOW_DIRECTION))):
             continue

@@ -708,6 +708,27 @@ def test_forms_found_on_a_fourth_blind_round():
     assert codes("춘제 갈라쇼 후폭풍 [차이나 워치]") == ["CN"]
 
 
+def test_forms_found_on_a_fifth_blind_round():
+    assert codes("【豪ドル為替マーケット分析】") == []
+    assert codes("コインベース、アブダビで許可取得") == ["AE"]
+    assert codes("ヨルダン川西岸地区では襲撃が続く") == [] and codes("ヨルダン国王が来日") == ["JO", "JP"]
+    assert codes("英裁判所、ヘンリー王子らに支払い命令") == ["GB"]
+    assert codes("独裁政権の崩壊") == []                         # a dictatorship
+    assert codes("植民地解放81年でロ朝結束") == ["KP", "RU"]
+    assert codes("カナダは米関税に「同額」で対抗") == ["CA", "US"]
+    assert codes("利益10倍目指す東京海上HDの新たな柱") == []
+    assert codes("글로벌 시장서 K-AI 신뢰 높여") == ["KR"]
+    assert codes("李대통령, 한한령·서해 문제 진전 모색") == ["KR"]
+    assert codes("하나투어, ‘한일령’ 수혜") == ["JP"]
+    assert codes("수도권 쏠림이 키운 K자 양극화") == [] and codes("K자형 회복 전망") == []
+    assert codes("K자동차 경쟁력 강화") == ["KR"]
+    # Chinese compounds before a railway, a border, friendship, ties, talks
+    assert codes("中泰铁路相联通") == ["CN", "TH"] and codes("中印边境局势") == ["CN", "IN"]
+    assert codes("共和党围绕美墨边境移民人数") == ["MX", "US"]
+    assert codes("智利是拉美国家之一") == ["CL"]                  # Latin America, not the US
+    assert "FR" not in codes("以色列军队继续在拉法等地展开行动")    # Rafah: no France
+
+
 def test_korean_and_chinese_forms_found_on_a_blind_round():
     assert codes("[속보] '주한미군 일방감축 견제' 내년도 美국방수권법 발효") == ["KR", "US"]
     assert codes("김주한 선수 결승골") == []
