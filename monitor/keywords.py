@@ -28,6 +28,8 @@ counted from 0). This module imports no third-party library.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -108,6 +110,14 @@ class KeywordRules:
 
     def __len__(self) -> int:
         return sum(map(len, self.entries.values()))
+
+    def fingerprint(self) -> dict[str, int | str]:
+        """Which rules these are, in a form a card or a report can hold: the number of
+        entries per list and a short hash of them all (the same lists, in the same order,
+        give the same hash, whichever file they came from)."""
+        blob = json.dumps({key: list(self.entries[key]) for key in KEYS}, ensure_ascii=False)
+        return {**{key: len(self.entries[key]) for key in KEYS},
+                "sha256": hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]}
 
 
 def normalise(text: str) -> str:

@@ -887,6 +887,7 @@ def dev_metrics(pipeline: Any, threshold: float | Thresholds, dev: Sequence[Reco
     if rules is not None and len(rules):
         out["model+keywords"] = score_pipeline(pipeline, dev, threshold, rules)
         out["keywords_only"] = keyword_report(dev, rules)
+        out["keywords"] = rules.fingerprint()     # which rules made these two figures
     return out
 
 

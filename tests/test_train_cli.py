@@ -139,6 +139,14 @@ def test_train_dev_and_evaluate_keywords_only_score_the_same_keywords_and_name_t
     assert evaluated["flagged"]["predicted"] == 1 and evaluated["flagged"]["f1"] == 0   # the rye bread
     assert evaluated["setup"] == f"keywords only ([keywords] of {config}, no model)"
     assert f"dev keywords_only: flagged F1 0.0 ([keywords] of {config})" in trained
+    # which rules made the card's figures: the same fingerprint as evaluate's, and another
+    # one once the config's keywords change
+    assert card["dev"]["keywords"] == evaluated["keywords"]
+    assert card["dev"]["keywords"]["critical-minerals"] == 1
+    config.write_text(config.read_text().replace('["rye bread"]', '["rye bread", "lithium"]'))
+    edited = json.loads(monitor("evaluate", str(dev), "--keywords-only", "--json"))
+    assert edited["keywords"]["sha256"] != card["dev"]["keywords"]["sha256"]
+    assert edited["keywords"]["critical-minerals"] == 2
 
 
 def test_train_joins_labels_to_the_pool_and_names_what_is_missing(tmp_path):

@@ -179,8 +179,9 @@ def evaluate(ctx, source, as_json, keywords_only):
     gold = read_articles(source, labelled=True)
     config = config_of(ctx)
     keywords = keywords_source(ctx)
+    rules = KeywordRules.compile(config.keywords.spec())
     if keywords_only:
-        analyzer = Analyzer(None, KeywordRules.compile(config.keywords.spec()))
+        analyzer = Analyzer(None, rules)
         if not config.keywords.has_phrases():
             click.echo(f"warning: no phrases in the {keywords}: keywords alone flag nothing",
                        err=True)
@@ -193,6 +194,7 @@ def evaluate(ctx, source, as_json, keywords_only):
     report = score(gold, predicted)
     report["setup"] = (f"keywords only ({keywords}, no model)" if keywords_only
                        else f"model {analyzer.model_version or 'unavailable'} + {keywords}")
+    report["keywords"] = rules.fingerprint()   # as the card's dev figures record theirs
     if not keywords_only:
         report["thresholds"] = {
             "source": ("config classifier.threshold" if analyzer.threshold is not None
