@@ -569,7 +569,7 @@ _JA_FOLLOW = frozenset("上下首大政軍国外財商当企株半制憲高産�
 _JA_WORDS_ALONE = frozenset("中日加")
 _JA_FOLLOW_ALONE = _JA_FOLLOW - frozenset("高大中下上金野")     # not 中野, 日野 (names)
 # 米 is the US before these too (米戦艦, 米南部, 米地裁, 米少年, 米兵, 米女優, 米報道, 米裁判所,
-# 米関税); not 作 or 研
+# 米関税, 米小売, 米石油); not 作 or 研
 # (米作り, 米研ぎ: rice), and not for the other abbreviations (中南米, 中東, 伊東)
 _JA_VERB_BEFORE_KOSU = frozenset("りいっちび")
 # a direction or 航 (aviation) after 英, 独, 仏, 豪, 韓, 露 (英南部, 仏北部, 英航空機); not after
@@ -577,7 +577,7 @@ _JA_VERB_BEFORE_KOSU = frozenset("りいっちび")
 _JA_FOLLOW_DIRECTION = frozenset("南北東西航")
 _JA_FOLLOW_GB = frozenset("裁")        # 英裁判所 (not 独裁, a dictatorship)
 _JA_WITH_DIRECTION = frozenset("英独仏豪韓露")
-_JA_FOLLOW_US = frozenset("戦艦兵南北東西地少女男俳歌報裁関")
+_JA_FOLLOW_US = frozenset("戦艦兵南北東西地少女男俳歌報裁関小石")
 # 米 alone before kana is rice in a text about sake, rice fields or cooking (日本酒 … 米の甘み)
 _RICE_RE = re.compile("日本酒|酒蔵|酒造|稲|田んぼ|水田|農家|精米|新米|米粉|炊|ご飯|ごはん|麹|醸|おにぎり|お米|コメ")
 _KANA_RE = re.compile("[\u3040-\u30ff]")
@@ -731,9 +731,10 @@ def _dotted_to_names(full: str, found: list[Hit], taken: set[int]) -> list[Hit]:
 
 
 # what makes a following 国内 / 境内 someone else's: the one-character names of other
-# countries (俄境内), 双方/各方, 其 ("its"), and 国 itself (美国国内, 各国国内, 全国境内);
+# countries (俄境内), 双方/各方, 其 ("its"), 国 itself (美国国内, 各国国内, 全国境内), and a
+# county's, province's or city's (会泽县境内, 省境内: "within the county", not the country);
 # 日 and 以 stay out (a date's 5日国内, the preposition 以国内)
-_OTHER_BEFORE_HOME = frozenset("国國其俄美乌烏德韩韓英澳印伊朝越泰菲方")
+_OTHER_BEFORE_HOME = frozenset("国國其俄美乌烏德韩韓英澳印伊朝越泰菲方县縣省市区區州镇鎮乡鄉")
 
 
 def _foreign_home(full: str, start: int, taken: set[int]) -> bool:
@@ -783,6 +784,10 @@ def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
         if not (in_run or former) and ((prev and _DIGIT_OR_KANJI_RE.match(prev))
                                        or (char == "日" and prev == "の")):
             continue        # (元米海兵隊員, 前英首相: a former official of the country)
+        if script == "ja" and pos + 1 in taken and _KATAKANA_RE.match(nxt or " "):
+            accepted.add(pos)       # before a country in katakana: 日トルコ首脳, 米イラン協議
+            hits.append(Hit(pos, pos + 1, code, ""))
+            continue
         if char == "台" and prev and _KATAKANA_RE.match(prev):
             continue        # パチンコ台 (a machine), 82ドル台 (a price range): not Taiwan
         if nxt and _KANJI_RE.match(nxt) and (script == "ko" or nxt not in _JA_FOLLOW) and not (

@@ -729,6 +729,22 @@ def test_forms_found_on_a_fifth_blind_round():
     assert "FR" not in codes("以色列军队继续在拉法等地展开行动")    # Rafah: no France
 
 
+def test_forms_found_on_a_sixth_blind_round():
+    assert codes("项目场址位于曲靖市会泽县境内") == []             # within the county
+    assert codes("我国境内") == ["CN"] and codes("美国国内") == ["US"]
+    assert codes("投机客抛售新西兰元和墨西哥比索") == []           # currencies
+    assert codes("东盟与中日韩宏观经济研究办公室发布报告") == ["CN", "JP", "KR"]
+    assert codes("2026美加墨世界杯1/16决赛") == ["CA", "MX", "US"]
+    assert codes("朝日世論調査「支持率低下」の事実") == []          # the Asahi poll
+    assert codes("俄称打击乌港口设施 乌称袭击俄炼油厂") == ["RU", "UA"]
+    assert codes("乌龙事件") == [] and codes("乌鲁木齐") == []
+    assert "CA" not in codes("中美加强合作")                      # 加强: no Canada
+    assert codes("米小売売上高0.6%減 7月、予想大幅に下回る") == ["US"]
+    assert codes("トランプ氏、米石油大手に値下げ要求") == ["US"]
+    assert codes("日トルコ首脳、通航料徴収に反対") == ["JP", "TR"]
+    assert codes("中小企業人に케이팝 굿즈") == ["KR"]
+
+
 def test_korean_and_chinese_forms_found_on_a_blind_round():
     assert codes("[속보] '주한미군 일방감축 견제' 내년도 美국방수권법 발효") == ["KR", "US"]
     assert codes("김주한 선수 결승골") == []
@@ -761,7 +777,7 @@ def test_more_korean_and_japanese_press_forms():
 
 
 def test_chinese_home_words_of_other_countries_and_fixed_terms():
-    assert codes("乌称袭击俄境内油库") == []                 # Russia's territory, not the outlet's
+    assert codes("乌称袭击俄境内油库") == ["RU", "UA"]       # Russia's territory, not the outlet's
     assert codes("在日本境内暂时停飞") == ["JP"]
     assert codes("面对日趋复杂的国际形势") == []             # 面对 "facing" + 日趋 "increasingly"
     assert codes("扩大对日出口") == ["JP"]
