@@ -745,6 +745,24 @@ def test_forms_found_on_a_sixth_blind_round():
     assert codes("中小企業人に케이팝 굿즈") == ["KR"]
 
 
+def test_forms_found_on_a_seventh_blind_round():
+    assert codes("W co naprawdę wierzy Giorgia Meloni? Włosi przekonają się") == ["IT"]
+    assert codes("Wichury w regionie Emilia-Romania") == []
+    assert codes("Girlfriend of murdered Georgia high school football star") == []
+    assert codes("Tokyo Olympics: Team GB enter the opening ceremony") == ["GB"]
+    assert codes("My 600 CAD haul, CAD/CAM software") == []            # not Chad
+    assert codes("最大的人工古柏林") == [] and codes("在柏林举行") == ["DE"]
+    assert codes("进入波斯湾、阿曼湾和霍尔木兹海峡") == []
+    assert codes("海岬型及巴拿马型船运价") == [] and codes("巴拿马运河") == ["PA"]
+    assert codes("中国—东盟信息港股份有限公司") == ["CN"]                 # not 港股
+    assert codes("向北京证券交易所申请") == []
+    assert codes("保定、邢台北部等地") == [] and codes("台北市") == ["TW"]
+    assert codes("罐装伞菇（西班牙语：hongos）") == []
+    assert codes("在苏格兰的高尔夫度假村") == ["GB"]
+    assert codes("美国考虑在这些国家境内部署") == ["US"]
+    assert codes("25家国内外知名企业参展") == ["CN"]
+
+
 def test_korean_and_chinese_forms_found_on_a_blind_round():
     assert codes("[속보] '주한미군 일방감축 견제' 내년도 美국방수권법 발효") == ["KR", "US"]
     assert codes("김주한 선수 결승골") == []
