@@ -733,9 +733,10 @@ def _dotted_to_names(full: str, found: list[Hit], taken: set[int]) -> list[Hit]:
 # what makes a following 国内 / 境内 someone else's: the one-character names of other
 # countries (俄境内), 双方/各方, 其 ("its"), 国 itself (美国国内, 各国国内, 全国境内), and a
 # county's, province's or city's (会泽县境内, 省境内: "within the county", not the country),
-# and 国家 (在这些国家境内, "in these countries"; not 家 alone: 25家国内外企业 are domestic);
+# 成员国内政部长 (member states' interior ministers), and 国家 (在这些国家境内, "in these
+# countries"; not 家 alone: 25家国内外企业 are domestic);
 # 日 and 以 stay out (a date's 5日国内, the preposition 以国内)
-_OTHER_BEFORE_HOME = frozenset("国國其俄美乌烏德韩韓英澳印伊朝越泰菲方县縣省市区區州镇鎮乡鄉")
+_OTHER_BEFORE_HOME = frozenset("国國其俄美乌烏德韩韓英澳印伊朝越泰菲方县縣省市区區州镇鎮乡鄉员員")
 
 
 def _foreign_home(full: str, start: int, taken: set[int]) -> bool:

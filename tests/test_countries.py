@@ -763,6 +763,28 @@ def test_forms_found_on_a_seventh_blind_round():
     assert codes("25家国内外知名企业参展") == ["CN"]
 
 
+def test_forms_found_on_an_eighth_blind_round():
+    assert codes("Stromausfall: 7.000 Berliner Haushalte haben wieder Strom") == ["DE"]
+    assert codes("Zwei Berlinerinnen machen aus Waldbrand-Schäden Baumaterial") == ["DE"]
+    assert codes("Das WM-Finale im Londoner Alexandra Palace") == ["GB"]
+    assert codes("Die Moskauer Führung droht") == ["RU"]
+    assert codes("Berliner Festspiele trauern um Ex-Intendant") == []
+    assert codes("Londoner Metallbörse: Kupfer steigt") == []
+    assert codes("Tokyo Olympics: Ten tear-jerking moments") == []
+    assert codes("黎总统称黎以停火协议获批") == ["IL", "LB"] and codes("巴以冲突") == ["IL", "PS"]
+    assert codes("伊朗称对美以船只实施打击") == ["IL", "IR", "US"]
+    assert codes("日以继夜地工作") == [] and codes("其中以电子产品为主") == []
+    assert codes("商务部：反对美以“强迫劳动”为由对华贸易限制") == ["CN", "US"]   # 以: "by"
+    assert codes("以色列同意停火后对黎空袭未停") == ["IL", "LB"]
+    assert codes("以军对黎巴嫩境内的空袭") == ["LB"]                  # not China's 境内
+    assert codes("孚日股份涨停") == [] and codes("前20个交易日股票交易均价") == []
+    assert codes("海力士：境内韩股转换为美国存托凭证") == ["CN", "KR", "US"]
+    assert codes("周三美股盘后，英伟达将公布财报") == ["US"] and codes("三美股份涨停") == []
+    assert codes("黄淮海地区持续高温干旱") == [] and codes("海地总统遇刺") == ["HT"]
+    assert codes("在京港澳高速保定服务区") == []
+    assert codes("海合会成员国内政部长举行紧急会议") == []
+
+
 def test_korean_and_chinese_forms_found_on_a_blind_round():
     assert codes("[속보] '주한미군 일방감축 견제' 내년도 美국방수권법 발효") == ["KR", "US"]
     assert codes("김주한 선수 결승골") == []
