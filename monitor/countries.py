@@ -569,15 +569,16 @@ _JA_FOLLOW = frozenset("上下首大政軍国外財商当企株半制憲高産�
 _JA_WORDS_ALONE = frozenset("中日加")
 _JA_FOLLOW_ALONE = _JA_FOLLOW - frozenset("高大中下上金野")     # not 中野, 日野 (names)
 # 米 is the US before these too (米戦艦, 米南部, 米地裁, 米少年, 米兵, 米女優, 米報道, 米裁判所,
-# 米関税, 米小売, 米石油); not 作 or 研
-# (米作り, 米研ぎ: rice), and not for the other abbreviations (中南米, 中東, 伊東)
-_JA_VERB_BEFORE_KOSU = frozenset("りいっちび")
+# 米関税, 米小売, 米石油); not 作 or 研 (米作り, 米研ぎ: rice), and not for the other
+# abbreviations (中南米, 中東, 伊東)
+_JA_FOLLOW_US = frozenset("戦艦兵南北東西地少女男俳歌報裁関小石")
 # a direction or 航 (aviation) after 英, 独, 仏, 豪, 韓, 露 (英南部, 仏北部, 英航空機); not after
 # 中 (中南米, 中東), 日 (日南), 伊 (伊東) or 印 (印西, a city)
 _JA_FOLLOW_DIRECTION = frozenset("南北東西航")
-_JA_FOLLOW_GB = frozenset("裁")        # 英裁判所 (not 独裁, a dictatorship)
 _JA_WITH_DIRECTION = frozenset("英独仏豪韓露")
-_JA_FOLLOW_US = frozenset("戦艦兵南北東西地少女男俳歌報裁関小石")
+_JA_FOLLOW_GB = frozenset("裁")        # 英裁判所 (not 独裁, a dictatorship)
+# the verb stems before 越 in 乗り越え, 追い越し, 引っ越し, 勝ち越し, 飛び越え (to cross)
+_JA_VERB_BEFORE_KOSU = frozenset("りいっちび")
 # 米 alone before kana is rice in a text about sake, rice fields or cooking (日本酒 … 米の甘み)
 _RICE_RE = re.compile("日本酒|酒蔵|酒造|稲|田んぼ|水田|農家|精米|新米|米粉|炊|ご飯|ごはん|麹|醸|おにぎり|お米|コメ")
 _KANA_RE = re.compile("[\u3040-\u30ff]")
@@ -781,12 +782,13 @@ def _single_abbreviations(full: str, script: str, taken: set[int]) -> list[Hit]:
                     hits.append(Hit(pos + 1, pos + 2, "KP", ""))
             continue
         # the second of two abbreviations before a headline word (英仏高速鉄道, 日米金利差)
-        # counts as the first did
+        # counts as the first did, and so does one after 元 or 前 (元米海兵隊員, 前英首相: a
+        # former official of the country)
         in_run = pos - 1 in accepted
         former = script == "ja" and prev in ("元", "前") and char in _JA_WITH_DIRECTION | {"米"}
         if not (in_run or former) and ((prev and _DIGIT_OR_KANJI_RE.match(prev))
                                        or (char == "日" and prev == "の")):
-            continue        # (元米海兵隊員, 前英首相: a former official of the country)
+            continue
         if script == "ja" and pos + 1 in taken and _KATAKANA_RE.match(nxt or " "):
             accepted.add(pos)       # before a country in katakana: 日トルコ首脳, 米イラン協議
             hits.append(Hit(pos, pos + 1, code, ""))
