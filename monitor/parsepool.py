@@ -186,9 +186,11 @@ class ParsePool:
             if self._executor is executor:
                 self._executor = None
                 executor.shutdown(wait=False, cancel_futures=True)
-                log.warning("a parse process died while running %s (crash or out of memory); "
-                            "that work is done in the service process instead",
-                            getattr(function, "__name__", function))
+            # said for each piece of work lost, whichever caller saw the pool break first (a
+            # parse that did clears the pool without a word about this work)
+            log.warning("a parse process died while running %s (crash or out of memory); "
+                        "that work is done in the service process instead",
+                        getattr(function, "__name__", function))
             return None
         except (OSError, RuntimeError, ValueError) as exc:
             log.debug("work in a parse process failed (%s: %s); done here instead",

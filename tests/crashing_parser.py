@@ -21,3 +21,17 @@ def parse_or_die(content, headers, url, key_base=None):
     if MARK in content:
         os._exit(70)
     return parse_job(content, headers, url, key_base)
+
+
+def die_now(_=None):
+    """Kill the worker that runs it."""
+    os._exit(72)
+
+
+def slow_echo(value, seconds=2.0):
+    """Return ``value`` after ``seconds`` (long enough to be in its worker when another job
+    kills another worker)."""
+    import time
+
+    time.sleep(seconds)
+    return value

@@ -1063,3 +1063,35 @@ def test_monitor_feeds_says_its_times_are_utc(feed_server, feed_file, tmp_path):
     after = datetime.now(timezone.utc)
     assert "last poll (UTC)" in header and "next check (UTC)" in header
     assert any(t.strftime("%Y-%m-%d %H:") in row for t in (before, after)), row   # UTC, not Tokyo's
+
+
+def test_every_piece_of_work_lost_with_a_dying_parse_process_is_named(caplog):
+    """Work sent with ParsePool.run is redone in the service process when its worker dies.
+    Only the first caller to see the pool break said so: work lost beside it went unnamed
+    (a parse that saw the break first cleared the pool without a word, and the extraction
+    after it said nothing either)."""
+    import asyncio
+
+    from crashing_parser import die_now, slow_echo
+
+    from monitor.parsepool import ParsePool
+
+    pool = ParsePool(2)
+
+    async def both():
+        pool._current()                      # the workers a cycle's first parse starts
+        # both workers running (a pool starts them as work comes)
+        assert await asyncio.gather(pool.run(slow_echo, 1, 0.5), pool.run(slow_echo, 2, 0.5)) == [1, 2]
+        lost = asyncio.ensure_future(pool.run(slow_echo, "late", 30.0))   # ends with the pool
+        await asyncio.sleep(0.5)
+        return await asyncio.gather(pool.run(die_now), lost)
+
+    try:
+        with caplog.at_level("WARNING", logger="monitor.poll"):
+            results = asyncio.run(both())
+    finally:
+        pool.close()
+    assert results == [None, None]                       # both redone by the caller
+    said = [r.getMessage() for r in caplog.records if "died while running" in r.getMessage()]
+    assert len(said) == 2
+    assert any("die_now" in m for m in said) and any("slow_echo" in m for m in said)
