@@ -396,6 +396,19 @@ def _change_line(c: Change) -> str:
             f"           topics {before} → {after}   ({_cut(why, 90)})")
 
 
+def before_last_digest_text(missed: Sequence[int], flagged: int, last: tuple[str, datetime],
+                            ids: bool = True) -> str:
+    """How many of ``flagged`` newly flagged articles fall before the end of the last
+    digest already made (``last``: its date and period end), with their ids (``ids``), as
+    ``monitor reclassify``, ``monitor keywords test`` and the keywords page say it."""
+    text = (f"{len(missed)} of the {flagged} newly flagged article(s) fall before the end of "
+            f"the last digest already made ({last[0]}, its period ended "
+            f"{last[1]:%Y-%m-%d %H:%M} UTC)")
+    if ids:
+        text += ": " + ", ".join(f"#{i}" for i in missed[:20]) + (" …" if len(missed) > 20 else "")
+    return text
+
+
 def format_diff(diff: VerdictDiff, examples: int) -> list[str]:
     """Counts, then up to ``examples`` articles of each kind of change."""
     lines = [f"articles examined    {diff.examined}",

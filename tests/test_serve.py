@@ -213,7 +213,7 @@ def test_the_keywords_dry_run_names_newly_flagged_items_no_digest_would_mail(ser
         finally:
             store.close()
         page = dry_run(client)
-    said = re.search(r"(\d+) of the (\d+) newly flagged item\(s\) fall before the end of the last "
+    said = re.search(r"(\d+) of the (\d+) newly flagged article\(s\) fall before the end of the last "
                      r"digest already made \(2031-01-02, its period ended [0-9-]+ [0-9:]+ UTC\): "
                      r"reclassifying would flag them, no digest would mail them", page)
     assert said and said.group(1) == said.group(2) != "0", page

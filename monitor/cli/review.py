@@ -18,7 +18,7 @@ import click
 from monitor import TOPICS
 from monitor.cli.context import now, open_review_store, reviewer_name
 from monitor.rerun import BATCH, rerun
-from monitor.review import STATUSES
+from monitor.review import STATUSES, before_last_digest_text
 
 
 
@@ -217,16 +217,10 @@ def keywords_test(ctx, days, examples, as_json):
     for line in format_diff(diff, examples):
         click.echo(line)
     if missed and last is not None:
-        click.echo(f"\n{_late_text(missed, len(diff.newly_flagged), last)}: reclassifying "
+        click.echo(f"\n{before_last_digest_text(missed, len(diff.newly_flagged), last)}: reclassifying "
                    f"would flag them, no digest would mail them (each period is mailed once)")
     click.echo(f"\nnothing was changed; `monitor reclassify --days {days}` applies this.")
 
-
-def _late_text(missed: list[int], flagged: int, last) -> str:
-    ids = ", ".join(f"#{i}" for i in missed[:20]) + (" …" if len(missed) > 20 else "")
-    return (f"{len(missed)} of the {flagged} newly flagged article(s) fall before the end of "
-            f"the last digest already made ({last[0]}, its period ended "
-            f"{last[1]:%Y-%m-%d %H:%M} UTC): {ids}")
 
 
 @click.command("reclassify")
@@ -296,7 +290,7 @@ def reclassify(ctx, days, batch_size, keywords_only):
     click.echo(f"countries changed    {diff.countries_changed}")
     click.echo(f"minerals changed     {diff.minerals_changed}")
     if missed and last is not None:
-        click.echo(f"\n{_late_text(missed, len(diff.newly_flagged), last)}; they are not mailed "
+        click.echo(f"\n{before_last_digest_text(missed, len(diff.newly_flagged), last)}; they are not mailed "
                    f"(each period is mailed once); `monitor review list` shows them")
 
 

@@ -317,18 +317,20 @@ class ReviewApp:
                           toml=_toml(_spec(lists)) if rules is not None else None)
 
     def _dry_run(self, rules, days: int):
-        """What the rules would change over the period, and which of the newly flagged
-        articles fall in periods already mailed (ids, last digest's date and period end),
-        or None when there are none."""
+        """What the rules would change over the period, and what to say of the newly
+        flagged articles that fall in periods already mailed (None when there are none)."""
         from monitor.analyze import Analyzer
         from monitor.rerun import rerun
+        from monitor.review import before_last_digest_text
 
         base = self.analyzer
         trial = Analyzer(base.classifier, rules, base.threshold)
         since = self.clock() - timedelta(days=days)
         diff = rerun(self.store, trial, since, limit=DRYRUN_LIMIT)
         missed, last = self.store.before_last_digest([c.article.id for c in diff.newly_flagged])
-        return diff, ((missed, *last) if missed and last is not None else None)
+        if not missed or last is None:
+            return diff, None
+        return diff, before_last_digest_text(missed, len(diff.newly_flagged), last, ids=False)
 
     async def stylesheet(self, request: Request) -> Response:
         from monitor.resources import templates_dir
