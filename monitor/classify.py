@@ -490,12 +490,16 @@ def save_model(pipeline: Any, path: str | Path, card: Mapping[str, Any]) -> None
     which takes ~17 µs per term to load; an array loads at once. ``load`` turns it back.
 
     The three files are written to temporary files of their own (``.<name>.<token>.new-*``,
-    never a real file's name) and then put in place together, the card (which holds the
-    other two's SHA-256) last: a failure or an interrupt (Ctrl-C, SIGTERM) at any point
-    leaves the model that was there (old model, arrays and card, put back if some were
-    already replaced) or the new one, never a mix, and no temporary file. An ``OSError``
-    is a ``ClassifierError`` naming the path.
+    never a real file's name), flushed to the disk, and then put in place together, the
+    card (which holds the other two's SHA-256) last: a failure or an interrupt (Ctrl-C,
+    SIGTERM) at any point leaves the model that was there (old model, arrays and card, put
+    back if some were already replaced) or the new one, never a mix, and no temporary file.
+    A save that was killed (SIGKILL, the OOM killer, a power cut) cannot clean up: the
+    temporary files it left are removed by the next save into the folder once they are
+    ``STALE_SAVE_SECONDS`` old. An ``OSError`` is a ``ClassifierError`` naming the path.
     """
+    import time
+
     import skops.io
 
     path = Path(path)
@@ -505,6 +509,7 @@ def save_model(pipeline: Any, path: str | Path, card: Mapping[str, Any]) -> None
     try:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_saves(path, time.time())
             with _packed_vocabularies(pipeline):
                 skops.io.dump(pipeline, temp["model"], compression=zipfile.ZIP_DEFLATED,
                               compresslevel=6)
@@ -516,16 +521,67 @@ def save_model(pipeline: Any, path: str | Path, card: Mapping[str, Any]) -> None
                                   "sha256": _sha256(linear_tmp)}
             temp["card"].write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
                                     encoding="utf-8")
+            for written in (temp["model"], linear_tmp, temp["card"]):
+                if written is not None:
+                    _flush_to_disk(written)
             targets = [(temp["model"], path),
                        (linear_tmp, linear_path(path)),     # None: the old arrays go
                        (temp["card"], card_path(path))]
             with _signals_deferred():
                 _put_in_place(targets, token)
+            _flush_to_disk(path.parent)             # the new names, after a power cut too
         except OSError as exc:
             raise ClassifierError(f"{path}: cannot write the model: {exc}") from exc
     finally:
         for leftover in temp.values():
             _remove(leftover)
+
+
+STALE_SAVE_SECONDS = 900    # a save's temporary files live for seconds; older ones were left
+                            # by a save that was killed
+
+
+def _remove_stale_saves(path: Path, now: float) -> None:
+    """The temporary files of earlier saves of ``path`` that were killed before they could
+    clean up (``.<name>.<token>.new-<kind>``, and ``.<name>.<token>.old`` copies of the
+    files they were replacing, for the model, its arrays and its card), removed once they
+    are ``STALE_SAVE_SECONDS`` old: younger ones may be another save's, still running. A
+    kept copy's age is that of its name (its inode's change time), not of the old file's
+    content."""
+    names = (path.name, linear_path(path).name, card_path(path).name)
+    pattern = re.compile(r"\.(?:" + "|".join(re.escape(n) for n in names)
+                         + r")\.[0-9a-f]{8}\.(?:new-(?:model|linear|card)|old)")
+    try:
+        candidates = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return
+    for leftover in candidates:
+        try:
+            info = leftover.stat()
+            if now - max(info.st_mtime, info.st_ctime) > STALE_SAVE_SECONDS:
+                leftover.unlink()
+        except OSError:         # gone meanwhile, or not ours to remove: left alone
+            pass
+
+
+def _flush_to_disk(path: Path) -> None:
+    """fsync a written file, or a folder after names in it changed, so that a power cut
+    after the rename finds the new content, not an empty file; a folder that cannot be
+    opened for it (some systems) is left to the file system."""
+    folder = path.is_dir()
+    try:
+        fd = os.open(path, os.O_RDONLY if folder else os.O_RDWR)
+    except OSError:
+        if folder:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not folder:
+            raise
+    finally:
+        os.close(fd)
 
 
 def _remove(path: Path) -> None:

@@ -230,6 +230,119 @@ def test_a_save_that_fails_while_writing_leaves_no_temporary_file(
     _still_the_old_model(path)
 
 
+_KILLED_SAVE = """
+import sys, time
+from pathlib import Path
+import skops.io
+from monitor.classify import SkopsClassifier, save_model
+
+model, target, ready = map(Path, sys.argv[1:4])
+pipeline = SkopsClassifier.load(model).pipeline
+
+def slow_dump(_obj, file, **_kw):      # half an archive written, then killed mid-write
+    Path(file).write_bytes(b"PK half an archive")
+    ready.write_text("writing")
+    time.sleep(120)
+
+skops.io.dump = slow_dump
+save_model(pipeline, target, {"version": "killed"})
+"""
+
+
+def test_a_save_killed_while_writing_leaves_the_old_model_and_the_next_save_clears_up(
+        model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL (the OOM killer, a power cut) in the middle of writing the new model: the old
+    model, arrays and card are untouched and load; the half-written temporary file cannot
+    be removed by the killed process, so the next save removes it once it is stale (a
+    younger one may be another save's, still running, and stays)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import monitor.classify
+
+    pipeline = SkopsClassifier.load(model_path).pipeline
+    path = tmp_path / "classifier.skops"
+    save_model(pipeline, path, _card_for("old"))
+    ready = tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_SAVE, str(model_path), str(path),
+                              str(ready)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert child.poll() is None, child.communicate()[1]
+            assert time.monotonic() < deadline, "the save never started writing"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
+    ready.unlink()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".classifier.skops.")]
+    assert len(leftovers) == 1 and leftovers[0].endswith(".new-model"), leftovers
+    model = SkopsClassifier.load(path)               # the old model, whole
+    assert model.version == "old"
+    assert model.predict_proba([("China curbs rare earth exports", "")])[0][CM] > 0
+
+    save_model(pipeline, path, _card_for("new"))     # seconds old: perhaps another save's
+    assert (tmp_path / leftovers[0]).exists()
+    assert SkopsClassifier.load(path).version == "new"
+    monkeypatch.setattr(monitor.classify, "STALE_SAVE_SECONDS", 0)
+    time.sleep(0.01)
+    save_model(pipeline, path, _card_for("newer"))   # now stale: removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [path.name, card_path(path).name, linear_path(path).name])
+    assert SkopsClassifier.load(path).version == "newer"
+
+
+def test_only_a_saves_own_stale_temporary_files_are_removed(tmp_path: Path) -> None:
+    """Leftovers of killed saves of this model (its file, arrays and card, new or kept
+    copies) go once stale; another model's, a user's own backups and young ones stay."""
+    import time
+
+    from monitor.classify import STALE_SAVE_SECONDS, _remove_stale_saves
+
+    path = tmp_path / "classifier.skops"
+    ours = [".classifier.skops.0a1b2c3d.new-model", ".classifier.skops.0a1b2c3d.new-linear",
+            ".classifier.skops.0a1b2c3d.new-card", ".classifier.skops.0a1b2c3d.old",
+            ".classifier.linear.npz.0a1b2c3d.old", ".classifier.card.json.0a1b2c3d.old"]
+    others = [".other.skops.0a1b2c3d.new-model", ".classifier.skops.backup",
+              ".classifier.skops.0A1B2C3D.old", ".classifier.skops.0a1b2c3d.new-model.keep",
+              "classifier.skops.0a1b2c3d.old"]
+    for name in ours + others:
+        (tmp_path / name).write_bytes(b"x")
+    _remove_stale_saves(path, time.time())                       # young: all stay
+    assert len(list(tmp_path.iterdir())) == len(ours + others)
+    _remove_stale_saves(path, time.time() + STALE_SAVE_SECONDS + 5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
+
+
+def test_a_save_flushes_each_file_and_the_folder_before_it_returns(
+        model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A power cut after the rename must not find an empty model: every file is fsynced
+    before it is put in place, and the folder after."""
+    import os
+
+    pipeline = SkopsClassifier.load(model_path).pipeline
+    path = tmp_path / "classifier.skops"
+    real_fsync, flushed = os.fsync, []
+
+    def fsync(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to name the flushed files")
+    monkeypatch.setattr(os, "fsync", fsync)
+    save_model(pipeline, path, _card_for("new"))
+    names = [Path(f).name for f in flushed]
+    assert [n.rsplit(".", 1)[-1] for n in names[:3]] == ["new-model", "new-linear", "new-card"]
+    assert names[3:] == [tmp_path.name]
+
+
 def test_a_save_that_cannot_write_names_the_path(model_path: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
