@@ -158,6 +158,90 @@ def test_a_version_5_store_gains_the_key_base_and_a_moved_feed_keeps_it(store, u
     again.close()
 
 
+_KILLED_MIGRATION = """
+import sys, time
+from pathlib import Path
+from monitor.storage import migrations, open_store
+
+url, ready = sys.argv[1], Path(sys.argv[2])
+real = dict((n, step) for n, _doc, step in migrations.MIGRATIONS)[6]
+
+def step_then_hang(conn):          # migration 6 half done: its column added, not committed
+    real(conn)
+    ready.write_text("migrating")
+    time.sleep(120)
+
+migrations.MIGRATIONS[-1] = (6, "key_base", step_then_hang)
+open_store(url)
+"""
+
+
+def test_a_migration_killed_half_way_is_undone_and_done_again_at_the_next_open(store, url,
+                                                                             tmp_path):
+    """SIGKILL (the OOM killer, a power cut) of a process in the middle of migrating: each
+    migration is one transaction, so the store is left as it was before it (the old
+    version, without the half-added column, its data whole), and the next open migrates
+    it in full."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sqlalchemy import create_engine, inspect, text
+
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
+    with store.engine.begin() as conn:                  # what version 5 looked like
+        for statement in ("DROP VIEW flagged", "DROP VIEW feed_health",
+                          "ALTER TABLE feed DROP COLUMN key_base",
+                          "UPDATE schema_version SET version = 5"):
+            conn.execute(text(statement))
+    store.close()
+    ready = tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_MIGRATION, url, str(ready)],
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert child.poll() is None, child.communicate()[1]
+            assert time.monotonic() < deadline, "the migration never started"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
+
+    engine = create_engine(url)                         # as the kill left it, not migrated
+    try:
+        deadline = time.monotonic() + 30
+        while True:                                     # PostgreSQL ends the dead session
+            try:
+                with engine.connect() as conn:
+                    versions = conn.execute(text("SELECT version FROM schema_version")).all()
+                    columns = {c["name"] for c in inspect(conn).get_columns("feed")}
+                    articles = conn.execute(text("SELECT count(*) FROM article")).scalar()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        engine.dispose()
+    assert (versions, "key_base" in columns, articles) == ([(5,)], False, 1)
+
+    again = open_store(url)
+    try:
+        assert sql(again, "SELECT version FROM schema_version ORDER BY version") == [(5,), (6,)]
+        assert count_articles(again) == 1
+        [feed] = due_feeds(again, utc(2025, 1, 2))
+        assert feed.key_base is None
+        assert again.feed_health(utc(2025, 1, 2))
+    finally:
+        again.close()
+
+
 def test_feed_health_view_is_the_same_in_every_session_time_zone(store, url):
     """On PostgreSQL the view compared ``now() at time zone 'utc'`` (a bare timestamp) with
     timestamptz columns: the session's zone moved a feed between ok and silent."""
