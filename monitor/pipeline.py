@@ -225,7 +225,7 @@ class Poller:
             return parsed, known                        # the writer finds them
         for i, extraction in zip(fresh, found):
             articles[i] = replace(articles[i], extracted=extraction)
-        return ParsedFeed(articles, parsed.notes, parsed.partial), known
+        return replace(parsed, articles=articles), known       # its notes and key base too
 
     def _known(self, feed: FeedState, articles: Sequence[ParsedArticle]) -> dict[str, str] | None:
         """Stored keys → content hashes among ``articles`` (a thread of the event loop's:

@@ -641,6 +641,41 @@ def test_language_countries_and_minerals_found_in_parse_processes_are_the_same(f
     assert {row[1] for row in stored[0]} == {"de", "en", "zh"}
 
 
+@pytest.mark.parametrize("processes", [2, 0])
+def test_a_feed_with_new_articles_takes_its_key_base_with_the_full_analysis(
+        feed_server, make_config, processes):
+    """The service's analysis with parse processes (the default): the poll that stores a
+    feed's first articles gives it its key base, as without them; so a feed whose URL is
+    then edited (or that a server starts redirecting) keeps the keys its relative links
+    were read into, and its stories are not stored again. (The parsed feed handed on after
+    the parse processes had found language, countries and minerals had lost its key base:
+    it was saved only by a poll that found nothing new, which a news feed seldom has.)"""
+    from monitor.analyze import Analyzer
+
+    body = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>wire</title>'
+            b'<item><title>China tightens gallium export controls</title>'
+            b'<link>/news/g1.html</link><description>Licences for each shipment.</description>'
+            b'</item></channel></rss>')
+    first_url = feed_server.add("/rel", body)
+    config = make_config([("wire", first_url)], poll={"parse_processes": processes})
+    clock = Clock()
+    store = open_configured_store(config, clock())
+    try:
+        analyzer = Analyzer.from_config(config, lazy=True)
+        report = Poller(store, config, analyze=analyzer, clock=clock).run_cycle(include_all=True)
+        assert by_name(report)["wire"].new == 1
+        assert due_feeds(store, clock(), include_all=True)[0].key_base == first_url
+        edited = make_config([("wire", first_url.replace("127.0.0.1", "localhost"))],
+                             poll={"parse_processes": processes})
+        store.sync_feeds(edited.feeds, clock())
+        clock.advance(hours=2)
+        report = Poller(store, edited, analyze=analyzer, clock=clock).run_cycle(include_all=True)
+        assert (by_name(report)["wire"].status, by_name(report)["wire"].new) == ("ok", 0)
+        assert count_articles(store) == 1
+    finally:
+        store.close()
+
+
 def test_a_parse_process_dying_while_extracting_loses_nothing(feed_server, make_config, caplog):
     """If the parse process dies while finding language, countries and minerals, the
     writer finds them itself: every article is stored with them, once."""
