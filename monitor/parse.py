@@ -60,7 +60,7 @@ from xml.parsers import expat
 from xml.sax import SAXParseException
 from html import unescape
 from html.parser import HTMLParser
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from monitor.exceptions import FeedError
 from monitor.types import ParsedArticle
@@ -164,6 +164,24 @@ def canonical_url(url: str | None) -> str | None:
         query = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True)
                            if not TRACKING.match(k)], doseq=True)
     return urlunsplit((scheme, host, parts.path or "/", query, ""))
+
+
+def display_url(url: str | None) -> str | None:
+    """The link kept for an analyst to follow: ``canonical_url``'s scheme, host and path,
+    tracking parameters removed, but every other piece of the query kept as sent
+    (``index.php?/archives/123``, ``news.php?12345``, ``id=7;lang=en`` lead to the story
+    only as they are) and a fragment that is a page's route (``#/news/42``, ``#!/…``)
+    kept. ``canonical_url`` of it is ``canonical_url`` of ``url``: identity (article keys,
+    matching reviews to labels) is unchanged."""
+    canonical = canonical_url(url)
+    if canonical is None or url is None:
+        return None
+    parts = urlsplit(_URL_JUNK.sub("", url).strip())
+    query = "&".join(piece for piece in parts.query.split("&")
+                     if piece and not TRACKING.match(unquote_plus(piece.partition("=")[0])))
+    fragment = parts.fragment if parts.fragment.startswith(("/", "!")) else ""
+    scheme, host, path, _query, _fragment = urlsplit(canonical)
+    return urlunsplit((scheme, host, path, query, fragment))
 
 
 def content_hash(title: str, text: str) -> str:
@@ -299,7 +317,7 @@ def _to_article(entry, feed_lang: str | None, home: str | None = None,
     if not title and not text:
         return None
     keyed = entry if keyed is None else keyed
-    url = canonical_url(entry.get("link"))
+    url = display_url(entry.get("link"))
     key_url = canonical_url(keyed.get("link"))
     guid = one_line(keyed.get("id") or "", 500) or None
     digest = content_hash(title, text)

@@ -210,6 +210,43 @@ def test_canonical_url(raw, expected):
     assert canonical_url(raw) == expected
 
 
+@pytest.mark.parametrize("raw,expected", [
+    ("HTTP://Example.COM:80/a?utm_source=x&b=2#frag", "http://example.com/a?b=2"),
+    ("https://x.example/index.php?/archives/123-rare-earths.html",
+     "https://x.example/index.php?/archives/123-rare-earths.html"),
+    ("https://x.example/news.php?12345", "https://x.example/news.php?12345"),
+    ("https://x.example/view?id=7;lang=en&utm_medium=rss", "https://x.example/view?id=7;lang=en"),
+    ("https://x.example/s?q=rare+earths&fbclid=1&p=a%2Fb", "https://x.example/s?q=rare+earths&p=a%2Fb"),
+    ("https://x.example/a?utm_source=rss&&id=1&", "https://x.example/a?id=1"),
+    ("https://x.example/#/news/42", "https://x.example/#/news/42"),
+    ("https://x.example/app#!/story/9", "https://x.example/app#!/story/9"),
+    ("https://x.example/p#comments", "https://x.example/p"),
+    ("javascript:alert(1)", None),
+    ("", None),
+])
+def test_a_link_is_kept_as_sent_but_for_its_tracking_parameters(raw, expected):
+    """The stored link (what the digest and the review pages open) keeps every query piece
+    that is not a tracking parameter byte for byte: re-encoding it broke links such as
+    ``index.php?/archives/…`` (→ ``?%2Farchives%2F…=``) and ``news.php?12345`` (→
+    ``?12345=``). Identity is unchanged: its canonical form is the original's."""
+    from monitor.parse import display_url
+
+    assert display_url(raw) == expected
+    assert canonical_url(display_url(raw)) == canonical_url(raw)
+
+
+def test_a_feeds_links_are_stored_as_they_lead_to_the_story():
+    body = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>blog</title>
+<item><title>Rare earths</title><link>https://x.example/index.php?/archives/123-re.html</link></item>
+<item><title>Gallium</title><guid>g2</guid><link>https://x.example/news.php?12345&amp;utm_source=rss</link></item>
+</channel></rss>"""
+    first, second = parse_feed(body, {}, "https://x.example/feed")
+    assert first.url == "https://x.example/index.php?/archives/123-re.html"
+    assert first.key == "u:https://x.example/index.php?%2Farchives%2F123-re.html="  # as before
+    assert second.url == "https://x.example/news.php?12345"
+    assert second.key.endswith("|https://x.example/news.php?12345=")                 # as before
+
+
 def test_html_to_text_folds_entities_and_controls():
     assert html_to_text("A&amp;B&nbsp;&lt;x&gt;\x00\x07  C") == "A&B <x> C"
 

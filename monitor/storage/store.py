@@ -22,7 +22,7 @@ from sqlalchemy.exc import (ArgumentError, IntegrityError, NoSuchModuleError, Op
 from sqlalchemy.engine import make_url
 
 from monitor.exceptions import StorageError
-from monitor.parse import titled_key
+from monitor.parse import canonical_url, titled_key
 from monitor.redact import masked_url
 from monitor.storage import ledger, migrations, reviews
 from monitor.storage.tables import ARTICLE, COUNTRY, DELIVERY, DIGEST, FEED, MINERAL, insert_ignore
@@ -654,8 +654,9 @@ def _moved_links(conn: Connection, feed_id: int, unknown: Sequence[ArticleWrite]
 
 
 def _path(url: str | None) -> tuple[str, str]:
-    """A link without its scheme and host: what stays when a site moves."""
-    parts = urlsplit(url or "")
+    """A link without its scheme and host: what stays when a site moves (canonicalised:
+    links stored before they kept their query as sent had it re-encoded)."""
+    parts = urlsplit(canonical_url(url) or url or "")
     return parts.path.rstrip("/") or "/", parts.query
 
 
