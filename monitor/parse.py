@@ -437,9 +437,13 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
     """Articles of a feed document with notes on how it was read; FeedError when it is not
     a feed at all.
 
-    The response headers (Content-Type with its charset, Content-Location, Content-Language)
-    are passed to feedparser, and ``base_url`` (the address the document came from, after
-    redirects) resolves relative links: an article's link leads where the document says.
+    The response headers (Content-Type with its charset, Content-Language) are passed to
+    feedparser, and ``base_url`` (the address the document came from, after redirects)
+    resolves relative links: an article's link leads where the document says. A
+    Content-Location header does not: HTTP no longer makes it the base of relative
+    references (RFC 7231, Appendix B), and servers send internal addresses (a proxy's
+    ``http://10.0.0.5/rss``) or relative ones (``rss.xml``) in it. Only without
+    ``base_url`` is an absolute one used.
 
     An article's key and guid are read against ``key_base`` instead, when given: the
     address the feed's first document came from, which the feed keeps (``feed.key_base``).
@@ -448,17 +452,21 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
     host, scheme or path, or the configured address changes: the story is not stored, nor
     mailed, again. Absolute links and guids are the same whatever the base. Without
     ``key_base`` (a feed's first document), keys are read against the document's own
-    address (a Content-Location header, else ``base_url``), which ``ParsedFeed.key_base``
-    then names. The document is parsed a second time, against the key base, only when the
-    two differ and one of its links, guids or its home page is at the document's own
-    origin (scheme, host and port): only then can a relative reference be among them.
+    address, which ``ParsedFeed.key_base`` then names. The document is parsed a second
+    time, against the key base, only when the two differ and one of its links, guids or
+    its home page is at the document's own origin (scheme, host and port): only then can a
+    relative reference be among them.
     """
     feedparser = _feedparser()
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="feedparser")
 
-    received = dict(headers or {})
+    received = {name: value for name, value in (headers or {}).items()
+                if name.lower() != "content-location"}
+    located = next((value for name, value in (headers or {}).items()
+                    if name.lower() == "content-location"), None)
+    base_url = base_url or (located if _is_absolute(located) else None)
     if base_url:
-        received.setdefault("content-location", base_url)
+        received["content-location"] = base_url     # how feedparser is told the base
     if not content or content.isspace():
         kind = received.get("content-type", "unknown content type")
         raise FeedError(f"not a feed: the response body is empty (content type {kind})",
@@ -478,7 +486,7 @@ def read_feed(content: bytes, headers: dict[str, str] | None = None,
     if partial:
         notes.append(f"not well-formed XML ({error.getMessage()}): read leniently, so items "
                      "may be missing or cut short")
-    document_base = response_headers.get("content-location") or base_url
+    document_base = base_url
     key_base = key_base or document_base
     found = parsed.entries[:MAX_ENTRIES]
     keyed = parsed
@@ -522,6 +530,12 @@ def _relative_possible(feed, entries, base: str | None, key_base: str | None) ->
     found = {_origin(v) for v in values if isinstance(v, str)}
     return origin in found or (other[0] != origin[0] and any(
         o is not None and o[0] == origin[0] for o in found))
+
+
+def _is_absolute(url: str | None) -> bool:
+    """An http(s) address with a host (not ``rss.xml``, ``/rss`` or ``//host/rss``)."""
+    origin = _origin(url)
+    return origin is not None and origin[0] in ("http", "https")
 
 
 def _origin(url: str | None) -> tuple[str, str] | None:

@@ -114,21 +114,40 @@ def test_relative_links_and_guids_keep_their_keys_wherever_the_document_comes_fr
 
 def test_without_a_key_base_keys_are_read_where_the_document_came_from_as_before():
     """A feed's first document (or the first after an upgrade): keys and links are read
-    against its own address — a Content-Location header's, else the URL it came from —
-    which is then the feed's key base. Absolute links and guids give the same keys
-    against any base."""
+    against the URL it came from, which is then the feed's key base. Absolute links and
+    guids give the same keys against any base."""
     direct = read_feed(RELATIVE, {}, "http://cdn.example/f.xml")
     assert direct.key_base == "http://cdn.example/f.xml"
     assert {a.title: a.key for a in direct.articles}["No guid"] == "u:http://cdn.example/news/b.html"
-    located = read_feed(RELATIVE, {"content-location": "https://origin.example/rss"},
-                        "http://cdn.example/f.xml")
-    assert located.key_base == "https://origin.example/rss"
-    assert {a.title: a.url for a in located.articles}["No guid"] == "https://origin.example/news/b.html"
     absolute = read_feed(RELATIVE, {}, "http://cdn.example/f.xml", CONFIGURED).articles[-1]
     assert absolute.key == direct.articles[-1].key == (
         "g:https://www.site.example/x/9|https://www.site.example/x/9")
     assert parse("xmlbase.xml")[0].key == parse_feed(
         (FEEDS / "xmlbase.xml").read_bytes(), {}, "http://elsewhere.example/", CONFIGURED)[0].key
+
+
+@pytest.mark.parametrize("located", ["http://10.0.0.5/rel", "rel.xml", "/internal/rss",
+                                     "//proxy.internal/rss"])
+def test_a_content_location_header_is_not_the_base_of_the_links(located):
+    """HTTP no longer makes Content-Location the base of relative references (RFC 7231,
+    Appendix B): a proxy's internal address there made every link lead to it, and a
+    relative one (Apache's MultiViews) lost every relative link (keys fell back to titles)
+    and was kept as the feed's key base. Links and keys are read against the address the
+    document came from."""
+    for name in ("content-location", "Content-Location"):
+        read = read_feed(RELATIVE, {name: located}, "http://cdn.example/f.xml")
+        assert read.key_base == "http://cdn.example/f.xml"
+        assert {a.title: a.url for a in read.articles}["No guid"] == "http://cdn.example/news/b.html"
+        assert {a.title: a.key for a in read.articles}["No guid"] == "u:http://cdn.example/news/b.html"
+
+
+def test_without_the_address_an_absolute_content_location_is_the_base():
+    """Parsing bytes whose address is unknown (a library caller): an absolute
+    Content-Location is the best base there is; a relative one is none."""
+    located = read_feed(RELATIVE, {"content-location": "https://origin.example/rss"})
+    assert located.key_base == "https://origin.example/rss"
+    assert {a.title: a.url for a in located.articles}["No guid"] == "https://origin.example/news/b.html"
+    assert read_feed(RELATIVE, {"content-location": "rss.xml"}).key_base is None
 
 
 def test_the_document_is_read_twice_only_when_a_relative_reference_may_be_in_it(monkeypatch):
