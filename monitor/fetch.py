@@ -108,13 +108,17 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 def parse_max_age(value: str | None) -> float | None:
+    """Seconds of a Cache-Control header's ``max-age``, else of its ``s-maxage`` (meant for
+    shared caches: a poller heeds it only when the server says nothing to others), wherever
+    each stands in the header; None when it has neither."""
     if not value:
         return None
+    found: dict[str, float] = {}
     for part in value.split(","):
         name, _, arg = part.strip().partition("=")
         if name.lower() in ("max-age", "s-maxage") and is_whole(arg.strip().strip('"')):
-            return float(arg.strip().strip('"'))
-    return None
+            found.setdefault(name.lower(), float(arg.strip().strip('"')))
+    return found.get("max-age", found.get("s-maxage"))
 
 
 async def _is_private(host: str) -> bool:

@@ -556,6 +556,10 @@ def test_max_age_and_s_maxage_are_read():
     assert parse_max_age("public, max-age=600") == 600
     assert parse_max_age("public, s-maxage=900") == 900
     assert parse_max_age("no-store") is None
+    # max-age is what a poller heeds, wherever it stands (s-maxage first made it poll an
+    # hour after instead of three)
+    assert parse_max_age("public, s-maxage=60, max-age=10800") == 10800
+    assert parse_max_age("max-age=10800, s-maxage=60") == 10800
 
 
 # --- a redirect target whose name does not resolve (the kill audit's and mutation audit's gaps)
