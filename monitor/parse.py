@@ -292,10 +292,27 @@ def _timestamp(entry) -> datetime | None:
 
 
 def _entry_text(entry) -> str:
-    candidates = [c.get("value", "") for c in entry.get("content", []) or []]
-    candidates.append(entry.get("summary", "") or "")
-    best = max(candidates, key=len)
-    return html_to_text(best)
+    candidates = [(c.get("value", "") or "", c.get("type")) for c in entry.get("content", []) or []]
+    candidates.append((entry.get("summary", "") or "",
+                       (entry.get("summary_detail") or {}).get("type")))
+    best, kind = max(candidates, key=lambda candidate: len(candidate[0]))
+    return _as_text(best, kind)
+
+
+def _as_text(value: str | None, kind: str | None, limit: int = MAX_TEXT) -> str:
+    """An element's text by the type feedparser gives it: HTML (RSS descriptions, Atom
+    ``type="html"``/``"xhtml"``, a title that holds markup) with its tags dropped; plain
+    text (Atom's default, an RSS title without markup) kept as it is, so that "Rio Tinto
+    <RIO.AX>" or "a<b and c>d" lose nothing, its character references read (feeds that
+    escape twice send "&amp;#8217;" for "’"). feedparser guesses an RSS title's type and
+    calls one with a tag it would not keep (``<script>…</script>``) plain: plain text with
+    an end tag is read as HTML."""
+    if kind != "text/plain" or _END_TAG.search(value or ""):
+        return html_to_text(value, limit)
+    return fold_whitespace(unescape((value or "")[:MAX_HTML]))[:limit]
+
+
+_END_TAG = re.compile(r"</[A-Za-z][A-Za-z0-9]*\s*>")
 
 
 def _entry_language(entry, feed_lang: str | None) -> str | None:
@@ -312,7 +329,7 @@ def _to_article(entry, feed_lang: str | None, home: str | None = None,
     read against the feed's key base (see :func:`read_feed`), which its key and guid are
     made of; its link for display is ``entry``'s, read where the document came from.
     ``home`` and ``feed_url`` are read against the key base too."""
-    title = one_line(html_to_text(entry.get("title", "")))
+    title = one_line(_as_text(entry.get("title", ""), (entry.get("title_detail") or {}).get("type")))
     text = _entry_text(entry)
     if not title and not text:
         return None

@@ -266,6 +266,34 @@ def test_a_feeds_links_are_stored_as_they_lead_to_the_story():
     assert second.key.endswith("|https://x.example/news.php?12345=")                 # as before
 
 
+def test_plain_text_that_looks_like_a_tag_is_kept():
+    """Atom ``type="text"`` (its default) and an RSS title without markup are plain text:
+    a wire's ticker notation ("<RIO.AX>") and "a<b and c>d" were read as tags and deleted.
+    HTML stays HTML: an RSS description, Atom ``type="html"``, a title with an end tag
+    (feedparser calls "<script>…</script>" plain)."""
+    atom = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>w</title>
+<entry><id>1</id><title type="text">Rio Tinto &lt;RIO.AX&gt; lifts lithium output</title>
+<summary type="text">Shares of Rio Tinto &lt;RIO.AX&gt; rose. Ratio a&lt;b and c&gt;d.</summary></entry>
+<entry><id>2</id><title>Default &lt;0005.HK&gt; type</title>
+<summary type="html">&lt;p&gt;Lithium &lt;b&gt;output&lt;/b&gt; up&lt;/p&gt;</summary></entry>
+</feed>"""
+    first, second = parse_feed(atom, {}, "https://w.example/atom")
+    assert first.title == "Rio Tinto <RIO.AX> lifts lithium output"
+    assert first.text == "Shares of Rio Tinto <RIO.AX> rose. Ratio a<b and c>d."
+    assert (second.title, second.text) == ("Default <0005.HK> type", "Lithium output up")
+    rss = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>w</title>
+<item><guid>a</guid><title>BHP &lt;BHP.AX&gt; sells nickel unit</title>
+<description>&lt;p&gt;Nickel &lt;i&gt;West&lt;/i&gt;&lt;/p&gt;</description></item>
+<item><guid>b</guid><title>Gallium &lt;script&gt;alert(1)&lt;/script&gt;quotas</title>
+<description>Text</description></item>
+<item><guid>c</guid><title>Don&amp;#8217;t miss: cobalt</title><description>Text</description></item>
+</channel></rss>"""
+    ticker, script, twice = parse_feed(rss, {}, "https://w.example/rss")
+    assert (ticker.title, ticker.text) == ("BHP <BHP.AX> sells nickel unit", "Nickel West")
+    assert script.title == "Gallium quotas"
+    assert twice.title == "Don\u2019t miss: cobalt"
+
+
 def test_html_to_text_folds_entities_and_controls():
     assert html_to_text("A&amp;B&nbsp;&lt;x&gt;\x00\x07  C") == "A&B <x> C"
 
