@@ -628,6 +628,7 @@ def defuse(content: bytes, headers: dict[str, str],
     from feedparser.encodings import convert_to_utf8, parse_content_type
 
     notes = [] if notes is None else notes
+    headers = _bom_over_label(content, headers, parse_content_type, notes)
     if _ascii_start(content):
         content, headers = _without_wide_claims(content, headers, parse_content_type)
         content, headers = _utf8_under_legacy_label(content, headers, parse_content_type, notes)
@@ -899,6 +900,29 @@ def _multibyte_under_legacy_label(content: bytes, headers: dict[str, str], parse
                  f"it is: the document's declaration overrides the header's charset, read as {declared}")
     data = _PROLOG_ENCODING.sub(rb"\1utf-8", text.encode("utf-8"), count=1)
     return data, {**headers, "content-type": f"{mime or 'application/xml'}; charset=utf-8"}
+
+
+_BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
+         (b"\xef\xbb\xbf", "utf-8"), (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"))
+
+
+def _bom_over_label(content: bytes, headers: dict[str, str], parse_content_type,
+                    notes: list[str]) -> dict[str, str]:
+    """A document that starts with a byte-order mark is in the BOM's encoding, whatever the
+    Content-Type's charset says (the XML and WHATWG rules: a server's default
+    ``charset=ISO-8859-1`` on a UTF-16 file turned every character into two wrong ones and
+    the document into "not well-formed" XML). The charset is dropped, so that the BOM
+    decides, and a note says so when it said otherwise."""
+    found = next((name for bom, name in _BOMS if content.startswith(bom)), None)
+    if found is None:
+        return headers
+    mime, charset = parse_content_type(headers.get("content-type") or "")
+    if not charset:
+        return headers
+    if _codec(charset) not in (_codec(found), _codec(found.rsplit("-", 1)[0])):
+        notes.append(f"declared as {charset}, but its byte-order mark says {found.upper()}: "
+                     f"read as {found.upper()}")
+    return {**headers, "content-type": mime or "application/xml"}
 
 
 def _ascii_start(content: bytes) -> bool:

@@ -294,6 +294,29 @@ def test_plain_text_that_looks_like_a_tag_is_kept():
     assert twice.title == "Don\u2019t miss: cobalt"
 
 
+@pytest.mark.parametrize("encoding,bom", [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"),
+                                          ("utf-32-le", b"\xff\xfe\x00\x00"),
+                                          ("utf-32-be", b"\x00\x00\xfe\xff")])
+@pytest.mark.parametrize("label", ["ISO-8859-1", "windows-1252", None, "same"])
+def test_a_byte_order_mark_decides_over_a_servers_charset(encoding, bom, label):
+    """A UTF-16 or UTF-32 document with its BOM, served with a server's default charset:
+    read in the BOM's encoding (it was read as Latin-1: "-NýVzWúQãS¡{6R", characters
+    dropped, "not well-formed", so its ETag was never kept), with a note when the label
+    said otherwise."""
+    xml = ('<?xml version="1.0" encoding="' + encoding[:6] + '"?><rss version="2.0"><channel>'
+           '<title>t</title><item><guid>a</guid><title>中国稀土出口管制 – “Zölle”</title>'
+           '<description>商务部加强稀土出口管制</description></item></channel></rss>')
+    charset = encoding if label == "same" else label
+    content_type = "application/rss+xml" + (f"; charset={charset}" if charset else "")
+    read = read_feed(bom + xml.encode(encoding), {"content-type": content_type},
+                     "http://x.example/f")
+    assert [a.title for a in read.articles] == ["中国稀土出口管制 – “Zölle”"]
+    assert not read.partial
+    assert read.notes == ([f"declared as {label}, but its byte-order mark says "
+                           f"{encoding.upper()}: read as {encoding.upper()}"]
+                          if label not in (None, "same") else [])
+
+
 def test_html_to_text_folds_entities_and_controls():
     assert html_to_text("A&amp;B&nbsp;&lt;x&gt;\x00\x07  C") == "A&B <x> C"
 
