@@ -285,10 +285,28 @@ def _timestamp(entry) -> datetime | None:
         value = entry.get(f"{name}_parsed")
         if value and sane_date(entry.get(name)):
             try:
-                return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
+                return datetime.fromtimestamp(calendar.timegm(value) - _zone_offset(entry.get(name)),
+                                              tz=timezone.utc)
             except (OverflowError, ValueError, OSError):
                 continue
     return None
+
+
+# Time zones named by abbreviations that feedparser does not know (it reads the time as
+# UTC then): hours east of UTC. Only names with one meaning; "BST", "IST" and China's "CST"
+# (feedparser's is the US one) are left as they are.
+_ZONE_HOURS = {"wet": 0, "west": 1, "cet": 1, "cest": 2, "met": 1, "mest": 2, "mez": 1,
+               "mesz": 2, "eet": 2, "eest": 3, "msk": 3, "hkt": 8, "sgt": 8, "awst": 8,
+               "jst": 9, "kst": 9, "acst": 9.5, "acdt": 10.5, "aest": 10, "aedt": 11,
+               "nzst": 12, "nzdt": 13}
+_ZONE_NAME = re.compile(r"(?<![A-Za-z])([A-Za-z]{3,4})\s*$")
+
+
+def _zone_offset(raw: str | None) -> float:
+    """Seconds east of UTC of a date that ends with one of ``_ZONE_HOURS``'s names ("Tue,
+    03 Jun 2025 07:15:00 CEST" is 05:15 UTC, not 07:15), else 0."""
+    found = _ZONE_NAME.search(raw or "")
+    return _ZONE_HOURS.get(found.group(1).lower(), 0) * 3600 if found else 0
 
 
 def _entry_text(entry) -> str:

@@ -357,6 +357,22 @@ def test_dates_with_fields_out_of_range_are_not_dates():
         assert sane_date(raw), raw
 
 
+@pytest.mark.parametrize("raw,utc_hour", [
+    ("Tue, 03 Jun 2025 07:15:00 CEST", 5), ("Tue, 03 Jun 2025 07:15:00 CET", 6),
+    ("Tue, 03 Jun 2025 07:15:00 MESZ", 5), ("Tue, 03 Jun 2025 07:15:00 MSK", 4),
+    ("Tue, 03 Jun 2025 16:15:00 JST", 7), ("Tue, 03 Jun 2025 16:15:00 kst", 7),
+    ("Tue, 03 Jun 2025 07:15:00 EST", 12), ("Tue, 03 Jun 2025 07:15:00 +0200", 5),
+    ("Tue, 03 Jun 2025 07:15:00 GMT", 7), ("Tue, 03 Jun 2025 07:15:00 XYZ", 7)])
+def test_dates_in_named_european_and_asian_zones_are_read_in_them(raw, utc_hour):
+    """feedparser knows the US zones' names but reads "CEST", "MSK" or "JST" as UTC (one
+    to nine hours off); those names with one meaning are read as their zones."""
+    body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>w</title><item>'
+            f'<guid>a</guid><title>Lithium</title><pubDate>{raw}</pubDate></item>'
+            f'</channel></rss>').encode()
+    [item] = parse_feed(body, {}, "https://w.example/rss")
+    assert item.published == datetime(2025, 6, 3, utc_hour, 15, tzinfo=timezone.utc)
+
+
 def test_items_without_guid_or_link_are_known_by_title_and_day():
     from datetime import datetime, timezone
 
