@@ -176,7 +176,11 @@ def build_stories(articles: Sequence[DigestArticle], clusters: dict[int, int]) -
     newest = max(a.published for a in articles)
     stories = []
     for members in groups.values():
-        members.sort(key=lambda a: (-a.score, a.published, a.id))
+        # the best-scored copy leads, the fullest among those that score alike (to the two
+        # decimals the digest shows): a trimmed copy whose score is higher in the eighth
+        # decimal gave a story a snippet cut mid-word
+        members.sort(key=lambda a: (-round(a.score, 2), -len(a.title) - len(a.text),
+                                    a.published, a.id))
         lead = members[0]
         stories.append(Story(lead, tuple(members), _rank(members, lead, oldest, newest)))
     return stories
@@ -189,8 +193,10 @@ def _topics(story: Story) -> set[str]:
 def _section_of(story: Story) -> str:
     topics = _topics(story)
     lead = story.lead
-    if lead.score < LOW_CONFIDENCE and "classifier unavailable" not in lead.reasons:
-        return "low"
+    if (lead.score < LOW_CONFIDENCE and _keyword_hits(lead)
+            and "classifier unavailable" not in lead.reasons):
+        return "low"        # a keyword's flag (a model's own flag, under a low
+                            # classifier.threshold, is no keyword's)
     if {"export-controls", "critical-minerals"} <= topics:
         return "both"
     return "export-controls" if "export-controls" in topics else "critical-minerals"
@@ -228,6 +234,10 @@ def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *,
                  period_start: datetime, period_end: datetime, zone: ZoneInfo, max_items: int,
                  unhealthy_feeds: Sequence[FeedHealth] = (), config_file: str = "",
                  coverage: Coverage | None = None) -> Digest:
+    # a digest built again (a resend, a preview of a day, a recipient added later) has each
+    # article's current verdict: one no longer flagged since (a reclassify, a mute phrase)
+    # is left out, not filed under a topic it does not have
+    articles = [a for a in articles if a.topics]
     stories = sorted(build_stories(articles, clusters), key=lambda s: (-s.rank, s.lead.id))
     by_section = {topic: [s for s in stories if _section_of(s) == topic] for topic, _ in SECTIONS}
     main = [len(by_section[topic]) for topic, _ in SECTIONS[:-1]]
@@ -318,6 +328,7 @@ GLOSSARY = {
     "輸出規制": "export restriction", "輸出管理": "export control",
 }
 _MODEL = re.compile(r"^classifier (\S+) ([0-9.]+)$")
+_HYPHENS = re.compile(r"[-\u2010\u2011\u2012\u2013\u2014]")
 _FROM_STORY = re.compile(r'^from story "(.*)"$')
 
 
@@ -372,9 +383,11 @@ def why(story: Story, section: str) -> str:
             unavailable = True
     parts = []
     if terms:
-        title = lead.title.casefold()
+        # a space in a phrase matches a hyphen too ("rare earth" finds "Rare-earth")
+        title = _HYPHENS.sub(" ", lead.title.casefold())
         words = ", ".join(_glossed(term, lead.language) for term in terms.values())
-        parts.append(f"{words} in the title" if all(t in title for t in terms) else words)
+        parts.append(f"{words} in the title"
+                     if all(_HYPHENS.sub(" ", t) in title for t in terms) else words)
     if probability is not None:
         parts.append(f"model {probability:.2f}")
     elif unavailable:

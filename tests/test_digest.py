@@ -973,7 +973,8 @@ def test_a_busy_day_opens_with_its_top_stories_both_topics_first():
 
     ec, cm = ("export-controls",), ("critical-minerals",)
     day = ([article(i, ec, 0.9 + i / 100) for i in range(5)] + [article(10 + i, cm, 0.8) for i in range(5)]
-           + [article(20, ec + cm, 0.6), article(21, cm, 0.1)])           # 21: low confidence
+           + [article(20, ec + cm, 0.6),                                  # 21: low confidence
+              DigestArticle(**{**article(21, cm, 0.1).__dict__, "reasons": ('keyword "lithium"',)})])
     digest = build_digest(day, {}, digest_date="2025-06-03", period_start=T0,
                           period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
     assert [s.lead.id for s in digest.top] == [20, 4, 3, 2, 1]
@@ -1364,3 +1365,71 @@ def test_a_story_stored_days_ago_and_republished_flagged_in_the_period_is_in_the
         seen = conn.execute(text("SELECT first_seen_at FROM article WHERE id = :i"), {"i": old}).scalar()
     assert again == old and str(seen).startswith("2025-05-31")        # the same row, seen before
     assert old in _record(store, config(tmp_path)).article_ids
+
+
+# --- what the exploratory tests of 2026-12-07 found ---------------------------------------
+
+def _one(i, topics, score, reasons=(), title=None, text=""):
+    from monitor.types import DigestArticle
+
+    return DigestArticle(id=i, title=title or f"Story {i}", text=text, url=None, source="s",
+                         published=T0, first_seen=T0, language="en", topics=topics,
+                         score=score, reasons=tuple(reasons), countries=(), minerals=())
+
+
+def _built(articles, clusters=None):
+    from zoneinfo import ZoneInfo
+
+    return build_digest(articles, clusters or {}, digest_date="2025-06-03", period_start=T0,
+                        period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+
+
+def test_a_story_no_longer_flagged_is_left_out_of_a_digest_built_again():
+    """A resend (or a preview of the day, or a recipient added later) builds the digest
+    with each article's current verdict: an article a mute phrase and `monitor reclassify`
+    unflagged since was filed under critical minerals with "model 0.00", and the subject's
+    counts no longer matched the sections."""
+    unflagged = _one(8, (), 0.0, ['keyword "entity list"', "classifier export-controls 0.99",
+                                  'muted by "entity list"'], title="US adds Chinese firms to entity list")
+    kept = _one(9, ("critical-minerals",), 0.9, ["classifier critical-minerals 0.90"])
+    digest = _built([unflagged, kept])
+    assert [(s.topic, [st.lead.id for st in s.stories]) for s in digest.sections if s.stories] == [
+        ("critical-minerals", [9])]
+    assert (digest.total_stories, digest.total_articles) == (1, 1)
+    assert subject("{counts}", digest) == "1 critical minerals"
+
+
+def test_only_a_keywords_flag_is_low_confidence():
+    """The low-confidence block is for keyword flags the model disagrees with; a model's own
+    flag under a low `classifier.threshold` (0.05 here) belongs to its topic's section."""
+    by_model = _one(1, ("critical-minerals",), 0.17, ["classifier critical-minerals 0.17"])
+    by_keyword = _one(2, ("critical-minerals",), 0.1, ['keyword "lithium"',
+                                                       "classifier critical-minerals 0.10"])
+    digest = _built([by_model, by_keyword])
+    sections = {s.topic: [st.lead.id for st in s.stories] for s in digest.sections}
+    assert sections["critical-minerals"] == [1] and sections["low"] == [2]
+
+
+def test_the_fullest_of_copies_that_score_alike_leads_the_story():
+    """Copies whose scores differ in the eighth decimal: the fullest leads (a trimmed copy
+    gave the story a snippet cut mid-word); a copy the model scores clearly higher still does."""
+    full = "China said licences will be required for every shipment of gallium. " * 3
+    copies = [_one(1, ("export-controls",), 0.9999999826, text=full),
+              _one(2, ("export-controls",), 0.9999999701, text=full + "More."),
+              _one(3, ("export-controls",), 0.9999999952, text=full[:150])]
+    [story] = _built(copies, {1: 1, 2: 1, 3: 1}).sections[1].stories
+    assert story.lead.id == 2
+    stronger = [_one(4, ("export-controls",), 0.95, text=full[:150]),
+                _one(5, ("export-controls",), 0.80, text=full)]
+    assert _built(stronger, {4: 4, 5: 4}).sections[1].stories[0].lead.id == 4
+
+
+def test_why_says_in_the_title_when_the_title_matched_through_hyphens():
+    from monitor.digest import why
+
+    article = _one(1, ("critical-minerals", "export-controls"), 1.0,
+                   ['keyword "rare earth"', 'keyword "export control*"',
+                    "classifier export-controls 1.00"],
+                   title="Rare-earth export-control rules widen to magnets", text="New rules.")
+    [story] = _built([article]).sections[0].stories
+    assert why(story, "both") == "rare earth, export control… in the title · model 1.00"
