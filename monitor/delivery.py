@@ -254,7 +254,7 @@ class DigestJob:
         articles = self.store.digest_articles(record)
         clusters = {a.id: a.cluster_id or a.id for a in articles}
         return self._build(articles, clusters, record.digest_date, record.period_start,
-                           record.period_end, now)
+                           record.period_end, now, recorded=True)
 
     def review_links(self, recipient: str, now: datetime):
         """One recipient's review links (None without digest.review_url or its key)."""
@@ -288,7 +288,7 @@ class DigestJob:
                                    start, end, now)
         return render(digest, line)[0]
 
-    def _build(self, articles, clusters, day, start, end, now):
+    def _build(self, articles, clusters, day, start, end, now, recorded=False):
         """(subject line, Digest) of a period's articles."""
         active = [h for h in self.store.feed_health(now, self.config.poll.broken_after_errors)
                   if h.active]
@@ -306,7 +306,7 @@ class DigestJob:
                               period_end=end, zone=self.config.digest.zone(),
                               max_items=self.config.digest.max_items,
                               unhealthy_feeds=unhealthy, config_file=self.config_file,
-                              coverage=coverage)
+                              coverage=coverage, recorded=recorded)
         return subject(self.config.digest.subject, digest), digest
 
     def _deliver(self, record: DigestRecord, due) -> dict[str, str | None]:

@@ -94,6 +94,17 @@ class Section:
         """``list_command`` from the start of the digest's period (UTC, as --since reads it)."""
         return f"{self.list_command} --since {start.astimezone(timezone.utc):%Y-%m-%dT%H:%M}"
 
+    def list_command_for(self, digest: Digest) -> str:
+        """The command that lists what this section counts beyond the digest: the articles
+        the digest took (``--digest``), when it is in the store; for a preview of one not
+        made yet, those of its period (``--since`` reads publication dates, so a late feed's
+        older stories are missing there)."""
+        if not digest.recorded:
+            return self.list_command_since(digest.period_start)
+        total = digest.total_articles          # all it could list; the list's default is 50
+        limit = f" --limit {total}" if total > 50 else ""
+        return f"{self.list_command} --digest {digest.digest_date}{limit}"
+
 
 @dataclass(frozen=True)
 class Coverage:
@@ -127,6 +138,7 @@ class Digest:
     config_file: str = "config/monitor.toml"
     coverage: Coverage | None = None
     extra: dict = field(default_factory=dict)
+    recorded: bool = False                           # made (in the store), not a preview of one
 
 
 def clean_header(value: str, limit: int = 200) -> str:
@@ -233,7 +245,7 @@ def share_out(sizes: Sequence[int], budget: int) -> list[int]:
 def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *, digest_date: str,
                  period_start: datetime, period_end: datetime, zone: ZoneInfo, max_items: int,
                  unhealthy_feeds: Sequence[FeedHealth] = (), config_file: str = "",
-                 coverage: Coverage | None = None) -> Digest:
+                 coverage: Coverage | None = None, recorded: bool = False) -> Digest:
     # a digest built again (a resend, a preview of a day, a recipient added later) has each
     # article's current verdict: one no longer flagged since (a reclassify, a mute phrase)
     # is left out, not filed under a topic it does not have
@@ -256,7 +268,7 @@ def build_digest(articles: Sequence[DigestArticle], clusters: dict[int, int], *,
                   subject_counts=tuple((t, sum(1 for s in stories if t in _topics(s)
                                                and _section_of(s) != "low")) for t, _ in TOPICS),
                   unhealthy_feeds=tuple(unhealthy_feeds), config_file=config_file,
-                  coverage=coverage)
+                  coverage=coverage, recorded=recorded)
 
 
 TABLE_COUNTRIES = 8       # rows of the country table

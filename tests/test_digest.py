@@ -1433,3 +1433,42 @@ def test_why_says_in_the_title_when_the_title_matched_through_hyphens():
                    title="Rare-earth export-control rules widen to magnets", text="New rules.")
     [story] = _built([article]).sections[0].stories
     assert why(story, "both") == "rare earth, export control… in the title · model 1.00"
+
+
+def test_the_and_n_more_command_lists_the_stories_the_digest_counted(tmp_path):
+    """A late feed: its stories were published days before the period and first seen in
+    it. The digest takes them; its "and N more" command (`--since`, which reads publication
+    dates) listed none of them. It now names the digest itself (`--digest DATE`), and a
+    date with no digest is a clear error."""
+    from click.testing import CliRunner
+
+    import monitor.cli
+    from digest_data import ITEMS
+
+    late = {key: T0 - timedelta(days=5) for _, key, *_ in ITEMS}
+    fill(f"sqlite:///{tmp_path / 'm.db'}", published=late).close()
+    cfg_file = tmp_path / "monitor.toml"
+    cfg_file.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n[digest]\n'
+                        f'recipients = ["ana@example.org"]\ntimezone = "Europe/Berlin"\n'
+                        f'max_items = 1\noutbox_dir = "{tmp_path / "outbox"}"\n', encoding="utf-8")
+    with open_store(f"sqlite:///{tmp_path / 'm.db'}") as store:
+        cfg = config(tmp_path, max_items=1)
+        assert job(store, cfg).run(NOW).items == 5
+        eml = sorted((tmp_path / "outbox").glob("*ana@example.org*.eml"))[0]
+    text = message_from_bytes(eml.read_bytes(), policy=policy.default).get_body(
+        ("plain",)).get_content()
+    said = re.findall(r"and (\d+) more [^(]*\((monitor review list [^)]*)\)", text)
+    assert said and all("--digest 2025-06-03" in command for _, command in said)
+    runner = CliRunner()
+    for count, command in said:
+        args = command.split()[1:]
+        result = runner.invoke(monitor.cli.cli, ["--config", str(cfg_file), *args])
+        assert result.exit_code == 0, result.output
+        listed = int(re.search(r"^(\d+) article\(s\)", result.output, re.M).group(1))
+        assert listed >= int(count) > 0, (command, result.output)
+    missing = runner.invoke(monitor.cli.cli, ["--config", str(cfg_file), "review", "list",
+                                              "--digest", "2025-06-09"])
+    assert missing.exit_code == 2 and "no digest of that date" in missing.output
+    bad = runner.invoke(monitor.cli.cli, ["--config", str(cfg_file), "review", "list",
+                                          "--digest", "June 3"])
+    assert bad.exit_code == 2 and "expected a date such as" in bad.output

@@ -40,6 +40,9 @@ def review_group():
 @click.option("--since", metavar="SPAN|DATE",
               help="Only articles published (else first seen) since then: 7d, 24h, 30m, 2w, "
                    "or a date such as 2025-06-01 (UTC).")
+@click.option("--digest", "digest_date", metavar="DATE",
+              help="Only the articles the digest of this date (YYYY-MM-DD) took: those it "
+                   "shows and those its \"and N more\" lines count.")
 @click.option("--topic", type=click.Choice(TOPICS), help="Only articles with this topic.")
 @click.option("--country", metavar="CC", help="Only articles naming this country (ISO code, e.g. CN).")
 @click.option("--mineral", metavar="M", help="Only articles naming this mineral (e.g. gallium, rare-earths).")
@@ -51,7 +54,8 @@ def review_group():
               help="At most this many articles.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, for scripts.")
 @click.pass_context
-def review_list(ctx, since, topic, country, mineral, status, include_all, limit, as_json):
+def review_list(ctx, since, digest_date, topic, country, mineral, status, include_all, limit,
+                as_json):
     """List flagged articles, newest first.
 
     A table of id, date, source, title, countries, minerals, score, review status and
@@ -63,6 +67,7 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
       monitor review list --since 24h --status unreviewed
       monitor review list --topic export-controls --country CN --mineral gallium
       monitor review list --since 2025-06-01 --json | jq .title
+      monitor review list --digest 2025-06-02 --topic critical-minerals --limit 200
     """
     from monitor.review import (article_json, check_mineral, format_table, json_text, parse_since,
                                 printable)
@@ -72,6 +77,13 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
                    status=status, include_unflagged=include_all, limit=limit)
     _, store = open_review_store(ctx)
     with store:
+        if digest_date is not None:
+            filters["digest"] = _digest_date(digest_date)
+            if store.get_digest(filters["digest"]) is None:
+                from monitor.exceptions import UsageError
+
+                raise UsageError(f"--digest {digest_date}: the store has no digest of that "
+                                 "date (`monitor digest` makes one)")
         items = store.review_list(**filters)
     if as_json:
         for item in items:
@@ -81,6 +93,17 @@ def review_list(ctx, since, topic, country, mineral, status, include_all, limit,
         click.echo(printable(line))
     more = " (the --limit; there may be more)" if len(items) == limit else ""
     click.echo(f"{len(items)} article(s){more}")
+
+
+def _digest_date(value: str) -> str:
+    from datetime import date
+
+    from monitor.exceptions import UsageError
+
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise UsageError(f"--digest: expected a date such as 2025-06-02, got {value!r}") from None
 
 
 def _country(value: str | None) -> str | None:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import ArgumentError
 
 from monitor.exceptions import refuse_unknown_ids
 from monitor.storage.ledger import _codes, stored_fields
-from monitor.storage.tables import ARTICLE, FEED, COUNTRY, MINERAL, REVIEW
+from monitor.storage.tables import ARTICLE, DIGEST, FEED, COUNTRY, ITEM, MINERAL, REVIEW
 from monitor.types import Analysis, ArticleDetail, ArticleView, Review, StoredVerdict
 
 
@@ -75,15 +75,20 @@ def list_articles(conn: Connection, *, since: datetime | None = None, until: dat
                   mineral: str | None = None, language: str | None = None,
                   text: str | None = None, status: str | None = None,
                   include_unflagged: bool = False, limit: int | None = 50,
-                  offset: int = 0) -> list[ArticleView]:
+                  offset: int = 0, digest: str | None = None) -> list[ArticleView]:
     """Articles for review, newest first (published, else first seen).
 
     Flagged articles only, unless ``include_unflagged``, or ``status`` is relevant or
     irrelevant (a reviewed article is listed whatever its current flag). ``since`` is
     inclusive and ``until`` exclusive; ``text`` is found in the title or the text, case
-    aside (a literal string: % and _ are not wildcards).
+    aside (a literal string: % and _ are not wildcards); ``digest``: only the articles
+    the digest of that date (YYYY-MM-DD) took, shown or counted in its "and N more".
     """
     query = _article_query()
+    if digest is not None:
+        query = query.where(ARTICLE.c.id.in_(
+            select(ITEM.c.article_id).join(DIGEST, DIGEST.c.id == ITEM.c.digest_id)
+            .where(DIGEST.c.digest_date == digest)))
     if status in ("relevant", "irrelevant"):
         query = query.where(_CURRENT.c.verdict == status)
     else:
