@@ -150,10 +150,11 @@ class DigestJob:
         # first, so that a resend finds a dead run's copy of this day "unknown", not claimed
         interrupted = self.mark_all_interrupted(now)
         record = self.store.get_digest(day) or self._create(day, now)
-        if (record.deliveries or record.article_ids) and not resend \
-                and day == local_date(now, self.config):
-            # recipients added to the config since today's digest was made get it too; an
-            # earlier day's digest, or a resend, goes only to those it was made for
+        if (record.deliveries or record.article_ids or self.config.digest.send_when_empty) \
+                and not resend and day == local_date(now, self.config):
+            # recipients added to the config since today's digest was made get it too (so
+            # do all, for an empty digest made while send_when_empty was off, once it is
+            # on); an earlier day's digest, or a resend, goes only to those it was made for
             record = self.store.add_recipients(record, self.config.digest.recipients)
         if resend:
             record = self._reopen(record, recipients)
@@ -393,7 +394,11 @@ class DigestJob:
                       "sending": outcome.elsewhere}[d.status]
             bucket.append(d.recipient)
         if not record.deliveries:
-            outcome.note = ("no recipients in digest.recipients: no mail"
-                            if not self.config.digest.recipients
-                            else "nothing flagged and send_when_empty is off: no mail")
+            if not self.config.digest.recipients:
+                outcome.note = "no recipients in digest.recipients: no mail"
+            elif not self.config.digest.send_when_empty:
+                outcome.note = "nothing flagged and send_when_empty is off: no mail"
+            else:       # an earlier day's, or a resend: made while it was off
+                outcome.note = ("nothing flagged, and send_when_empty was off when this "
+                                "digest was made: no mail")
         return outcome

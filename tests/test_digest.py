@@ -573,6 +573,23 @@ def test_empty_period_respects_send_when_empty(tmp_path):
     store.close()
 
 
+def test_switching_send_when_empty_on_mails_todays_empty_digest_once(tmp_path):
+    """Today's empty digest was made while send_when_empty was off: after switching it on,
+    the next run mails the "nothing new" copy (as to recipients added since), once; it had
+    said "send_when_empty is off", which was no longer true, and sent nothing."""
+    store = fill(f"sqlite:///{tmp_path / 'm.db'}", items=[])
+    try:
+        quiet = job(store, config(tmp_path, send_when_empty=False)).run(NOW)
+        assert quiet.sent == [] and quiet.note == "nothing flagged and send_when_empty is off: no mail"
+        loud = job(store, config(tmp_path, send_when_empty=True)).run(NOW + timedelta(minutes=5))
+        assert loud.sent == RCPTS and not loud.note
+        again = job(store, config(tmp_path, send_when_empty=True)).run(NOW + timedelta(minutes=9))
+        assert again.sent == [] and again.already == RCPTS
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+    finally:
+        store.close()
+
+
 def test_max_items_counts_the_rest(store, tmp_path):
     cfg = config(tmp_path, max_items=2)
     _, html, text = job(store, cfg).render(_record(store, cfg), NOW)
