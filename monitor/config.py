@@ -226,6 +226,14 @@ class DigestConfig(_Section):
             raise ValueError("a local time of day, HH:MM or HH:MM:SS (the zone is digest.timezone)")
         return value
 
+    @field_validator("outbox_dir")
+    @classmethod
+    def _outbox_dir(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("an empty path would write the digests into whatever folder a "
+                             "command runs in: give a folder, such as var/outbox")
+        return value
+
     @field_validator("review_url")
     @classmethod
     def _review_url(cls, value: str) -> str:
@@ -270,6 +278,11 @@ class DigestConfig(_Section):
 MIN_KEY_LENGTH = 16
 
 
+# a host name, an IPv4 address or an IPv6 one (bracketed or not, with a zone id)
+SERVE_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+                        r"|\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[\w.-]+)?\]?")
+
+
 class ServeConfig(_Section):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8765, ge=0, le=65535)
@@ -277,6 +290,14 @@ class ServeConfig(_Section):
     password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     page_size: int = Field(50, ge=5, le=500)
     behind_proxy: bool = False     # sign-in needed even on a loopback address (a proxy in front)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not SERVE_HOST.fullmatch(value):
+            raise ValueError(f"{value!r} is not an address to listen on: a host name or an IP "
+                             "address, such as 127.0.0.1, ::1 or 0.0.0.0")
+        return value
 
     def password(self) -> str | None:
         """The Basic-auth password from the environment (never from the file)."""

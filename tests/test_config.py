@@ -105,6 +105,12 @@ def test_shipped_keywords_name_the_minerals_in_japanese_and_korean(title, flagge
     ("[keywords]\nmute = 'mineral water'\n", "keywords.mute: expected a list such as [\"mineral water\"]"),
     ("[feeds]\nname='a'\nurl='https://x.example/f'\n",
      "feeds: expected a list of tables: write each feed as [[feeds]] (two brackets), not [feeds]"),
+    # an empty outbox wrote the digests into whatever folder a command ran in; a host that is
+    # none passed `config check` and failed `monitor serve` blaming a --host never given
+    ("[digest]\noutbox_dir = ''\n", "digest.outbox_dir: an empty path would write the digests"),
+    ("[digest]\noutbox_dir = '  '\n", "digest.outbox_dir: an empty path"),
+    ("[serve]\nhost = 'not a host!!'\n", "serve.host: 'not a host!!' is not an address to listen on"),
+    ("[serve]\nhost = 'http://0.0.0.0'\n", "serve.host: 'http://0.0.0.0' is not an address"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key):
     path = write(tmp_path, text)
@@ -306,3 +312,9 @@ def test_a_config_error_found_after_loading_names_the_file_too(tmp_path, monkeyp
                           capture_output=True, text=True)
     assert done.returncode == 2
     assert f"error: {path}: smtp.password_env: environment variable NOPE_SMTP_PW is not set" in done.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::1", "[::1]", "::", "localhost",
+                                  "monitor.internal", "fe80::1%eth0", "10.0.0.5"])
+def test_addresses_to_listen_on_are_accepted(tmp_path, host):
+    assert load_config(write(tmp_path, f"[serve]\nhost = '{host}'\n")).serve.host == host

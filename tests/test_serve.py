@@ -326,6 +326,14 @@ def test_serve_refuses_to_start_open_to_the_network(tmp_path):
     result = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "serve",
                              "--host", "0.0.0.0", "--port", "0"], capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "needs access control" in result.stderr
+    assert "monitor serve --host 0.0.0.0:" in result.stderr
+    # the host from the config: the message names its key and file, not a --host never given
+    opened = write_config(tmp_path / "open.toml", f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "out",
+                          extra='host = "0.0.0.0"\n')
+    from_config = subprocess.run([sys.executable, "-m", "monitor", "--config", str(opened), "serve",
+                                  "--port", "0"], capture_output=True, text=True, env=env)
+    assert from_config.returncode == 2 and "needs access control" in from_config.stderr
+    assert f"monitor serve (serve.host = '0.0.0.0' in {opened}):" in from_config.stderr
     missing = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "serve", "--port", "0"],
                              capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "no store at" in missing.stderr

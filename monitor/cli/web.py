@@ -43,6 +43,10 @@ def serve(ctx, host, port, behind_proxy):
     from monitor.web.access import Access, is_loopback
 
     config = config_of(ctx)
+    # what an error names: the option given, else the config's key and file
+    where = (f"monitor serve --host {host}" if host else
+             f"monitor serve (serve.host = {config.serve.host!r} in "
+             f"{config_path(config_file_of(ctx))})")
     host = host or config.serve.host
     port = config.serve.port if port is None else port
     if behind_proxy is None:
@@ -53,12 +57,12 @@ def serve(ctx, host, port, behind_proxy):
                     local_user=reviewer_name(), behind_proxy=bool(behind_proxy))
     problem = access.problem()
     if problem:
-        raise UsageError(f"monitor serve --host {host}: {problem}")
+        raise UsageError(f"{where}: {problem}")
     try:
         sock = socket.create_server((host.strip("[]"), port),
                                     family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     except OSError as exc:
-        raise UsageError(f"monitor serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise UsageError(f"{where}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # accepted connections inherit it: a response's headers and body go out at once instead
     # of the body waiting ~40 ms for the client's delayed ACK on a kept-alive connection
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
