@@ -92,6 +92,13 @@ def test_export_follows_the_filter(served):
         assert ",\"'<script>" not in lines[1] and "<script>alert('x')</script> Nickel ore" in lines[1]
         assert lines[1].startswith('"') and lines[1].endswith('"')     # every field quoted
         assert client.get("/export.xml").status_code == 404
+        # a filter the list page would report and leave out: a download cannot report it, so
+        # it is refused rather than export every item as if filtered
+        for odd in ({"country": "China"}, {"from": "garbage"}, {"mineral": "foo"},
+                    {"topic": "gold"}, {"from": "2026-12-05", "to": "2026-12-01"}):
+            refused = client.get("/export.csv", params=odd)
+            assert refused.status_code == 400 and refused.text.startswith("Not exported: "), odd
+        assert "country: expected an ISO code" in client.get("/export.json", params={"country": "China"}).text
 
 
 def test_an_item_page_and_a_verdict_by_post_only(served):
