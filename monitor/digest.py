@@ -379,7 +379,7 @@ def why(story: Story, section: str) -> str:
     topics = {"both": ("export-controls", "critical-minerals"),
               "low": ("export-controls", "critical-minerals")}.get(section, (section,))
     terms: dict[str, str] = {}
-    probability, passage, unavailable = None, None, False
+    probability, passage, unavailable, muted = None, None, False, None
     for reason in lead.reasons:
         if match := _KEYWORD.match(reason):
             phrase = match.group(1).strip()
@@ -393,6 +393,8 @@ def why(story: Story, section: str) -> str:
             passage = match.group(1)
         elif reason == "classifier unavailable":
             unavailable = True
+        elif reason.startswith("muted by "):
+            muted = reason.removeprefix("muted by ")
     parts = []
     if terms:
         # a space in a phrase matches a hyphen too ("rare earth" finds "Rare-earth")
@@ -406,6 +408,8 @@ def why(story: Story, section: str) -> str:
         parts.append("keywords only (model unavailable)")
     if passage:
         parts.append(f"from the passage “{passage}”")
+    if muted:           # not flagged after all (the review pages show such an item)
+        parts.append(f"muted by {muted}")
     return " · ".join(parts) or "flagged"
 
 

@@ -352,7 +352,8 @@ def format_detail(detail: ArticleDetail, width: int = 88) -> list[str]:
     lines = [f"#{a.id}  {a.title}", "",
              f"source       {a.source}",
              f"url          {a.url or '-'}",
-             f"published    {_stamp(a.published)}   (first seen {_stamp(a.first_seen)})",
+             f"published    {'(no date given)' if a.undated else _stamp(a.published)}"
+             f"   (first seen {_stamp(a.first_seen)})",
              f"language     {a.language or '-'}",
              f"verdict      {_flag_text(a)}   score {_score(a.score)}",
              f"countries    {', '.join(a.countries) or '-'}",

@@ -1450,6 +1450,12 @@ def test_why_says_in_the_title_when_the_title_matched_through_hyphens():
                    title="Rare-earth export-control rules widen to magnets", text="New rules.")
     [story] = _built([article]).sections[0].stories
     assert why(story, "both") == "rare earth, export control… in the title · model 1.00"
+    muted = _one(2, (), 0.0, ['keyword "entity list"', "classifier export-controls 1.00",
+                              'muted by "entity list"'], title="US adds firms to entity list")
+    from monitor.digest import Story
+
+    assert why(Story(muted, (muted,), 0.0), "both") == (           # the review page's item
+        'entity list in the title · model 1.00 · muted by "entity list"')
 
 
 def test_the_and_n_more_command_lists_the_stories_the_digest_counted(tmp_path):

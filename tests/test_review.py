@@ -230,6 +230,15 @@ def test_show_whole_article_with_cluster_siblings_and_history(env):
     assert data["siblings"][0]["id"] == i["d7"] and data["siblings"][0]["source"] == "Trade Desk"
     assert [h["current"] for h in data["history"]] == [True, False]
     assert data["text"].startswith("Beijing said")
+    assert "published    (no date given)" not in out
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(env.url)          # an entry that gave no (usable) date
+    with engine.begin() as conn:
+        conn.execute(text("update article set published_at = null where id = :i"), {"i": i["w1"]})
+    engine.dispose()
+    out = env.run("review", "show", str(i["w1"])).stdout
+    assert "published    (no date given)   (first seen " in out     # not the first-seen time
 
 
 def test_show_unknown_id_exit_2(env):
@@ -365,6 +374,10 @@ def test_keywords_test_reports_the_diff_of_a_config_edit_and_changes_nothing(env
     text = env.run("keywords", "test", "--days", "5", "--examples", "1").stdout
     assert "newly flagged        1" in text and "no longer flagged    0" in text
     assert "Lithium prices slump in Chile" in text and "nothing was changed" in text
+    # no model here: the plain reclassify it used to point to refuses (exit 2)
+    assert "`monitor reclassify --days 5 --keywords-only` applies this" in text
+    assert "`monitor reclassify --days 5` would refuse" in text
+    env.run("reclassify", "--days", "5", code=2)
     assert stored(env) == before
 
 

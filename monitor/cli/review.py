@@ -242,7 +242,12 @@ def keywords_test(ctx, days, examples, as_json):
     if missed and last is not None:
         click.echo(f"\n{before_last_digest_text(missed, len(diff.newly_flagged), last)}: reclassifying "
                    f"would flag them, no digest would mail them (each period is mailed once)")
-    click.echo(f"\nnothing was changed; `monitor reclassify --days {days}` applies this.")
+    if analyzer.model_version:
+        click.echo(f"\nnothing was changed; `monitor reclassify --days {days}` applies this.")
+    else:       # reclassify refuses to replace the model's verdicts with keyword-only ones
+        click.echo(f"\nnothing was changed; the model cannot be loaded, so `monitor reclassify "
+                   f"--days {days}` would refuse: put a good model in place (`monitor train`), "
+                   f"or `monitor reclassify --days {days} --keywords-only` applies this as shown")
 
 
 
