@@ -676,6 +676,30 @@ def test_a_feed_with_new_articles_takes_its_key_base_with_the_full_analysis(
         store.close()
 
 
+def test_a_stored_storys_link_follows_the_feed_to_its_new_address(feed_server, run, make_config):
+    """The feed's address is edited (the site moved): its stories keep their keys, so none is
+    stored again, and a relative link now read against the new address updates the stored
+    link, which had kept leading to the old host until the story's text changed. The next
+    poll changes nothing."""
+    body = ("<rss version='2.0'><channel><title>w</title>" + "".join(
+        f"<item><title>Tin story {i}</title><link>/news/{i}.html</link>"
+        f"<description>Body {i}.</description></item>" for i in range(2)) + "</channel></rss>")
+    first_url = feed_server.add("/wire", body)
+    report, store = run([("wire", first_url)])
+    assert by_name(report)["wire"].new == 2
+    moved = first_url.replace("127.0.0.1", "localhost")
+    clock = Clock()
+    clock.advance(hours=2)
+    report, store = run([("wire", moved)], clock=clock)
+    assert (by_name(report)["wire"].new, by_name(report)["wire"].updated) == (0, 2), by_name(report)["wire"]
+    links = sorted(a.url for a in store.review_list(include_unflagged=True))
+    assert links == [moved.replace("/wire", f"/news/{i}.html") for i in range(2)]
+    clock.advance(hours=2)
+    report, store = run([("wire", moved)], clock=clock)
+    assert (by_name(report)["wire"].new, by_name(report)["wire"].updated) == (0, 0)
+    assert count_articles(store) == 2
+
+
 def test_a_parse_process_dying_while_extracting_loses_nothing(feed_server, make_config, caplog):
     """If the parse process dies while finding language, countries and minerals, the
     writer finds them itself: every article is stored with them, once."""
@@ -1034,8 +1058,12 @@ def test_a_feed_redirected_before_the_upgrade_keeps_the_keys_it_has(feed_server,
         feed_server.add("/wire.xml", _moving_feed(FRESH, *MOVING, revised=FRESH[0]))
         clock.advance(hours=2)
         report = Poller(store, config, clock=clock).run_cycle(include_all=True)
-        assert (by_name(report)["wire"].new, by_name(report)["wire"].updated) == (0, 1)
+        # the edited story, and the one whose link is beside the feed ("story-3.html"): read
+        # against where the document now is, its stored link is updated to lead there
+        assert (by_name(report)["wire"].new, by_name(report)["wire"].updated) == (0, 2)
         assert count_articles(store) == 5
+        links = {a.title: a.url for a in store.review_list(include_unflagged=True)}
+        assert links["Tin smelter restarts"] == feed_server.url("/story-3.html")
     finally:
         store.close()
 

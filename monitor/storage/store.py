@@ -286,10 +286,14 @@ class Store:
         """key → content hash of the articles of this feed already stored: under their key,
         or under the other key one story of a reused guid and link may have (see
         :func:`_placed`). An article whose row is still to take its key maps to "" (it is
-        then stored once more, and the row moved to its key)."""
+        then stored once more, and the row moved to its key), and so does one whose link
+        now reads otherwise (the site moved, the feed's address changed: relative links lead
+        elsewhere): its row is updated, so that the stored link leads to the story."""
         with self._begin() as conn:
             places = _placed(conn, feed_id, articles)
-        return {key: "" if place.moves else place.content_hash or ""
+        links = {a.key: a.url for a in articles}
+        return {key: "" if place.moves or _relinked(links.get(key), place)
+                else place.content_hash or ""
                 for key, place in places.items() if place.id is not None}
 
     def save_poll(self, feed_id: int, articles: Sequence[ArticleWrite],
@@ -499,15 +503,21 @@ def _article_values(write: ArticleWrite, now: datetime) -> dict[str, Any]:
     return values
 
 
+def _relinked(url: str | None, place: _Place) -> bool:
+    """Whether an article stored at ``place`` now has another link (never one it lost)."""
+    return url is not None and place.id is not None and url != place.url
+
+
 def _ids_by_key(conn: Connection, feed_id: int, keys: list[str]) -> dict[str, int]:
     return {k: row.id for k, row in _rows_by_key(conn, feed_id, keys).items()}
 
 
 def _rows_by_key(conn: Connection, feed_id: int, keys: list[str]) -> dict[str, Any]:
-    """key → (id, key, title, content_hash) of this feed's articles stored under ``keys``."""
+    """key → (id, key, title, content_hash, url) of this feed's articles stored under ``keys``."""
     found: dict[str, Any] = {}
     for chunk in _chunks(keys, 500):
-        query = select(ARTICLE.c.id, ARTICLE.c.key, ARTICLE.c.title, ARTICLE.c.content_hash).where(
+        query = select(ARTICLE.c.id, ARTICLE.c.key, ARTICLE.c.title, ARTICLE.c.content_hash,
+                       ARTICLE.c.url).where(
             ARTICLE.c.feed_id == feed_id, ARTICLE.c.key.in_(chunk))
         found.update((row.key, row) for row in conn.execute(query))
     return found
@@ -520,6 +530,7 @@ class _Place(NamedTuple):
     key: str
     content_hash: str | None = None
     moves: bool = False
+    url: str | None = None          # the row's link
 
 
 def _placed(conn: Connection, feed_id: int, articles: Sequence[ParsedArticle]) -> dict[str, _Place]:
@@ -544,7 +555,7 @@ def _placed(conn: Connection, feed_id: int, articles: Sequence[ParsedArticle]) -
     for a in articles:
         row = exact.get(a.key)
         if row is not None and (a.shared_key is not None or row.title == a.title):
-            places[a.key] = _Place(row.id, a.key, row.content_hash)
+            places[a.key] = _Place(row.id, a.key, row.content_hash, url=row.url)
         else:
             pending.append(a)
     if not pending:
@@ -556,9 +567,9 @@ def _placed(conn: Connection, feed_id: int, articles: Sequence[ParsedArticle]) -
         row = rows.get(other[a.key])
         if a.shared_key is not None:
             if row is not None and row.title == a.title:            # stored by an older version
-                places[a.key] = _Place(row.id, a.key, row.content_hash, moves=True)
+                places[a.key] = _Place(row.id, a.key, row.content_hash, moves=True, url=row.url)
         elif row is not None:
-            places[a.key] = _Place(row.id, row.key, row.content_hash)
+            places[a.key] = _Place(row.id, row.key, row.content_hash, url=row.url)
         elif a.key in exact:
             edited.append(a)
     shared = _shared_keys(conn, feed_id, [a.key for a in edited])
@@ -566,7 +577,8 @@ def _placed(conn: Connection, feed_id: int, articles: Sequence[ParsedArticle]) -
         if a.key in shared:
             places[a.key] = _Place(None, other[a.key])
         else:
-            places[a.key] = _Place(exact[a.key].id, a.key, exact[a.key].content_hash)
+            places[a.key] = _Place(exact[a.key].id, a.key, exact[a.key].content_hash,
+                                   url=exact[a.key].url)
     return places
 
 
