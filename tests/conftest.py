@@ -95,6 +95,29 @@ def utc(*args) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
 
 
+def kill_when_ready(code: str, *args: str, ready: Path, doing: str) -> None:
+    """Run ``python -c code *args``, wait until it writes the file ``ready`` (it has reached
+    the moment to be killed in), then SIGKILL it, as the OOM killer or a power cut would."""
+    import signal
+    import subprocess
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", code, *args], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert child.poll() is None, child.communicate()[1]
+            assert time.monotonic() < deadline, f"it never started {doing}"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
+    ready.unlink()
+
+
 # Tests that mostly wait (on the real clock, a subprocess, a browser) and take ten seconds or
 # more: run first, so that the workers' other tests fill that time instead of the slowest
 # one starting last and the suite waiting for it alone.

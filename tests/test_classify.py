@@ -255,32 +255,17 @@ def test_a_save_killed_while_writing_leaves_the_old_model_and_the_next_save_clea
     model, arrays and card are untouched and load; the half-written temporary file cannot
     be removed by the killed process, so the next save removes it once it is stale (a
     younger one may be another save's, still running, and stays)."""
-    import signal
-    import subprocess
-    import sys
     import time
 
     import monitor.classify
+    from conftest import kill_when_ready
 
     pipeline = SkopsClassifier.load(model_path).pipeline
     path = tmp_path / "classifier.skops"
     save_model(pipeline, path, _card_for("old"))
     ready = tmp_path / "ready"
-    child = subprocess.Popen([sys.executable, "-c", _KILLED_SAVE, str(model_path), str(path),
-                              str(ready)], stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert child.poll() is None, child.communicate()[1]
-            assert time.monotonic() < deadline, "the save never started writing"
-            time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)
-        child.wait(30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.communicate()
-    ready.unlink()
+    kill_when_ready(_KILLED_SAVE, str(model_path), str(path), str(ready), ready=ready,
+                    doing="writing the model")
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".classifier.skops.")]
     assert len(leftovers) == 1 and leftovers[0].endswith(".new-model"), leftovers
     model = SkopsClassifier.load(path)               # the old model, whole

@@ -182,12 +182,11 @@ def test_a_migration_killed_half_way_is_undone_and_done_again_at_the_next_open(s
     migration is one transaction, so the store is left as it was before it (the old
     version, without the half-added column, its data whole), and the next open migrates
     it in full."""
-    import signal
-    import subprocess
-    import sys
     import time
 
     from sqlalchemy import create_engine, inspect, text
+
+    from conftest import kill_when_ready
 
     feed = due_feeds(store, utc(2025, 1, 1))[0]
     store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
@@ -198,20 +197,7 @@ def test_a_migration_killed_half_way_is_undone_and_done_again_at_the_next_open(s
             conn.execute(text(statement))
     store.close()
     ready = tmp_path / "ready"
-    child = subprocess.Popen([sys.executable, "-c", _KILLED_MIGRATION, url, str(ready)],
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert child.poll() is None, child.communicate()[1]
-            assert time.monotonic() < deadline, "the migration never started"
-            time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)
-        child.wait(30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.communicate()
+    kill_when_ready(_KILLED_MIGRATION, url, str(ready), ready=ready, doing="migrating")
 
     engine = create_engine(url)                         # as the kill left it, not migrated
     try:
