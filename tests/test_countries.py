@@ -912,3 +912,34 @@ def test_island_is_iceland_only_in_german_text():
 def test_spanish_america_is_the_continent():
     assert codes("El litio de América del Sur y de América") == []
     assert codes("Exports to America fell") == ["US"]
+
+
+@pytest.mark.parametrize("title, expected", [
+    # ordinary words and people's names that CLDR names of other languages had made countries
+    ("Dane GUS: wydobycie miedzi spadło w październiku", []),          # Polish "data"
+    ("Taki ruch może uderzyć w rynek litu", []),                        # Polish "such"
+    ("Zum ersten Male seit Jahren steigt der Kupferpreis", []),         # German "times"
+    ("Helena Kennedy criticises cobalt supply chains", []),
+    ("Shin Dong-bin says Lotte will invest in batteries", []),
+    ("Iryna Mudra dismissed after the audit", []),
+    ("Leon Edwards beats Kamaru Usman", []),
+    ("Mauricio Macri backs lithium law in Argentina", ["AR"]),
+    ("Grenade attack at a gold mine", []),
+    ("Prinz Turki besucht eine Lithiummine", []),
+    # Spanish, Italian and Portuguese adjectives count in lower case, as those languages write
+    # them: a capitalised one in English or German text is a surname
+    ("Alessia Russo scores twice", []),
+    ("Frances Haugen joins a lithium startup", []),
+    ("Domenico Tedesco names his squad", []),
+    ("How Taylor Swift rose from 'Miss Americana'", []),
+    ("el presidente francés y el ministro ruso", ["FR", "RU"]),
+    ("il governo tedesco e quello russo", ["DE", "RU"]),
+    ("Los daneses votan", ["DK"]),
+    # what stays: the countries' own names, German "Däne" in German text, Polish cases
+    ("Der Däne gewinnt die Etappe und die Tour", ["DK"]),
+    ("Danes vote on Sunday", ["DK"]),
+    ("Polska i Dania podpisały umowę", ["DK", "PL"]),
+    ("Wspólnie z Grenadą i Dominiką", ["DM", "GD"]),
+])
+def test_words_and_names_that_other_languages_call_countries_name_none(title, expected):
+    assert codes(title) == expected

@@ -335,6 +335,8 @@ def cldr_entries(names: dict[str, dict[str, str]], deny: set[str]) -> dict[str, 
                 if fold(name) in deny or not _usable_cldr_name(name):
                     continue
                 for form in sorted(inflected_forms(locale, name)):
+                    if fold(form) in deny:      # Polish "Grenadę" folds to "grenade"
+                        continue
                     key = form if is_substring_script(form) else name_key(form)
                     bucket.setdefault(key, set()).add(code)
                     spelling.setdefault(key, form)
@@ -456,6 +458,8 @@ def _add_alias(table: AliasTable, form: str, code: str, mode: str, rule: str,
     elif (old.code, old.rule) != (entry.code, entry.rule):
         raise BuildError(f"line {number}: {form!r} is already {old.code or '-'} "
                          f"{old.rule}".rstrip())
+    elif {old.mode, entry.mode} == {"c", "l"}:     # capitalised in one language, lower
+        table.entries[key] = Entry(old.code, "a", old.rule, "")   # case in another: any
     elif _MODE_RANK.get(entry.mode, 0) > _MODE_RANK.get(old.mode, 0):
         table.entries[key] = entry
 
@@ -464,11 +468,14 @@ def _add_alias(table: AliasTable, form: str, code: str, mode: str, rule: str,
 
 def _check_case_conflicts(cldr: dict[str, Entry], aliases: dict[str, Entry]) -> None:
     """An alias for lower case only must not hide a capitalised CLDR name with the same
-    key (Spanish "chinas" would turn off German "Chinas")."""
-    for key, alias in aliases.items():
+    key (Spanish "chinas" would turn off German "Chinas"): of the same country, the two
+    make a name of any case; of another country, it is an error."""
+    for key, alias in list(aliases.items()):
         old = cldr.get(key)
         if old and {old.mode, alias.mode} == {"c", "l"}:
-            raise BuildError(f"{key!r}: lower-case alias hides the CLDR name of {old.code}")
+            if old.code != alias.code:
+                raise BuildError(f"{key!r}: lower-case alias hides the CLDR name of {old.code}")
+            aliases[key] = Entry(alias.code, "a", alias.rule, "")
 
 
 def build(names: dict[str, dict[str, str]], alias_text: str, header: str) -> str:
