@@ -723,13 +723,23 @@ def _load_linear(path: Path, card: Mapping[str, Any]):
 
 
 def check_model_file(path: Path) -> None:
-    """ClassifierError when the model file at ``path`` would be refused at load: no card,
-    not the card's file, an invalid card (topics, thresholds: ``_check_card``), a type off
-    the allow-list, another scikit-learn (what
-    `monitor config check` warns of, without loading the model)."""
+    """ClassifierError when the model at ``path`` would be refused at load (what `monitor
+    config check` warns of, without loading it): no card, a card that does not say its
+    scikit-learn or says another one, text prepared otherwise than this code prepares it
+    (a model trained before an upgrade), an invalid card (topics, thresholds:
+    ``_check_card``), a model file that is not the card's, holds a type off the allow-list
+    or was written by another scikit-learn, and arrays that are not the card's (the file
+    the service classifies with). The same checks as ``SkopsClassifier.load``, in its order."""
     card = read_card(path)
+    _check_version(path, card.get("sklearn_version"), "its card")
+    _check_preparation(path, card.get("preparation"))
     _check_card(path, card)
     _check_archive(path, card)
+    entry = card.get("linear")
+    arrays = linear_path(path)
+    if isinstance(entry, dict) and arrays.is_file() and _sha256(arrays) != entry.get("sha256"):
+        raise ClassifierError(f"{arrays}: does not match its model card (SHA-256 differs): "
+                              "changed since training; retrain or restore it")
 
 
 def _check_card(path: Path, card: Mapping[str, Any]) -> Thresholds:

@@ -318,3 +318,43 @@ def test_a_config_error_found_after_loading_names_the_file_too(tmp_path, monkeyp
                                   "monitor.internal", "fe80::1%eth0", "10.0.0.5"])
 def test_addresses_to_listen_on_are_accepted(tmp_path, host):
     assert load_config(write(tmp_path, f"[serve]\nhost = '{host}'\n")).serve.host == host
+
+
+@pytest.mark.parametrize("fault", ["arrays changed", "arrays cut", "prepared otherwise",
+                                   "another scikit-learn", "no scikit-learn"])
+def test_config_check_warns_of_every_model_fault_the_service_would_refuse(tmp_path, fault):
+    """What makes the service flag by keywords alone must not pass `config check`: the
+    arrays it classifies with changed or cut, a card whose text preparation is not this
+    code's (a model trained before an upgrade), a card of another scikit-learn or none.
+    Each was "valid" without a word."""
+    import json
+    import shutil
+
+    from monitor.classify import SkopsClassifier
+    from monitor.config import config_warnings
+    from monitor.exceptions import ClassifierError
+
+    model = tmp_path / "classifier.skops"
+    for name in ("classifier.skops", "classifier.card.json", "classifier.linear.npz"):
+        shutil.copy(ROOT / "models" / name, tmp_path / name)
+    config = parse_config({"classifier": {"model": str(model)}})
+    assert not any("classifier" in w for w in config_warnings(config))
+    arrays, card_file = tmp_path / "classifier.linear.npz", tmp_path / "classifier.card.json"
+    card = json.loads(card_file.read_text(encoding="utf-8"))
+    if fault == "arrays changed":
+        data = bytearray(arrays.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        arrays.write_bytes(bytes(data))
+    elif fault == "arrays cut":
+        arrays.write_bytes(arrays.read_bytes()[:1000])
+    elif fault == "prepared otherwise":
+        card["preparation"] = "0" * 16
+    elif fault == "another scikit-learn":
+        card["sklearn_version"] = "0.24.2"
+    else:
+        del card["sklearn_version"]
+    card_file.write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(ClassifierError) as refused:         # what the service meets
+        SkopsClassifier.load(model)
+    warned = [w for w in config_warnings(config) if w.startswith("classifier.model:")]
+    assert len(warned) == 1 and str(refused.value) in warned[0], (warned, refused.value)
