@@ -60,6 +60,19 @@ def test_evaluate_takes_other_forms_of_the_same_records(tmp_path, plain_report, 
     assert report["languages"].keys() == plain_report["languages"].keys()
 
 
+def test_a_line_separator_inside_a_string_does_not_end_the_record(tmp_path):
+    """U+2028, U+2029 and U+0085 may stand raw inside a JSON string (json.dumps writes them
+    so); classify and evaluate cut lines there and refused the file, while `monitor train
+    --dev` read it."""
+    records = [dict(RECORDS[0], text="Exporters now need a licence.\u2028Second\u2029line\x85."),
+               RECORDS[1]]
+    path = tmp_path / "gold.jsonl"
+    path.write_text(jsonl(records), encoding="utf-8")
+    lines = run("classify", str(path)).stdout.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["a", "b"]
+    assert json.loads(run("evaluate", str(path), "--json").stdout)["flagged"]["support"] == 1
+
+
 def test_evaluate_names_the_line_without_topics(tmp_path):
     path = tmp_path / "gold.jsonl"
     unlabelled = {k: v for k, v in RECORDS[1].items() if k != "topics"}
@@ -84,6 +97,10 @@ def test_classify_warns_of_an_empty_record_and_goes_on(tmp_path):
     ('{"title": "x"', ":1: not valid JSON"),
     ('{"title": "x", "text": ""}\n{"title": "x", "lang": 5}\n', ":2: 'lang' must be a string"),
     ('[{"title": "x", "lang": ["en"]}]', ": item 1: 'lang' must be a string"),
+    # JSON that Python's reader refuses with other errors: a traceback and exit 1 before
+    ('{"title": "x", "n": ' + "9" * 5000 + "}\n", ":1: not valid JSON: Exceeds the limit"),
+    ('{"title": "x", "n": ' + "[" * 100_000 + "]" * 100_000 + "}\n", ":1: not valid JSON: nested too deeply"),
+    ("[" + "[" * 100_000 + "]" * 100_000 + "]", ": not valid JSON: nested too deeply"),
 ])
 def test_classify_names_what_is_wrong_and_where(tmp_path, content, message):
     path = tmp_path / "in.json"

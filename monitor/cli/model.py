@@ -57,16 +57,30 @@ def _records(data: str, name: str) -> list[tuple[int, str, Any]]:
             items = json.loads(data)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{name}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:
+            raise UsageError(f"{name}: not valid JSON: {_json_trouble(exc)}") from None
         return [(n, f"{name}: item {n}", item) for n, item in enumerate(items, 1)]
     out = []
-    for number, line in enumerate(data.splitlines(), 1):
+    # lines end at "\n" only, as JSON Lines (and `monitor train`) read them: U+2028, U+0085
+    # and the like may stand raw inside a JSON string, and str.splitlines() cut there
+    for number, line in enumerate(data.split("\n"), 1):
         if not line.strip():
             continue
         try:
             out.append((number, f"{name}:{number}", json.loads(line)))
         except json.JSONDecodeError as exc:
             raise UsageError(f"{name}:{number}: not valid JSON: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:
+            raise UsageError(f"{name}:{number}: not valid JSON: {_json_trouble(exc)}") from None
     return out
+
+
+def _json_trouble(exc: BaseException) -> str:
+    """What Python's JSON reader refused that is JSON all the same: a number of thousands
+    of digits (ValueError), arrays or objects nested too deeply (RecursionError)."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(";")[0]
 
 
 def _article(record: Any, where: str, default_id: str, labelled: bool) -> dict:
