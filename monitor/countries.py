@@ -256,6 +256,17 @@ ENGLISH_NAMES = {"CD": "DR Congo", "CG": "Congo-Brazzaville", "HK": "Hong Kong",
                  "MM": "Myanmar", "PS": "Palestine"}
 
 
+def known_code(code: str) -> bool:
+    """Whether ``code`` is an ISO 3166-1 alpha-2 code of a country or territory the
+    extractor can name (with XK, Kosovo): "UK" and "EU" are not."""
+    return code in _known_codes()
+
+
+@lru_cache(maxsize=1)
+def _known_codes() -> frozenset[str]:
+    return frozenset(code for code, _ in gazetteer().names)
+
+
 def country_name(code: str, locale: str = "en") -> str:
     """Display name of a country code ("CN" -> "China"); falls back to English, then code."""
     names = gazetteer().names

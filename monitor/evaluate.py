@@ -96,7 +96,11 @@ def _topics(record: Record) -> set[str]:
 
 
 def _lang(gold: Record, predicted: Record) -> str:
-    return str(gold.get("lang") or predicted.get("lang") or "und")
+    """The item's language for the per-language rows: "EN", "en-US" and "en" are one."""
+    from monitor.parse import normalise_language
+
+    given = gold.get("lang") or predicted.get("lang") or "und"
+    return normalise_language(str(given)) or str(given)
 
 
 def _pair(gold: Sequence[Record], predicted: Sequence[Record]

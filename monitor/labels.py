@@ -95,6 +95,12 @@ def check_label(label: Any, where: str, known_minerals: set[str]) -> dict[str, A
     if not isinstance(countries, list) or not all(
             isinstance(c, str) and _COUNTRY.match(c) for c in countries):
         raise UsageError(f"{where}: 'countries' must be a list of ISO 3166-1 alpha-2 codes")
+    from monitor.countries import known_code
+
+    odd = next((c for c in countries if not known_code(c)), None)
+    if odd is not None:         # never named by the extractor: it would count as a miss
+        raise UsageError(f"{where}: country {odd!r} is not an ISO 3166-1 alpha-2 code"
+                         + (" (the United Kingdom is GB)" if odd == "UK" else ""))
     if "text" in label or "title" in label:
         raise UsageError(f"{where}: a label holds no title or text (they stay in the pool)")
     return dict(label)

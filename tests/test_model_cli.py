@@ -114,6 +114,9 @@ def test_classify_names_what_is_wrong_and_where(tmp_path, content, message):
     ({"countries": "CN"}, "countries must be a list of codes"),
     ({"countries": ["cn"]}, "country 'cn' is not an ISO 3166-1 alpha-2 code"),
     ({"countries": ["China"]}, "country 'China' is not an ISO 3166-1 alpha-2 code"),
+    ({"countries": ["UK"]}, "country 'UK' is not an ISO 3166-1 alpha-2 code in capitals such as "
+                            "\"CN\" (the United Kingdom is GB)"),
+    ({"countries": ["EU"]}, "country 'EU' is not an ISO 3166-1 alpha-2 code"),
     ({"lang": 5}, "'lang' must be a string"),
 ])
 def test_evaluate_refuses_labels_it_would_misread(tmp_path, change, message):
@@ -121,6 +124,14 @@ def test_evaluate_refuses_labels_it_would_misread(tmp_path, change, message):
     path.write_text(jsonl([RECORDS[0], {**RECORDS[2], **change}]), encoding="utf-8")
     result = run("evaluate", str(path), code=2)
     assert f"{path}:2: {message}" in result.output
+
+
+def test_evaluate_counts_one_language_however_its_code_is_written(tmp_path):
+    records = [dict(RECORDS[0], lang="EN"), dict(RECORDS[1], lang="en-GB"), RECORDS[2]]
+    path = tmp_path / "gold.jsonl"
+    path.write_text(jsonl(records), encoding="utf-8")
+    report = json.loads(run("evaluate", str(path), "--json").stdout)
+    assert sorted(report["languages"]) == ["de", "en"] and report["languages"]["en"]["items"] == 2
 
 
 def test_evaluate_scores_no_countries_for_a_topic_only_file(tmp_path):

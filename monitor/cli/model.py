@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -119,10 +118,12 @@ def _check_labels(record: dict, where: str) -> None:
     if countries is not None and not (
             isinstance(countries, list) and all(isinstance(c, str) for c in countries)):
         raise UsageError(f"{where}: countries must be a list of codes, e.g. [\"CN\", \"US\"]")
-    odd = next((c for c in countries or () if not re.fullmatch(r"[A-Z]{2}", c)), None)
-    if odd is not None:             # "cn" or "China" would only ever count as a miss
+    from monitor.countries import known_code
+
+    odd = next((c for c in countries or () if not known_code(c)), None)
+    if odd is not None:             # "cn", "China" or "UK" would only ever count as a miss
         raise UsageError(f"{where}: country {odd!r} is not an ISO 3166-1 alpha-2 code in capitals "
-                         "such as \"CN\"")
+                         "such as \"CN\"" + (" (the United Kingdom is GB)" if odd == "UK" else ""))
 
 
 def verdict_lines(records: list[dict], analyzer) -> list[dict]:
