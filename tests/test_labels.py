@@ -73,7 +73,7 @@ def test_the_pools_html_character_references_are_read_as_the_service_reads_them(
     ('{"id": "a", "topics": ["gold"]}', "'topics' must be a list drawn from"),
     ('{"id": "a", "topics": [], "countries": ["China"]}', "ISO 3166-1 alpha-2"),
     ('{"id": "a", "topics": [], "countries": ["UK"]}', "country 'UK' is not an ISO 3166-1 "
-                                                      "alpha-2 code (the United Kingdom is GB)"),
+                                                      r"alpha-2 code \(the United Kingdom is GB\)"),
     ('{"id": "a", "topics": [], "minerals": ["gold"]}', "'minerals' must be a list"),
     ('{"id": "a", "topics": [], "title": "copied"}', "holds no title or text"),
     ('{"topics": []}', "a string 'id'"),
