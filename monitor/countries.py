@@ -42,7 +42,8 @@ Context rules (each tested in tests/test_countries.py)
   * German closed compounds led by a country name count: "Irankrieg" -> IR, and so do
     directions before one: "Nordschweden" -> SE.
   * georgia: "Georgia" is the US state, not the country, when the text is about the US and
-    nothing else (Tbilisi, Georgian, Georgien) points to the country.
+    nothing else (Tbilisi, Georgian, Georgien; its cities, regions and leaders: Chiatura,
+    Batumi, Abkhazia, the Caucasus, Kobakhidze …) points to the country.
   * korea: a bare "Korea"/"Korean" is KR unless the text names North Korea and never South.
   * turkey: "Turkey" is the bird when the text speaks of Thanksgiving or poultry and
     nothing else (Türkiye, Turkish, Ankara) points to the country.
@@ -954,7 +955,8 @@ def _doc_rules(hits: list[Hit]) -> list[Hit]:
     drop: set[str] = set()
     if "georgia-cjk" in rules and "GE" not in plain:
         drop.add("georgia-cjk")
-    if "georgia" in rules and ("US" in plain or "cue:us" in rules) and "GE" not in plain:
+    if "georgia" in rules and ("US" in plain or "cue:us" in rules) and "GE" not in plain \
+            and "cue:ge" not in rules:
         drop.add("georgia")
     if "korea" in rules and "KP" in plain and "KR" not in plain:
         drop.add("korea")

@@ -943,3 +943,14 @@ def test_spanish_america_is_the_continent():
 ])
 def test_words_and_names_that_other_languages_call_countries_name_none(title, expected):
     assert codes(title) == expected
+
+
+def test_georgia_beside_the_us_is_the_country_when_its_places_or_leaders_say_so():
+    """The US named beside "Georgia" made it the state; a city, region or leader of the
+    country (the Chiatura manganese mines, Batumi, Kobakhidze) says it is the country."""
+    assert codes("Georgia and the United States sign a minerals partnership",
+                 "The Chiatura mines produce manganese ore.") == ["GE", "US"]
+    assert codes("Georgia's manganese exports rise",
+                 "Shipments from Batumi to the US and China rose.") == ["CN", "GE", "US"]
+    assert codes("Kemp signs a bill in Georgia", "The US state passed a budget.") == ["US"]
+    assert codes("Georgia Power raises rates", "The Atlanta utility serves the state.") == []
