@@ -29,7 +29,7 @@ from typing import Any
 
 from monitor.clock import clock_text, utcnow
 from monitor.config import Config, config_path, config_warnings, load_config
-from monitor.exceptions import MonitorError
+from monitor.exceptions import MonitorError, StorageError
 from monitor.numbers import is_whole
 from monitor.parsepool import ParsePool, parse_processes
 from monitor.pipeline import Poller, owners_here
@@ -254,15 +254,27 @@ class Service:
 
     # -- config reload -------------------------------------------------------------------
     def reload_if_changed(self) -> None:
+        """A changed config file applied (or, invalid, logged and ignored); a changed model
+        loaded. An edit the store refuses to take now (locked by an analyst's sqlite3, say)
+        is applied at a later tick: the file's stamp is kept only once it is in force."""
         stamp = self._file_stamp()
         if stamp != self._stamp:
-            self._stamp = stamp
             try:
                 config = load_config(self.path)
             except MonitorError as exc:
+                self._stamp = stamp
                 log.error("config change ignored, previous config stays in force: %s", exc)
             else:
-                self.apply(config)
+                try:
+                    self.apply(config)
+                except StorageError as exc:
+                    log.error("config change not applied yet, tried again at the next tick "
+                              "(the previous config stays in force): %s", exc)
+                except MonitorError as exc:
+                    self._stamp = stamp
+                    log.error("config change ignored, previous config stays in force: %s", exc)
+                else:
+                    self._stamp = stamp
         model = self._model_files_stamp()
         if model != self._model_stamp:      # retrained or put in place since it was loaded
             self._model_stamp = model
@@ -275,9 +287,10 @@ class Service:
         if not _same_store(self.store.url, config.store_url()):   # the store it has open
             log.warning("store.url changed in the config: it applies after a restart; "
                         "the service keeps using the store it opened")
-        self.config = config
+        # the store first: if it refuses the feeds now, nothing of the edit is in force
         self.store.sync_feeds(config.feeds, self.clock(), config.poll.interval_minutes,
                               config.poll.silent_after_days)
+        self.config = config
         self.analyzer = build_analyzer(config)
         self._model_stamp = self._model_files_stamp()
         if old.poll.parse_processes != config.poll.parse_processes:

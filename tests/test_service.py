@@ -393,3 +393,42 @@ def test_a_model_put_in_place_while_running_classifies_the_next_articles(tmp_pat
         assert "model file" in caplog.text and "changed" in caplog.text
     finally:
         service.store.close()
+
+
+def test_a_config_edit_the_locked_store_refuses_is_applied_at_a_later_tick(
+        tmp_path, feed_server, feed_file, caplog):
+    """An analyst's sqlite3 holds the store's write lock while the config is edited: the
+    edit (a feed added, one removed) was half applied — the new config in force for some
+    things, not the feeds — never retried, and its traceback cut the tick short. Now the
+    previous config stays whole, and the edit is applied at the next tick the store takes it."""
+    from monitor.service import Service
+
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    one, two = feed_server.add("/one", feed_file("rss2.xml")), feed_server.add("/two", feed_file("atom.xml"))
+
+    def configure(feeds):
+        write_config(config, db, feeds)
+        config.write_text(config.read_text(encoding="utf-8").replace(
+            "[store]\n", "[store]\nbusy_timeout_seconds = 0.5\n", 1), encoding="utf-8")
+
+    configure([("one", one)])
+    service = Service(str(config))
+    try:
+        configure([("two", two)])
+        lock = sqlite3.connect(db, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")                      # an analyst's write lock
+        with caplog.at_level("INFO", logger="monitor"):
+            service.reload_if_changed()
+            assert "config change not applied yet" in caplog.text
+            assert [f.name for f in service.config.feeds] == ["one"]      # the previous, whole
+            lock.execute("ROLLBACK")
+            lock.close()
+            caplog.clear()
+            service.reload_if_changed()                      # the next tick
+            assert "config reloaded" in caplog.text
+        assert [f.name for f in service.config.feeds] == ["two"]
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT name, active FROM feed ORDER BY name").fetchall() == [
+                ("one", 0), ("two", 1)]
+    finally:
+        service.store.close()
