@@ -584,9 +584,15 @@ def _origin(url: str | None) -> tuple[str, str] | None:
 def start_worker(pid: int) -> None:
     """A parse process's start: end with the service (``watch_service``), and the
     allocator's settings of the service (``monitor.memory``): the language and country
-    data's loading leaves ~15 MB less behind, and large bodies are given back when freed."""
+    data's loading leaves ~15 MB less behind, and large bodies are given back when freed.
+    Ctrl-C in a terminal signals the whole process group: the service stops its parse
+    processes itself, so they ignore SIGINT (each died with a KeyboardInterrupt traceback
+    on stderr, one mid-parse losing its work)."""
+    import signal
+
     from monitor.memory import limit_malloc_arenas
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_malloc_arenas()
     watch_service(pid)
 

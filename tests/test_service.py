@@ -432,3 +432,31 @@ def test_a_config_edit_the_locked_store_refuses_is_applied_at_a_later_tick(
                 ("one", 0), ("two", 1)]
     finally:
         service.store.close()
+
+
+def test_ctrl_c_stops_the_service_and_its_parse_processes_without_a_traceback(
+        tmp_path, feed_server, feed_file):
+    """Ctrl-C in a terminal sends SIGINT to the whole process group: the parse processes
+    died of it, each with a KeyboardInterrupt traceback on stderr (a block of text in a
+    JSON log); the service stops them itself."""
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))])
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "[poll]\n", "[poll]\nparse_processes = 2\n", 1), encoding="utf-8")
+    env = {**os.environ, "MONITOR_TICK_SECONDS": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "--log-format",
+                             "json", "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=tmp_path, start_new_session=True)
+    try:
+        wait_for(lambda: count(db, "SELECT count(*) FROM article") == 3, 60, "the first poll")
+        time.sleep(1)                                   # the parse processes idle, waiting
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "monitor stopped" in text
