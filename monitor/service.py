@@ -239,8 +239,9 @@ class Service:
         day = local.date() if local.time() >= send_at else local.date() - timedelta(days=1)
         due = datetime.combine(day, send_at, tzinfo=zone)
         began = self.store.began_at()
-        if day != local.date() and (began is None or began > due):
-            log.info("no catch-up digest for %s: the store began after it fell due", day)
+        if began is None or began > due:        # today's too, as the running service judges
+            log.info("no catch-up digest for %s: the store began after it fell due (the "
+                     "first goes out at %s)", day, clock_text(send_at))
             return
         if self._unmade(day, due):
             log.info("digest for %s was due at %s while the service was down: sending now",

@@ -131,6 +131,8 @@ def test_missed_digest_sent_once_and_kill_9_loses_and_repeats_nothing(tmp_path, 
     proc.wait()
     stored = count(db, "select count(*) from article")
     assert stored < 150
+    with sqlite3.connect(db) as conn:                # the store had begun before today's
+        conn.execute("update feed set created_at = datetime('now', '-2 days')")   # send time
     proc = start(config, tick=1)
     try:
         wait_for(lambda: count(db, "select count(*) from article") == 150, 90, "the rest of the feeds")
@@ -151,20 +153,26 @@ def test_missed_digest_sent_once_and_kill_9_loses_and_repeats_nothing(tmp_path, 
 
 def test_a_first_start_sends_no_catch_up_digest_before_a_poll_completes(tmp_path, feed_server, feed_file):
     """Started for the first time after send_at: no "nothing new" mail for a day the service
-    was never down; once a poll has completed, a missed digest is caught up."""
+    was never down — nor after a restart the same day, once a poll has completed (a restart
+    made a digest the running service would not have: the store began after it fell due);
+    down across the next send_at, the missed digest is caught up."""
     from monitor.service import Service
 
-    now = datetime(2025, 6, 5, 12, 0, tzinfo=timezone.utc)
+    clock = {"now": datetime(2025, 6, 5, 12, 0, tzinfo=timezone.utc)}
     db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
     write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))], send_at="06:00")
-    service = Service(str(config), clock=lambda: now)
+    service = Service(str(config), clock=lambda: clock["now"])
     try:
         service.missed_digest()
         assert service.store.get_digest("2025-06-05") is None
         assert not (tmp_path / "outbox").exists()
         service.dispatch()                                   # the first poll completes
+        service.missed_digest()                              # a restart the same day
+        service._due_digest()                                # the running service's tick
+        assert service.store.get_digest("2025-06-05") is None
+        clock["now"] = datetime(2025, 6, 6, 12, 0, tzinfo=timezone.utc)   # down across 06:00
         service.missed_digest()
-        assert service.store.get_digest("2025-06-05") is not None
+        assert service.store.get_digest("2025-06-06") is not None
         assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     finally:
         service.store.close()
