@@ -224,9 +224,10 @@ class Service:
                 self.digest(record.digest_date)
 
     def missed_digest(self) -> None:
-        """Send the last digest that fell due while the service was down — today's once
-        its time has passed, else yesterday's — not on a store no poll has completed in (a
-        first start is not a missed day)."""
+        """At start: the copies earlier runs left to send, then the last digest that fell due
+        while the service was down — today's once its time has passed, else yesterday's —
+        not on a store no poll has completed in (a first start is not a missed day)."""
+        self._left_copies()
         now = self.clock()
         health = self.store.feed_health(now, self.config.poll.broken_after_errors)
         if not any(h.last_polled_at for h in health):
@@ -247,6 +248,23 @@ class Service:
             log.info("digest for %s was due at %s while the service was down: sending now",
                      day, f"{clock_text(due.time())} {due.tzname()}")
             self.digest(day.isoformat())
+
+    def _left_copies(self) -> None:
+        """Copies of any earlier digest still to send — left ``pending`` by a stop (they go
+        out at the next start), or in ``retry`` when the service was down past the day it
+        retries them in — sent now, each once; today's and yesterday's are the ticks' own."""
+        from monitor.delivery import local_date
+
+        now = self.clock()
+        recent = {local_date(now - timedelta(days=1), self.config), local_date(now, self.config)}
+        try:
+            days = [d for d in self.store.digests_with_open_copies() if d not in recent]
+        except MonitorError as exc:
+            log.error("could not look for digest copies left to send: %s", exc)
+            return
+        for day in days:
+            log.info("digest %s has copies left to send by an earlier run: sending them now", day)
+            self.digest(day)
 
     def _unmade(self, day, due: datetime) -> bool:
         """No digest of ``day`` exists, and none made since covers its time ``due``."""

@@ -1,5 +1,6 @@
 """The digest against a real store and a real SMTP server (aiosmtpd) on 127.0.0.1."""
 
+import json
 import os
 import re
 import time
@@ -1495,3 +1496,32 @@ def test_the_and_n_more_command_lists_the_stories_the_digest_counted(tmp_path):
     bad = runner.invoke(monitor.cli.cli, ["--config", str(cfg_file), "review", "list",
                                           "--digest", "June 3"])
     assert bad.exit_code == 2 and "expected a date such as" in bad.output
+
+
+def test_a_later_monitor_digest_sends_the_copies_earlier_runs_left(tmp_path):
+    """A copy left pending by a stop (or in retry when the service was down past its day of
+    retries) is sent by any later `monitor digest` run, as the README says; a plain run
+    looked at today's digest only."""
+    from click.testing import CliRunner
+
+    import monitor.cli
+
+    store = fill(f"sqlite:///{tmp_path / 'm.db'}")
+    cfg_file = tmp_path / "monitor.toml"
+    cfg_file.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "m.db"}"\n[digest]\n'
+                        f'recipients = {json.dumps(RCPTS)}\ntimezone = "Europe/Berlin"\n'
+                        f'outbox_dir = "{tmp_path / "outbox"}"\n', encoding="utf-8")
+    try:
+        assert job(store, config(tmp_path)).run(NOW).sent == RCPTS          # 2025-06-03
+        record = store.get_digest("2025-06-03")
+        store.set_delivery(record, "ben@example.org", status="pending")    # as a stop leaves it
+    finally:
+        store.close()
+    result = CliRunner().invoke(monitor.cli.cli, ["--config", str(cfg_file), "digest"])
+    assert result.exit_code == 0, result.output
+    assert "digest 2025-06-03: 5 items" in result.output and "ben@example.org" in result.output
+    with open_store(f"sqlite:///{tmp_path / 'm.db'}") as again:
+        assert {d.recipient: d.status for d in again.get_digest("2025-06-03").deliveries} == {
+            r: "sent" for r in RCPTS}
+    again = CliRunner().invoke(monitor.cli.cli, ["--config", str(cfg_file), "digest"])
+    assert again.exit_code == 0 and "2025-06-03" not in again.output      # sent once

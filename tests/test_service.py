@@ -468,3 +468,27 @@ def test_ctrl_c_stops_the_service_and_its_parse_processes_without_a_traceback(
     assert proc.returncode == 0, text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     assert "monitor stopped" in text
+
+
+def test_a_copy_left_pending_goes_out_at_the_next_start_however_long_the_stop(
+        tmp_path, feed_server, feed_file, caplog):
+    """A stop during a digest leaves the rest of its copies pending, "sent at the next
+    start"; a start more than a day later never sent them (the ticks retry only today's
+    and yesterday's digests), and nothing said so."""
+    service, clock = clocked_service(tmp_path, feed_server, feed_file,
+                                     datetime(2025, 6, 4, 5, 0, tzinfo=timezone.utc))
+    try:
+        service.dispatch()
+        clock["now"] = datetime(2025, 6, 4, 6, 0, tzinfo=timezone.utc)
+        service.digest("2025-06-04")
+        record = service.store.get_digest("2025-06-04")
+        service.store.set_delivery(record, "ana@example.org", status="pending")  # as a stop leaves it
+        clock["now"] = datetime(2025, 6, 7, 12, 0, tzinfo=timezone.utc)         # down three days
+        with caplog.at_level("INFO", logger="monitor"):
+            service.missed_digest()
+        assert "digest 2025-06-04 has copies left to send" in caplog.text
+        assert [d.status for d in service.store.get_digest("2025-06-04").deliveries] == ["sent"]
+        service.missed_digest()                                  # a second start: nothing more
+        assert caplog.text.count("digest 2025-06-04 has copies left to send") == 1
+    finally:
+        service.store.close()

@@ -158,8 +158,16 @@ def digest(ctx, day, preview, resend, recipients):
             click.echo(_preview(job, now(), day, preview))
             return
         outcome = job.run(now(), day=day, resend=resend, recipients=recipients)
+        earlier = []
+        if day is None and not resend:
+            # copies of earlier days still to send (a stop left them pending, a mail server
+            # was down past the service's day of retries): a later run sends them too
+            earlier = [job.run(now(), day=d) for d in store.digests_with_open_copies()
+                       if d < outcome.digest_date]
+    for done in earlier:
+        click.echo(done.summary())
     click.echo(outcome.summary())
-    if outcome.failed or outcome.retry or outcome.unknown or outcome.interrupted:
+    if any(o.failed or o.retry or o.unknown or o.interrupted for o in (*earlier, outcome)):
         sys.exit(1)
 
 

@@ -345,6 +345,16 @@ class Store:
         with self._begin() as conn:
             return [d for (d,) in conn.execute(query)]
 
+    def digests_with_open_copies(self) -> list[str]:
+        """Dates of the digests with a copy still to send (``pending``: a stop came before
+        it; ``retry``: a temporary failure), however old."""
+        query = (select(DIGEST.c.digest_date).distinct()
+                 .join(DELIVERY, DELIVERY.c.digest_id == DIGEST.c.id)
+                 .where(DELIVERY.c.status.in_(("pending", "retry")))
+                 .order_by(DIGEST.c.digest_date))
+        with self._begin() as conn:
+            return [d for (d,) in conn.execute(query)]
+
     def last_digest_end(self) -> datetime | None:
         with self._begin() as conn:
             return ledger.last_period_end(conn)
