@@ -378,7 +378,7 @@ class DigestJob:
                                 status="failed" if exc.permanent else "retry",
                                 last_error=str(exc)[:1000], next_attempt_at=next_at)
         log.warning("digest %s to %s: %s (%s)", record.digest_date, delivery.recipient, exc,
-                    "permanent, not retried" if exc.permanent else f"will retry at {next_at:%H:%M} UTC")
+                    "permanent, not retried" if exc.permanent else f"will retry at {next_at:%H:%M:%S} UTC")
 
     def _outcome(self, record: DigestRecord, outcome: DigestOutcome,
                  sent_here: dict[str, str | None]) -> DigestOutcome:

@@ -12,7 +12,7 @@ Both jobs coalesce, never overlap (max_instances=1) and have a misfire grace of 
 At start, a digest that was due today while the service was down is sent once; the
 ledger decides, so it is never sent twice.
 
-SIGTERM/SIGINT: the current feed's transaction finishes, the remaining feeds of the cycle
+SIGTERM/SIGINT/SIGHUP: the current feed's transaction finishes, the remaining feeds of the cycle
 are skipped, the scheduler stops, the store closes, exit code 0. A second signal exits at
 once (code 130).
 """
@@ -374,6 +374,9 @@ class Service:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        # the terminal it runs in closed: stop as cleanly (it died at once, its feed leases
+        # left to expire and semaphores leaked); the config needs no signal to be read again
+        signal.signal(signal.SIGHUP, on_signal)
         self.start()
         while not self.stop.wait(1.0):
             pass

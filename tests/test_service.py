@@ -492,3 +492,22 @@ def test_a_copy_left_pending_goes_out_at_the_next_start_however_long_the_stop(
         assert caplog.text.count("digest 2025-06-04 has copies left to send") == 1
     finally:
         service.store.close()
+
+
+def test_a_closed_terminal_sighup_stops_the_service_cleanly(tmp_path, feed_server, feed_file):
+    """SIGHUP (the terminal `monitor run` ran in was closed) killed it at once, exit 129,
+    without a word; it now stops as on SIGTERM."""
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))])
+    proc = start(config)
+    try:
+        wait_for(lambda: count(db, "SELECT count(*) FROM article") == 3, 60, "the first poll")
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert "received SIGHUP" in err.decode() and "monitor stopped" in err.decode()
+    assert count(db, "SELECT count(*) FROM feed WHERE claimed_by IS NOT NULL") == 0
