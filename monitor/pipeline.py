@@ -128,10 +128,21 @@ class Poller:
                     while True:
                         if flight.wants_more() and not self.stop.is_set():
                             asked = flight.room()
-                            feeds = await loop.run_in_executor(
-                                writer, self._claim, asked, include_all, flight.seen)
-                            flight.start(feeds, asked, lambda feed: self._poll_one(
-                                fetcher, parser, writer, feed))
+                            try:
+                                feeds = await loop.run_in_executor(
+                                    writer, self._claim, asked, include_all, flight.seen)
+                            except StorageError as exc:
+                                if flight.empty():      # nothing claimed: the cycle failed
+                                    raise
+                                # the feeds in flight finish and are stored; the rest wait
+                                # for the next cycle
+                                log.warning("could not claim more feeds, the rest are polled "
+                                            "next cycle: %s", exc)
+                                flight.exhausted = True
+                                feeds, asked = [], 0
+                            if feeds or asked:
+                                flight.start(feeds, asked, lambda feed: self._poll_one(
+                                    fetcher, parser, writer, feed))
                         if flight.empty():
                             break
                         await flight.wait(timeout=0.2)      # a feed done, or time to check stop
@@ -145,7 +156,7 @@ class Poller:
                     await loop.run_in_executor(writer, self._flush_states)
         finally:
             parser.end_cycle()
-        self._release()
+            self._release()             # a cycle that failed too: its leases are not left
         return flight.reports
 
     def _renew(self, lease: float) -> None:

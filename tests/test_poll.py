@@ -1158,3 +1158,44 @@ def test_every_piece_of_work_lost_with_a_dying_parse_process_is_named(caplog):
     said = [r.getMessage() for r in caplog.records if "died while running" in r.getMessage()]
     assert len(said) == 2
     assert any("die_now" in m for m in said) and any("slow_echo" in m for m in said)
+
+
+def test_a_claim_the_store_refuses_mid_cycle_leaves_no_lease_and_loses_no_result(
+        feed_server, feed_file, make_config):
+    """The store refuses the cycle's second claim (locked by an analyst): the cycle failed
+    as a whole, its 64 feeds stayed leased by the live service for the whole lease (no one
+    polled them for five minutes) and the results fetched were dropped. Now the feeds in
+    flight are stored, the rest wait for the next cycle, and no lease is left."""
+    from monitor.exceptions import StorageError
+
+    body = feed_file("rss2.xml")
+    feeds = [(f"f{i}", feed_server.add(f"/f{i}", body.replace(b"md-10", f"f{i}-".encode())))
+             for i in range(70)]
+    config = make_config(feeds, poll={"concurrency": 1, "parse_processes": 0})
+    clock = Clock()
+    store = open_configured_store(config, clock())
+    try:
+        poller = Poller(store, config, clock=clock)
+        claims = []
+        real = poller._claim
+
+        def claim(*args):
+            claims.append(args)
+            if len(claims) == 2:
+                raise StorageError("the store is locked by another writer (test)")
+            return real(*args)
+
+        poller._claim = claim
+        report = poller.run_cycle(include_all=True)
+        assert len(claims) == 2
+        assert report.count("ok") == 64 and report.total("new") == 64 * 3
+        from sqlalchemy import text
+
+        with store.engine.connect() as conn:
+            leased = conn.execute(text("SELECT count(*) FROM feed WHERE claimed_by IS NOT NULL")).scalar()
+            polled = conn.execute(text("SELECT count(*) FROM feed WHERE last_polled_at IS NOT NULL")).scalar()
+        assert (leased, polled) == (0, 64)
+        report = Poller(store, config, clock=clock).run_cycle()        # the rest, next cycle
+        assert report.count("ok") == 6
+    finally:
+        store.close()
