@@ -1199,3 +1199,33 @@ def test_a_claim_the_store_refuses_mid_cycle_leaves_no_lease_and_loses_no_result
         assert report.count("ok") == 6
     finally:
         store.close()
+
+
+def test_monitor_poll_says_how_many_feeds_it_left_to_another_poller(feed_server, feed_file, make_config,
+                                                                     tmp_path, store_url):
+    """`monitor poll --all` beside a running service skips the feeds the service holds (so
+    none is fetched twice) and said nothing of them: "total: 1 feeds polled" of two."""
+    from click.testing import CliRunner
+
+    import monitor.cli
+
+    one, two = feed_server.add("/one", feed_file("rss2.xml")), feed_server.add("/two", feed_file("atom.xml"))
+    config = make_config([("one", one), ("two", two)])
+    clock = Clock()
+    store = open_configured_store(config, clock())
+    try:
+        from datetime import datetime, timezone
+
+        held = store.claim_due_feeds(datetime.now(timezone.utc), "other-host:1:abc", 3600, 1,
+                                     include_all=True)              # a service holds one
+        assert len(held) == 1
+    finally:
+        store.close()
+    path = tmp_path / "monitor.toml"
+    path.write_text(f'[store]\nurl = "{store_url}"\n[poll]\ncontact_url = "http://127.0.0.1/c"\n'
+                    f'[[feeds]]\nname = "one"\nurl = "{one}"\n[[feeds]]\nname = "two"\nurl = "{two}"\n',
+                    encoding="utf-8")
+    result = CliRunner().invoke(monitor.cli.cli, ["--config", str(path), "poll", "--all"])
+    assert result.exit_code == 0, result.output
+    assert "total: 1 feeds polled" in result.output
+    assert "1 feed(s) left to another poller that holds them now" in result.output

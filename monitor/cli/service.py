@@ -9,7 +9,7 @@ from datetime import datetime
 import click
 
 from monitor.cli.context import check_store_of, config_file_of, config_of, now, refuse_missing_store
-from monitor.exceptions import UsageError
+from monitor.exceptions import MonitorError, UsageError
 
 
 @click.group("config")
@@ -57,8 +57,16 @@ def poll(ctx, include_all):
     config = config_of(ctx)
     check_store_of(ctx)
     with open_configured_store(config) as store:
-        report = build_poller(config, store).run_cycle(include_all=include_all)
+        poller = build_poller(config, store)
+        report = poller.run_cycle(include_all=include_all)
+        try:
+            elsewhere = store.leased_elsewhere(poller.clock(), poller.owner)
+        except MonitorError:
+            elsewhere = 0
     _print_cycle(report)
+    if elsewhere:       # a service (or another poll) is polling them: not fetched twice
+        click.echo(f"{elsewhere} feed(s) left to another poller that holds them now "
+                   "(another service or `monitor poll` is polling them)")
     refused = report.not_stored()
     if refused or report.unsaved_states:
         names = ", ".join(f.name for f in refused[:5]) + (" …" if len(refused) > 5 else "")

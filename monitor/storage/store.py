@@ -259,6 +259,14 @@ class Store:
             conn.execute(update(FEED).where(FEED.c.claimed_by == owner)
                          .values(claimed_until=None, claimed_by=None))
 
+    def leased_elsewhere(self, now: datetime, owner: str) -> int:
+        """Active feeds another poller holds a lease on now (a poll leaves them to it)."""
+        query = select(func.count()).select_from(FEED).where(
+            FEED.c.active.is_(True), FEED.c.claimed_until > now,
+            FEED.c.claimed_by.is_not(None), FEED.c.claimed_by != owner)
+        with self._begin() as conn:
+            return conn.execute(query).scalar() or 0
+
     def claim_owners(self) -> list[str]:
         with self._begin() as conn:
             query = select(FEED.c.claimed_by).where(FEED.c.claimed_by.is_not(None)).distinct()
