@@ -954,3 +954,11 @@ def test_georgia_beside_the_us_is_the_country_when_its_places_or_leaders_say_so(
                  "Shipments from Batumi to the US and China rose.") == ["CN", "GE", "US"]
     assert codes("Kemp signs a bill in Georgia", "The US state passed a budget.") == ["US"]
     assert codes("Georgia Power raises rates", "The Atlanta utility serves the state.") == []
+
+
+def test_jordans_companies_name_the_country_and_its_people_do_not():
+    """A country's name inside an organisation's name counts (LABELING.md): the person
+    rule read "Jordan Phosphate" as a first name and a surname."""
+    assert codes("Jordan Phosphate Mines Company raises output") == ["JO"]
+    assert codes("Jordan Bromine expands its plant") == ["JO"]
+    assert codes("Jordan Henderson signs for Ajax") == []
