@@ -121,6 +121,8 @@ class Service:
         self._stamp = self._file_stamp()
         self.stop = threading.Event()
         self.store = open_configured_store(self.config, clock())
+        self._store_file = self._store_file_stamp()
+        self.failed = False                 # stopped for a reason the exit code says
         self.analyzer = build_analyzer(self.config)
         self._model_stamp = self._model_files_stamp()
         self.parser = self._parse_pool()
@@ -143,9 +145,36 @@ class Service:
 
         return model_files_stamp(self.config.classifier.model_path())
 
+    def _store_file_stamp(self) -> tuple[int, int] | None:
+        """(device, inode) of the SQLite store's file as opened; None for another database
+        or a file that is not there."""
+        from monitor.storage.reviews import sqlite_file
+
+        path = sqlite_file(self.store.url)
+        try:
+            info = path.stat() if path is not None else None
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino) if info is not None else None
+
+    def _store_file_gone(self) -> bool:
+        """The SQLite file the service opened was deleted or replaced while it ran: its open
+        connections would write into the deleted file (lost) and new ones into an empty one
+        without tables. The service stops (exit code 1) and says so."""
+        if self._store_file is None or self._store_file_stamp() == self._store_file:
+            return False
+        from monitor.storage.reviews import sqlite_file
+
+        log.error("the store file %s was deleted or replaced while the service ran: stopping "
+                  "(nothing more is written to the old one); start it again to use the file "
+                  "there now", sqlite_file(self.store.url))
+        self.failed = True
+        self.stop.set()
+        return True
+
     # -- jobs ----------------------------------------------------------------------------
     def dispatch(self) -> None:
-        if self.stop.is_set():
+        if self.stop.is_set() or self._store_file_gone():
             return
         self.reload_if_changed()
         poller = Poller(self.store, self.config, analyze=self.analyzer, clock=self.clock,
@@ -189,7 +218,7 @@ class Service:
     def digest(self, day: str | None = None) -> None:
         from monitor.delivery import DigestJob
 
-        if self.stop.is_set():
+        if self.stop.is_set() or self._store_file_gone():
             return
         self.reload_if_changed()
         try:
@@ -381,5 +410,5 @@ class Service:
         while not self.stop.wait(1.0):
             pass
         self.shutdown()
-        return 0
+        return 1 if self.failed else 0
 

@@ -511,3 +511,30 @@ def test_a_closed_terminal_sighup_stops_the_service_cleanly(tmp_path, feed_serve
     assert proc.returncode == 0
     assert "received SIGHUP" in err.decode() and "monitor stopped" in err.decode()
     assert count(db, "SELECT count(*) FROM feed WHERE claimed_by IS NOT NULL") == 0
+
+
+def test_a_store_file_deleted_under_the_running_service_stops_it_with_a_clear_error(
+        tmp_path, feed_server, feed_file):
+    """`rm var/monitor.db*` while `monitor run` runs: its open connection went on writing
+    into the deleted file (reported as new, lost) and a new one made an empty file, every
+    tick failing with "no such table: digest". It now stops, exit code 1, naming the file."""
+    db, config = tmp_path / "m.db", tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", feed_server.add("/rss", feed_file("rss2.xml")))])
+    log = tmp_path / "service.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "run"],
+                                stdout=sink, stderr=sink, cwd=tmp_path, start_new_session=True,
+                                env={**os.environ, "MONITOR_TICK_SECONDS": "1"})
+        try:
+            wait_for(lambda: count(db, "SELECT count(*) FROM article") == 3, 60, "the first poll")
+            for path in tmp_path.glob("m.db*"):
+                path.unlink()
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)      # the service and its parse processes
+                proc.wait()
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert proc.returncode == 1, text
+    assert f"the store file {db} was deleted or replaced while the service ran" in text
+    assert "no such table" not in text
