@@ -697,18 +697,13 @@ def _load_linear(path: Path, card: Mapping[str, Any]):
     archive is checked as for the pipeline, ``_check_archive``); None when the model has
     none or they are missing (the pipeline is used). A file changed since training is an
     error naming that file."""
-    entry = card.get("linear")
-    if not isinstance(entry, dict):
-        return None
-    arrays = linear_path(path)
-    if not arrays.is_file():
+    arrays = _card_arrays(path, card)
+    if arrays is None:
         return None
     from monitor.linear import LinearModel
 
     _check_archive(path, card)
-    if _sha256(arrays) != entry.get("sha256"):
-        raise ClassifierError(f"{arrays}: does not match its model card (SHA-256 differs): "
-                              "changed since training; retrain or restore it")
+    _check_arrays(arrays, card)
     try:
         model = LinearModel.load(arrays)
         if model.coef.shape[0] != len(TOPICS):
@@ -735,9 +730,20 @@ def check_model_file(path: Path) -> None:
     _check_preparation(path, card.get("preparation"))
     _check_card(path, card)
     _check_archive(path, card)
-    entry = card.get("linear")
+    arrays = _card_arrays(path, card)
+    if arrays is not None:
+        _check_arrays(arrays, card)
+
+
+def _card_arrays(path: Path, card: Mapping[str, Any]) -> Path | None:
+    """The model's arrays file when its card names arrays and the file is there."""
     arrays = linear_path(path)
-    if isinstance(entry, dict) and arrays.is_file() and _sha256(arrays) != entry.get("sha256"):
+    return arrays if isinstance(card.get("linear"), dict) and arrays.is_file() else None
+
+
+def _check_arrays(arrays: Path, card: Mapping[str, Any]) -> None:
+    """ClassifierError when the arrays are not the ones the card records (SHA-256)."""
+    if _sha256(arrays) != card["linear"].get("sha256"):
         raise ClassifierError(f"{arrays}: does not match its model card (SHA-256 differs): "
                               "changed since training; retrain or restore it")
 

@@ -523,7 +523,7 @@ def _article_values(write: ArticleWrite, now: datetime) -> dict[str, Any]:
 
 def _relinked(url: str | None, place: _Place) -> bool:
     """Whether an article stored at ``place`` now has another link (never one it lost)."""
-    return url is not None and place.id is not None and url != place.url
+    return url is not None and url != place.url
 
 
 def _ids_by_key(conn: Connection, feed_id: int, keys: list[str]) -> dict[str, int]:
