@@ -22,6 +22,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
@@ -41,7 +42,7 @@ def build_message(*, sender: str, recipient: str, subject: str, html: str, text:
     message = EmailMessage()
     message["From"] = formataddr(("monitor digest", header_value(sender)))
     message["To"] = header_value(recipient)
-    message["Subject"] = header_value(subject)
+    _set_subject(message, header_value(subject))
     message["Date"] = format_datetime(when)
     message["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
     message["Auto-Submitted"] = "auto-generated"
@@ -49,6 +50,17 @@ def build_message(*, sender: str, recipient: str, subject: str, html: str, text:
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
     return message
+
+
+def _set_subject(message: EmailMessage, subject: str) -> None:
+    """The Subject, folded so that it reads back as written. The standard library's own
+    folding of non-ASCII text loses or doubles the spaces around encoded words ("중국
+    희토류" came back as "중국희토류", "— Zölle" as "  —Zölle"), so such a subject is encoded
+    here, spaces inside the encoded words, in lines short enough to be sent as they are."""
+    if subject.isascii():
+        message["Subject"] = subject
+        return
+    message.set_raw("Subject", Header(subject, "utf-8", header_name="Subject").encode(linesep="\n"))
 
 
 class Mailer(Protocol):

@@ -14,7 +14,7 @@ from monitor.config import parse_config
 from monitor.delivery import DigestJob
 from monitor.digest import build_digest, render, subject
 from monitor.exceptions import UsageError
-from monitor.mail import SmtpMailer
+from monitor.mail import OutboxMailer, SmtpMailer, build_message
 from monitor.storage import open_store
 
 from digest_data import ITEMS, T0, fill
@@ -93,6 +93,37 @@ def test_smtp_message_parts_headers_escaping_and_cjk(store, tmp_path):
     assert "&lt;" not in text and "<script>" in text   # plain text is not HTML-escaped
     ids = {m["Message-ID"] for _, m in server.recorder.messages}
     assert len(ids) == 3
+
+
+SUBJECTS = (
+    "Critical minerals & export controls 2025-06-03: 12 export controls — 미국, 중국 희토류 수출통제에 대응 나서",
+    "Critical minerals & export controls 2025-06-03: 1 export controls — Zölle auf Seltene Erden: "
+    "Regierung prüft Exportkontrollen für Gallium",
+    'Critical minerals & export controls 2025-06-03: 3 export controls — "Quoted" (paren) — x',
+    "稀土 " * 40 + "=?utf-8?q?not-an-encoded-word?=",
+)
+
+
+def test_a_non_ascii_subject_reads_back_as_written_through_smtp_and_the_outbox(tmp_path):
+    # the standard library's folding had dropped the space in "중국 희토류" and doubled the
+    # one before "—"; every line of the header must also stay within 78 characters
+    server = SmtpServer().start()
+    try:
+        mailer = SmtpMailer("127.0.0.1", server.port, security="none", timeout=10)
+        for line in SUBJECTS:
+            mailer.send(build_message(sender="monitor@example.org", recipient="ana@example.org",
+                                      subject=line, html="<p>x</p>", text="x", when=NOW), "ana@example.org")
+    finally:
+        server.stop()
+    assert [m["Subject"] for m in server.recorder.received_by("ana@example.org")] == list(SUBJECTS)
+    outbox = OutboxMailer(tmp_path / "outbox")
+    for line in SUBJECTS:
+        raw = Path(outbox.send(build_message(sender="monitor@example.org", recipient="ben@example.org",
+                                             subject=line, html="<p>x</p>", text="x", when=NOW),
+                               "ben@example.org")).read_bytes()
+        head = raw.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+        assert max(len(row.rstrip(b"\r")) for row in head.split(b"\n")) <= 78
+        assert message_from_bytes(raw, policy=policy.default)["Subject"] == line
 
 
 def test_one_story_once_with_every_source(store, tmp_path):
