@@ -193,9 +193,10 @@ class DigestJob:
         return self.store.get_digest(record.digest_date)
 
     def _covered(self, day: str, end: datetime) -> None:
-        """Refuse a new digest whose period a later one has covered already."""
+        """Refuse a new digest whose period a later one has covered already (not the day's
+        own digest, made by another run since this one looked)."""
         last = self.store.last_digest_end()
-        if last is not None and end <= last:
+        if last is not None and end <= last and self.store.get_digest(day) is None:
             raise UsageError(f"digest {day}: a later digest already covers its time (up to "
                              f"{last:%Y-%m-%d %H:%M} UTC), so there is nothing to make for "
                              "it; an existing digest is sent again with --date DAY --resend")
@@ -203,12 +204,13 @@ class DigestJob:
     def _create(self, day: str, now: datetime) -> DigestRecord:
         end = _period_end(day, now, self.config)
         self._covered(day, end)
-        record = self.store.open_digest(day, end, _day_before(end, self.config),
-                                        self.config.digest.recipients,
-                                        self.config.digest.send_when_empty,
-                                        partial(_clusters, zone=self.config.digest.zone()), now)
-        log.info("digest %s: %d articles for %d recipients", day, len(record.article_ids),
-                 len(record.deliveries))
+        record, made = self.store.open_digest(day, end, _day_before(end, self.config),
+                                              self.config.digest.recipients,
+                                              self.config.digest.send_when_empty,
+                                              partial(_clusters, zone=self.config.digest.zone()), now)
+        if made:        # (a run that lost the race to make it says nothing: the maker did)
+            log.info("digest %s: %d articles for %d recipients", day, len(record.article_ids),
+                     len(record.deliveries))
         return record
 
     def mark_all_interrupted(self, now: datetime) -> dict[str, list[str]]:

@@ -773,11 +773,36 @@ def test_postgresql_openers_of_digests_wait_for_the_one_making_a_digest(store, s
         watcher.dispose()
     first, same, later = results["first"], results["same day"], results["next day"]
     assert not any(isinstance(r, Exception) for r in (first, same, later)), results
+    assert (first[1], same[1], later[1]) == (True, False, True)     # made: said once, by its maker
+    first, same, later = first[0], same[0], later[0]
     assert clustered == ["first", "next day"]          # the same day's was made once
     assert same.id == first.id and [d.recipient for d in same.deliveries] == RCPTS
     assert len(first.article_ids) == 3 and first.period_end == end
     assert later.period_start == end and len(later.article_ids) == 2
     assert not set(first.article_ids) & set(later.article_ids)
+
+
+def test_a_run_that_lost_the_race_to_make_a_digest_does_not_say_it_made_it(store, tmp_path, caplog):
+    """Two runs both saw no digest; the second then found the first's. It had refused it as
+    covered by "a later digest" (its own day's), and would have logged "N articles for M
+    recipients" as if it had made the digest; it now goes on with that digest, quietly."""
+    cfg = config(tmp_path)
+    caplog.set_level("INFO", logger="monitor")
+    job(store, cfg).run(NOW)
+    made = [r.getMessage() for r in caplog.records if "articles for" in r.getMessage()]
+    assert made == ["digest 2025-06-03: 5 articles for 3 recipients"]
+    caplog.clear()
+    late = job(store, cfg)
+    looks = []
+
+    def first_look_misses(day, real=store.get_digest):
+        looks.append(day)
+        return None if len(looks) == 1 else real(day)
+
+    late.store.get_digest = first_look_misses
+    outcome = late.run(NOW)   # its first look missed the digest the other run made meanwhile
+    assert outcome.sent == [] and outcome.already == RCPTS   # that one, not "a later digest covers"
+    assert not [r for r in caplog.records if "articles for" in r.getMessage()]
 
 
 @pytest.mark.parametrize(("checks", "tries"), [

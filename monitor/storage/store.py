@@ -380,9 +380,9 @@ class Store:
 
     def open_digest(self, digest_date: str, end: datetime, default_start: datetime,
                     recipients: Sequence[str], send_when_empty: bool, clusterer,
-                    now: datetime) -> DigestRecord:
-        """The digest of ``digest_date``: the existing one, or a new one that claims the
-        flagged articles of its period, in one transaction.
+                    now: datetime) -> tuple[DigestRecord, bool]:
+        """(the digest of ``digest_date``, whether this call made it): the existing one, or
+        a new one that claims the flagged articles of its period, in one transaction.
 
         Serialised across processes (PostgreSQL: a transaction-level advisory lock; SQLite:
         the digest row is written first, which takes the database's write lock), so N
@@ -394,21 +394,21 @@ class Store:
                 ledger.lock_digests(conn)
                 found = ledger.get_digest(conn, digest_date)
                 if found is not None:
-                    return found
+                    return found, False
                 start = ledger.last_period_end(conn) or default_start
                 digest_id = ledger.insert_digest(conn, digest_date, start, end, now)
                 articles = ledger.candidates(conn, start, end)
                 send = bool(articles) or send_when_empty
                 ledger.fill_digest(conn, digest_id, [a.id for a in articles],
                                    recipients if send else (), clusterer(articles))
-                return _written(ledger.get_digest(conn, digest_date))
+                return _written(ledger.get_digest(conn, digest_date)), True
         except StorageError as exc:
             # SQLite: another process made this digest between our read and our write (its
             # row is unique per date; WAL refuses to write over a stale read): use its digest
             if isinstance(exc.__cause__, (IntegrityError, OperationalError)):
                 found = self.get_digest(digest_date)
                 if found is not None:
-                    return found
+                    return found, False
             raise
 
     def claim_delivery(self, digest: DigestRecord, recipient: str, **values) -> bool:
