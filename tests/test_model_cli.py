@@ -91,6 +91,22 @@ def test_classify_warns_of_an_empty_record_and_goes_on(tmp_path):
     assert f"warning: {path}:1: neither title nor text" in result.stderr
 
 
+def test_classify_reads_a_record_as_the_poll_stores_it_to_20000_characters(tmp_path):
+    """The poll keeps an entry's first 20,000 characters of text (and 1,000 of title);
+    classify had read all of a record, so past the cut it gave another verdict than the
+    service would (and a 10 MB text took a gigabyte)."""
+    from monitor.parse import MAX_TEXT, MAX_TITLE
+
+    filler = ("The town council met on Tuesday to discuss the new bakery. " * 400)[:MAX_TEXT]
+    long = {"id": "long", "title": "Council minutes " * 100, "text": filler + " Japan bans gallium exports."}
+    cut = {"id": "cut", "title": long["title"][:MAX_TITLE], "text": filler}
+    path = tmp_path / "in.jsonl"
+    path.write_text(jsonl([long, cut]), encoding="utf-8")
+    first, second = (json.loads(line) for line in run("classify", str(path)).stdout.splitlines())
+    assert {**first, "id": "cut"} == second
+    assert "JP" not in first["countries"] and "gallium" not in first["minerals"]
+
+
 @pytest.mark.parametrize("content, message", [
     ('[{"title": 3, "text": ""}]', "item 1: 'title' must be a string (or null)"),
     ('{"title": "x", "text": ""}\n["x"]\n', ":2: expected a JSON object"),

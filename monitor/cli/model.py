@@ -127,7 +127,13 @@ def _check_labels(record: dict, where: str) -> None:
 
 
 def verdict_lines(records: list[dict], analyzer) -> list[dict]:
-    docs = [(r.get("title", ""), r.get("text", ""), r.get("lang")) for r in records]
+    """Each record's verdict, read as the poll reads an entry: the title to its first
+    MAX_TITLE characters and the text to its first MAX_TEXT, so a record gets the verdict
+    the service would give the same story (and a 10 MB text does not take a gigabyte)."""
+    from monitor.parse import MAX_TEXT, MAX_TITLE
+
+    docs = [(r.get("title", "")[:MAX_TITLE], r.get("text", "")[:MAX_TEXT], r.get("lang"))
+            for r in records]
     lines = []
     for record, result in zip(records, analyzer.analyse(docs)):
         v = result.verdict
@@ -146,7 +152,8 @@ def classify(ctx, source):
     whose first line is the title) or of standard input (-). A null title or text counts
     as empty; a record with neither gets a warning and an unflagged verdict, a file with no
     records a warning; a title, text or lang that is not a string (or null) is an error
-    naming the file and line.
+    naming the file and line. As the poll stores an entry, only the first 1,000 characters
+    of a title and 20,000 of a text are read.
 
     \b
     Examples:
