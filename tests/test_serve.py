@@ -37,7 +37,7 @@ def reviews(store_url: str) -> list:
 
 
 def titles(html: str) -> list[str]:
-    return re.findall(r'class="title" href="/items/\d+">([^<]*)<', html)
+    return re.findall(r'class="title"[^>]* href="/items/\d+"[^>]*>([^<]*)<', html)
 
 
 def csrf_of(client: httpx.Client, url: str) -> str:
@@ -101,6 +101,63 @@ def test_export_follows_the_filter(served):
         assert "country: expected an ISO code" in client.get("/export.json", params={"country": "China"}).text
 
 
+def test_a_form_made_stale_by_another_tab_keeps_what_was_typed_and_saves_on_the_next_click(served):
+    """Items opened from web mail, one tab each: the CSRF cookie was SameSite=Strict, so a
+    click from another site carried none, every tab set a new one and only the last tab
+    could save; the others said "reload and try again" and dropped the typed note."""
+    item = served.ids["ga"]
+    with httpx.Client(base_url=served.url) as client:
+        first = client.get(f"/items/{item}")
+        assert "samesite=lax" in first.headers["set-cookie"].lower()
+        stale = re.search(r'name="csrf" value="([^"]+)"', first.text).group(1)
+        client.cookies.clear()                  # a tab opened meanwhile without the cookie
+        client.get(f"/items/{served.ids['plain']}")
+        refused = client.post(f"/items/{item}/review", data={
+            "verdict": "relevant", "csrf": stale, "topics": ["export-controls"], "note": "licence regime"})
+        assert refused.status_code == 403 and "Not saved yet" in refused.text
+        assert "licence regime</textarea>" in refused.text
+        assert 'value="export-controls" checked' in refused.text
+        assert 'value="critical-minerals" checked' not in refused.text      # as they were ticked
+        assert reviews(served.store_url) == []
+        fresh = re.search(r'name="csrf" value="([^"]+)"', refused.text).group(1)
+        saved = client.post(f"/items/{item}/review", data={
+            "verdict": "relevant", "csrf": fresh, "topics": ["export-controls"], "note": "licence regime"})
+        assert saved.status_code == 303
+        unticked = client.post(f"/items/{item}/review", data={"verdict": "relevant", "csrf": fresh})
+        assert unticked.status_code == 400 and "tick the topics it is relevant to" in unticked.text
+    [view] = reviews(served.store_url)
+    assert (view.review.topics, view.review.note) == (("export-controls",), "licence regime")
+
+
+def test_an_undated_right_to_left_item_says_so_in_the_list_and_on_its_page(served):
+    """An entry without a date was shown with its first-seen time as if published (the
+    digest and `review show` say undated); Arabic titles were laid out left to right."""
+    from monitor.feedstate import feed_outcome
+    from monitor.types import ArticleWrite, FeedOutcome, ParsedArticle, Verdict
+    from storeview import due_feeds
+
+    store = open_store(served.store_url)
+    try:
+        state = due_feeds(store, NOW + timedelta(days=1))[0]
+        parsed = ParsedArticle(key="ar", guid="ar", url="https://ar.example/a", published=None,
+                               title="الصين تقيد صادرات الغاليوم", text="نص", language="ar",
+                               content_hash="ar")
+        verdict = Verdict(flagged=True, topics=("export-controls",), score=0.9,
+                          reasons=("classifier export-controls 0.90",), model_version="test")
+        outcome = FeedOutcome(polled_at=NOW, next_check_at=NOW + timedelta(hours=1), status=200)
+        store.save_poll(state.id, [ArticleWrite(parsed, "ar", verdict)],
+                        feed_outcome(state, outcome, new=True))
+        [item] = [v.id for v in store.review_list(limit=None) if v.title.startswith("الصين")]
+    finally:
+        store.close()
+    with httpx.Client(base_url=served.url) as client:
+        page = client.get(f"/items/{item}").text
+        listed = client.get("/", params={"lang": "ar"}).text
+    assert f"#{item} · " in page and "undated, first seen " in page
+    assert '<h1 dir="auto">' in page and 'dir="auto"' in listed
+    assert 'class="date">undated' in listed
+
+
 def test_an_item_page_and_a_verdict_by_post_only(served):
     item = served.ids["ga"]
     with httpx.Client(base_url=served.url) as client:
@@ -112,7 +169,7 @@ def test_an_item_page_and_a_verdict_by_post_only(served):
         assert client.get("/items/999999").status_code == 404
 
         no_token = client.post(f"/items/{item}/review", data={"verdict": "irrelevant"})
-        assert no_token.status_code == 403 and "CSRF" in no_token.text
+        assert no_token.status_code == 403 and "could not be checked" in no_token.text
         token = csrf_of(client, f"/items/{item}")
         forged = client.post(f"/items/{item}/review", data={"verdict": "irrelevant", "csrf": token + "x"})
         assert forged.status_code == 403

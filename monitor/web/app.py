@@ -126,12 +126,16 @@ class ReviewApp:
             csrf=token, path=request.url.path, topics=TOPICS, why_of=_why_of, **context)
         response = HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
         if token != cookie:
-            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
+            # Lax, not Strict: a click in web mail (another site) must still carry the cookie,
+            # or each item opened from the digest set a new one and every form already open
+            # in another tab went stale. A POST from another site carries it under neither.
+            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax",
                                 secure=request.url.scheme == "https", path="/")
         return response
 
     async def _form(self, request: Request):
-        """The POSTed form if its CSRF token and Origin check out, else None."""
+        """(the POSTed form, None) if its CSRF token and Origin check out, else (the form or
+        None, why not: "origin" for another site's, "token" for a missing or stale token)."""
         form = await request.form()
         host = request.headers.get("host")
         if self.access.behind_proxy:     # the name the browser used, as the proxy passes it on
@@ -140,17 +144,20 @@ class ReviewApp:
             if host and port and ":" not in host.rsplit("]", 1)[-1]:
                 host = f"{host}:{port}"             # a default port is dropped when compared
         if not same_origin(request.headers.get("origin"), request.url.scheme, host):
-            return None
+            return None, "origin"
         submitted = form.get("csrf")
         if not csrf_ok(request.cookies.get(CSRF_COOKIE), submitted if isinstance(submitted, str) else None):
-            return None
-        return form
+            return form, "token"
+        return form, None
 
     def _refused_form(self, request: Request, reviewer: str | None) -> Response:
         return self._page(request, "denied.html.j2", 403, reviewer=reviewer,
                           message="This form could not be checked (its CSRF token is missing or "
                                   "stale, or it came from another site). Nothing was changed: "
                                   "reload the page and try again.")
+
+    STALE_FORM = ("{done}: this page was opened before another monitor page in this browser, "
+                  "so its form could not be checked. {kept}")
 
     # -- pages -------------------------------------------------------------------------
     async def flagged(self, request: Request) -> Response:
@@ -200,7 +207,8 @@ class ReviewApp:
         return await self._item_page(request, article_id, reviewer)
 
     async def _item_page(self, request: Request, article_id: int, reviewer: str, status: int = 200,
-                         error: str | None = None, note: str = "") -> Response:
+                         error: str | None = None, note: str = "",
+                         ticked: tuple[str, ...] | None = None) -> Response:
         detail = await run_in_threadpool(self.store.review_detail, article_id)
         if detail is None:
             return self._page(request, "denied.html.j2", 404, reviewer=reviewer,
@@ -209,6 +217,7 @@ class ReviewApp:
         return self._page(request, "item.html.j2", status, reviewer=reviewer, d=detail,
                           a=detail.article, story=_story(detail.article),
                           chosen=chosen if chosen in VERDICTS else None, error=error, note=note,
+                          ticked=detail.article.topics if ticked is None else ticked,
                           saved=request.query_params.get("saved") in VERDICTS,
                           expired="expired" in request.query_params)
 
@@ -229,7 +238,9 @@ class ReviewApp:
             log.warning("review link refused (%s) for item %s", exc.reason, article_id)
             if exc.reason == "expired" and self._reviewer(request) is not None:
                 # signed in anyway (this machine, a session, Basic): the item, without the link
-                return RedirectResponse(f"/items/{article_id}?expired=1", status_code=303,
+                chosen = request.query_params.get("v")
+                keep = f"&v={chosen}" if chosen in VERDICTS else ""
+                return RedirectResponse(f"/items/{article_id}?expired=1{keep}", status_code=303,
                                         headers=SECURITY_HEADERS)
             return self._page(request, "denied.html.j2", 403, reviewer=None, message=str(exc) + ".")
         if grant.article_id != article_id:
@@ -252,17 +263,27 @@ class ReviewApp:
         if reviewer is None:
             return self._denied(request)
         article_id = request.path_params["article_id"]
-        form = await self._form(request)
-        if form is None:
+        form, refused = await self._form(request)
+        if form is None or (refused and not isinstance(form.get("verdict"), str)):
             return self._refused_form(request, reviewer)
         verdict = str(form.get("verdict") or "")
         typed = str(form.get("note") or "")
+        ticked = tuple(str(t) for t in form.getlist("topics"))
+        if refused:     # the same site's page with a stale token (another tab set a new one)
+            error = self.STALE_FORM.format(done="Not saved yet", kept="Your topics and note are "
+                                           "kept below: click your verdict again.")
+            return await self._item_page(request, article_id, reviewer, 403, error=error,
+                                         note=typed, ticked=ticked)
         note = None
         try:
             note = check_note(typed)                 # as `monitor review mark` keeps it
             if verdict not in VERDICTS:
                 raise UsageError("choose relevant or not relevant")
-            given = check_topics([str(t) for t in form.getlist("topics")]) if verdict == "relevant" else ()
+            given = check_topics(list(ticked)) if verdict == "relevant" else ()
+            if verdict == "relevant" and not given:
+                # the form ticks the article's topics to begin with: none ticked is none
+                # meant, not "the article's topics" (what `review mark` without --topic does)
+                raise UsageError("tick the topics it is relevant to")
             current = await run_in_threadpool(self.store.article_topics, [article_id])
             if article_id not in current:
                 return self._page(request, "denied.html.j2", 404, reviewer=reviewer,
@@ -271,7 +292,8 @@ class ReviewApp:
                                    ask="tick the topics it is relevant to")
             await run_in_threadpool(self.store.add_reviews, chosen, verdict, note, reviewer, self.clock())
         except UsageError as exc:
-            return await self._item_page(request, article_id, reviewer, 400, error=str(exc), note=typed)
+            return await self._item_page(request, article_id, reviewer, 400, error=str(exc), note=typed,
+                                         ticked=ticked)
         except MonitorError as exc:
             log.error("review of item %s not saved: %s", article_id, exc)
             return await self._item_page(request, article_id, reviewer, 503,
@@ -298,10 +320,15 @@ class ReviewApp:
         if request.method == "GET":
             return self._page(request, "keywords.html.j2", reviewer=reviewer, lists=lists, days=7,
                               diff=None, late=None, error=None, toml=None, limit=DRYRUN_LIMIT)
-        form = await self._form(request)
+        form, refused = await self._form(request)
         if form is None:
             return self._refused_form(request, reviewer)
         lists = {key: str(form.get(key) or "") for key in spec}
+        if refused:     # a stale token: the page again, with what was typed, to try again
+            return self._page(request, "keywords.html.j2", 403, reviewer=reviewer, lists=lists,
+                              days=str(form.get("days") or "7"), diff=None, late=None, toml=None,
+                              limit=DRYRUN_LIMIT, error=self.STALE_FORM.format(
+                                  done="Not tried yet", kept="What you typed is kept below: try it again."))
         days_text = str(form.get("days") or "7").strip()
         days = int(days_text) if is_whole(days_text) and 1 <= int(days_text) <= 365 else 0
         error = None if days else f"days: expected a whole number from 1 to 365, got {days_text!r}"
