@@ -158,6 +158,35 @@ def test_an_undated_right_to_left_item_says_so_in_the_list_and_on_its_page(serve
     assert 'class="date">undated' in listed
 
 
+def test_a_store_that_went_away_gives_503_pages_a_failing_healthz_and_keeps_the_note(served):
+    """The database dropped under a running server: every page had been a bare 500 with a
+    traceback, the verdict's "not saved" branch failed again re-reading the item and lost
+    the note, and /healthz still said "ok"."""
+    if not served.store_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL database dropped under the server (an SQLite file deleted "
+                    "under open connections goes on answering)")
+    from sqlalchemy import create_engine, make_url, text
+
+    item = served.ids["ga"]
+    with httpx.Client(base_url=served.url) as client:
+        token = csrf_of(client, f"/items/{item}")
+        assert client.get("/healthz").text == "ok"
+        name = make_url(served.store_url).database
+        admin = create_engine(served.store_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+        for path in ("/", f"/items/{item}", "/feeds", "/export.csv"):
+            page = client.get(path)
+            assert page.status_code == 503 and "the store cannot be read right now" in page.text, path
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.text.startswith("store unavailable: ")
+        posted = client.post(f"/items/{item}/review", data={
+            "verdict": "irrelevant", "csrf": token, "note": "price noise only"})
+        assert posted.status_code == 503 and "was not saved" in posted.text
+        assert "price noise only" in posted.text
+
+
 def test_an_item_page_and_a_verdict_by_post_only(served):
     item = served.ids["ga"]
     with httpx.Client(base_url=served.url) as client:

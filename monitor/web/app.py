@@ -296,8 +296,14 @@ class ReviewApp:
                                          ticked=ticked)
         except MonitorError as exc:
             log.error("review of item %s not saved: %s", article_id, exc)
-            return await self._item_page(request, article_id, reviewer, 503,
-                                         error=f"not saved, try again: {exc}", note=typed)
+            try:
+                return await self._item_page(request, article_id, reviewer, 503,
+                                             error=f"not saved, try again: {exc}", note=typed,
+                                             ticked=ticked)
+            except MonitorError:        # the store cannot even be read: the note, at least
+                return self._page(request, "denied.html.j2", 503, reviewer=reviewer, message=(
+                    f"Your verdict on item #{article_id} was not saved: {exc}. Try again when "
+                    "the store is back" + (f"; your note was: {typed}" if typed.strip() else ".")))
         log.info("item %s marked %s by %s", article_id, verdict, reviewer)
         return RedirectResponse(f"/items/{article_id}?saved={verdict}", status_code=303,
                                 headers=SECURITY_HEADERS)
@@ -374,6 +380,13 @@ class ReviewApp:
                                                              "Cache-Control": "max-age=3600"})
 
     async def healthz(self, request: Request) -> Response:
+        """"ok" when the store answers a read, else 503 and why (a monitoring probe had
+        heard "ok" while every page failed)."""
+        try:
+            await run_in_threadpool(self.store.began_at)
+        except MonitorError as exc:
+            return PlainTextResponse(f"store unavailable: {exc}", status_code=503,
+                                     headers=SECURITY_HEADERS)
         return PlainTextResponse("ok", headers=SECURITY_HEADERS)
 
     async def not_allowed(self, request: Request) -> Response:
@@ -491,7 +504,7 @@ def create_app(config, store, access: Access, clock=None, analyzer=None,
     if access.basic and not access.loopback:    # on loopback no password is asked for
         middleware.append(Middleware(_SignInGuard, access=access, clock=app.clock))
     starlette = Starlette(routes=routes, middleware=middleware, exception_handlers={
-        404: _not_found, 405: _method_not_allowed})
+        404: _not_found, 405: _method_not_allowed, MonitorError: _store_unavailable})
     starlette.state.review_app = app
     return starlette
 
@@ -562,6 +575,15 @@ class _SignInGuard:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("404: no such page", status_code=404, headers=SECURITY_HEADERS)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """A page whose store read failed (the database stopped, the file gone): 503 and why,
+    in one log line, where it had been a bare 500 and a traceback per request."""
+    log.error("%s %s: %s", request.method, request.url.path, exc)
+    return PlainTextResponse(f"503: the store cannot be read right now: {exc}\nNothing was "
+                             "changed; try again in a moment.", status_code=503,
+                             headers={**SECURITY_HEADERS, "Retry-After": "30"})
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
