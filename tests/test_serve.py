@@ -312,6 +312,21 @@ def test_the_keywords_dry_run_names_newly_flagged_items_no_digest_would_mail(ser
     assert said and said.group(1) == said.group(2) != "0", page
 
 
+def test_the_keywords_dry_run_says_when_the_model_is_unavailable(tmp_path, store_url):
+    """Without its model the dry run sets keyword-only verdicts against the stored ones: the
+    config's own rules, unchanged, "would drop" items. `monitor keywords test` says the
+    model is unavailable; the page had not, so the model's absence read as the edit's effect."""
+    fill(store_url)
+    config = write_config(tmp_path / "monitor.toml", store_url, tmp_path / "outbox",
+                          extra=f'[classifier]\nmodel = "{tmp_path / "gone.skops"}"\n')
+    with Served(config) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        token = csrf_of(client, "/keywords")
+        run = client.post("/keywords", data={"csrf": token, "days": "3", "critical-minerals": "",
+                                             "export-controls": "Codelco", "mute": ""})
+    assert run.status_code == 200 and "The model is unavailable (" in run.text
+    assert "gone.skops" in run.text
+
+
 def test_the_keywords_page_starts_from_the_config_as_it_is_now(served):
     """`monitor serve` runs for days beside config edits: the keywords page showed the rules
     the server had read at its start, and pasting its block back undid the edit."""

@@ -348,12 +348,14 @@ class ReviewApp:
                 rules = KeywordRules.compile(_spec(lists))
             except ConfigError as exc:
                 error = str(exc)
+        model_error = None
         if rules is not None:
             diff, late = await run_in_threadpool(self._dry_run, rules, days)
+            model_error = self.analyzer.model_error
         status = 400 if error else 200
         return self._page(request, "keywords.html.j2", status, reviewer=reviewer, lists=lists,
                           days=days or days_text, diff=diff, late=late, error=error,
-                          limit=DRYRUN_LIMIT,
+                          limit=DRYRUN_LIMIT, model_error=model_error,
                           toml=_toml(_spec(lists)) if rules is not None else None)
 
     def _dry_run(self, rules, days: int):
