@@ -612,3 +612,21 @@ def test_an_id_past_the_columns_integer_is_unknown_not_an_error(store):
     for article_id in (2**31 - 1, 2**31, 2**63 - 1, 2**63):
         assert store.review_detail(article_id) is None
         assert store.article_topics([article_id]) == {}
+
+
+def test_a_search_ignores_case_in_every_alphabet_on_both_engines(store):
+    """SQLite's lower() folds ASCII letters only: "änderungen" found nothing where
+    PostgreSQL found "ÄNDERUNGEN" (and `review list --text`, the pages' search, both use it)."""
+    [feed] = due_feeds(store, utc(2025, 1, 2))
+    titles = {"de": "ÄNDERUNGEN BEI EXPORTKONTROLLEN", "fr": "ÉTATS-UNIS : CONTRÔLES",
+              "pl": "Łódź: ZAKŁAD", "ru": "ГАЛЛИЙ", "x": "100% gallium"}
+    writes = [ArticleWrite(article(key=k, title=t, text="x"), "en", None) for k, t in titles.items()]
+    store.save_poll(feed.id, writes, outcome(feed, utc(2025, 1, 1)))
+
+    def found(text):
+        return sorted(v.title for v in store.review_list(text=text, include_unflagged=True, limit=None))
+
+    assert found("änderungen") == found("Änderungen") == [titles["de"]]
+    assert found("états-unis") == [titles["fr"]] and found("łódź") == [titles["pl"]]
+    assert found("галлий") == [titles["ru"]] and found("gallium") == [titles["x"]]
+    assert found("ó%") == [] and found("100%") == [titles["x"]]         # literal, not wildcards

@@ -103,8 +103,7 @@ def list_articles(conn: Connection, *, since: datetime | None = None, until: dat
     if language:
         query = query.where(ARTICLE.c.language == language)
     if text:
-        query = query.where(ARTICLE.c.title.icontains(text, autoescape=True)
-                            | ARTICLE.c.text.icontains(text, autoescape=True))
+        query = query.where(_contains(conn, ARTICLE.c.title, text) | _contains(conn, ARTICLE.c.text, text))
     if topic:
         query = query.where((literal(",") + ARTICLE.c.topics + literal(",")).like(f"%,{topic},%"))
     for table, code in ((COUNTRY, country), (MINERAL, mineral)):
@@ -117,6 +116,15 @@ def list_articles(conn: Connection, *, since: datetime | None = None, until: dat
     if offset:
         query = query.offset(offset)
     return _views(conn, conn.execute(query))
+
+
+def _contains(conn: Connection, column, text: str):
+    """``column`` holds ``text``, case aside, as a literal string. SQLite's lower() folds
+    ASCII letters only, so a search with other letters ("änderungen", "états-unis") folds
+    both sides with Python's casefold there (a function the store registers)."""
+    if conn.dialect.name == "sqlite" and not text.isascii():
+        return func.monitor_fold(column).contains(text.casefold(), autoescape=True)
+    return column.icontains(text, autoescape=True)
 
 
 def get_detail(conn: Connection, article_id: int) -> ArticleDetail | None:

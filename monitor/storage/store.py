@@ -70,7 +70,13 @@ def _sqlite_pragmas(busy_timeout_ms: int):
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA cache_size=-4000")           # at most ~4 MB of page cache each
         cur.close()
+        # SQLite's lower() folds ASCII letters only: searches for "änderungen" use this
+        dbapi_conn.create_function("monitor_fold", 1, _fold, deterministic=True)
     return on_connect
+
+
+def _fold(value: str | None) -> str | None:
+    return value.casefold() if isinstance(value, str) else value
 
 
 def check_store_url(url: str) -> None:
