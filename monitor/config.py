@@ -237,7 +237,18 @@ class DigestConfig(_Section):
     @field_validator("review_url")
     @classmethod
     def _review_url(cls, value: str) -> str:
-        return _check_http_url(value).rstrip("/") if value.strip() else ""
+        if not value.strip():
+            return ""
+        parts = urlsplit(_check_http_url(value))
+        # the links are "<review_url>/items/N?t=…": `monitor serve` answers at the root and
+        # redirects to root paths, so a path, query or fragment would make links to nowhere
+        extra = [what for what, given in (("a path", parts.path.strip("/")), ("a query", parts.query),
+                                          ("a fragment", parts.fragment)) if given]
+        if extra:
+            raise ValueError(f"{masked_url(value)!r} has {' and '.join(extra)}: give the address "
+                             "where `monitor serve` answers at its root, such as "
+                             "\"https://monitor.example.org\" or \"http://127.0.0.1:8765\"")
+        return value.rstrip("/")
 
     @field_validator("timezone")
     @classmethod

@@ -246,6 +246,17 @@ def test_review_link_and_sign_in_secrets_come_from_the_environment_and_are_maske
         parse_config({"digest": {"review_url": "javascript:alert(1)"}})
 
 
+@pytest.mark.parametrize(("url", "said"), [
+    ("http://127.0.0.1:8765/?src=mail", "has a query"), ("https://monitor.example/#x", "has a fragment"),
+    ("https://monitor.example/monitor/", "has a path"), ("https://m.example/p?q=1", "has a path and a query"),
+])
+def test_a_review_url_with_a_path_query_or_fragment_is_refused(url, said):
+    """The links are "<review_url>/items/N?t=…": "…/?src=mail/items/5?t=…" opened the list
+    with no session, and a path prefix pointed where `monitor serve` never answers."""
+    with pytest.raises(ConfigError, match=f"digest.review_url: .*{said}: give the address"):
+        parse_config({"digest": {"review_url": url}})
+
+
 @pytest.mark.parametrize("command", [["poll", "--all"], ["feeds"], ["review", "list"], ["config", "check"]])
 def test_a_store_without_its_driver_is_a_config_error_naming_the_file(tmp_path, command):
     from click.testing import CliRunner
