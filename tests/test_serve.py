@@ -53,9 +53,13 @@ def test_the_flagged_list_filters_pages_and_escapes(served):
         assert "<script>alert" not in first.text and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in first.text
         assert len(titles(first.text)) == 5 and 'rel="next"' in first.text      # page_size 5 of 7 flagged
         assert "Codelco quarterly results" not in first.text                      # not flagged
-        second = client.get("/?page=2")
+        older = re.search(r'rel="next" href="/\?([^"]+)"', first.text).group(1)
+        second = client.get("/?" + older.replace("&amp;", "&"))
         assert len(titles(second.text)) == 2 and "Graphite anode plant" in second.text
         assert set(titles(first.text)).isdisjoint(titles(second.text))
+        assert "Items 6–7" in second.text and 'rel="next"' not in second.text
+        newer = re.search(r'rel="prev" href="/\?([^"]+)"', second.text).group(1)
+        assert titles(client.get("/?" + newer.replace("&amp;", "&")).text) == titles(first.text)
 
         def only(**query) -> list[str]:
             return titles(client.get("/", params=query).text)
@@ -127,6 +131,24 @@ def test_a_form_made_stale_by_another_tab_keeps_what_was_typed_and_saves_on_the_
         assert unticked.status_code == 400 and "tick the topics it is relevant to" in unticked.text
     [view] = reviews(served.store_url)
     assert (view.review.topics, view.review.note) == (("export-controls",), "licence regime")
+
+
+def test_reviewing_a_page_of_unreviewed_items_and_going_on_skips_none(served):
+    """Pages were offsets: an analyst who marked the five items of "unreviewed" page 1 and
+    clicked "older →" got the items from the eleventh on; the sixth and seventh were never
+    shown. A page now starts after the last item seen."""
+    with httpx.Client(base_url=served.url) as client:
+        first = client.get("/", params={"status": "unreviewed"}).text
+        ids = re.findall(r'class="num">(\d+)<', first)
+        assert len(ids) == 5
+        older = re.search(r'rel="next" href="/\?([^"]+)"', first).group(1).replace("&amp;", "&")
+        for item in ids:
+            token = csrf_of(client, f"/items/{item}")
+            assert client.post(f"/items/{item}/review", data={"verdict": "irrelevant",
+                                                               "csrf": token}).status_code == 303
+        rest = client.get("/?" + older).text
+    assert "Graphite anode plant" in rest and len(titles(rest)) == 2 and "Items 1–2" in rest
+    assert 'rel="prev"' not in rest              # nothing unreviewed is newer any more
 
 
 def test_an_undated_right_to_left_item_says_so_in_the_list_and_on_its_page(served):
@@ -548,8 +570,10 @@ def test_odd_ids_dates_and_notes_get_answers_not_errors(served):
         escape = client.post(f"/items/{item}/review",
                              data={"verdict": "irrelevant", "csrf": token, "note": "a\x1b[31mb"})
         assert escape.status_code == 400 and "control character (U+001B)" in escape.text
-        for odd in ("/?page=%C2%B2", "/export.csv?page=%C2%B2"):        # "²" passes str.isdigit
-            assert client.get(odd).status_code == 200
+        for odd in ("/?older=%C2%B2", "/export.csv?older=%C2%B2", "/?newer=-1", "/?older=99999999999999999999",
+                    "/?older=12345678"):        # "²" passes str.isdigit; no such item
+            assert client.get(odd).status_code == 200, odd
+        assert "older: there is no item #12345678; the newest are shown" in client.get("/?older=12345678").text
         days = client.post("/keywords", data={"csrf": token, "days": "²", "critical-minerals": "",
                                               "export-controls": "", "mute": ""})
         assert days.status_code == 400 and "days: expected a whole number" in days.text

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import and_, exists, func, literal, select, update
+from sqlalchemy import and_, exists, func, literal, or_, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -75,16 +75,70 @@ def list_articles(conn: Connection, *, since: datetime | None = None, until: dat
                   mineral: str | None = None, language: str | None = None,
                   text: str | None = None, status: str | None = None,
                   include_unflagged: bool = False, limit: int | None = 50,
-                  offset: int = 0, digest: str | None = None) -> list[ArticleView]:
-    """Articles for review, newest first (published, else first seen).
+                  offset: int = 0, digest: str | None = None,
+                  older_than: SortKey | None = None, newer_than: SortKey | None = None,
+                  ) -> list[ArticleView]:
+    """Articles for review, newest first (published, else first seen; then id).
 
     Flagged articles only, unless ``include_unflagged``, or ``status`` is relevant or
     irrelevant (a reviewed article is listed whatever its current flag). ``since`` is
     inclusive and ``until`` exclusive; ``text`` is found in the title or the text, case
     aside (a literal string: % and _ are not wildcards); ``digest``: only the articles
     the digest of that date (YYYY-MM-DD) took, shown or counted in its "and N more".
+    ``older_than`` / ``newer_than``: only articles after / before that ``sort_key`` in
+    this order (the ``limit`` nearest to it, still listed newest first): pages that
+    neither skip nor repeat articles while verdicts and polls change what matches.
     """
-    query = _article_query()
+    query = _filtered(conn, _article_query(), since=since, until=until, topic=topic,
+                      country=country, mineral=mineral, language=language, text=text,
+                      status=status, include_unflagged=include_unflagged, digest=digest)
+    key = (PUBLISHED, ARTICLE.c.id)
+    if older_than is not None:
+        query = query.where(_beyond(key, older_than, older=True))
+    if newer_than is not None:       # the nearest ones first, then turned round below
+        query = query.where(_beyond(key, newer_than, older=False)).order_by(PUBLISHED, ARTICLE.c.id)
+    else:
+        query = query.order_by(PUBLISHED.desc(), ARTICLE.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
+    views = _views(conn, conn.execute(query))
+    return views[::-1] if newer_than is not None else views
+
+
+SortKey = tuple[datetime, int]
+
+
+def sort_key(conn: Connection, article_id: int) -> SortKey | None:
+    """Where an article stands in the review list's order (None for an unknown id)."""
+    row = conn.execute(select(PUBLISHED, ARTICLE.c.id).where(ARTICLE.c.id == article_id)).first()
+    return None if row is None else (row[0], row[1])
+
+
+def count_listed(conn: Connection, newer_than: SortKey | None = None, **filters) -> int:
+    """How many articles ``list_articles(**filters)`` would list (before ``newer_than``)."""
+    query = _filtered(conn, select(func.count()).select_from(ARTICLE).outerjoin(
+        _CURRENT, and_(_CURRENT.c.article_id == ARTICLE.c.id, _CURRENT.c.current.is_(True))),
+        **filters)
+    if newer_than is not None:
+        query = query.where(_beyond((PUBLISHED, ARTICLE.c.id), newer_than, older=False))
+    return conn.execute(query).scalar_one()
+
+
+def _beyond(key, cursor: SortKey, older: bool):
+    (published, article_id), (when, cursor_id) = key, cursor
+    if older:
+        return or_(published < when, and_(published == when, article_id < cursor_id))
+    return or_(published > when, and_(published == when, article_id > cursor_id))
+
+
+def _filtered(conn: Connection, query, *, since: datetime | None = None,
+              until: datetime | None = None, topic: str | None = None, country: str | None = None,
+              mineral: str | None = None, language: str | None = None, text: str | None = None,
+              status: str | None = None, include_unflagged: bool = False,
+              digest: str | None = None):
+    """``query`` (over ARTICLE joined to its current review) narrowed by list_articles' filters."""
     if digest is not None:
         query = query.where(ARTICLE.c.id.in_(
             select(ITEM.c.article_id).join(DIGEST, DIGEST.c.id == ITEM.c.digest_id)
@@ -110,12 +164,7 @@ def list_articles(conn: Connection, *, since: datetime | None = None, until: dat
         if code:
             query = query.where(exists().where(table.c.article_id == ARTICLE.c.id,
                                                table.c.code == code))
-    query = query.order_by(PUBLISHED.desc(), ARTICLE.c.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    if offset:
-        query = query.offset(offset)
-    return _views(conn, conn.execute(query))
+    return query
 
 
 def _contains(conn: Connection, column, text: str):

@@ -444,6 +444,18 @@ class Store:
         with self._begin() as conn:
             return reviews.list_articles(conn, **filters)
 
+    def sort_key(self, article_id: int):
+        """Where an article stands in the review list (None for an unknown id)."""
+        with self._begin() as conn:
+            return reviews.sort_key(conn, article_id)
+
+    def count_listed(self, **filters) -> int:
+        """How many articles review_list(**filters) would list, ``newer_than`` a sort key."""
+        for key in ("limit", "offset", "older_than"):
+            filters.pop(key, None)
+        with self._begin() as conn:
+            return reviews.count_listed(conn, **filters)
+
     def review_detail(self, article_id: int):
         """`monitor review show`: ArticleDetail, or None for an unknown id."""
         if not 0 < article_id <= self._max_id:

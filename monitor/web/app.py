@@ -166,12 +166,37 @@ class ReviewApp:
             return self._denied(request)
         wanted = ListFilter.from_query(request.query_params)
         size = self.config.serve.page_size
-        rows = await run_in_threadpool(self.store.review_list, **wanted.store_filters(size))
+        rows, first, newer, older, lost = await run_in_threadpool(self._list_page, wanted, size)
         from monitor.minerals import mineral_ids
 
-        return self._page(request, "list.html.j2", reviewer=reviewer, f=wanted, rows=rows[:size],
-                          more=len(rows) > size, first=(wanted.page - 1) * size + 1,
-                          minerals=mineral_ids())
+        return self._page(request, "list.html.j2", reviewer=reviewer, f=wanted, rows=rows,
+                          first=first, newer=newer, older=older, minerals=mineral_ids(),
+                          problems=(*wanted.problems, *([lost] if lost else [])))
+
+    def _list_page(self, wanted: ListFilter, size: int):
+        """(rows, position of the first, whether newer and older ones exist, a problem).
+        A page starts after (or ends before) an item, not at an offset: reviewing the items
+        of an "unreviewed" page and going on had skipped the next page's worth."""
+        filters = wanted.store_filters()
+        cursor = wanted.older or wanted.newer
+        key = self.store.sort_key(cursor) if cursor else None
+        lost = None
+        if cursor and key is None:
+            lost = f"{'older' if wanted.older else 'newer'}: there is no item #{cursor}; the newest are shown"
+        rows = []
+        if key is not None and wanted.newer:
+            rows = self.store.review_list(**filters, newer_than=key, limit=size)
+            if len(rows) < size:        # back at the top: the first page, full
+                key, rows = None, []
+        if not rows:
+            rows = self.store.review_list(**filters, older_than=key, limit=size + 1)
+            rows = rows[:size]
+        if not rows:
+            return rows, 1, False, False, lost
+        before = self.store.count_listed(**filters, newer_than=self.store.sort_key(rows[0].id))
+        last = self.store.sort_key(rows[-1].id)
+        older = bool(self.store.review_list(**filters, older_than=last, limit=1))
+        return rows, before + 1, before > 0, older, lost
 
     async def export(self, request: Request) -> Response:
         reviewer = self._reviewer(request)
@@ -184,11 +209,11 @@ class ReviewApp:
         # the list page says which part of a filter it left out; a download has no page to
         # say it on, and all the items instead of the filtered ones would pass for them (a
         # page number means nothing to an export, and a search cut to its length still runs)
-        dropped = [p for p in wanted.problems if not p.startswith(("page:", "q:"))]
+        dropped = [p for p in wanted.problems if not p.startswith(("older:", "newer:", "q:"))]
         if dropped:
             return PlainTextResponse("Not exported: " + "; ".join(dropped) + "\n",
                                      status_code=400, headers=SECURITY_HEADERS)
-        filters = {**wanted.store_filters(EXPORT_LIMIT), "limit": EXPORT_LIMIT, "offset": 0}
+        filters = {**wanted.store_filters(), "limit": EXPORT_LIMIT}
         rows = await run_in_threadpool(self.store.review_list, **filters)
         headers = {**SECURITY_HEADERS,
                    "Content-Disposition": f'attachment; filename="monitor-flagged.{kind}"'}

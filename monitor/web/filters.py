@@ -35,7 +35,8 @@ class ListFilter:
     language: str = ""
     status: str = ""                   # "" = every flagged article; unreviewed; relevant; irrelevant
     text: str = ""
-    page: int = 1
+    older: int | None = None           # the page of the items listed after this one
+    newer: int | None = None           # the page of the items listed before this one
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -67,10 +68,19 @@ class ListFilter:
                 return ""
             return value
 
-        page_text = (query.get("page") or "1").strip()
-        page = int(page_text) if is_whole(page_text) and 0 < int(page_text) < 100_000 else 1
-        if page_text != str(page):
-            problems.append(f"page: expected a page number, got {page_text!r}")
+        def item(name: str) -> int | None:
+            given = (query.get(name) or "").strip()
+            if not given:
+                return None
+            if is_whole(given) and 0 < int(given) < 2**63:
+                return int(given)
+            problems.append(f"{name}: expected an item number, got {given!r}")
+            return None
+
+        older, newer = item("older"), item("newer")
+        if older and newer:
+            problems.append("newer: a page is either older or newer than an item; newer was left out")
+            newer = None
         since, until = day("from"), day("to")
         if since and until and until < since:
             problems.append("to: the last day is before the first; the span was left out")
@@ -90,28 +100,25 @@ class ListFilter:
                    country=pattern("country", _CODE, "an ISO code such as CN"),
                    mineral=mineral,
                    language=pattern("lang", _CODE, "a language code such as de", str.lower),
-                   status=choice("status", STATUSES), text=text, page=page,
+                   status=choice("status", STATUSES), text=text, older=older, newer=newer,
                    problems=tuple(problems))
 
-    def store_filters(self, page_size: int) -> dict:
-        """Keyword arguments of Store.review_list for this page (one row more than a page,
-        to know whether there is a next one)."""
+    def store_filters(self) -> dict:
+        """Keyword arguments of Store.review_list for these filters (the page's place in
+        the list, ``older_than`` or ``newer_than``, is added by who knows its sort key)."""
         return dict(since=_midnight(self.since), until=_midnight(self.until, 1),
                     topic=self.topic or None, country=self.country or None,
                     mineral=self.mineral or None, language=self.language or None,
-                    text=self.text or None, status=self.status or None,
-                    limit=page_size + 1, offset=(self.page - 1) * page_size)
+                    text=self.text or None, status=self.status or None)
 
     def query(self, **changes) -> str:
-        """The query string of this filter with ``changes`` (page=2, …), empty values left out."""
+        """The query string of this filter with ``changes`` (older=123, …) and without
+        the page's place unless changed; empty values left out."""
         values = {"from": self.since.isoformat() if self.since else "",
                   "to": self.until.isoformat() if self.until else "",
                   "topic": self.topic, "country": self.country, "mineral": self.mineral,
-                  "lang": self.language, "status": self.status, "q": self.text,
-                  "page": str(self.page) if self.page > 1 else ""}
+                  "lang": self.language, "status": self.status, "q": self.text}
         values.update({k: str(v) for k, v in changes.items()})
-        if values.get("page") == "1":
-            values["page"] = ""
         return urlencode({k: v for k, v in values.items() if v})
 
     @property
