@@ -169,15 +169,17 @@ class ReviewApp:
         rows, first, newer, older, lost = await run_in_threadpool(self._list_page, wanted, size)
         from monitor.minerals import mineral_ids
 
+        zone = self.config.digest.zone()
         return self._page(request, "list.html.j2", reviewer=reviewer, f=wanted, rows=rows,
                           first=first, newer=newer, older=older, minerals=mineral_ids(),
+                          zone=self.config.digest.timezone, local=lambda dt: dt.astimezone(zone),
                           problems=(*wanted.problems, *([lost] if lost else [])))
 
     def _list_page(self, wanted: ListFilter, size: int):
         """(rows, position of the first, whether newer and older ones exist, a problem).
         A page starts after (or ends before) an item, not at an offset: reviewing the items
         of an "unreviewed" page and going on had skipped the next page's worth."""
-        filters = wanted.store_filters()
+        filters = wanted.store_filters(self.config.digest.zone())
         cursor = wanted.older or wanted.newer
         key = self.store.sort_key(cursor) if cursor else None
         lost = None
@@ -213,7 +215,7 @@ class ReviewApp:
         if dropped:
             return PlainTextResponse("Not exported: " + "; ".join(dropped) + "\n",
                                      status_code=400, headers=SECURITY_HEADERS)
-        filters = {**wanted.store_filters(), "limit": EXPORT_LIMIT}
+        filters = {**wanted.store_filters(self.config.digest.zone()), "limit": EXPORT_LIMIT}
         rows = await run_in_threadpool(self.store.review_list, **filters)
         headers = {**SECURITY_HEADERS,
                    "Content-Disposition": f'attachment; filename="monitor-flagged.{kind}"'}

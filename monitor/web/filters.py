@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from urllib.parse import urlencode
 
 from monitor import TOPICS
@@ -27,8 +27,8 @@ MAX_TEXT = 200
 class ListFilter:
     """What the analyst asked for (as typed, for the form) and what the store gets."""
 
-    since: date | None = None          # first day, inclusive (UTC)
-    until: date | None = None          # last day, inclusive (UTC)
+    since: date | None = None          # first day, inclusive (in the digest's time zone)
+    until: date | None = None          # last day, inclusive
     topic: str = ""
     country: str = ""
     mineral: str = ""
@@ -103,10 +103,11 @@ class ListFilter:
                    status=choice("status", STATUSES), text=text, older=older, newer=newer,
                    problems=tuple(problems))
 
-    def store_filters(self) -> dict:
-        """Keyword arguments of Store.review_list for these filters (the page's place in
-        the list, ``older_than`` or ``newer_than``, is added by who knows its sort key)."""
-        return dict(since=_midnight(self.since), until=_midnight(self.until, 1),
+    def store_filters(self, zone: tzinfo = timezone.utc) -> dict:
+        """Keyword arguments of Store.review_list for these filters, days being days in
+        ``zone`` (the page's place in the list, ``older_than`` or ``newer_than``, is added
+        by who knows its sort key)."""
+        return dict(since=_midnight(self.since, zone), until=_midnight(self.until, zone, 1),
                     topic=self.topic or None, country=self.country or None,
                     mineral=self.mineral or None, language=self.language or None,
                     text=self.text or None, status=self.status or None)
@@ -127,10 +128,12 @@ class ListFilter:
                     self.language, self.status, self.text))
 
 
-def _midnight(day: date | None, plus_days: int = 0) -> datetime | None:
+def _midnight(day: date | None, zone: tzinfo, plus_days: int = 0) -> datetime | None:
+    """The UTC time at which ``day`` (plus ``plus_days``) begins in ``zone``."""
     if day is None:
         return None
     try:
-        return datetime.combine(day + timedelta(days=plus_days), time(0), tzinfo=timezone.utc)
+        start = datetime.combine(day + timedelta(days=plus_days), time(0), tzinfo=zone)
+        return start.astimezone(timezone.utc)
     except OverflowError:           # the day after 9999-12-31: the end of time will do
         return datetime.max.replace(tzinfo=timezone.utc)
