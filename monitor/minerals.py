@@ -23,7 +23,11 @@ False friends: the rule
   5. a household object: "tin can", "tin foil"; "TIN" in capitals is a tax number;
   6. a place, brand or person: 无锡 (Wuxi) and 铜陵 are cities, "Silicon Valley",
      "Nickelodeon", "Wolfram Research", "Wolfram" followed by a surname;
-  7. a bronze medal (铜牌, 銅メダル).
+  7. a bronze medal (铜牌, 銅メダル);
+  8. a compound or product named after it: 钙钛矿 (perovskite), 铌酸锂 (lithium niobate
+     crystals), 奥沙利铂 (a drug), "80 Plus Platinum" power supplies, "Xeon Platinum";
+  9. a German name read in another language: "Titan" (the submersible, a giant), "Mangan"
+     and "Uran" capitalised (a surname, Polish for Uranus) count in German text only.
   Plain "magnet(s)" never counts (fridge magnets, "a magnet for investors"); only named
   kinds do: permanent, rare-earth or neodymium magnets, NdFeB, "Seltenerdmagnete".
 """
@@ -49,25 +53,53 @@ _WORD_AFTER = f"(?!{_LETTER_CLASS})"
 # (ids, text right after the name, text right before it): a match of either pattern
 # means the name is a false friend here (see the module docstring).
 _FALSE_FRIENDS: tuple[tuple[frozenset[str], str | None, str | None], ...] = (
-    (frozenset({"graphite"}), r"[\s-]*(?:gr[ae]y|colou?r|finish|black|metallic)\b",
+    (frozenset({"graphite"}), r"[\s-]*(?:gr[ae]y|colou?rs?|finish|black|metallic|case|model|accents?)\b",
      r"\b(?:gris|colou?r)\s+$"),
     (frozenset({"lithium"}), r"[\s-]*(?:ion|ionen|polymer|polym[eè]re|iones|jon)",
      r"\b(?:iones|ions?|íons)\s+(?:de\s+)?$"),
-    (frozenset({"cobalt"}), r"[\s-]*(?:blue|blau|bleu|azul|blu)\b", r"\b(?:bleu|azul|blu)\s+$"),
+    (frozenset({"cobalt"}), r"[\s-]*(?:blue|blau|bleu|azul|blu|sky|skies)\b", r"\b(?:bleu|azul|blu)\s+$"),
     (frozenset({"copper"}), r"[\s-]*(?:colou?red|tones?|toned|hair(?:ed)?)\b", None),
     (frozenset({"platinum-group-metals"}),
      r"[\s-]*(?:records?|albums?|discs?|status|cards?|members?|membership|editions?|blonde|"
-     r"jubilee|certif\w*|sponsors?|tier|plan|package|level|award|singles?)\b",
-     r"\b(?:went|goes|go|gone|turned|certified|triple|double|multi)[\s-]+$"),
+     r"jubilee|certif\w*|sponsors?|tier|plan|package|level|award|singles?|selling|troph(?:y|ies)|"
+     r"voiced|stimme|bombshell|games|collection|earner|trim|drivers|heart|party|style|"
+     r"psus?|power\s+suppl(?:y|ies)|fully\s+modular|rgb|\d+\s?(?:gb|tb|w))\b",
+     r"\b(?:went|goes|go|gone|got|turned|certified|triple|double|multi)[\s-]+$"
+     r"|(?:80\s?(?:\+|plus)|\b\d+\s?w|\bultra|\bprime|\bdominator|\bxeon|\bpok[eé]mon|\binland)\s+$"),
     (frozenset({"magnesium", "zinc"}),
      r"[\s-]*(?:supplements?|tablets?|citrate|glycinate|deficiency|mangel|tabletten|pills?)",
      None),
     (frozenset({"titanium"}),
      r"[\s-]*(?:frames?|case|body|finish|design|edition|gr[ae]y|colou?r|bezel|chassis|"
-     r"shell|black|white|blue|natural|watch|build)\b",
-     r"\b(?:iphone|pixel|galaxy|watch)\b[^.\n]{0,40}$"),
-    (frozenset({"tin"}), r"[\s-]*(?:cans?|foil|hats?|roofs?|man|whistle|soldiers?)\b", None),
+     r"shell|black|white|blue|natural|watch|build|psus?|power\s+suppl(?:y|ies)|fully\s+modular|"
+     r"\d+\s?w)\b",
+     r"\b(?:iphone|pixel|galaxy|watch)\b[^.\n]{0,40}$"
+     r"|(?:80\s?(?:\+|plus)|\b\d+\s?w|\bultra|\bprime)\s+$"),
+    (frozenset({"tin"}), r"[\s-]*(?:cans?|foil|hats?|roofs?|man|whistle|soldiers?|eared)\b",
+     r"\b(?:on\s+the|roasting|baking|cake|loaf|muffin|biscuit)\s+$"),
 )
+# German names that are other words elsewhere: "Titan" (the submersible, Saturn's moon, a
+# graphics card; English "titan", a giant), "Mangan" and "Uran" capitalised (an English
+# surname, Polish for the planet Uranus; Polish "mangan", "uran" in lower case are the
+# metals). They count in German text only, and "Titan" not after a hyphen ("Pop-Titan",
+# "Saturn-Mond Titan") or a guillemet ("»Titan«", the submersible).
+_GERMAN_ONLY = {"titan": "any case", "mangan": "capitalised", "uran": "capitalised"}
+_GERMAN_FUNCTION_WORDS = frozenset("und der die das nicht mit von für ist ein eine den dem auf im "
+                                   "beim zum zur sich auch nach bei einen wird sind vom".split())
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
+def _german_reading(full: str, start: int, surface: str) -> bool:
+    """Whether ``surface`` (one of ``_GERMAN_ONLY``) names the metal here."""
+    if _GERMAN_ONLY[surface.casefold()] == "capitalised" and not surface[0].isupper():
+        return True                         # Polish "uran", "mangan"
+    if surface.casefold() == "titan" and (full[start - 1:start] in ("-", "»", "«", "\u201e", '"')
+                                          or full[max(0, start - 11):start] == "Saturn-Mond "):
+        return False
+    found = _GERMAN_FUNCTION_WORDS.intersection(_WORDS.findall(full.lower()))
+    return len(found) >= 2
+
+
 _COMPILED_FRIENDS = tuple(
     (ids, re.compile(after, re.I) if after else None,
      re.compile(before, re.I) if before else None)
@@ -286,6 +318,8 @@ def _resolve(found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
 def _false_friend(full: str, start: int, end: int, ids: str) -> bool:
     surface = full[start:end]
     if ids == "tin" and surface.isupper():
+        return True
+    if surface.casefold() in _GERMAN_ONLY and not _german_reading(full, start, surface):
         return True
     if ids == "tungsten" and surface[0].isupper() and _SURNAME_AFTER.match(full, end):
         return True

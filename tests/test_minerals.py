@@ -201,3 +201,46 @@ def test_korean_bare_mineral_word_beside_a_named_mineral_is_that_mineral():
     assert ids("칠레, 미국과 핵심광물 동맹…구리 공급") == ["copper", "critical-minerals"]
     assert ids("광물 공급망 협력…리튬 확보") == ["critical-minerals", "lithium"]
     assert ids("정상회담서 광물 협력 확대") == ["critical-minerals"]
+
+
+# --- false friends found by reading the whole pool (twenty-second session) -------------------
+
+def test_names_of_people_places_and_firms_with_a_metal_character():
+    assert ids("习近平会见韩国总统尹锡悦") == []                  # Yoon Suk-yeol: 锡 is tin
+    assert ids("伊朗锡里克地区传出爆炸声") == []                   # Sirik, Iran
+    assert ids("苏锡常一体化发展") == []                          # Wuxi, as in 无锡
+    assert ids("中钨高新涨停，钨价上涨") == ["tungsten"]           # the firm no, the price yes
+    assert ids("贵研铂业、宝武镁业、华锡有色涨停") == []
+    assert ids("蔚蓝锂芯发布业绩预告") == []
+    assert ids("公司钛业务收入增长") == ["titanium"]              # 钛业务: the titanium business
+    assert ids("マルチスズキの販売") == []                       # Suzuki, not スズ (tin)
+
+
+def test_compounds_named_after_a_metal_that_are_not_its_supply():
+    assert ids("钙钛矿叠层电池效率创新高") == []                   # perovskite
+    assert ids("薄膜铌酸锂调制器量产") == []                       # lithium niobate crystals
+    assert ids("联合奥沙利铂治疗") == []                          # oxaliplatin, a drug
+    assert ids("钛矿开采与铌矿出口") == ["niobium", "titanium"]
+
+
+def test_german_names_are_the_metals_in_german_text_only():
+    assert ids("The Titan submersible lost contact") == []
+    assert ids("a video game titan buys a studio") == []
+    assert ids("Actor Sam Mangan joins the cast") == []
+    assert ids("Uran sfotografowany przez teleskop") == []            # Polish: the planet
+    assert ids("Kopalnia wydobywa uran i mangan") == ["manganese", "uranium"]
+    assert ids("Die Preise für Titan und Uran steigen, sagt der Verband") == ["titanium", "uranium"]
+    assert ids("Der Pop-Titan ist zurück, sagt er im Interview mit der Zeitung") == []
+
+
+def test_product_tiers_brands_colours_and_idioms():
+    assert ids("Buy a 1000W 80 Plus Platinum PSU and an Ultra Titanium power supply") == []
+    assert ids("Xeon Platinum chips; a Platinum Trophy; platinum-selling singer") == []
+    assert ids("Bayonetta maker Platinum Games") == []
+    assert ids("Impala Platinum shares fell as platinum prices slid") == ["platinum-group-metals"]
+    assert ids("Comes in rose or graphite colors; the graphite case") == []
+    assert ids("a cobalt sky over the bay; the Azure Cobalt CPU") == []
+    assert ids("It does what it says on the tin; a roasting tin; tin-eared") == []
+    assert ids("Tin prices rose on mine outages") == ["tin"]
+    assert ids("Stau bei Nickelsdorf an der Grenze") == []
+    assert ids("Neue Lithium-Batterien halten länger") == []
