@@ -843,6 +843,10 @@ def _local_rule_rejects(rule: str, words: _Words, i: int, end: int, gz: Gazettee
         return _pronoun_us(words, i) or words.full.startswith("$", words.span(i)[1])
     if rule == "german":
         return len(_GERMAN_WORDS.intersection(words.keys)) < 3
+    if rule == "polish":
+        return _POLISH_LETTERS.search(words.full) is None
+    if rule == "given-name":
+        return _looks_like_person(words, i, end, gz) or _named_person(words, i, end)
     if rule == "america":
         return not words.text(i).isascii()
     return False
@@ -858,6 +862,23 @@ _GERMAN_PLACE_PREPOSITIONS = frozenset(("in", "nach", "aus"))
 
 def _looks_german(words: _Words) -> bool:
     return len(_GERMAN_WORDS.intersection(words.keys)) >= 2
+
+
+_POLISH_LETTERS = re.compile("[ąćęłńśźżĄĆĘŁŃŚŹŻ]")
+_TITLES = frozenset(("rep", "sen", "dr", "gov", "mr", "mrs", "ms", "coach", "ceo"))
+
+
+def _named_person(words: _Words, i: int, end: int) -> bool:
+    """"Jim Jordan", "Rep. Jordan", "Jordan B. Peterson": a first name or a title right
+    before (outside title-case lines, where every word is capitalised), or an initial
+    right after."""
+    if end < len(words.keys) and words.gap(end - 1) == " ":
+        initial = words.text(end)
+        if len(initial) == 1 and initial.isupper() and words.full.startswith(".", words.span(end)[1]):
+            return True
+    if i and words.keys[i - 1] in _TITLES and words.gap(i - 1) in (" ", ". "):
+        return True
+    return _after_first_name(words, i) and not _title_case_line(words, i, end)
 
 
 # "la Hollande", "en Hollande", "de Hollande", "vers la Hollande"; without one of these

@@ -962,3 +962,30 @@ def test_jordans_companies_name_the_country_and_its_people_do_not():
     assert codes("Jordan Phosphate Mines Company raises output") == ["JO"]
     assert codes("Jordan Bromine expands its plant") == ["JO"]
     assert codes("Jordan Henderson signs for Ajax") == []
+
+
+# --- false friends found by reading the whole pool (twenty-second session) -------------------
+
+def test_polish_forms_that_are_other_words_elsewhere():
+    assert codes("Hosted by: Stefan Chin, with a new episode") == []        # a surname
+    assert codes("Eksport do Chin wzrósł o połowę") == ["CN"]
+    assert codes("DRK-Präsident fordert mehr Geld für den Katastrophenschutz") == []   # Red Cross
+    assert codes("Walki we wschodniej DRK, gdzie wydobywa się kobalt") == ["CD"]
+
+
+def test_jordan_and_chad_as_people():
+    assert codes("Rep. Jim Jordan said the committee would meet") == []
+    assert codes("Psychologist Jordan B. Peterson speaks tonight") == []
+    assert codes("Vernon Jordan, civil rights leader, dies") == []
+    assert codes("Jordan bans imports; King Abdullah of Jordan met the envoy") == ["JO"]
+    assert codes("Israel And Jordan Sign Water Deal") == ["IL", "JO"]        # a title-case line
+    assert codes("Chad and Niger close the border") == ["NE", "TD"]
+
+
+def test_a_coalition_a_continent_and_names_that_hold_an_abbreviation():
+    assert codes("Nach dem Jamaika-Aus sucht die Union neue Partner") == []
+    assert codes("Urlaub auf Jamaika wird teurer, sagt der Verband") == ["JM"]
+    assert codes("Antarctica's sea ice shrinks again") == []               # a continent
+    assert codes("欧洲央行行长拉加德表示通胀仍高") == []                   # Lagarde: 加 and 德
+    assert codes("乌兰察布在蒙古语中的意思") == []                        # a language
+    assert codes("蒙古国总统访华") == ["CN", "MN"]

@@ -16,7 +16,8 @@ Building from Babel costs about a second and 200 MB, so it happens here, ahead o
   only. Dropped: numeric macro-regions (001 World, 150 Europe, 419 Latin America ...);
   EU, EZ and UN (organisations, not countries); QO and ZZ (Outlying Oceania, Unknown
   Region); XA and XB (pseudo-locales); the exceptionally reserved AC, CP, CQ, DG, EA, IC
-  and TA, which name parts of other countries (the Canary Islands are Spain's).
+  and TA, which name parts of other countries (the Canary Islands are Spain's); AQ,
+  Antarctica, a continent (LABELING.md: regions are not countries).
 * Per name: "Myanmar (Burma)" gives "Myanmar" and, as a secondary name, "Burma"; a
   secondary name never overrides another country's primary name (so "SRA Hongkong
   (Chiny)" does not turn "Chiny" into Hong Kong). Dropped as unsafe: a name that two codes
@@ -59,7 +60,7 @@ from monitor.countries import (
 )
 
 ALIAS_FILE = Path(__file__).resolve().parents[1] / "data" / "country_aliases.tsv"
-EXCLUDED_CODES = frozenset("EU EZ UN QO ZZ XA XB AC CP CQ DG EA IC TA".split())
+EXCLUDED_CODES = frozenset("EU EZ UN QO ZZ XA XB AC CP CQ DG EA IC TA AQ".split())
 DISPLAY_LOCALES = ("en", "de", "fr", "es", "it", "pt", "pl", "nl", "zh", "zh_Hant", "ja", "ko")
 _MODE_RANK = {"e": 0, "l": 1, "c": 1, "a": 2}
 _PAREN_RE = re.compile(r"\s*[(（]\s*|\s*[)）]\s*")
