@@ -922,8 +922,10 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
     dev = (Path(dev_path).name, load_jsonl(dev_path)) if dev_path is not None else None
     review_records = _load_reviews(reviews)
     real, pool = _real_items(labels_dir, pool_path)
-    keep = candidate_of(_current_card(out_path))
     baseline, compared_with = _baseline(out_path, None if in_use is None else Path(in_use))
+    # the candidate of the model it is compared with stays unless another is clearly better:
+    # a first --out keeps the model in use's, as a later one keeps its own
+    keep = candidate_of(_current_card(baseline))
     result = train(load_corpus(corpus_dir), review_records, real=real, rules=rules,
                    seed=seed, features=features, candidates=candidates, now=now, keep=keep)
     result.card["pool"] = pool
@@ -942,7 +944,16 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
                                 held_out=score_pipeline(result.pipeline, fair, thresholds))
             result.card["held_out_compared"] = {"items": len(fair), "of": len(result.held_out)}
     other = "current model" if baseline == out_path else "model in use"
-    if broken is not None:
+    real_before = _real_count(current)
+    if broken is None and real_before and not real and not force:
+        # its held-out part would hold written items only, where the model of written text
+        # does well: a model that never saw real news could pass for the better one
+        replace, reason = False, (
+            f"refused: the {other} was trained on {real_before:,} real news items and this "
+            f"one on none ({pool.get('why', 'no pool')}): compared on written items alone it "
+            "cannot show it is as good on real news; give --pool PATH (the pool of our "
+            "labels), or --force to write it anyway")
+    elif broken is not None:
         replace, reason = True, (f"not compared: the {other} cannot be loaded ({broken}), so "
                                  "the new one " + ("replaces it" if baseline == out_path
                                                    else "is written"))
@@ -955,6 +966,13 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
     if replace:
         save_model(result.pipeline, out_path, result.card)
     return TrainOutcome(result.card, replace, reason, out_path, compared_with)
+
+
+def _real_count(card: Mapping[str, Any] | None) -> int:
+    """How many real labelled items the model of ``card`` was trained with (0: none, or a
+    card from before the pool)."""
+    pool = (card or {}).get("pool") or {}
+    return int(pool.get("joined") or 0) if pool.get("used") else 0
 
 
 def _baseline(out_path: Path, in_use: Path | None) -> tuple[Path, str]:

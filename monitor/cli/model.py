@@ -270,9 +270,10 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     its arrays.
     Refuses to replace the current model when flagged F1 on the fixed held-out part drops
     by more than one point, unless --force; a first --out (no file there yet) is compared
-    with the model in use (classifier.model) in the same way. It says which model it
-    compared with.
-    Without a pool it trains on the written corpus and reviews alone, and says so. A current
+    with the model in use (classifier.model) in the same way, and keeps its settings. It
+    says which model it compared with.
+    Without a pool it trains on the written corpus and reviews alone, and says so; such a
+    model is refused against one trained with real items, unless --force. A current
     model that cannot be loaded is replaced without comparing. Before training it checks that
     it can write the target's folder, that the target's card and arrays are not another
     model's (classifier.model beside classifier.skops), that the target is not named like a
