@@ -24,7 +24,7 @@ import os
 import signal
 import socket
 import threading
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from monitor.clock import clock_text, utcnow
@@ -263,11 +263,9 @@ class Service:
             log.info("no poll has completed yet: no catch-up digest (the first goes out at %s)",
                      clock_text(self.config.digest.send_at))
             return
-        zone = self.config.digest.zone()
-        local = now.astimezone(zone)
         send_at = self.config.digest.send_at
-        day = local.date() if local.time() >= send_at else local.date() - timedelta(days=1)
-        due = datetime.combine(day, send_at, tzinfo=zone)
+        day = self._last_due_day(now)
+        due = datetime.combine(day, send_at, tzinfo=self.config.digest.zone())
         began = self.store.began_at()
         if began is None or began > due:        # today's too, as the running service judges
             log.info("no catch-up digest for %s: the store began after it fell due (the "
@@ -277,6 +275,20 @@ class Service:
             log.info("digest for %s was due at %s while the service was down: sending now",
                      day, f"{clock_text(due.time())} {due.tzname()}")
             self.digest(day.isoformat())
+
+    def _last_due_day(self, now: datetime) -> date:
+        """The local date of the last send_at at or before ``now``: today's once its time
+        has passed, else yesterday's."""
+        local = now.astimezone(self.config.digest.zone())
+        send_at = self.config.digest.send_at
+        return local.date() if local.time() >= send_at else local.date() - timedelta(days=1)
+
+    def scheduled_digest(self) -> None:
+        """The digest job at send_at: the digest of the day whose send_at fired. A job that
+        runs late past local midnight (the one worker busy with a slow poll at 23:59, a
+        machine resumed from sleep) had taken the next day's date, and that day then had
+        no digest of its own ("already sent")."""
+        self.digest(self._last_due_day(self.clock()).isoformat())
 
     def _left_copies(self) -> None:
         """Copies of any earlier digest still to send — left ``pending`` by a stop (they go
@@ -359,7 +371,7 @@ class Service:
                               timezone=self.config.digest.zone())
         if self.scheduler is None:
             return
-        self.scheduler.add_job(self.digest, trigger, id="digest", replace_existing=True,
+        self.scheduler.add_job(self.scheduled_digest, trigger, id="digest", replace_existing=True,
                                coalesce=True, max_instances=1, misfire_grace_time=GRACE)
 
     def start(self) -> None:

@@ -225,6 +225,38 @@ def test_a_digest_missed_yesterday_is_sent_at_a_start_before_todays_time(tmp_pat
         service.store.close()
 
 
+def test_a_digest_job_that_runs_late_past_midnight_makes_the_day_it_fired_for(
+        tmp_path, feed_server, feed_file):
+    """send_at 23:59 Asia/Kolkata, and the one worker busy with a slow poll until 00:00:31:
+    the job took the next day's date, and that day's own job found it "already sent", so a
+    day went without a digest. It makes the digest of the day whose send_at fired."""
+    from monitor.service import Service
+
+    clock = {"now": datetime(2025, 6, 4, 18, 0, tzinfo=timezone.utc)}          # 23:30 IST
+    config = tmp_path / "monitor.toml"
+    write_config(config, tmp_path / "m.db", [("wire", feed_server.add("/rss", feed_file("rss2.xml")))],
+                 send_at="23:59", tz="Asia/Kolkata")
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    service = Service(str(config), clock=lambda: clock["now"])
+    service.scheduler = BackgroundScheduler(timezone="UTC")        # not started: its job is read
+    service._schedule_digest()
+    job = service.scheduler.get_job("digest").func                # what fires at send_at
+    try:
+        service.dispatch()
+        clock["now"] = datetime(2025, 6, 4, 18, 30, 31, tzinfo=timezone.utc)    # 00:00:31 IST, 5 June
+        job()
+        made = service.store.get_digest("2025-06-04")
+        assert made is not None and service.store.get_digest("2025-06-05") is None
+        assert made.period_end == datetime(2025, 6, 4, 18, 29, tzinfo=timezone.utc)  # 23:59 IST
+        clock["now"] = datetime(2025, 6, 5, 18, 29, tzinfo=timezone.utc)        # 23:59 IST, 5 June
+        job()
+        assert service.store.get_digest("2025-06-05") is not None
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+    finally:
+        service.store.close()
+
+
 def test_a_digest_whose_job_failed_or_whose_time_moved_back_is_made_at_the_next_tick(
         tmp_path, feed_server, feed_file):
     """The digest job at send_at failed (the store was locked then) or send_at was moved to
