@@ -630,3 +630,21 @@ def test_a_search_ignores_case_in_every_alphabet_on_both_engines(store):
     assert found("états-unis") == [titles["fr"]] and found("łódź") == [titles["pl"]]
     assert found("галлий") == [titles["ru"]] and found("gallium") == [titles["x"]]
     assert found("ó%") == [] and found("100%") == [titles["x"]]         # literal, not wildcards
+
+
+def test_an_article_flagged_by_an_edit_after_its_period_is_a_candidate_of_the_next_digest(store):
+    """Stored unflagged, edited the next day into an export-controls story: its first-seen
+    and publication times belong to the first version, so no later digest's period held it
+    and it was never mailed, while `review list` showed it flagged."""
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    first = ArticleWrite(article(title="Ministry statement", text="A statement.",
+                                 published=utc(2025, 6, 1)), "en", None)
+    store.save_poll(feed.id, [first], outcome(feed, utc(2025, 6, 1)))
+    verdict = Verdict(flagged=True, topics=("export-controls",), score=0.93,
+                      reasons=("classifier export-controls 0.93",), model_version="m1")
+    edited = ArticleWrite(article(title="Ministry statement", text="New export controls on gallium.",
+                                  published=utc(2025, 6, 1)), "en", verdict)
+    assert store.save_poll(feed.id, [edited], outcome(feed, utc(2025, 6, 3, 6))) == (0, 1)
+    found = store.digest_candidates(utc(2025, 6, 2, 12), utc(2025, 6, 3, 12))
+    assert [a.title for a in found] == ["Ministry statement"]
+    assert store.digest_candidates(utc(2025, 6, 3, 12), utc(2025, 6, 4, 12)) == []   # its own period only

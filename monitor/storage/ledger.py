@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, text, tuple_, update
+from sqlalchemy import and_, func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
 from monitor.storage.tables import (
@@ -60,8 +60,8 @@ LATE_COMMIT = timedelta(hours=1)
 
 
 def candidates(conn: Connection, since: datetime, until: datetime) -> list[DigestArticle]:
-    """Flagged articles in no digest yet, published or first seen in [since, until] (first
-    seen up to ``LATE_COMMIT`` before ``since``: committed after the last digest was made),
+    """Flagged articles in no digest yet, published, first seen or edited in [since, until]
+    (first seen up to ``LATE_COMMIT`` before ``since``: committed after the last digest was made),
     that are not a copy of an article an earlier digest carried: the same title and text,
     or the same link, title and publication time (the same wire story reaching another
     feed a day later is not news again; copies within one period are one story of the
@@ -80,7 +80,10 @@ def candidates(conn: Connection, since: datetime, until: datetime) -> list[Diges
     where = (ARTICLE.c.flagged.is_(True) & ARTICLE.c.id.not_in(in_digest)
              & ARTICLE.c.id.not_in(dismissed)
              & (ARTICLE.c.first_seen_at <= until)
-             & or_(ARTICLE.c.first_seen_at >= since - LATE_COMMIT, ARTICLE.c.published_at >= since)
+             & or_(ARTICLE.c.first_seen_at >= since - LATE_COMMIT, ARTICLE.c.published_at >= since,
+                   # edited in the period: flagged by the edit, its first times are the first
+                   # version's, and no period would hold it otherwise
+                   and_(ARTICLE.c.updated_at >= since, ARTICLE.c.updated_at <= until))
              & or_(ARTICLE.c.content_hash.is_(None), ARTICLE.c.content_hash.not_in(sent_hashes))
              & or_(ARTICLE.c.url.is_(None), ARTICLE.c.published_at.is_(None),
                    stamp.not_in(sent_stamps)))
