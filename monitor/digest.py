@@ -28,7 +28,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -170,12 +170,23 @@ def _keyword_hits(article: DigestArticle) -> int:
 
 def _rank(members: Sequence[DigestArticle], lead: DigestArticle, oldest: datetime, newest: datetime) -> float:
     span = (newest - oldest).total_seconds() or 1.0
-    dated = [m.published for m in members if not m.undated]
+    dated = [_rank_time(m) for m in members if _dated(m)]
     # an entry without a date is not taken for the newest: half the bonus, as if mid-period
+    # (nor one dated after it was seen: a feed's clock ahead)
     recency = (max(dated) - oldest).total_seconds() / span if dated else 0.5
     sources = len({m.outlet for m in members})
     return (lead.score + min(0.2, 0.05 * _keyword_hits(lead)) + 0.1 * math.log2(sources)
             + 0.1 * max(0.0, min(1.0, recency)))
+
+
+def _dated(article: DigestArticle) -> bool:
+    return not article.undated and article.published <= article.first_seen
+
+
+def _rank_time(article: DigestArticle) -> datetime:
+    """The publication time recency is ranked by, held to the two days before the article
+    was first seen: a story re-sent from 2019 had made every other story "the newest"."""
+    return max(article.published, article.first_seen - timedelta(days=2))
 
 
 def build_stories(articles: Sequence[DigestArticle], clusters: dict[int, int]) -> list[Story]:
@@ -184,8 +195,8 @@ def build_stories(articles: Sequence[DigestArticle], clusters: dict[int, int]) -
         groups[clusters.get(article.id, article.id)].append(article)
     if not articles:
         return []
-    oldest = min(a.published for a in articles)
-    newest = max(a.published for a in articles)
+    times = [_rank_time(a) for a in articles if _dated(a)] or [a.first_seen for a in articles]
+    oldest, newest = min(times), max(times)
     stories = []
     for members in groups.values():
         # the best-scored copy leads, the fullest among those that score alike (to the two
@@ -475,10 +486,26 @@ def shade(count: int, top: int) -> str:
     return ("#fde7d9", "#f9c6a5", "#f39c6b", "#e0703a")[min(3, int(level * 3.999))]
 
 
+def story_time(article: DigestArticle, digest: Digest) -> str:
+    """When a story was published, in the digest's zone: "03 Jun 14:00"; with its year when
+    it lies days before the period ("03 Jun 2019 14:00", a story re-sent years later had
+    looked like yesterday's); "undated, seen …" for an entry that gave no usable date or one
+    after the digest was made (a feed's clock ahead)."""
+    if article.undated or article.published > digest.period_end:
+        return "undated, seen " + article.first_seen.astimezone(digest.zone).strftime("%d %b %H:%M")
+    shown = article.published.astimezone(digest.zone)
+    old = article.published < digest.period_start - timedelta(days=OLD_DAYS)
+    return shown.strftime("%d %b %Y %H:%M" if old else "%d %b %H:%M")
+
+
+OLD_DAYS = 7        # a story published this long before its digest's period shows its year
+
+
 def _context(digest: Digest, subject_line: str, nothing_new: bool, links=None) -> dict:
     top = max((n for _, counts in digest.table for n in counts.values()), default=0)
     local = lambda dt: dt.astimezone(digest.zone)  # noqa: E731
     return dict(d=digest, subject=subject_line, nothing_new=nothing_new, local=local, top=top,
+                story_time=lambda a: story_time(a, digest),
                 links=links,
                 topics=[t for t, _ in TOPICS], headings=dict(TOPICS),
                 column_names={c: dict(TOPICS).get(c) or _mineral_name(c)

@@ -4,7 +4,7 @@ import json
 import os
 import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -1581,3 +1581,33 @@ def test_a_later_monitor_digest_sends_the_copies_earlier_runs_left(tmp_path):
             r: "sent" for r in RCPTS}
     again = CliRunner().invoke(monitor.cli.cli, ["--config", str(cfg_file), "digest"])
     assert again.exit_code == 0 and "2025-06-03" not in again.output      # sent once
+
+
+def test_an_old_story_shows_its_year_and_one_dated_ahead_is_undated_and_neither_bends_the_ranks():
+    """A feed re-sent a 2019 story: shown "03 Jun 14:00" inside the period, it looked like
+    yesterday's, and as the oldest it made every other story equally new. A story dated 20
+    hours after the digest was made showed that time and ranked as the newest."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.types import DigestArticle
+
+    def article(i, published, seen, score=0.9):
+        return DigestArticle(id=i, title=f"Gallium export licences, story {i}", text="Text.", url=None,
+                             source="Wire", published=published, first_seen=seen, language="en",
+                             topics=("export-controls",), score=score, reasons=(), countries=(),
+                             minerals=())
+
+    start, end = T0, T0 + timedelta(days=1)
+    articles = [article(1, datetime(2019, 6, 3, 12, tzinfo=timezone.utc), start + timedelta(hours=2)),
+                article(2, end + timedelta(hours=20), start + timedelta(hours=22)),
+                article(3, start + timedelta(hours=1), start + timedelta(hours=2)),
+                article(4, start + timedelta(hours=20), start + timedelta(hours=21))]
+    digest = build_digest(articles, {}, digest_date="2025-06-04", period_start=start, period_end=end,
+                          zone=ZoneInfo("Europe/Berlin"), max_items=40)
+    _, text = render(digest, "subject")
+    assert "| 03 Jun 2019 14:00 |" in text
+    seen = (start + timedelta(hours=22)).astimezone(ZoneInfo("Europe/Berlin"))
+    assert f"| undated, seen {seen:%d %b %H:%M} |" in text
+    ranks = {s.lead.id: s.rank for section in digest.sections for s in section.stories}
+    assert ranks[4] > ranks[3] + 0.02            # 19 hours newer still counts
+    assert ranks[2] < ranks[4]                   # dated ahead: not the newest
