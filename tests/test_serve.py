@@ -644,3 +644,20 @@ def test_a_review_key_too_short_to_be_used_is_named_at_start(tmp_path, store_url
         assert httpx.get(server.url + "/").status_code == 200
     out = server.proc.stdout.read()
     assert "$MONITOR_REVIEW_KEY is shorter than 16 characters, so review links are off" in out
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_stopping_serve_with_ctrl_c_or_sigterm_is_a_success(tmp_path, store_url, how):
+    """uvicorn raises the stop signal again after its graceful shutdown: Ctrl-C printed
+    "Aborted!" and exited 1, SIGTERM ended the process with 143; `monitor run` exits 0."""
+    import signal as signals
+
+    fill(store_url)
+    config = write_config(tmp_path / "monitor.toml", store_url, tmp_path / "outbox")
+    server = Served(config)
+    with server:
+        assert httpx.get(server.url + "/healthz").text == "ok"
+        server.proc.send_signal(getattr(signals, how))
+        code = server.proc.wait(timeout=30)
+    assert code == 0, server.stderr
+    assert "Aborted" not in server.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 
 import click
@@ -93,8 +94,27 @@ def _run(config, store, access, sock: socket.socket, config_file=None) -> None:
                    "characters, so review links are off (a short key is easy to guess)")
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
                                            server_header=False, lifespan="off"))
-    with store:
-        server.run(sockets=[sock])
+    # uvicorn shuts down gracefully on Ctrl-C or SIGTERM and then raises the signal again
+    # under the handlers it found: the default ones printed "Aborted!" and exited 1, or
+    # ended the process by SIGTERM (143), where a stop asked for is a success (0)
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with store:
+            server.run(sockets=[sock])
+    except _Stop:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("monitor serve stopped")
+
+
+class _Stop(Exception):
+    """The stop signal uvicorn raises again once it has shut down."""
+
+
+def _stopped(signum, frame) -> None:
+    raise _Stop(signum)
 
 
 COMMANDS = (serve,)
