@@ -648,3 +648,13 @@ def test_an_article_flagged_by_an_edit_after_its_period_is_a_candidate_of_the_ne
     found = store.digest_candidates(utc(2025, 6, 2, 12), utc(2025, 6, 3, 12))
     assert [a.title for a in found] == ["Ministry statement"]
     assert store.digest_candidates(utc(2025, 6, 3, 12), utc(2025, 6, 4, 12)) == []   # its own period only
+
+
+def test_feeds_leased_elsewhere_leave_out_the_ones_this_poller_polled(store):
+    """Two `monitor poll` at once: the second claimed the feeds again once the first was done
+    with them, and the first said "3 feeds polled" and "3 feed(s) left to another poller"."""
+    now = utc(2025, 6, 1)
+    [held] = store.claim_due_feeds(now, "other:1:x", 3600, 5, include_all=True)
+    assert store.leased_elsewhere(now, "me:2:y") == 1
+    assert store.leased_elsewhere(now, "me:2:y", [held.url]) == 0       # polled by me before
+    assert store.leased_elsewhere(now, "me:2:y", ["https://elsewhere.example/f"]) == 1

@@ -60,7 +60,8 @@ def poll(ctx, include_all):
         poller = build_poller(config, store)
         report = poller.run_cycle(include_all=include_all)
         try:
-            elsewhere = store.leased_elsewhere(poller.clock(), poller.owner)
+            elsewhere = store.leased_elsewhere(poller.clock(), poller.owner, [
+                f.url for f in report.feeds if f.status != "skipped"])
         except MonitorError:
             elsewhere = 0
     _print_cycle(report)

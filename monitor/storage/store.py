@@ -265,11 +265,16 @@ class Store:
             conn.execute(update(FEED).where(FEED.c.claimed_by == owner)
                          .values(claimed_until=None, claimed_by=None))
 
-    def leased_elsewhere(self, now: datetime, owner: str) -> int:
-        """Active feeds another poller holds a lease on now (a poll leaves them to it)."""
+    def leased_elsewhere(self, now: datetime, owner: str, polled: Iterable[str] = ()) -> int:
+        """Active feeds another poller holds a lease on now (a poll leaves them to it), not
+        counting the feeds (by URL) this poller polled itself: another poll may have claimed
+        them again once this one was done with them."""
         query = select(func.count()).select_from(FEED).where(
             FEED.c.active.is_(True), FEED.c.claimed_until > now,
             FEED.c.claimed_by.is_not(None), FEED.c.claimed_by != owner)
+        polled = list(polled)
+        if polled:
+            query = query.where(FEED.c.url.not_in(polled))
         with self._begin() as conn:
             return conn.execute(query).scalar() or 0
 
