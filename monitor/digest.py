@@ -82,11 +82,16 @@ class Section:
     more: int
 
     @property
+    def noun(self) -> str:
+        """What the section's stories are called in "… and N more … stories"."""
+        return "low-confidence" if self.topic == "low" else self.heading.lower()
+
+    @property
     def list_command(self) -> str:
         """The command that lists this section's stories beyond the digest (with those of
         the period shown: ``--since`` is added where the period is known)."""
         if self.topic == "low":
-            return "monitor review list --status unreviewed"
+            return f"monitor review list --below {LOW_CONFIDENCE}"
         topic = "export-controls" if self.topic == "both" else self.topic
         return f"monitor review list --topic {topic}"
 
@@ -308,7 +313,9 @@ def _country_table(stories: Sequence[Story], limit: int = TABLE_COUNTRIES):
         for code in story.countries:
             stories_of[code] += 1
             counts[code].update(cells)
-    ordered = sorted(stories_of, key=lambda code: (-stories_of[code], code))[:limit]
+    # a country whose stories fall in none of the columns would be an empty row
+    ordered = sorted((code for code in stories_of if counts[code]),
+                     key=lambda code: (-stories_of[code], code))[:limit]
     return tuple((code, dict(counts[code])) for code in ordered)
 
 

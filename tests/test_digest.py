@@ -881,8 +881,8 @@ def test_no_section_eats_the_digest_and_both_topic_stories_come_first():
     assert shown == {"both": (2, 0), "export-controls": (19, 25), "critical-minerals": (19, 104),
                      "low": (0, 0)}
     html, text = render(digest, "subject")
-    assert ("and 104 more critical minerals stories (monitor review list --topic critical-minerals "
-            f"--since {T0:%Y-%m-%dT%H:%M})") in text
+    assert ("and 104 more critical minerals stories:\n    monitor review list --topic critical-minerals "
+            f"--since {T0:%Y-%m-%dT%H:%M}\n") in text
     assert text.index("EXPORT CONTROLS AND CRITICAL MINERALS") < text.index("== EXPORT CONTROLS ==")
     assert share_out([0, 3, 100], 40) == [0, 3, 37] and share_out([5, 5, 5], 4) == [2, 1, 1]
     assert share_out([0, 0, 0], 40) == [0, 0, 0] and share_out([9, 9], 0) == [0, 0]
@@ -1200,6 +1200,12 @@ def test_the_general_term_is_no_column_of_the_country_table():
                           period_end=T0 + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"), max_items=20)
     assert digest.table_columns == ("export-controls", "lithium")
     assert digest.table == (("CL", {"lithium": 1}),)
+    gb = [DigestArticle(id=20 + i, title=f"UK story {i}", text="t", url=None, source="s", published=T0,
+                        first_seen=T0, language="en", topics=("critical-minerals",), score=0.9,
+                        reasons=(), countries=("GB",), minerals=("critical-minerals",)) for i in range(3)]
+    digest = build_digest(articles + gb, {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"), max_items=20)
+    assert digest.table == (("CL", {"lithium": 1}),)      # GB's stories fill no column: no empty row
 
 
 def test_with_review_url_each_recipient_gets_links_signed_for_them(store, tmp_path, monkeypatch, caplog):
@@ -1537,7 +1543,7 @@ def test_the_and_n_more_command_lists_the_stories_the_digest_counted(tmp_path):
         eml = sorted((tmp_path / "outbox").glob("*ana@example.org*.eml"))[0]
     text = message_from_bytes(eml.read_bytes(), policy=policy.default).get_body(
         ("plain",)).get_content()
-    said = re.findall(r"and (\d+) more [^(]*\((monitor review list [^)]*)\)", text)
+    said = re.findall(r"and (\d+) more [^:]*:\n +(monitor review list [^\n]*)\n", text)
     assert said and all("--digest 2025-06-03" in command for _, command in said)
     runner = CliRunner()
     for count, command in said:
@@ -1611,3 +1617,35 @@ def test_an_old_story_shows_its_year_and_one_dated_ahead_is_undated_and_neither_
     ranks = {s.lead.id: s.rank for section in digest.sections for s in section.stories}
     assert ranks[4] > ranks[3] + 0.02            # 19 hours newer still counts
     assert ranks[2] < ranks[4]                   # dated ahead: not the newest
+
+
+def test_the_plain_text_keeps_to_78_characters_but_for_links_and_commands():
+    """The README promises the plain text wrapped at 78 characters: the country rows (95–152
+    characters) and the "and N more" lines were not; and the low-confidence block's line
+    read "1 more low confidence: flagged by keywords, the model disagrees story" with a
+    command that listed every unreviewed article."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.types import DigestArticle
+
+    minerals = ("lithium", "rare-earths", "nickel", "cobalt", "gallium")
+
+    def article(i, topics, score, reasons=()):
+        return DigestArticle(id=i, title=f"Story {i} on supply", text="Text.", url=f"https://n.example/{i}",
+                             source="Wire", published=T0 + timedelta(minutes=i),
+                             first_seen=T0 + timedelta(minutes=i + 1), language="en", topics=topics,
+                             score=score, reasons=reasons, countries=("CN", "US", "PL"),
+                             minerals=minerals)
+
+    articles = ([article(i, ("export-controls", "critical-minerals"), 0.9) for i in range(30)]
+                + [article(100 + i, ("critical-minerals",), 0.1, ('keyword "rare earth"',))
+                   for i in range(12)])
+    digest = build_digest(articles, {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("Europe/Berlin"),
+                          max_items=10)
+    _, text = render(digest, "subject")
+    long = [line for line in text.splitlines() if len(line) > 78
+            and "https://" not in line and not line.startswith("    monitor review list ")]
+    assert long == []
+    assert "China                    Export controls: 30," in text
+    assert "more low-confidence stories:\n    monitor review list --below 0.3 --since" in text

@@ -184,6 +184,12 @@ def test_list_filters(env):
     assert set(env.ids("--all")) == set(i.values())
     assert set(env.ids("--all", "--since", "7d", "--topic", "critical-minerals")) == {
         i["w1"], i["d7"], i["w2"]}
+    scores = {a["id"]: a["score"] for a in env.json_lines("review", "list", "--all")}
+    for cut in ("0.3", "0.5", "0.95"):          # the digest's low-confidence block: --below 0.3
+        below = {k for k, score in scores.items() if score is not None and score < float(cut)}
+        assert set(env.ids("--all", "--below", cut)) == below
+    assert 0 < len(set(env.ids("--all", "--below", "0.95"))) < len(scores)
+    env.run("review", "list", "--below", "2", code=2)
 
 
 def test_list_status_filter(env):

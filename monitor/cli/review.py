@@ -50,12 +50,15 @@ def review_group():
               help="unreviewed: flagged, no verdict yet; relevant / irrelevant: the current "
                    "verdict (flagged or not).")
 @click.option("--all", "include_all", is_flag=True, help="Include articles that are not flagged.")
+@click.option("--below", type=click.FloatRange(0, 1), metavar="SCORE",
+              help="Only articles the model scored below SCORE for every topic (the digest's "
+                   "low-confidence block, flagged by a keyword: --below 0.3).")
 @click.option("--limit", default=50, metavar="N", show_default=True, type=click.IntRange(min=1),
               help="At most this many articles.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, for scripts.")
 @click.pass_context
-def review_list(ctx, since, digest_date, topic, country, mineral, status, include_all, limit,
-                as_json):
+def review_list(ctx, since, digest_date, topic, country, mineral, status, include_all, below,
+                limit, as_json):
     """List flagged articles, newest first.
 
     A table of id, date, source, title, countries, minerals, score, review status and
@@ -68,13 +71,14 @@ def review_list(ctx, since, digest_date, topic, country, mineral, status, includ
       monitor review list --topic export-controls --country CN --mineral gallium
       monitor review list --since 2025-06-01 --json | jq .title
       monitor review list --digest 2025-06-02 --topic critical-minerals --limit 200
+      monitor review list --digest 2025-06-02 --below 0.3
     """
     from monitor.review import (article_json, check_mineral, format_table, json_text, parse_since,
                                 printable)
 
     filters = dict(since=parse_since(since, now()) if since else None, topic=topic,
                    country=_country(country), mineral=check_mineral(mineral) if mineral else None,
-                   status=status, include_unflagged=include_all, limit=limit)
+                   status=status, include_unflagged=include_all, below=below, limit=limit)
     _, store = open_review_store(ctx)
     with store:
         if digest_date is not None:

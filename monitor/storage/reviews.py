@@ -75,7 +75,7 @@ def list_articles(conn: Connection, *, since: datetime | None = None, until: dat
                   mineral: str | None = None, language: str | None = None,
                   text: str | None = None, status: str | None = None,
                   include_unflagged: bool = False, limit: int | None = 50,
-                  offset: int = 0, digest: str | None = None,
+                  offset: int = 0, digest: str | None = None, below: float | None = None,
                   older_than: SortKey | None = None, newer_than: SortKey | None = None,
                   ) -> list[ArticleView]:
     """Articles for review, newest first (published, else first seen; then id).
@@ -84,14 +84,16 @@ def list_articles(conn: Connection, *, since: datetime | None = None, until: dat
     irrelevant (a reviewed article is listed whatever its current flag). ``since`` is
     inclusive and ``until`` exclusive; ``text`` is found in the title or the text, case
     aside (a literal string: % and _ are not wildcards); ``digest``: only the articles
-    the digest of that date (YYYY-MM-DD) took, shown or counted in its "and N more".
+    the digest of that date (YYYY-MM-DD) took, shown or counted in its "and N more";
+    ``below``: only articles whose model score (the highest of its topics) is below it.
     ``older_than`` / ``newer_than``: only articles after / before that ``sort_key`` in
     this order (the ``limit`` nearest to it, still listed newest first): pages that
     neither skip nor repeat articles while verdicts and polls change what matches.
     """
     query = _filtered(conn, _article_query(), since=since, until=until, topic=topic,
                       country=country, mineral=mineral, language=language, text=text,
-                      status=status, include_unflagged=include_unflagged, digest=digest)
+                      status=status, include_unflagged=include_unflagged, digest=digest,
+                      below=below)
     key = (PUBLISHED, ARTICLE.c.id)
     if older_than is not None:
         query = query.where(_beyond(key, older_than, older=True))
@@ -137,7 +139,7 @@ def _filtered(conn: Connection, query, *, since: datetime | None = None,
               until: datetime | None = None, topic: str | None = None, country: str | None = None,
               mineral: str | None = None, language: str | None = None, text: str | None = None,
               status: str | None = None, include_unflagged: bool = False,
-              digest: str | None = None):
+              digest: str | None = None, below: float | None = None):
     """``query`` (over ARTICLE joined to its current review) narrowed by list_articles' filters."""
     if digest is not None:
         query = query.where(ARTICLE.c.id.in_(
@@ -150,6 +152,8 @@ def _filtered(conn: Connection, query, *, since: datetime | None = None,
             query = query.where(_CURRENT.c.id.is_(None))
         if not include_unflagged:
             query = query.where(ARTICLE.c.flagged.is_(True))
+    if below is not None:
+        query = query.where(ARTICLE.c.score < below)
     if since is not None:
         query = query.where(PUBLISHED >= since)
     if until is not None:
