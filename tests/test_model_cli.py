@@ -233,3 +233,24 @@ def test_a_file_without_records_is_warned_of(tmp_path, content, command):
     path.write_text(content, encoding="utf-8")
     result = run(command[0], str(path), *command[1:])
     assert f"warning: no records in {path}" in result.stderr
+
+
+def test_evaluate_joins_label_files_to_the_pool_by_id(tmp_path):
+    """Our label files hold ids, not text: `monitor evaluate` on one (as the README cites for
+    a round kept for measuring) warned of 1,040 empty records and scored nothing."""
+    from test_labels import pool_and_labels
+
+    pool, folder = pool_and_labels(tmp_path, n=12)
+    labels = [json.loads(line) for line in (folder / "en.jsonl").read_text().splitlines()]
+    known = tmp_path / "known.jsonl"
+    known.write_text(jsonl([r for r in labels if r["id"] != "pool:gone"]), encoding="utf-8")
+    bare = run("evaluate", str(known), "--json")
+    assert "neither title nor text" in bare.stderr
+    joined = run("evaluate", str(known), "--json", "--pool", str(pool))
+    assert "neither title nor text" not in joined.stderr
+    report = json.loads(joined.stdout)
+    assert report["flagged"]["support"] == 8 and report["flagged"]["recall"] > 0.5
+    gone = tmp_path / "gone.jsonl"
+    gone.write_text(jsonl(labels), encoding="utf-8")
+    refused = run("evaluate", str(gone), "--pool", str(pool), code=2)
+    assert f"{gone}:13: id 'pool:gone' is not in {pool}" in refused.output

@@ -13,13 +13,15 @@ from monitor.cli.context import config_file_of, config_of, missing_store
 from monitor.exceptions import UsageError
 
 
-def read_articles(source: str, labelled: bool = False) -> list[dict]:
+def read_articles(source: str, labelled: bool = False, pool: Path | None = None) -> list[dict]:
     """Articles from FILE: ``.jsonl`` (one record per line; a JSON array of records is
     taken too), ``.txt`` (first line is the title), or ``-`` (standard input: JSON if it
     starts with ``{`` or ``[``, else text). A byte-order mark is ignored; a ``null`` title
     or text is an empty one; a record with neither is warned of on standard error and
     classified as empty (not flagged); a JSON file with no records at all is warned of too.
-    ``labelled``: each record also needs a ``topics`` list. Errors name the file and line."""
+    ``labelled``: each record also needs a ``topics`` list. ``pool``: a record with an id and
+    neither title nor text (our label files) takes its title, text and language from the pool
+    item of that id. Errors name the file and line."""
     if source == "-":
         name = "<stdin>"
         try:        # bytes, decoded as a file is: invalid UTF-8 is an error either way
@@ -41,8 +43,10 @@ def read_articles(source: str, labelled: bool = False) -> list[dict]:
         if not data.strip():
             click.echo(f"warning: {name}: neither title nor text", err=True)
         return [{"id": "1", "title": title.strip(), "text": text.strip()}]
-    records = [_article(record, where, str(number), labelled)
-               for number, where, record in _records(data, name)]
+    decoded = _records(data, name)
+    if pool is not None:
+        decoded = _joined(decoded, pool)
+    records = [_article(record, where, str(number), labelled) for number, where, record in decoded]
     if not records:
         click.echo(f"warning: no records in {name}", err=True)
     return records
@@ -71,6 +75,31 @@ def _records(data: str, name: str) -> list[tuple[int, str, Any]]:
             raise UsageError(f"{name}:{number}: not valid JSON: {exc.msg}") from None
         except (ValueError, RecursionError) as exc:
             raise UsageError(f"{name}:{number}: not valid JSON: {_json_trouble(exc)}") from None
+    return out
+
+
+def _joined(decoded: list[tuple[int, str, Any]], pool: Path) -> list[tuple[int, str, Any]]:
+    """Records without title and text given theirs from the pool, by id; an id the pool
+    does not hold is an error naming the record."""
+    from monitor.labels import join_pool
+
+    bare = {record["id"]: where for _, where, record in decoded
+            if isinstance(record, dict) and isinstance(record.get("id"), str)
+            and not record.get("title") and not record.get("text")}
+    if not bare:
+        return decoded
+    found, missing = join_pool([{"id": i} for i in bare], pool)
+    if missing:
+        raise UsageError(f"{bare[missing[0]]}: id {missing[0]!r} is not in {pool}"
+                         + (f" (nor {len(missing) - 1} other ids)" if len(missing) > 1 else ""))
+    texts = {r["id"]: r for r in found}
+    out = []
+    for number, where, record in decoded:
+        item = texts.get(record.get("id")) if isinstance(record, dict) and record.get("id") in bare else None
+        if item is not None:
+            record = {**record, "title": item["title"], "text": item["text"],
+                      "lang": record.get("lang") or item["lang"]}
+        out.append((number, where, record))
     return out
 
 
@@ -176,8 +205,11 @@ def classify(ctx, source):
               help="The baseline: the config's [keywords] alone (the rules the service flags "
                    "with, as `monitor train --dev` scores them), no model; the report names "
                    "the config file.")
+@click.option("--pool", "pool_path", metavar="PATH", type=click.Path(dir_okay=False, exists=True),
+              help="Give records with an id and no title or text (our label files, such as "
+                   "models/labels/untrained/round9.jsonl) their text from this pool, by id.")
 @click.pass_context
-def evaluate(ctx, source, as_json, keywords_only):
+def evaluate(ctx, source, as_json, keywords_only, pool_path):
     """Score the classifier on a labelled JSON Lines file or JSON array (LABELING.md
     format; each record needs a topics list of known topics): precision,
     recall and F1 per topic and for flagged, per language, and countries micro-P/R/F1
@@ -192,13 +224,14 @@ def evaluate(ctx, source, as_json, keywords_only):
     Examples:
       monitor evaluate ../shared/data/dev.jsonl
       monitor evaluate ../shared/data/dev.jsonl --keywords-only --json
+      monitor evaluate models/labels/untrained/round9.jsonl --pool ../shared/data/pool-unlabeled.jsonl
     """
     from monitor.analyze import Analyzer
     from monitor.evaluate import evaluate as score, format_report
     from monitor.keywords import KeywordRules
     from monitor.service import build_analyzer
 
-    gold = read_articles(source, labelled=True)
+    gold = read_articles(source, labelled=True, pool=Path(pool_path) if pool_path else None)
     config = config_of(ctx)
     keywords = keywords_source(ctx)
     rules = KeywordRules.compile(config.keywords.spec())
