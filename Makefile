@@ -10,11 +10,17 @@ BIN := $(VENV)/bin
 $(BIN)/monitor: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e .
 	touch $(BIN)/monitor
 
-.PHONY: setup run test lint poll bench clean
+# the test extras (pytest, ruff, mypy, Playwright, aiosmtpd, psycopg): make test only
+$(VENV)/.test-extras: $(BIN)/monitor
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+.PHONY: setup test-setup run test lint poll clean
 setup: $(BIN)/monitor
+test-setup: $(VENV)/.test-extras
 
 run: setup
 	$(BIN)/monitor --config config/monitor.toml run
@@ -22,7 +28,7 @@ run: setup
 poll: setup
 	$(BIN)/monitor --config config/monitor.toml poll --all
 
-lint: setup
+lint: test-setup
 	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy
 
