@@ -305,7 +305,7 @@ def review_json(review: Review | None) -> dict | None:
         return None
     return {"verdict": review.verdict, "topics": list(review.topics), "note": review.note,
             "reviewer": review.reviewer, "at": review.created_at.isoformat(),
-            "current": review.current}
+            "current": review.current, "text_changed": review.text_changed}
 
 
 def article_json(a: ArticleView, text: bool = False) -> dict:
@@ -377,7 +377,9 @@ def _review_text(review: Review | None) -> str:
     if review is None:
         return "unreviewed"
     topics = f" ({', '.join(review.topics)})" if review.topics else ""
-    return f"{review.verdict}{topics} by {review.reviewer}, {_stamp(review.created_at)}"
+    changed = (" — given on an earlier text (the feed rewrote the article since): not used "
+               "in training; mark it again" if review.text_changed else "")
+    return f"{review.verdict}{topics} by {review.reviewer}, {_stamp(review.created_at)}{changed}"
 
 
 def _siblings_title(a: ArticleView, siblings: Sequence[ArticleView]) -> str:

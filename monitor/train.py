@@ -311,10 +311,11 @@ def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
     written = [validate_record(r, f"record {i}") for i, r in enumerate(records)]
     real_records = [dict(validate_record(r, f"real record {i}"), real=True)
                     for i, r in enumerate(real)]
-    labelled, targets = _apply_reviews(written + real_records, reviews)
+    labelled, targets, superseded = _apply_reviews(written + real_records, reviews)
     groups = _groups(labelled)
     held_groups = {g for r, g in zip(labelled, groups) if is_held_out(g)}
-    reviews_held = sum(groups[t] in held_groups for t in targets)
+    in_force = [t for t, later in zip(targets, superseded) if not later]
+    reviews_held = sum(groups[t] in held_groups for t in in_force)
     rest = [r for r, g in zip(labelled, groups) if g not in held_groups]
     rest_groups = [g for g in groups if g not in held_groups]
     held = [r for r, g in zip(labelled, groups) if g in held_groups]
@@ -325,8 +326,8 @@ def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
     pipeline = fit_pipeline(rest, features, seed, selection.candidate)
     held_report = (score_pipeline(pipeline, held, selection.thresholds) if held else None)
     added = len(labelled) - len(written) - len(real_records)  # reviews of unlabelled articles
-    review_counts = {"given": len(targets), "trained_on": len(targets) - reviews_held,
-                     "held_out": reviews_held}
+    review_counts = {"given": len(targets), "trained_on": len(in_force) - reviews_held,
+                     "held_out": reviews_held, "superseded": len(targets) - len(in_force)}
     card = _card(written, labelled, rest, held, review_counts, added, features, seed, selection,
                  now or datetime.now(timezone.utc))
     card.update(cv={"folds": cv_folds, **selection.report}, held_out=held_report)
@@ -641,30 +642,40 @@ def apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
 
 
 def _apply_reviews(records: Sequence[Record], reviews: Sequence[Record]
-                   ) -> tuple[list[dict[str, Any]], list[int]]:
-    """``apply_reviews``, and for each review the position of the record it decided (the
-    first one it overrode, or its own appended record): whether that record is held out
-    says whether the review was trained on."""
+                   ) -> tuple[list[dict[str, Any]], list[int], list[bool]]:
+    """``apply_reviews``, for each review the position of the record it decided (the first
+    one it overrode, or its own appended record): whether that record is held out says
+    whether the review was trained on; and whether a later review decided that record
+    again (reviews come oldest first: the verdicts on two copies of one story, the
+    newest wins, and the copy reviewed second is not trained on a second time)."""
     out = [dict(r) for r in records]
     targets: list[int] = []
+    decided: dict[int, int] = {}            # record position -> the last review deciding it
     by_id: dict[str, list[int]] = {}
     by_url: dict[str, list[int]] = {}
-    for i, r in enumerate(out):
+
+    def index(i: int, r: Mapping[str, Any]) -> None:
         if r["id"]:
             by_id.setdefault(str(r["id"]), []).append(i)
         url = _url_key(r)
         if url is not None:
             by_url.setdefault(url, []).append(i)
-    for review in map(_review, count(), reviews):
+
+    for i, r in enumerate(out):
+        index(i, r)
+    for k, review in enumerate(map(_review, count(), reviews)):
         match = _matched(review, out, by_id, by_url)
         if not match:
             out.append(_review_record(review))
-            targets.append(len(out) - 1)
+            match = [len(out) - 1]
+            index(match[0], out[-1])        # a later review of a copy decides this record
         else:
             for i in match:
                 out[i]["topics"] = list(review["topics"])
-            targets.append(match[0])
-    return out, targets
+        decided.update((i, k) for i in match)
+        targets.append(match[0])
+    superseded = [decided[t] != k for k, t in enumerate(targets)]
+    return out, targets, superseded
 
 
 def _matched(review: Record, records: Sequence[Record], by_id: Mapping[str, list[int]],

@@ -252,6 +252,7 @@ class Review:
     reviewer: str
     created_at: datetime
     current: bool
+    text_changed: bool = False       # the feed rewrote the article since (not trained on)
 
 
 @dataclass(frozen=True)

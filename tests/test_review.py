@@ -515,7 +515,8 @@ def test_reviews_for_training(env):
     env.run("review", "mark", str(i["w1"]), "relevant", "--topics", "export-controls")
     env.run("review", "mark", str(i["w3"]), "irrelevant", "--note", "gold")
     with open_store(env.url) as store:
-        records = store.reviews_for_training()
+        records, changed = store.reviews_for_training()
+    assert changed == []
     assert records == [
         {"id": f"review:{i['w1']}", "url": "https://news.example/w1", "lang": "en",
          "title": "China restricts gallium exports", "text": WIRE[0][2],
@@ -638,3 +639,47 @@ def test_not_relevant_in_the_pages_words_and_spans_beyond_the_calendar(env):
     for command in (["keywords", "test", "--days", "99999999"], ["reclassify", "--days", "99999999"]):
         result = env.run(*command, code=2)
         assert "--days" in result.output and "Traceback" not in result.output
+
+
+def test_a_verdict_on_a_text_the_feed_rewrote_since_is_left_out_of_training(env, feed_server):
+    """A feed rewrote a reviewed item under the same link (a correction, a withdrawn
+    story): its old verdict stayed current and trained the model on the new text — a
+    weather notice learned as relevant to both topics."""
+    from monitor.storage import open_store
+
+    i = env.id
+    env.run("review", "mark", str(i["w2"]), "relevant")
+    env.run("review", "mark", str(i["w1"]), "relevant", "--topics", "export-controls")
+    rewritten = [w if w[0] != "w2" else ("w2", "Weekend weather in Perth", "Sunny and mild.", 3)
+                 for w in WIRE]
+    feed_server.add("/wire", rss("Metals Wire", rewritten))
+    assert "1 updated" in env.run("poll", "--all").output
+    with open_store(env.url) as store:
+        records, changed = store.reviews_for_training()
+    assert changed == [i["w2"]] and [r["id"] for r in records] == [f"review:{i['w1']}"]
+    shown = env.run("review", "show", str(i["w2"])).output
+    assert "given on an earlier text (the feed rewrote the article since): not used in training" in shown
+    env.run("review", "mark", str(i["w2"]), "irrelevant")      # judged again, on the new text
+    with open_store(env.url) as store:
+        records, changed = store.reviews_for_training()
+    assert changed == [] and {r["id"] for r in records} == {f"review:{i['w1']}", f"review:{i['w2']}"}
+
+
+def test_of_two_verdicts_on_copies_of_one_story_the_newer_decides_and_is_counted_once():
+    """Two feeds carried one story (same link and title); bob judged one copy, then alice
+    the other: the copy with the higher article id had won whatever its date, and copies of
+    no labelled item were trained twice, with both labels."""
+    from monitor.train import _apply_reviews
+
+    story = {"url": "https://news.example/copper", "lang": "en", "title": "Painted stones instead of copper",
+             "text": "A trader received painted stones."}
+    labelled = [dict(story, id="pool:1", topics=["critical-minerals"])]
+    bob = dict(story, id="review:19", topics=[])                  # older
+    alice = dict(story, id="review:5", topics=["critical-minerals"])
+    out, targets, superseded = _apply_reviews(labelled, [bob, alice])
+    assert out[0]["topics"] == ["critical-minerals"] and targets == [0, 0]
+    assert superseded == [True, False]
+    unlabelled = dict(story, url="https://news.example/gallium", title="Gallium curbs")
+    out, targets, superseded = _apply_reviews([], [dict(unlabelled, id="review:1", topics=["export-controls"]),
+                                                   dict(unlabelled, id="review:16", topics=[])])
+    assert len(out) == 1 and out[0]["topics"] == [] and superseded == [True, False]

@@ -148,7 +148,7 @@ def test_a_version_5_store_gains_the_key_base_and_a_moved_feed_keeps_it(store, u
     again = _one_article_then_reopened(store, url, [         # what version 5 looked like
         "DROP VIEW flagged", "DROP VIEW feed_health", "ALTER TABLE feed DROP COLUMN key_base",
         "UPDATE schema_version SET version = 5"])
-    assert max(v for (v,) in sql(again, "SELECT version FROM schema_version")) == LATEST == 6
+    assert max(v for (v,) in sql(again, "SELECT version FROM schema_version")) == LATEST == 7
     [feed] = due_feeds(again, utc(2025, 1, 2))
     assert feed.key_base is None
     again.save_states([(feed.id, {"key_base": "http://one.example/f"})])
@@ -164,14 +164,14 @@ from pathlib import Path
 from monitor.storage import migrations, open_store
 
 url, ready = sys.argv[1], Path(sys.argv[2])
-real = dict((n, step) for n, _doc, step in migrations.MIGRATIONS)[6]
+latest, doc, real = migrations.MIGRATIONS[-1]
 
-def step_then_hang(conn):          # migration 6 half done: its column added, not committed
+def step_then_hang(conn):          # the last migration half done: its column added, not committed
     real(conn)
     ready.write_text("migrating")
     time.sleep(120)
 
-migrations.MIGRATIONS[-1] = (6, "key_base", step_then_hang)
+migrations.MIGRATIONS[-1] = (latest, doc, step_then_hang)
 open_store(url)
 """
 
@@ -190,10 +190,10 @@ def test_a_migration_killed_half_way_is_undone_and_done_again_at_the_next_open(s
 
     feed = due_feeds(store, utc(2025, 1, 1))[0]
     store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
-    with store.engine.begin() as conn:                  # what version 5 looked like
+    with store.engine.begin() as conn:                  # what version 6 looked like
         for statement in ("DROP VIEW flagged", "DROP VIEW feed_health",
-                          "ALTER TABLE feed DROP COLUMN key_base",
-                          "UPDATE schema_version SET version = 5"):
+                          "ALTER TABLE review DROP COLUMN content_hash",
+                          "UPDATE schema_version SET version = 6"):
             conn.execute(text(statement))
     store.close()
     ready = tmp_path / "ready"
@@ -206,7 +206,7 @@ def test_a_migration_killed_half_way_is_undone_and_done_again_at_the_next_open(s
             try:
                 with engine.connect() as conn:
                     versions = conn.execute(text("SELECT version FROM schema_version")).all()
-                    columns = {c["name"] for c in inspect(conn).get_columns("feed")}
+                    columns = {c["name"] for c in inspect(conn).get_columns("review")}
                     articles = conn.execute(text("SELECT count(*) FROM article")).scalar()
                 break
             except Exception:
@@ -215,14 +215,13 @@ def test_a_migration_killed_half_way_is_undone_and_done_again_at_the_next_open(s
                 time.sleep(0.2)
     finally:
         engine.dispose()
-    assert (versions, "key_base" in columns, articles) == ([(5,)], False, 1)
+    assert (versions, "content_hash" in columns, articles) == ([(6,)], False, 1)
 
     again = open_store(url)
     try:
-        assert sql(again, "SELECT version FROM schema_version ORDER BY version") == [(5,), (6,)]
+        assert sql(again, "SELECT version FROM schema_version ORDER BY version") == [(6,), (7,)]
         assert count_articles(again) == 1
-        [feed] = due_feeds(again, utc(2025, 1, 2))
-        assert feed.key_base is None
+        assert again.reviews_for_training() == ([], [])
         assert again.feed_health(utc(2025, 1, 2))
     finally:
         again.close()
@@ -658,3 +657,34 @@ def test_feeds_leased_elsewhere_leave_out_the_ones_this_poller_polled(store):
     assert store.leased_elsewhere(now, "me:2:y") == 1
     assert store.leased_elsewhere(now, "me:2:y", [held.url]) == 0       # polled by me before
     assert store.leased_elsewhere(now, "me:2:y", ["https://elsewhere.example/f"]) == 1
+
+
+def test_a_version_6_store_gains_the_review_text_hash_and_keeps_its_verdicts_in_training(store, url):
+    """Schema version 7 records the text a verdict was given on; a verdict given before it
+    (no hash) is used as before, one given after on a text rewritten since is left out."""
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
+    [view] = store.review_list(include_unflagged=True, limit=None)
+    store.add_reviews({view.id: ("critical-minerals",)}, "relevant", None, "ana", utc(2025, 1, 2))
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:                  # what version 6 looked like
+        for statement in ("DROP VIEW flagged", "DROP VIEW feed_health",
+                          "ALTER TABLE review DROP COLUMN content_hash",
+                          "UPDATE schema_version SET version = 6"):
+            conn.execute(text(statement))
+    store.close()
+    again = open_store(url)
+    try:
+        assert max(v for (v,) in sql(again, "SELECT version FROM schema_version")) == 7
+        records, changed = again.reviews_for_training()
+        assert [r["topics"] for r in records] == [["critical-minerals"]] and changed == []
+        edited = ArticleWrite(article(text="Beijing adds licences for germanium too."), "en", None)
+        again.save_poll(feed.id, [edited], outcome(feed, utc(2025, 1, 3)))
+        assert len(again.reviews_for_training()[0]) == 1           # judged before v7: kept
+        again.add_reviews({view.id: ("export-controls",)}, "relevant", None, "ana", utc(2025, 1, 4))
+        again.save_poll(feed.id, [ArticleWrite(article(text="Rewritten again."), "en", None)],
+                        outcome(feed, utc(2025, 1, 5)))
+        assert again.reviews_for_training() == ([], [view.id])
+    finally:
+        again.close()

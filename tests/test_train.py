@@ -236,7 +236,7 @@ def test_reviews_are_counted_and_trained_on(records: list[dict]) -> None:
                {"title": "Cobalt refinery expands", "text": "A refinery in Finland doubles "
                 "its cobalt sulphate capacity.", "topics": [CM], "lang": "en"}]
     out = train(records, reviews, seed=0, cv_folds=3, now=NOW)
-    assert out.card["reviews"] == {"given": 2, "trained_on": 1, "held_out": 1}
+    assert out.card["reviews"] == {"given": 2, "trained_on": 1, "held_out": 1, "superseded": 0}
     assert out.card["n_reviews"] == 1                   # what went into training
     assert out.card["sizes"]["added_by_reviews"] == 2
     trained = set(out.card["trained_ids"])

@@ -60,7 +60,7 @@ def test_train_uses_reviews_and_refuses_a_worse_model(tmp_path):
     assert "no real items (no labels)" in first.stdout
     card = json.loads(model.with_name("classifier.card.json").read_text())
     assert card["n_reviews"] == 1 and "1 reviews (1 trained on, 0 in the held-out part)" in first.stdout
-    assert card["reviews"] == {"given": 1, "trained_on": 1, "held_out": 0}
+    assert card["reviews"] == {"given": 1, "trained_on": 1, "held_out": 0, "superseded": 0}
     records = [json.loads(line) for line in (FIXTURE / "classifier_corpus.jsonl").read_text().splitlines()]
     shuffled = [{**r, "topics": records[(i + 7) % len(records)]["topics"]}   # labels from other items
                 for i, r in enumerate(records)]
@@ -69,6 +69,21 @@ def test_train_uses_reviews_and_refuses_a_worse_model(tmp_path):
     assert worse.returncode == 1 and "NOT written" in worse.stdout
     assert json.loads(model.with_name("classifier.card.json").read_text())["version"] == card["version"]
     assert run("--force").returncode == 0
+
+
+def test_train_says_when_it_finds_no_store_for_the_reviews(tmp_path):
+    """A relative store URL and another folder: every other store command refuses and names
+    the file; train had said nothing and left the analysts' verdicts out ("0 reviews")."""
+    corpus, config, model = _corpus_and_config(tmp_path, tmp_path / "elsewhere" / "m.db")
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "train",
+                           "--corpus", str(corpus), "--labels", str(labels)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (f"note: no store at {tmp_path / 'elsewhere' / 'm.db'} (store.url in {config}): "
+            "trained without analysts' reviews") in done.stderr
+    assert model.exists()
 
 
 def test_a_first_out_is_compared_with_the_model_in_use_and_says_so(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -339,7 +340,7 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
         raise UsageError(f"{target}: that is the model shipped inside the installed package, "
                          "which an upgrade or reinstall replaces; train into a file of your own "
                          "with --out PATH and set classifier.model in the config to that path")
-    outcome = train_from_paths(corpus, _reviews(config), target, dev_path=dev_file,
+    outcome = train_from_paths(corpus, _reviews(ctx, config), target, dev_path=dev_file,
                                force=force, rules=KeywordRules.compile(config.keywords.spec()),
                                labels_dir=labels, pool_path=pool,
                                in_use=config.classifier.model_path())
@@ -359,7 +360,9 @@ def _report_training(outcome, keywords: str) -> None:
         click.echo(f"no real items ({pool.get('why', 'no labels')}): trained on the written "
                    "corpus and reviews only; give --pool PATH to use the labels of real news")
     reviews = card.get("reviews") or {"given": card.get("n_reviews", 0)}
-    split = (f" ({reviews['trained_on']} trained on, {reviews['held_out']} in the held-out part)"
+    split = (f" ({reviews['trained_on']} trained on, {reviews['held_out']} in the held-out part"
+             + (f", {reviews['superseded']} superseded by a later verdict on a copy of the same "
+                "story" if reviews.get("superseded") else "") + ")"
              if "trained_on" in reviews else "")
     click.echo(f"model {card['version']}: {card['sizes']}, {reviews['given']} reviews{split}")
     cv = card.get("cv", {})
@@ -396,14 +399,29 @@ def _inside_installed_package(path: Path) -> bool:
     return True
 
 
-def _reviews(config) -> list[dict]:
-    """Current review verdicts from the store (none if the store does not exist yet)."""
+def _reviews(ctx, config) -> list[dict]:
+    """Current review verdicts from the store; none, said on standard error, when the store
+    does not exist (a first training, or the wrong folder for a relative store URL: the
+    analysts' verdicts would otherwise be left out without a word). Verdicts on articles
+    whose text changed since are left out, and said."""
+    from monitor.config import ENV_STORE_URL, config_path
     from monitor.storage import open_store
 
-    if missing_store(config) is not None:
+    path = missing_store(config)
+    if path is not None:
+        source = (f"${ENV_STORE_URL}" if os.environ.get(ENV_STORE_URL)
+                  else f"store.url in {config_path(config_file_of(ctx))}")
+        click.echo(f"note: no store at {path.absolute()} ({source}): trained without analysts' "
+                   "reviews", err=True)
         return []
     with open_store(config.store_url(), config.store.busy_timeout_seconds) as store:
-        return list(store.reviews_for_training())
+        records, changed = store.reviews_for_training()
+    if changed:
+        shown = ", ".join(f"#{i}" for i in changed[:10]) + (" …" if len(changed) > 10 else "")
+        click.echo(f"note: {len(changed)} verdict(s) left out: the feed rewrote the article "
+                   f"since it was judged ({shown}); `monitor review show ID` shows it, and a "
+                   "new verdict on it counts", err=True)
+    return records
 
 
 COMMANDS = (classify, evaluate, train)

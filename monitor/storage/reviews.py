@@ -40,7 +40,8 @@ def _article_query():
                    _CURRENT.c.id.label("r_id"), _CURRENT.c.verdict.label("r_verdict"),
                    _CURRENT.c.topics.label("r_topics"), _CURRENT.c.note.label("r_note"),
                    _CURRENT.c.reviewer.label("r_reviewer"),
-                   _CURRENT.c.created_at.label("r_created_at"))
+                   _CURRENT.c.created_at.label("r_created_at"),
+                   _CURRENT.c.content_hash.label("r_hash"))
             .join(FEED, FEED.c.id == ARTICLE.c.feed_id)
             .outerjoin(_CURRENT, and_(_CURRENT.c.article_id == ARTICLE.c.id,
                                       _CURRENT.c.current.is_(True))))
@@ -62,7 +63,8 @@ def _view(r, countries: tuple[str, ...], minerals: tuple[str, ...]) -> ArticleVi
     if r.r_id is not None:
         review = Review(id=r.r_id, article_id=r.id, verdict=r.r_verdict,
                         topics=_topics(r.r_topics), note=r.r_note, reviewer=r.r_reviewer,
-                        created_at=r.r_created_at, current=True)
+                        created_at=r.r_created_at, current=True,
+                        text_changed=r.r_hash is not None and r.r_hash != r.content_hash)
     return ArticleView(
         **stored_fields(r, r.source), flagged=r.flagged, score=r.score, topics=_topics(r.topics),
         reasons=tuple(json.loads(r.reasons or "[]")), countries=countries, minerals=minerals,
@@ -234,8 +236,11 @@ def add_reviews(conn: Connection, topics: dict[int, tuple[str, ...]], verdict: s
     replaced = sorted(set(conn.execute(
         update(REVIEW).where(REVIEW.c.article_id.in_(ids), REVIEW.c.current.is_(True))
         .values(current=False).returning(REVIEW.c.article_id)).scalars()))
+    hashes = dict(conn.execute(select(ARTICLE.c.id, ARTICLE.c.content_hash)
+                               .where(ARTICLE.c.id.in_(ids))).all())
     rows = [dict(article_id=a, verdict=verdict, topics=",".join(t), note=note,
-                 reviewer=reviewer, created_at=now, current=True) for a, t in topics.items()]
+                 reviewer=reviewer, created_at=now, current=True, content_hash=hashes.get(a))
+            for a, t in topics.items()]
     conn.execute(REVIEW.insert(), rows)
     return replaced
 
@@ -253,16 +258,25 @@ def _lock_articles(conn: Connection, ids: Sequence[int]) -> None:
                      .order_by(ARTICLE.c.id).with_for_update(key_share=True)).all()
 
 
-def training_records(conn: Connection) -> list[dict]:
-    """The current review of every reviewed article, as a training record."""
+def training_records(conn: Connection) -> tuple[list[dict], list[int]]:
+    """The current review of every reviewed article as a training record, oldest verdict
+    first (of two copies of one story, the newer verdict is applied last and wins); and the
+    ids of the articles whose text changed since their verdict was given (a feed rewrote the
+    item): their verdicts are left out, as they were given on another text."""
     query = (select(ARTICLE.c.id, ARTICLE.c.url, ARTICLE.c.language, ARTICLE.c.title,
-                    ARTICLE.c.text, REVIEW.c.verdict, REVIEW.c.topics)
+                    ARTICLE.c.text, ARTICLE.c.content_hash, REVIEW.c.verdict, REVIEW.c.topics,
+                    REVIEW.c.content_hash.label("judged"))
              .join(REVIEW, REVIEW.c.article_id == ARTICLE.c.id)
-             .where(REVIEW.c.current.is_(True)).order_by(ARTICLE.c.id))
-    return [{"id": f"review:{r.id}", "url": r.url, "lang": r.language, "title": r.title,
-             "text": r.text,
-             "topics": list(_topics(r.topics)) if r.verdict == "relevant" else []}
-            for r in conn.execute(query)]
+             .where(REVIEW.c.current.is_(True)).order_by(REVIEW.c.created_at, REVIEW.c.id))
+    records, changed = [], []
+    for r in conn.execute(query):
+        if r.judged is not None and r.judged != r.content_hash:
+            changed.append(r.id)
+            continue
+        records.append({"id": f"review:{r.id}", "url": r.url, "lang": r.language,
+                        "title": r.title, "text": r.text,
+                        "topics": list(_topics(r.topics)) if r.verdict == "relevant" else []})
+    return records, sorted(changed)
 
 
 # -- re-classification -----------------------------------------------------------------

@@ -481,9 +481,10 @@ class Store:
         with self._begin() as conn:
             return reviews.add_reviews(conn, topics, verdict, note, reviewer, now)
 
-    def reviews_for_training(self) -> list[dict]:
-        """Current reviews as training records: {id: "review:<article id>", url, lang,
-        title, text, topics} (topics empty for irrelevant)."""
+    def reviews_for_training(self) -> tuple[list[dict], list[int]]:
+        """Current reviews as training records, oldest verdict first: {id: "review:<article
+        id>", url, lang, title, text, topics} (topics empty for irrelevant); and the ids of
+        articles whose text changed since their verdict (left out)."""
         with self._begin() as conn:
             return reviews.training_records(conn)
 

@@ -127,6 +127,9 @@ class ReviewRow(SQLModel, table=True):
     reviewer: str
     created_at: datetime = Field(sa_column=_ts(nullable=False))
     current: bool = True
+    # the article's content_hash when the verdict was given: a verdict belongs to the text
+    # judged, not to what the feed rewrote the item into later (None: given before v7)
+    content_hash: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class DigestRow(SQLModel, table=True):
