@@ -661,3 +661,12 @@ def test_stopping_serve_with_ctrl_c_or_sigterm_is_a_success(tmp_path, store_url,
         code = server.proc.wait(timeout=30)
     assert code == 0, server.stderr
     assert "Aborted" not in server.stderr
+
+
+def test_a_hashtag_phrase_from_the_config_is_a_phrase_on_the_keywords_page():
+    """The page fills its text areas with the config's phrases; "#rareearths" was taken for
+    a comment, so the unchanged rules 'would drop' items and the block to paste lost it."""
+    from monitor.web.app import _spec
+
+    assert _spec({"critical-minerals": "#rareearths\n# a note\n#\nrare earth*\n"}) == {
+        "critical-minerals": ("#rareearths", "rare earth*")}

@@ -447,9 +447,11 @@ def _why_of(article: ArticleView) -> str:
 
 
 def _spec(lists: dict[str, str]) -> dict[str, tuple[str, ...]]:
-    """The keyword spec of the page's text areas: one phrase a line, # starts a comment."""
+    """The keyword spec of the page's text areas: one phrase a line; "# " (a hash and a
+    space) starts a comment, while "#rareearths", a hashtag the config may hold, is a phrase
+    (it had been dropped as a comment from the dry run and from the block to paste back)."""
     return {key: tuple(p for p in (line.strip() for line in text.splitlines())
-                       if p and not p.startswith("#"))
+                       if p and p != "#" and not p.startswith("# "))
             for key, text in lists.items()}
 
 
