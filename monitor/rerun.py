@@ -13,13 +13,16 @@ BATCH = 500
 
 def rerun(store, analyzer, since: datetime | None, batch: int = BATCH,
           write_at: datetime | None = None, progress: Callable[[int], None] | None = None,
-          limit: int | None = None) -> VerdictDiff:
+          limit: int | None = None, diff: VerdictDiff | None = None) -> VerdictDiff:
     """Analyse the stored articles since ``since`` batch by batch, in id order; the
     VerdictDiff against their stored verdicts. With ``write_at``, each batch's results are
     stored (one transaction per batch); an article a poll rewrote between the batch's read
     and its write keeps the poll's verdict and is counted as skipped, not as a change.
-    ``limit``: stop after that many articles."""
-    diff, after = VerdictDiff(), 0
+    ``limit``: stop after that many articles. ``diff``: the VerdictDiff to add to, which
+    the caller keeps when the run is cut short (Ctrl-C, a locked store): what the batches
+    already stored changed."""
+    diff = VerdictDiff() if diff is None else diff
+    after = 0
     while limit is None or diff.examined < limit:
         size = batch if limit is None else min(batch, limit - diff.examined)
         rows = store.verdict_batch(since, after, size)

@@ -7,6 +7,7 @@ model file, so verdicts are keyword-only and predictable."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -683,3 +684,37 @@ def test_of_two_verdicts_on_copies_of_one_story_the_newer_decides_and_is_counted
     out, targets, superseded = _apply_reviews([], [dict(unlabelled, id="review:1", topics=["export-controls"]),
                                                    dict(unlabelled, id="review:16", topics=[])])
     assert len(out) == 1 and out[0]["topics"] == [] and superseded == [True, False]
+
+
+def test_a_reclassify_cut_short_says_what_it_stored_and_names_the_articles_no_digest_will_mail(
+        env, monkeypatch):
+    """Ctrl-C after some batches: they stay stored (one transaction each), and the articles
+    they newly flagged that fall before the last digest were never named — a second run
+    finds them flagged already. It says what was stored and names them."""
+    import monitor.cli.review as review_cli
+    import monitor.clock
+
+    i = env.id
+    made_at = datetime.now(timezone.utc) + timedelta(hours=2)
+    monkeypatch.setattr(monitor.clock, "utcnow", lambda: made_at)
+    env.run("digest")
+    monkeypatch.undo()
+    env.write_config(EDITED)
+    in_window = sorted(a["id"] for a in env.json_lines("review", "list", "--all", "--since", "30d"))
+    stop_after = in_window.index(i["d4"]) + 1           # batches of one: stop once d4 is stored
+
+    class Bar:
+        done = 0
+
+        def update(self, n):
+            Bar.done += n
+            if Bar.done >= stop_after:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(review_cli, "_progress", lambda total: contextlib.nullcontext(Bar()))
+    cut = env.run("reclassify", "--days", "30", "--keywords-only", "--batch-size", "1", code=1)
+    assert f"interrupted: {stop_after} article(s) were re-classified and stored" in cut.stderr
+    assert f"UTC): #{i['d4']}; they are not mailed" in cut.stderr
+    monkeypatch.undo()
+    again = env.run("reclassify", "--days", "30", "--keywords-only").stdout
+    assert "they are not mailed" not in again            # why it had to be said the first time

@@ -17,6 +17,7 @@ import click
 
 from monitor import TOPICS
 from monitor.cli.context import now, open_review_store, reviewer_name
+from monitor.exceptions import MonitorError
 from monitor.rerun import BATCH, rerun
 from monitor.review import STATUSES, before_last_digest_text
 
@@ -306,10 +307,18 @@ def reclassify(ctx, days, batch_size, keywords_only):
                 f"or train a model, or pass --keywords-only to store keyword-only verdicts")
         click.echo(f"model unavailable ({analyzer.model_error}); --keywords-only: storing "
                    f"keyword-only verdicts with an empty model version", err=True)
+    from monitor.review import VerdictDiff
+
+    diff = VerdictDiff()
     with store:
         total = store.count_articles_since(since)
-        with _progress(total) as bar:
-            diff = rerun(store, analyzer, since, batch_size, write_at=started, progress=bar.update)
+        try:
+            with _progress(total) as bar:
+                rerun(store, analyzer, since, batch_size, write_at=started, progress=bar.update,
+                      diff=diff)
+        except (KeyboardInterrupt, MonitorError) as exc:
+            _cut_short(store, diff, exc)
+            raise
         missed, last = store.before_last_digest([c.article.id for c in diff.newly_flagged])
     period = f"the last {days} days" if days else "all stored articles"
     click.echo(f"reclassified {diff.examined - diff.skipped} article(s) of {period}; "
@@ -324,6 +333,26 @@ def reclassify(ctx, days, batch_size, keywords_only):
     if missed and last is not None:
         click.echo(f"\n{before_last_digest_text(missed, len(diff.newly_flagged), last)}; they are not mailed "
                    f"(each period is mailed once); `monitor review list` shows them")
+
+
+def _cut_short(store, diff, exc: BaseException) -> None:
+    """What a reclassify stopped by Ctrl-C or a store error already stored (whole batches),
+    and the newly flagged articles of those that no digest will mail: a second run finds
+    them flagged already and could no longer name them."""
+    why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped ({exc})"
+    click.echo(f"{why}: {diff.examined - diff.skipped} article(s) were re-classified and stored "
+               f"(in whole batches), {len(diff.newly_flagged)} newly flagged; run reclassify "
+               "again to finish", err=True)
+    if not diff.newly_flagged:
+        return
+    try:
+        missed, last = store.before_last_digest([c.article.id for c in diff.newly_flagged])
+    except MonitorError:
+        missed, last = [], None
+    if missed and last is not None:
+        click.echo(f"{before_last_digest_text(missed, len(diff.newly_flagged), last)}; they are "
+                   "not mailed (each period is mailed once); `monitor review list` shows them",
+                   err=True)
 
 
 def _model_text(analyzer) -> str:
