@@ -82,18 +82,21 @@ def test_access_rules():
 
 
 def test_list_filters_are_checked_and_kept_in_the_links():
+    from zoneinfo import ZoneInfo
+
     f = ListFilter.from_query({"from": "2026-12-01", "to": "2026-12-05", "topic": "export-controls",
                                "country": "cn", "mineral": "Gallium", "lang": "DE", "q": "  licence   regime ",
-                               "status": "unreviewed", "page": "3"})
-    assert (f.since, f.until, f.country, f.mineral, f.language, f.text, f.page) == (
+                               "status": "unreviewed", "older": "3"})
+    assert (f.since, f.until, f.country, f.mineral, f.language, f.text, f.older) == (
         date(2026, 12, 1), date(2026, 12, 5), "CN", "gallium", "de", "licence regime", 3)
-    filters = f.store_filters(50)
+    filters = f.store_filters()
     assert filters["until"] == datetime(2026, 12, 6, tzinfo=timezone.utc)       # the last day included
-    assert (filters["limit"], filters["offset"]) == (51, 100)
-    assert "page=4" in f.query(page=4) and "page" not in f.query(page=1) and "q=licence+regime" in f.query()
-    bad = ListFilter.from_query({"topic": "gold", "from": "2026-12-05", "to": "2026-12-01", "page": "-1",
+    berlin = f.store_filters(ZoneInfo("Europe/Berlin"))                          # days in the digest's zone
+    assert berlin["since"] == datetime(2026, 11, 30, 23, tzinfo=timezone.utc)
+    assert "older=4" in f.query(older=4) and "older" not in f.query() and "q=licence+regime" in f.query()
+    bad = ListFilter.from_query({"topic": "gold", "from": "2026-12-05", "to": "2026-12-01", "older": "-1",
                                  "country": "China"})
-    assert (bad.topic, bad.since, bad.until, bad.page, bad.country) == ("", None, None, 1, "")
+    assert (bad.topic, bad.since, bad.until, bad.older, bad.country) == ("", None, None, None, "")
     assert len(bad.problems) == 4 and not bad.active
 
 
