@@ -186,11 +186,6 @@ def phrase_regex(path: str, phrase: str) -> str:
     return body + tail
 
 
-def phrase_pattern(path: str, phrase: str) -> re.Pattern[str]:
-    """A compiled phrase, to be searched in ``normalise``d text."""
-    return re.compile(phrase_regex(path, phrase))
-
-
 def _check_word(path: str, phrase: str, word: str) -> None:
     stem = word[:-1] if word.endswith("*") else word
     if not stem or "*" in stem:
@@ -227,8 +222,8 @@ class PhraseIndex:
         self._cache: dict[str, tuple[int, ...]] = {}   # words that name phrases
         self._plain: set[str] = set()                  # words seen to name none
         # regexes, by the word (or the part of a word) a text must contain for them to match
-        self._by_word: dict[str, list[tuple[re.Pattern[str], int]]] = {}
-        self._by_part: dict[str, list[tuple[re.Pattern[str], int]]] = {}
+        self._by_word: dict[str, list[tuple[_Lazy, int]]] = {}
+        self._by_part: dict[str, list[tuple[_Lazy, int]]] = {}
         self._any_infix: re.Pattern[str] | None = None
 
     @classmethod
@@ -253,18 +248,17 @@ class PhraseIndex:
         if stem and _WORD.fullmatch(stem) and words[0].count("*") <= 1:
             self._add_word(number, stem, words[0].endswith("*"))
         else:
-            self._add_regex(phrase_pattern(path, phrase), number, *_needle(words))
+            self._add_regex(_Lazy(phrase_regex(path, phrase)), number, *_needle(words))
 
     def _add_word(self, number: int, stem: str, star: bool) -> None:
         if all(map(is_unspaced, stem)):
             self.unspaced.append((stem, number))
         elif any(map(is_unspaced, stem)):
-            self._add_regex(re.compile(phrase_regex("", stem + "*" * star)), number, "", False)
+            self._add_regex(_Lazy(phrase_regex("", stem + "*" * star)), number, "", False)
         else:
             (self.stems if star else self.exact).setdefault(stem, []).append(number)
 
-    def _add_regex(self, pattern: re.Pattern[str], number: int, needle: str,
-                   whole: bool) -> None:
+    def _add_regex(self, pattern: _Lazy, number: int, needle: str, whole: bool) -> None:
         group = self._by_word if whole else self._by_part
         group.setdefault(needle, []).append((pattern, number))
 
@@ -308,6 +302,25 @@ class PhraseIndex:
             self._plain.add(word)
             result = ()
         return result
+
+
+class _Lazy:
+    """A phrase's regex, compiled when a text first holds its first word: each costs ~5 ms
+    to compile (its word boundaries name every script without spaces), so 1,500 names of
+    firms took 8 s at every start and every `monitor keywords test`; most are never
+    searched for. Only phrases made here are lazy: a ``re:`` rule is compiled at once, and
+    its errors said then."""
+
+    __slots__ = ("source", "_compiled")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._compiled: re.Pattern[str] | None = None
+
+    def search(self, text: str) -> re.Match[str] | None:
+        if self._compiled is None:
+            self._compiled = re.compile(self.source)
+        return self._compiled.search(text)
 
 
 def _needle(words: Sequence[str]) -> tuple[str, bool]:
