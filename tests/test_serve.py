@@ -151,29 +151,35 @@ def test_reviewing_a_page_of_unreviewed_items_and_going_on_skips_none(served):
     assert 'rel="prev"' not in rest              # nothing unreviewed is newer any more
 
 
+def _add_flagged(store_url: str, key: str, title: str, lang: str, published) -> int:
+    """One more export-controls article in the first feed of a filled store; its id."""
+    from monitor.feedstate import feed_outcome
+    from monitor.types import ArticleWrite, FeedOutcome, ParsedArticle, Verdict
+    from storeview import due_feeds
+
+    store = open_store(store_url)
+    try:
+        state = due_feeds(store, NOW + timedelta(days=1))[0]
+        parsed = ParsedArticle(key=key, guid=key, url=f"https://{key}.example/a", published=published,
+                               title=title, text="x", language=lang, content_hash=key)
+        verdict = Verdict(flagged=True, topics=("export-controls",), score=0.9,
+                          reasons=("classifier export-controls 0.90",), model_version="test")
+        outcome = FeedOutcome(polled_at=NOW, next_check_at=NOW + timedelta(hours=1), status=200)
+        store.save_poll(state.id, [ArticleWrite(parsed, lang, verdict)],
+                        feed_outcome(state, outcome, new=True))
+        return next(v.id for v in store.review_list(limit=None) if v.title == title)
+    finally:
+        store.close()
+
+
 def test_the_list_dates_and_date_filter_are_days_in_the_digest_time_zone(tmp_path, store_url):
     """An item published at 23:30 UTC is the next day's in Berlin, as the digest shows it:
     the list showed the UTC day, unlabelled, and a filter on the digest's day left it out."""
     from datetime import datetime, timezone
 
-    from monitor.feedstate import feed_outcome
-    from monitor.types import ArticleWrite, FeedOutcome, ParsedArticle, Verdict
-    from storeview import due_feeds
-
     fill(store_url)
-    store = open_store(store_url)
-    try:
-        state = due_feeds(store, NOW + timedelta(days=1))[0]
-        late = datetime(2026, 3, 28, 23, 30, tzinfo=timezone.utc)    # 00:30 on the 29th in Berlin
-        parsed = ParsedArticle(key="late", guid="late", url="https://late.example/a", published=late,
-                               title="Late-evening gallium licence news", text="x", language="en",
-                               content_hash="late")
-        verdict = Verdict(flagged=True, topics=("export-controls",), score=0.9,
-                          reasons=("classifier export-controls 0.90",), model_version="test")
-        outcome = FeedOutcome(polled_at=NOW, next_check_at=NOW + timedelta(hours=1), status=200)
-        store.save_poll(state.id, [ArticleWrite(parsed, "en", verdict)], feed_outcome(state, outcome, new=True))
-    finally:
-        store.close()
+    late = datetime(2026, 3, 28, 23, 30, tzinfo=timezone.utc)        # 00:30 on the 29th in Berlin
+    _add_flagged(store_url, "late", "Late-evening gallium licence news", "en", late)
     config = write_config(tmp_path / "monitor.toml", store_url, tmp_path / "outbox")
     config.write_text(config.read_text(encoding="utf-8").replace(
         "[digest]\n", '[digest]\ntimezone = "Europe/Berlin"\n'), encoding="utf-8")
@@ -189,24 +195,7 @@ def test_the_list_dates_and_date_filter_are_days_in_the_digest_time_zone(tmp_pat
 def test_an_undated_right_to_left_item_says_so_in_the_list_and_on_its_page(served):
     """An entry without a date was shown with its first-seen time as if published (the
     digest and `review show` say undated); Arabic titles were laid out left to right."""
-    from monitor.feedstate import feed_outcome
-    from monitor.types import ArticleWrite, FeedOutcome, ParsedArticle, Verdict
-    from storeview import due_feeds
-
-    store = open_store(served.store_url)
-    try:
-        state = due_feeds(store, NOW + timedelta(days=1))[0]
-        parsed = ParsedArticle(key="ar", guid="ar", url="https://ar.example/a", published=None,
-                               title="الصين تقيد صادرات الغاليوم", text="نص", language="ar",
-                               content_hash="ar")
-        verdict = Verdict(flagged=True, topics=("export-controls",), score=0.9,
-                          reasons=("classifier export-controls 0.90",), model_version="test")
-        outcome = FeedOutcome(polled_at=NOW, next_check_at=NOW + timedelta(hours=1), status=200)
-        store.save_poll(state.id, [ArticleWrite(parsed, "ar", verdict)],
-                        feed_outcome(state, outcome, new=True))
-        [item] = [v.id for v in store.review_list(limit=None) if v.title.startswith("الصين")]
-    finally:
-        store.close()
+    item = _add_flagged(served.store_url, "ar", "الصين تقيد صادرات الغاليوم", "ar", None)
     with httpx.Client(base_url=served.url) as client:
         page = client.get(f"/items/{item}").text
         listed = client.get("/", params={"lang": "ar"}).text

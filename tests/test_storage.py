@@ -190,11 +190,7 @@ def test_a_migration_killed_half_way_is_undone_and_done_again_at_the_next_open(s
 
     feed = due_feeds(store, utc(2025, 1, 1))[0]
     store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
-    with store.engine.begin() as conn:                  # what version 6 looked like
-        for statement in ("DROP VIEW flagged", "DROP VIEW feed_health",
-                          "ALTER TABLE review DROP COLUMN content_hash",
-                          "UPDATE schema_version SET version = 6"):
-            conn.execute(text(statement))
+    _as_version_6(store)
     store.close()
     ready = tmp_path / "ready"
     kill_when_ready(_KILLED_MIGRATION, url, str(ready), ready=ready, doing="migrating")
@@ -666,13 +662,7 @@ def test_a_version_6_store_gains_the_review_text_hash_and_keeps_its_verdicts_in_
     store.save_poll(feed.id, [ArticleWrite(article(), "en", None)], outcome(feed, utc(2025, 1, 1)))
     [view] = store.review_list(include_unflagged=True, limit=None)
     store.add_reviews({view.id: ("critical-minerals",)}, "relevant", None, "ana", utc(2025, 1, 2))
-    from sqlalchemy import text
-
-    with store.engine.begin() as conn:                  # what version 6 looked like
-        for statement in ("DROP VIEW flagged", "DROP VIEW feed_health",
-                          "ALTER TABLE review DROP COLUMN content_hash",
-                          "UPDATE schema_version SET version = 6"):
-            conn.execute(text(statement))
+    _as_version_6(store)
     store.close()
     again = open_store(url)
     try:
@@ -688,3 +678,15 @@ def test_a_version_6_store_gains_the_review_text_hash_and_keeps_its_verdicts_in_
         assert again.reviews_for_training() == ([], [view.id])
     finally:
         again.close()
+
+
+def _as_version_6(store) -> None:
+    """The store as schema version 6 left it: no review.content_hash (and no views, which
+    every migration makes again)."""
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        for statement in ("DROP VIEW flagged", "DROP VIEW feed_health",
+                          "ALTER TABLE review DROP COLUMN content_hash",
+                          "UPDATE schema_version SET version = 6"):
+            conn.execute(text(statement))
