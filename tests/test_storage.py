@@ -681,12 +681,28 @@ def test_a_version_6_store_gains_the_review_text_hash_and_keeps_its_verdicts_in_
 
 
 def _as_version_6(store) -> None:
-    """The store as schema version 6 left it: no review.content_hash (and no views, which
-    every migration makes again)."""
+    """The store as schema version 6 left it: no review.content_hash nor
+    article.flagged_by_edit_at (and no views, which every migration makes again)."""
     from sqlalchemy import text
 
     with store.engine.begin() as conn:
         for statement in ("DROP VIEW flagged", "DROP VIEW feed_health",
                           "ALTER TABLE review DROP COLUMN content_hash",
+                          "ALTER TABLE article DROP COLUMN flagged_by_edit_at",
                           "UPDATE schema_version SET version = 6"):
             conn.execute(text(statement))
+
+
+def test_an_edit_of_an_article_flagged_already_brings_no_copy_back_into_a_digest(store):
+    """Candidates had taken every article edited in the period: a copy of a story mailed the
+    day before, left out as sent, came back when its feed added a sentence."""
+    feed = due_feeds(store, utc(2025, 1, 1))[0]
+    verdict = Verdict(flagged=True, topics=("export-controls",), score=0.93,
+                      reasons=("classifier export-controls 0.93",), model_version="m1")
+    first = ArticleWrite(article(title="Gallium curbs", text="Licences.", published=utc(2025, 6, 1)),
+                         "en", verdict)
+    store.save_poll(feed.id, [first], outcome(feed, utc(2025, 6, 1)))
+    edited = ArticleWrite(article(title="Gallium curbs", text="Licences, and a new sentence.",
+                                  published=utc(2025, 6, 1)), "en", verdict)
+    assert store.save_poll(feed.id, [edited], outcome(feed, utc(2025, 6, 3, 6))) == (0, 1)
+    assert store.digest_candidates(utc(2025, 6, 2, 12), utc(2025, 6, 3, 12)) == []

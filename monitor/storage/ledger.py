@@ -60,7 +60,7 @@ LATE_COMMIT = timedelta(hours=1)
 
 
 def candidates(conn: Connection, since: datetime, until: datetime) -> list[DigestArticle]:
-    """Flagged articles in no digest yet, published, first seen or edited in [since, until]
+    """Flagged articles in no digest yet, published, first seen or flagged by an edit in [since, until]
     (first seen up to ``LATE_COMMIT`` before ``since``: committed after the last digest was made),
     that are not a copy of an article an earlier digest carried: the same title and text,
     or the same link, title and publication time (the same wire story reaching another
@@ -81,9 +81,11 @@ def candidates(conn: Connection, since: datetime, until: datetime) -> list[Diges
              & ARTICLE.c.id.not_in(dismissed)
              & (ARTICLE.c.first_seen_at <= until)
              & or_(ARTICLE.c.first_seen_at >= since - LATE_COMMIT, ARTICLE.c.published_at >= since,
-                   # edited in the period: flagged by the edit, its first times are the first
-                   # version's, and no period would hold it otherwise
-                   and_(ARTICLE.c.updated_at >= since, ARTICLE.c.updated_at <= until))
+                   # flagged by its feed's edit in the period: its first times are the first
+                   # version's, and no period would hold it otherwise (an edit of an article
+                   # flagged already, a copy mailed or one reclassify flagged, is not news)
+                   and_(ARTICLE.c.flagged_by_edit_at >= since,
+                        ARTICLE.c.flagged_by_edit_at <= until))
              & or_(ARTICLE.c.content_hash.is_(None), ARTICLE.c.content_hash.not_in(sent_hashes))
              & or_(ARTICLE.c.url.is_(None), ARTICLE.c.published_at.is_(None),
                    stamp.not_in(sent_stamps)))

@@ -132,8 +132,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
         "against, kept across redirects and URL edits (set by the next poll that reads the "
         "feed: the address its stored keys were read against)", _add_missing_columns),
     (7, "review.content_hash: the text a verdict was given on (a feed may rewrite an item "
-        "under the same link; training leaves out a verdict on a text that changed since)",
-     _add_missing_columns),
+        "under the same link; training leaves out a verdict on a text that changed since); "
+        "article.flagged_by_edit_at: when an edit made an article flagged (the next digest "
+        "takes it)", _add_missing_columns),
 ]
 LATEST = MIGRATIONS[-1][0]
 

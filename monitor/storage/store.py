@@ -659,9 +659,16 @@ def _write_articles(conn: Connection, feed_id: int, writes: Sequence[ArticleWrit
         conn.execute(ARTICLE.insert(), [dict(feed_id=feed_id, key=key_of[w.parsed.key],
                                              first_seen_at=now, **_article_values(w, now))
                                         for w in fresh])
+    was_flagged = {row.id: row.flagged for row in conn.execute(
+        select(ARTICLE.c.id, ARTICLE.c.flagged).where(
+            ARTICLE.c.id.in_([existing[w.parsed.key] for w in changed])))} if changed else {}
     for w in changed:
-        conn.execute(update(ARTICLE).where(ARTICLE.c.id == existing[w.parsed.key])
-                     .values(key=key_of[w.parsed.key], updated_at=now, **_article_values(w, now)))
+        row = existing[w.parsed.key]
+        newly = w.verdict is not None and w.verdict.flagged and not was_flagged.get(row)
+        conn.execute(update(ARTICLE).where(ARTICLE.c.id == row)
+                     .values(key=key_of[w.parsed.key], updated_at=now,
+                             **({"flagged_by_edit_at": now} if newly else {}),
+                             **_article_values(w, now)))
     if changed:
         ids = [existing[w.parsed.key] for w in changed]
         conn.execute(COUNTRY.delete().where(COUNTRY.c.article_id.in_(ids)))

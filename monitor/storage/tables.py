@@ -92,6 +92,9 @@ class ArticleRow(SQLModel, table=True):
     published_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
     first_seen_at: datetime = Field(sa_column=_ts(nullable=False))
     updated_at: datetime | None = Field(default=None, sa_column=_ts())
+    # when an edit by its feed made an unflagged article flagged: the next digest takes it
+    # (its first-seen and publication times are the first version's)
+    flagged_by_edit_at: datetime | None = Field(default=None, sa_column=_ts())
     language: str | None = None
     flagged: bool | None = None          # None: not classified (model unavailable)
     score: float | None = None
