@@ -844,9 +844,9 @@ def _local_rule_rejects(rule: str, words: _Words, i: int, end: int, gz: Gazettee
     if rule == "german":
         return len(_GERMAN_WORDS.intersection(words.keys)) < 3
     if rule == "polish":
-        return _POLISH_LETTERS.search(words.full) is None
+        return not _reads_polish(words, i)
     if rule == "given-name":
-        return _looks_like_person(words, i, end, gz) or _named_person(words, i, end)
+        return _looks_like_person(words, i, end, gz) or _named_person(words, i, end, gz)
     if rule == "america":
         return not words.text(i).isascii()
     return False
@@ -865,20 +865,45 @@ def _looks_german(words: _Words) -> bool:
 
 
 _POLISH_LETTERS = re.compile("[ąćęłńśźżĄĆĘŁŃŚŹŻ]")
+# Polish words that English and German text does not use (not "do", "na", "w")
+_POLISH_WORDS = frozenset("z ze dla od przez wobec oraz jest się sie nie ich jak po".split())
+_POLISH_BEFORE = frozenset("z ze do od dla przez wobec".split())
+
+
+def _reads_polish(words: _Words, i: int) -> bool:
+    """Polish letters, a Polish preposition right before ("z Chin", "do Chin"), or two
+    Polish function words: a headline may have no letter with a diacritic."""
+    if _POLISH_LETTERS.search(words.full) or (i and words.keys[i - 1] in _POLISH_BEFORE):
+        return True
+    return len(_POLISH_WORDS.intersection(words.keys)) >= 2
+
+
 _TITLES = frozenset(("rep", "sen", "dr", "gov", "mr", "mrs", "ms", "coach", "ceo"))
+# capitalised words before a country name that are no first name ("Lake Chad")
+_PLACE_WORDS = frozenset("lake north south east west northern southern eastern western central "
+                         "upper lower greater kingdom republic hashemite "
+                         # the last words of countries of two or more words ("Saudi Arabia")
+                         "arabia africa zealand states emirates leone lanka rica salvador timor "
+                         "guinea islands coast verde faso herzegovina marino".split())
 
 
-def _named_person(words: _Words, i: int, end: int) -> bool:
+def _named_person(words: _Words, i: int, end: int, gz: Gazetteer) -> bool:
     """"Jim Jordan", "Rep. Jordan", "Jordan B. Peterson": a first name or a title right
     before (outside title-case lines, where every word is capitalised), or an initial
-    right after."""
+    right after. Not after another country or place ("Egypt Jordan and Iraq", "Libya Chad
+    border", "Lake Chad")."""
     if end < len(words.keys) and words.gap(end - 1) == " ":
         initial = words.text(end)
         if len(initial) == 1 and initial.isupper() and words.full.startswith(".", words.span(end)[1]):
             return True
     if i and words.keys[i - 1] in _TITLES and words.gap(i - 1) in (" ", ". "):
         return True
-    return _after_first_name(words, i) and not _title_case_line(words, i, end)
+    if not _after_first_name(words, i):
+        return False
+    before = words.keys[i - 1]
+    if before in gz.words or before in _PLACE_WORDS:
+        return False
+    return not _title_case_line(words, i, min(end, len(words.keys) - 1))
 
 
 # "la Hollande", "en Hollande", "de Hollande", "vers la Hollande"; without one of these

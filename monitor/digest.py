@@ -508,11 +508,30 @@ def story_time(article: DigestArticle, digest: Digest) -> str:
 OLD_DAYS = 7        # a story published this long before its digest's period shows its year
 
 
+TABLE_INDENT = 27          # the plain text's country rows: "  China" padded to 24, a space
+
+
+def table_row(name: str, counts: dict[str, int], columns: Sequence[str],
+              column_names: dict[str, str], width: int = 78) -> str:
+    """A plain-text row of the country table: the country, then "column: count" cells,
+    wrapped within ``width`` under the first cell, a cell never split from its count."""
+    import textwrap
+
+    cells = [f"{column_names[c]}: {counts[c]}".replace(" ", "\u00a0") for c in columns if counts.get(c)]
+    body = ", ".join(cells)
+    lines = textwrap.wrap(body, width=width - TABLE_INDENT, break_long_words=False,
+                          break_on_hyphens=False) or [""]
+    first = f"  {name:<{TABLE_INDENT - 3}} {lines[0]}"
+    return "\n".join([first, *(" " * TABLE_INDENT + line for line in lines[1:])]).replace("\u00a0", " ")
+
+
 def _context(digest: Digest, subject_line: str, nothing_new: bool, links=None) -> dict:
     top = max((n for _, counts in digest.table for n in counts.values()), default=0)
     local = lambda dt: dt.astimezone(digest.zone)  # noqa: E731
     return dict(d=digest, subject=subject_line, nothing_new=nothing_new, local=local, top=top,
                 story_time=lambda a: story_time(a, digest),
+                table_row=lambda name, counts: table_row(name, counts, digest.table_columns, {
+                    c: dict(TOPICS).get(c) or _mineral_name(c) for c in digest.table_columns}),
                 links=links,
                 topics=[t for t, _ in TOPICS], headings=dict(TOPICS),
                 column_names={c: dict(TOPICS).get(c) or _mineral_name(c)

@@ -53,7 +53,7 @@ _WORD_AFTER = f"(?!{_LETTER_CLASS})"
 # (ids, text right after the name, text right before it): a match of either pattern
 # means the name is a false friend here (see the module docstring).
 _FALSE_FRIENDS: tuple[tuple[frozenset[str], str | None, str | None], ...] = (
-    (frozenset({"graphite"}), r"[\s-]*(?:gr[ae]y|colou?rs?|finish|black|metallic|case|model|accents?)\b",
+    (frozenset({"graphite"}), r"[\s-]*(?:gr[ae]y|colou?rs?|finish|black|metallic|case|accents?)\b",
      r"\b(?:gris|colou?r)\s+$"),
     (frozenset({"lithium"}), r"[\s-]*(?:ion|ionen|polymer|polym[eè]re|iones|jon)",
      r"\b(?:iones|ions?|íons)\s+(?:de\s+)?$"),
@@ -61,11 +61,11 @@ _FALSE_FRIENDS: tuple[tuple[frozenset[str], str | None, str | None], ...] = (
     (frozenset({"copper"}), r"[\s-]*(?:colou?red|tones?|toned|hair(?:ed)?)\b", None),
     (frozenset({"platinum-group-metals"}),
      r"[\s-]*(?:records?|albums?|discs?|status|cards?|members?|membership|editions?|blonde|"
-     r"jubilee|certif\w*|sponsors?|tier|plan|package|level|award|singles?|selling|troph(?:y|ies)|"
-     r"voiced|stimme|bombshell|games|collection|earner|trim|drivers|heart|party|style|"
+     r"jubilee|certif\w*|sponsors?|tier|plan|package|level|award|singles?|(?<=-)selling|"
+     r"troph(?:y|ies)|voiced|stimme|bombshell|games|collection|earner|trim|heart|party|style|"
      r"psus?|power\s+suppl(?:y|ies)|fully\s+modular|rgb|\d+\s?(?:gb|tb|w))\b",
      r"\b(?:went|goes|go|gone|got|turned|certified|triple|double|multi)[\s-]+$"
-     r"|(?:80\s?(?:\+|plus)|\b\d+\s?w|\bultra|\bprime|\bdominator|\bxeon|\bpok[eé]mon|\binland)\s+$"),
+     r"|(?:80\s?(?:\+|plus)|\b\d+\s?w|\bultra|\bdominator|\bxeon|\bpok[eé]mon|\binland)\s+$"),
     (frozenset({"magnesium", "zinc"}),
      r"[\s-]*(?:supplements?|tablets?|citrate|glycinate|deficiency|mangel|tabletten|pills?)",
      None),
@@ -74,18 +74,18 @@ _FALSE_FRIENDS: tuple[tuple[frozenset[str], str | None, str | None], ...] = (
      r"shell|black|white|blue|natural|watch|build|psus?|power\s+suppl(?:y|ies)|fully\s+modular|"
      r"\d+\s?w)\b",
      r"\b(?:iphone|pixel|galaxy|watch)\b[^.\n]{0,40}$"
-     r"|(?:80\s?(?:\+|plus)|\b\d+\s?w|\bultra|\bprime)\s+$"),
+     r"|(?:80\s?(?:\+|plus)|\b\d+\s?w|\bultra)\s+$"),
     (frozenset({"tin"}), r"[\s-]*(?:cans?|foil|hats?|roofs?|man|whistle|soldiers?|eared)\b",
-     r"\b(?:on\s+the|roasting|baking|cake|loaf|muffin|biscuit)\s+$"),
+     r"\b(?:says\s+on\s+the|roasting|baking|cake|loaf|muffin|biscuit)\s+$"),
 )
-# German names that are other words elsewhere: "Titan" (the submersible, Saturn's moon, a
-# graphics card; English "titan", a giant), "Mangan" and "Uran" capitalised (an English
-# surname, Polish for the planet Uranus; Polish "mangan", "uran" in lower case are the
-# metals). They count in German text only, and "Titan" not after a hyphen ("Pop-Titan",
-# "Saturn-Mond Titan") or a guillemet ("»Titan«", the submersible).
+# German (and Polish) names that are other words in English text: "Titan" (the submersible,
+# a graphics card; "titan", a giant), "Mangan" and "Uran" capitalised (a surname, the planet).
+# In English-looking text they are not the metal; elsewhere they are, short headlines too
+# ("China beschränkt Export von Titan", "Uran drożeje"), except "Titan" after a hyphen
+# ("Pop-Titan", "Saturn-Mond Titan") or a guillemet ("»Titan«", the submersible).
 _GERMAN_ONLY = {"titan": "any case", "mangan": "capitalised", "uran": "capitalised"}
-_GERMAN_FUNCTION_WORDS = frozenset("und der die das nicht mit von für ist ein eine den dem auf im "
-                                   "beim zum zur sich auch nach bei einen wird sind vom".split())
+_ENGLISH_FUNCTION_WORDS = frozenset("the of and to is for with was are that from by has have "
+                                    "its this were will".split())
 _WORDS = re.compile(r"[^\W\d_]+")
 
 
@@ -93,11 +93,11 @@ def _german_reading(full: str, start: int, surface: str) -> bool:
     """Whether ``surface`` (one of ``_GERMAN_ONLY``) names the metal here."""
     if _GERMAN_ONLY[surface.casefold()] == "capitalised" and not surface[0].isupper():
         return True                         # Polish "uran", "mangan"
-    if surface.casefold() == "titan" and (full[start - 1:start] in ("-", "»", "«", "\u201e", '"')
+    if surface.casefold() == "titan" and (full[start - 1:start] in ("-", "»", "«")
                                           or full[max(0, start - 11):start] == "Saturn-Mond "):
         return False
-    found = _GERMAN_FUNCTION_WORDS.intersection(_WORDS.findall(full.lower()))
-    return len(found) >= 2
+    found = _ENGLISH_FUNCTION_WORDS.intersection(_WORDS.findall(full.lower()))
+    return len(found) < 2
 
 
 _COMPILED_FRIENDS = tuple(

@@ -989,3 +989,17 @@ def test_a_coalition_a_continent_and_names_that_hold_an_abbreviation():
     assert codes("欧洲央行行长拉加德表示通胀仍高") == []                   # Lagarde: 加 and 德
     assert codes("乌兰察布在蒙古语中的意思") == []                        # a language
     assert codes("蒙古国总统访华") == ["CN", "MN"]
+
+
+def test_a_country_after_another_and_polish_without_diacritics_still_count():
+    """The review of this session's rules: "Jordan" or "Chad" at the end of a text after a
+    capitalised word raised IndexError (a feed's poll failed on it), a country list lost
+    them, and Polish headlines without a letter with a diacritic lost "Chin" and "DRK"."""
+    assert codes("Clashes near Lake Chad") == ["TD"]
+    assert codes("Talks in Amman Jordan") == ["JO"]
+    assert codes("Egypt Jordan and Iraq sign a phosphate deal") == ["EG", "IQ", "JO"]
+    assert codes("Saudi Arabia Jordan trade rises") == ["JO", "SA"]
+    assert codes("Libya Chad border clashes") == ["LY", "TD"]
+    assert codes("Stal z Chin zalewa rynek UE") == ["CN"]
+    assert codes("Kobalt z DRK trafia do Chin") == ["CD", "CN"]
+    assert codes("Vernon Jordan dies at 85") == []

@@ -1628,7 +1628,7 @@ def test_the_plain_text_keeps_to_78_characters_but_for_links_and_commands():
 
     from monitor.types import DigestArticle
 
-    minerals = ("lithium", "rare-earths", "nickel", "cobalt", "gallium")
+    minerals = ("platinum-group-metals", "high-purity-quartz", "praseodymium", "silicon-metal")
 
     def article(i, topics, score, reasons=()):
         return DigestArticle(id=i, title=f"Story {i} on supply", text="Text.", url=f"https://n.example/{i}",
@@ -1648,4 +1648,6 @@ def test_the_plain_text_keeps_to_78_characters_but_for_links_and_commands():
             and "https://" not in line and not line.startswith("    monitor review list ")]
     assert long == []
     assert "China                    Export controls: 30," in text
+    rows = text.split("By country:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert rows and not [r for r in rows if r.rstrip().endswith(":") or len(r) > 78]  # a count stays by its name
     assert "more low-confidence stories:\n    monitor review list --below 0.3 --since" in text
