@@ -26,8 +26,8 @@ False friends: the rule
   7. a bronze medal (铜牌, 銅メダル);
   8. a compound or product named after it: 钙钛矿 (perovskite), 铌酸锂 (lithium niobate
      crystals), 奥沙利铂 (a drug), "80 Plus Platinum" power supplies, "Xeon Platinum";
-  9. a German name read in another language: "Titan" (the submersible, a giant), "Mangan"
-     and "Uran" capitalised (a surname, Polish for Uranus) count in German text only.
+  9. a German name read in English: "Titan" (the submersible, a giant), "Mangan" and "Uran"
+     capitalised (a surname) do not count in English text.
   Plain "magnet(s)" never counts (fridge magnets, "a magnet for investors"); only named
   kinds do: permanent, rare-earth or neodymium magnets, NdFeB, "Seltenerdmagnete".
 """
