@@ -961,7 +961,8 @@ def train_from_paths(corpus_dir: str | Path, reviews: Sequence[Record] | str | P
         # does well: a model that never saw real news could pass for the better one
         replace, reason = False, (
             f"refused: the {other} was trained on {real_before:,} real news items and this "
-            f"one on none ({pool.get('why', 'no pool')}): compared on written items alone it "
+            f"one on none ({pool.get('why') or 'no label found its text in ' + str(pool.get('file'))}): "
+            "compared on written items alone it "
             "cannot show it is as good on real news; give --pool PATH (the pool of our "
             "labels), or --force to write it anyway")
     elif broken is not None:
