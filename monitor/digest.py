@@ -528,14 +528,13 @@ def table_row(name: str, counts: dict[str, int], columns: Sequence[str],
 def _context(digest: Digest, subject_line: str, nothing_new: bool, links=None) -> dict:
     top = max((n for _, counts in digest.table for n in counts.values()), default=0)
     local = lambda dt: dt.astimezone(digest.zone)  # noqa: E731
+    column_names = {c: dict(TOPICS).get(c) or _mineral_name(c) for c in digest.table_columns}
     return dict(d=digest, subject=subject_line, nothing_new=nothing_new, local=local, top=top,
                 story_time=lambda a: story_time(a, digest),
-                table_row=lambda name, counts: table_row(name, counts, digest.table_columns, {
-                    c: dict(TOPICS).get(c) or _mineral_name(c) for c in digest.table_columns}),
+                table_row=lambda name, counts: table_row(name, counts, digest.table_columns,
+                                                         column_names),
                 links=links,
-                topics=[t for t, _ in TOPICS], headings=dict(TOPICS),
-                column_names={c: dict(TOPICS).get(c) or _mineral_name(c)
-                              for c in digest.table_columns})
+                topics=[t for t, _ in TOPICS], headings=dict(TOPICS), column_names=column_names)
 
 
 def render(digest: Digest, subject_line: str, templates_dir: Path | None = None,

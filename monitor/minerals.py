@@ -83,15 +83,15 @@ _FALSE_FRIENDS: tuple[tuple[frozenset[str], str | None, str | None], ...] = (
 # In English-looking text they are not the metal; elsewhere they are, short headlines too
 # ("China beschränkt Export von Titan", "Uran drożeje"), except "Titan" after a hyphen
 # ("Pop-Titan", "Saturn-Mond Titan") or a guillemet ("»Titan«", the submersible).
-_GERMAN_ONLY = {"titan": "any case", "mangan": "capitalised", "uran": "capitalised"}
+_NOT_IN_ENGLISH = {"titan": "any case", "mangan": "capitalised", "uran": "capitalised"}
 _ENGLISH_FUNCTION_WORDS = frozenset("the of and to is for with was are that from by has have "
                                     "its this were will".split())
 _WORDS = re.compile(r"[^\W\d_]+")
 
 
-def _german_reading(full: str, start: int, surface: str) -> bool:
-    """Whether ``surface`` (one of ``_GERMAN_ONLY``) names the metal here."""
-    if _GERMAN_ONLY[surface.casefold()] == "capitalised" and not surface[0].isupper():
+def _names_the_metal(full: str, start: int, surface: str) -> bool:
+    """Whether ``surface`` (one of ``_NOT_IN_ENGLISH``) names the metal here."""
+    if _NOT_IN_ENGLISH[surface.casefold()] == "capitalised" and not surface[0].isupper():
         return True                         # Polish "uran", "mangan"
     if surface.casefold() == "titan" and (full[start - 1:start] in ("-", "»", "«")
                                           or full[max(0, start - 11):start] == "Saturn-Mond "):
@@ -319,7 +319,7 @@ def _false_friend(full: str, start: int, end: int, ids: str) -> bool:
     surface = full[start:end]
     if ids == "tin" and surface.isupper():
         return True
-    if surface.casefold() in _GERMAN_ONLY and not _german_reading(full, start, surface):
+    if surface.casefold() in _NOT_IN_ENGLISH and not _names_the_metal(full, start, surface):
         return True
     if ids == "tungsten" and surface[0].isupper() and _SURNAME_AFTER.match(full, end):
         return True

@@ -191,12 +191,12 @@ class ReviewApp:
             if len(rows) < size:        # back at the top: the first page, full
                 key, rows = None, []
         if not rows:
-            rows = self.store.review_list(**filters, older_than=key, limit=size + 1)
-            rows = rows[:size]
+            rows = self.store.review_list(**filters, older_than=key, limit=size)
         if not rows:
             return rows, 1, False, False, lost
-        before = self.store.count_listed(**filters, newer_than=self.store.sort_key(rows[0].id))
-        last = self.store.sort_key(rows[-1].id)
+        # a row's place in the order is (published, else first seen; id): what sort_key reads
+        before = self.store.count_listed(**filters, newer_than=(rows[0].published, rows[0].id))
+        last = (rows[-1].published, rows[-1].id)
         older = bool(self.store.review_list(**filters, older_than=last, limit=1))
         return rows, before + 1, before > 0, older, lost
 
