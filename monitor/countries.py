@@ -865,8 +865,9 @@ def _looks_german(words: _Words) -> bool:
 
 
 _POLISH_LETTERS = re.compile("[ąćęłńśźżĄĆĘŁŃŚŹŻ]")
-# Polish words that English and German text does not use (not "do", "na", "w")
-_POLISH_WORDS = frozenset("z ze dla od przez wobec oraz jest się sie nie ich jak po".split())
+# Polish words that English and German text does not use (not "do", "na", "w"; not "ich"
+# nor "sie", German words, the latter "się" without its letter)
+_POLISH_WORDS = frozenset("z ze dla od przez wobec oraz jest nie jak po".split())
 _POLISH_BEFORE = frozenset("z ze do od dla przez wobec".split())
 
 

@@ -1003,3 +1003,4 @@ def test_a_country_after_another_and_polish_without_diacritics_still_count():
     assert codes("Stal z Chin zalewa rynek UE") == ["CN"]
     assert codes("Kobalt z DRK trafia do Chin") == ["CD", "CN"]
     assert codes("Vernon Jordan dies at 85") == []
+    assert codes("Das DRK hilft. Ich sage nicht, wie sie es macht, und ich hoffe, sie bleibt.") == []
