@@ -331,8 +331,9 @@ def subject(template: str, digest: Digest) -> str:
     with "…" past 80 characters)."""
     per_topic = dict(digest.subject_counts)
     low = next((len(s.stories) + s.more for s in digest.sections if s.topic == "low"), 0)
-    parts = [f"{per_topic[t]} {heading.lower()}" for t, heading in TOPICS if per_topic.get(t)]
-    counts = ", ".join(parts + ([f"{low} low confidence"] if low else [])) or "nothing new"
+    # "1 on export controls" (a topic's name is no plural noun to count)
+    parts = [f"{per_topic[t]} on {heading.lower()}" for t, heading in TOPICS if per_topic.get(t)]
+    counts = ", ".join(parts + ([f"{low} of low confidence"] if low else [])) or "nothing new"
     lead = next((s.stories[0].lead for s in digest.sections if s.stories), None)
     title = one_line(lead.title or lead.text, 80) if lead is not None else ""
     line = template.format(date=digest.digest_date, count=digest.total_stories, counts=counts,

@@ -82,8 +82,8 @@ def test_smtp_message_parts_headers_escaping_and_cjk(store, tmp_path):
     for header in ("Date", "Message-ID", "From", "To", "Subject"):
         assert msg[header], header
     assert msg["To"] == "ana@example.org" and "Bcc" not in msg
-    assert msg["Subject"] == ("Critical minerals & export controls 2025-06-03: 3 export controls, "
-                              "4 critical minerals — China tightens export licensing for gallium and germanium")
+    assert msg["Subject"] == ("Critical minerals & export controls 2025-06-03: 3 on export controls, "
+                              "4 on critical minerals — China tightens export licensing for gallium and germanium")
     assert msg["From"] == "monitor digest <monitor@localhost.localdomain>"
     assert msg["List-Id"] == "monitor digest <digest.localhost.localdomain>"
     text, html = parts(msg)
@@ -1060,7 +1060,7 @@ def test_a_busy_day_opens_with_its_top_stories_both_topics_first():
                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
     assert len(small.top) == 3
     assert subject("{counts}", digest) == (                     # as the sections count them
-        "6 export controls, 6 critical minerals, 1 low confidence")
+        "6 on export controls, 6 on critical minerals, 1 of low confidence")
     assert "12 stories from 12 flagged articles" in text
     one = build_digest(day[:1], {}, digest_date="2025-06-03", period_start=T0,
                        period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
@@ -1476,7 +1476,7 @@ def test_a_story_no_longer_flagged_is_left_out_of_a_digest_built_again():
     assert [(s.topic, [st.lead.id for st in s.stories]) for s in digest.sections if s.stories] == [
         ("critical-minerals", [9])]
     assert (digest.total_stories, digest.total_articles) == (1, 1)
-    assert subject("{counts}", digest) == "1 critical minerals"
+    assert subject("{counts}", digest) == "1 on critical minerals"
 
 
 def test_only_a_keywords_flag_is_low_confidence():
