@@ -86,6 +86,41 @@ def test_train_says_when_it_finds_no_store_for_the_reviews(tmp_path):
     assert model.exists()
 
 
+def test_train_names_verdicts_whose_article_was_deleted_by_hand(tmp_path):
+    """An article deleted with the sqlite3 shell (foreign keys off there) leaves its verdict
+    behind: training cannot read its text and had left it out without a word."""
+    import sqlite3
+
+    db = tmp_path / "m.db"
+    store = open_store(f"sqlite:///{db}")
+    store.sync_feeds([Feed()], utc(2025, 6, 1))
+    feed = due_feeds(store, utc(2025, 6, 1))[0]
+    writes = [ArticleWrite(ParsedArticle(key=k, guid=k, url=f"https://wire.example/{k}", title=f"Tin line {k}",
+                                         text="The smelter resumed tin output.", published=None,
+                                         language="en", content_hash=k), "en", None) for k in ("a", "b")]
+    polled = FeedOutcome(polled_at=utc(2025, 6, 1), next_check_at=utc(2025, 6, 1) + timedelta(hours=1))
+    store.save_poll(feed.id, writes, feed_outcome(feed, polled, new=True))
+    kept, gone = [row[0] for row in sqlite3.connect(db).execute("select id from article order by id")]
+    store.add_reviews({kept: ("critical-minerals",), gone: ("critical-minerals",)}, "relevant", "", "ana",
+                      utc(2025, 6, 2))
+    store.close()
+    with sqlite3.connect(db) as shell:                     # the shell's default: foreign keys off
+        shell.execute("delete from article where id = ?", (gone,))
+    with open_store(f"sqlite:///{db}") as again:
+        assert again.orphaned_verdicts() == [gone]
+        assert [r["id"] for r in again.reviews_for_training()[0]] == [f"review:{kept}"]
+    corpus, config, model = _corpus_and_config(tmp_path, db)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "train",
+                           "--corpus", str(corpus), "--labels", str(labels)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (f"note: 1 verdict(s) left out: their article is no longer in the store (#{gone}), so there "
+            "is no text to train on") in done.stderr
+    assert "1 reviews (1 trained on" in done.stdout
+
+
 def test_a_first_out_is_compared_with_the_model_in_use_and_says_so(tmp_path):
     """`monitor train --out NEW` with no NEW yet was compared with no model at all ("no
     current model with held-out metrics"), so a model far worse than the one the config

@@ -403,7 +403,8 @@ def _reviews(ctx, config) -> list[dict]:
     """Current review verdicts from the store; none, said on standard error, when the store
     does not exist (a first training, or the wrong folder for a relative store URL: the
     analysts' verdicts would otherwise be left out without a word). Verdicts on articles
-    whose text changed since are left out, and said."""
+    whose text changed since, and verdicts whose article was deleted, are left out, and
+    said."""
     from monitor.config import ENV_STORE_URL, config_path
     from monitor.storage import open_store
 
@@ -416,6 +417,11 @@ def _reviews(ctx, config) -> list[dict]:
         return []
     with open_store(config.store_url(), config.store.busy_timeout_seconds) as store:
         records, changed = store.reviews_for_training()
+        orphaned = store.orphaned_verdicts()
+    if orphaned:
+        shown = ", ".join(f"#{i}" for i in orphaned[:10]) + (" …" if len(orphaned) > 10 else "")
+        click.echo(f"note: {len(orphaned)} verdict(s) left out: their article is no longer in "
+                   f"the store ({shown}), so there is no text to train on", err=True)
     if changed:
         shown = ", ".join(f"#{i}" for i in changed[:10]) + (" …" if len(changed) > 10 else "")
         click.echo(f"note: {len(changed)} verdict(s) left out: the feed rewrote the article "

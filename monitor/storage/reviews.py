@@ -279,6 +279,16 @@ def training_records(conn: Connection) -> tuple[list[dict], list[int]]:
     return records, sorted(changed)
 
 
+def orphaned_verdicts(conn: Connection) -> list[int]:
+    """The article ids of current verdicts whose article is no longer in the store (deleted
+    by hand with foreign keys off, as the ``sqlite3`` shell has them): training cannot read
+    their text."""
+    query = (select(REVIEW.c.article_id).where(REVIEW.c.current.is_(True))
+             .where(~select(ARTICLE.c.id).where(ARTICLE.c.id == REVIEW.c.article_id).exists())
+             .order_by(REVIEW.c.article_id))
+    return list(conn.execute(query).scalars())
+
+
 # -- re-classification -----------------------------------------------------------------
 
 def count_since(conn: Connection, since: datetime | None) -> int:

@@ -488,6 +488,12 @@ class Store:
         with self._begin() as conn:
             return reviews.training_records(conn)
 
+    def orphaned_verdicts(self) -> list[int]:
+        """Article ids of current verdicts whose article was deleted (by hand): left out of
+        training, as their text is gone."""
+        with self._begin() as conn:
+            return reviews.orphaned_verdicts(conn)
+
     def count_articles_since(self, since: datetime | None) -> int:
         with self._begin() as conn:
             return reviews.count_since(conn, since)
