@@ -86,7 +86,7 @@ class KeywordRules:
         raw = {key: tuple((i, _raw_regex(f"keywords.{key}[{i}]", e[3:]))
                           for i, e in enumerate(entries[key]) if e.startswith("re:"))
                for key in KEYS}
-        return cls(entries, PhraseIndex.build(phrases), owners, raw)
+        return cls(entries, PhraseIndex.build(phrases, fold=True), owners, raw)
 
     @classmethod
     def empty(cls) -> KeywordRules:
@@ -96,7 +96,7 @@ class KeywordRules:
         """The phrases found in the title and the lede (first LEDE_CHARS of the text)."""
         doc = f"{title or ''}\n{(text or '')[:LEDE_CHARS]}"
         positions: dict[str, list[int]] = {key: [] for key in KEYS}
-        for number in self.index.find(normalise(doc)):
+        for number in self.index.find(normalise(doc, fold=True)):
             key, position = self.owners[number]
             positions[key].append(position)
         for key, regexes in self.raw.items():
@@ -120,12 +120,16 @@ class KeywordRules:
                 "sha256": hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]}
 
 
-def normalise(text: str) -> str:
+def normalise(text: str, fold: bool = False) -> str:
     """What phrases are matched against: NFKC (full-width letters and digits become
-    ASCII), lower case, typographic apostrophes as ASCII."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
-    return text.lower()
+    ASCII), lower case, typographic apostrophes as ASCII. ``fold`` folds case fully
+    (``str.casefold``: "ß" and "ẞ" read "ss", so "Außenhandel" matches "AUSSENHANDEL" and
+    the Swiss "Aussenhandel"): the keyword rules fold; the model's concept tokens keep
+    ``lower`` as the model was trained on it."""
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
+    return text.casefold() if fold else text.lower()
 
 
 def _entries(key: str, entries: object) -> tuple[str, ...]:
@@ -168,11 +172,12 @@ _ORDINARY_TEXT = ("a", "Lithium prices", "中国", "1", " ",
                   "China restricts gallium exports\nExporters need export licences, 2025.")
 
 
-def phrase_regex(path: str, phrase: str) -> str:
+def phrase_regex(path: str, phrase: str, fold: bool = False) -> str:
     """Translate a config phrase (words, ``*`` suffixes) into a regex source that is
-    searched in ``normalise``d text. It starts with a literal (so ``re`` can scan for it
-    quickly); the word boundary before it is a look-behind placed after that literal."""
-    words = normalise(phrase).replace("-", " ").split()
+    searched in ``normalise``d text (``fold`` as the text was normalised). It starts with a
+    literal (so ``re`` can scan for it quickly); the word boundary before it is a
+    look-behind placed after that literal."""
+    words = normalise(phrase, fold).replace("-", " ").split()
     if not words:
         raise ConfigError(f"{path}: phrase {phrase!r} has no words")
     for word in words:
@@ -225,12 +230,16 @@ class PhraseIndex:
         self._by_word: dict[str, list[tuple[_Lazy, int]]] = {}
         self._by_part: dict[str, list[tuple[_Lazy, int]]] = {}
         self._any_infix: re.Pattern[str] | None = None
+        self.fold = False       # phrases normalised with ``fold``: texts must be too
 
     @classmethod
-    def build(cls, phrases: Sequence[tuple[str, str]], *, infix: bool = False
-              ) -> PhraseIndex:
-        """An index of ``(path, phrase)`` pairs; phrase ``i`` is reported as ``i``."""
+    def build(cls, phrases: Sequence[tuple[str, str]], *, infix: bool = False,
+              fold: bool = False) -> PhraseIndex:
+        """An index of ``(path, phrase)`` pairs; phrase ``i`` is reported as ``i``. With
+        ``fold`` the phrases are ``normalise``d with full case folding, and the texts
+        searched must be normalised the same way."""
         index = cls()
+        index.fold = fold
         for number, (path, phrase) in enumerate(phrases):
             index._add(number, path, phrase, infix)
         index.stem_lengths = tuple(sorted({len(stem) for stem in index.stems}))
@@ -239,7 +248,7 @@ class PhraseIndex:
         return index
 
     def _add(self, number: int, path: str, phrase: str, infix: bool) -> None:
-        lowered = normalise(phrase).strip()
+        lowered = normalise(phrase, self.fold).strip()
         if infix and len(lowered) > 2 and lowered[0] == lowered[-1] == "*":
             self.infixes.append((_checked_part(path, lowered[1:-1]), number))
             return
@@ -248,13 +257,13 @@ class PhraseIndex:
         if stem and _WORD.fullmatch(stem) and words[0].count("*") <= 1:
             self._add_word(number, stem, words[0].endswith("*"))
         else:
-            self._add_regex(_Lazy(phrase_regex(path, phrase)), number, *_needle(words))
+            self._add_regex(_Lazy(phrase_regex(path, phrase, self.fold)), number, *_needle(words))
 
     def _add_word(self, number: int, stem: str, star: bool) -> None:
         if all(map(is_unspaced, stem)):
             self.unspaced.append((stem, number))
         elif any(map(is_unspaced, stem)):
-            self._add_regex(_Lazy(phrase_regex("", stem + "*" * star)), number, "", False)
+            self._add_regex(_Lazy(phrase_regex("", stem + "*" * star, self.fold)), number, "", False)
         else:
             (self.stems if star else self.exact).setdefault(stem, []).append(number)
 

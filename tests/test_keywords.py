@@ -66,6 +66,28 @@ def test_typographic_apostrophe_matches_ascii() -> None:
     assert hits(r, "Les contrôles à l’exportation de Pékin", EC) == ("contrôle* à l'exportation",)
 
 
+def test_case_is_folded_fully_so_sharp_s_reads_ss() -> None:
+    """`str.lower` had kept "ß": a phrase written with it missed the same word in capitals
+    ("AUSSENWIRTSCHAFTSGESETZ") and in Swiss spelling ("Aussenhandel"), and the other way."""
+    r = rules(export_controls=["Außenwirtschaftsgesetz", "Aussenhandelsstatistik", "Straße von Hormus",
+                               "Außenhandels*"])
+    assert hits(r, "Verstoß gegen das AUSSENWIRTSCHAFTSGESETZ", EC) == ("Außenwirtschaftsgesetz",)
+    assert hits(r, "das Aussenwirtschaftsgesetz der Schweiz", EC) == ("Außenwirtschaftsgesetz",)
+    assert hits(r, "die Außenhandelsstatistik", EC) == ("Aussenhandelsstatistik", "Außenhandels*")
+    assert hits(r, "Tanker in der STRASSE VON HORMUS", EC) == ("Straße von Hormus",)
+    assert hits(r, "ẞ-frei: AUẞENHANDELSBILANZ", EC) == ("Außenhandels*",)      # capital sharp s
+    assert hits(r, "die Außenministerin", EC) == ()
+
+
+def test_the_models_concept_tokens_keep_lower_case_as_trained() -> None:
+    """Only the keyword rules fold case fully: the model was trained on concept tokens of
+    ``lower``-cased text, and its card's preparation fingerprint would not tell the two apart."""
+    from monitor.keywords import normalise
+
+    assert normalise("Außenhandel") == "außenhandel" and normalise("Außenhandel", fold=True) == "aussenhandel"
+    assert normalise("ASCII Only", fold=True) == normalise("ASCII Only") == "ascii only"
+
+
 def test_hits_are_phrases_as_written_in_config_order_without_duplicates() -> None:
     r = rules(critical_minerals=["Lithium price*", "rare earth", "re:lithium"])
     match = r.match("Rare earth and lithium prices", "lithium prices fell again")
@@ -153,23 +175,26 @@ def test_import_is_cheap() -> None:
 
 PHRASES = ["rare earth", "rare earth*", "tin", "lithium price*", "seltene* Erden",
            "Seltenerd*", "u.s.", "china's", "稀土", "稀土*", "镓、锗", "희토류", "export control*",
-           "re2x", "5g", "dual-use", "chaîne* d'approvisionnement", "b", "Ausfuhr*"]
+           "re2x", "5g", "dual-use", "chaîne* d'approvisionnement", "b", "Ausfuhr*",
+           "Außenhandel*", "straße von hormus"]
 TEXTS = ["Rare-earth exports; tin; tinned; the U.S. and China's lithium prices",
          "Seltenen Erden, Seltenerdmetalle und AUSFUHRKONTROLLEN", "中国稀土出口和镓、锗管制",
          "희토류를 수출", "5G chips, dual use goods; a b c", "les chaînes d’approvisionnement",
          "re2x re2xy", "", "rare\nearthquake", "export-controlled items; exportcontrol",
-         "美国export control新规，稀土tin出口", "中国5g和u.s.的dual-use物项"]
+         "美国export control新规，稀土tin出口", "中国5g和u.s.的dual-use物项",
+         "AUSSENHANDELSBILANZ in der Straße von Hormus; Strasse von Hormus"]
 
 
+@pytest.mark.parametrize("fold", [False, True])
 @pytest.mark.parametrize("text", TEXTS)
-def test_index_finds_what_the_phrase_regexes_find(text: str) -> None:
+def test_index_finds_what_the_phrase_regexes_find(text: str, fold: bool) -> None:
     import re
 
     from monitor.keywords import PhraseIndex, normalise, phrase_regex
 
-    index = PhraseIndex.build([(f"p[{i}]", p) for i, p in enumerate(PHRASES)])
-    lowered = normalise(text)
-    expected = {i for i, p in enumerate(PHRASES) if re.search(phrase_regex("p", p), lowered)}
+    index = PhraseIndex.build([(f"p[{i}]", p) for i, p in enumerate(PHRASES)], fold=fold)
+    lowered = normalise(text, fold)
+    expected = {i for i, p in enumerate(PHRASES) if re.search(phrase_regex("p", p, fold), lowered)}
     assert index.find(lowered) == expected
     assert index.find(lowered) == expected  # second time from the word cache
 
