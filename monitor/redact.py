@@ -13,8 +13,13 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
-_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]*@")
-_USER_ONLY = re.compile(r"(\bhttps?://)[^:/@\s?#]+@")    # https://TOKEN@host/: a token as user name
+# the password runs to the authority's last "@" (``user:p@ss@host``: fetched with the password
+# "p@ss", as urllib and httpx read it; an "@" in a password is often left unencoded)
+_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^/\s?#]*@")
+# https://TOKEN@host/: a token as user name (HTTPS://TOKEN@ too: schemes have no case)
+_USER_ONLY = re.compile(r"(\bhttps?://)[^:/@\s?#]+@", re.IGNORECASE)
+# https://TOKEN:@host/: a token as user name with an empty password (curl's way to pass one)
+_EMPTY_PASSWORD = re.compile(r"(://)[^:/@\s?#]+:@")
 
 # parameter names (lower case, without "-", "_", "." and brackets) whose value is a secret:
 # these, any name holding one of the words below, and any name ending in "key"
@@ -50,7 +55,7 @@ def masked_url(url: str) -> str:
     has no password: a token), and the values of query parameters named like a secret
     (token, key, api_key, anything ending in "key", signature, password …; a URL encoded
     in a value too), replaced by ``***``."""
-    url = _USER_ONLY.sub(r"\1***@", _PASSWORD.sub(r"\1***@", url))
+    url = _USER_ONLY.sub(r"\1***@", _PASSWORD.sub(r"\1***@", _EMPTY_PASSWORD.sub(r"\1***:@", url)))
     if "?" not in url:
         return url
     head, _, rest = url.partition("?")

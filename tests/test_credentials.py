@@ -171,3 +171,34 @@ def test_credentials_in_an_encoded_url_inside_a_value_are_masked():
 def test_an_encoded_url_without_a_secret_is_shown_as_it_is():
     url = "https://h/login?next=https%3A%2F%2Fh%2Ff%3Fa%3Db&lang=de"
     assert masked_url(url) == url
+
+
+def test_a_password_holding_an_unencoded_at_sign_is_masked_whole():
+    # fetched with the password "S3C@RET" (the authority's last "@" ends it), so shown without
+    # any of it, in a feed URL and in a store URL alike
+    assert masked_url("https://ana:S3C@RET@h/f") == "https://ana:***@h/f"
+    assert masked_url("postgresql+psycopg://u:S3C@RET@db:5432/monitor?sslmode=require") == \
+        "postgresql+psycopg://u:***@db:5432/monitor?sslmode=require"
+    assert masked_url("https://ana:S3CRET@h/f?next=a@b") == "https://ana:***@h/f?next=a@b"
+
+
+def test_a_token_user_name_is_masked_whatever_the_case_of_the_scheme():
+    assert masked_url("HTTPS://TOKEN-S3CRET@h/f") == "HTTPS://***@h/f"
+    assert masked_url("Http://TOKEN-S3CRET@h/f") == "Http://***@h/f"
+    assert masked_url("https://TOKEN-S3CRET:@h/f") == "https://***:***@h/f"    # an empty password
+
+
+def test_store_errors_mask_a_password_given_in_the_query_string():
+    # libpq takes the password as a query parameter too; SQLAlchemy's hide_password hides
+    # only the user info's, and the error reached logs, `monitor feeds` and serve's pages
+    import pytest
+
+    pytest.importorskip("psycopg")
+    from monitor.exceptions import StorageError
+    from monitor.storage.store import open_store
+
+    url = "postgresql+psycopg://monitor@127.0.0.1:1/monitor?password=S3CRET-PG&connect_timeout=2"
+    with pytest.raises(StorageError) as caught:
+        open_store(url)
+    assert "S3CRET-PG" not in str(caught.value)
+    assert "password=***" in str(caught.value)

@@ -543,6 +543,34 @@ def test_off_loopback_needs_a_link_or_basic_credentials(tmp_path, store_url):
         assert late.status_code == 403 and "expired on" in late.text            # nobody signed in
 
 
+def test_off_loopback_healthz_tells_only_those_let_in_why_the_store_failed(tmp_path, store_url, caplog):
+    """/healthz answers without sign-in (a probe has no link): it told anyone who asked the
+    store's URL, host, user and database with the driver's error (a password given in the
+    URL's query string too)."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL database dropped under the server (an SQLite file deleted "
+                    "under open connections goes on answering)")
+    from sqlalchemy import create_engine, make_url, text
+
+    from monitor.web.access import Access
+
+    fill(store_url)
+    access = Access(loopback=False, link_key=KEY.encode(), username="desk", password="s3cret-pass")
+    name = make_url(store_url).database
+    with _app_server(store_url, access) as url:
+        assert httpx.get(url + "/healthz").text == "ok"
+        admin = create_engine(store_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+        with caplog.at_level("ERROR", logger="monitor.serve"):
+            stranger = httpx.get(url + "/healthz")
+        assert stranger.status_code == 503 and stranger.text == "store unavailable"
+        assert name in caplog.text                                   # the reason is logged
+        signed_in = httpx.get(url + "/healthz", auth=("desk", "s3cret-pass"))
+        assert signed_in.status_code == 503 and name in signed_in.text
+
+
 def test_wrong_basic_passwords_are_logged_and_then_refused_for_a_while(tmp_path, store_url, caplog):
     from monitor.web.access import FAILED_SIGN_INS, Access
 

@@ -170,7 +170,9 @@ def migrate(engine: Engine) -> int:
     if version > LATEST:
         from monitor.exceptions import StorageError
 
-        where = engine.url.render_as_string(hide_password=True)
+        from monitor.redact import masked_url
+
+        where = masked_url(engine.url.render_as_string(hide_password=True))
         raise StorageError(f"the store {where} has schema version {version}, newer than this "
                            f"monitor knows ({LATEST}); upgrade monitor")
     for number, _doc, step in MIGRATIONS:

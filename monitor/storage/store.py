@@ -144,8 +144,11 @@ def _hint(exc: SQLAlchemyError, engine: Engine) -> str:
 
 
 def _safe(url: str) -> str:
+    """The store's URL as errors show it: SQLAlchemy hides the password of the user info
+    only; one given as a query parameter (``?password=…``, libpq's ``sslpassword`` …) is
+    masked as every other URL monitor prints is."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return masked_url(make_url(url).render_as_string(hide_password=True))
     except ArgumentError:
         return "<invalid url>"
 

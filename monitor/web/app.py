@@ -414,6 +414,12 @@ class ReviewApp:
         try:
             await run_in_threadpool(self.store.began_at)
         except MonitorError as exc:
+            # /healthz answers without sign-in (a probe has no review link): why the store
+            # failed (its URL, host, user, a path) is for those let in, and for the log
+            if self._reviewer(request) is None:
+                log.error("healthz: %s", exc)
+                return PlainTextResponse("store unavailable", status_code=503,
+                                         headers=SECURITY_HEADERS)
             return PlainTextResponse(f"store unavailable: {exc}", status_code=503,
                                      headers=SECURITY_HEADERS)
         return PlainTextResponse("ok", headers=SECURITY_HEADERS)
