@@ -40,7 +40,10 @@ SECTIONS = (("both", "Export controls and critical minerals"), *TOPICS,
             ("low", "Low confidence: flagged by keywords, the model disagrees"))
 LOW_CONFIDENCE = 0.3      # a keyword flag whose model probability is below this
 LOW_SLOTS = 5             # at most this many low-confidence stories, after all the others
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+# control characters, line separators, and the bidirectional embeddings, overrides and
+# isolates: a feed's U+202E in a title or outlet turned the rest of a line around in a mail
+# client ("#12" read "21#", the id an analyst types into `monitor review mark`)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 
 
 @dataclass(frozen=True)
@@ -54,15 +57,15 @@ class Story:
     @property
     def sources(self) -> tuple[str, ...]:
         """Who carried the story: the publisher each entry names, else its feed's name."""
-        return tuple(dict.fromkeys(m.outlet for m in self.members))
+        return tuple(dict.fromkeys(clean_header(m.outlet) for m in self.members))
 
     @property
     def outlets(self) -> tuple[tuple[str, str | None], ...]:
         """(source, link to its copy) for every source, the lead's first."""
         links: dict[str, str | None] = {}
         for m in self.members:
-            if links.get(m.outlet) is None:
-                links[m.outlet] = safe_link(m.url)
+            if links.get(name := clean_header(m.outlet)) is None:
+                links[name] = safe_link(m.url)
         return tuple(links.items())
 
     @property
@@ -478,8 +481,9 @@ def _mineral_name(code: str) -> str:
 
 
 def snippet(text: str, limit: int = 280) -> str:
-    """About three lines of the article's text, cut at a word boundary."""
-    text = " ".join(text.split())
+    """About three lines of the article's text, cut at a word boundary (control and
+    bidirectional override characters as spaces)."""
+    text = " ".join(_CONTROL.sub(" ", text).split())
     if len(text) <= limit:
         return text
     cut = text[:limit].rsplit(" ", 1)[0]

@@ -1651,3 +1651,26 @@ def test_the_plain_text_keeps_to_78_characters_but_for_links_and_commands():
     rows = text.split("By country:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert rows and not [r for r in rows if r.rstrip().endswith(":") or len(r) > 78]  # a count stays by its name
     assert "more low-confidence stories:\n    monitor review list --below 0.3 --since" in text
+
+
+def test_bidirectional_overrides_from_a_feed_never_reach_the_digest():
+    """A feed's U+202E (right-to-left override) in a title, outlet or text passed into the
+    subject, the text part and the HTML meta line: a mail client showed the rest of the line
+    reversed, so the id "#12" an analyst types into `monitor review mark` read "21#"."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.types import DigestArticle
+
+    spoof = "\u202e"
+    story = DigestArticle(id=12, title=f"Gallium curbs{spoof} widen", text=f"Beijing{spoof} widened\u2066 curbs.",
+                          url="https://news.example/a", source="wire", published=T0, first_seen=T0,
+                          language="en", topics=("export-controls",), score=0.9, reasons=(), countries=("CN",),
+                          minerals=("gallium",), publisher=f"Reuters{spoof}")
+    digest = build_digest([story], {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+    html, text = render(digest, "subject")
+    line = subject("{counts} — {lead}", digest)
+    for part in (html, text, line):
+        assert not re.search("[\u202a-\u202e\u2066-\u2069]", part)
+    assert "Gallium curbs widen" in text and "Reuters | " in text and "#12" in text
+    assert "Gallium curbs widen" in line
