@@ -287,6 +287,20 @@ def test_config_check_warns_of_a_missing_model_and_folders_that_cannot_be_made(t
     assert "Traceback" not in store.stderr
 
 
+@pytest.mark.parametrize("command", [["config", "check"], ["poll"], ["feeds"]])
+def test_a_store_port_that_is_no_number_is_a_config_error_not_a_traceback(tmp_path, command):
+    """SQLAlchemy raised a bare ValueError for it: a traceback and exit 1."""
+    from click.testing import CliRunner
+
+    import monitor.cli
+
+    path = write(tmp_path, "[store]\nurl = 'postgresql+psycopg://u:S3CRET@127.0.0.1:notaport/m'\n")
+    result = CliRunner().invoke(monitor.cli.cli, ["--config", str(path), *command])
+    assert result.exit_code == 2, result.output
+    assert "store.url: not a database URL: its port is not a number" in result.output
+    assert "'notaport'" in result.output and "S3CRET" not in result.output
+
+
 def test_a_bad_store_url_from_the_environment_is_named_as_such(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

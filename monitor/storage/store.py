@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, create_engine, event, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import (ArgumentError, IntegrityError, NoSuchModuleError, OperationalError,
                             SQLAlchemyError)
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from monitor.exceptions import StorageError
 from monitor.parse import canonical_url, titled_key
@@ -82,8 +82,9 @@ def _fold(value: str | None) -> str | None:
 def check_store_url(url: str) -> None:
     """What opening the store would say of its URL (not a URL, no driver for it), said
     without opening it (`monitor config check`)."""
+    parsed = _parsed(url)
     try:
-        dialect = make_url(url).get_dialect()
+        dialect = parsed.get_dialect()
         dialect.import_dbapi()
     except (NoSuchModuleError, ImportError) as exc:       # (NoSuchModuleError first: it is
         hint = " (install it with: pip install 'monitor[postgres]')" if "postgres" in url else ""
@@ -92,11 +93,21 @@ def check_store_url(url: str) -> None:
         raise StorageError(f"store.url: not a database URL: {exc}") from None
 
 
-def _make_engine(url: str, busy_timeout: float) -> Engine:
+def _parsed(url: str) -> URL:
+    """The store URL parsed, or a StorageError that says why not (a port that is no number
+    raised a bare ValueError, and a traceback)."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise StorageError(f"store.url: not a database URL: {exc}") from None
+    except ValueError as exc:                 # int(port): "invalid literal for int() …: 'x'"
+        raise StorageError(f"store.url: not a database URL: its port is not a number "
+                           f"({exc})") from None
+    return parsed
+
+
+def _make_engine(url: str, busy_timeout: float) -> Engine:
+    parsed = _parsed(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             folder = Path(parsed.database).parent
@@ -149,7 +160,7 @@ def _safe(url: str) -> str:
     masked as every other URL monitor prints is."""
     try:
         return masked_url(make_url(url).render_as_string(hide_password=True))
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<invalid url>"
 
 
