@@ -445,6 +445,10 @@ def config_warnings(config: Config) -> list[str]:
     if smtp is not None and smtp.password_env and os.environ.get(smtp.password_env) is None:
         found.append(f"smtp.password_env: ${smtp.password_env} is not set: the digest cannot "
                      "log in to the mail server")
+    if smtp is not None and smtp.security == "none" and smtp.username and not _loopback(smtp.host):
+        found.append(f"smtp.security = \"none\" with smtp.username: the mail password goes to "
+                     f"{smtp.host} unencrypted, readable on the way; use \"starttls\" (port 587) "
+                     "or \"ssl\" (port 465)")
     if digest.review_url and digest.review_key() is None:
         found.append(f"digest.review_url is set but ${digest.review_key_env} is not (or is shorter "
                      f"than {MIN_KEY_LENGTH} characters): the digest has no review links")
@@ -471,6 +475,18 @@ def config_warnings(config: Config) -> list[str]:
     if problem:
         found.append(f"digest.outbox_dir: the digest cannot be written there: {problem}")
     return found
+
+
+def _loopback(host: str) -> bool:
+    """``host`` is this machine (a relay on it sees no network between)."""
+    import ipaddress
+
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _cannot_make(folder: Path) -> str | None:

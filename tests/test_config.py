@@ -148,6 +148,24 @@ def test_missing_password_env_is_a_config_error(monkeypatch):
         config.smtp.password()
 
 
+@pytest.mark.parametrize(("host", "warned"), [("mail.example", True), ("10.0.0.5", True), ("127.0.0.1", False),
+                                           ("localhost", False), ("::1", False)])
+def test_config_check_warns_of_a_login_without_encryption_beyond_this_machine(monkeypatch, host, warned):
+    """security = "none" with a username sent the password in clear to a remote relay, and
+    `config check` said nothing."""
+    from monitor.config import config_warnings
+
+    monkeypatch.setenv("TEST_SMTP_PW", "x")
+    config = parse_config({"smtp": {"host": host, "port": 25, "security": "none", "username": "ana",
+                                    "password_env": "TEST_SMTP_PW"}})
+    said = [w for w in config_warnings(config) if w.startswith("smtp.security")]
+    assert bool(said) == warned
+    if warned:
+        assert f"the mail password goes to {host} unencrypted" in said[0] and '"starttls"' in said[0]
+    anonymous = parse_config({"smtp": {"host": host, "port": 25, "security": "none"}})
+    assert not any(w.startswith("smtp.security") for w in config_warnings(anonymous))
+
+
 def test_config_check_warns_of_an_unset_password_variable(monkeypatch):
     from monitor.config import config_warnings
 
