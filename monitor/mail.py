@@ -211,9 +211,13 @@ def _remove_stale_parts(folder: Path, now: float) -> None:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` whole (a temporary file renamed over it), readable by the
+    service's user only: an outbox copy holds its recipient's signed review links, each a
+    sign-in to the review pages for ``digest.review_link_days``."""
     partial = path.with_name(f".{path.name}.part")
     try:
-        with partial.open("wb") as out:
+        partial.unlink(missing_ok=True)           # O_EXCL below: a stale part of a killed run
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())

@@ -1674,3 +1674,34 @@ def test_bidirectional_overrides_from_a_feed_never_reach_the_digest():
         assert not re.search("[\u202a-\u202e\u2066-\u2069]", part)
     assert "Gallium curbs widen" in text and "Reuters | " in text and "#12" in text
     assert "Gallium curbs widen" in line
+
+
+def test_outbox_copies_and_a_new_store_are_readable_by_the_service_user_only(tmp_path):
+    """Under the usual umask 022 the store (feed URLs with their passwords and keys) and the
+    outbox copies (each recipient's signed review links, a sign-in for 14 days) were readable
+    by every user of the machine."""
+    import stat
+    import subprocess
+    import sys
+
+    old = os.umask(0o022)
+    try:
+        outbox = OutboxMailer(tmp_path / "outbox")
+        made = Path(outbox.send(build_message(sender="monitor@example.org", recipient="ana@example.org",
+                                              subject="s", html="<p>x</p>", text="x", when=NOW),
+                                "ana@example.org"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(made.stat().st_mode) == 0o600
+    config = tmp_path / "m.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "var" / "m.db"}"\n')
+    done = subprocess.run(["sh", "-c", f'umask 022 && "{sys.executable}" -m monitor --config "{config}" poll'],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    db = tmp_path / "var" / "m.db"
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in db.parent.glob("m.db*"))
+    db.chmod(0o640)                                          # an analyst shares it on purpose
+    assert subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "poll"],
+                          capture_output=True).returncode == 0
+    assert stat.S_IMODE(db.stat().st_mode) == 0o640

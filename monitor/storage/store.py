@@ -106,6 +106,19 @@ def _parsed(url: str) -> URL:
     return parsed
 
 
+def _create_private(database: Path) -> None:
+    """A new SQLite file made readable by the service's user only (SQLite gives its -wal and
+    -shm files the same mode): the feed table holds feed URLs with their passwords and keys.
+    An existing file keeps the mode it has (chmod it to share it)."""
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"store.url: cannot create the database {database}: "
+                           f"{exc.strerror or exc}") from None
+
+
 def _make_engine(url: str, busy_timeout: float) -> Engine:
     parsed = _parsed(url)
     if parsed.get_backend_name() == "sqlite":
@@ -116,6 +129,8 @@ def _make_engine(url: str, busy_timeout: float) -> Engine:
             except OSError as exc:
                 raise StorageError(f"store.url: cannot make the database's folder {folder}: "
                                    f"{exc.strerror or exc}") from None
+            if not parsed.query.get("uri"):          # (a file: URI names its own options)
+                _create_private(Path(parsed.database))
         # Few connections, each with a small page cache: memory stays flat over months.
         engine = create_engine(parsed, connect_args={"timeout": busy_timeout},
                                pool_size=2, max_overflow=4)
