@@ -5,6 +5,7 @@
      ├── FeedError               one feed could not be fetched or parsed (a value, not a crash)
      ├── StorageError            the store cannot be opened, migrated or written
      ├── ClassifierError         the model is missing, tampered with or incompatible
+     ├── ClockError              this machine's clock is behind what the store has recorded
      └── DeliveryError           the digest could not be rendered or delivered
 
 Each carries the context a person needs (file and key, feed URL, recipient) in its message;
@@ -52,6 +53,11 @@ class StorageError(MonitorError):
 
 class ClassifierError(MonitorError):
     """The model file is missing, tampered with, or from an incompatible scikit-learn."""
+
+
+class ClockError(MonitorError):
+    """The machine's clock is behind times the store already holds (booted before time
+    synchronisation): what it would stamp now would be wrong, so nothing is stamped."""
 
 
 class DeliveryError(MonitorError):

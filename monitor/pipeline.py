@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from monitor.clock import Clock, utcnow
-from monitor.exceptions import FeedError, StorageError
+from monitor.exceptions import ClockError, FeedError, StorageError
 from monitor.extract import extract
 from monitor.fetch import Fetcher, FetchResult, FetchSettings
 from monitor.memory import limit_malloc_arenas, release_free_memory
@@ -47,6 +47,22 @@ log = logging.getLogger("monitor.poll")
 # none of their owners is an earlier process's that had the same pid: a restarted
 # container numbers its processes from 1 again, so the service killed with it had this pid.
 _POLLERS_HERE: weakref.WeakSet[Poller] = weakref.WeakSet()
+
+
+# How far this machine's clock may be behind the store's newest poll or digest before the
+# poll refuses: clocks of pollers on two machines differ a little, and a digest looks an
+# hour back for articles committed late (``ledger.LATE_COMMIT``), so this much is harmless.
+CLOCK_SLACK = timedelta(minutes=15)
+
+
+def _span(delta: timedelta) -> str:
+    """"2 days 3 h", "3 h 20 min", "25 min": how far a clock is off."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days > 1 else ''} {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def owners_here() -> set[str]:
@@ -93,6 +109,7 @@ class Poller:
         self.extract_job = extract          # and what it runs beside the parse
 
     def run_cycle(self, include_all: bool = False) -> CycleReport:
+        self._check_clock()
         started = time.monotonic()
         self._unsaved_states = 0
         report = CycleReport(feeds=asyncio.run(self._poll_all(include_all)))
@@ -105,6 +122,19 @@ class Poller:
             gc.collect()
         release_free_memory()
         return report
+
+    def _check_clock(self) -> None:
+        """Refuses to poll while this machine's clock is behind the store's newest poll or
+        digest by more than ``CLOCK_SLACK`` (booted before time synchronisation, a machine
+        without a battery clock): the articles would be stamped first seen in a period a
+        digest has already covered, and never mailed, and their real publication times,
+        looking ahead of the clock, would be dropped."""
+        now, newest = self.clock(), self.store.newest_stamp()
+        if newest is not None and now < newest - CLOCK_SLACK:
+            raise ClockError(
+                f"this machine's clock ({now:%Y-%m-%d %H:%M} UTC) is {_span(newest - now)} behind "
+                f"the store's newest poll or digest ({newest:%Y-%m-%d %H:%M} UTC): not polling "
+                "until it catches up (is time synchronisation running? `timedatectl`)")
 
     def _claim(self, count: int, include_all: bool, seen: list[int]) -> list[FeedState]:
         poll = self.config.poll

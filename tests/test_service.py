@@ -570,3 +570,65 @@ def test_a_store_file_deleted_under_the_running_service_stops_it_with_a_clear_er
     assert proc.returncode == 1, text
     assert f"the store file {db} was deleted or replaced while the service ran" in text
     assert "no such table" not in text
+
+
+def _gallium_feed(feed_server, items):
+    """An RSS document of (number, publication time) items that keyword-flag."""
+    from email.utils import format_datetime
+
+    body = "".join(f"<item><title>Gallium export licence {i}</title><link>http://x.test/{i}</link>"
+                   f"<guid>g{i}</guid><description>China gallium export story {i}.</description>"
+                   f"<pubDate>{format_datetime(t)}</pubDate></item>" for i, t in items)
+    return feed_server.add("/rss", '<?xml version="1.0"?><rss version="2.0"><channel><title>w'
+                           f'</title><link>http://x.test/</link>{body}</channel></rss>')
+
+
+def _poll_now(service, db):
+    with sqlite3.connect(db) as conn:                         # every feed due at this tick
+        conn.execute("UPDATE feed SET next_check_at = NULL")
+    service.dispatch()
+
+
+def test_a_clock_behind_at_boot_polls_nothing_until_it_catches_up(tmp_path, feed_server, caplog):
+    """Booted with the clock two days behind (time synchronisation not done yet): the feed's
+    real dates looked two days ahead and were dropped for good, and the articles, stamped
+    first seen "two days ago", before the last digest's end, fell in no digest's period and
+    were never mailed. The poll now waits for the clock; then the articles keep their dates
+    and the next digest mails them once."""
+    from monitor.service import Service
+
+    utc = timezone.utc
+    real = datetime(2025, 6, 9, 12, 0, tzinfo=utc)
+    db = tmp_path / "m.db"
+    url = _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc))])
+    config = tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", url)], send_at="07:00", keywords={"critical-minerals": ["gallium"]})
+    clock = {"now": datetime(2025, 6, 8, 12, 0, tzinfo=utc)}
+    service = Service(str(config), clock=lambda: clock["now"])
+    try:
+        _poll_now(service, db)
+        clock["now"] = datetime(2025, 6, 9, 7, 0, tzinfo=utc)
+        service.scheduled_digest()                              # 9 June's, on a right clock
+        _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc)), (2, real - timedelta(hours=1))])
+        clock["now"] = real - timedelta(days=2)                  # rebooted, the clock behind
+        with caplog.at_level("ERROR", logger="monitor.service"):
+            _poll_now(service, db)
+            service.scheduled_digest()
+        assert ("cycle failed: this machine's clock (2025-06-07 12:00 UTC) is 1 day 19 h behind the store's "
+                "newest poll or digest (2025-06-09 07:00 UTC): not polling until it catches up") in caplog.text
+        assert "a later digest already covers its time" in caplog.text     # nor made a digest
+        assert count(db, "SELECT count(*) FROM article") == 1       # nothing stamped on the wrong clock
+        assert count(db, "SELECT count(*) FROM digest") == 1
+        clock["now"] = real + timedelta(minutes=10)              # synchronised
+        _poll_now(service, db)
+        assert count(db, "SELECT published_at FROM article WHERE title LIKE '%licence 2'") \
+            == "2025-06-09 11:00:00.000000"
+        clock["now"] = datetime(2025, 6, 10, 7, 0, tzinfo=utc)
+        service.scheduled_digest()
+        with sqlite3.connect(db) as conn:
+            mailed = conn.execute("SELECT d.digest_date, group_concat(i.article_id) FROM digest d JOIN digest_item i "
+                                  "ON i.digest_id = d.id GROUP BY d.id ORDER BY d.id").fetchall()
+        assert mailed == [("2025-06-09", "1"), ("2025-06-10", "2")]
+    finally:
+        service.parser.close()
+        service.store.close()

@@ -318,6 +318,14 @@ class Store:
         with self._begin() as conn:
             return conn.execute(select(func.min(FEED.c.created_at))).scalar()
 
+    def newest_stamp(self) -> datetime | None:
+        """The latest time a poll or a digest recorded (a feed's last poll, a digest's period
+        end): a clock behind it is wrong. Two small tables, not the articles."""
+        with self._begin() as conn:
+            polled = conn.execute(select(func.max(FEED.c.last_polled_at))).scalar()
+            ended = conn.execute(select(func.max(DIGEST.c.period_end))).scalar()
+        return max((t for t in (polled, ended) if t is not None), default=None)
+
     def feed_health(self, now: datetime, broken_after: int = 3) -> list[FeedHealth]:
         counts = (select(ARTICLE.c.feed_id, func.count().label("n"))
                   .group_by(ARTICLE.c.feed_id).subquery())
