@@ -46,7 +46,13 @@ from monitor.types import DigestRecord
 
 log = logging.getLogger("monitor.digest")
 OPEN = ("pending", "retry")
-SENT_WRITE_ATTEMPTS = 4       # tries to record a delivered copy while the store is locked
+# Recording a delivered copy while the store refuses: tries for up to SENT_WRITE_SECONDS
+# (at most SENT_WRITE_ATTEMPTS). SQLite waits its busy timeout within each try (4 tries of 30 s
+# by default); a PostgreSQL server that restarts or fails over refuses at once, so a try
+# refused within a second is followed by a pause (1, 2, 4 … 30 s).
+SENT_WRITE_ATTEMPTS = 8
+SENT_WRITE_SECONDS = 100.0
+SENT_WRITE_PAUSES = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 RETRY_WINDOW = timedelta(hours=24)     # the service retries a digest's deliveries this long
 MAX_RETRY_GAP = timedelta(hours=1)     # the longest wait between two attempts
 MIN_LEASE = timedelta(minutes=2)       # a sender is counted as gone this long after its claim
@@ -355,21 +361,29 @@ class DigestJob:
 
     def _record_sent(self, record: DigestRecord, recipient: str) -> None:
         """The server took the copy: record it, trying again while another writer holds the
-        store (each try waits the busy timeout), so that a lock at that moment does not
-        leave a delivered copy to be taken for an interrupted one and sent again."""
+        store (each try waits the busy timeout) or the database server is away for a moment
+        (a restart: tries spread over ~100 s), so that neither leaves a delivered copy to be
+        taken for an interrupted one."""
+        started, paused = time.monotonic(), 0.0
         for attempt in range(SENT_WRITE_ATTEMPTS):
+            tried = time.monotonic()
             try:
                 self.store.set_delivery(record, recipient, status="sent", sent_at=self._clock(),
                                         last_error=None, next_attempt_at=None)
                 return
             except StorageError as exc:
-                if attempt + 1 == SENT_WRITE_ATTEMPTS:
+                spent = time.monotonic() - started + paused
+                if attempt + 1 == SENT_WRITE_ATTEMPTS or spent >= SENT_WRITE_SECONDS:
                     log.error("digest %s to %s: DELIVERED (the mail server accepted it), but the "
                               "store could not record it: %s. It will show as interrupted; do "
                               "not --resend it", record.digest_date, recipient, exc)
                     raise
                 log.warning("digest %s to %s: delivered; recording it waits for the store: %s",
                             record.digest_date, recipient, exc)
+                if time.monotonic() - tried < 1.0:      # refused at once, not after a busy wait
+                    pause = SENT_WRITE_PAUSES[min(attempt, len(SENT_WRITE_PAUSES) - 1)]
+                    self.sleep(pause)
+                    paused += pause
 
     def _failed(self, record, delivery, exc: DeliveryError, now: datetime) -> None:
         attempts = delivery.attempts + 1

@@ -537,6 +537,32 @@ def test_a_delivered_copy_is_recorded_though_the_store_is_locked_a_while(store, 
     assert {d.status for d in store.get_digest("2025-06-03").deliveries} == {"sent"}
 
 
+def test_a_delivered_copy_is_recorded_though_the_store_is_down_for_seconds(store, tmp_path,
+                                                                            monkeypatch):
+    """PostgreSQL restarting (or failing over) refuses connections at once, without the
+    busy timeout SQLite waits within each try: the tries to record a delivered copy are
+    spread over time, so a store down for a few seconds does not leave a delivered copy
+    'sending' (then 'unknown', exit 1) and the other recipients unsent."""
+    from monitor.delivery import MIN_LEASE
+    from monitor.exceptions import StorageError
+
+    waited: list[float] = []
+    real = store.set_delivery
+
+    def down_for_ten_seconds(record, recipient, **values):
+        if values.get("status") == "sent" and sum(waited) < 10:
+            raise StorageError("connection refused")
+        return real(record, recipient, **values)
+
+    monkeypatch.setattr(store, "set_delivery", down_for_ten_seconds)
+    digest_job = DigestJob(store, config(tmp_path), None, config_file="config/monitor.toml",
+                           sleep=waited.append)
+    outcome = digest_job.run(NOW)
+    assert outcome.sent == RCPTS
+    assert {d.status for d in store.get_digest("2025-06-03").deliveries} == {"sent"}
+    assert 10 <= sum(waited) < MIN_LEASE.total_seconds() / 2
+
+
 def test_two_runs_adding_one_new_recipient_at_once_make_one_delivery(store, tmp_path, monkeypatch):
     import monitor.storage.ledger as ledger
 

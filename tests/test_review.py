@@ -336,6 +336,32 @@ def test_mark_errors_exit_2_and_write_nothing(env, args, message):
     assert reviews(env) == before
 
 
+def test_an_empty_database_is_refused_like_a_missing_file(tmp_path, feed_server, store_url,
+                                                          monkeypatch):
+    """On PostgreSQL the commands that only read the store make no tables in a database that
+    holds none (a URL naming the wrong database): they refuse it, naming it, and a
+    `monitor digest` mails nothing."""
+    if store_url.startswith("sqlite"):
+        pytest.skip("an empty database of a server (the SQLite file: the test above)")
+    from sqlalchemy import create_engine, inspect
+
+    monkeypatch.delenv("MONITOR_STORE_URL", raising=False)
+    e = Env(tmp_path, feed_server, url=store_url)
+    for args in (["review", "list"], ["keywords", "test"], ["reclassify"], ["feeds"],
+                 ["digest"]):
+        result = e.run(*args, code=2)
+        assert "no store in the database" in result.output, (args, result.output)
+        assert "run `monitor poll` first" in result.output
+    engine = create_engine(store_url)
+    try:
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+    assert not (tmp_path / "outbox").exists()
+    e.run("poll")                                   # poll creates it; then they work
+    e.run("review", "list")
+
+
 def test_missing_store_exit_2_and_no_file_created(tmp_path, feed_server, monkeypatch):
     """Every command that only reads the store — `feeds` and `digest` (sending or not) as well as
     the review commands — says there is none yet, where it was looked for and what to run,

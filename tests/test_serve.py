@@ -626,6 +626,10 @@ def test_odd_ids_dates_and_notes_get_answers_not_errors(served):
                     "/?older=12345678"):        # "²" passes str.isdigit; no such item
             assert client.get(odd).status_code == 200, odd
         assert "older: there is no item #12345678; the newest are shown" in client.get("/?older=12345678").text
+        # past PostgreSQL's integer (article.id there): no such item either, not a store error
+        for beyond in ("/?older=2147483648", "/?newer=2147483648", "/export.csv?older=2147483648"):
+            assert client.get(beyond).status_code == 200, beyond
+        assert "older: there is no item #2147483648" in client.get("/?older=2147483648").text
         days = client.post("/keywords", data={"csrf": token, "days": "²", "critical-minerals": "",
                                               "export-controls": "", "mute": ""})
         assert days.status_code == 400 and "days: expected a whole number" in days.text

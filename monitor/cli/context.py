@@ -65,12 +65,18 @@ def refuse_missing_store(ctx: click.Context, what: str) -> None:
     from monitor.config import ENV_STORE_URL, config_path
     from monitor.exceptions import UsageError
 
-    path = missing_store(config_of(ctx))
-    if path is None:
+    from monitor.storage.store import empty_database
+
+    config = config_of(ctx)
+    path = missing_store(config)
+    database = None if path is not None else empty_database(config.store_url())
+    if path is None and database is None:
         return
     source = (f"${ENV_STORE_URL}" if os.environ.get(ENV_STORE_URL)
               else f"store.url in {config_path(config_file_of(ctx))}")
-    raise UsageError(f"no store at {path.absolute()} ({source}): {what}; "
+    where = (f"no store at {path.absolute()}" if path is not None
+             else f"no store in the database {database} (it has no monitor tables)")
+    raise UsageError(f"{where} ({source}): {what}; "
                      f"run `monitor poll` first (it creates the store)")
 
 

@@ -143,6 +143,35 @@ def _make_engine(url: str, busy_timeout: float) -> Engine:
         raise StorageError(f"store.url: the database driver is missing: {exc}{hint}") from None
 
 
+def empty_database(url: str) -> str | None:
+    """For a database server's URL (PostgreSQL …, not SQLite): the database, its password
+    masked, when it holds no store yet (no schema_version table), so that the commands that
+    only read the store refuse it as they refuse a missing SQLite file instead of making
+    the tables there (and mailing an empty digest from them). None when it holds a store,
+    for SQLite, and when it cannot be asked (opening the store then says why)."""
+    from monitor.storage.reviews import sqlite_file
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() == "sqlite" or sqlite_file(url) is not None:
+        return None
+    try:
+        engine = _make_engine(url, 30.0)
+    except StorageError:
+        return None
+    try:
+        with engine.connect() as conn:
+            if migrations.current_version(conn) is None:
+                return _safe(url)
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+    return None
+
+
 def open_store(url: str, busy_timeout: float = 30.0) -> Store:
     """Open (creating and migrating if needed) the store at ``url``."""
     engine = _make_engine(url, busy_timeout)
@@ -487,7 +516,10 @@ class Store:
             return reviews.list_articles(conn, **filters)
 
     def sort_key(self, article_id: int):
-        """Where an article stands in the review list (None for an unknown id)."""
+        """Where an article stands in the review list (None for an unknown id, one that no
+        database integer can hold too: PostgreSQL refuses it with an error)."""
+        if not 0 < article_id <= self._max_id:
+            return None
         with self._begin() as conn:
             return reviews.sort_key(conn, article_id)
 
