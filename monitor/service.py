@@ -172,9 +172,28 @@ class Service:
         self.stop.set()
         return True
 
+    def _store_upgraded(self) -> bool:
+        """A newer monitor (another machine's service, an upgrade run beside this one)
+        migrated the store while this one ran: its writes would miss what the new schema
+        keeps (an edit that flags an article, a verdict's text), so it stops (exit code 1)
+        and says so. A store that cannot be read now is left to the jobs to report."""
+        from monitor.storage.migrations import LATEST
+
+        try:
+            version = self.store.schema_version()
+        except MonitorError:
+            return False
+        if version is None or version <= LATEST:
+            return False
+        log.error("the store was migrated to schema version %s by a newer monitor while this one "
+                  "(schema version %s) ran: stopping; run the newer monitor instead", version, LATEST)
+        self.failed = True
+        self.stop.set()
+        return True
+
     # -- jobs ----------------------------------------------------------------------------
     def dispatch(self) -> None:
-        if self.stop.is_set() or self._store_file_gone():
+        if self.stop.is_set() or self._store_file_gone() or self._store_upgraded():
             return
         self.reload_if_changed()
         poller = Poller(self.store, self.config, analyze=self.analyzer, clock=self.clock,
@@ -288,6 +307,8 @@ class Service:
         runs late past local midnight (the one worker busy with a slow poll at 23:59, a
         machine resumed from sleep) had taken the next day's date, and that day then had
         no digest of its own ("already sent")."""
+        if self.stop.is_set() or self._store_upgraded():
+            return
         self.digest(self._last_due_day(self.clock()).isoformat())
 
     def _left_copies(self) -> None:

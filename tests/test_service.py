@@ -632,3 +632,37 @@ def test_a_clock_behind_at_boot_polls_nothing_until_it_catches_up(tmp_path, feed
     finally:
         service.parser.close()
         service.store.close()
+
+
+def test_a_service_stops_when_a_newer_monitor_migrates_its_store(tmp_path, feed_server, caplog):
+    """A schema-6 service went on polling into a store another machine's newer monitor had
+    migrated: its edits left out what the new schema keeps, so the new digest never mailed an
+    article an edit made flagged. It now stops at its next tick and says why."""
+    from monitor.service import Service
+    from monitor.storage.migrations import LATEST
+
+    utc = timezone.utc
+    db = tmp_path / "m.db"
+    url = _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc))])
+    config = tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", url)], send_at="07:00", keywords={"critical-minerals": ["gallium"]})
+    clock = {"now": datetime(2025, 6, 8, 12, 0, tzinfo=utc)}
+    service = Service(str(config), clock=lambda: clock["now"])
+    try:
+        _poll_now(service, db)
+        assert not service.stop.is_set()
+        with sqlite3.connect(db) as conn:                      # what a newer monitor's migration leaves
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, '2025-06-08 12:30:00')",
+                         (LATEST + 1,))
+        _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc)), (2, clock["now"])])
+        with caplog.at_level("ERROR", logger="monitor.service"):
+            _poll_now(service, db)
+            clock["now"] = datetime(2025, 6, 9, 7, 0, tzinfo=utc)
+            service.scheduled_digest()
+        assert service.stop.is_set() and service.failed
+        assert (f"the store was migrated to schema version {LATEST + 1} by a newer monitor while this one "
+                f"(schema version {LATEST}) ran: stopping") in caplog.text
+        assert count(db, "SELECT count(*) FROM article") == 1 and count(db, "SELECT count(*) FROM digest") == 0
+    finally:
+        service.parser.close()
+        service.store.close()

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, create_engine, event, func, select, update
+from sqlalchemy import bindparam, create_engine, event, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import (ArgumentError, IntegrityError, NoSuchModuleError, OperationalError,
                             SQLAlchemyError)
@@ -346,6 +346,12 @@ class Store:
         before then."""
         with self._begin() as conn:
             return conn.execute(select(func.min(FEED.c.created_at))).scalar()
+
+    def schema_version(self) -> int | None:
+        """The store's schema version now (a newer monitor elsewhere may have migrated it
+        since this one opened it)."""
+        with self._begin() as conn:
+            return conn.execute(text("SELECT max(version) FROM schema_version")).scalar()
 
     def newest_stamp(self) -> datetime | None:
         """The latest time a poll or a digest recorded (a feed's last poll, a digest's period
