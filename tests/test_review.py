@@ -744,3 +744,76 @@ def test_a_reclassify_cut_short_says_what_it_stored_and_names_the_articles_no_di
     monkeypatch.undo()
     again = env.run("reclassify", "--days", "30", "--keywords-only").stdout
     assert "they are not mailed" not in again            # why it had to be said the first time
+
+
+@contextlib.contextmanager
+def _other_database(tmp_path, store_url):
+    """A database of the other engine than ``store_url`` when there is one (SQLite →
+    PostgreSQL and back), else another SQLite file."""
+    from conftest import PG_ADMIN
+
+    if not store_url.startswith("sqlite") or not PG_ADMIN:
+        yield f"sqlite:///{tmp_path / 'moved' / 'monitor.db'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def test_store_copy_moves_everything_so_nothing_is_polled_judged_or_mailed_again(env, tmp_path, feed_server,
+                                                                                monkeypatch):
+    """A team moving its SQLite file to PostgreSQL had only a new empty database: the
+    verdicts and the record of the digests were lost, and the same day's digest went out
+    again."""
+    i = env.id
+    env.run("review", "mark", str(i["w1"]), "relevant", "--note", "Gallium licences — watch")
+    assert "written to" in env.run("digest").output
+    before = env.json_lines("review", "list", "--all")
+    with _other_database(tmp_path, env.url) as target:
+        done = env.run("store", "copy", target)
+        assert "copied 2 feeds, 7 articles, 1 verdicts, 1 digests and 1 deliveries" in done.output
+        assert "next: set store.url" in done.output
+        refused = env.run("store", "copy", target, code=2)                  # not into a filled one
+        assert "the target already holds 2 feed rows, 7 article rows" in refused.output
+        assert "TARGET is the store itself" in env.run("store", "copy", env.url, code=2).output
+        monkeypatch.setenv("MONITOR_STORE_URL", target)
+        assert env.json_lines("review", "list", "--all") == before
+        shown = env.run("review", "show", str(i["w1"])).output
+        assert "Gallium licences — watch" in shown
+        assert "already sent" in env.run("digest").output                   # not mailed again
+        assert "new    0" in env.run("poll", "--all").output                 # nor stored again
+        feed_server.add("/wire", rss("Metals Wire", WIRE + [("w9", "Gallium smelter restarts",
+                                                              "A gallium smelter restarted.", 0)]))
+        assert "new    1" in env.run("poll", "--all").output                 # new ids follow on
+        newest = {a["title"]: a["id"] for a in env.json_lines("review", "list", "--all")}
+        assert newest["Gallium smelter restarts"] > max(i.values())
+    monkeypatch.delenv("MONITOR_STORE_URL")
+    assert env.json_lines("review", "list", "--all") == before                # the source as it was
+
+
+def test_store_copy_leaves_out_rows_whose_article_was_deleted_by_hand_and_says_so(env, sqlite_only, tmp_path):
+    """The sqlite3 shell keeps foreign keys off: a verdict (and the country rows) of an
+    article deleted there would be refused by a database that checks them, failing the copy."""
+    import sqlite3
+
+    i = env.id
+    env.run("review", "mark", str(i["w2"]), "relevant")
+    with sqlite3.connect(env.db) as shell:
+        shell.execute("delete from article where id = ?", (i["w2"],))
+    target = tmp_path / "moved.db"
+    done = env.run("store", "copy", f"sqlite:///{target}")
+    assert "copied 2 feeds, 6 articles, 0 verdicts" in done.output
+    assert "left out 1 review row(s) whose parent row is missing" in done.output
+    with sqlite3.connect(target) as copy:
+        assert copy.execute("pragma foreign_key_check").fetchall() == []

@@ -223,4 +223,56 @@ def run(ctx):
     sys.exit(service.run_forever())
 
 
-COMMANDS = (config_group, poll, feeds, digest, run)
+@click.group("store")
+def store_group():
+    """Move the store to another database."""
+
+
+@store_group.command("copy")
+@click.argument("target")
+@click.pass_context
+def store_copy(ctx, target):
+    """Copy the whole store into TARGET, a database URL holding no monitor rows yet
+    (a new SQLite file, an empty PostgreSQL database): every feed's state, article,
+    verdict, digest and delivery, with their ids, so that nothing is polled, judged or
+    mailed again. Then point store.url (or $MONITOR_STORE_URL) at TARGET. The store
+    itself is left as it was.
+
+    Stop `monitor run` first: rows it writes during the copy may be left out (counted).
+
+    \b
+    Example:
+      monitor store copy postgresql+psycopg://monitor@db.internal/monitor
+    """
+    from monitor.exceptions import StorageError, UsageError
+    from monitor.redact import masked_url
+    from monitor.storage import open_store
+    from monitor.storage.copy import copy_store, same_database
+    from monitor.storage.store import check_store_url
+
+    config = config_of(ctx)
+    check_store_of(ctx)
+    refuse_missing_store(ctx, "nothing to copy")
+    try:
+        check_store_url(target)
+    except StorageError as exc:
+        raise UsageError(f"TARGET: {str(exc).removeprefix('store.url: ')}") from None
+    source_url = config.store_url()
+    if same_database(source_url, target):
+        raise UsageError("TARGET is the store itself: name another database")
+    shown = masked_url(target)
+    with open_store(source_url, config.store.busy_timeout_seconds) as source, \
+            open_store(target, config.store.busy_timeout_seconds) as into:
+        click.echo(f"copying {masked_url(source_url)} into {shown} …", err=True)
+        report = copy_store(source, into)
+    counts = report.copied
+    click.echo(f"copied {counts['feed']:,} feeds, {counts['article']:,} articles, "
+               f"{counts['review']:,} verdicts, {counts['digest']:,} digests and "
+               f"{counts['digest_delivery']:,} deliveries into {shown}")
+    for table, n in report.left_out.items():
+        click.echo(f"left out {n:,} {table} row(s) whose parent row is missing (deleted by hand, "
+                   "or written during the copy)", err=True)
+    click.echo(f"next: set store.url (or $MONITOR_STORE_URL) to {shown} and start the service")
+
+
+COMMANDS = (config_group, poll, feeds, digest, run, store_group)
