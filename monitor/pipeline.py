@@ -134,7 +134,9 @@ class Poller:
             raise ClockError(
                 f"this machine's clock ({now:%Y-%m-%d %H:%M} UTC) is {_span(newest - now)} behind "
                 f"the store's newest poll or digest ({newest:%Y-%m-%d %H:%M} UTC): not polling "
-                "until it catches up (is time synchronisation running? `timedatectl`)")
+                "until it catches up (is time synchronisation running? `timedatectl`); if the "
+                "clock is right now, it was ahead when those were recorded, and polling resumes "
+                "at that time")
 
     def _claim(self, count: int, include_all: bool, seen: list[int]) -> list[FeedState]:
         poll = self.config.poll
