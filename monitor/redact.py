@@ -14,8 +14,10 @@ import re
 from urllib.parse import quote, unquote
 
 # the password runs to the authority's last "@" (``user:p@ss@host``: fetched with the password
-# "p@ss", as urllib and httpx read it; an "@" in a password is often left unencoded)
-_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^/\s?#]*@")
+# "p@ss", as urllib and httpx read it; an "@" in a password is often left unencoded), over a
+# "?" or "#" in it too: SQLAlchemy reads a store URL's password up to its first "@" whatever
+# it holds (``monitor:pa?ss@db``), and such a password was shown whole
+_PASSWORD = re.compile(r"(://[^:/@\s?#]+:)[^/\s]*@")
 # https://TOKEN@host/: a token as user name (HTTPS://TOKEN@ too: schemes have no case)
 _USER_ONLY = re.compile(r"(\bhttps?://)[^:/@\s?#]+@", re.IGNORECASE)
 # https://TOKEN:@host/: a token as user name with an empty password (curl's way to pass one)

@@ -202,3 +202,25 @@ def test_store_errors_mask_a_password_given_in_the_query_string():
         open_store(url)
     assert "S3CRET-PG" not in str(caught.value)
     assert "password=***" in str(caught.value)
+
+
+def test_a_store_password_holding_a_question_mark_or_a_hash_is_masked(tmp_path, monkeypatch):
+    """SQLAlchemy reads a store URL's password up to its first "@", "?" and "#" included:
+    the masking that stopped at them showed such a password whole (config check, the
+    service's start line, `store copy`), which the older masking had hidden."""
+
+    from click.testing import CliRunner
+
+    import monitor.cli
+
+    for url in ("postgresql+psycopg://monitor:pa?sS3CRET@db.example/monitor",
+                "postgresql+psycopg://monitor:pa#sS3CRET@db.example:5432/monitor?sslmode=require"):
+        assert "S3CRET" not in masked_url(url)
+        assert masked_url(url).startswith("postgresql+psycopg://monitor:***@db.example")
+    assert masked_url("https://ana:S3CRET@h?next=a") == "https://ana:***@h?next=a"
+    assert masked_url("https://h?u=a:b@c") == "https://h?u=a:b@c"          # no user info
+    config = tmp_path / "monitor.toml"
+    config.write_text('[[feeds]]\nname = "x"\nurl = "http://127.0.0.1:1/feed"\n', encoding="utf-8")
+    monkeypatch.setenv("MONITOR_STORE_URL", "postgresql+psycopg://monitor:pa?sS3CRET@db.example/m")
+    shown = CliRunner().invoke(monitor.cli.cli, ["--config", str(config), "config", "check"]).output
+    assert "S3CRET" not in shown and "monitor:***@db.example" in shown

@@ -817,3 +817,60 @@ def test_store_copy_leaves_out_rows_whose_article_was_deleted_by_hand_and_says_s
     assert "left out 1 review row(s) whose parent row is missing" in done.output
     with sqlite3.connect(target) as copy:
         assert copy.execute("pragma foreign_key_check").fetchall() == []
+
+
+def test_store_copy_reads_one_state_of_a_store_a_service_writes_to(env, tmp_path):
+    """A feed and its first article written while the copy ran (a service polling): the
+    article was read after its feed had been copied, and its missing parent failed the
+    whole copy (SQLite reads outside a transaction, PostgreSQL's READ COMMITTED)."""
+    from sqlalchemy import create_engine, text
+
+    from monitor.storage import open_store
+    from monitor.storage.copy import copy_store
+
+    writer = create_engine(env.url)
+
+    def service_writes(table, rows):
+        if table != "feed":
+            return
+        with writer.begin() as conn:
+            feed = conn.execute(text(
+                "insert into feed (url, name, interval_minutes, silent_after_days, active, "
+                "error_count, created_at) values ('http://127.0.0.1:9/new', 'New', 60, 3, "
+                "true, 0, '2026-03-01 00:00:00+00') returning id")).scalar_one()
+            conn.execute(text(
+                "insert into article (feed_id, key, title, text, content_hash, first_seen_at, "
+                "topics, reasons) values (:f, 'new', 't', 'x', 'h', "
+                "'2026-03-01 00:00:00+00', '', '[]')"), {"f": feed})
+
+    try:
+        with open_store(env.url) as source, \
+                open_store(f"sqlite:///{tmp_path / 'moved.db'}") as target:
+            report = copy_store(source, target, service_writes)
+    finally:
+        writer.dispose()
+    assert report.copied["feed"] == 2 and report.copied["article"] == 7
+    assert report.left_out == {}
+
+
+def test_store_copy_refuses_another_programs_database_and_leaves_it_as_it_was(env, sqlite_only,
+                                                                          tmp_path):
+    """A TARGET that named another program's SQLite file (a slip of the path) was filled:
+    the store's tables made in it, the file turned to WAL mode, the feeds' passwords in it
+    at its mode (0644); one with a table named like the store's got the tables and the
+    schema stamp before the copy refused."""
+    import sqlite3
+
+    for name, table in (("notes.db", "notes"), ("feeds.db", "feed")):
+        other = tmp_path / name
+        with sqlite3.connect(other) as conn:
+            conn.execute(f"create table {table} (x)")
+            conn.execute(f"insert into {table} values ('mine')")
+        conn.close()
+        before = other.read_bytes()
+        refused = env.run("store", "copy", f"sqlite:///{other}", code=2)
+        assert f"holds tables that are not a monitor store's ({table})" in refused.output
+        assert other.read_bytes() == before
+        assert not other.with_name(name + "-wal").exists()
+    done = env.run("store", "copy", f"sqlite:///{tmp_path / 'new.db'}")   # a new file is fine
+    assert "copied 2 feeds" in done.output

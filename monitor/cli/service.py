@@ -238,7 +238,8 @@ def store_copy(ctx, target):
     mailed again. Then point store.url (or $MONITOR_STORE_URL) at TARGET. The store
     itself is left as it was.
 
-    Stop `monitor run` first: rows it writes during the copy may be left out (counted).
+    Stop `monitor run` first: the copy is of the store as it was when the copy began;
+    what a service writes meanwhile is not in it.
 
     \b
     Example:
@@ -247,7 +248,7 @@ def store_copy(ctx, target):
     from monitor.exceptions import StorageError, UsageError
     from monitor.redact import masked_url
     from monitor.storage import open_store
-    from monitor.storage.copy import copy_store, same_database
+    from monitor.storage.copy import copy_store, foreign_tables, same_database
     from monitor.storage.store import check_store_url
 
     config = config_of(ctx)
@@ -261,6 +262,11 @@ def store_copy(ctx, target):
     if same_database(source_url, target):
         raise UsageError("TARGET is the store itself: name another database")
     shown = masked_url(target)
+    others = foreign_tables(target)
+    if others:
+        names = ", ".join(others[:5]) + (" …" if len(others) > 5 else "")
+        raise UsageError(f"TARGET {shown} holds tables that are not a monitor store's ({names}): "
+                         "name a new SQLite file or an empty database")
     with open_store(source_url, config.store.busy_timeout_seconds) as source, \
             open_store(target, config.store.busy_timeout_seconds) as into:
         click.echo(f"copying {masked_url(source_url)} into {shown} …", err=True)
@@ -270,8 +276,7 @@ def store_copy(ctx, target):
                f"{counts['review']:,} verdicts, {counts['digest']:,} digests and "
                f"{counts['digest_delivery']:,} deliveries into {shown}")
     for table, n in report.left_out.items():
-        click.echo(f"left out {n:,} {table} row(s) whose parent row is missing (deleted by hand, "
-                   "or written during the copy)", err=True)
+        click.echo(f"left out {n:,} {table} row(s) whose parent row is missing (deleted by hand)", err=True)
     click.echo(f"next: set store.url (or $MONITOR_STORE_URL) to {shown} and start the service")
 
 

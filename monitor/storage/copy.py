@@ -43,13 +43,18 @@ def copy_store(source, target, progress: Callable[[str, int], None] = lambda tab
         raise UsageError("the target is the store itself: name another database")
     report = CopyReport()
     try:
-        with source.engine.connect() as reader, target.engine.begin() as writer:
+        with _snapshot(source.engine) as reader, target.engine.begin() as writer:
             held = _rows_held(writer)
             if held:
                 raise UsageError(f"the target already holds {held}: copy only into a database "
                                  "with no monitor rows (a new SQLite file, an empty PostgreSQL "
                                  "database)")
             with reader.begin():                      # one consistent state of the source
+                if reader.dialect.name == "sqlite":
+                    # pysqlite begins no transaction for a SELECT: each read would see the
+                    # writes of a running service since the last, and a row whose parent was
+                    # copied before it was written failed the copy (a foreign key)
+                    reader.exec_driver_sql("BEGIN")
                 for table in _data_tables():
                     copied = _copy_table(reader, writer, table, progress)
                     total = reader.execute(select(func.count()).select_from(table)).scalar_one()
@@ -61,6 +66,16 @@ def copy_store(source, target, progress: Callable[[str, int], None] = lambda tab
         raise StorageError(f"copying the store failed, the target is left as it was: "
                            f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}") from None
     return report
+
+
+def _snapshot(engine):
+    """A connection whose transaction reads one state of the store: PostgreSQL's default
+    (READ COMMITTED) takes a new snapshot for every statement; REPEATABLE READ keeps the
+    first. (SQLite: the BEGIN above, a WAL read transaction.)"""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn
 
 
 def _copy_table(reader: Connection, writer: Connection, table: Table,
@@ -109,6 +124,37 @@ def _advance_sequences(conn: Connection) -> None:
         largest = conn.execute(select(func.max(table.c.id))).scalar()
         if sequence and largest:
             conn.execute(text("SELECT setval(:s, :n)"), {"s": sequence, "n": largest})
+
+
+def foreign_tables(url: str) -> list[str]:
+    """The tables of the database at ``url`` when it holds no monitor store but other
+    tables (another program's SQLite file, a database in use): a copy would make the
+    store's tables there (and put an SQLite file in WAL mode) before refusing, or fill
+    another program's file with the feeds' passwords at that file's mode. Asked without
+    making anything: an SQLite file that is not there, or a database that cannot be asked
+    now, gives none (opening it then says why)."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+
+    from monitor.storage.reviews import sqlite_file
+
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return []
+    try:
+        engine = create_engine(make_url(url))
+    except Exception:                          # (a missing driver: opening it says so)
+        return []
+    try:
+        with engine.connect() as conn:
+            names = inspect(conn).get_table_names()
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+    if "schema_version" in names:
+        return []
+    return sorted(names)
 
 
 def same_database(a: str, b: str) -> bool:
