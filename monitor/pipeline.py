@@ -49,9 +49,9 @@ log = logging.getLogger("monitor.poll")
 _POLLERS_HERE: weakref.WeakSet[Poller] = weakref.WeakSet()
 
 
-# How far this machine's clock may be behind the store's newest poll or digest before the
-# poll refuses: clocks of pollers on two machines differ a little, and a digest looks an
-# hour back for articles committed late (``ledger.LATE_COMMIT``), so this much is harmless.
+# How far this machine's clock may be behind the end of the last digest's period before
+# the poll refuses: clocks of two machines differ a little, and a digest looks an hour back
+# for articles committed late (``ledger.LATE_COMMIT``), so this much loses nothing.
 CLOCK_SLACK = timedelta(minutes=15)
 
 
@@ -124,19 +124,20 @@ class Poller:
         return report
 
     def _check_clock(self) -> None:
-        """Refuses to poll while this machine's clock is behind the store's newest poll or
-        digest by more than ``CLOCK_SLACK`` (booted before time synchronisation, a machine
+        """Refuses to poll while this machine's clock is behind the end of the last digest's
+        period by more than ``CLOCK_SLACK`` (booted before time synchronisation, a machine
         without a battery clock): the articles would be stamped first seen in a period a
         digest has already covered, and never mailed, and their real publication times,
-        looking ahead of the clock, would be dropped."""
-        now, newest = self.clock(), self.store.newest_stamp()
-        if newest is not None and now < newest - CLOCK_SLACK:
+        looking ahead of the clock, would be dropped. (Only the digest's end counts: a poll
+        stamped by a clock that was ahead, or another machine's fast clock, stops nobody.)"""
+        now, ended = self.clock(), self.store.last_digest_end()
+        if ended is not None and now < ended - CLOCK_SLACK:
             raise ClockError(
-                f"this machine's clock ({now:%Y-%m-%d %H:%M} UTC) is {_span(newest - now)} behind "
-                f"the store's newest poll or digest ({newest:%Y-%m-%d %H:%M} UTC): not polling "
-                "until it catches up (is time synchronisation running? `timedatectl`); if the "
-                "clock is right now, it was ahead when those were recorded, and polling resumes "
-                "at that time")
+                f"this machine's clock ({now:%Y-%m-%d %H:%M} UTC) is {_span(ended - now)} behind "
+                f"the end of the last digest's period ({ended:%Y-%m-%d %H:%M} UTC): not polling "
+                "until it catches up, as articles stamped now would never be mailed (is time "
+                "synchronisation running? `timedatectl`); if the clock is right now, it was "
+                "ahead when that digest was made, and polling resumes at that time")
 
     def _claim(self, count: int, include_all: bool, seen: list[int]) -> list[FeedState]:
         poll = self.config.poll

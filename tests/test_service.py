@@ -614,8 +614,8 @@ def test_a_clock_behind_at_boot_polls_nothing_until_it_catches_up(tmp_path, feed
         with caplog.at_level("ERROR", logger="monitor.service"):
             _poll_now(service, db)
             service.scheduled_digest()
-        assert ("cycle failed: this machine's clock (2025-06-07 12:00 UTC) is 1 day 19 h behind the store's "
-                "newest poll or digest (2025-06-09 07:00 UTC): not polling until it catches up") in caplog.text
+        assert ("cycle failed: this machine's clock (2025-06-07 12:00 UTC) is 1 day 19 h behind the end of "
+                "the last digest's period (2025-06-09 07:00 UTC): not polling until it catches up") in caplog.text
         assert "a later digest already covers its time" in caplog.text     # nor made a digest
         assert count(db, "SELECT count(*) FROM article") == 1       # nothing stamped on the wrong clock
         assert count(db, "SELECT count(*) FROM digest") == 1
@@ -663,6 +663,31 @@ def test_a_service_stops_when_a_newer_monitor_migrates_its_store(tmp_path, feed_
         assert (f"the store was migrated to schema version {LATEST + 1} by a newer monitor while this one "
                 f"(schema version {LATEST}) ran: stopping") in caplog.text
         assert count(db, "SELECT count(*) FROM article") == 1 and count(db, "SELECT count(*) FROM digest") == 0
+    finally:
+        service.parser.close()
+        service.store.close()
+
+
+def test_a_poll_made_by_a_clock_ahead_stops_no_later_poll(tmp_path, feed_server):
+    """The first clock guard took the store's newest poll as the time: one poll by a clock
+    two days ahead (or another machine's fast clock) stopped every poll on a right clock for
+    two days. Only the end of the last digest's period says articles would be lost."""
+    from monitor.service import Service
+
+    utc = timezone.utc
+    db = tmp_path / "m.db"
+    url = _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc))])
+    config = tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", url)], send_at="07:00", keywords={"critical-minerals": ["gallium"]})
+    clock = {"now": datetime(2025, 6, 10, 12, 0, tzinfo=utc)}               # two days ahead
+    service = Service(str(config), clock=lambda: clock["now"])
+    try:
+        _poll_now(service, db)
+        clock["now"] = datetime(2025, 6, 8, 12, 5, tzinfo=utc)              # corrected
+        _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc)),
+                                    (2, datetime(2025, 6, 8, 12, 0, tzinfo=utc))])
+        _poll_now(service, db)
+        assert count(db, "SELECT count(*) FROM article") == 2
     finally:
         service.parser.close()
         service.store.close()

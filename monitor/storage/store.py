@@ -353,13 +353,11 @@ class Store:
         with self._begin() as conn:
             return conn.execute(text("SELECT max(version) FROM schema_version")).scalar()
 
-    def newest_stamp(self) -> datetime | None:
-        """The latest time a poll or a digest recorded (a feed's last poll, a digest's period
-        end): a clock behind it is wrong. Two small tables, not the articles."""
+    def last_digest_end(self) -> datetime | None:
+        """The end of the latest digest's period (None before the first digest): an article
+        first seen before it is in no later digest's period."""
         with self._begin() as conn:
-            polled = conn.execute(select(func.max(FEED.c.last_polled_at))).scalar()
-            ended = conn.execute(select(func.max(DIGEST.c.period_end))).scalar()
-        return max((t for t in (polled, ended) if t is not None), default=None)
+            return conn.execute(select(func.max(DIGEST.c.period_end))).scalar()
 
     def feed_health(self, now: datetime, broken_after: int = 3) -> list[FeedHealth]:
         counts = (select(ARTICLE.c.feed_id, func.count().label("n"))
