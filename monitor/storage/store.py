@@ -353,12 +353,6 @@ class Store:
         with self._begin() as conn:
             return conn.execute(text("SELECT max(version) FROM schema_version")).scalar()
 
-    def last_digest_end(self) -> datetime | None:
-        """The end of the latest digest's period (None before the first digest): an article
-        first seen before it is in no later digest's period."""
-        with self._begin() as conn:
-            return conn.execute(select(func.max(DIGEST.c.period_end))).scalar()
-
     def feed_health(self, now: datetime, broken_after: int = 3) -> list[FeedHealth]:
         counts = (select(ARTICLE.c.feed_id, func.count().label("n"))
                   .group_by(ARTICLE.c.feed_id).subquery())
