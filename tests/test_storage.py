@@ -646,6 +646,10 @@ def test_a_search_in_characters_without_case_needs_no_folding_function():
 
         assert "monitor_fold" not in sql("稀土") + sql("export 稀土") + sql("희토류") + sql("レアアース")
         assert "monitor_fold" in sql("änderungen") and "monitor_fold" in sql("ｒａｒｅ")
+        # characters without case that other characters fold into still fold: a combining
+        # dot ("İ" folds to "i" and one), "ʼ" ("ŉ" to "ʼn"), Cherokee capitals (the small ones
+        # fold to them)
+        assert all("monitor_fold" in sql(q) for q in ("\u0307", "ʼn", "Ꭰ"))
 
 
 def test_an_article_flagged_by_an_edit_after_its_period_is_a_candidate_of_the_next_digest(store):

@@ -3,6 +3,8 @@ writes (part of the storage package; every function takes an open Connection).""
 
 from __future__ import annotations
 
+import unicodedata
+
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -185,8 +187,15 @@ def _contains(conn: Connection, column, text: str):
 
 
 def _caseless(character: str) -> bool:
-    """An ASCII character (SQLite's lower() folds it), or one no case folding changes."""
-    return character.isascii() or character.casefold() == character == character.upper()
+    """An ASCII character (SQLite's lower() folds it), or a letter of a script without case
+    (Chinese, Japanese, Korean …), a digit, punctuation, a symbol or a space that no case
+    mapping changes and that no other character folds into (combining marks and modifier
+    letters do: "İ" folds to "i" and a combining dot, "ŉ" to "ʼn")."""
+    if character.isascii():
+        return True
+    kind = unicodedata.category(character)
+    return ((kind == "Lo" or kind[0] in "NPSZ" or kind == "Lm" and character >= "\u3000")  # ー, 々
+            and character.casefold() == character == character.upper() == character.lower())
 
 
 def get_detail(conn: Connection, article_id: int) -> ArticleDetail | None:
