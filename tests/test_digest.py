@@ -1731,3 +1731,84 @@ def test_outbox_copies_and_a_new_store_are_readable_by_the_service_user_only(tmp
     assert subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "poll"],
                           capture_output=True).returncode == 0
     assert stat.S_IMODE(db.stat().st_mode) == 0o640
+
+
+def test_a_service_tick_makes_one_round_and_never_sleeps(store, tmp_path, monkeypatch):
+    """The service's way (``wait_for_retries=False``): each due copy is tried once a tick; a
+    copy whose retry falls due while slow sends to the others go on waits for the next
+    tick, rather than the tick sleeping out a backoff on the scheduler's only thread."""
+    import monitor.delivery as delivery
+
+    elapsed = {"s": 0.0}
+    monkeypatch.setattr(delivery.time, "monotonic", lambda: elapsed["s"])
+    server = SmtpServer().start()
+
+    class Slow(SmtpMailer):
+        def send(self, message, recipient):
+            elapsed["s"] += 120                      # each copy takes the server two minutes
+            return super().send(message, recipient)
+
+    sleeps: list[float] = []
+    try:
+        server.recorder.faults = {"ana@example.org": ["451 4.3.0 try later"] * 3}
+        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
+                                     "max_attempts": 3, "retry_base_seconds": 60})
+        job_ = DigestJob(store, cfg, Slow.from_config(cfg.smtp), config_file="x",
+                         sleep=sleeps.append)
+        outcome = job_.run(NOW, wait_for_retries=False)
+    finally:
+        server.stop()
+    assert sleeps == [] and outcome.retry == ["ana@example.org"]
+    assert outcome.sent == ["ben@example.org", "cy@example.org"]
+    [ana] = [d for d in store.get_digest("2025-06-03").deliveries if d.recipient == "ana@example.org"]
+    assert ana.attempts == 1
+
+
+def test_an_article_flagged_by_an_edit_after_a_late_digests_period_goes_out_with_the_next(
+        store, tmp_path):
+    """A digest made late (the service was down at its time) ends at its own send_at; an
+    article its feed's edit flagged after that end belongs to the next digest's period."""
+    old = T0 - timedelta(days=3)
+    edited = _add(store, "edit", -3 * 24 * 60, flagged=False, published=old)
+    assert _add(store, "edit", 10 * 60, title="Cobalt story edit: quotas cut", published=old) == edited
+    cfg = config(tmp_path)
+    job(store, cfg).run(NOW + timedelta(days=1), day="2025-06-03")     # a day late
+    late = store.get_digest("2025-06-03")
+    assert late.period_end == T0 + timedelta(hours=1)                   # 07:00 Berlin
+    assert late.article_ids and edited not in late.article_ids
+    job(store, cfg).run(NOW + timedelta(days=1))
+    assert edited in store.get_digest("2025-06-04").article_ids
+
+
+def test_the_past_weeks_average_is_per_digest_a_quiet_day_included(store, tmp_path):
+    cfg = config(tmp_path)
+    _record(store, cfg)
+    assert job(store, cfg).run(NOW + timedelta(days=1)).items == 0    # a quiet day: a digest too
+    digests, topics, minerals = store.earlier_counts("2025-05-29", "2025-06-04")
+    assert (digests, topics) == (2, {"critical-minerals": 2.0, "export-controls": 1.5})
+    assert minerals["gallium"] == 0.5
+
+
+def test_what_no_digest_will_carry_is_judged_against_the_latest_digest(store, tmp_path):
+    """``reclassify`` and ``keywords test`` name the articles that fall before the end of the
+    last digest made: the latest one's end, not the first's."""
+    cfg = config(tmp_path)
+    carried = _record(store, cfg).article_ids[0]                    # mailed: not among them
+    job(store, cfg).run(NOW + timedelta(days=1))
+    second = store.get_digest("2025-06-04")
+    between = _add(store, "between", 12 * 60, flagged=False)      # between the two digests
+    assert store.before_last_digest([carried, between]) == (
+        [between], ("2025-06-04", second.period_end))
+
+
+def test_the_countries_of_every_article_are_read_however_many_a_digest_holds(store):
+    """Codes are read 500 articles at a time: the 500th is the first chunk's last."""
+    from sqlalchemy import select
+
+    import monitor.storage.ledger as ledger
+    from monitor.storage.tables import COUNTRY
+
+    with store.engine.connect() as conn:
+        article_id, code = conn.execute(select(COUNTRY.c.article_id, COUNTRY.c.code).limit(1)).first()
+        ids = [*range(-499, 0), article_id, -1000]
+        assert code in ledger._codes(conn, COUNTRY, ids)[article_id]

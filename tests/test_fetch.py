@@ -714,3 +714,86 @@ def test_the_same_location_twice_is_followed(feed_server):
     url = feed_server.add("/same-twice", handler=_two_locations("/same.xml", " /same.xml"))
     (result,) = _fetch_all(FetchSettings(), [(url, None)])
     assert result.status == 200 and result.url == here
+
+
+def test_a_retry_after_date_is_read_in_utc_and_one_past_is_no_wait():
+    """An HTTP date with "-0000" (no zone given) is read as UTC, not refused or crashed on;
+    a date already past asks for no wait (not a negative one, which the error names)."""
+    from datetime import datetime, timezone
+
+    from monitor.fetch import _status_error, parse_retry_after
+
+    now = datetime(2025, 6, 4, 9, 0, tzinfo=timezone.utc)
+    assert parse_retry_after("Wed, 04 Jun 2025 10:00:00 -0000", now) == 3600
+    assert parse_retry_after("Wed, 04 Jun 2025 10:00:00 GMT", now) == 3600
+    assert parse_retry_after("Wed, 04 Jun 2025 08:00:00 GMT", now) == 0
+    error = _status_error(503, "Service Unavailable", {"retry-after": "Thu, 01 Jan 1998 00:00:00 GMT"})
+    assert error.retry_after == 0 and "(Retry-After 0 s)" in str(error)
+
+
+def test_cache_control_directive_names_are_read_in_any_case():
+    """RFC 9111: directive names are case-insensitive ("Max-Age" is max-age)."""
+    from monitor.fetch import parse_max_age
+
+    assert parse_max_age("Public, Max-Age=600") == 600
+    assert parse_max_age("S-MAXAGE=900") == 900
+
+
+def test_bytes_after_a_gzip_streams_end_count_against_max_bytes(feed_server):
+    """Once its gzip stream has ended the inflater ignores what follows, so only the count
+    of bytes as sent stops a server that goes on sending: refused past max_bytes, not read
+    on to a multiple of it."""
+    import gzip
+
+    from monitor.exceptions import FeedError
+
+    limit = 64 * 1024
+    body = gzip.compress(RSS.encode()) + b"\0" * (limit + limit // 2)
+
+    def trailing(h):
+        h.send_response(200)
+        h.send_header("Content-Type", "application/rss+xml")
+        h.send_header("Content-Encoding", "gzip")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        for start in range(0, len(body), 4096):
+            part = body[start:start + 4096]
+            h.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        h.wfile.write(b"0\r\n\r\n")
+
+    url = feed_server.add("/gz-trailing.xml", handler=trailing)
+    (result,) = _fetch_all(FetchSettings(max_bytes=limit), [(url, None)])
+    assert isinstance(result, FeedError) and result.kind == "too-large", result
+
+
+def test_no_more_than_concurrency_fetches_run_at_once_across_hosts(monkeypatch):
+    """poll.concurrency bounds the fetches in flight, whatever the number of hosts."""
+    from monitor.fetch import Fetcher
+
+    running, most = [0], [0]
+
+    async def scenario():
+        async def fake_get(self, transport, url, etag, last_modified):
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            await asyncio.sleep(0.05)
+            running[0] -= 1
+            return url
+
+        monkeypatch.setattr(Fetcher, "_get", fake_get)
+        async with Fetcher(FetchSettings(concurrency=2, per_host=2)) as fetcher:
+            urls = [f"http://h{n}.example/feed" for n in range(8)]
+            return await asyncio.gather(*(fetcher.fetch(url) for url in urls))
+
+    assert len(asyncio.run(scenario())) == 8
+    assert most[0] == 2
+
+
+def test_a_permanent_redirect_behind_a_temporary_one_is_no_move_of_the_feed(feed_server):
+    """The configured URL moved only if every hop was permanent: 302 then 301 is temporary."""
+    feed_server.add("/final.xml", RSS)
+    feed_server.add("/perm.xml", handler=lambda h: h._send(301, b"", None, {"Location": "/final.xml"}))
+    feed_server.add("/temp.xml", handler=lambda h: h._send(302, b"", None, {"Location": "/perm.xml"}))
+    (result,) = _fetch_all(FetchSettings(), [(feed_server.url("/temp.xml"), None)])
+    assert result.status == 200 and result.url == feed_server.url("/final.xml")
+    assert result.moved is None

@@ -52,3 +52,10 @@ def test_a_publish_date_is_believed_up_to_a_day_ahead_and_from_1990(published, b
     from monitor.scheduling import plausible_published
 
     assert plausible_published(published, NOW) == (published if believed else None)
+
+
+def test_backoff_is_capped_at_the_configured_hours_not_always_a_day():
+    """poll.max_backoff_hours (up to 31 days) is the cap the operator chose."""
+    assert next_check_after_error(NOW, 60, 40, max_backoff_hours=6) == NOW + timedelta(hours=6)
+    assert next_check_after_error(NOW, 60, 40, max_backoff_hours=72) == NOW + timedelta(hours=72)
+    assert next_check_after_error(NOW, 60, 2, max_backoff_hours=6) == NOW + timedelta(hours=2)
