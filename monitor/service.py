@@ -196,6 +196,7 @@ class Service:
         if self.stop.is_set() or self._store_file_gone() or self._store_upgraded():
             return
         self.reload_if_changed()
+        self._keep_feeds()
         poller = Poller(self.store, self.config, analyze=self.analyzer, clock=self.clock,
                         stop=self.stop, parser=self.parser)
         try:
@@ -332,6 +333,17 @@ class Service:
         """No digest of ``day`` exists, and none made since covers its time ``due``."""
         last = self.store.last_digest_end()
         return self.store.get_digest(day.isoformat()) is None and (last is None or last < due)
+
+    def _keep_feeds(self) -> None:
+        """The store's feed list made this config's again at every tick (it writes nothing
+        when they match): a `monitor poll` with another config on the same store (another
+        folder's, the example one) had left the service polling that config's feeds and
+        not its own until its config file changed."""
+        try:
+            self.store.sync_feeds(self.config.feeds, self.clock(), self.config.poll.interval_minutes,
+                                  self.config.poll.silent_after_days)
+        except StorageError as exc:
+            log.warning("feeds not checked against the config this tick: %s", exc)
 
     # -- config reload -------------------------------------------------------------------
     def reload_if_changed(self) -> None:

@@ -874,3 +874,20 @@ def test_store_copy_refuses_another_programs_database_and_leaves_it_as_it_was(en
         assert not other.with_name(name + "-wal").exists()
     done = env.run("store", "copy", f"sqlite:///{tmp_path / 'new.db'}")   # a new file is fine
     assert "copied 2 feeds" in done.output
+
+
+def test_feeds_and_digest_with_another_config_leave_the_stores_feed_list_alone(env, tmp_path):
+    """`monitor feeds` and `monitor digest --preview` run with another config on the same
+    store (another folder's, the example one) had made the store's feed list that config's:
+    the service then polled the other config's feeds and stopped polling its own."""
+    before = env.sql("select id, url, name, active from feed order by id")
+    other = tmp_path / "other.toml"
+    other.write_text(f'[store]\nurl = "{env.url}"\n[[feeds]]\nname = "Elsewhere"\n'
+                     'url = "http://127.0.0.1:9/elsewhere"\n[digest]\n'
+                     f'outbox_dir = "{tmp_path / "outbox2"}"\nrecipients = ["b@example.org"]\n', encoding="utf-8")
+    for args in (["feeds"], ["digest", "--preview", str(tmp_path / "p.html")]):
+        result = env.runner.invoke(monitor.cli.cli, ["--config", str(other), *args])
+        assert result.exit_code == 0, result.output
+    assert env.sql("select id, url, name, active from feed order by id") == before
+    shown = env.runner.invoke(monitor.cli.cli, ["--config", str(other), "feeds"]).output
+    assert "Metals Wire" in shown and "Elsewhere" not in shown            # the store's feeds

@@ -691,3 +691,35 @@ def test_a_poll_made_by_a_clock_ahead_stops_no_later_poll(tmp_path, feed_server)
     finally:
         service.parser.close()
         service.store.close()
+
+
+def test_the_service_takes_its_feeds_back_after_a_poll_with_another_config(tmp_path, feed_server):
+    """A `monitor poll` with another config on the service's store made that config's feeds
+    the store's: the service polled them, and not its own, until its config file changed."""
+    from monitor.service import Service
+
+    utc = timezone.utc
+    db = tmp_path / "m.db"
+    url = _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc))])
+    config = tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", url)], send_at="07:00", keywords={"critical-minerals": ["gallium"]})
+    clock = {"now": datetime(2025, 6, 8, 12, 0, tzinfo=utc)}
+    service = Service(str(config), clock=lambda: clock["now"])
+    try:
+        _poll_now(service, db)
+        other = tmp_path / "other" / "monitor.toml"
+        other.parent.mkdir()
+        write_config(other, db, [("elsewhere", feed_server.add("/other", "<rss/>"))])
+        done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(other), "poll"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert count(db, "SELECT active FROM feed WHERE name = 'wire'") == 0      # taken over
+        _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc)), (2, clock["now"])])
+        clock["now"] += timedelta(hours=1)
+        _poll_now(service, db)
+        assert count(db, "SELECT active FROM feed WHERE name = 'wire'") == 1
+        assert count(db, "SELECT active FROM feed WHERE name = 'elsewhere'") == 0
+        assert count(db, "SELECT count(*) FROM article") == 2                      # its own polled
+    finally:
+        service.parser.close()
+        service.store.close()

@@ -97,12 +97,14 @@ def feeds(ctx):
     Example:
       monitor feeds
     """
-    from monitor.service import open_configured_store
+    from monitor.storage import open_store
 
     config = config_of(ctx)
     check_store_of(ctx)
     refuse_missing_store(ctx, "no feed has been polled yet")
-    with open_configured_store(config) as store:
+    # the store's feeds as they are: only `poll` and `run` make them match a config (this
+    # config may not be the service's: another folder's, the example one)
+    with open_store(config.store_url(), config.store.busy_timeout_seconds) as store:
         rows = store.feed_health(now(), config.poll.broken_after_errors)
     click.echo(f"{'health':<8} {'last poll (UTC)':<17} {'st':>3} {'err':>3} {'next check (UTC)':<17} "
                f"{'items':>6}  name")
@@ -144,7 +146,7 @@ def digest(ctx, day, preview, resend, recipients):
     """
     from monitor.config import config_path
     from monitor.delivery import DigestJob, local_date
-    from monitor.service import open_configured_store
+    from monitor.storage import open_store
 
     config = config_of(ctx)
     day = _check_date(day)
@@ -161,7 +163,9 @@ def digest(ctx, day, preview, resend, recipients):
     # a cron line run from the wrong folder would tell the analysts there was no news
     refuse_missing_store(ctx, "nothing to preview yet" if preview
                          else "nothing has been polled, so there is no digest to send")
-    with open_configured_store(config) as store:
+    # the feeds as the store has them: a digest run with another config (a preview from
+    # another folder) had made the store's feed list that config's, and the service polled it
+    with open_store(config.store_url(), config.store.busy_timeout_seconds) as store:
         job = DigestJob(store, config, config_file=str(config_path(config_file_of(ctx))))
         if preview:
             click.echo(_preview(job, now(), day, preview))
