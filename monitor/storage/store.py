@@ -79,6 +79,11 @@ def _fold(value: str | None) -> str | None:
     return value.casefold() if isinstance(value, str) else value
 
 
+# monitor is no package on the index: the extra installs from the repository's folder
+_POSTGRES_HINT = (" (install it into monitor's environment: pip install 'psycopg[binary]>=3.1,<4', "
+                  "or from the repository's folder: pip install '.[postgres]')")
+
+
 def check_store_url(url: str) -> None:
     """What opening the store would say of its URL (not a URL, no driver for it), said
     without opening it (`monitor config check`)."""
@@ -87,7 +92,7 @@ def check_store_url(url: str) -> None:
         dialect = parsed.get_dialect()
         dialect.import_dbapi()
     except (NoSuchModuleError, ImportError) as exc:       # (NoSuchModuleError first: it is
-        hint = " (install it with: pip install 'monitor[postgres]')" if "postgres" in url else ""
+        hint = _POSTGRES_HINT if "postgres" in url else ""
         raise StorageError(f"store.url: the database driver is missing: {exc}{hint}") from None
     except ArgumentError as exc:                          # an ArgumentError too)
         raise StorageError(f"store.url: not a database URL: {exc}") from None
@@ -139,7 +144,7 @@ def _make_engine(url: str, busy_timeout: float) -> Engine:
     try:
         return create_engine(parsed, pool_pre_ping=True)
     except (NoSuchModuleError, ImportError) as exc:
-        hint = " (install it with: pip install 'monitor[postgres]')" if "postgres" in url else ""
+        hint = _POSTGRES_HINT if "postgres" in url else ""
         raise StorageError(f"store.url: the database driver is missing: {exc}{hint}") from None
 
 
