@@ -289,7 +289,7 @@ class Service:
         began = self.store.began_at()
         if began is None or began > due:        # today's too, as the running service judges
             log.info("no catch-up digest for %s: the store began after it fell due (the "
-                     "first goes out at %s)", day, clock_text(send_at))
+                     "next goes out at %s)", day, clock_text(send_at))
             return
         if self._unmade(day, due):
             log.info("digest for %s was due at %s while the service was down: sending now",

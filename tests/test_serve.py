@@ -488,6 +488,10 @@ def test_serve_refuses_to_start_open_to_the_network(tmp_path):
                                   "--port", "0"], capture_output=True, text=True, env=env)
     assert from_config.returncode == 2 and "needs access control" in from_config.stderr
     assert f"monitor serve (serve.host = '0.0.0.0' in {opened}):" in from_config.stderr
+    # behind a proxy on loopback: the message names the flag (it had blamed serve.host)
+    proxied = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "serve", "--port", "0",
+                              "--behind-proxy"], capture_output=True, text=True, env=env)
+    assert proxied.returncode == 2 and "monitor serve --behind-proxy: bound beyond" in proxied.stderr
     missing = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "serve", "--port", "0"],
                              capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "no store at" in missing.stderr

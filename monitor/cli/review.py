@@ -154,7 +154,7 @@ def review_show(ctx, article_id, as_json):
 
 
 @review_group.command("mark")
-@click.argument("words", nargs=-1, required=True, metavar="ID... relevant|irrelevant")
+@click.argument("words", nargs=-1, required=True, metavar="ID... relevant|irrelevant|'not relevant'")
 @click.option("--topics", "topics", multiple=True, metavar="T[,T]",
               help=f"Topics of a relevant article (repeat or comma-separate; {', '.join(TOPICS)}). "
                    "Default: the article's current topics.")

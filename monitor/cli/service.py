@@ -21,7 +21,10 @@ def config_group():
 @click.pass_context
 def config_check(ctx):
     """Validate the config and print it, effective values included, secrets masked;
-    warn of what is valid but cannot work (no feeds, no recipients, an unset password).
+    warn of what is valid but cannot work (no feeds, no recipients, no keyword phrases,
+    an unset password variable, a mail login without encryption to another machine, a
+    review URL without its key, a model file missing or changed, store or outbox folders
+    that cannot be made).
 
     \b
     Examples:
@@ -42,7 +45,8 @@ def config_check(ctx):
 @click.option("--all", "include_all", is_flag=True, help="Poll every feed, due or not.")
 @click.pass_context
 def poll(ctx, include_all):
-    """Run one poll cycle over the due feeds (or all) and print a line per feed.
+    """Run one poll cycle over the due feeds (or all) and print a line per feed, a total,
+    and how many feeds it left to another poller that holds them (a running service).
 
     Exits 0 when everything fetched was stored (a feed's own error, such as a 404, is
     recorded and shown, not a failure of the poll); 1 when the store refused some feeds
@@ -214,7 +218,7 @@ def run(ctx):
 
     Reloads the config file when it changes (an invalid edit is logged and ignored), and
     the model when its files change (`monitor train` replaced them).
-    Stops cleanly on SIGTERM or Ctrl-C (a second one exits at once).
+    Stops cleanly on SIGTERM, Ctrl-C or SIGHUP (a second one exits at once).
 
     \b
     Example:

@@ -52,6 +52,10 @@ def serve(ctx, host, port, behind_proxy):
     port = config.serve.port if port is None else port
     if behind_proxy is None:
         behind_proxy = config.serve.behind_proxy
+        if behind_proxy and is_loopback(host):
+            where = f"monitor serve (serve.behind_proxy = true in {config_path(config_file_of(ctx))})"
+    elif behind_proxy and is_loopback(host):
+        where = "monitor serve --behind-proxy"
     loopback = is_loopback(host) and not behind_proxy
     access = Access(loopback=loopback, link_key=config.digest.review_key(),
                     username=config.serve.username, password=config.serve.password(),
