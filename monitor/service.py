@@ -101,6 +101,17 @@ def _same_store(a: str, b: str) -> bool:
     return x is not None and y is not None and x.resolve() == y.resolve()
 
 
+def _in_retry_window(record, now: datetime) -> bool:
+    """Whether the ticks still retry this digest's copies: for ``RETRY_WINDOW`` after its
+    period ended, or after it was made when that was later (a catch-up digest)."""
+    from monitor.delivery import RETRY_WINDOW
+
+    if record is None:
+        return False
+    since = max(record.period_end, record.created_at or record.period_end)
+    return now - since <= RETRY_WINDOW
+
+
 def build_analyzer(config: Config):
     from monitor.analyze import Analyzer
 
@@ -255,9 +266,10 @@ class Service:
 
     def _retry_deliveries(self) -> None:
         """Deliveries whose next attempt is due, of today's and yesterday's digests, for
-        ``RETRY_WINDOW`` after each digest's period ended (a digest sent at 23:50 is still
-        retried after midnight)."""
-        from monitor.delivery import OPEN, RETRY_WINDOW, DigestJob, local_date
+        ``RETRY_WINDOW`` after each digest's period ended or, when it was made later (a
+        catch-up digest of yesterday made at a start), after it was made (a digest sent at
+        23:50 is still retried after midnight)."""
+        from monitor.delivery import OPEN, DigestJob, local_date
 
         now = self.clock()
         # a copy left "sending" past its lease: its sender died. Marked unknown and logged,
@@ -267,7 +279,7 @@ class Service:
             record = self.store.get_digest(day)
             if record is None:
                 continue
-            if now - record.period_end <= RETRY_WINDOW and any(
+            if _in_retry_window(record, now) and any(
                     d.status in OPEN and (d.next_attempt_at or now) <= now
                     for d in record.deliveries):
                 self.digest(record.digest_date)
@@ -321,7 +333,10 @@ class Service:
         now = self.clock()
         recent = {local_date(now - timedelta(days=1), self.config), local_date(now, self.config)}
         try:
-            days = [d for d in self.store.digests_with_open_copies() if d not in recent]
+            # today's and yesterday's are left to the ticks only while they retry them: one
+            # whose window passed while the service was down would be retried by nobody
+            days = [d for d in self.store.digests_with_open_copies()
+                    if d not in recent or not _in_retry_window(self.store.get_digest(d), now)]
         except MonitorError as exc:
             log.error("could not look for digest copies left to send: %s", exc)
             return

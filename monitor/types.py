@@ -184,6 +184,7 @@ class DigestRecord:
     article_ids: tuple[int, ...]
     deliveries: tuple[Delivery, ...]
     total_flagged: int = 0
+    created_at: datetime | None = None    # when it was made (its first copies were sent)
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,8 @@ def get_digest(conn: Connection, digest_date: str) -> DigestRecord | None:
         select(ITEM.c.article_id).where(ITEM.c.digest_id == row.id).order_by(ITEM.c.article_id)))
     return DigestRecord(id=row.id, digest_date=row.digest_date, period_start=row.period_start,
                         period_end=row.period_end, article_ids=ids,
-                        deliveries=_deliveries(conn, row.id), total_flagged=row.total_flagged)
+                        deliveries=_deliveries(conn, row.id), total_flagged=row.total_flagged,
+                        created_at=row.created_at)
 
 
 DIGEST_LOCK = 7_246_117    # PostgreSQL advisory lock key for creating digests
