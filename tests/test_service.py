@@ -1,5 +1,6 @@
 """`monitor run` as a real subprocess: real scheduler, real feed server, real SMTP server."""
 
+import contextlib
 import json
 import os
 import signal
@@ -589,23 +590,35 @@ def _poll_now(service, db):
     service.dispatch()
 
 
+@contextlib.contextmanager
+def _gallium_service(tmp_path, feed_server, start):
+    """A Service on a clock the test moves (``clock["now"]``), its store at tmp_path/m.db, one
+    feed of a gallium item published 2025-06-08 11:00 UTC, flagged by a keyword; digest at
+    07:00 UTC. Yields (service, clock, db)."""
+    from monitor.service import Service
+
+    db = tmp_path / "m.db"
+    url = _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=timezone.utc))])
+    config = tmp_path / "monitor.toml"
+    write_config(config, db, [("wire", url)], send_at="07:00", keywords={"critical-minerals": ["gallium"]})
+    clock = {"now": start}
+    service = Service(str(config), clock=lambda: clock["now"])
+    try:
+        yield service, clock, db
+    finally:
+        service.parser.close()
+        service.store.close()
+
+
 def test_a_clock_behind_at_boot_polls_nothing_until_it_catches_up(tmp_path, feed_server, caplog):
     """Booted with the clock two days behind (time synchronisation not done yet): the feed's
     real dates looked two days ahead and were dropped for good, and the articles, stamped
     first seen "two days ago", before the last digest's end, fell in no digest's period and
     were never mailed. The poll now waits for the clock; then the articles keep their dates
     and the next digest mails them once."""
-    from monitor.service import Service
-
     utc = timezone.utc
     real = datetime(2025, 6, 9, 12, 0, tzinfo=utc)
-    db = tmp_path / "m.db"
-    url = _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc))])
-    config = tmp_path / "monitor.toml"
-    write_config(config, db, [("wire", url)], send_at="07:00", keywords={"critical-minerals": ["gallium"]})
-    clock = {"now": datetime(2025, 6, 8, 12, 0, tzinfo=utc)}
-    service = Service(str(config), clock=lambda: clock["now"])
-    try:
+    with _gallium_service(tmp_path, feed_server, datetime(2025, 6, 8, 12, 0, tzinfo=utc)) as (service, clock, db):
         _poll_now(service, db)
         clock["now"] = datetime(2025, 6, 9, 7, 0, tzinfo=utc)
         service.scheduled_digest()                              # 9 June's, on a right clock
@@ -629,26 +642,16 @@ def test_a_clock_behind_at_boot_polls_nothing_until_it_catches_up(tmp_path, feed
             mailed = conn.execute("SELECT d.digest_date, group_concat(i.article_id) FROM digest d JOIN digest_item i "
                                   "ON i.digest_id = d.id GROUP BY d.id ORDER BY d.id").fetchall()
         assert mailed == [("2025-06-09", "1"), ("2025-06-10", "2")]
-    finally:
-        service.parser.close()
-        service.store.close()
 
 
 def test_a_service_stops_when_a_newer_monitor_migrates_its_store(tmp_path, feed_server, caplog):
     """A schema-6 service went on polling into a store another machine's newer monitor had
     migrated: its edits left out what the new schema keeps, so the new digest never mailed an
     article an edit made flagged. It now stops at its next tick and says why."""
-    from monitor.service import Service
     from monitor.storage.migrations import LATEST
 
     utc = timezone.utc
-    db = tmp_path / "m.db"
-    url = _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc))])
-    config = tmp_path / "monitor.toml"
-    write_config(config, db, [("wire", url)], send_at="07:00", keywords={"critical-minerals": ["gallium"]})
-    clock = {"now": datetime(2025, 6, 8, 12, 0, tzinfo=utc)}
-    service = Service(str(config), clock=lambda: clock["now"])
-    try:
+    with _gallium_service(tmp_path, feed_server, datetime(2025, 6, 8, 12, 0, tzinfo=utc)) as (service, clock, db):
         _poll_now(service, db)
         assert not service.stop.is_set()
         with sqlite3.connect(db) as conn:                      # what a newer monitor's migration leaves
@@ -663,49 +666,30 @@ def test_a_service_stops_when_a_newer_monitor_migrates_its_store(tmp_path, feed_
         assert (f"the store was migrated to schema version {LATEST + 1} by a newer monitor while this one "
                 f"(schema version {LATEST}) ran: stopping") in caplog.text
         assert count(db, "SELECT count(*) FROM article") == 1 and count(db, "SELECT count(*) FROM digest") == 0
-    finally:
-        service.parser.close()
-        service.store.close()
 
 
 def test_a_poll_made_by_a_clock_ahead_stops_no_later_poll(tmp_path, feed_server):
     """The first clock guard took the store's newest poll as the time: one poll by a clock
     two days ahead (or another machine's fast clock) stopped every poll on a right clock for
     two days. Only the end of the last digest's period says articles would be lost."""
-    from monitor.service import Service
 
     utc = timezone.utc
-    db = tmp_path / "m.db"
-    url = _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc))])
-    config = tmp_path / "monitor.toml"
-    write_config(config, db, [("wire", url)], send_at="07:00", keywords={"critical-minerals": ["gallium"]})
-    clock = {"now": datetime(2025, 6, 10, 12, 0, tzinfo=utc)}               # two days ahead
-    service = Service(str(config), clock=lambda: clock["now"])
-    try:
+    ahead = datetime(2025, 6, 10, 12, 0, tzinfo=utc)                          # two days ahead
+    with _gallium_service(tmp_path, feed_server, ahead) as (service, clock, db):
         _poll_now(service, db)
         clock["now"] = datetime(2025, 6, 8, 12, 5, tzinfo=utc)              # corrected
         _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc)),
                                     (2, datetime(2025, 6, 8, 12, 0, tzinfo=utc))])
         _poll_now(service, db)
         assert count(db, "SELECT count(*) FROM article") == 2
-    finally:
-        service.parser.close()
-        service.store.close()
 
 
 def test_the_service_takes_its_feeds_back_after_a_poll_with_another_config(tmp_path, feed_server):
     """A `monitor poll` with another config on the service's store made that config's feeds
     the store's: the service polled them, and not its own, until its config file changed."""
-    from monitor.service import Service
 
     utc = timezone.utc
-    db = tmp_path / "m.db"
-    url = _gallium_feed(feed_server, [(1, datetime(2025, 6, 8, 11, 0, tzinfo=utc))])
-    config = tmp_path / "monitor.toml"
-    write_config(config, db, [("wire", url)], send_at="07:00", keywords={"critical-minerals": ["gallium"]})
-    clock = {"now": datetime(2025, 6, 8, 12, 0, tzinfo=utc)}
-    service = Service(str(config), clock=lambda: clock["now"])
-    try:
+    with _gallium_service(tmp_path, feed_server, datetime(2025, 6, 8, 12, 0, tzinfo=utc)) as (service, clock, db):
         _poll_now(service, db)
         other = tmp_path / "other" / "monitor.toml"
         other.parent.mkdir()
@@ -720,6 +704,3 @@ def test_the_service_takes_its_feeds_back_after_a_poll_with_another_config(tmp_p
         assert count(db, "SELECT active FROM feed WHERE name = 'wire'") == 1
         assert count(db, "SELECT active FROM feed WHERE name = 'elsewhere'") == 0
         assert count(db, "SELECT count(*) FROM article") == 2                      # its own polled
-    finally:
-        service.parser.close()
-        service.store.close()
