@@ -130,31 +130,12 @@ def foreign_tables(url: str) -> list[str]:
     """The tables of the database at ``url`` when it holds no monitor store but other
     tables (another program's SQLite file, a database in use): a copy would make the
     store's tables there (and put an SQLite file in WAL mode) before refusing, or fill
-    another program's file with the feeds' passwords at that file's mode. Asked without
-    making anything: an SQLite file that is not there, or a database that cannot be asked
-    now, gives none (opening it then says why)."""
-    from sqlalchemy import create_engine, inspect
-    from sqlalchemy.engine import make_url
+    another program's file with the feeds' passwords at that file's mode. None for a new
+    database, or one that cannot be asked now (opening it then says why)."""
+    from monitor.storage.store import database_tables
 
-    from monitor.storage.reviews import sqlite_file
-
-    path = sqlite_file(url)
-    if path is not None and not path.exists():
-        return []
-    try:
-        engine = create_engine(make_url(url))
-    except Exception:                          # (a missing driver: opening it says so)
-        return []
-    try:
-        with engine.connect() as conn:
-            names = inspect(conn).get_table_names()
-    except SQLAlchemyError:
-        return []
-    finally:
-        engine.dispose()
-    if "schema_version" in names:
-        return []
-    return sorted(names)
+    tables = database_tables(url) or []
+    return [] if "schema_version" in tables else tables
 
 
 def same_database(a: str, b: str) -> bool:

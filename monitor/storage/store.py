@@ -148,6 +148,31 @@ def _make_engine(url: str, busy_timeout: float) -> Engine:
         raise StorageError(f"store.url: the database driver is missing: {exc}{hint}") from None
 
 
+def database_tables(url: str) -> list[str] | None:
+    """The names of the tables in the database at ``url``, asked without making anything
+    (no SQLite file, no tables, no WAL mode); None when it cannot be asked now (an SQLite
+    file that is not there, a server that refuses, a missing driver: opening the store
+    then says why)."""
+    from sqlalchemy import inspect
+
+    from monitor.storage.reviews import sqlite_file
+
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return None
+    try:
+        engine = create_engine(make_url(url))
+    except Exception:                          # (a missing driver, a URL it cannot read)
+        return None
+    try:
+        with engine.connect() as conn:
+            return sorted(inspect(conn).get_table_names())
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
 def empty_database(url: str) -> str | None:
     """For a database server's URL (PostgreSQL …, not SQLite): the database, its password
     masked, when it holds no store yet (no schema_version table), so that the commands that
@@ -157,24 +182,12 @@ def empty_database(url: str) -> str | None:
     from monitor.storage.reviews import sqlite_file
 
     try:
-        parsed = make_url(url)
-    except ArgumentError:
+        if make_url(url).get_backend_name() == "sqlite" or sqlite_file(url) is not None:
+            return None
+    except (ArgumentError, ValueError):
         return None
-    if parsed.get_backend_name() == "sqlite" or sqlite_file(url) is not None:
-        return None
-    try:
-        engine = _make_engine(url, 30.0)
-    except StorageError:
-        return None
-    try:
-        with engine.connect() as conn:
-            if migrations.current_version(conn) is None:
-                return _safe(url)
-    except SQLAlchemyError:
-        return None
-    finally:
-        engine.dispose()
-    return None
+    tables = database_tables(url)
+    return _safe(url) if tables is not None and "schema_version" not in tables else None
 
 
 def open_store(url: str, busy_timeout: float = 30.0) -> Store:
