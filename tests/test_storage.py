@@ -731,3 +731,26 @@ def test_an_edit_of_an_article_flagged_already_brings_no_copy_back_into_a_digest
                                   published=utc(2025, 6, 1)), "en", verdict)
     assert store.save_poll(feed.id, [edited], outcome(feed, utc(2025, 6, 3, 6))) == (0, 1)
     assert store.digest_candidates(utc(2025, 6, 2, 12), utc(2025, 6, 3, 12)) == []
+
+
+def test_a_write_the_database_refuses_is_named_without_its_sql_or_parameters(tmp_path):
+    """A store the database will not write (here SQLite opened read-only; a PostgreSQL
+    role without INSERT is the same) gave SQLAlchemy's whole text: the statement, its
+    parameters — an article's whole text, the claimant — and a web link, in every log
+    line. The error names the store and what the database said, once."""
+    path = tmp_path / "m.db"
+    writable = open_store(f"sqlite:///{path}")
+    writable.sync_feeds([FeedCfg("one", "https://one.example/f")], utc(2025, 1, 1))
+    feed = due_feeds(writable, utc(2025, 1, 1))[0]
+    writable.close()
+    readonly = open_store(f"sqlite:///file:{path}?mode=ro&uri=true")
+    words = "the whole text of an article " * 20
+    with pytest.raises(StorageError) as caught:
+        readonly.save_poll(feed.id, [ArticleWrite(article("k1", "Gallium", words), "en",
+                                                  Verdict(False, (), 0.1, ()), (), ())],
+                           outcome(feed, utc(2025, 1, 1)))
+    readonly.close()
+    message = str(caught.value)
+    assert "attempt to write a readonly database (sqlite3.OperationalError)" in message
+    assert "SQL" not in message and "whole text" not in message and "sqlalche.me" not in message
+    assert message.startswith("store sqlite:///") and "\n" not in message

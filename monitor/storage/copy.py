@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.exceptions import StorageError, UsageError
 from monitor.storage.migrations import _our_tables
+from monitor.storage.store import reason
 
 BATCH = 2_000        # rows per insert: a batch of ~4 KB articles is ~8 MB in memory
 
@@ -64,7 +65,7 @@ def copy_store(source, target, progress: Callable[[str, int], None] = lambda tab
             _advance_sequences(writer)
     except SQLAlchemyError as exc:
         raise StorageError(f"copying the store failed, the target is left as it was: "
-                           f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}") from None
+                           f"{reason(exc)}") from None
     return report
 
 

@@ -197,7 +197,7 @@ def open_store(url: str, busy_timeout: float = 30.0) -> Store:
         migrations.migrate(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StorageError(f"cannot open the store {_safe(url)}: {exc}{_hint(exc, engine)}"
+        raise StorageError(f"cannot open the store {_safe(url)}: {reason(exc)}{_hint(exc, engine)}"
                            ) from exc
     return Store(engine, url)
 
@@ -602,11 +602,22 @@ MAX_ID = 2**63 - 1      # the largest integer SQLite and PostgreSQL store; no ar
 MAX_PG_ID = 2**31 - 1   # PostgreSQL's integer, the type of article.id there
 
 
+def reason(exc: SQLAlchemyError) -> str:
+    """What the database said, and its driver's error class, without the statement, its
+    parameters (an article's whole text, a feed's URL) and SQLAlchemy's web link, which
+    ``str(exc)`` appends: an operator's log line names the problem, not the SQL."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return str(exc).split("\n(Background on this error", 1)[0].split("\n[SQL:", 1)[0]
+    said = " ".join(str(orig).split()) or "(no message)"
+    return f"{said} ({type(orig).__module__.split('.')[0]}.{type(orig).__name__})"
+
+
 def _storage_error(exc: SQLAlchemyError, url: str) -> StorageError:
     if isinstance(exc, OperationalError) and "locked" in str(exc).lower():
         return StorageError(f"the store {_safe(url)} is locked by another writer "
                             f"(waited for the busy timeout): {exc.orig}")
-    return StorageError(f"store {_safe(url)}: {exc}")
+    return StorageError(f"store {_safe(url)}: {reason(exc)}")
 
 
 def _written(record: DigestRecord | None) -> DigestRecord:
