@@ -60,7 +60,7 @@ class Recorder:
 
 class SmtpServer:
     def __init__(self, tls_files: tuple[Path, Path] | None = None, auth: tuple[str, str] | None = None,
-                 implicit_tls: bool = False) -> None:
+                 implicit_tls: bool = False, auth_reply: str | None = None) -> None:
         self.recorder = Recorder()
         self.port = free_port()
         kwargs = {}
@@ -77,6 +77,8 @@ class SmtpServer:
 
             def authenticator(server, session, envelope, mechanism, data):
                 ok = data.login.decode() == user and data.password.decode() == password
+                if auth_reply:          # every sign-in answered so ("454 4.7.0 …": try later)
+                    return AuthResult(success=False, handled=False, message=auth_reply)
                 return AuthResult(success=ok, handled=False)
             kwargs.update(authenticator=authenticator, auth_require_tls=bool(tls_files))
         self._kwargs = kwargs

@@ -173,6 +173,24 @@ def test_wrong_password_is_a_permanent_failure(store, tmp_path):
     assert "wrong" not in str(store.get_digest("2025-06-03").deliveries)
 
 
+def test_a_temporary_authentication_failure_is_retried_not_failed(store, tmp_path):
+    """A 4xx reply to AUTH ("454 Temporary authentication failure": the mail server's
+    password backend away for a moment) is temporary like any other 4xx: the copies stay
+    open for the retries (535, a wrong password, stays permanent: the test above)."""
+    server = SmtpServer(auth=("monitor", "right"),
+                        auth_reply="454 4.7.0 Temporary authentication failure").start()
+    os.environ["TEST_DIGEST_PW"] = "right"
+    try:
+        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
+                                     "username": "monitor", "password_env": "TEST_DIGEST_PW"})
+        outcome = job(store, cfg).run(NOW)
+    finally:
+        server.stop()
+        del os.environ["TEST_DIGEST_PW"]
+    assert outcome.retry == RCPTS and outcome.failed == []
+    assert {d.status for d in store.get_digest("2025-06-03").deliveries} == {"retry"}
+
+
 @pytest.mark.parametrize("settings", [{"security": "starttls"}, {"username": "monitor",
                                                                  "password_env": "TEST_DIGEST_PW"}],
                          ids=["no-starttls", "no-auth"])
