@@ -6,6 +6,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from monitor.storage import open_store
 from monitor.feedstate import feed_outcome
 from monitor.types import ArticleWrite, FeedOutcome, ParsedArticle
@@ -277,3 +279,26 @@ def test_the_help_says_the_corpus_and_labels_are_monitors_own_not_the_current_fo
     assert "(default: models/corpus)" not in text and "(default: models/labels)" not in text
     assert "the one that comes with monitor" in text and "installed package" in text
     assert "the ones that come with monitor" in text
+
+
+def test_train_makes_no_tables_in_a_database_without_a_store(tmp_path, store_url, monkeypatch):
+    """Only `poll` and `run` create the store: `monitor train` on a PostgreSQL database that
+    holds none trains without reviews and leaves it empty (a `monitor digest` from cron would
+    otherwise find a store there and mail an empty digest from it)."""
+    if store_url.startswith("sqlite"):
+        pytest.skip("an empty database of a server (a missing SQLite file: the test above)")
+    from sqlalchemy import create_engine, inspect
+
+    monkeypatch.delenv("MONITOR_STORE_URL", raising=False)
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[store]\nurl = "{store_url}"\n')
+    # a target named like a card is refused before any training: the reviews are read first
+    done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "train",
+                           "--out", str(tmp_path / "x.card.json")], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "no store in the database" in done.stderr and "trained without analysts' reviews" in done.stderr
+    engine = create_engine(store_url)
+    try:
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()

@@ -407,13 +407,19 @@ def _reviews(ctx, config) -> list[dict]:
     said."""
     from monitor.config import ENV_STORE_URL, config_path
     from monitor.storage import open_store
+    from monitor.storage.store import empty_database
 
     path = missing_store(config)
-    if path is not None:
+    # a database server's database that holds no store yet is left as it is, as every
+    # command but `poll` and `run` leaves it: opening it here made the tables, and a
+    # `monitor digest` from cron then mailed an empty digest from them
+    database = None if path is not None else empty_database(config.store_url())
+    if path is not None or database is not None:
         source = (f"${ENV_STORE_URL}" if os.environ.get(ENV_STORE_URL)
                   else f"store.url in {config_path(config_file_of(ctx))}")
-        click.echo(f"note: no store at {path.absolute()} ({source}): trained without analysts' "
-                   "reviews", err=True)
+        where = (f"no store at {path.absolute()}" if path is not None
+                 else f"no store in the database {database}")
+        click.echo(f"note: {where} ({source}): trained without analysts' reviews", err=True)
         return []
     with open_store(config.store_url(), config.store.busy_timeout_seconds) as store:
         records, changed = store.reviews_for_training()
