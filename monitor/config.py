@@ -467,10 +467,11 @@ def config_warnings(config: Config) -> list[str]:
                          "model; keywords alone flag")
     from monitor.storage.reviews import sqlite_file
 
-    database = sqlite_file(config.store.url)
+    database = sqlite_file(config.store_url())      # the store in use: $MONITOR_STORE_URL wins
     problem = _cannot_make(database.parent) if database and not database.exists() else None
     if problem:
-        found.append(f"store.url: the database's folder cannot be made: {problem}")
+        key = f"${ENV_STORE_URL}" if os.environ.get(ENV_STORE_URL) else "store.url"
+        found.append(f"{key}: the database's folder cannot be made: {problem}")
     problem = _cannot_make(Path(digest.outbox_dir)) if config.smtp is None else None
     if problem:
         found.append(f"digest.outbox_dir: the digest cannot be written there: {problem}")

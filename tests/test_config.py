@@ -305,6 +305,19 @@ def test_config_check_warns_of_a_missing_model_and_folders_that_cannot_be_made(t
     assert "Traceback" not in store.stderr
 
 
+def test_config_check_warns_of_the_folder_of_the_store_monitor_store_url_names(tmp_path, monkeypatch):
+    """$MONITOR_STORE_URL overrides store.url: the folder warning is about the store the
+    commands will open, not the one the file names."""
+    from monitor.config import config_warnings
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("MONITOR_STORE_URL", f"sqlite:///{blocker / 'db' / 'm.db'}")
+    config = parse_config({"store": {"url": f"sqlite:///{tmp_path / 'var' / 'm.db'}"}})
+    warned = "\n".join(config_warnings(config))
+    assert f"$MONITOR_STORE_URL: the database's folder cannot be made: {blocker} is a file" in warned
+
+
 @pytest.mark.parametrize("command", [["config", "check"], ["poll"], ["feeds"]])
 def test_a_store_port_that_is_no_number_is_a_config_error_not_a_traceback(tmp_path, command):
     """SQLAlchemy raised a bare ValueError for it: a traceback and exit 1."""
