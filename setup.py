@@ -20,6 +20,11 @@ BUNDLED = {
                "labels/*.jsonl", "labels/README.md", "labels/second-pass/*.jsonl"),
 }
 
+# what the installed package cannot work without (the model is optional: a checkout may
+# hold none yet, and the service then says so and flags by keywords)
+REQUIRED = ("config/monitor.toml", "templates/digest.html.j2", "templates/digest.txt.j2",
+            "templates/web/base.html.j2", "models/corpus/en.jsonl")
+
 
 class BuildWithResources(build_py):
     def run(self):
@@ -28,6 +33,12 @@ class BuildWithResources(build_py):
         shutil.rmtree(Path(self.build_lib) / "monitor", ignore_errors=True)
         super().run()
         target = Path(self.build_lib) / "monitor" / "_bundled"
+        missing = [name for name in REQUIRED if not (HERE / name).is_file()]
+        if missing:
+            # an sdist made without MANIFEST.in's lines, or a partial copy of the tree: a
+            # wheel built from it would install, then find no templates, config or model
+            raise SystemExit("cannot build monitor: " + ", ".join(missing) + " missing from "
+                             f"{HERE} (an sdist must carry what MANIFEST.in lists)")
         for folder, patterns in BUNDLED.items():
             for pattern in patterns:
                 for path in (HERE / folder).glob(pattern):

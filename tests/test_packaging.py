@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -59,6 +60,53 @@ def test_wheel_contains_resources(wheel):
         assert "monitor/_bundled/models/classifier.linear.npz" in names     # classified without sklearn
     assert "monitor/_bundled/models/corpus/en.jsonl" in names        # `monitor train` installed
     assert any(n.startswith("monitor/_bundled/models/labels/") for n in names)
+
+
+def test_the_wheel_built_from_the_sdist_carries_the_resources(tmp_path):
+    """`python -m build` builds the wheel from the sdist, and `pip install monitor-*.tar.gz`
+    does too: the sdist must carry templates/, config/ and models/, or that wheel installs
+    without them (no example config, no templates, no model, no corpus)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in (*SOURCES, "MANIFEST.in"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=SKIP)
+        elif (ROOT / name).is_file():
+            shutil.copy2(ROOT / name, src / name)
+    sdists = tmp_path / "sdist"
+    done = subprocess.run([sys.executable, "-c", "import sys; from setuptools import build_meta; "
+                           "print(build_meta.build_sdist(sys.argv[1]))", str(sdists)],
+                          cwd=src, capture_output=True, text=True)
+    assert done.returncode == 0, f"sdist failed:\n{done.stdout}\n{done.stderr}"
+    with tarfile.open(next(sdists.glob("monitor-*.tar.gz"))) as sdist:
+        sdist.extractall(tmp_path / "unpacked", filter="data")
+    unpacked = next((tmp_path / "unpacked").glob("monitor-*"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "--no-index", "-q", "-w", str(tmp_path / "wheel"), str(unpacked)],
+                          capture_output=True, text=True)
+    names = set()
+    if done.returncode == 0:
+        names = set(zipfile.ZipFile(next((tmp_path / "wheel").glob("monitor-*.whl"))).namelist())
+    for needed in ("config/monitor.toml", "templates/digest.html.j2", "templates/web/list.html.j2",
+                   "models/classifier.skops", "models/corpus/en.jsonl", "models/labels/en.jsonl"):
+        assert f"monitor/_bundled/{needed}" in names, (needed, done.stderr)
+
+
+def test_building_without_the_resources_fails_naming_them(tmp_path):
+    """A tree without templates/ (an sdist made without them) is refused at build time,
+    naming what is missing, instead of making a wheel that installs and then cannot work."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md", "monitor"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=SKIP)
+        else:
+            shutil.copy2(ROOT / name, src / name)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "--no-index", "-q", "-w", str(tmp_path / "wheel"), str(src)],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and not list((tmp_path / "wheel").glob("*.whl"))
+    assert "config/monitor.toml" in done.stdout + done.stderr
 
 
 def test_installed_wheel_works_from_another_folder(wheel, tmp_path):
