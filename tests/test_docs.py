@@ -35,3 +35,17 @@ def test_the_shared_options_are_documented_where_they_go():
         assert not set(shared) & {opt for param in command.params for opt in param.opts}, path
     assert "`monitor [--config PATH] [--log-level LEVEL] [--log-format text|json] COMMAND …`" in README
     assert "`monitor --config my.toml poll`" in README
+
+
+def test_extras_go_into_the_checkouts_venv_editable():
+    """`make run` installs monitor editable into .venv; the README's `.venv/bin/pip install
+    '.[postgres]'` replaced it with a copy in site-packages, which then used its bundled model
+    and templates (`monitor train` refused to write the checkout's model) and no edit or pull
+    of the checkout reached the service. Into .venv an extra goes with -e."""
+    import re
+
+    plain = re.findall(r"\.venv/bin/pip install '\.\[\w+\]'", README)
+    assert plain == [], plain
+    from monitor.storage.store import _POSTGRES_HINT
+
+    assert "pip install -e '.[postgres]'" in _POSTGRES_HINT

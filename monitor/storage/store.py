@@ -79,9 +79,13 @@ def _fold(value: str | None) -> str | None:
     return value.casefold() if isinstance(value, str) else value
 
 
-# monitor is no package on the index: the extra installs from the repository's folder
+# monitor is no package on the index: the extra installs from the repository's folder.
+# Into a checkout's .venv (`make run` installs monitor editable) only with -e: a plain
+# `pip install '.[postgres]'` there replaces the checkout with a copy in site-packages, which
+# then uses its bundled model and templates, and no edit or pull of the checkout reaches it.
 _POSTGRES_HINT = (" (install it into monitor's environment: pip install 'psycopg[binary]>=3.1,<4', "
-                  "or from the repository's folder: pip install '.[postgres]')")
+                  "or from the repository's folder: pip install -e '.[postgres]' into a checkout's "
+                  ".venv, pip install '.[postgres]' into another environment)")
 
 
 def check_store_url(url: str) -> None:
