@@ -34,6 +34,16 @@ def templates_dir() -> Path:
     return resource_dir("templates")
 
 
+def is_bundled(path: str | Path) -> bool:
+    """Whether ``path`` is one of the copies inside the installed package (its example
+    config, its model), which an upgrade or reinstall replaces."""
+    try:
+        Path(path).resolve().relative_to(BUNDLED_DIR.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def file_stamp(path: str | Path) -> tuple[int, int, int] | None:
     """(mtime, size, inode) of a file, None when it is missing or unreadable: it changes
     when the file is edited or replaced, so that a process that runs for days (`monitor

@@ -25,6 +25,7 @@ import signal
 import socket
 import threading
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from monitor.clock import clock_text, utcnow
@@ -436,9 +437,16 @@ class Service:
                           max_instances=1, misfire_grace_time=GRACE)
         self._schedule_digest()
         scheduler.start()
-        log.info("monitor running: %d feeds, digest at %s %s, store %s", len(self.config.feeds),
-                 clock_text(self.config.digest.send_at), self.config.digest.timezone,
-                 masked_url(self.config.store_url()))
+        log.info("monitor running on %s: %d feeds, digest at %s %s, store %s", self.path,
+                 len(self.config.feeds), clock_text(self.config.digest.send_at),
+                 self.config.digest.timezone, masked_url(self.config.store_url()))
+        from monitor.resources import is_bundled
+
+        if is_bundled(self.path):       # no --config, $MONITOR_CONFIG or config/monitor.toml here
+            log.warning("no config file given or found in %s: running on the example config "
+                        "shipped inside the package (%s), its feeds and recipients examples; copy "
+                        "it, edit it and pass --config PATH (or set $MONITOR_CONFIG)",
+                        Path.cwd(), self.path)
         for warning in config_warnings(self.config):
             log.warning("%s", warning)
 

@@ -704,3 +704,34 @@ def test_the_service_takes_its_feeds_back_after_a_poll_with_another_config(tmp_p
         assert count(db, "SELECT active FROM feed WHERE name = 'wire'") == 1
         assert count(db, "SELECT active FROM feed WHERE name = 'elsewhere'") == 0
         assert count(db, "SELECT count(*) FROM article") == 2                      # its own polled
+
+
+def test_the_start_line_names_the_config_and_warns_when_it_is_the_packages_example(
+        tmp_path, feed_server, feed_file, caplog, monkeypatch):
+    """Installed from the wheel and started in a folder without config/monitor.toml (a
+    systemd unit without --config, the wrong folder), `monitor run` ran the example config
+    shipped inside the package — its internet feeds, its example.org recipients — and its
+    log named no config file, so nothing told the operator their own was not in force."""
+    import monitor.resources
+    from monitor.service import Service
+
+    bundled = tmp_path / "site" / "monitor" / "_bundled"
+    monkeypatch.setattr(monitor.resources, "BUNDLED_DIR", bundled)
+    mine, example = tmp_path / "monitor.toml", bundled / "config" / "monitor.toml"
+    example.parent.mkdir(parents=True)
+    url = feed_server.add("/rss", feed_file("rss2.xml"))
+    write_config(mine, tmp_path / "m.db", [("wire", url)])
+    write_config(example, tmp_path / "e.db", [("wire", url)])
+    monkeypatch.chdir(tmp_path)
+    for config, warned in ((mine, False), (example, True)):
+        caplog.clear()
+        service = Service(str(config))
+        try:
+            with caplog.at_level("INFO", logger="monitor"):
+                service.start()
+                wait_for(lambda: "cycle:" in caplog.text, 30, "the first cycle")
+        finally:
+            service.shutdown()
+        started = [r.getMessage() for r in caplog.records if "monitor running" in r.getMessage()]
+        assert started and str(config) in started[0], caplog.text
+        assert ("example config shipped inside the package" in caplog.text) is warned, caplog.text
