@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 import warnings
 from collections import Counter
@@ -47,6 +48,8 @@ from monitor.decide import DEFAULT_THRESHOLD, Thresholds
 from monitor.evaluate import evaluate
 from monitor.exceptions import ClassifierError, UsageError
 from monitor.keywords import KeywordRules
+
+log = logging.getLogger("monitor.train")
 
 HELD_OUT_PERCENT = 15
 CV_FOLDS = 5
@@ -321,8 +324,11 @@ def train(records: Sequence[Record], reviews: Sequence[Record] = (), *,
     held = [r for r, g in zip(labelled, groups) if g in held_groups]
     held_group_names = [g for g in groups if g in held_groups]
     _check_trainable(rest)
+    log.info("training on %d items (%d real), %d held out for the comparison", len(rest),
+             sum(bool(r.get("real")) for r in rest), len(held))
     selection = select(rest, rest_groups, features=features, seed=seed, folds=cv_folds,
                        rules=rules, candidates=candidates, keep=keep)
+    log.info("fitting the model (%s) on all %d items", selection.candidate.name, len(rest))
     pipeline = fit_pipeline(rest, features, seed, selection.candidate)
     held_report = (score_pipeline(pipeline, held, selection.thresholds) if held else None)
     added = len(labelled) - len(written) - len(real_records)  # reviews of unlabelled articles
@@ -419,8 +425,11 @@ def out_of_fold(records: Sequence[Record], tested: Sequence[int], groups: Sequen
     tested = list(tested)
     others = sorted(set(range(len(records))) - set(tested))
     out: dict[Candidate, list[dict[str, float]]] = {c: [{}] * len(tested) for c in candidates}
-    for train_idx, test_idx in _folds([records[i] for i in tested],
-                                      [groups[i] for i in tested], folds, seed):
+    splits = _folds([records[i] for i in tested], [groups[i] for i in tested], folds, seed)
+    for n, (train_idx, test_idx) in enumerate(splits, 1):
+        # the long part of `monitor train` (minutes over the whole pool): say where it is
+        log.info("cross-validation: fold %d of %d (%d setting%s)", n, len(splits), len(candidates),
+                 "s" * (len(candidates) != 1))
         fitted = _Fitted([records[i] for i in others] + [records[tested[j]] for j in train_idx],
                          features)
         docs = [(records[tested[j]]["title"], records[tested[j]]["text"]) for j in test_idx]
