@@ -26,16 +26,27 @@ def next_check_after_success(now: datetime, interval_minutes: int,
     return now + max(wait, _server_floor(max_age, MAX_AGE_FLOOR))
 
 
+# A feed whose server was never reached (its name did not resolve, the connection was
+# refused, the network was unreachable) is tried again within this, or its interval when
+# that is longer: such a try costs its server nothing, and when this machine was offline
+# (every feed failing so) the feeds resume within the hour of the network's return, not
+# up to max_backoff_hours later, by which time a busy feed has dropped items
+UNREACHED_CAP = timedelta(hours=1)
+
+
 def next_check_after_error(now: datetime, interval_minutes: int, error_count: int,
                            retry_after: float | None = None,
-                           max_backoff_hours: float = 24.0) -> datetime:
+                           max_backoff_hours: float = 24.0, reached: bool = True) -> datetime:
     """Exponential backoff on consecutive errors (``error_count`` counts this one), capped
-    at ``max_backoff_hours`` so a feed failing for days is still tried daily; a server's
-    Retry-After is a floor (capped at 31 days)."""
+    at ``max_backoff_hours`` so a feed failing for days is still tried daily, and for a
+    server not ``reached`` at ``UNREACHED_CAP`` or the interval; a server's Retry-After is
+    a floor (capped at 31 days)."""
+    interval = timedelta(minutes=interval_minutes)
+    cap = timedelta(hours=max_backoff_hours)
+    if not reached:
+        cap = min(cap, max(interval, UNREACHED_CAP))
     exponent = min(max(error_count - 1, 0), 20)
-    wait = min(timedelta(minutes=interval_minutes) * (2 ** exponent),
-               timedelta(hours=max_backoff_hours))
-    return now + max(wait, _server_floor(retry_after))
+    return now + max(min(interval * (2 ** exponent), cap), _server_floor(retry_after))
 
 
 def plausible_published(published: datetime | None, now: datetime) -> datetime | None:

@@ -14,6 +14,7 @@ from monitor.service import open_configured_store
 
 from conftest import utc
 from feedserver import FeedServer
+from smtpserver import free_port
 from storeview import count_articles, due_feeds
 
 
@@ -255,6 +256,26 @@ def test_backoff_is_capped_at_a_day(feed_server, run):
         report, store = run([("down", url)], clock=clock)
     h = store.feed_health(clock())[0]
     assert h.next_check_at - clock() == timedelta(hours=24)
+
+
+def test_a_server_never_reached_is_tried_within_the_hour_while_one_that_answers_backs_off(
+        feed_server, run):
+    """This machine offline for hours (every feed "cannot connect"): the feeds had backed
+    off to a day, so once the network returned they waited up to 24 h, and busy feeds
+    dropped items meanwhile. A refused connection or unresolved name costs the server
+    nothing: such a feed is tried again within the hour. A server that answers 503 still
+    backs off to the day."""
+    down = feed_server.add("/down", b"", status=503, content_type="text/plain")
+    refused = f"http://127.0.0.1:{free_port()}/feed"
+    clock = Clock()
+    for _ in range(8):
+        report, store = run([("refused", refused), ("down", down)], clock=clock)
+        clock.advance(days=1)
+    clock.advance(days=-1)
+    health = {h.name: h for h in store.feed_health(clock())}
+    assert health["refused"].error_count == 8 and health["refused"].health == "broken"
+    assert health["refused"].next_check_at - clock() == timedelta(hours=1)
+    assert health["down"].next_check_at - clock() == timedelta(hours=24)
 
 
 def test_timeout_oversized_html_and_refused_are_errors_on_their_feed(feed_server, feed_file, run):

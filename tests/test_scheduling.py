@@ -59,3 +59,17 @@ def test_backoff_is_capped_at_the_configured_hours_not_always_a_day():
     assert next_check_after_error(NOW, 60, 40, max_backoff_hours=6) == NOW + timedelta(hours=6)
     assert next_check_after_error(NOW, 60, 40, max_backoff_hours=72) == NOW + timedelta(hours=72)
     assert next_check_after_error(NOW, 60, 2, max_backoff_hours=6) == NOW + timedelta(hours=2)
+
+
+def test_a_server_never_reached_is_tried_again_within_the_hour_or_its_interval():
+    """A name that does not resolve, a refused connection, an unreachable network: the
+    try cost the server nothing, and when the machine itself was offline every feed failed
+    so, and backed off up to a day: after the network came back, feeds waited up to 24 h."""
+    assert next_check_after_error(NOW, 15, 1, reached=False) == NOW + timedelta(minutes=15)
+    assert next_check_after_error(NOW, 15, 3, reached=False) == NOW + timedelta(hours=1)
+    assert next_check_after_error(NOW, 60, 40, reached=False) == NOW + timedelta(hours=1)
+    assert next_check_after_error(NOW, 180, 40, reached=False) == NOW + timedelta(hours=3)
+    # the operator's smaller cap still holds; a server that answered still backs off
+    assert next_check_after_error(NOW, 60, 40, max_backoff_hours=0.5, reached=False) \
+        == NOW + timedelta(minutes=30)
+    assert next_check_after_error(NOW, 60, 40) == NOW + timedelta(hours=24)
