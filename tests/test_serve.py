@@ -72,7 +72,11 @@ def test_the_flagged_list_filters_pages_and_escapes(served):
             "US adds chip firms to the Entity List"}
         assert only(q="KATOWICE") == ["Graphite anode plant opens in Poland"]
         assert only(q="100%") == []                                                # literal, not a wildcard
-        day = (NOW - timedelta(days=40)).date().isoformat()
+        # a day in the digest's zone (Europe/Berlin by default), as the filter reads it: the
+        # UTC date was the day before from 23:00 UTC on (22:00 in summer)
+        from zoneinfo import ZoneInfo
+
+        day = (NOW - timedelta(days=40)).astimezone(ZoneInfo("Europe/Berlin")).date().isoformat()
         assert only(**{"from": day, "to": day}) == ["Graphite anode plant opens in Poland"]
         assert only(status="relevant") == []
         bad = client.get("/", params={"country": "China", "from": "yesterday"})
@@ -231,6 +235,37 @@ def test_a_store_that_went_away_gives_503_pages_a_failing_healthz_and_keeps_the_
             "verdict": "irrelevant", "csrf": token, "note": "price noise only"})
         assert posted.status_code == 503 and "was not saved" in posted.text
         assert "price noise only" in posted.text
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_store_file_deleted_or_replaced_under_the_server_takes_no_verdict(tmp_path, how):
+    """The SQLite file deleted (or a copy moved into its place) while `monitor serve` ran:
+    its open connections went on reading the old file, a verdict was answered "saved" and
+    written into the deleted file, lost, and /healthz said "ok"."""
+    import shutil
+
+    store_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    ids = fill(store_url)
+    config = write_config(tmp_path / "monitor.toml", store_url, tmp_path / "outbox")
+    item = ids["ga"]
+    with Served(config) as server, httpx.Client(base_url=server.url) as client:
+        token = csrf_of(client, f"/items/{item}")
+        assert client.get("/healthz").text == "ok"
+        if how == "deleted":
+            for suffix in ("", "-wal", "-shm"):
+                (tmp_path / f"monitor.db{suffix}").unlink(missing_ok=True)
+        else:
+            shutil.copy(tmp_path / "monitor.db", tmp_path / "restored.db")
+            (tmp_path / "restored.db").replace(tmp_path / "monitor.db")
+        posted = client.post(f"/items/{item}/review", data={
+            "verdict": "irrelevant", "csrf": token, "note": "price noise only"})
+        assert posted.status_code == 503, posted.text
+        assert "deleted or replaced" in posted.text and "price noise only" in posted.text
+        assert client.get("/healthz").status_code == 503
+        page = client.get("/")
+        assert page.status_code == 503 and "monitor.db" in page.text
+    if how == "replaced":
+        assert reviews(store_url) == []
 
 
 def test_an_item_page_and_a_verdict_by_post_only(served):

@@ -62,7 +62,7 @@ class ReviewApp:
 
     def __init__(self, config, store, access: Access, clock, analyzer=None, config_file=None) -> None:
         self.config = config
-        self.store = store
+        self.store = _StoreFileGuard(store)
         self.access = access
         self.clock = clock
         self._analyzer = analyzer
@@ -427,6 +427,37 @@ class ReviewApp:
     async def not_allowed(self, request: Request) -> Response:
         return PlainTextResponse("405: this address changes nothing with GET; use the page's form",
                                  status_code=405, headers={**SECURITY_HEADERS, "Allow": "POST"})
+
+
+class _StoreFileGuard:
+    """The store, as long as its SQLite file is the one the server opened. A file deleted
+    or replaced under the running server (moved away, a backup put in its place) would take
+    verdicts into the deleted file, where they are lost, while every page and /healthz
+    answered as if all were well: each use of the store then raises StorageError instead
+    (a 503 page naming the file; a verdict's note is kept on it), as `monitor run` stops."""
+
+    def __init__(self, store) -> None:
+        from monitor.storage.reviews import sqlite_file
+
+        self._store = store
+        self._file = sqlite_file(store.url)
+        self._opened = self._identity()
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            info = self._file.stat() if self._file is not None else None
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino) if info is not None else None
+
+    def __getattr__(self, name: str):
+        if self._file is not None and self._identity() != self._opened:
+            from monitor.exceptions import StorageError
+
+            raise StorageError(f"the store file {self._file} was deleted or replaced while "
+                               "monitor serve ran: nothing more is read from or written to the "
+                               "old one; start monitor serve again to use the file there now")
+        return getattr(self._store, name)
 
 
 def _story(article: ArticleView):
