@@ -649,6 +649,24 @@ def test_empty_period_respects_send_when_empty(tmp_path):
     store.close()
 
 
+def test_an_empty_digest_offers_no_story_links_or_ids(tmp_path, monkeypatch):
+    """The "nothing new" copy ended with "Relevant / Not relevant open the story … (links
+    valid until …)" and "mark it with monitor review mark ID" (ID: the #number of a story)
+    under no story, link or id at all."""
+    monkeypatch.setenv("MONITOR_REVIEW_KEY", "digest-test-key-0123456789")
+    store = fill(f"sqlite:///{tmp_path / 'm.db'}", items=[])
+    try:
+        cfg = config(tmp_path, send_when_empty=True, review_url="https://monitor.example")
+        assert job(store, cfg).run(NOW).sent == RCPTS
+    finally:
+        store.close()
+    eml = next((tmp_path / "outbox").glob("*.eml")).read_bytes()
+    plain, html = parts(message_from_bytes(eml, policy=policy.default))
+    for part in (plain, " ".join(html.split())):
+        assert "Nothing new was flagged" in part and "monitor keywords test" in part
+        assert "links valid until" not in part and "monitor review mark ID" not in part
+
+
 def test_switching_send_when_empty_on_mails_todays_empty_digest_once(tmp_path):
     """Today's empty digest was made while send_when_empty was off: after switching it on,
     the next run mails the "nothing new" copy (as to recipients added since), once; it had
