@@ -123,8 +123,10 @@ _NOT_RELEVANT = re.compile(r"not[\s_-]*relevant|irrelevant", re.IGNORECASE)   # 
 
 
 def check_verdict(word: str) -> str:
-    if word in VERDICTS:
-        return word
+    """The verdict a word names, case aside ("Relevant", as "IRRELEVANT" and "Not Relevant"
+    already were)."""
+    if word.strip().lower() in VERDICTS:
+        return word.strip().lower()
     if _NOT_RELEVANT.fullmatch(word.strip()):
         return "irrelevant"
     close = difflib.get_close_matches(word.lower(), VERDICTS, n=1)

@@ -193,6 +193,16 @@ def test_list_filters(env):
     env.run("review", "list", "--below", "2", code=2)
 
 
+def test_list_finds_words_in_the_title_or_text_as_the_pages_do(env):
+    """The pages search titles and texts (and a test of the store named `review list --text`),
+    but `review list` had no such option: "no such option: --text"."""
+    i = env.id
+    assert set(env.ids("--text", "GALLIUM EXPORTS")) == {i["w1"], i["d7"]}
+    assert set(env.ids("--text", "  western   australia ")) == {i["w2"]}       # blanks folded
+    assert set(env.ids("--text", "lithium", "--all")) == {i["d4"]} and env.ids("--text", "lithium") == []
+    assert env.ids("--text", "100%") == []                                      # literal, not a wildcard
+
+
 def test_list_status_filter(env):
     i = env.id
     env.run("review", "mark", str(i["w1"]), "relevant")
@@ -609,6 +619,18 @@ def test_mark_arguments_and_topics():
         check_verdict("irelevant")
     assert check_topics(["export-controls,critical-minerals"]) == ("critical-minerals", "export-controls")
     assert check_topics([]) == ()
+
+
+def test_a_verdict_is_read_case_aside_both_ways():
+    """`review mark 42 Relevant` was refused ("did you mean 'relevant'?") while
+    `review mark 42 IRRELEVANT` and `… Not Relevant` were taken."""
+    for word in ("Relevant", "RELEVANT", " relevant"):
+        assert check_verdict(word) == "relevant"
+        assert parse_mark_args(["42", word]) == ((42,), "relevant")
+    for word in ("IRRELEVANT", "Irrelevant", "Not Relevant"):
+        assert check_verdict(word) == "irrelevant"
+    with pytest.raises(UsageError, match="did you mean 'relevant'"):
+        check_verdict("relevent")
 
 
 def test_verdict_diff_counts():

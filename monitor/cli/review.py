@@ -50,6 +50,9 @@ def review_group():
 @click.option("--status", type=click.Choice(STATUSES),
               help="unreviewed: flagged, no verdict yet; relevant / irrelevant: the current "
                    "verdict (flagged or not).")
+@click.option("--text", metavar="WORDS",
+              help="Only articles whose title or text holds these words, case aside in any "
+                   "alphabet (\"稀土\", \"Straße\"), as the pages' search finds them.")
 @click.option("--all", "include_all", is_flag=True, help="Include articles that are not flagged.")
 @click.option("--below", type=click.FloatRange(0, 1), metavar="SCORE",
               help="Only articles the model scored below SCORE for every topic (the digest's "
@@ -58,7 +61,7 @@ def review_group():
               help="At most this many articles.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, for scripts.")
 @click.pass_context
-def review_list(ctx, since, digest_date, topic, country, mineral, status, include_all, below,
+def review_list(ctx, since, digest_date, topic, country, mineral, status, text, include_all, below,
                 limit, as_json):
     """List flagged articles, newest first.
 
@@ -73,13 +76,15 @@ def review_list(ctx, since, digest_date, topic, country, mineral, status, includ
       monitor review list --since 2025-06-01 --json | jq .title
       monitor review list --digest 2025-06-02 --topic critical-minerals --limit 200
       monitor review list --digest 2025-06-02 --below 0.3
+      monitor review list --text 稀土 --since 7d
     """
     from monitor.review import (article_json, check_mineral, format_table, json_text, parse_since,
                                 printable)
 
     filters = dict(since=parse_since(since, now()) if since else None, topic=topic,
                    country=_country(country), mineral=check_mineral(mineral) if mineral else None,
-                   status=status, include_unflagged=include_all, below=below, limit=limit)
+                   status=status, include_unflagged=include_all, below=below, limit=limit,
+                   text=" ".join(text.split()) or None if text else None)
     _, store = open_review_store(ctx)
     with store:
         if digest_date is not None:
