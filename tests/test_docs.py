@@ -1,5 +1,6 @@
 """Docs drift fails the tests: every CLI command is in the README with a --help text."""
 
+import re
 from pathlib import Path
 
 import click
@@ -49,3 +50,17 @@ def test_extras_go_into_the_checkouts_venv_editable():
     from monitor.storage.store import _POSTGRES_HINT
 
     assert "pip install -e '.[postgres]'" in _POSTGRES_HINT
+
+
+def test_every_command_and_group_help_shows_examples():
+    """The README says `monitor COMMAND --help` shows examples: the `keywords`, `config` and
+    `store` groups showed none."""
+    def walk(group: click.Group, prefix: str = "monitor"):
+        for name, command in group.commands.items():
+            yield f"{prefix} {name}", command
+            if isinstance(command, click.Group):
+                yield from walk(command, f"{prefix} {name}")
+
+    missing = [path for path, command in walk(cli)
+               if not re.search(r"\x08\s*Examples?\b", command.help or "")]
+    assert missing == []

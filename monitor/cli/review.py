@@ -202,7 +202,13 @@ def review_mark(ctx, words, topics, note):
 
 @click.group("keywords")
 def keywords_group():
-    """Try the keyword rules of the config against stored articles."""
+    """Try the keyword rules of the config against stored articles.
+
+    \b
+    Examples:
+      monitor keywords test
+      monitor keywords test --days 7 --examples 5
+    """
 
 
 @keywords_group.command("test")

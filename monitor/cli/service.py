@@ -14,7 +14,13 @@ from monitor.exceptions import MonitorError, UsageError
 
 @click.group("config")
 def config_group():
-    """Inspect the configuration."""
+    """Inspect the configuration.
+
+    \b
+    Examples:
+      monitor config check
+      monitor --config /etc/monitor/monitor.toml config check
+    """
 
 
 @config_group.command("check")
@@ -233,7 +239,13 @@ def run(ctx):
 
 @click.group("store")
 def store_group():
-    """Move the store to another database."""
+    """Move the store to another database.
+
+    \b
+    Examples:
+      monitor store copy 'postgresql+psycopg://monitor@db.example/monitor'
+      monitor store copy sqlite:///var/monitor-copy.db
+    """
 
 
 @store_group.command("copy")
