@@ -316,9 +316,11 @@ def train(ctx, force, dev_file, out_path, corpus_dir, labels_dir, pool_path):
     overwritten.
 
     \b
-    Examples:
+    Examples (in a checkout; the pool is found at ../shared/data or $MONITOR_POOL):
       monitor train
       monitor train --pool ../shared/data/pool-unlabeled.jsonl --dev ../shared/data/dev.jsonl
+    From an installed package, into a model file of your own:
+      monitor train --pool /data/pool-unlabeled.jsonl --out /var/lib/monitor/classifier.skops
     """
     from monitor.keywords import KeywordRules
     from monitor.labels import default_pool_path
