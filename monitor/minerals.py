@@ -27,7 +27,9 @@ False friends: the rule
   8. a compound or product named after it: 钙钛矿 (perovskite), 铌酸锂 (lithium niobate
      crystals), 奥沙利铂 (a drug), "80 Plus Platinum" power supplies, "Xeon Platinum";
   9. a German name read in English: "Titan" (the submersible, a giant), "Mangan" and "Uran"
-     capitalised (a surname) do not count in English text.
+     capitalised (a surname) do not count in English text; and the German "Platine" (a
+     circuit board), which is the French word for platinum: capitalised, it counts only in
+     text that looks French.
   Plain "magnet(s)" never counts (fridge magnets, "a magnet for investors"); only named
   kinds do: permanent, rare-earth or neodymium magnets, NdFeB, "Seltenerdmagnete".
 """
@@ -87,6 +89,10 @@ _NOT_IN_ENGLISH = {"titan": "any case", "mangan": "capitalised", "uran": "capita
 _ENGLISH_FUNCTION_WORDS = frozenset("the of and to is for with was are that from by has have "
                                     "its this were will".split())
 _WORDS = re.compile(r"[^\W\d_]+")
+# French "platine" is the metal; German "Platine" (capitalised, as German writes every noun)
+# is a circuit board. A capitalised "Platine" counts only in text that looks French.
+_FRENCH_FUNCTION_WORDS = frozenset("le la les du et est pour dans une sur au aux avec par "
+                                   "qui que selon".split())
 
 
 def _names_the_metal(full: str, start: int, surface: str) -> bool:
@@ -318,6 +324,9 @@ def _resolve(found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
 def _false_friend(full: str, start: int, end: int, ids: str) -> bool:
     surface = full[start:end]
     if ids == "tin" and surface.isupper():
+        return True
+    if surface == "Platine" and len(_FRENCH_FUNCTION_WORDS.intersection(
+            _WORDS.findall(full.lower()))) < 2:
         return True
     if surface.casefold() in _NOT_IN_ENGLISH and not _names_the_metal(full, start, surface):
         return True

@@ -70,6 +70,18 @@ def test_german_compounds():
     assert ids("Zinnsoldaten auf den Zinnen, Platinen, Zinken, Titanen, Wolframs Parzival") == []
 
 
+def test_a_german_circuit_board_is_not_platinum_but_french_platinum_is():
+    # "Platine" is a circuit board in German and platinum in French (the README: "Platine"
+    # stays out); the singular had been read as the French word for the metal
+    assert ids("Die Platine ist defekt", "Der Techniker hat die Platine getauscht.") == []
+    assert ids("Neue Platine für den Raspberry Pi") == []
+    assert ids("Platine defekt") == []
+    assert ids("Le prix du platine recule",
+               "Le cours du platine et du palladium baisse.") == ["platinum-group-metals"]
+    assert ids("Platine : le cours recule",
+               "Le prix du métal est en baisse pour la semaine.") == ["platinum-group-metals"]
+
+
 def test_magnet_rare_earths_and_named_magnets():
     assert ids("neodymium, praseodymium, dysprosium and terbium") == [
         "dysprosium", "neodymium", "praseodymium", "terbium"]
