@@ -214,7 +214,7 @@ def test_a_store_that_went_away_gives_503_pages_a_failing_healthz_and_keeps_the_
     the note, and /healthz still said "ok"."""
     if not served.store_url.startswith("postgresql"):
         pytest.skip("a PostgreSQL database dropped under the server (an SQLite file deleted "
-                    "under open connections goes on answering)")
+                    "under it: test_a_store_file_deleted_or_replaced_under_the_server_…)")
     from sqlalchemy import create_engine, make_url, text
 
     item = served.ids["ga"]
@@ -588,7 +588,7 @@ def test_off_loopback_healthz_tells_only_those_let_in_why_the_store_failed(tmp_p
     URL's query string too)."""
     if not store_url.startswith("postgresql"):
         pytest.skip("a PostgreSQL database dropped under the server (an SQLite file deleted "
-                    "under open connections goes on answering)")
+                    "under it: test_a_store_file_deleted_or_replaced_under_the_server_…)")
     from sqlalchemy import create_engine, make_url, text
 
     from monitor.web.access import Access
