@@ -48,6 +48,7 @@ def queries() -> list[tuple[str, str, str]]:
         ("language + 30 days", f"/?lang=de&from={month}&to={end}",
          view + f"&language__exact=de&published__gte={month}&published__lte={end} 23:59:59"),
         ("free text", "/?q=refinery+quota", view + "&title__contains=refinery+quota"),
+        ("free text with ss", "/?q=press+release", view + "&title__contains=press+release"),
         ("unreviewed, page 10", "/?status=unreviewed&page=10", ""),
         ("item page", "/items/{item}", "/bench/article/{item}"),
     ]

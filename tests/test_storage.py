@@ -632,15 +632,17 @@ def test_a_search_ignores_case_in_every_alphabet_on_both_engines(store):
     assert found("ｒａｒｅ レアアース") == [titles["ja"]] and found("レアアース") == [titles["ja"]]
 
 
-def test_an_ascii_search_finds_the_letters_that_fold_into_it_on_sqlite(tmp_path):
+def test_an_ascii_search_finds_the_eszett_it_folds_into_on_sqlite(tmp_path):
     """"Straße" found "STRASSE", but "strasse" (typed without ß) did not find "Straße": an
-    ASCII search went to SQLite's lower(), which leaves ß and the ligatures as they are."""
+    ASCII search went to SQLite's lower(), which leaves ß as it is."""
+    from monitor.storage.reviews import _eszett_forms
+
     store = open_store(f"sqlite:///{tmp_path / 'monitor.db'}")
     try:
         store.sync_feeds([FeedCfg("one", "https://one.example/f")], utc(2025, 1, 1))
         [feed] = due_feeds(store, utc(2025, 1, 2))
         titles = {"de": "Straßensperre vor dem Werk", "up": "STRASSENSPERRE IN MÜNCHEN",
-                  "lig": "Graphite \ufb01nance round", "en": "Gallium curbs"}
+                  "sss": "Schloßsee gesperrt", "en": "Gallium curbs"}
         writes = [ArticleWrite(article(key=k, title=t, text="x"), "en", None) for k, t in titles.items()]
         store.save_poll(feed.id, writes, outcome(feed, utc(2025, 1, 1)))
 
@@ -649,9 +651,13 @@ def test_an_ascii_search_finds_the_letters_that_fold_into_it_on_sqlite(tmp_path)
 
         both = sorted([titles["de"], titles["up"]])
         assert found("strassensperre") == found("STRASSENSPERRE") == found("Straßensperre") == both
-        assert found("finance") == [titles["lig"]] and found("gallium") == [titles["en"]]
+        assert found("schlosssee") == [titles["sss"]] and found("gallium") == [titles["en"]]
+        assert found("100%") == [] and found("stra_sensperre") == []       # literal, no wildcard
     finally:
         store.close()
+    assert _eszett_forms("sss") == ["sß", "ßs"]
+    assert _eszett_forms("gross strasse") == ["gross straße", "groß strasse", "groß straße"]
+    assert len(_eszett_forms("ss ss ss ss ss")) == 7            # the first three only
 
 
 def test_a_search_in_characters_without_case_needs_no_folding_function():

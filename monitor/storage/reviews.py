@@ -183,21 +183,28 @@ def _contains(conn: Connection, column, text: str):
     Japanese, Korean: "稀土", "export 稀土") does not need it."""
     if conn.dialect.name == "sqlite" and not all(map(_caseless, text)):
         return func.monitor_fold(column).contains(text.casefold(), autoescape=True)
-    folded = text.casefold()
-    if conn.dialect.name == "sqlite" and any(pair in folded for pair in _FOLDED_PAIRS):
-        # lower() leaves "Straße" and the ligature in "ﬁnance" as they are, while "strasse"
-        # and "finance" are their case folding: a row holding such a letter is folded too
-        # (the GLOB, in C, keeps the Python call off every other row)
-        return or_(column.icontains(text, autoescape=True),
-                   and_(column.op("GLOB")(f"*[{_FOLD_INTO_PAIRS}]*"),
-                        func.monitor_fold(column).contains(folded, autoescape=True)))
+    if conn.dialect.name == "sqlite" and "ss" in text.lower():
+        # "strasse" is the case folding of "Straße", which lower() leaves as it is: the
+        # search also looks for the forms with ß (each a LIKE in C; folding every row in
+        # Python made a search holding "ss" several times slower)
+        return or_(*(column.icontains(form, autoescape=True)
+                     for form in [text, *_eszett_forms(text.lower())]))
     return column.icontains(text, autoescape=True)
 
 
-# letters whose case folding is two or three ASCII letters: ß and ẞ ("ss"), the Latin
-# ligatures ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ; and the pairs of ASCII letters a search may find in them
-_FOLD_INTO_PAIRS = "\u00df\u1e9e\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06"
-_FOLDED_PAIRS = ("ss", "ff", "fi", "fl", "st")
+def _eszett_forms(text: str, most: int = 3) -> list[str]:
+    """``text`` with one or more of its first ``most`` "ss" written "ß" (never two
+    overlapping: "sss" gives "ßs" and "sß")."""
+    at = [i for i in range(len(text) - 1) if text.startswith("ss", i)][:most]
+    forms = set()
+    for mask in range(1, 2 ** len(at)):
+        chosen = [i for n, i in enumerate(at) if mask >> n & 1]
+        if all(b - a >= 2 for a, b in zip(chosen, chosen[1:])):
+            form = text
+            for i in reversed(chosen):
+                form = form[:i] + "ß" + form[i + 2:]
+            forms.add(form)
+    return sorted(forms)
 
 
 def _caseless(character: str) -> bool:
