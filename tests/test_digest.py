@@ -159,9 +159,18 @@ def test_starttls_and_auth(store, tmp_path):
     assert outcome.sent == RCPTS and len(server.recorder.messages) == 3
 
 
-def test_wrong_password_is_a_permanent_failure(store, tmp_path):
-    server = SmtpServer(auth=("monitor", "right")).start()
-    os.environ["TEST_DIGEST_PW"] = "wrong"
+@pytest.mark.parametrize(("password", "reply", "status"), [
+    ("wrong", None, "failed"),
+    ("right", "454 4.7.0 Temporary authentication failure", "retry")],
+    ids=["wrong-password", "454-temporary"])
+def test_a_refused_sign_in_fails_for_good_only_when_the_reply_is_permanent(
+        store, tmp_path, password, reply, status):
+    """535 (a wrong password) fails the copies for good; a 4xx reply to AUTH ("454
+    Temporary authentication failure": the mail server's password backend away for a
+    moment) is temporary like any other 4xx, and the copies stay open for the retries (it
+    had failed them after one try). The password is never stored."""
+    server = SmtpServer(auth=("monitor", "right"), auth_reply=reply).start()
+    os.environ["TEST_DIGEST_PW"] = password
     try:
         cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
                                      "username": "monitor", "password_env": "TEST_DIGEST_PW"})
@@ -169,26 +178,9 @@ def test_wrong_password_is_a_permanent_failure(store, tmp_path):
     finally:
         server.stop()
         del os.environ["TEST_DIGEST_PW"]
-    assert outcome.failed == RCPTS
-    assert "wrong" not in str(store.get_digest("2025-06-03").deliveries)
-
-
-def test_a_temporary_authentication_failure_is_retried_not_failed(store, tmp_path):
-    """A 4xx reply to AUTH ("454 Temporary authentication failure": the mail server's
-    password backend away for a moment) is temporary like any other 4xx: the copies stay
-    open for the retries (535, a wrong password, stays permanent: the test above)."""
-    server = SmtpServer(auth=("monitor", "right"),
-                        auth_reply="454 4.7.0 Temporary authentication failure").start()
-    os.environ["TEST_DIGEST_PW"] = "right"
-    try:
-        cfg = config(tmp_path, smtp={"host": "127.0.0.1", "port": server.port, "security": "none",
-                                     "username": "monitor", "password_env": "TEST_DIGEST_PW"})
-        outcome = job(store, cfg).run(NOW)
-    finally:
-        server.stop()
-        del os.environ["TEST_DIGEST_PW"]
-    assert outcome.retry == RCPTS and outcome.failed == []
-    assert {d.status for d in store.get_digest("2025-06-03").deliveries} == {"retry"}
+    assert (outcome.failed, outcome.retry) == ((RCPTS, []) if status == "failed" else ([], RCPTS))
+    deliveries = store.get_digest("2025-06-03").deliveries
+    assert {d.status for d in deliveries} == {status} and password not in str(deliveries)
 
 
 @pytest.mark.parametrize("settings", [{"security": "starttls"}, {"username": "monitor",
