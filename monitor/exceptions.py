@@ -45,6 +45,7 @@ class FeedError(MonitorError):
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        self.reached = kind != "connect"   # the server answered (a TLS failure: fetch sets it)
 
 
 class StorageError(MonitorError):

@@ -40,6 +40,7 @@ import base64
 import functools
 import ipaddress
 import re
+import ssl
 import typing
 import zlib
 from collections import defaultdict
@@ -592,6 +593,18 @@ def _credentials(url: httpx.URL) -> tuple[httpx.URL, dict[str, str]]:
     return url.copy_with(userinfo=b""), {"Authorization": f"Basic {token}"}
 
 
+def _during_tls(exc: BaseException) -> bool:
+    """An ssl.SSLError among the causes of ``exc`` (httpx → httpcore → ssl)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _translate(exc: httpx.HTTPError, url: str) -> FeedError:
     """httpx's exceptions → FeedError; the one place that knows them."""
     if isinstance(exc, httpx.UnsupportedProtocol):
@@ -602,7 +615,12 @@ def _translate(exc: httpx.HTTPError, url: str) -> FeedError:
         parts = ("timed out", what.get(type(exc).__name__), f"({exc})" if str(exc) else None)
         return FeedError(" ".join(p for p in parts if p), kind="timeout")
     if isinstance(exc, httpx.ConnectError):
-        return FeedError(f"cannot connect: {exc or type(exc).__name__}", kind="connect")
+        error = FeedError(f"cannot connect: {exc or type(exc).__name__}", kind="connect")
+        # a TLS failure (a certificate nobody vouches for, a handshake cut off) is a
+        # ConnectError too, but the server was reached and did a handshake: it backs off
+        # as a server that answers does (monitor.scheduling.UNREACHED_CAP is for the others)
+        error.reached = _during_tls(exc)
+        return error
     if isinstance(exc, httpx.DecodingError):
         return FeedError(f"cannot decode the response body: {exc}", kind="decoding")
     return FeedError(f"{type(exc).__name__}: {exc}", kind="network")

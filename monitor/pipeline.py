@@ -403,7 +403,7 @@ class Poller:
     def _store_error(self, feed: FeedState, error: FeedError, now: datetime) -> FeedReport:
         next_check = next_check_after_error(now, self._interval(feed), feed.error_count + 1,
                                             error.retry_after, self.config.poll.max_backoff_hours,
-                                            reached=error.kind != "connect")
+                                            reached=error.reached)
         outcome = FeedOutcome(polled_at=now, next_check_at=next_check, status=error.status,
                               error=f"{error.kind}: {error}")
         with self._states_lock:

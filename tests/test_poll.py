@@ -1250,3 +1250,26 @@ def test_monitor_poll_says_how_many_feeds_it_left_to_another_poller(feed_server,
     assert result.exit_code == 0, result.output
     assert "total: 1 feeds polled" in result.output
     assert "1 feed(s) left to another poller that holds them now" in result.output
+
+
+def test_a_server_that_answers_with_a_certificate_nobody_vouches_for_backs_off_to_the_day(
+        tmp_path, run):
+    """A TLS failure (an expired or self-signed certificate, a handshake the server cuts
+    off) comes out of httpx as a ConnectError, kind "connect", like a refused connection:
+    but the server was reached and did a handshake on every try. It backs off to
+    max_backoff_hours as every server that answers does, not hourly for ever."""
+    from smtpserver import make_certificate
+
+    server = FeedServer(tls=make_certificate(tmp_path)).start()
+    try:
+        url = server.add("/feed.xml", b"<rss/>")
+        clock = Clock()
+        for _ in range(8):
+            report, store = run([("self-signed", url)], clock=clock)
+            clock.advance(days=1)
+        clock.advance(days=-1)
+        health = store.feed_health(clock())[0]
+        assert health.error_count == 8 and "certificate" in health.last_error.lower()
+        assert health.next_check_at - clock() == timedelta(hours=24)
+    finally:
+        server.stop()
