@@ -510,6 +510,29 @@ def test_a_store_in_a_folder_it_cannot_write_is_named_as_such(tmp_path, monkeypa
     engine.dispose()
 
 
+def test_a_pool_timeout_is_named_without_sqlalchemys_web_link():
+    """SQLAlchemy's own errors (no driver error under them: a pool's timeout when every
+    connection is taken) append their web link after a space, not on a line of its own:
+    it stayed in the message reason() promises to give without it."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import QueuePool
+
+    from monitor.storage.store import reason
+
+    engine = create_engine("sqlite://", poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.05)
+    held = engine.connect()
+    try:
+        with pytest.raises(SQLAlchemyError) as caught:
+            engine.connect()
+    finally:
+        held.close()
+        engine.dispose()
+    said = reason(caught.value)
+    assert said.startswith("QueuePool limit of size 1 overflow 0 reached")
+    assert "sqlalche.me" not in said and "Background" not in said
+
+
 def test_reclassify_leaves_an_article_a_poll_rewrote_between_its_read_and_its_write(store):
     """`monitor reclassify` reads a batch, analyses it, then writes the results in another
     transaction. A poll that rewrites one of those articles in between (new text, and the
@@ -782,3 +805,23 @@ def test_a_write_the_database_refuses_is_named_without_its_sql_or_parameters(tmp
     assert "attempt to write a readonly database (sqlite3.OperationalError)" in message
     assert "SQL" not in message and "whole text" not in message and "sqlalche.me" not in message
     assert message.startswith("store sqlite:///") and "\n" not in message
+
+
+def test_a_refused_write_of_an_article_saying_blocked_is_not_called_a_lock(tmp_path):
+    """Whether a refused write was a lock was read from SQLAlchemy's whole text, the
+    statement's parameters with it: a read-only store (a PostgreSQL role without INSERT,
+    a full disk) refusing an article about exports "blocked" said "locked by another
+    writer (waited for the busy timeout)", and the operator looked for another writer."""
+    path = tmp_path / "m.db"
+    writable = open_store(f"sqlite:///{path}")
+    writable.sync_feeds([FeedCfg("one", "https://one.example/f")], utc(2025, 1, 1))
+    feed = due_feeds(writable, utc(2025, 1, 1))[0]
+    writable.close()
+    readonly = open_store(f"sqlite:///file:{path}?mode=ro&uri=true")
+    with pytest.raises(StorageError) as caught:
+        readonly.save_poll(feed.id, [ArticleWrite(article("k1", "Gallium", "Beijing blocked gallium exports."),
+                                                  "en", Verdict(False, (), 0.1, ()), (), ())],
+                           outcome(feed, utc(2025, 1, 1)))
+    readonly.close()
+    assert "locked" not in str(caught.value)
+    assert "attempt to write a readonly database" in str(caught.value)

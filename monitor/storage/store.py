@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -612,13 +613,18 @@ def reason(exc: SQLAlchemyError) -> str:
     ``str(exc)`` appends: an operator's log line names the problem, not the SQL."""
     orig = getattr(exc, "orig", None)
     if orig is None:
-        return str(exc).split("\n(Background on this error", 1)[0].split("\n[SQL:", 1)[0]
+        # (SQLAlchemy's own errors, a pool's timeout, append the link after a space)
+        said = re.split(r"\s\(Background on this error", str(exc), maxsplit=1)[0]
+        return said.split("\n[SQL:", 1)[0]
     said = " ".join(str(orig).split()) or "(no message)"
     return f"{said} ({type(orig).__module__.split('.')[0]}.{type(orig).__name__})"
 
 
 def _storage_error(exc: SQLAlchemyError, url: str) -> StorageError:
-    if isinstance(exc, OperationalError) and "locked" in str(exc).lower():
+    # what the database said, not str(exc): that holds the statement's parameters, and an
+    # article "blocked" by an export ban made a read-only store's refusal a "lock"
+    said = str(getattr(exc, "orig", None) or exc).lower()
+    if isinstance(exc, OperationalError) and "locked" in said:
         return StorageError(f"the store {_safe(url)} is locked by another writer "
                             f"(waited for the busy timeout): {exc.orig}")
     return StorageError(f"store {_safe(url)}: {reason(exc)}")
