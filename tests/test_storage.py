@@ -825,3 +825,21 @@ def test_a_refused_write_of_an_article_saying_blocked_is_not_called_a_lock(tmp_p
     readonly.close()
     assert "locked" not in str(caught.value)
     assert "attempt to write a readonly database" in str(caught.value)
+
+
+def test_a_database_error_is_named_by_its_first_line_only():
+    """PostgreSQL's DETAIL lines can hold a row's values ("Failing row contains (…)": an
+    article's whole text), as SQLAlchemy's text holds the parameters."""
+    from sqlalchemy.exc import IntegrityError
+
+    from monitor.storage.store import reason
+
+    class CheckViolation(Exception):
+        pass
+
+    error = IntegrityError("INSERT …", {}, CheckViolation(
+        'new row for relation "article" violates check constraint "x"\n'
+        "DETAIL:  Failing row contains (7, the whole text of an article).\n"))
+    said = reason(error)
+    assert said.startswith('new row for relation "article" violates check constraint "x" (')
+    assert "whole text" not in said and "DETAIL" not in said

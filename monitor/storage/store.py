@@ -616,7 +616,10 @@ def reason(exc: SQLAlchemyError) -> str:
         # (SQLAlchemy's own errors, a pool's timeout, append the link after a space)
         said = re.split(r"\s\(Background on this error", str(exc), maxsplit=1)[0]
         return said.split("\n[SQL:", 1)[0]
-    said = " ".join(str(orig).split()) or "(no message)"
+    # the first line only: PostgreSQL's DETAIL lines can hold a row's values ("Failing row
+    # contains (…)": an article's whole text)
+    said = " ".join(next((line for line in str(orig).splitlines() if line.strip()), "").split())
+    said = said or "(no message)"
     return f"{said} ({type(orig).__module__.split('.')[0]}.{type(orig).__name__})"
 
 
