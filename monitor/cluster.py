@@ -41,6 +41,7 @@ THRESHOLD = 0.5
 CONTAINMENT = 0.8
 MIN_CONTAINED = 12
 LEDE_WORDS = 8            # articles opening with the same words are candidates
+SAME_HEADLINE_WORDS = 6   # two articles carrying one headline this long are one story
 MAX_BUCKET = 50           # a lede or headline shared by more is boilerplate, not a candidate source
 NUM_HASHES = 64
 BANDS = 16
@@ -115,6 +116,22 @@ def _lede_pairs(docs: Sequence[tuple[str, str]]) -> set[tuple[int, int]]:
     return pairs
 
 
+def _same_headline_pairs(docs: Sequence[tuple[str, str]]) -> set[tuple[int, int]]:
+    """Pairs (i < j) of articles carrying the same headline of at least
+    ``SAME_HEADLINE_WORDS`` words (agency tails and punctuation aside): two outlets that
+    run one wire headline over ledes of their own ("China imposes export curbs on
+    chipmaking metals in tech war with the U.S." from two broadcasters) are one story,
+    however little their texts share. A headline more than ``MAX_BUCKET`` articles carry
+    is a column's name, not a story's."""
+    buckets: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for index, (title, _) in enumerate(docs):
+        headline = tuple(_WORD.findall(_TAIL.sub("", title).lower()))
+        if len(headline) >= SAME_HEADLINE_WORDS:
+            buckets[headline].append(index)
+    return {(members[i], members[j]) for members in buckets.values() if len(members) <= MAX_BUCKET
+            for i in range(len(members)) for j in range(i + 1, len(members))}
+
+
 def _signatures(sets: Sequence[frozenset[int]]):
     import numpy as np
 
@@ -163,9 +180,11 @@ def cluster(ids: Sequence[int], docs: Sequence[tuple[str, str]],
             subjects[i] = headline_subject(docs[i][0])
         return subjects[i]
 
+    same_headline = _same_headline_pairs(docs)
     copies: dict[int, list[int]] = defaultdict(list)
     for i, j in candidates:
-        if near_duplicates(sets[i], sets[j], threshold) and not _other_subjects(subject(i), subject(j)):
+        copy = near_duplicates(sets[i], sets[j], threshold) or (min(i, j), max(i, j)) in same_headline
+        if copy and not _other_subjects(subject(i), subject(j)):
             copies[i].append(j)
             copies[j].append(i)
     leader: dict[int, int] = {}

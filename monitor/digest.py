@@ -207,11 +207,13 @@ def build_stories(articles: Sequence[DigestArticle], clusters: dict[int, int]) -
     oldest, newest = min(times), max(times)
     stories = []
     for members in groups.values():
-        # the best-scored copy leads, the fullest among those that score alike (to the two
-        # decimals the digest shows): a trimmed copy whose score is higher in the eighth
-        # decimal gave a story a snippet cut mid-word
-        members.sort(key=lambda a: (-round(a.score, 2), -len(a.title) - len(a.text),
-                                    a.published, a.id))
+        # the best-scored copy leads, among those that score alike (to the two decimals the
+        # digest shows) one in English, the digest's language (a story told in Polish and in
+        # English led with its Polish title, the English copy a link below), then the
+        # fullest: a trimmed copy whose score is higher in the eighth decimal gave a story a
+        # snippet cut mid-word
+        members.sort(key=lambda a: (-round(a.score, 2), a.language != "en",
+                                    -len(a.title) - len(a.text), a.published, a.id))
         lead = members[0]
         stories.append(Story(lead, tuple(members), _rank(members, lead, oldest, newest)))
     return stories
@@ -383,13 +385,48 @@ def _glossed(term: str, language: str | None) -> str:
 
 def passage_snippet(article: DigestArticle, limit: int = 280) -> str:
     """The snippet of a story: for an item flagged from one passage of a multi-story text
-    (a bulletin), that passage; else the start of the text."""
+    (a bulletin), that passage; else the start of the text, or, for a long text whose
+    start does not name what flagged it (a numbered round-up of markets, chips and, as
+    its twelfth item, an export ban on tungsten scrap), the sentence that first does."""
     for reason in article.reasons:
         if match := _FROM_STORY.match(reason):
             start = article.text.find(match.group(1).rstrip("…").strip())
             if start > 0:
                 return snippet(article.text[start:], limit)
-    return snippet(article.text, limit)
+    start = _first_mention(article, limit)
+    return "… " + snippet(article.text[start:], limit) if start else snippet(article.text, limit)
+
+
+# where a sentence or an item of a numbered list starts: after a full stop and a space (not
+# the one in "$1.1 billion" nor "8. "), a Chinese or Japanese full stop, a line break, or before "12、"
+_SENTENCE_START = re.compile(r"(?<=[^\d\s])[.!?;](?=\s)\s*|[。！？；\n]\s*"
+                             r"|\s(?=\d{1,2}[、.．)）]\S)|(?<=[\s】])(?=[①-⑳])")
+
+
+def _first_mention(article: DigestArticle, limit: int) -> int:
+    """Where the sentence starts that first names a keyword the article matched or a
+    mineral it is filed under, when that lies beyond what a snippet from the start shows
+    (0: the start will do)."""
+    text = article.text
+    if len(text) <= limit:
+        return 0
+    found = []
+    for reason in article.reasons:
+        if (match := _KEYWORD.match(reason)) and not match.group(1).startswith("re:"):
+            phrase = match.group(1).replace("*", "").strip()
+            if phrase and (hit := re.search(re.escape(phrase), text, re.IGNORECASE)):
+                found.append(hit.start())
+    if article.minerals:
+        from monitor.minerals import extract_minerals
+
+        offset = len(article.title) + 1
+        found += [start - offset for m in extract_minerals(article.title, text)
+                  if m.code in article.minerals for start, _ in m.spans if start >= offset]
+    if not found or min(found) < limit - 40:       # the start shows it
+        return 0
+    first = min(found)
+    starts = [m.end() for m in _SENTENCE_START.finditer(text, max(0, first - 200), first)]
+    return starts[-1] if starts else 0      # never from mid-sentence
 
 
 def why(story: Story, section: str) -> str:
@@ -451,7 +488,13 @@ def environment(templates_dir: Path | None = None):
                           autoescape=_autoescape, undefined=StrictUndefined, trim_blocks=True,
                           lstrip_blocks=True, keep_trailing_newline=True)
         env.filters.update(safe_link=safe_link, country=_country_name, mineral=_mineral_name,
-                           snippet=snippet, one_line=one_line)
+                           snippet=snippet, one_line=one_line, wrap=wrap,
+                           # a label and its count on one line of the plain text: glued with
+                           # no-break spaces before wordwrap, which breaks at spaces only,
+                           # then unglued ("Export controls and critical minerals:" had ended
+                           # one line, its "17" begun the next)
+                           glue=lambda s: str(s).replace(" ", "\u00a0"),
+                           unglue=lambda s: str(s).replace("\u00a0", " "))
         env.globals.update(shade=shade, why=why, passage=passage_snippet)
         if templates_dir is not None:
             return env
@@ -488,6 +531,64 @@ def snippet(text: str, limit: int = 280) -> str:
         return text
     cut = text[:limit].rsplit(" ", 1)[0]
     return (cut if len(cut) > limit * 0.6 else text[:limit]) + " …"
+
+
+# a line may not start with these (they stay at the end of the line before, a column over)
+_CLOSING = frozenset("。，、．，：；！？）」』】》〉”’・ー〜…,.:;!?)]}")
+
+
+def _columns(char: str) -> int:
+    import unicodedata
+
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def wrap(text: str, width: int = 76, wrapstring: str = "\n  ") -> str:
+    """The plain text's word wrap (Jinja's ``wordwrap`` with ``break_long_words=False``)
+    for text in any script: lines of at most ``width`` columns, a Chinese, Japanese or
+    Korean character counting two (as a terminal and a mail client's fixed font show it),
+    broken at spaces and also between two Chinese or Japanese characters (they have no
+    spaces to break at: a 300-character paragraph had stayed one line 600 columns wide),
+    never before closing punctuation; a word longer than a line stays whole."""
+    lines: list[str] = []
+    line, used = "", 0
+    for token, space_before in _tokens(text):
+        size = sum(_columns(c) for c in token)
+        gap = 1 if space_before and line else 0
+        if line and used + gap + size > width and not (token in _CLOSING and not space_before):
+            lines.append(line)
+            line, used, gap = "", 0, 0
+        line += " " * gap + token
+        used += gap + size
+    if line:
+        lines.append(line)
+    return wrapstring.join(lines)
+
+
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+
+
+def _tokens(text: str):
+    """(token, whether a space came before it): the words of scripts written with spaces
+    (Korean among them: its words are not broken), and each other wide character (Chinese,
+    Japanese, their punctuation) on its own."""
+    word, space = "", False
+    for char in text:
+        if char.isspace():
+            if word:
+                yield word, space
+                word = ""
+            space = True
+        elif _columns(char) == 2 and not _HANGUL.match(char):
+            if word:
+                yield word, space
+                word, space = "", False
+            yield char, space
+            space = False
+        else:
+            word += char
+    if word:
+        yield word, space
 
 
 def shade(count: int, top: int) -> str:

@@ -145,3 +145,20 @@ def test_a_chain_of_look_alikes_is_not_one_story():
     assert not near_duplicates(shingles(*docs[0]), shingles(*docs[-1]))
     groups = cluster(list(range(1, 9)), docs)
     assert len(set(groups.values())) >= 3
+
+
+def test_one_headline_over_two_ledes_is_one_story():
+    """Two broadcasters run one wire headline, each over a lede of its own (the texts share
+    almost no word triples): one story, not two entries of the digest."""
+    first = ("Ministry limits exports of two chipmaking metals in tech dispute with the U.S",
+             "The move follows sweeping restrictions last autumn on sales of advanced chips and "
+             "tools, officials said.")
+    second = ("Ministry limits exports of two chipmaking metals in tech dispute with the U.S.",
+              "Buyers abroad will need a licence for each shipment of the two metals from next "
+              "month, escalating a technology quarrel.")
+    assert not near_duplicates(shingles(*first), shingles(*second))
+    assert cluster([7, 9], [first, second]) == {7: 7, 9: 7}
+    # a short headline ("Markets wrap") says nothing: different texts stay apart
+    wrap_a = ("Markets wrap", "Shares in tin miners rose after a smelter in the south restarted.")
+    wrap_b = ("Markets wrap", "Copper fell for a third day as warehouse stocks grew in the east.")
+    assert cluster([1, 2], [wrap_a, wrap_b]) == {1: 1, 2: 2}

@@ -1840,3 +1840,132 @@ def test_the_countries_of_every_article_are_read_however_many_a_digest_holds(sto
         article_id, code = conn.execute(select(COUNTRY.c.article_id, COUNTRY.c.code).limit(1)).first()
         ids = [*range(-499, 0), article_id, -1000]
         assert code in ledger._codes(conn, COUNTRY, ids)[article_id]
+
+
+def test_a_long_round_up_shows_the_item_naming_its_mineral_not_its_start():
+    """A numbered morning round-up flagged as a whole (no passage of its own): its first
+    items are about stocks and oil; the snippet shows the item that names the tungsten it
+    is filed under, not three lines of index futures."""
+    from monitor.digest import passage_snippet
+    from monitor.types import DigestArticle
+
+    items = [f"{n}. Index futures moved {n} tenths of a point in early trade, dealers said."
+             for n in range(1, 8)]
+    items.append("8. The commerce department will ban exports of tungsten scrap from next month, "
+                 "with exemptions on request.")
+    items.append("9. A carmaker recalled vans over a faulty seat belt.")
+    text = " ".join(items)
+    lead = DigestArticle(id=3, title="Morning round-up", text=text, url=None, source="s",
+                         published=T0, first_seen=T0, language="en",
+                         topics=("critical-minerals",), score=0.95,
+                         reasons=("classifier critical-minerals 0.95",), countries=(),
+                         minerals=("tungsten",))
+    assert passage_snippet(lead).startswith("… 8. The commerce department will ban exports of tungsten")
+    # a text whose start names it, or that a snippet shows whole, starts at its start
+    early = DigestArticle(**{**lead.__dict__, "text": items[7] + " " + " ".join(items[:7])})
+    assert passage_snippet(early).startswith("8. The commerce department")
+    short = DigestArticle(**{**lead.__dict__, "text": " ".join(items[5:9])})
+    assert passage_snippet(short).startswith("6. Index futures")
+    # no sentence starts within reach before the mention: the start, not mid-sentence
+    long = DigestArticle(**{**lead.__dict__, "text": "Dealers said " + ", and ".join(
+        f"index futures moved {n} tenths" for n in range(1, 30)) + " before a ban on tungsten scrap."})
+    assert passage_snippet(long).startswith("Dealers said index futures")
+
+
+def test_a_story_told_in_two_languages_leads_with_its_english_copy():
+    """The digest is written in English: of two copies that score alike, one in Polish with
+    the longer text and one in English, the English one leads (title, snippet, link)."""
+    from monitor.digest import build_stories
+    from monitor.types import DigestArticle
+
+    polish = DigestArticle(id=1, title="Huta Orlen wstrzymuje eksport germanu na miesiąc",
+                           text="Zakład w Płocku wstrzymał wysyłki germanu do odbiorców za granicą "
+                                "do czasu uzyskania nowych licencji eksportowych.",
+                           url=None, source="pl", published=T0, first_seen=T0, language="pl",
+                           topics=("critical-minerals",), score=0.951, reasons=(),
+                           countries=("PL",), minerals=("germanium",))
+    english = DigestArticle(**{**polish.__dict__, "id": 2, "language": "en", "score": 0.948,
+                               "title": "Orlen smelter halts germanium exports for a month",
+                               "text": "The plant stopped cargoes abroad pending new licences."})
+    (story,) = build_stories([polish, english], {1: 1, 2: 1})
+    assert story.lead.id == 2
+    better = DigestArticle(**{**polish.__dict__, "score": 0.99})     # a clearly better score leads
+    (story,) = build_stories([better, english], {1: 1, 2: 1})
+    assert story.lead.id == 1
+
+
+def test_a_story_without_text_has_no_empty_snippet():
+    """Many Japanese and Korean feeds give a headline only: the digest showed an empty
+    snippet paragraph (HTML) and a line of two spaces (plain text) under each."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.digest import render
+    from monitor.types import DigestArticle
+
+    lead = DigestArticle(id=4, title="Smelter halts germanium exports for a month", text="",
+                         url="https://example.org/a", source="s", published=T0, first_seen=T0,
+                         language="en", topics=("critical-minerals",), score=0.9,
+                         reasons=("classifier critical-minerals 0.90",), countries=(),
+                         minerals=("germanium",))
+    digest = build_digest([lead], {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+    html, text = render(digest, subject("{counts}", digest))
+    assert not re.search(r'<p class="snippet"[^>]*>\s*</p>', html)
+    assert "  https://example.org/a\n  Minerals: germanium" in text
+    assert not any(line.strip() == "" and line for line in text.splitlines())
+
+
+def test_the_plain_text_header_keeps_each_count_with_its_label():
+    """"Export controls and critical minerals:" ended one line and its "10" began the next;
+    a mineral's "(1)" stood alone likewise. A blank line parts the header from what follows."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.digest import render
+    from monitor.types import DigestArticle
+
+    towns = ("Arlit", "Bayan", "Cobar", "Dalby", "Emmet", "Fargo", "Gympie", "Hobart", "Ipswich", "Jundah")
+    articles = [DigestArticle(id=n + 1, title=f"{town} smelter curbs exports of germanium residue",
+                              text=f"The {town} plant will need a licence for each cargo of residue.",
+                              url=None, source=f"outlet {n}", published=T0 + timedelta(minutes=n),
+                              first_seen=T0 + timedelta(minutes=n), language="en",
+                              topics=("export-controls", "critical-minerals"), score=0.9,
+                              reasons=("classifier export-controls 0.90",), countries=(),
+                              minerals=("germanium", "platinum-group-metals"))
+                for n, town in enumerate(towns)]
+    digest = build_digest(articles, {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+    text = render(digest, subject("{counts}", digest))[1]
+    assert "Export controls and critical minerals: 10" in text
+    assert "platinum-group metals (10)" in text, text
+    assert "\n\nTOP STORIES\n" in text
+
+
+def test_the_plain_text_wraps_chinese_and_japanese_within_the_line():
+    """Chinese and Japanese have no spaces to break at: a paragraph of a Chinese bulletin
+    stayed one line of several hundred columns in the plain-text part. Every line now fits
+    78 columns, a wide character counting two; Korean breaks at its spaces, English as before."""
+    import unicodedata
+    from zoneinfo import ZoneInfo
+
+    from monitor.digest import render
+    from monitor.types import DigestArticle
+
+    zh = ("商务部发布公告，决定对部分稀土相关物项实施出口管制，自公告之日起正式执行，"
+          "相关出口经营者应当依法申请许可，未经许可不得出口，违者将依法追究责任。" * 3)
+    lead = DigestArticle(id=5, title="商务部：对部分稀土相关物项实施出口管制" * 3, text=zh, url=None,
+                         source="s", published=T0, first_seen=T0, language="zh",
+                         topics=("export-controls", "critical-minerals"), score=0.97,
+                         reasons=("classifier export-controls 0.97", 'keyword "出口管制"'),
+                         countries=("CN",), minerals=("rare-earths",))
+    digest = build_digest([lead], {}, digest_date="2025-06-03", period_start=T0,
+                          period_end=T0 + timedelta(days=1), zone=ZoneInfo("UTC"), max_items=40)
+    text = render(digest, subject("{counts}", digest))[1]
+    columns = [sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+               for line in text.splitlines()]
+    assert max(columns) <= 78, text
+    assert "出口管制" in text.replace("\n", "").replace(" ", "")       # nothing lost
+    from monitor.digest import wrap
+
+    assert wrap("석유 가격 급등 희토류 공급망 재편 논의", 12) == "석유 가격\n  급등 희토류\n  공급망 재편\n  논의"
+    assert wrap("one two three four", 9) == "one two\n  three\n  four"
+    assert wrap("出口管制。", 8) == "出口管制。"                              # "。" never starts a line
