@@ -2,7 +2,8 @@
 aiosmtpd server on 127.0.0.1, not duplicated here:
 
 - test_starttls_and_auth — STARTTLS with a throwaway certificate and AUTH;
-- test_wrong_password_is_a_permanent_failure — a 535 is permanent: no retry loop;
+- test_a_refused_sign_in_fails_for_good_only_when_the_reply_is_permanent — a 535 is
+  permanent (no retry loop), a 454 temporary;
 - test_faults_then_recovery_give_each_recipient_exactly_one_copy — 4xx replies and
   dropped connections, then recovery: each recipient gets exactly one copy;
 - test_temporary_failures_stay_open_after_max_attempts_and_a_later_run_sends —
@@ -21,7 +22,8 @@ or removed.
 import ast
 from pathlib import Path
 
-REFERENCED = ("test_starttls_and_auth", "test_wrong_password_is_a_permanent_failure",
+REFERENCED = ("test_starttls_and_auth",
+              "test_a_refused_sign_in_fails_for_good_only_when_the_reply_is_permanent",
               "test_faults_then_recovery_give_each_recipient_exactly_one_copy",
               "test_temporary_failures_stay_open_after_max_attempts_and_a_later_run_sends",
               "test_an_outbox_on_a_full_disk_leaves_no_partial_file",
