@@ -183,12 +183,16 @@ def _contains(conn: Connection, column, text: str):
     Japanese, Korean: "稀土", "export 稀土") does not need it."""
     if conn.dialect.name == "sqlite" and not all(map(_caseless, text)):
         return func.monitor_fold(column).contains(text.casefold(), autoescape=True)
-    if conn.dialect.name == "sqlite" and "ss" in text.lower():
-        # "strasse" is the case folding of "Straße", which lower() leaves as it is: the
-        # search also looks for the forms with ß (each a LIKE in C; folding every row in
-        # Python made a search holding "ss" several times slower)
-        return or_(*(column.icontains(form, autoescape=True)
-                     for form in [text, *_eszett_forms(text.lower())]))
+    # "strasse" is the case folding of "Straße", which lower() (SQLite's, PostgreSQL's in any
+    # locale) leaves as it is: the search also looks for the forms with ß, and on
+    # PostgreSQL a search with ß for its form with "ss" (each a LIKE in the database;
+    # folding every row in Python made a search holding "ss" several times slower)
+    lowered = text.lower()
+    forms = _eszett_forms(lowered) if "ss" in lowered else []
+    if "ß" in lowered:          # (on SQLite such a search was folded above)
+        forms.append(lowered.replace("ß", "ss"))
+    if forms:
+        return or_(*(column.icontains(form, autoescape=True) for form in [text, *forms]))
     return column.icontains(text, autoescape=True)
 
 
