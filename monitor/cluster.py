@@ -183,7 +183,13 @@ def cluster(ids: Sequence[int], docs: Sequence[tuple[str, str]],
     same_headline = _same_headline_pairs(docs)
     copies: dict[int, list[int]] = defaultdict(list)
     for i, j in candidates:
-        copy = near_duplicates(sets[i], sets[j], threshold) or (min(i, j), max(i, j)) in same_headline
+        # one headline makes one story only when it says what or where (a mineral, a
+        # country): a recurring title ("What you need to know today", an exchange's
+        # "Change of Director's Interest Notice", "Weekly price report - Lithium" / "-
+        # Cobalt" with the tail cut) heads different stories, and two copies of one
+        # headline never name other subjects, so _other_subjects cannot keep them apart
+        copy = near_duplicates(sets[i], sets[j], threshold) or (
+            (min(i, j), max(i, j)) in same_headline and any(subject(i)))
         if copy and not _other_subjects(subject(i), subject(j)):
             copies[i].append(j)
             copies[j].append(i)

@@ -162,3 +162,18 @@ def test_one_headline_over_two_ledes_is_one_story():
     wrap_a = ("Markets wrap", "Shares in tin miners rose after a smelter in the south restarted.")
     wrap_b = ("Markets wrap", "Copper fell for a third day as warehouse stocks grew in the east.")
     assert cluster([1, 2], [wrap_a, wrap_b]) == {1: 1, 2: 2}
+
+
+def test_a_recurring_headline_naming_no_subject_does_not_make_one_story():
+    """A newsletter's or an exchange's fixed title of 6+ words heads different items the
+    same day: the same headline made them one story (the second item hidden under the
+    first), which no mineral or country in the headline could keep apart."""
+    column = [("What you need to know this morning", "Copper rose after a strike at a mine in the north."),
+              ("What you need to know this morning", "A refinery said it would cut its nickel output by a tenth.")]
+    assert cluster([1, 2], column) == {1: 1, 2: 2}
+    notice = [("Change of Director's Interest Notice - ABC", "A lithium explorer's chairman bought shares."),
+              ("Change of Director's Interest Notice - XYZ", "A graphite developer's director sold options.")]
+    assert cluster([3, 4], notice) == {3: 3, 4: 4}
+    report = [("Weekly battery metals market price report - Lithium", "Carbonate prices fell for a fifth week."),
+              ("Weekly battery metals market price report - Cobalt", "Hydroxide payables rose on quota news.")]
+    assert cluster([5, 6], report) == {5: 5, 6: 6}
