@@ -398,9 +398,12 @@ def passage_snippet(article: DigestArticle, limit: int = 280) -> str:
 
 
 # where a sentence or an item of a numbered list starts: after a full stop and a space (not
-# the one in "$1.1 billion" nor "8. "), a Chinese or Japanese full stop, a line break, or before "12、"
-_SENTENCE_START = re.compile(r"(?<=[^\d\s])[.!?;](?=\s)\s*|[。！？；\n]\s*"
-                             r"|\s(?=\d{1,2}[、.．)）]\S)|(?<=[\s】])(?=[①-⑳])")
+# the one in "$1.1 billion" nor "8. ", nor an initial's or "No."'s, nor one a lower-case
+# word follows: "the U.S. ministry", "approx. five"), a Chinese or Japanese full stop, a line
+# break, or before "12、" or "8)" (not before a decimal: "rose 5.5 percent")
+_SENTENCE_START = re.compile(r"(?<=[^\d\s])(?<!\b[A-Z])(?<!\bNo)(?<!\bNr)[.!?;](?=\s+[^\sa-z])\s*"
+                             r"|[。！？；\n]\s*"
+                             r"|\s(?=\d{1,2}[、.．)）][^\s\d])|(?<=[\s】])(?=[①-⑳])")
 
 
 def _first_mention(article: DigestArticle, limit: int) -> int:
@@ -412,10 +415,8 @@ def _first_mention(article: DigestArticle, limit: int) -> int:
         return 0
     found = []
     for reason in article.reasons:
-        if (match := _KEYWORD.match(reason)) and not match.group(1).startswith("re:"):
-            phrase = match.group(1).replace("*", "").strip()
-            if phrase and (hit := re.search(re.escape(phrase), text, re.IGNORECASE)):
-                found.append(hit.start())
+        if (match := _KEYWORD.match(reason)) and (hit := _keyword_hit(match.group(1), text)):
+            found.append(hit.start())
     if article.minerals:
         from monitor.minerals import extract_minerals
 
@@ -425,8 +426,25 @@ def _first_mention(article: DigestArticle, limit: int) -> int:
     if not found or min(found) < limit - 40:       # the start shows it
         return 0
     first = min(found)
-    starts = [m.end() for m in _SENTENCE_START.finditer(text, max(0, first - 200), first)]
+    # (the look-aheads may read the mention's first characters; a start lies before it)
+    starts = [m.end() for m in _SENTENCE_START.finditer(text, max(0, first - 200), first + 4)
+              if m.end() <= first]
     return starts[-1] if starts else 0      # never from mid-sentence
+
+
+def _keyword_hit(rule: str, text: str) -> re.Match[str] | None:
+    """Where ``text`` holds what a keyword rule finds, found as the rules find it: a
+    phrase's words on word boundaries ("tin" is not the one in "Argentina"), a space or
+    hyphen between them as any run of spaces and hyphens, a ``*`` word going on ("seltene*
+    Erden" finds "Seltener Erden"); a ``re:`` rule's regex as written, any case."""
+    from monitor.exceptions import ConfigError
+    from monitor.keywords import phrase_regex
+
+    try:
+        source = rule[3:] if rule.startswith("re:") else phrase_regex("", rule)
+        return re.search(source, text, re.IGNORECASE)
+    except (ConfigError, re.error):
+        return None
 
 
 def why(story: Story, section: str) -> str:

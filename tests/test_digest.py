@@ -1969,3 +1969,47 @@ def test_the_plain_text_wraps_chinese_and_japanese_within_the_line():
     assert wrap("석유 가격 급등 희토류 공급망 재편 논의", 12) == "석유 가격\n  급등 희토류\n  공급망 재편\n  논의"
     assert wrap("one two three four", 9) == "one two\n  three\n  four"
     assert wrap("出口管制。", 8) == "出口管制。"                              # "。" never starts a line
+
+
+def test_a_long_text_s_snippet_does_not_start_at_a_decimal_or_an_initial():
+    """The snippet of a long text starts at the sentence naming its mineral, "never from
+    mid-sentence": but a decimal ("rose 5.5 percent") and an initial ("the U.S. ministry")
+    were read as sentence starts, and the snippet began "… 5.5 percent after …"."""
+    from monitor.digest import passage_snippet
+    from monitor.types import DigestArticle
+
+    filler = " ".join(f"Dealers said index futures moved {n} tenths in early trade." for n in range(1, 7))
+    lead = DigestArticle(id=3, title="Morning round-up", text="", url=None, source="s",
+                         published=T0, first_seen=T0, language="en",
+                         topics=("critical-minerals",), score=0.95,
+                         reasons=("classifier critical-minerals 0.95",), countries=(),
+                         minerals=("tungsten",))
+    for sentence in ("Steel makers said prices rose 5.5 percent after the ban on tungsten scrap.",
+                     "The U.S. ministry will ban exports of tungsten scrap.",
+                     "Under order No. 61 the ministry bans exports of tungsten scrap."):
+        article = DigestArticle(**{**lead.__dict__, "text": f"{filler} {sentence}"})
+        assert passage_snippet(article) == "… " + sentence
+
+
+def test_a_long_text_s_snippet_finds_its_keyword_as_the_rule_does():
+    """The sentence naming a keyword was looked for as a plain substring with the ``*``
+    taken out: "tin" was found in "Argentina" (the snippet showed a sentence about wheat),
+    "seltene* Erden" never in "Seltener Erden", nor a "re:" rule at all."""
+    from monitor.digest import passage_snippet
+    from monitor.types import DigestArticle
+
+    filler = " ".join(f"Dealers said index futures moved {n} tenths in early trade." for n in range(1, 6))
+    more = " ".join(f"Bond yields were {n} points higher by noon." for n in range(1, 8))
+    sentence = "The smelter halted tin exports on Monday."
+    lead = DigestArticle(id=3, title="Smelter halts tin exports", url=None, source="s",
+                         text=f"{filler} Argentina sold more wheat abroad. {more} {sentence}",
+                         published=T0, first_seen=T0, language="en",
+                         topics=("critical-minerals",), score=0.95,
+                         reasons=("classifier critical-minerals 0.95", 'keyword "tin"'),
+                         countries=(), minerals=())
+    assert passage_snippet(lead) == "… " + sentence
+    german = "Die Regierung begrenzt die Ausfuhr Seltener Erden."
+    for rule in ("seltene* Erden", "re:seltene[nr]? erden"):
+        article = DigestArticle(**{**lead.__dict__, "text": f"{filler} {german}",
+                                   "reasons": (f'keyword "{rule}"',)})
+        assert passage_snippet(article) == "… " + german, rule
