@@ -846,3 +846,24 @@ def test_a_database_error_is_named_by_its_first_line_only():
     said = reason(error)
     assert said.startswith('new row for relation "article" violates check constraint "x" (')
     assert "whole text" not in said and "DETAIL" not in said
+
+
+def test_a_postgresql_deadlock_is_not_called_a_lock_and_shows_its_first_line_only():
+    """PostgreSQL's deadlock says "blocked by process …" in its DETAIL: the store's error
+    said "locked by another writer (waited for the busy timeout)" (SQLite's busy timeout,
+    the wrong remedy) and printed every DETAIL, HINT and CONTEXT line of it."""
+    import psycopg.errors
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.storage.store import _storage_error
+
+    said = ("deadlock detected\nDETAIL:  Process 71 waits for ShareLock on transaction 9; "
+            "blocked by process 72.\nHINT:  See server log for query details.")
+    exc = OperationalError("UPDATE article SET text = %(text)s", {"text": "a whole text"},
+                           psycopg.errors.DeadlockDetected(said))
+    message = str(_storage_error(exc, "postgresql://monitor:secret@db/monitor"))
+    assert "locked" not in message and "\n" not in message and "secret" not in message
+    assert message.endswith("deadlock detected (psycopg.DeadlockDetected)"), message
+    sqlite = OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+    assert "is locked by another writer (waited for the busy timeout): database is locked" in str(
+        _storage_error(sqlite, "sqlite:///m.db"))

@@ -616,20 +616,26 @@ def reason(exc: SQLAlchemyError) -> str:
         # (SQLAlchemy's own errors, a pool's timeout, append the link after a space)
         said = re.split(r"\s\(Background on this error", str(exc), maxsplit=1)[0]
         return said.split("\n[SQL:", 1)[0]
-    # the first line only: PostgreSQL's DETAIL lines can hold a row's values ("Failing row
-    # contains (…)": an article's whole text)
-    said = " ".join(next((line for line in str(orig).splitlines() if line.strip()), "").split())
-    said = said or "(no message)"
+    said = _first_line(orig) or "(no message)"
     return f"{said} ({type(orig).__module__.split('.')[0]}.{type(orig).__name__})"
 
 
+def _first_line(orig: BaseException) -> str:
+    """The first line of what the database said: PostgreSQL's DETAIL lines can hold a
+    row's values ("Failing row contains (…)": an article's whole text)."""
+    return " ".join(next((line for line in str(orig).splitlines() if line.strip()), "").split())
+
+
 def _storage_error(exc: SQLAlchemyError, url: str) -> StorageError:
-    # what the database said, not str(exc): that holds the statement's parameters, and an
-    # article "blocked" by an export ban made a read-only store's refusal a "lock"
-    said = str(getattr(exc, "orig", None) or exc).lower()
-    if isinstance(exc, OperationalError) and "locked" in said:
+    # what the database said (its first line, the word "locked"), not str(exc): that holds
+    # the statement's parameters, and an article "blocked" by an export ban made a read-only
+    # store's refusal a "lock"; so did PostgreSQL's deadlock, whose DETAIL says "blocked by
+    # process …" (and was printed whole)
+    orig = getattr(exc, "orig", None)
+    said = _first_line(orig) if orig is not None else ""
+    if isinstance(exc, OperationalError) and re.search(r"\blocked\b", said, re.IGNORECASE):
         return StorageError(f"the store {_safe(url)} is locked by another writer "
-                            f"(waited for the busy timeout): {exc.orig}")
+                            f"(waited for the busy timeout): {said}")
     return StorageError(f"store {_safe(url)}: {reason(exc)}")
 
 
