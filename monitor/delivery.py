@@ -75,7 +75,7 @@ class DigestOutcome:
     interrupted: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        parts = [f"digest {self.digest_date}: {self.items} items"]
+        parts = [f"digest {self.digest_date}: {self.items} article{'s' if self.items != 1 else ''}"]
         for label in ("sent", "retry", "failed", "unknown", "already", "elsewhere"):
             names = getattr(self, label)
             if label == "sent" and self.written:

@@ -1635,7 +1635,7 @@ def test_a_later_monitor_digest_sends_the_copies_earlier_runs_left(tmp_path):
         store.close()
     result = CliRunner().invoke(monitor.cli.cli, ["--config", str(cfg_file), "digest"])
     assert result.exit_code == 0, result.output
-    assert "digest 2025-06-03: 5 items" in result.output and "ben@example.org" in result.output
+    assert "digest 2025-06-03: 5 articles" in result.output and "ben@example.org" in result.output
     with open_store(f"sqlite:///{tmp_path / 'm.db'}") as again:
         assert {d.recipient: d.status for d in again.get_digest("2025-06-03").deliveries} == {
             r: "sent" for r in RCPTS}
