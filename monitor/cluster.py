@@ -98,38 +98,27 @@ def near_duplicates(a: frozenset[int], b: frozenset[int], threshold: float = THR
     return smaller >= MIN_CONTAINED and common / smaller >= CONTAINMENT
 
 
-def _lede_pairs(docs: Sequence[tuple[str, str]]) -> set[tuple[int, int]]:
+def _headline(title: str) -> tuple[str, ...]:
+    """A headline's words, agency tails and punctuation aside."""
+    return tuple(_WORD.findall(_TAIL.sub("", title).lower()))
+
+
+def _lede_pairs(docs: Sequence[tuple[str, str]],
+                headlines: Sequence[tuple[str, ...]]) -> set[tuple[int, int]]:
     """Pairs of articles that open with the same words or carry the same headline."""
     buckets: dict[tuple, list[int]] = defaultdict(list)
-    for index, (title, text) in enumerate(docs):
+    for index, (_, text) in enumerate(docs):
         words = _WORD.findall(without_dateline(text).lower())
         if len(words) >= LEDE_WORDS:
             buckets[("lede", *words[:LEDE_WORDS])].append(index)
-        headline = tuple(_WORD.findall(_TAIL.sub("", title).lower()))
-        if len(headline) >= 4:
-            buckets[("title", *headline)].append(index)
+        if len(headlines[index]) >= 4:
+            buckets[("title", *headlines[index])].append(index)
     pairs: set[tuple[int, int]] = set()
     for members in buckets.values():
         if 1 < len(members) <= MAX_BUCKET:
             pairs.update((members[i], members[j]) for i in range(len(members))
                          for j in range(i + 1, len(members)))
     return pairs
-
-
-def _same_headline_pairs(docs: Sequence[tuple[str, str]]) -> set[tuple[int, int]]:
-    """Pairs (i < j) of articles carrying the same headline of at least
-    ``SAME_HEADLINE_WORDS`` words (agency tails and punctuation aside): two outlets that
-    run one wire headline over ledes of their own ("China imposes export curbs on
-    chipmaking metals in tech war with the U.S." from two broadcasters) are one story,
-    however little their texts share. A headline more than ``MAX_BUCKET`` articles carry
-    is a column's name, not a story's."""
-    buckets: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    for index, (title, _) in enumerate(docs):
-        headline = tuple(_WORD.findall(_TAIL.sub("", title).lower()))
-        if len(headline) >= SAME_HEADLINE_WORDS:
-            buckets[headline].append(index)
-    return {(members[i], members[j]) for members in buckets.values() if len(members) <= MAX_BUCKET
-            for i in range(len(members)) for j in range(i + 1, len(members))}
 
 
 def _signatures(sets: Sequence[frozenset[int]]):
@@ -172,7 +161,8 @@ def cluster(ids: Sequence[int], docs: Sequence[tuple[str, str]],
     countries, and none of them in common are different stories however alike their
     texts ("China imposes export controls on antimony" / "… on tungsten")."""
     sets = [shingles(title, text) for title, text in docs]
-    candidates = _candidate_pairs(sets) | _lede_pairs(docs) if len(ids) > 1 else set()
+    headlines = [_headline(title) for title, _ in docs]
+    candidates = _candidate_pairs(sets) | _lede_pairs(docs, headlines) if len(ids) > 1 else set()
     subjects: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
 
     def subject(i: int) -> tuple[frozenset[str], frozenset[str]]:
@@ -180,16 +170,19 @@ def cluster(ids: Sequence[int], docs: Sequence[tuple[str, str]],
             subjects[i] = headline_subject(docs[i][0])
         return subjects[i]
 
-    same_headline = _same_headline_pairs(docs)
     copies: dict[int, list[int]] = defaultdict(list)
     for i, j in candidates:
-        # one headline makes one story only when it says what or where (a mineral, a
-        # country): a recurring title ("What you need to know today", an exchange's
-        # "Change of Director's Interest Notice", "Weekly price report - Lithium" / "-
-        # Cobalt" with the tail cut) heads different stories, and two copies of one
-        # headline never name other subjects, so _other_subjects cannot keep them apart
+        # two outlets running one wire headline of SAME_HEADLINE_WORDS or more over ledes of
+        # their own are one story however little their texts share, but only when the
+        # headline says what or where (a mineral, a country): a recurring title ("What you
+        # need to know today", an exchange's "Change of Director's Interest Notice",
+        # "Weekly price report - Lithium" / "- Cobalt" with the tail cut) heads different
+        # stories, and two copies of one headline never name other subjects, so
+        # _other_subjects cannot keep them apart. (Every such pair is a candidate: the
+        # same headline of 4+ words is one of _lede_pairs' buckets.)
         copy = near_duplicates(sets[i], sets[j], threshold) or (
-            (min(i, j), max(i, j)) in same_headline and any(subject(i)))
+            len(headlines[i]) >= SAME_HEADLINE_WORDS and headlines[i] == headlines[j]
+            and any(subject(i)))
         if copy and not _other_subjects(subject(i), subject(j)):
             copies[i].append(j)
             copies[j].append(i)
