@@ -160,14 +160,9 @@ class Service:
     def _store_file_stamp(self) -> tuple[int, int] | None:
         """(device, inode) of the SQLite store's file as opened; None for another database
         or a file that is not there."""
-        from monitor.storage.reviews import sqlite_file
+        from monitor.storage.reviews import sqlite_file_identity
 
-        path = sqlite_file(self.store.url)
-        try:
-            info = path.stat() if path is not None else None
-        except OSError:
-            return None
-        return (info.st_dev, info.st_ino) if info is not None else None
+        return sqlite_file_identity(self.store.url)
 
     def _store_file_gone(self) -> bool:
         """The SQLite file the service opened was deleted or replaced while it ran: its open

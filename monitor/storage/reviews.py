@@ -3,9 +3,8 @@ writes (part of the storage package; every function takes an open Connection).""
 
 from __future__ import annotations
 
-import unicodedata
-
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +32,18 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
+
+
+def sqlite_file_identity(url: str) -> tuple[int, int] | None:
+    """(device, inode) of an SQLite URL's file, None for another database or a file that
+    is not there: it changes when the file is deleted or another put in its place, which a
+    process holding the store open must notice (its connections go on with the old one)."""
+    path = sqlite_file(url)
+    try:
+        info = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if info is not None else None
 
 
 # -- reading articles ------------------------------------------------------------------

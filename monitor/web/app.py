@@ -444,11 +444,9 @@ class _StoreFileGuard:
         self._opened = self._identity()
 
     def _identity(self) -> tuple[int, int] | None:
-        try:
-            info = self._file.stat() if self._file is not None else None
-        except OSError:
-            return None
-        return (info.st_dev, info.st_ino) if info is not None else None
+        from monitor.storage.reviews import sqlite_file_identity
+
+        return sqlite_file_identity(self._store.url)
 
     def __getattr__(self, name: str):
         if self._file is not None and self._identity() != self._opened:
