@@ -120,10 +120,10 @@ class SmtpMailer:
             code, reply = next(iter(exc.recipients.values()))
             raise self._reply_error(code, reply, f"refused the recipient {recipient}") from None
         except smtplib.SMTPAuthenticationError as exc:
-            # 535 (wrong credentials) is permanent; a 4xx ("454 Temporary authentication
-            # failure": the server's password backend away for a moment) is retried
-            raise DeliveryError(f"SMTP {self.host}: authentication failed ({exc.smtp_code})",
-                                permanent=not 400 <= exc.smtp_code < 500) from None
+            # as every reply: 535 (wrong credentials) is permanent, a 4xx ("454 Temporary
+            # authentication failure": the password backend away for a moment) is retried
+            raise self._reply_error(exc.smtp_code, exc.smtp_error,
+                                    "refused the sign-in (authentication failed)") from None
         except smtplib.SMTPNotSupportedError as exc:     # no STARTTLS, no AUTH: the settings
             raise DeliveryError(f"SMTP {self.host}:{self.port}: {exc}; check smtp.security, "
                                 "smtp.port and smtp.username", permanent=True) from None
