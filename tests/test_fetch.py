@@ -407,6 +407,19 @@ def _body_of(size: int) -> bytes:
     return head + b" " * (size - len(head))
 
 
+def _send_chunked(h, body: bytes, **headers: str) -> None:
+    """A 200 with ``body`` in chunks of 4 KiB (no Content-Length)."""
+    h.send_response(200)
+    for name, value in {"Content-Type": "application/rss+xml", **headers,
+                        "Transfer-Encoding": "chunked"}.items():
+        h.send_header(name, value)
+    h.end_headers()
+    for start in range(0, len(body), 4096):
+        part = body[start:start + 4096]
+        h.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+    h.wfile.write(b"0\r\n\r\n")
+
+
 @pytest.mark.parametrize("declared", [True, False])
 def test_a_body_of_exactly_max_bytes_is_read_and_one_more_byte_is_refused(feed_server, declared):
     from monitor.exceptions import FeedError
@@ -417,14 +430,7 @@ def test_a_body_of_exactly_max_bytes_is_read_and_one_more_byte_is_refused(feed_s
         def handler(h):
             if declared:
                 return h._send(200, body, "application/rss+xml")
-            h.send_response(200)
-            h.send_header("Content-Type", "application/rss+xml")
-            h.send_header("Transfer-Encoding", "chunked")
-            h.end_headers()
-            for start in range(0, len(body), 4096):
-                part = body[start:start + 4096]
-                h.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
-            h.wfile.write(b"0\r\n\r\n")
+            _send_chunked(h, body)
         return handler
 
     exact = feed_server.add(f"/exact-{declared}.xml", handler=serve(_body_of(limit)))
@@ -750,18 +756,8 @@ def test_bytes_after_a_gzip_streams_end_count_against_max_bytes(feed_server):
     limit = 64 * 1024
     body = gzip.compress(RSS.encode()) + b"\0" * (limit + limit // 2)
 
-    def trailing(h):
-        h.send_response(200)
-        h.send_header("Content-Type", "application/rss+xml")
-        h.send_header("Content-Encoding", "gzip")
-        h.send_header("Transfer-Encoding", "chunked")
-        h.end_headers()
-        for start in range(0, len(body), 4096):
-            part = body[start:start + 4096]
-            h.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
-        h.wfile.write(b"0\r\n\r\n")
-
-    url = feed_server.add("/gz-trailing.xml", handler=trailing)
+    url = feed_server.add("/gz-trailing.xml",
+                          handler=lambda h: _send_chunked(h, body, **{"Content-Encoding": "gzip"}))
     (result,) = _fetch_all(FetchSettings(max_bytes=limit), [(url, None)])
     assert isinstance(result, FeedError) and result.kind == "too-large", result
 

@@ -20,6 +20,13 @@ def _statuses(service, day):
     return [d.status for d in service.store.get_digest(day).deliveries]
 
 
+def _each_day_sent_once(service, smtp):
+    """The 4th's digest and the 5th's sent, one copy each, and no other."""
+    assert _statuses(service, "2025-06-04") == ["sent"]
+    assert _statuses(service, "2025-06-05") == ["sent"]
+    assert len(smtp.recorder.received_by("ana@example.org")) == 2
+
+
 def test_a_catch_up_digest_refused_for_a_moment_is_retried_by_the_running_service(
         tmp_path, feed_server, feed_file):
     """Down across yesterday's send time, started at 05:50 before today's: yesterday's digest
@@ -37,9 +44,7 @@ def test_a_catch_up_digest_refused_for_a_moment_is_retried_by_the_running_servic
         assert _statuses(service, "2025-06-04") == ["retry"]
         clock["now"] = datetime(2025, 6, 5, 6, 30, tzinfo=timezone.utc)     # the next tick
         service.dispatch()
-        assert _statuses(service, "2025-06-04") == ["sent"]
-        assert _statuses(service, "2025-06-05") == ["sent"]
-        assert len(smtp.recorder.received_by("ana@example.org")) == 2
+        _each_day_sent_once(service, smtp)
     finally:
         service.store.close()
         smtp.stop()
@@ -62,9 +67,7 @@ def test_yesterdays_copy_refused_before_a_stop_goes_out_at_a_start_past_its_retr
         clock["now"] = datetime(2025, 6, 5, 8, 0, tzinfo=timezone.utc)      # down 07:00 → 08:00 next day
         service.missed_digest()
         service.dispatch()
-        assert _statuses(service, "2025-06-04") == ["sent"]
-        assert _statuses(service, "2025-06-05") == ["sent"]
-        assert len(smtp.recorder.received_by("ana@example.org")) == 2
+        _each_day_sent_once(service, smtp)
     finally:
         service.store.close()
         smtp.stop()
