@@ -187,6 +187,10 @@ def test_company_names_and_battery_types_are_not_the_mineral():
     assert ids("レアメタルの確保へ") == ["critical-minerals"]
     assert ids("희소금속 비축 확대") == ["critical-minerals"]
     assert ids("韩国 전략광물 제련소 건설") == ["critical-minerals"]
+    # the price of copper with the linking ㅅ ("구릿값"), as Korean headlines write it; not
+    # copper-coloured skin
+    assert ids("경기 둔화에도 구릿값 강세") == ["copper"]
+    assert ids("구릿빛 피부 만드는 법") == []
     assert ids("UE stworzy nową listę surowców strategicznych") == ["critical-minerals"]
 
 
