@@ -96,3 +96,57 @@ def test_a_digest_link_marks_an_item_not_relevant_and_training_picks_it_up(tmp_p
     assert "1 reviews" in trained.stdout
     reviews = json.loads(model.with_name("classifier.card.json").read_text())["reviews"]
     assert reviews["given"] == 1 and reviews["trained_on"] + reviews["held_out"] == 1
+
+
+def _add_long_words(store_url: str) -> int:
+    """An item whose title holds a word longer than a phone's line, and a feed whose error
+    names a long address (text written for the test); the item's id."""
+    from datetime import datetime, timedelta, timezone
+
+    from monitor.feedstate import feed_outcome
+    from monitor.storage import open_store
+    from monitor.types import ArticleWrite, FeedOutcome, ParsedArticle, Verdict
+    from storeview import due_feeds
+
+    now = datetime.now(timezone.utc)
+    title = "Refinery update " + "GalliumGermaniumAntimonyExportLicenceRegime" * 3 + " announced"
+    store = open_store(store_url)
+    try:
+        first, second = due_feeds(store, now + timedelta(days=1), include_all=True)[:2]
+        parsed = ParsedArticle(key="long", guid="long", url="https://long.example/a", title=title,
+                               text="Gallium exporters need a licence.", published=now, language="en",
+                               content_hash="long")
+        verdict = Verdict(flagged=True, topics=("export-controls",), score=0.9,
+                          reasons=("classifier export-controls 0.90",), model_version="test")
+        store.save_poll(first.id, [ArticleWrite(parsed, "en", verdict)], feed_outcome(
+            first, FeedOutcome(polled_at=now, next_check_at=now + timedelta(hours=1), status=200), new=True))
+        error = ("HTTP 404 from https://feeds.publisher-with-a-long-name.example/markets/commodities/"
+                 "critical-minerals/all-items.xml?format=rss2&region=worldwide")
+        store.save_poll(second.id, [], feed_outcome(second, FeedOutcome(
+            polled_at=now, next_check_at=now + timedelta(hours=1), status=404, error=error), new=False))
+        return next(v.id for v in store.review_list(limit=None) if v.title == title)
+    finally:
+        store.close()
+
+
+def test_on_a_phone_a_long_word_wraps_instead_of_widening_the_pages(tmp_path):
+    """One title holding a word longer than the line (a compound, a link pasted into a
+    headline) made the flagged list wider than a phone's screen: every row's title and its
+    review status were cut off at the right edge, and so were that item's heading and the
+    feed page's columns beside a feed error naming a long address."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    db = tmp_path / "m.db"
+    fill(f"sqlite:///{db}")
+    item = _add_long_words(f"sqlite:///{db}")
+    config = write_config(tmp_path / "monitor.toml", f"sqlite:///{db}", tmp_path / "outbox")
+    with Served(config) as served, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 375, "height": 812}, is_mobile=True)
+            for path in ("/", f"/items/{item}", "/feeds"):
+                page.goto(served.url + path)
+                assert "GalliumGermanium" in page.inner_text("main") or path == "/feeds"
+                wide = page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= 375, f"{path} is {wide} px wide on a 375 px screen"
+        finally:
+            browser.close()
