@@ -150,3 +150,38 @@ def test_on_a_phone_a_long_word_wraps_instead_of_widening_the_pages(tmp_path):
                 assert wide <= 375, f"{path} is {wide} px wide on a 375 px screen"
         finally:
             browser.close()
+
+
+def _contrast(fg: str, bg: str) -> float:
+    """WCAG contrast ratio of two computed colours ("rgb(r, g, b)")."""
+    def luminance(css: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", css)[:3]]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_verdict_a_digest_link_chose_is_readable_in_light_and_dark_mode(tmp_path):
+    """The button of the verdict chosen in the digest is filled with the scheme's green or
+    red; its text was white, which on the dark scheme's light green read 1.9:1 ("Relevant")
+    and on its light red 2.5:1 ("Not relevant"), below the 4.5:1 that text needs."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    db = tmp_path / "m.db"
+    item = fill(f"sqlite:///{db}")["ga"]
+    config = write_config(tmp_path / "monitor.toml", f"sqlite:///{db}", tmp_path / "outbox")
+    with Served(config) as served, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            for scheme in ("light", "dark"):
+                page = browser.new_page(viewport={"width": 375, "height": 812}, color_scheme=scheme)
+                for verdict in ("relevant", "irrelevant"):
+                    page.goto(f"{served.url}/items/{item}?v={verdict}")
+                    fg, bg = page.eval_on_selector(
+                        f"button.primary[value={verdict}]",
+                        "b => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]")
+                    assert _contrast(fg, bg) >= 4.5, (scheme, verdict, fg, bg)
+                page.close()
+        finally:
+            browser.close()
