@@ -730,3 +730,29 @@ def test_a_hashtag_phrase_from_the_config_is_a_phrase_on_the_keywords_page():
 
     assert _spec({"critical-minerals": "#rareearths\n# a note\n#\nrare earth*\n"}) == {
         "critical-minerals": ("#rareearths", "rare earth*")}
+
+
+def test_a_verdict_given_after_the_session_ended_says_it_was_not_saved_and_keeps_the_note(tmp_path, store_url):
+    """An item page left open until its review link's session ended: the click on a
+    verdict answered only "Open an item from a review link in the digest.", without saying
+    that nothing was saved, and the note typed was gone."""
+    from monitor.tokens import session_value
+    from monitor.web.access import Access
+
+    ids = fill(store_url)
+    item = ids["co"]
+    access = Access(loopback=False, link_key=KEY.encode())
+    with _app_server(store_url, access) as url, httpx.Client(base_url=url) as client:
+        client.cookies.set("monitor_session", session_value(KEY.encode(), "ana@example.org",
+                                                            NOW + timedelta(days=1)))
+        token = csrf_of(client, f"/items/{item}")
+        client.cookies.set("monitor_session", session_value(KEY.encode(), "ana@example.org",
+                                                            NOW - timedelta(minutes=1)))
+        form = {"verdict": "irrelevant", "csrf": token, "note": "weekly price table, no news"}
+        late = client.post(f"/items/{item}/review", data=form)
+        assert late.status_code == 403 and late.headers["content-type"].startswith("text/html")
+        assert f"Your verdict (not relevant) on item #{item} was not saved" in late.text
+        assert "no longer signed in" in late.text and "weekly price table, no news" in late.text
+        foreign = client.post(f"/items/{item}/review", data=form, headers={"Origin": "https://evil.example"})
+        assert foreign.status_code == 403 and "weekly price table" not in foreign.text
+    assert reviews(store_url) == []

@@ -109,14 +109,33 @@ class ReviewApp:
     def _reviewer(self, request: Request) -> str | None:
         return self.access.reviewer(request.cookies, request.headers.get("authorization"), self.clock())
 
-    def _denied(self, request: Request) -> Response:
+    def _denied(self, request: Request, message: str | None = None) -> Response:
+        """401 (Basic sign-in) or 403, with ``message`` or how to get in."""
+        if message is None:
+            how = self._how_to_get_in("an item")
+            message = how[0].upper() + how[1:] + "."
         if self.access.basic:
-            return self._page(request, "denied.html.j2", 401, reviewer=None,
-                              headers={"WWW-Authenticate": 'Basic realm="monitor", charset="UTF-8"'},
-                              message="Sign in with the monitor user name and password, or open "
-                                      "an item from a review link in the digest.")
-        return self._page(request, "denied.html.j2", 403, reviewer=None,
-                          message="Open an item from a review link in the digest.")
+            return self._page(request, "denied.html.j2", 401, reviewer=None, message=message,
+                              headers={"WWW-Authenticate": 'Basic realm="monitor", charset="UTF-8"'})
+        return self._page(request, "denied.html.j2", 403, reviewer=None, message=message)
+
+    def _how_to_get_in(self, what: str) -> str:
+        opened = f"open {what} from a review link in the digest"
+        return f"sign in with the monitor user name and password, or {opened}" if self.access.basic else opened
+
+    async def _signed_out_verdict(self, request: Request, article_id: int) -> Response:
+        """A verdict POSTed once the sign-in has ended (an item page left open past its review
+        link's session): not saved, and said so, with the note typed when the form is this
+        site's own. It had been the bare "open an item from a review link", the note lost."""
+        form, refused = await self._form(request)
+        verdict = form.get("verdict") if form is not None else None
+        typed = str(form.get("note") or "").strip() if form is not None and refused is None else ""
+        given = f" ({'not relevant' if verdict == 'irrelevant' else verdict})" if verdict in VERDICTS else ""
+        return self._denied(request, (
+            f"Your verdict{given} on item #{article_id} was not saved: you are no longer signed in "
+            "(the session a review link opens ends when the link expires)."
+            + (f" Your note was: “{typed}”." if typed else "")
+            + f" To give it, {self._how_to_get_in('the item again')}."))
 
     def _page(self, request: Request, template: str, status: int = 200, *,
               headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
@@ -287,9 +306,9 @@ class ReviewApp:
         from monitor.review import check_note, check_topics, review_topics
 
         reviewer = self._reviewer(request)
-        if reviewer is None:
-            return self._denied(request)
         article_id = request.path_params["article_id"]
+        if reviewer is None:
+            return await self._signed_out_verdict(request, article_id)
         form, refused = await self._form(request)
         if form is None or (refused and not isinstance(form.get("verdict"), str)):
             return self._refused_form(request, reviewer)
