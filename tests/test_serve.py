@@ -756,3 +756,24 @@ def test_a_verdict_given_after_the_session_ended_says_it_was_not_saved_and_keeps
         foreign = client.post(f"/items/{item}/review", data=form, headers={"Origin": "https://evil.example"})
         assert foreign.status_code == 403 and "weekly price table" not in foreign.text
     assert reviews(store_url) == []
+
+
+def test_error_pages_are_pages_a_phone_can_read(tmp_path):
+    """A page that does not exist, a GET on the verdict's address and a store gone away
+    were answered in plain text, which a phone lays out in a desktop's width (the line tiny,
+    no way back to the list): they are now pages of the site, with its navigation."""
+    store_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    item = fill(store_url)["ga"]
+    config = write_config(tmp_path / "monitor.toml", store_url, tmp_path / "outbox")
+    with Served(config) as server, httpx.Client(base_url=server.url) as client:
+        answers = {404: client.get("/no-such-page"), 405: client.get(f"/items/{item}/review")}
+        (tmp_path / "monitor.db").unlink()
+        answers[503] = client.get("/")
+        for status, page in answers.items():
+            assert page.status_code == status
+            assert page.headers["content-type"].startswith("text/html"), status
+            assert '<html lang="en">' in page.text and 'name="viewport"' in page.text
+            assert '<a href="/"' in page.text and "default-src 'none'" in page.headers["content-security-policy"]
+        assert "no such page" in answers[404].text and answers[405].headers["allow"] == "POST"
+        assert "the store cannot be read right now" in answers[503].text and "monitor.db" in answers[503].text
+        assert answers[503].headers["retry-after"] == "30"

@@ -444,8 +444,8 @@ class ReviewApp:
         return PlainTextResponse("ok", headers=SECURITY_HEADERS)
 
     async def not_allowed(self, request: Request) -> Response:
-        return PlainTextResponse("405: this address changes nothing with GET; use the page's form",
-                                 status_code=405, headers={**SECURITY_HEADERS, "Allow": "POST"})
+        return self._page(request, "denied.html.j2", 405, reviewer=None, headers={"Allow": "POST"},
+                          message="405: this address changes nothing with GET; use the page's form")
 
 
 class _StoreFileGuard:
@@ -658,19 +658,26 @@ class _SignInGuard:
         return await self.app(scope, receive, send)
 
 
+def _message_page(request: Request, status: int, message: str,
+                  headers: dict[str, str] | None = None) -> Response:
+    """An error as a page of the site (its navigation, title, language and phone layout):
+    as plain text a phone showed it in a desktop's width, tiny, with no way on."""
+    app: ReviewApp = request.app.state.review_app
+    return app._page(request, "denied.html.j2", status, reviewer=None, headers=headers, message=message)
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return PlainTextResponse("404: no such page", status_code=404, headers=SECURITY_HEADERS)
+    return _message_page(request, 404, "404: no such page")
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     """A page whose store read failed (the database stopped, the file gone): 503 and why,
     in one log line, where it had been a bare 500 and a traceback per request."""
     log.error("%s %s: %s", request.method, request.url.path, exc)
-    return PlainTextResponse(f"503: the store cannot be read right now: {exc}\nNothing was "
-                             "changed; try again in a moment.", status_code=503,
-                             headers={**SECURITY_HEADERS, "Retry-After": "30"})
+    return _message_page(request, 503, f"503: the store cannot be read right now: {str(exc).rstrip('.')}. Nothing was "
+                         "changed; try again in a moment.", headers={"Retry-After": "30"})
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return PlainTextResponse("405: method not allowed", status_code=405, headers=SECURITY_HEADERS)
+    return _message_page(request, 405, "405: method not allowed")
 
