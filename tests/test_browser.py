@@ -185,3 +185,30 @@ def test_the_verdict_a_digest_link_chose_is_readable_in_light_and_dark_mode(tmp_
                 page.close()
         finally:
             browser.close()
+
+
+def test_form_fields_stand_out_from_the_page_in_light_and_dark_mode(tmp_path):
+    """The edges of the note box, the filters and the keyword lists were drawn in the
+    table rules' colour, 1.5:1 on the light page: on a phone in daylight the fields could
+    not be told from the page. A field's edge needs 3:1."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    db = tmp_path / "m.db"
+    item = fill(f"sqlite:///{db}")["ga"]
+    config = write_config(tmp_path / "monitor.toml", f"sqlite:///{db}", tmp_path / "outbox")
+    fields = {"/": ("input[name=country]", "select[name=topic]", "input[name=q]"),
+              f"/items/{item}": ("textarea[name=note]", "button[value=relevant]"),
+              "/keywords": ("textarea[name=mute]", "input[name=days]")}
+    with Served(config) as served, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            for scheme in ("light", "dark"):
+                page = browser.new_page(viewport={"width": 375, "height": 812}, color_scheme=scheme)
+                for path, selectors in fields.items():
+                    page.goto(served.url + path)
+                    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+                    for selector in selectors:
+                        edge = page.eval_on_selector(selector, "e => getComputedStyle(e).borderTopColor")
+                        assert _contrast(edge, background) >= 3, (scheme, path, selector, edge, background)
+                page.close()
+        finally:
+            browser.close()
