@@ -30,3 +30,43 @@ def test_digest_screenshot(tmp_path, width):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", data[16:24]) == (width, 1400)
     assert len(data) > 20_000                                          # a rendered page, not blank
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
+def test_a_long_unbroken_title_or_feed_error_stays_within_a_phone_screen(tmp_path):
+    """A title with no space to break at (a link used as the title, a run of joined tags)
+    and a feed error naming a long address are wrapped within the page: they had widened
+    it to 2,000 px, so on a phone every line of the digest scrolled sideways."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from monitor.digest import build_digest, render
+    from monitor.types import DigestArticle, FeedHealth
+
+    when = datetime(2025, 6, 3, 4, tzinfo=timezone.utc)
+    long_word = "https://metals.example/story?ref=" + "GalliumGermaniumExportLicensing" * 8
+    article = DigestArticle(id=1, title=long_word, text="Exporters of gallium need a licence for "
+                            "every shipment, the ministry said.", url="https://metals.example/1",
+                            source="Metals Desk", published=when, first_seen=when, language="en",
+                            topics=("export-controls",), score=0.9,
+                            reasons=("classifier export-controls 0.90",), countries=(), minerals=())
+    feed = FeedHealth(name="Wire", url="https://wire.example/feed", active=True, health="broken",
+                      last_polled_at=when, last_status=404, error_count=3,
+                      last_error="HTTP 404 for " + long_word, next_check_at=when,
+                      last_new_at=None, articles=0)
+    digest = build_digest([article], {}, digest_date="2025-06-03", period_start=when,
+                          period_end=when, zone=ZoneInfo("UTC"), max_items=40,
+                          unhealthy_feeds=[feed])
+    page_file = tmp_path / "digest.html"
+    page_file.write_text(render(digest, "subject")[0], encoding="utf-8")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            for width in (375, 1280):
+                page = browser.new_page(viewport={"width": width, "height": 800})
+                page.goto(page_file.as_uri())
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                page.close()
+        finally:
+            browser.close()
