@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.message import EmailMessage
+from email.policy import default as _default_policy
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +32,10 @@ from typing import Protocol
 from monitor.exceptions import DeliveryError
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
+# parts in 7-bit transfer encodings (quoted-printable or base64 for non-ASCII text): raw
+# 8-bit bytes are for a server that offers 8BITMIME and a MAIL FROM that says BODY=8BITMIME,
+# which smtplib sends only with SMTPUTF8 (a quiet day's short text part had gone out 8-bit)
+POLICY = _default_policy.clone(cte_type="7bit")
 
 
 def header_value(value: str) -> str:
@@ -39,7 +44,7 @@ def header_value(value: str) -> str:
 
 def build_message(*, sender: str, recipient: str, subject: str, html: str, text: str,
                   when: datetime, message_id: str | None = None) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["From"] = formataddr(("monitor digest", header_value(sender)))
     message["To"] = header_value(recipient)
     _set_subject(message, header_value(subject))

@@ -126,6 +126,26 @@ def test_a_non_ascii_subject_reads_back_as_written_through_smtp_and_the_outbox(t
         assert message_from_bytes(raw, policy=policy.default)["Subject"] == line
 
 
+def test_a_short_non_ascii_text_part_goes_out_7bit_clean(tmp_path):
+    """A quiet day's text part (short lines, an en dash in its period line) had gone out as
+    raw 8-bit bytes, with no BODY=8BITMIME on MAIL FROM (smtplib adds it only for SMTPUTF8):
+    RFC 6152 allows 8-bit data only so; every part is quoted-printable or base64 now."""
+    server = SmtpServer().start()
+    try:
+        mailer = SmtpMailer("127.0.0.1", server.port, security="none", timeout=10)
+        text = "Mon 02 Jun 2025 09:00 – Tue 03 Jun 2025 09:00\nNothing new: Zölle, 稀土.\n"
+        mailer.send(build_message(sender="monitor@example.org", recipient="ana@example.org",
+                                  subject="quiet day", html="<p>Nichts Neues – Zölle</p>", text=text,
+                                  when=NOW), "ana@example.org")
+    finally:
+        server.stop()
+    message = server.recorder.received_by("ana@example.org")[0]
+    parts = [p for p in message.walk() if not p.is_multipart()]
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert all(p["Content-Transfer-Encoding"] in ("7bit", "quoted-printable", "base64") for p in parts)
+    assert parts[0].get_content() == text.replace("\n", "\r\n")
+
+
 def test_one_story_once_with_every_source(store, tmp_path):
     cfg = config(tmp_path)
     _, html, text = job(store, cfg).render(job(store, cfg).store.get_digest("x") or _record(store, cfg), NOW)
