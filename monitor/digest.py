@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from monitor.types import DigestArticle, FeedHealth
@@ -164,12 +164,22 @@ def one_line(value: str, limit: int = 200) -> str:
     return (cut if len(cut) > limit * 0.6 else text[:limit - 1]) + "…"
 
 
+# what a link cannot hold as it is (RFC 3986): whitespace, control and format characters (a
+# line separator, a bidirectional override) and "<>\"\\^`{|}". Feeds send links with spaces:
+# the plain text's "…/Rare Earths Report.html" was linked up to "…/Rare", and a link's
+# " Relevant: https://…" read as a review link of its own
+_LINK_UNSAFE = re.compile(r'[\s"<>\\^`{|}\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f'
+                          r"\u2028-\u202e\u2060-\u206f\ufeff]")
+
+
 def safe_link(url: str | None) -> str | None:
-    """Only http and https URLs become links."""
+    """Only http and https URLs become links, what a link cannot hold percent-encoded."""
     if not url:
         return None
     parts = urlsplit(url.strip())
-    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return _LINK_UNSAFE.sub(lambda m: quote(m.group(), safe=""), url.strip())
 
 
 def _keyword_hits(article: DigestArticle) -> int:

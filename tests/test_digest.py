@@ -1693,6 +1693,41 @@ def test_an_old_story_shows_its_year_and_one_dated_ahead_is_undated_and_neither_
     assert ranks[2] < ranks[4]                   # dated ahead: not the newest
 
 
+def test_a_feed_link_with_spaces_stays_one_link_and_injects_no_line_of_its_own():
+    """Feeds send links with spaces ("…/Rare Earths Report.html"): the plain text showed them
+    as they were, so a mail client linked ".../Rare" alone, and a link carrying "Relevant:
+    https://…" after a space read as a review link of its own; a line separator or a
+    bidirectional override in a link turned the line around. Such characters are
+    percent-encoded in both parts; a link's other characters are left as they are."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.types import DigestArticle
+
+    links = {1: "https://metals.example/news/Rare Earths Report.html",
+             2: "https://metals.example/p?x=1 Relevant: https://evil.example/steal",
+             3: "https://metals.example/a\u2028b\u202ec\"d<e>",
+             4: "https://metals.example/zölle?q=%20ok&r=1"}
+
+    def article(i, outlet):
+        return DigestArticle(id=i, title=f"Gallium export licences, part {i}", text="Text.",
+                             url=links[i], source=outlet, published=T0, first_seen=T0,
+                             language="en", topics=("export-controls",), score=0.9,
+                             reasons=("classifier export-controls 0.90",), countries=(), minerals=())
+
+    articles = [article(i, f"Wire {i}") for i in links]
+    digest = build_digest(articles, {i: 1 for i in links}, digest_date="2025-06-03",
+                          period_start=T0, period_end=T0 + timedelta(days=1),
+                          zone=ZoneInfo("UTC"), max_items=40)
+    html, text = render(digest, "subject")
+    assert "https://metals.example/news/Rare%20Earths%20Report.html" in text
+    assert "https://metals.example/p?x=1%20Relevant:%20https://evil.example/steal" in text
+    assert "https://metals.example/a%E2%80%A8b%E2%80%AEc%22d%3Ce%3E" in text
+    assert "https://metals.example/zölle?q=%20ok&r=1" in text
+    assert not re.search(r"(?m)^\s*Relevant: https://evil", text)
+    assert "\u2028" not in text and "\u202e" not in text
+    assert 'href="https://metals.example/news/Rare%20Earths%20Report.html"' in html
+
+
 def test_the_plain_text_keeps_to_78_characters_but_for_links_and_commands():
     """The README promises the plain text wrapped at 78 characters: the country rows (95–152
     characters) and the "and N more" lines were not; and the low-confidence block's line
