@@ -23,9 +23,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default as _default_policy
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Protocol
 
@@ -42,16 +43,33 @@ def header_value(value: str) -> str:
     return " ".join(_UNSAFE.sub(" ", value).split())
 
 
+def mail_address(address: str) -> str:
+    """``address`` as mail servers take it: a domain beyond ASCII as its IDNA A-label
+    ("ana@bücher.example" is "ana@xn--bcher-kva.example", which needs no SMTPUTF8); a local
+    part beyond ASCII stays as written (only a server offering SMTPUTF8 takes it)."""
+    import idna
+
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError:          # not a name the DNS could hold: the server will say so
+        return address
+
+
 def build_message(*, sender: str, recipient: str, subject: str, html: str, text: str,
                   when: datetime, message_id: str | None = None) -> EmailMessage:
+    sender, recipient = mail_address(header_value(sender)), mail_address(header_value(recipient))
+    domain = sender.rpartition("@")[2]
     message = EmailMessage(policy=POLICY)
-    message["From"] = formataddr(("monitor digest", header_value(sender)))
-    message["To"] = header_value(recipient)
+    message["From"] = Address("monitor digest", addr_spec=sender)
+    message["To"] = recipient
     _set_subject(message, header_value(subject))
     message["Date"] = format_datetime(when)
-    message["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Message-ID"] = message_id or make_msgid(domain=domain or None)
     message["Auto-Submitted"] = "auto-generated"
-    message["List-Id"] = f"monitor digest <digest.{sender.rpartition('@')[2] or 'localhost'}>"
+    message["List-Id"] = f"monitor digest <digest.{domain or 'localhost'}>"
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
     return message
@@ -118,7 +136,15 @@ class SmtpMailer:
         try:
             client = self._connect()
             try:
-                client.send_message(message, to_addrs=[recipient])
+                address = mail_address(recipient)
+                client.ehlo_or_helo_if_needed()
+                if not (address + str(message["From"])).isascii() and not client.has_extn("smtputf8"):
+                    raise DeliveryError(
+                        f"SMTP {self.host}:{self.port} does not offer SMTPUTF8, which the address "
+                        f"{address if not address.isascii() else message['From']} needs (letters "
+                        "beyond ASCII before its @); give the recipient an address in ASCII, or "
+                        "use a server that offers SMTPUTF8", permanent=True)
+                client.send_message(message, to_addrs=[address])
             finally:
                 _quit(client)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -193,7 +219,9 @@ class OutboxMailer:
             _remove_stale_parts(self.folder, time.time())
             if html is not None:
                 _write_whole(preview, html.get_content().encode("utf-8"))
-            _write_whole(self.folder / f"{stem}.eml", bytes(message))
+            # an address beyond ASCII as written (RFC 6532): an encoded word, which the
+            # default writes, is no part of an address to any mail client
+            _write_whole(self.folder / f"{stem}.eml", message.as_bytes(policy=POLICY.clone(utf8=True)))
         except OSError as exc:
             try:
                 preview.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""A real SMTP server (aiosmtpd) on 127.0.0.1 for tests: plain, STARTTLS, AUTH, and
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 for tests: plain, STARTTLS, AUTH, SMTPUTF8 (or not), and
 scripted faults (a reply code per recipient for the next N attempts)."""
 
 from __future__ import annotations
@@ -60,10 +60,11 @@ class Recorder:
 
 class SmtpServer:
     def __init__(self, tls_files: tuple[Path, Path] | None = None, auth: tuple[str, str] | None = None,
-                 implicit_tls: bool = False, auth_reply: str | None = None) -> None:
+                 implicit_tls: bool = False, auth_reply: str | None = None,
+                 smtputf8: bool = True) -> None:
         self.recorder = Recorder()
         self.port = free_port()
-        kwargs = {}
+        kwargs: dict = {"enable_SMTPUTF8": smtputf8}      # (aiosmtpd offers it by default)
         if tls_files and not implicit_tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*tls_files)

@@ -146,6 +146,48 @@ def test_a_short_non_ascii_text_part_goes_out_7bit_clean(tmp_path):
     assert parts[0].get_content() == text.replace("\n", "\r\n")
 
 
+def test_an_address_beyond_ascii_is_mailed_as_far_as_the_server_can_take_it(tmp_path):
+    """A domain beyond ASCII ("müller.example") had crashed every digest as the sender (the
+    From header refused it) and, as a recipient, failed for good at a server without
+    SMTPUTF8 with advice to check smtp.security; it goes out as its A-label, which every
+    server takes. A local part beyond ASCII ("zoë@") needs SMTPUTF8: a server offering it
+    gets the address as written, one without it a permanent error saying so; an outbox
+    copy has it in its To header as written (RFC 6532), not as an encoded word (which no
+    address may hold)."""
+    from monitor.exceptions import DeliveryError
+
+    def message(sender, recipient):
+        return build_message(sender=sender, recipient=recipient, subject="Zölle", html="<p>x</p>",
+                             text="x", when=NOW)
+
+    server = SmtpServer(smtputf8=False).start()
+    try:
+        mailer = SmtpMailer("127.0.0.1", server.port, security="none", timeout=10)
+        mailer.send(message("monitor@müller.example", "ana@bücher.example"), "ana@bücher.example")
+        with pytest.raises(DeliveryError, match="SMTPUTF8") as refused:
+            mailer.send(message("monitor@example.org", "zoë@example.org"), "zoë@example.org")
+    finally:
+        server.stop()
+    assert refused.value.permanent and "zoë@example.org" in str(refused.value)
+    assert "smtp.security" not in str(refused.value)
+    got = server.recorder.received_by("ana@xn--bcher-kva.example")[0]
+    assert got["To"] == "ana@xn--bcher-kva.example"
+    assert got["From"] == "monitor digest <monitor@xn--mller-kva.example>"
+    assert got["Message-ID"].endswith("@xn--mller-kva.example>")
+
+    server = SmtpServer().start()
+    try:
+        SmtpMailer("127.0.0.1", server.port, security="none", timeout=10).send(
+            message("monitor@example.org", "zoë@example.org"), "zoë@example.org")
+    finally:
+        server.stop()
+    assert server.recorder.received_by("zoë@example.org")[0]["To"] == "zoë@example.org"
+
+    raw = Path(OutboxMailer(tmp_path / "outbox").send(message("monitor@example.org", "zoë@example.org"),
+                                                      "zoë@example.org")).read_bytes()
+    assert "\nTo: zoë@example.org\n".encode() in raw and b"=?utf-8?q?zo" not in raw
+
+
 def test_one_story_once_with_every_source(store, tmp_path):
     cfg = config(tmp_path)
     _, html, text = job(store, cfg).render(job(store, cfg).store.get_digest("x") or _record(store, cfg), NOW)
