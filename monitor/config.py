@@ -324,6 +324,9 @@ class SmtpConfig(_Section):
     username: str | None = None
     password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # a PEM file of the certificates that may sign the server's (a company's own CA, or a
+    # self-signed server certificate itself), trusted instead of the system's CAs
+    ca_file: str | None = Field(None, min_length=1)
     max_attempts: int = Field(4, ge=1, le=20)
     retry_base_seconds: float = Field(30.0, ge=0, le=3600)
 
@@ -449,6 +452,9 @@ def config_warnings(config: Config) -> list[str]:
         found.append(f"smtp.security = \"none\" with smtp.username: the mail password goes to "
                      f"{smtp.host} unencrypted, readable on the way; use \"starttls\" (port 587) "
                      "or \"ssl\" (port 465)")
+    if smtp is not None and smtp.ca_file and not Path(smtp.ca_file).is_file():
+        found.append(f"smtp.ca_file: no file at {smtp.ca_file}: no copy of the digest can be "
+                     "mailed until it is there")
     if digest.review_url and digest.review_key() is None:
         found.append(f"digest.review_url is set but ${digest.review_key_env} is not (or is shorter "
                      f"than {MIN_KEY_LENGTH} characters): the digest has no review links")

@@ -101,14 +101,25 @@ class SmtpMailer:
     password: str | None = None
     timeout: float = 30.0
     ssl_context: ssl.SSLContext | None = None
+    ca_file: str | None = None          # trusted instead of the system's CAs
 
     @classmethod
     def from_config(cls, smtp) -> SmtpMailer:
         return cls(host=smtp.host, port=smtp.port, security=smtp.security,
-                   username=smtp.username, password=smtp.password(), timeout=smtp.timeout_seconds)
+                   username=smtp.username, password=smtp.password(), timeout=smtp.timeout_seconds,
+                   ca_file=smtp.ca_file)
+
+    def _context(self) -> ssl.SSLContext:
+        if self.ssl_context is not None:
+            return self.ssl_context
+        try:
+            return ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as exc:      # missing, unreadable, not PEM certificates
+            raise DeliveryError(f"smtp.ca_file {self.ca_file}: cannot be read as PEM certificates: "
+                                f"{exc}", permanent=True) from None
 
     def _connect(self) -> _TrackedSMTP | _TrackedSMTP_SSL:
-        context = self.ssl_context or ssl.create_default_context()
+        context = self._context()
         client: _TrackedSMTP | _TrackedSMTP_SSL
         if self.security == "ssl":
             client = _TrackedSMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
@@ -164,6 +175,13 @@ class SmtpMailer:
                     smtplib.SMTPDataError: "refused the message",
                     smtplib.SMTPHeloError: "refused the greeting"}.get(type(exc), "answered")
             raise self._reply_error(exc.smtp_code, exc.smtp_error, what) from None
+        except ssl.SSLCertVerificationError as exc:
+            # (retried: a certificate expired overnight may be renewed within the day)
+            raise DeliveryError(
+                f"SMTP {self.host}:{self.port}: the server's certificate is not trusted "
+                f"({exc.verify_message}); a server with a certificate of its own or of a "
+                "company's CA is trusted through smtp.ca_file (that certificate, PEM)",
+                permanent=False) from None
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             if client is not None and client.message_sent:
                 raise DeliveryError(

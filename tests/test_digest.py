@@ -221,6 +221,30 @@ def test_starttls_and_auth(store, tmp_path):
     assert outcome.sent == RCPTS and len(server.recorder.messages) == 3
 
 
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_a_mail_server_with_a_certificate_of_its_own_is_trusted_through_smtp_ca_file(
+        store, tmp_path, security):
+    """A relay with a self-signed certificate (or one from a company's own CA) could not be
+    trusted from the config at all, and the error gave OpenSSL's words alone; it names the
+    untrusted certificate and smtp.ca_file, which trusts it."""
+    cert, key = make_certificate(tmp_path)
+    server = SmtpServer(tls_files=(cert, key), implicit_tls=security == "ssl").start()
+    try:
+        smtp = {"host": "127.0.0.1", "port": server.port, "security": security}
+        untrusted = job(store, config(tmp_path, smtp=smtp)).run(NOW)
+        errors = {d.last_error for d in store.get_digest("2025-06-03").deliveries}
+        trusted = job(store, config(tmp_path, smtp={**smtp, "ca_file": str(cert)})).run(NOW)
+    finally:
+        server.stop()
+    (error,) = errors
+    assert untrusted.retry == RCPTS and "certificate is not trusted" in error and "smtp.ca_file" in error
+    assert trusted.sent == RCPTS and len(server.recorder.messages) == 3
+    from monitor.config import config_warnings
+
+    missing = config(tmp_path, smtp={**smtp, "ca_file": str(tmp_path / "relay.pem")})
+    assert [w for w in config_warnings(missing) if w.startswith("smtp.ca_file: no file at")]
+
+
 @pytest.mark.parametrize(("password", "reply", "status"), [
     ("wrong", None, "failed"),
     ("right", "454 4.7.0 Temporary authentication failure", "retry")],
