@@ -1794,6 +1794,32 @@ def test_a_feed_link_with_spaces_stays_one_link_and_injects_no_line_of_its_own()
     assert 'href="https://metals.example/news/Rare%20Earths%20Report.html"' in html
 
 
+def test_every_link_of_the_html_has_its_own_colour_and_the_verdict_line_its_size():
+    """The HTML declares light and dark schemes but paints the page light: a link without
+    a colour of its own took the client's dark-mode one, and "relevant" / "not relevant"
+    (and a second source's link) showed pale lilac on white; the verdict line, without a
+    style, was also larger than the story's title."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.tokens import ReviewLinks
+    from monitor.types import DigestArticle
+
+    def article(i, outlet):
+        return DigestArticle(id=i, title="Gallium export licences tightened", text="Text.",
+                             url=f"https://n.example/{i}", source=outlet, published=T0,
+                             first_seen=T0, language="en", topics=("export-controls",), score=0.9,
+                             reasons=("classifier export-controls 0.90",), countries=(), minerals=())
+
+    digest = build_digest([article(1, "Wire"), article(2, "Desk")], {1: 1, 2: 1},
+                          digest_date="2025-06-03", period_start=T0, period_end=T0 + timedelta(days=1),
+                          zone=ZoneInfo("UTC"), max_items=40)
+    links = ReviewLinks("https://monitor.example", b"k" * 32, "ana@example.org", NOW + timedelta(days=14))
+    html, _ = render(digest, "subject", links=links)
+    anchors = re.findall(r"<a [^>]*>", html)
+    assert len(anchors) >= 4 and [a for a in anchors if "color:" not in a] == []
+    assert re.search(r'<p class="review" style="[^"]*font-size: 1[23]px', html)
+
+
 def test_the_plain_text_keeps_to_78_characters_but_for_links_and_commands():
     """The README promises the plain text wrapped at 78 characters: the country rows (95–152
     characters) and the "and N more" lines were not; and the low-confidence block's line
