@@ -238,8 +238,11 @@ class OutboxMailer:
             if html is not None:
                 _write_whole(preview, html.get_content().encode("utf-8"))
             # an address beyond ASCII as written (RFC 6532): an encoded word, which the
-            # default writes, is no part of an address to any mail client
-            _write_whole(self.folder / f"{stem}.eml", message.as_bytes(policy=POLICY.clone(utf8=True)))
+            # default writes, is no part of an address to any mail client; every other copy
+            # keeps its headers in ASCII (encoded words), which every client reads
+            addresses = str(message["From"]) + str(message["To"])
+            policy = POLICY if addresses.isascii() else POLICY.clone(utf8=True)
+            _write_whole(self.folder / f"{stem}.eml", message.as_bytes(policy=policy))
         except OSError as exc:
             try:
                 preview.unlink(missing_ok=True)
