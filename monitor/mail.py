@@ -188,8 +188,23 @@ class SmtpMailer:
                     f"SMTP {self.host}:{self.port}: the whole message was sent but no reply "
                     f"came back ({type(exc).__name__}: {exc}); the server may have accepted "
                     "it, so it is not re-sent automatically", unknown=True) from None
-            raise DeliveryError(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}",
-                                permanent=False) from None
+            raise DeliveryError(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}"
+                                f"{self._security_hint(exc, client)}", permanent=False) from None
+
+    def _security_hint(self, exc: BaseException, client) -> str:
+        """What a wrong ``smtp.security`` for the port looks like, said: TLS from the first
+        byte to a plain or STARTTLS port fails the handshake ("wrong version number"); a
+        plain greeting awaited from a port that speaks TLS from the first byte (465) never
+        comes. Both were retried for a day with OpenSSL's or smtplib's words alone."""
+        if self.security == "ssl" and isinstance(exc, ssl.SSLError):
+            return ("; the server did not answer in TLS: with smtp.security = \"ssl\" TLS starts "
+                    "at the first byte (port 465); a port for STARTTLS (587, 25) needs "
+                    "smtp.security = \"starttls\"")
+        if (self.security != "ssl" and client is None
+                and isinstance(exc, (TimeoutError, smtplib.SMTPServerDisconnected))):
+            return ("; no greeting came: a port that speaks TLS from the first byte (465) needs "
+                    "smtp.security = \"ssl\"")
+        return ""
 
 
 class _Tracking:

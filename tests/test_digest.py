@@ -245,6 +245,32 @@ def test_a_mail_server_with_a_certificate_of_its_own_is_trusted_through_smtp_ca_
     assert [w for w in config_warnings(missing) if w.startswith("smtp.ca_file: no file at")]
 
 
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_a_security_setting_that_does_not_fit_the_port_is_named_in_the_error(tmp_path, security):
+    """TLS from the first byte to a plain port failed with OpenSSL's "wrong version number"
+    alone, and a plain greeting awaited from a port that speaks TLS from the first byte
+    (465) timed out with smtplib's words alone: both retried for a day without a word on
+    smtp.security."""
+    from monitor.exceptions import DeliveryError
+
+    cert, key = make_certificate(tmp_path)
+    server = SmtpServer(tls_files=(cert, key), implicit_tls=True) if security == "starttls" else SmtpServer()
+    server.start()
+    try:
+        message = build_message(sender="monitor@example.org", recipient="ana@example.org",
+                                subject="s", html="<p>x</p>", text="x", when=NOW)
+        with pytest.raises(DeliveryError) as caught:
+            SmtpMailer("127.0.0.1", server.port, security=security, timeout=2).send(
+                message, "ana@example.org")
+    finally:
+        server.stop()
+    error = caught.value
+    assert not error.permanent and f"SMTP 127.0.0.1:{server.port}" in str(error)
+    wanted = 'needs smtp.security = "starttls"' if security == "ssl" else 'needs smtp.security = "ssl"'
+    assert wanted in str(error)
+    assert server.recorder.messages == []
+
+
 @pytest.mark.parametrize(("password", "reply", "status"), [
     ("wrong", None, "failed"),
     ("right", "454 4.7.0 Temporary authentication failure", "retry")],
