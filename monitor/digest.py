@@ -681,4 +681,5 @@ def render(digest: Digest, subject_line: str, templates_dir: Path | None = None,
     context = _context(digest, subject_line, digest.total_stories == 0, links)
     html = env.get_template("digest.html.j2").render(**context)
     text = env.get_template("digest.txt.j2").render(**context)
-    return css_inline.inline(html), text
+    # the @media rule for phones stays in a <style> of its own (inlined styles cannot hold it)
+    return css_inline.CSSInliner(keep_at_rules=True).inline(html), text

@@ -70,3 +70,43 @@ def test_a_long_unbroken_title_or_feed_error_stays_within_a_phone_screen(tmp_pat
                 page.close()
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
+def test_the_country_table_fits_a_phone_screen(tmp_path):
+    """The country table at its widest (export controls and four minerals, long country and
+    mineral names) fits the page on a 375 px phone: its last column had run 24 px past the
+    right edge, cut off."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from monitor.digest import build_digest, render
+    from monitor.types import DigestArticle
+
+    when = datetime(2025, 6, 3, 4, tzinfo=timezone.utc)
+    minerals = ("platinum-group-metals", "rare-earths", "graphite", "lithium", "nickel")
+    countries = ("CD", "US", "KR", "CN", "DE", "GB", "AE")
+    articles = [DigestArticle(id=n + 1, title=f"Story {n} on mineral supply and export licences",
+                              text="The ministry said exporters need a licence.",
+                              url=f"https://metals.example/{n}", source="Metals Desk",
+                              published=when, first_seen=when, language="en",
+                              topics=("export-controls", "critical-minerals"), score=0.9,
+                              reasons=("classifier export-controls 0.90",),
+                              countries=countries[n % 4:n % 4 + 4], minerals=minerals[n % 2:n % 2 + 4])
+                for n in range(12)]
+    digest = build_digest(articles, {}, digest_date="2025-06-03", period_start=when,
+                          period_end=when, zone=ZoneInfo("UTC"), max_items=40)
+    assert len(digest.table_columns) == 5
+    page_file = tmp_path / "digest.html"
+    page_file.write_text(render(digest, "subject")[0], encoding="utf-8")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 375, "height": 800})
+            page.goto(page_file.as_uri())
+            assert page.evaluate("document.documentElement.scrollWidth") <= 375
+            right = page.evaluate("document.querySelector('table.summary').getBoundingClientRect().right")
+            assert right <= 375
+        finally:
+            browser.close()
