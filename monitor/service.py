@@ -227,9 +227,9 @@ class Service:
         now = self.clock()
         zone = self.config.digest.zone()
         local = now.astimezone(zone)
-        if self.stop.is_set() or local.time() < self.config.digest.send_at:
-            return
         due = datetime.combine(local.date(), self.config.digest.send_at, tzinfo=zone)
+        if self.stop.is_set() or now < due:     # instants, not wall-clock times (_last_due_day)
+            return
         try:
             began = self.store.began_at()
             owed = began is not None and began <= due and self._unmade(local.date(), due)
@@ -306,10 +306,14 @@ class Service:
 
     def _last_due_day(self, now: datetime) -> date:
         """The local date of the last send_at at or before ``now``: today's once its time
-        has passed, else yesterday's."""
-        local = now.astimezone(self.config.digest.zone())
-        send_at = self.config.digest.send_at
-        return local.date() if local.time() >= send_at else local.date() - timedelta(days=1)
+        has passed, else yesterday's. Compared as instants, as the cron trigger fires: a
+        send_at in the hour skipped in spring (02:30 in Berlin) is due when the trigger fires
+        it, at 03:30 summer time, not at the 03:00 the clocks jump to, and one in the hour
+        repeated in autumn at its first pass, not its second."""
+        zone = self.config.digest.zone()
+        local = now.astimezone(zone)
+        due = datetime.combine(local.date(), self.config.digest.send_at, tzinfo=zone)
+        return local.date() if now >= due else local.date() - timedelta(days=1)
 
     def scheduled_digest(self) -> None:
         """The digest job at send_at: the digest of the day whose send_at fired. A job that

@@ -258,6 +258,49 @@ def test_a_digest_job_that_runs_late_past_midnight_makes_the_day_it_fired_for(
         service.store.close()
 
 
+def test_a_send_at_in_the_skipped_or_repeated_hour_is_due_when_the_trigger_fires_it(
+        tmp_path, feed_server, feed_file):
+    """send_at 02:03 in Berlin, which 30 March 2025 skips (02:00 CET → 03:00 CEST): the cron
+    trigger fires at 03:03 CEST, but the tick compared wall-clock times, found 03:00 past
+    02:03 and made the digest at 03:00, three minutes before the time it logged as due (a
+    start then did the same, "while the service was down"). In the hour repeated on 26
+    October, a start at 02:01 CET, after the first 02:03 had passed while it was down, sent
+    nothing until the second 02:03 came."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from monitor.service import Service
+
+    clock = {"now": datetime(2025, 3, 29, 12, 0, tzinfo=timezone.utc)}
+    config = tmp_path / "monitor.toml"
+    write_config(config, tmp_path / "m.db", [("wire", feed_server.add("/rss", feed_file("rss2.xml")))],
+                 send_at="02:03", tz="Europe/Berlin")
+    service = Service(str(config), clock=lambda: clock["now"])
+    service.scheduler = BackgroundScheduler(timezone="UTC")        # not started: its job is read
+    service._schedule_digest()
+    trigger = service.scheduler.get_job("digest").trigger
+    fires = trigger.get_next_fire_time(None, datetime(2025, 3, 30, 0, 0, tzinfo=timezone.utc))
+    fires = fires.astimezone(timezone.utc)
+    assert fires == datetime(2025, 3, 30, 1, 3, tzinfo=timezone.utc)            # 03:03 CEST
+    try:
+        service.dispatch()
+        clock["now"] = datetime(2025, 3, 30, 1, 0, 30, tzinfo=timezone.utc)      # 03:00:30 CEST
+        service.missed_digest()                              # a start
+        service.dispatch()                                   # a tick
+        assert service.store.get_digest("2025-03-30") is None
+        clock["now"] = fires
+        service.scheduled_digest()
+        made = service.store.get_digest("2025-03-30")
+        assert made is not None and made.period_end == fires
+        clock["now"] = datetime(2025, 10, 25, 12, 0, tzinfo=timezone.utc)
+        service.scheduled_digest()                           # 25 October's (made late)
+        clock["now"] = datetime(2025, 10, 26, 1, 1, tzinfo=timezone.utc)         # 02:01 CET
+        service.missed_digest()                              # down across 02:03 CEST
+        assert service.store.get_digest("2025-10-26") is not None
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+    finally:
+        service.store.close()
+
+
 def test_a_digest_whose_job_failed_or_whose_time_moved_back_is_made_at_the_next_tick(
         tmp_path, feed_server, feed_file):
     """The digest job at send_at failed (the store was locked then) or send_at was moved to
