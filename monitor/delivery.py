@@ -112,6 +112,16 @@ def local_date(now: datetime, config) -> str:
     return now.astimezone(config.digest.zone()).date().isoformat()
 
 
+def recipients_to_add(record: DigestRecord, config) -> list[str]:
+    """The configured recipients that today's digest ``record`` has no delivery for and
+    that a run for it adds: any, once it has articles or deliveries or ``send_when_empty``
+    is on (an address differing only in case is the same mailbox)."""
+    if not (record.deliveries or record.article_ids or config.digest.send_when_empty):
+        return []
+    known = {d.recipient.lower() for d in record.deliveries}
+    return [r for r in config.digest.recipients if r.lower() not in known]
+
+
 def _day_before(end: datetime, config) -> datetime:
     """The same wall-clock time one day before ``end`` in the digest's time zone: a first
     digest's period (23 or 25 hours across a DST change, not 24 shown as 08:00 – 07:00)."""
@@ -156,8 +166,8 @@ class DigestJob:
         # first, so that a resend finds a dead run's copy of this day "unknown", not claimed
         interrupted = self.mark_all_interrupted(now)
         record = self.store.get_digest(day) or self._create(day, now)
-        if (record.deliveries or record.article_ids or self.config.digest.send_when_empty) \
-                and not resend and day == local_date(now, self.config):
+        if recipients_to_add(record, self.config) and not resend \
+                and day == local_date(now, self.config):
             # recipients added to the config since today's digest was made get it too (so
             # do all, for an empty digest made while send_when_empty was off, once it is
             # on); an earlier day's digest, or a resend, goes only to those it was made for

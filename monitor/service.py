@@ -264,18 +264,23 @@ class Service:
         """Deliveries whose next attempt is due, of today's and yesterday's digests, for
         ``RETRY_WINDOW`` after each digest's period ended or, when it was made later (a
         catch-up digest of yesterday made at a start), after it was made (a digest sent at
-        23:50 is still retried after midnight)."""
-        from monitor.delivery import OPEN, DigestJob, local_date
+        23:50 is still retried after midnight); and today's digest for the recipients added
+        to the config since it was made, as a `monitor digest` run sends it (they got it
+        only when another copy of it happened to be retried)."""
+        from monitor.delivery import OPEN, DigestJob, local_date, recipients_to_add
 
         now = self.clock()
         # a copy left "sending" past its lease: its sender died. Marked unknown and logged,
         # so that `--resend` can be found, however old; never re-sent.
         DigestJob(self.store, self.config, config_file=str(self.path)).mark_all_interrupted(now)
-        for day in (local_date(now - timedelta(days=1), self.config), local_date(now, self.config)):
+        today = local_date(now, self.config)
+        for day in (local_date(now - timedelta(days=1), self.config), today):
             record = self.store.get_digest(day)
             if record is None:
                 continue
-            if _in_retry_window(record, now) and any(
+            if day == today and recipients_to_add(record, self.config):
+                self.digest(day)
+            elif _in_retry_window(record, now) and any(
                     d.status in OPEN and (d.next_attempt_at or now) <= now
                     for d in record.deliveries):
                 self.digest(record.digest_date)

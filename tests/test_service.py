@@ -321,6 +321,40 @@ def test_a_digest_whose_job_failed_or_whose_time_moved_back_is_made_at_the_next_
         service.store.close()
 
 
+def test_a_recipient_added_after_todays_digest_went_out_gets_it_at_the_next_tick(
+        tmp_path, feed_server, feed_file):
+    """A run of today's digest sends it to the recipients added to the config since it was
+    made; the service ran it again only when another copy was retried, so a colleague added
+    at 10:00 got today's digest or not depending on another mailbox's 451. Each gets it
+    once, and tomorrow's goes to both."""
+    from monitor.service import Service
+
+    smtp = SmtpServer().start()
+    clock = {"now": datetime(2025, 6, 5, 5, 0, tzinfo=timezone.utc)}
+    config = tmp_path / "monitor.toml"
+    write_config(config, tmp_path / "m.db", [("wire", feed_server.add("/rss", feed_file("rss2.xml")))],
+                 smtp_port=smtp.port, send_at="06:00")
+    service = Service(str(config), clock=lambda: clock["now"])
+    try:
+        service.dispatch()
+        clock["now"] = datetime(2025, 6, 5, 6, 0, tzinfo=timezone.utc)
+        service.scheduled_digest()
+        config.write_text(config.read_text().replace('recipients = ["ana@example.org"]',
+                                                     'recipients = ["ana@example.org", "cy@example.org"]'))
+        clock["now"] = datetime(2025, 6, 5, 10, 0, tzinfo=timezone.utc)
+        service.dispatch()
+        assert [(d.recipient, d.status) for d in service.store.get_digest("2025-06-05").deliveries] == [
+            ("ana@example.org", "sent"), ("cy@example.org", "sent")]
+        clock["now"] += timedelta(minutes=1)
+        service.dispatch()
+        clock["now"] = datetime(2025, 6, 6, 6, 0, tzinfo=timezone.utc)
+        service.scheduled_digest()
+        assert [len(smtp.recorder.received_by(r)) for r in ("ana@example.org", "cy@example.org")] == [2, 2]
+    finally:
+        service.store.close()
+        smtp.stop()
+
+
 def test_no_catch_up_digest_for_a_day_before_the_store_began(tmp_path, feed_server, feed_file):
     """A first `monitor poll` at 02:00, the service started at 05:00 (send_at 06:00): no
     "nothing new" mail for yesterday, when there was nothing to watch."""
