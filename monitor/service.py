@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,10 @@ GRACE = 23 * 3600
 # Seconds between dispatcher runs: 60. $MONITOR_TICK_SECONDS shortens it (a hook for tests
 # and demos; the scheduler itself is real).
 TICK_ENV = "MONITOR_TICK_SECONDS"
+# The machine's clock set back by more than this (time synchronisation correcting a fast
+# clock) makes the dispatcher tick at once: the scheduler, whose next tick was due by the
+# old clock, would otherwise sleep until the new clock reached it (an hour for an hour).
+CLOCK_STEP_SECONDS = 5.0
 
 
 def open_configured_store(config: Config, now: datetime | None = None) -> Store:
@@ -462,6 +467,22 @@ class Service:
         self.store.close()
         log.info("monitor stopped")
 
+    def _watch_clock(self, seen: tuple[float, float]) -> tuple[float, float]:
+        """(wall clock, monotonic clock) now; when the wall clock went back since ``seen``
+        by more than CLOCK_STEP_SECONDS, the dispatcher is made due now. APScheduler sleeps
+        until its next job is due by the clock it read, so a clock set back an hour stopped
+        polls, retries and the digest check for an hour (a day for a day: a battery clock
+        ahead, corrected after the start). The digest job is left as it is: its times up
+        to the old clock's were fired already, and the ledger stops a second copy."""
+        wall, mono = self.clock().timestamp(), time.monotonic()
+        back = (mono - seen[1]) - (wall - seen[0])
+        if back > CLOCK_STEP_SECONDS and self.scheduler is not None and not self.stop.is_set():
+            log.warning("this machine's clock went back %s (time synchronisation?): the "
+                        "dispatcher ticks now, not when the clock catches up with its old time",
+                        timedelta(seconds=round(back)))
+            self.scheduler.modify_job("dispatch", next_run_time=self.clock())
+        return wall, mono
+
     def run_forever(self) -> int:
         signals = [0]
 
@@ -479,8 +500,9 @@ class Service:
         # left to expire and semaphores leaked); the config needs no signal to be read again
         signal.signal(signal.SIGHUP, on_signal)
         self.start()
+        seen = (self.clock().timestamp(), time.monotonic())
         while not self.stop.wait(1.0):
-            pass
+            seen = self._watch_clock(seen)
         self.shutdown()
         return 1 if self.failed else 0
 

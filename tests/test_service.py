@@ -392,6 +392,59 @@ def test_a_copy_left_sending_by_a_dead_sender_is_marked_and_said_by_the_service(
         service.store.close()
 
 
+def test_a_clock_set_back_an_hour_after_send_at_stops_no_tick_and_sends_nothing_twice(
+        tmp_path, feed_server, feed_file, monkeypatch, caplog):
+    """Time synchronisation sets a fast clock back an hour just after the digest went out:
+    APScheduler slept until its next tick was due by the clock it had read, so polls,
+    retries and the digest check stopped for that hour (a day for a day). The dispatcher
+    ticks at once; the digest is not made or sent again when send_at comes round."""
+    import threading
+
+    import apscheduler.schedulers.base as scheduler_base
+
+    from monitor.service import Service
+
+    offset = {"by": timedelta(0)}
+
+    class SteppedDatetime(datetime):                 # the scheduler's clock, stepped as the test says
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + offset["by"]
+
+    monkeypatch.setattr(scheduler_base, "datetime", SteppedDatetime)
+    monkeypatch.setenv("MONITOR_TICK_SECONDS", "1")
+    due = (datetime.now(timezone.utc) + timedelta(seconds=4)).replace(microsecond=0)
+    config = tmp_path / "monitor.toml"
+    write_config(config, tmp_path / "m.db", [("wire", feed_server.add("/rss", feed_file("rss2.xml")))],
+                 send_at=due.strftime("%H:%M:%S"))
+    service = Service(str(config), clock=lambda: datetime.now(timezone.utc) + offset["by"])
+    ticks = []
+    dispatch = service.dispatch
+    service.dispatch = lambda: (ticks.append(service.clock()), dispatch())
+    outbox = tmp_path / "outbox"
+
+    def step_back_then_stop():
+        wait_for(lambda: outbox.exists() and list(outbox.glob("*.eml")), 30, "the digest")
+        time.sleep(1)
+        offset["by"] = -timedelta(hours=1)
+        try:
+            wait_for(lambda: any(t < due - timedelta(minutes=30) for t in ticks), 10,
+                     "a tick on the clock set back")
+            offset["by"] = timedelta(0)             # an hour on: send_at again, by the digest job
+            time.sleep(2)
+        finally:
+            service.stop.set()
+
+    helper = threading.Thread(target=step_back_then_stop)
+    helper.start()
+    with caplog.at_level("WARNING", logger="monitor"):
+        assert service.run_forever() == 0
+    helper.join()
+    assert any(t < due - timedelta(minutes=30) for t in ticks), "no tick after the clock went back"
+    assert "this machine's clock went back 1:00:00" in caplog.text
+    assert len(list(outbox.glob("*.eml"))) == 1
+
+
 def test_a_killed_service_not_yet_reaped_counts_as_gone():
     """Its leases are released at the next start even before its parent collects it."""
     from monitor.service import _alive
