@@ -480,7 +480,12 @@ class Service:
             log.warning("this machine's clock went back %s (time synchronisation?): the "
                         "dispatcher ticks now, not when the clock catches up with its old time",
                         timedelta(seconds=round(back)))
-            self.scheduler.modify_job("dispatch", next_run_time=self.clock())
+            from apscheduler.jobstores.base import JobLookupError
+
+            try:
+                self.scheduler.modify_job("dispatch", next_run_time=self.clock())
+            except JobLookupError:      # the scheduler stopping at this moment
+                pass
         return wall, mono
 
     def run_forever(self) -> int:
