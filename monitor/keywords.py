@@ -14,6 +14,8 @@ The ``[keywords]`` section of the config has one list per topic (``critical-mine
   (``"Ausfuhrkontroll*"`` finds "Ausfuhrkontrollen", ``"seltene* Erden"`` finds
   "seltenen Erden").
 - ``re:`` followed by a Python regular expression, searched case-insensitively as written.
+  One that repeats a part that repeats itself, with nothing to tell the rounds apart
+  (``(\\w+\\s?)+``), is refused: it would backtrack for hours on a line it does not match.
 
 Where: the title and the lede, i.e. the first ``LEDE_CHARS`` (400) characters of the text.
 What an article is about is said at its top; a phrase that first turns up deep in a long
@@ -31,6 +33,7 @@ import functools
 import hashlib
 import json
 import re
+import string
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -157,6 +160,12 @@ def _raw_regex(path: str, source: str) -> re.Pattern[str]:
     if compiled.search("") is not None:
         raise ConfigError(f"{path}: regex {source!r} matches the empty string "
                           "(it would match every article)")
+    if _nested_repeat(source):     # before the samples below, which it would never finish
+        raise ConfigError(f"{path}: regex {source!r} repeats without limit a part that repeats "
+                          "itself: on a line it does not match, such a regex tries every way "
+                          "of cutting the line up, for hours, and the poll stops; give each "
+                          "round a part of its own, as in '(\\w+\\s)+', or make the outer "
+                          "repeat possessive with one more '+', as in '(\\w+\\s?)++'")
     for sample in _ORDINARY_TEXT:
         empty = next((m for m in compiled.finditer(sample) if m.end() == m.start()), None)
         if empty is not None:
@@ -164,6 +173,103 @@ def _raw_regex(path: str, source: str) -> re.Pattern[str]:
                               f"{empty.start()} of {sample!r}); a rule must match at least one "
                               "character (\\b, (?=…) or x* alone match nearly every article)")
     return compiled
+
+
+def _nested_repeat(source: str) -> bool:
+    """Whether ``source`` repeats a part that holds a repeat of variable length with
+    nothing in that part to tell where one round ends: ``(\\w+\\s?)+``, ``(x{1,3})*``,
+    ``(.*,)+``. On a line it does not match, ``re`` then tries every way of cutting the
+    line into rounds, for hours. A round is told apart by a part that must occur in it and
+    shares no character with the rest of it, and either has a fixed length or is followed
+    by another such part: ``(\\s+\\w+){0,3}``, ``(\\d+%)+``, ``(a*b)*`` are fine. A
+    possessive repeat (``++``, ``*+``) is never backtracked into. False too when this
+    Python's regex parser (private modules of ``re``) is not the one this reads."""
+    import importlib
+
+    try:
+        parser = importlib.import_module("re._parser")
+        compiler = importlib.import_module("re._compiler")
+        tree = parser.parse(source, _RAW_FLAGS)
+    except Exception:  # noqa: BLE001 - it compiled; only this check is left out
+        return False
+
+    def parts(av: object) -> list:
+        """The sub-patterns of an item: a repeat's, a group's, an alternative's."""
+        found = []
+        for part in av if isinstance(av, (tuple, list)) else (av,):
+            if isinstance(part, parser.SubPattern):
+                found.append(part)
+            elif isinstance(part, list):            # the alternatives of a branch
+                found += [p for p in part if isinstance(p, parser.SubPattern)]
+        return found
+
+    def chars(item) -> frozenset[str]:
+        """The sample characters that an item's matches may hold."""
+        op, av = str(item[0]), item[1]
+        if op in ("LITERAL", "NOT_LITERAL", "IN", "ANY"):
+            one = compiler.compile(parser.SubPattern(tree.state, [item]), _RAW_FLAGS)
+            return frozenset(c for c in _SAMPLE_CHARS if one.fullmatch(c))
+        if op == "GROUPREF":
+            return frozenset(_SAMPLE_CHARS)
+        if op in ("ASSERT", "ASSERT_NOT", "AT"):
+            return frozenset()
+        return frozenset().union(*(chars(i) for part in parts(av) for i in part))
+
+    def variable(items) -> bool:
+        """Whether a repeat of variable length is among ``items`` (a possessive one aside)."""
+        return any((str(op) in ("MAX_REPEAT", "MIN_REPEAT") and 1 < av[1] != av[0])
+                   or (str(op) != "POSSESSIVE_REPEAT" and any(variable(p) for p in parts(av)))
+                   for op, av in items)
+
+    def marked(body) -> bool:
+        """Whether one round of a repeat ends where a part of it says."""
+        items = list(body)
+        while len(items) == 1 and str(items[0][0]) == "SUBPATTERN":    # (…) around it all
+            items = list(items[0][1][3])
+        sets = [chars(i) for i in items]
+        for n, (op, av) in enumerate(items):
+            if str(op) in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+                if av[0] < 1 or len(av[2]) != 1 or str(av[2][0][0]) not in ("LITERAL", "IN", "ANY",
+                                                                             "NOT_LITERAL"):
+                    continue
+                fixed = av[0] == av[1]
+            elif str(op) in ("LITERAL", "NOT_LITERAL", "IN", "ANY"):
+                fixed = True
+            else:
+                continue
+            others = [s for m, s in enumerate(sets) if m != n]
+            if sets[n] and not any(sets[n] & s for s in others) and (
+                    fixed or any(_mandatory(i) for m, i in enumerate(items) if m != n)):
+                return True
+        return False
+
+    def nested(items) -> bool:
+        for op, av in items:
+            if str(op) in ("MAX_REPEAT", "MIN_REPEAT") and av[1] > 1 and variable(av[2]) \
+                    and not marked(av[2]):
+                return True
+            if any(nested(part) for part in parts(av)):
+                return True
+        return False
+
+    return nested(tree)
+
+
+def _mandatory(item) -> bool:
+    """Whether a parsed regex item matches at least one character every time."""
+    op, av = str(item[0]), item[1]
+    if op in ("LITERAL", "NOT_LITERAL", "IN", "ANY"):
+        return True
+    if op in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        return av[0] >= 1 and any(map(_mandatory, av[2]))
+    if op == "SUBPATTERN":
+        return any(map(_mandatory, av[3]))
+    return False
+
+
+# characters of the kinds a rule's classes tell apart: the characters of ASCII, a few letters
+# of other alphabets and scripts, and spaces; what each part of a regex may match among them
+_SAMPLE_CHARS = (string.printable + "\u00a0\u3000éßüłŁЖж中国アあ한٣’–")
 
 
 # ordinary text a rule's regex must not match with an empty span (``\b``, ``(?=.)``, ``x*``

@@ -267,6 +267,35 @@ def test_a_regex_of_blanks_is_refused_as_empty(regex: str) -> None:
         KeywordRules.compile({"mute": [regex]})
 
 
+
+@pytest.mark.parametrize("regex", [r"(\w+\s?)+:", r"(\w+,?\s*)+ exports", r"(.*,)+ tonnes",
+                                   r"(?:gallium|(\w+)*) curbs", r"(x{1,3})+y"])
+def test_a_regex_that_would_backtrack_for_hours_is_refused_at_once(regex: str) -> None:
+    # a repeat of a part that repeats itself, with nothing to tell its rounds apart, tries
+    # every way of cutting a line it does not match: the check of the samples never ended
+    # (`config check`, the start and a reload of `monitor run` hung), nor would the poll
+    code = ("import sys; from monitor.keywords import KeywordRules\n"
+            "try:\n    KeywordRules.compile({'export-controls': ['rare earth', sys.argv[1]]})\n"
+            "except Exception as exc:\n    print(exc)")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, "re:" + regex], capture_output=True,
+                             text=True, check=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"compiling re:{regex} did not end")
+    assert out.stdout.startswith(f"keywords.export-controls[1]: regex {regex!r} repeats without "
+                                 "limit a part that repeats itself")
+
+
+def test_a_repeat_whose_rounds_are_marked_or_possessive_is_a_fine_regex() -> None:
+    accepted = [r"re:export(\s+\w+){0,3}\s+ban", r"re:(\d+(\.\d+)?%\s*)+tariff",
+                r"re:(\w+\s)+quota", r"re:(\w+\s?)++:", r"re:(?:\w+-)*\w+ curbs",
+                "re:エンティティー?・?リスト"]
+    r = rules(export_controls=accepted)
+    assert hits(r, "An export of rare earth ban was lifted", EC) == (accepted[0],)
+    assert hits(r, "A 12.5% tariff and a 3 % 20% tariff", EC) == (accepted[1],)
+    assert hits(r, "Gallium: a new quota", EC) == (accepted[2], accepted[3])
+    assert hits(r, "Dual-use curbs", EC) == (accepted[4],)
+
 def test_the_start_of_a_multi_word_phrase_sits_on_a_word_boundary() -> None:
     r = rules(critical_minerals=["dual-use goods"], export_controls=["export control*"])
     assert hits(r, "dual-use goods exports") == ("dual-use goods",)
