@@ -147,7 +147,18 @@ def _entries(key: str, entries: object) -> tuple[str, ...]:
             raise ConfigError(f"{path}: expected a string, got {_type_name(entry)}")
         if not entry.strip():
             raise ConfigError(f"{path}: empty phrase")
+        control = _CONTROL.search(entry)
+        if control is not None:     # "re:\bgallium\b" in TOML's double quotes: backspaces
+            raise ConfigError(
+                f"{path}: {entry!r} holds the control character U+{ord(control.group()):04X}, "
+                "which the poll drops from every article; in a TOML string in double quotes "
+                "\\b is a backspace and \\f a form feed: write a regex in single quotes "
+                "('re:\\bgallium\\b') or double its backslashes (\"re:\\\\bgallium\\\\b\")")
     return tuple(entries)
+
+
+# the control characters that the poll drops from titles and texts (``monitor.parse``)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _raw_regex(path: str, source: str) -> re.Pattern[str]:

@@ -296,6 +296,24 @@ def test_a_repeat_whose_rounds_are_marked_or_possessive_is_a_fine_regex() -> Non
     assert hits(r, "Gallium: a new quota", EC) == (accepted[2], accepted[3])
     assert hits(r, "Dual-use curbs", EC) == (accepted[4],)
 
+
+def test_a_regex_written_in_double_quotes_with_backslash_b_is_refused_not_silent() -> None:
+    # TOML reads "\b" in double quotes as a backspace: the rule compiled, matched no article
+    # ever (the poll drops control characters) and `config check` printed it as "\b"
+    import tomllib
+
+    spec = tomllib.loads('mute = ["gold price"]\nexport-controls = ["re:\\bgallium\\b"]\n')
+    assert spec["export-controls"] == ["re:\x08gallium\x08"]
+    with pytest.raises(ConfigError) as info:
+        KeywordRules.compile(spec)
+    assert str(info.value).startswith(
+        "keywords.export-controls[0]: 're:\\x08gallium\\x08' holds the control character U+0008")
+    assert "single quotes ('re:\\bgallium\\b')" in str(info.value)
+    written = tomllib.loads("export-controls = ['re:\\bgallium\\b']\n")    # as it should be
+    assert hits(KeywordRules.compile(written), "China curbs gallium exports", EC) == (
+        "re:\\bgallium\\b",)
+
+
 def test_the_start_of_a_multi_word_phrase_sits_on_a_word_boundary() -> None:
     r = rules(critical_minerals=["dual-use goods"], export_controls=["export control*"])
     assert hits(r, "dual-use goods exports") == ("dual-use goods",)
