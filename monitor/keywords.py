@@ -137,7 +137,8 @@ def normalise(text: str, fold: bool = False) -> str:
 
 def _entries(key: str, entries: object) -> tuple[str, ...]:
     """The entries of one list after checking their types (phrases and regexes are
-    checked when they are compiled)."""
+    checked when they are compiled), without the blanks around a phrase or before ``re:``
+    (a regex is kept as written after it): " re:…" is a regex, as on the keywords page."""
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
         raise ConfigError(
             f"keywords.{key}: expected a list of strings, got {_type_name(entries)}")
@@ -154,7 +155,7 @@ def _entries(key: str, entries: object) -> tuple[str, ...]:
                 "which the poll drops from every article; in a TOML string in double quotes "
                 "\\b is a backspace and \\f a form feed: write a regex in single quotes "
                 "('re:\\bgallium\\b') or double its backslashes (\"re:\\\\bgallium\\\\b\")")
-    return tuple(entries)
+    return tuple(e.lstrip() if e.lstrip().startswith("re:") else e.strip() for e in entries)
 
 
 # the control characters that the poll drops from titles and texts (``monitor.parse``)

@@ -314,6 +314,20 @@ def test_a_regex_written_in_double_quotes_with_backslash_b_is_refused_not_silent
         "re:\\bgallium\\b",)
 
 
+def test_blanks_before_re_or_around_a_phrase_are_no_part_of_the_entry() -> None:
+    # " re:…" had been a phrase of the words "re:lithium\s+deal", which no article holds (and
+    # the keywords page, which strips its lines, had run it as the regex): a rule failing
+    # silently. A regex's own blanks after "re:" are kept as written.
+    r = rules(critical_minerals=[" re:lithium\\s+deal", "gallium  ", "\trare earth"],
+              export_controls=["re:ban "], mute=["  re:gold\\b"])
+    assert r.entries["critical-minerals"] == ("re:lithium\\s+deal", "gallium", "rare earth")
+    match = r.match("A lithium  deal for Gallium and rare-earth magnets", "")
+    assert match.hits == {CM: ("re:lithium\\s+deal", "gallium", "rare earth")}
+    assert hits(r, "An export ban", EC) == ()
+    assert hits(r, "An export ban on gallium", EC) == ("re:ban ",)
+    assert r.match("Gold prices", "").muted == ("re:gold\\b",)
+
+
 def test_the_start_of_a_multi_word_phrase_sits_on_a_word_boundary() -> None:
     r = rules(critical_minerals=["dual-use goods"], export_controls=["export control*"])
     assert hits(r, "dual-use goods exports") == ("dual-use goods",)

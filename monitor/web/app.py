@@ -514,7 +514,7 @@ def _new_regex(edited: dict[str, tuple[str, ...]], config: dict[str, Any]) -> st
     does not already hold. One regular expression can backtrack for minutes and, holding
     the interpreter, stop every page and even Ctrl-C; whoever a review link lets in may not
     run one here. Plain phrases, and the config's own ``re:`` rules, may be tried."""
-    known = {p for phrases in config.values() for p in phrases}
+    known = {p.strip() for phrases in config.values() for p in phrases}   # as _spec reads them
     new = next((p for phrases in edited.values() for p in phrases
                 if p.startswith("re:") and p not in known), None)
     if new is None:
