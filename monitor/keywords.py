@@ -13,7 +13,8 @@ The ``[keywords]`` section of the config has one list per topic (``critical-mine
 - a phrase with ``*`` at the end of one or more of its words: that word may go on
   (``"Ausfuhrkontroll*"`` finds "Ausfuhrkontrollen", ``"seltene* Erden"`` finds
   "seltenen Erden").
-- ``re:`` followed by a Python regular expression, searched case-insensitively as written.
+- ``re:`` (in lower case) followed by a Python regular expression, searched
+  case-insensitively as written.
   One that repeats a part that repeats itself, with nothing to tell the rounds apart
   (``(\\w+\\s?)+``), is refused: it would backtrack for hours on a line it does not match.
 
@@ -155,6 +156,10 @@ def _entries(key: str, entries: object) -> tuple[str, ...]:
                 "which the poll drops from every article; in a TOML string in double quotes "
                 "\\b is a backspace and \\f a form feed: write a regex in single quotes "
                 "('re:\\bgallium\\b') or double its backslashes (\"re:\\\\bgallium\\\\b\")")
+        prefix = entry.lstrip()[:3]
+        if prefix.lower() == "re:" and prefix != "re:":
+            raise ConfigError(f"{path}: {entry!r} starts with {prefix!r}: a regex starts with 're:' "
+                              f"in lower case (as a phrase it would look for the text {prefix!r})")
     return tuple(e.lstrip() if e.lstrip().startswith("re:") else e.strip() for e in entries)
 
 

@@ -147,6 +147,10 @@ def test_missing_lists_are_empty() -> None:
     ({"minerals": ["x"]}, "keywords.minerals: unknown key"),
     ({"critical-minerals": ["*"]}, "keywords.critical-minerals[0]: '*' may only end a word"),
     ({"critical-minerals": ["ab*cd"]}, "keywords.critical-minerals[0]: '*' may only end"),
+    # a regex prefix in capitals had been a phrase looking for the text "RE:lithium" itself
+    ({"critical-minerals": ["gallium", "RE:lithium\\s+deal"]},
+     "keywords.critical-minerals[1]: 'RE:lithium\\\\s+deal' starts with 'RE:': a regex starts with 're:'"),
+    ({"mute": [" Re:gold"]}, "keywords.mute[0]: ' Re:gold' starts with 'Re:'"),
 ])
 def test_invalid_entries_name_the_key(spec: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
