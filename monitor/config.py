@@ -383,6 +383,11 @@ def _format_error(error: Mapping[str, Any]) -> str:
     elif error["type"] in ("tuple_type", "list_type"):      # pydantic's "a valid tuple" means nothing here
         message = (f"expected a list such as [{json.dumps(given, ensure_ascii=False)}], got {given!r}"
                    if isinstance(given, str) else "expected a list such as [\"…\", \"…\"]")
+    elif error["type"] == "model_type":         # pydantic's "… or instance of KeywordsConfig"
+        message = (f"expected one table: write [{loc}] (one bracket), not [[{loc}]]"
+                   if isinstance(given, list) and given and all(isinstance(g, dict) for g in given)
+                   and "[" not in loc
+                   else f"expected a table of keys, got {given!r}")
     elif error["type"] == "time_parsing":
         message = f'expected a local time of day, HH:MM or HH:MM:SS (e.g. "07:00"), got {given!r}'
     return f"{loc}: {message}" if loc else message

@@ -105,6 +105,12 @@ def test_shipped_keywords_name_the_minerals_in_japanese_and_korean(title, flagge
     ("[keywords]\nmute = 'mineral water'\n", "keywords.mute: expected a list such as [\"mineral water\"]"),
     ("[feeds]\nname='a'\nurl='https://x.example/f'\n",
      "feeds: expected a list of tables: write each feed as [[feeds]] (two brackets), not [feeds]"),
+    # the other way round, and a section given a value: pydantic named its own classes
+    # ("Input should be a valid dictionary or instance of KeywordsConfig")
+    ("[[keywords]]\ncritical-minerals = ['rare earth']\n",
+     "keywords: expected one table: write [keywords] (one bracket), not [[keywords]]"),
+    ("keywords = ['rare earth']\n", "keywords: expected a table of keys, got ['rare earth']"),
+    ("digest = 'daily'\n", "digest: expected a table of keys, got 'daily'"),
     # an empty outbox wrote the digests into whatever folder a command ran in; a host that is
     # none passed `config check` and failed `monitor serve` blaming a --host never given
     ("[digest]\noutbox_dir = ''\n", "digest.outbox_dir: an empty path would write the digests"),
