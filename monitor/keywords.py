@@ -178,9 +178,11 @@ def _raw_regex(path: str, source: str) -> re.Pattern[str]:
         raise ConfigError(f"{path}: regex {source!r} matches the empty string "
                           "(it would match every article)")
     if _nested_repeat(source):     # before the samples below, which it would never finish
-        raise ConfigError(f"{path}: regex {source!r} repeats without limit a part that repeats "
-                          "itself: on a line it does not match, such a regex tries every way "
-                          "of cutting the line up, for hours, and the poll stops; give each "
+        raise ConfigError(f"{path}: regex {source!r} repeats a part that repeats itself, with "
+                          "nothing to tell one round from the next: on a line it does not "
+                          "match, such a regex tries every way of cutting the line into "
+                          "rounds (milliseconds an article for five rounds, hours without a "
+                          "limit), and polls slow down or stop; give each "
                           "round a part of its own, as in '(\\w+\\s)+', or make the outer "
                           "repeat possessive with one more '+', as in '(\\w+\\s?)++'")
     for sample in _ORDINARY_TEXT:
