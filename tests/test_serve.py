@@ -777,3 +777,26 @@ def test_error_pages_are_pages_a_phone_can_read(tmp_path):
         assert "no such page" in answers[404].text and answers[405].headers["allow"] == "POST"
         assert "the store cannot be read right now" in answers[503].text and "monitor.db" in answers[503].text
         assert answers[503].headers["retry-after"] == "30"
+
+
+def test_an_item_page_leads_to_the_next_item_nobody_has_reviewed(served):
+    """Going through the backlog from an item: its page links the next flagged item not yet
+    reviewed, in the list's order (then from the newest again); reviewed ones are passed
+    over; with none left it says so. It had meant the list again after every verdict."""
+    ids = served.ids
+    nxt = re.compile(r'Next to review: <a href="/items/(\d+)"')
+    with httpx.Client(base_url=served.url) as client:
+        def following(key: str) -> int | None:
+            found = nxt.search(client.get(f"/items/{ids[key]}").text)
+            return int(found.group(1)) if found else None
+
+        assert following("ga") == ids["xss"]
+        token = csrf_of(client, f"/items/{ids['xss']}")
+        client.post(f"/items/{ids['xss']}/review", data={"verdict": "irrelevant", "csrf": token})
+        assert following("ga") == ids["li"]                 # the reviewed one passed over
+        assert following("old") == ids["ga"]                # the oldest: from the newest again
+        for key in ("ga", "li", "cjk", "chips", "co"):
+            client.post(f"/items/{ids[key]}/review", data={"verdict": "irrelevant", "csrf": token})
+        assert following("chips") == ids["old"]
+        last = client.get(f"/items/{ids['old']}").text
+        assert nxt.search(last) is None and "Nothing else is waiting for review" in last
