@@ -85,7 +85,8 @@ class Poller:
     """Runs poll cycles against one store with one analysis function."""
 
     def __init__(self, store, config, analyze: Analyze = unclassified, clock: Clock = utcnow,
-                 stop: threading.Event | None = None, parser: ParsePool | None = None) -> None:
+                 stop: threading.Event | None = None, parser: ParsePool | None = None,
+                 tick: datetime | None = None) -> None:
         limit_malloc_arenas()
         self.store = store
         self.config = config
@@ -98,6 +99,12 @@ class Poller:
         if self._extracts:
             analyze.extracted_elsewhere = True      # type: ignore[attr-defined]
         self.clock = clock
+        # the dispatcher's tick this cycle runs at (monitor run): a feed's interval counts
+        # from it, so a feed polled at one tick is due at the tick its interval later. Counted
+        # from the end of its fetch, a few seconds after its tick, it missed that tick and
+        # waited for the next: every feed was polled at its interval plus a tick (a 1-minute
+        # feed every 2 minutes). Servers' floors (Retry-After, max-age) count from the reply.
+        self.tick = tick
         self.stop = stop or threading.Event()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         _POLLERS_HERE.add(self)
@@ -347,7 +354,7 @@ class Poller:
         return FeedOutcome(polled_at=now, status=result.status, etag=result.etag,
                            last_modified=result.last_modified,
                            next_check_at=next_check_after_success(now, self._interval(feed),
-                                                                  result.max_age),
+                                                                  result.max_age, since=self.tick),
                            not_modified=result.content is None)
 
     def _outcome_only(self, feed: FeedState, result: FetchResult | FeedError,
@@ -403,7 +410,7 @@ class Poller:
     def _store_error(self, feed: FeedState, error: FeedError, now: datetime) -> FeedReport:
         next_check = next_check_after_error(now, self._interval(feed), feed.error_count + 1,
                                             error.retry_after, self.config.poll.max_backoff_hours,
-                                            reached=error.reached)
+                                            reached=error.reached, since=self.tick)
         outcome = FeedOutcome(polled_at=now, next_check_at=next_check, status=error.status,
                               error=f"{error.kind}: {error}")
         with self._states_lock:

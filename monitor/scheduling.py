@@ -19,11 +19,12 @@ def _server_floor(seconds: float | None, cap: timedelta = MAX_FLOOR) -> timedelt
 
 
 def next_check_after_success(now: datetime, interval_minutes: int,
-                             max_age: float | None = None) -> datetime:
-    """The feed's interval, or longer when the server's Cache-Control max-age asks for it
+                             max_age: float | None = None, since: datetime | None = None) -> datetime:
+    """The feed's interval after ``since`` (the tick that polled it; else ``now``), or
+    longer when the server's Cache-Control max-age, counted from ``now``, asks for it
     (capped at a day)."""
     wait = timedelta(minutes=interval_minutes)
-    return now + max(wait, _server_floor(max_age, MAX_AGE_FLOOR))
+    return max(min(since or now, now) + wait, now + _server_floor(max_age, MAX_AGE_FLOOR))
 
 
 # A feed whose server was never reached (its name did not resolve, the connection was
@@ -36,17 +37,20 @@ UNREACHED_CAP = timedelta(hours=1)
 
 def next_check_after_error(now: datetime, interval_minutes: int, error_count: int,
                            retry_after: float | None = None,
-                           max_backoff_hours: float = 24.0, reached: bool = True) -> datetime:
+                           max_backoff_hours: float = 24.0, reached: bool = True,
+                           since: datetime | None = None) -> datetime:
     """Exponential backoff on consecutive errors (``error_count`` counts this one), capped
     at ``max_backoff_hours`` so a feed failing for days is still tried daily, and for a
-    server not ``reached`` at ``UNREACHED_CAP`` or the interval; a server's Retry-After is
-    a floor (capped at 31 days)."""
+    server not ``reached`` at ``UNREACHED_CAP`` or the interval, after ``since`` (the tick
+    that polled it; else ``now``); a server's Retry-After, counted from ``now``, is a floor
+    (capped at 31 days)."""
     interval = timedelta(minutes=interval_minutes)
     cap = timedelta(hours=max_backoff_hours)
     if not reached:
         cap = min(cap, max(interval, UNREACHED_CAP))
     exponent = min(max(error_count - 1, 0), 20)
-    return now + max(min(interval * (2 ** exponent), cap), _server_floor(retry_after))
+    return max(min(since or now, now) + min(interval * (2 ** exponent), cap),
+               now + _server_floor(retry_after))
 
 
 def plausible_published(published: datetime | None, now: datetime) -> datetime | None:

@@ -144,6 +144,8 @@ class Service:
         self._model_stamp = self._model_files_stamp()
         self.parser = self._parse_pool()
         self.scheduler: Any = None          # an APScheduler BackgroundScheduler once started
+        # the dispatcher's ticks, on this clock: the first and the seconds between two
+        self.ticks: tuple[datetime, float] | None = None
 
     def _parse_pool(self) -> ParsePool:
         """Parse processes kept from cycle to cycle (``ParsePool``: ended after a cycle in
@@ -210,7 +212,7 @@ class Service:
         self.reload_if_changed()
         self._keep_feeds()
         poller = Poller(self.store, self.config, analyze=self.analyzer, clock=self.clock,
-                        stop=self.stop, parser=self.parser)
+                        stop=self.stop, parser=self.parser, tick=self._tick_at(self.clock()))
         try:
             report = poller.run_cycle()
             if report.feeds:
@@ -223,6 +225,15 @@ class Service:
         except MonitorError as exc:
             log.error("cycle failed: %s", exc)
         self._due_digest()
+
+    def _tick_at(self, now: datetime) -> datetime | None:
+        """The time of the dispatcher's tick that runs at ``now`` (the last one due by then,
+        a tick running late included), from which the feeds it polls count their intervals;
+        None before the scheduler started, or on a clock set back since."""
+        if self.ticks is None or now < self.ticks[0]:
+            return None
+        first, seconds = self.ticks
+        return first + timedelta(seconds=seconds * ((now - first).total_seconds() // seconds))
 
     def _due_digest(self) -> None:
         """Today's digest when its time has passed and none was made: its job failed (the
@@ -441,9 +452,11 @@ class Service:
             executors={"default": ThreadPoolExecutor(max_workers=1)}, timezone="UTC")
         scheduler.add_job(self.missed_digest, id="missed-digest", misfire_grace_time=GRACE)
         tick = float(os.environ.get(TICK_ENV, "60"))
-        scheduler.add_job(self.dispatch, IntervalTrigger(seconds=tick), id="dispatch",
-                          next_run_time=datetime.now().astimezone(), coalesce=True,
-                          max_instances=1, misfire_grace_time=GRACE)
+        self.ticks = (self.clock(), tick)         # read first: no tick runs before it
+        first = datetime.now().astimezone()
+        scheduler.add_job(self.dispatch, IntervalTrigger(seconds=tick, start_date=first), id="dispatch",
+                          next_run_time=first, coalesce=True, max_instances=1,
+                          misfire_grace_time=GRACE)
         self._schedule_digest()
         scheduler.start()
         log.info("monitor running on %s: %d feeds, digest at %s %s, store %s", self.path,

@@ -814,6 +814,30 @@ def test_a_poll_made_by_a_clock_ahead_stops_no_later_poll(tmp_path, feed_server)
         assert count(db, "SELECT count(*) FROM article") == 2
 
 
+def test_a_feed_polled_at_a_tick_is_polled_again_at_the_tick_its_interval_later(tmp_path, feed_server):
+    """A feed's next check counted from the end of its fetch, a moment after the tick that
+    polled it, so the tick one interval later found it not due yet: every feed was polled at
+    its interval plus a tick (60-minute feeds every 61 minutes, 1-minute feeds every 2, seen
+    in a soak run). It counts from the tick; a server's Retry-After from its reply."""
+    utc = timezone.utc
+    noon = datetime(2025, 6, 8, 12, 0, tzinfo=utc)
+    with _gallium_service(tmp_path, feed_server, noon) as (service, clock, db):
+        service.ticks = (noon, 60.0)                              # ticks at 12:00:00, 12:01:00 …
+        clock["now"] = noon + timedelta(seconds=2)                # the fetch ends 2 s into its tick
+        _poll_now(service, db)
+        fetched = len(feed_server.requests)
+        clock["now"] = noon + timedelta(hours=1, seconds=1)       # the tick of 13:00, 1 s late
+        service.dispatch()
+        assert len(feed_server.requests) == fetched + 1
+        assert count(db, "SELECT next_check_at FROM feed") == "2025-06-08 14:00:00.000000"
+        feed_server.add("/rss", b"busy", status=503, headers={"Retry-After": "3900"},
+                              content_type="text/plain")
+        clock["now"] = noon + timedelta(hours=2, seconds=5)       # the tick of 14:00, 5 s in
+        service.dispatch()
+        assert len(feed_server.requests) == fetched + 2
+        assert count(db, "SELECT next_check_at FROM feed") == "2025-06-08 15:05:05.000000"
+
+
 def test_the_service_takes_its_feeds_back_after_a_poll_with_another_config(tmp_path, feed_server):
     """A `monitor poll` with another config on the service's store made that config's feeds
     the store's: the service polled them, and not its own, until its config file changed."""
