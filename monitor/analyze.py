@@ -82,6 +82,11 @@ class Analyzer:
         return self._model_error
 
     @property
+    def model_in_use(self) -> bool:
+        """Whether a model has been loaded and classifies (never loads one itself)."""
+        return self._load is None and self._classifier is not None
+
+    @property
     def loaded(self) -> bool:
         """Whether the model has been loaded (or tried)."""
         return self._load is None

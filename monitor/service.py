@@ -142,6 +142,7 @@ class Service:
         self.failed = False                 # stopped for a reason the exit code says
         self.analyzer = build_analyzer(self.config)
         self._model_stamp = self._model_files_stamp()
+        self._model_refused = None          # the changed files that could not be loaded
         self.parser = self._parse_pool()
         self.scheduler: Any = None          # an APScheduler BackgroundScheduler once started
         # the dispatcher's ticks, on this clock: the first and the seconds between two
@@ -406,10 +407,35 @@ class Service:
                     self._stamp = stamp
         model = self._model_files_stamp()
         if model != self._model_stamp:      # retrained or put in place since it was loaded
-            self._model_stamp = model
-            self.analyzer = build_analyzer(self.config)
-            log.info("model file %s changed: the next articles are classified with it",
-                     self.config.classifier.model_path())
+            self._take_model(model)
+
+    def _take_model(self, stamp) -> None:
+        """The model files changed: the new model classifies the next articles. When they
+        cannot be loaded (caught between the copies of its three files, or tampered with)
+        and a model is in use, that one stays, the error is logged once, and the files are
+        tried again at every tick: a cycle polled meanwhile had been classified by keywords
+        alone ("classifier unavailable"), stored so until a `monitor reclassify`."""
+        from monitor.analyze import Analyzer
+        from monitor.classify import SkopsClassifier
+
+        path = self.config.classifier.model_path()
+        try:
+            classifier = SkopsClassifier.load(path)
+        except MonitorError as exc:
+            if self.analyzer.model_in_use:
+                if stamp != self._model_refused:
+                    self._model_refused = stamp
+                    log.error("model file %s changed but cannot be loaded, the model loaded "
+                              "before stays in use (its files are tried again at every tick): "
+                              "%s", path, exc)
+                return
+            self._model_stamp, self._model_refused = stamp, None
+            self.analyzer = build_analyzer(self.config)         # says why, keywords alone
+            return
+        self._model_stamp, self._model_refused = stamp, None
+        self.analyzer = Analyzer(classifier, self.analyzer.rules,
+                                 self.config.classifier.fixed_threshold())
+        log.info("model file %s changed: the next articles are classified with it", path)
 
     def apply(self, config: Config) -> None:
         old = self.config
@@ -421,7 +447,7 @@ class Service:
                               config.poll.silent_after_days)
         self.config = config
         self.analyzer = build_analyzer(config)
-        self._model_stamp = self._model_files_stamp()
+        self._model_stamp, self._model_refused = self._model_files_stamp(), None
         if old.poll.parse_processes != config.poll.parse_processes:
             self.parser.close()             # between cycles: the scheduler runs one job at a time
             self.parser = self._parse_pool()

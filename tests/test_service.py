@@ -566,6 +566,47 @@ def test_a_model_put_in_place_while_running_classifies_the_next_articles(tmp_pat
         service.store.close()
 
 
+def test_model_files_that_cannot_be_loaded_leave_the_model_in_use(tmp_path, feed_server, feed_file,
+                                                                   caplog):
+    """The model's files changed but do not load (a tick caught between the copies of its
+    three files, or they were tampered with): the articles of the next cycle had been
+    classified by keywords alone and stored so. The model in use stays, the error is said
+    once, and the files are taken once they load."""
+    import json
+    import shutil
+
+    from monitor.classify import card_path, linear_path, read_card
+
+    service, clock = clocked_service(tmp_path, feed_server, feed_file,
+                                     datetime(2025, 6, 4, 5, 0, tzinfo=timezone.utc))
+    db = tmp_path / "m.db"
+    shipped, model = ROOT / "models" / "classifier.skops", tmp_path / "no-model.skops"
+    for source, target in ((shipped, model), (card_path(shipped), card_path(model)),
+                           (linear_path(shipped), linear_path(model))):
+        shutil.copy2(source, target)
+    version = read_card(model)["version"]
+    try:
+        service.reload_if_changed()
+        card = card_path(model).read_text(encoding="utf-8")
+        tampered = json.loads(card)
+        tampered["model_sha256"] = "0" * 64             # not the file beside it
+        card_path(model).write_text(json.dumps(tampered), encoding="utf-8")
+        with caplog.at_level("INFO", logger="monitor"):
+            service.reload_if_changed()
+            service.reload_if_changed()                 # the next tick: said once
+            service.dispatch()
+        assert caplog.text.count("cannot be loaded, the model loaded before stays in use") == 1
+        assert count(db, f"select count(*) from article where model_version = '{version}'") == 3
+        assert count(db, "select count(*) from article where reasons like '%classifier unavailable%'") == 0
+        card_path(model).write_text(card, encoding="utf-8")     # the copy complete
+        caplog.clear()
+        with caplog.at_level("INFO", logger="monitor"):
+            service.reload_if_changed()
+        assert "changed: the next articles are classified with it" in caplog.text
+    finally:
+        service.store.close()
+
+
 def test_a_config_edit_the_locked_store_refuses_is_applied_at_a_later_tick(
         tmp_path, feed_server, feed_file, caplog):
     """An analyst's sqlite3 holds the store's write lock while the config is edited: the
