@@ -222,14 +222,34 @@ def _nested_repeat(source: str) -> bool:
                 found += [p for p in part if isinstance(p, parser.SubPattern)]
         return found
 
+    def written(items) -> set[str]:
+        """The characters the regex names (its literals, its classes' letters and the ends
+        and middle of their ranges), in both cases: "금속" in ``(\\w+금속\\s?)+`` is a
+        letter that ``\\w`` matches too, which the fixed sample does not hold."""
+        found: set[str] = set()
+        for op, av in items:
+            if str(op) in ("LITERAL", "NOT_LITERAL"):
+                found.add(chr(av))
+            elif str(op) == "IN":
+                for kind, value in av:
+                    if str(kind) in ("LITERAL", "NOT_LITERAL"):
+                        found.add(chr(value))
+                    elif str(kind) == "RANGE":
+                        found.update(map(chr, (value[0], (value[0] + value[1]) // 2, value[1])))
+            else:
+                found.update(*(written(part) for part in parts(av)))
+        return found | {c.swapcase() for c in found if len(c.swapcase()) == 1}
+
+    sample = frozenset(_SAMPLE_CHARS) | written(tree)
+
     def chars(item) -> frozenset[str]:
         """The sample characters that an item's matches may hold."""
         op, av = str(item[0]), item[1]
         if op in ("LITERAL", "NOT_LITERAL", "IN", "ANY"):
             one = compiler.compile(parser.SubPattern(tree.state, [item]), _RAW_FLAGS)
-            return frozenset(c for c in _SAMPLE_CHARS if one.fullmatch(c))
+            return frozenset(c for c in sample if one.fullmatch(c))
         if op == "GROUPREF":
-            return frozenset(_SAMPLE_CHARS)
+            return sample
         if op in ("ASSERT", "ASSERT_NOT", "AT"):
             return frozenset()
         return frozenset().union(*(chars(i) for part in parts(av) for i in part))
@@ -287,7 +307,8 @@ def _mandatory(item) -> bool:
 
 
 # characters of the kinds a rule's classes tell apart: the characters of ASCII, a few letters
-# of other alphabets and scripts, and spaces; what each part of a regex may match among them
+# of other alphabets and scripts, and spaces (with the characters a regex names itself); what
+# each part of a regex may match among them
 _SAMPLE_CHARS = (string.printable + "\u00a0\u3000éßüłŁЖж中国アあ한٣’–")
 
 
