@@ -200,7 +200,9 @@ def _nested_repeat(source: str) -> bool:
     ``(.*,)+``. On a line it does not match, ``re`` then tries every way of cutting the
     line into rounds, for hours. A round is told apart by a part that must occur in it and
     shares no character with the rest of it, and either has a fixed length or is followed
-    by another such part: ``(\\s+\\w+){0,3}``, ``(\\d+%)+``, ``(a*b)*`` are fine. A
+    by another such part, when what follows that part in a round shares no character with
+    what leads up to it: ``(\\s+\\w+){0,3}``, ``(\\d+%)+``, ``(a*b)*`` are fine,
+    ``(\\w+-\\w+)+`` is not. A
     possessive repeat (``++``, ``*+``) is never backtracked into. False too when this
     Python's regex parser (private modules of ``re``) is not the one this reads."""
     import importlib
@@ -278,9 +280,22 @@ def _nested_repeat(source: str) -> bool:
                 continue
             others = [s for m, s in enumerate(sets) if m != n]
             if sets[n] and not any(sets[n] & s for s in others) and (
-                    fixed or any(_mandatory(i) for m, i in enumerate(items) if m != n)):
+                    fixed or any(_mandatory(i) for m, i in enumerate(items) if m != n)) \
+                    and not edge(reversed(items[n + 1:])) & edge(items[:n]):
                 return True
         return False
+
+    def edge(items) -> frozenset[str]:
+        """What the parts at one end of a round may hold, up to the first that must match:
+        between two rounds' marks the end of one meets the start of the next, and where
+        both may hold the same characters (``(\\w+-\\w+)+``: "aa-aaa-aa") the text between
+        the marks is cut between the rounds in as many ways, round after round."""
+        found: frozenset[str] = frozenset()
+        for item in items:
+            found |= chars(item)
+            if _mandatory(item):
+                break
+        return found
 
     def nested(items) -> bool:
         for op, av in items:
@@ -303,6 +318,8 @@ def _mandatory(item) -> bool:
         return av[0] >= 1 and any(map(_mandatory, av[2]))
     if op == "SUBPATTERN":
         return any(map(_mandatory, av[3]))
+    if op == "BRANCH":          # (Li|Co|Ni): every alternative
+        return all(any(map(_mandatory, alternative)) for alternative in av[1])
     return False
 
 

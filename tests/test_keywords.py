@@ -275,7 +275,10 @@ def test_a_regex_of_blanks_is_refused_as_empty(regex: str) -> None:
 @pytest.mark.parametrize("regex", [r"(\w+\s?)+:", r"(\w+,?\s*)+ exports", r"(.*,)+ tonnes",
                                    r"(?:gallium|(\w+)*) curbs", r"(x{1,3})+y",
                                    # letters beyond the check's own sample, which \w matches
-                                   r"(\w+광물\s?)+ 수출", r"(\w+ий\s?)+ экспорт"])
+                                   r"(\w+광물\s?)+ 수출", r"(\w+ий\s?)+ экспорт",
+                                   # a mark with the same kind of part on both sides of it,
+                                   # which one round's end and the next one's start share
+                                   r"(\w+-\w+)+ curbs", r"(\w*,\w*)+ tonnes", r"(\s*\w\s*)+:"])
 def test_a_regex_that_would_backtrack_for_hours_is_refused_at_once(regex: str) -> None:
     # a repeat of a part that repeats itself, with nothing to tell its rounds apart, tries
     # every way of cutting a line it does not match: the check of the samples never ended
@@ -295,12 +298,15 @@ def test_a_regex_that_would_backtrack_for_hours_is_refused_at_once(regex: str) -
 def test_a_repeat_whose_rounds_are_marked_or_possessive_is_a_fine_regex() -> None:
     accepted = [r"re:export(\s+\w+){0,3}\s+ban", r"re:(\d+(\.\d+)?%\s*)+tariff",
                 r"re:(\w+\s)+quota", r"re:(\w+\s?)++:", r"re:(?:\w+-)*\w+ curbs",
-                "re:エンティティー?・?リスト"]
+                "re:エンティティー?・?リスト", r"re:\b(?:Ga|Ge)\b(?:\s*[,/]\s*\b(?:Ga|Ge)\b)+ curbs",
+                r"re:(\w+-\w+ )+export"]
     r = rules(export_controls=accepted)
     assert hits(r, "An export of rare earth ban was lifted", EC) == (accepted[0],)
     assert hits(r, "A 12.5% tariff and a 3 % 20% tariff", EC) == (accepted[1],)
     assert hits(r, "Gallium: a new quota", EC) == (accepted[2], accepted[3])
     assert hits(r, "Dual-use curbs", EC) == (accepted[4],)
+    assert accepted[6] in hits(r, "New Ga, Ge curbs", EC)
+    assert hits(r, "Dual-use state-owned export", EC) == (accepted[7],)
 
 
 def test_a_regex_written_in_double_quotes_with_backslash_b_is_refused_not_silent() -> None:
