@@ -243,6 +243,7 @@ def _nested_repeat(source: str) -> bool:
         return found | {c.swapcase() for c in found if len(c.swapcase()) == 1}
 
     sample = frozenset(_SAMPLE_CHARS) | written(tree)
+    word = frozenset(c for c in sample if c.isalnum() or c == "_")      # what \w matches
 
     def chars(item) -> frozenset[str]:
         """The sample characters that an item's matches may hold."""
@@ -276,8 +277,16 @@ def _nested_repeat(source: str) -> bool:
                 fixed = av[0] == av[1]
             elif str(op) in ("LITERAL", "NOT_LITERAL", "IN", "ANY"):
                 fixed = True
+            elif str(op) in ("SUBPATTERN", "BRANCH") and _mandatory(items[n]):   # (kt|t), (?:%|pc)
+                low, high = parser.SubPattern(tree.state, [items[n]]).getwidth()
+                fixed = low == high
             else:
                 continue
+            # a word's letters next to a \b (\b\w+\b) run to the word's end: as a part of
+            # fixed length, two rounds' letters never meet
+            fixed = fixed or (sets[n] <= word and any(
+                0 <= m < len(items) and str(items[m][0]) == "AT" and str(items[m][1]) == "AT_BOUNDARY"
+                for m in (n - 1, n + 1)))
             others = [s for m, s in enumerate(sets) if m != n]
             if sets[n] and not any(sets[n] & s for s in others) and (
                     fixed or any(_mandatory(i) for m, i in enumerate(items) if m != n)) \
