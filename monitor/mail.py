@@ -23,10 +23,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default as _default_policy
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -63,7 +62,9 @@ def build_message(*, sender: str, recipient: str, subject: str, html: str, text:
     sender, recipient = mail_address(header_value(sender)), mail_address(header_value(recipient))
     domain = sender.rpartition("@")[2]
     message = EmailMessage(policy=POLICY)
-    message["From"] = Address("monitor digest", addr_spec=sender)
+    # as text, as the To header: an Address refuses a local part beyond ASCII ("zoë@"), which
+    # SMTPUTF8 and an outbox copy (RFC 6532) carry as written
+    message["From"] = f"monitor digest <{sender}>"
     message["To"] = recipient
     _set_subject(message, header_value(subject))
     message["Date"] = format_datetime(when)
@@ -149,12 +150,14 @@ class SmtpMailer:
             try:
                 address = mail_address(recipient)
                 client.ehlo_or_helo_if_needed()
-                if not (address + str(message["From"])).isascii() and not client.has_extn("smtputf8"):
+                sender = parseaddr(str(message["From"]))[1]
+                if not (address + sender).isascii() and not client.has_extn("smtputf8"):
+                    whose = (f"the address {address}" if not address.isascii()
+                             else f"the sender's address {sender} (digest.sender)")
                     raise DeliveryError(
-                        f"SMTP {self.host}:{self.port} does not offer SMTPUTF8, which the address "
-                        f"{address if not address.isascii() else message['From']} needs (letters "
-                        "beyond ASCII before its @); give the recipient an address in ASCII, or "
-                        "use a server that offers SMTPUTF8", permanent=True)
+                        f"SMTP {self.host}:{self.port} does not offer SMTPUTF8, which {whose} "
+                        "needs (letters beyond ASCII before its @); give it an address in ASCII, "
+                        "or use a server that offers SMTPUTF8", permanent=True)
                 client.send_message(message, to_addrs=[address])
             finally:
                 _quit(client)

@@ -188,6 +188,39 @@ def test_an_address_beyond_ascii_is_mailed_as_far_as_the_server_can_take_it(tmp_
     assert "\nTo: zoë@example.org\n".encode() in raw and b"=?utf-8?q?zo" not in raw
 
 
+def test_a_sender_whose_address_goes_beyond_ascii_before_the_at_is_mailed_or_refused_saying_so(
+        tmp_path):
+    """digest.sender = "zoë@…" raised an uncaught ValueError (NonASCIILocalPartDefect) while
+    building every copy, whatever the server or the outbox: no digest went out, and no
+    error said why. It goes to a server offering SMTPUTF8 as written, fails for good at one
+    without it saying so, and is written as it is in an outbox copy."""
+    from monitor.exceptions import DeliveryError
+
+    def message():
+        return build_message(sender="zoë@example.org", recipient="ana@example.org",
+                             subject="Zölle", html="<p>x</p>", text="x", when=NOW)
+
+    server = SmtpServer().start()
+    try:
+        SmtpMailer("127.0.0.1", server.port, security="none", timeout=10).send(message(),
+                                                                               "ana@example.org")
+    finally:
+        server.stop()
+    assert server.recorder.received_by("ana@example.org")[0]["From"] == "monitor digest <zoë@example.org>"
+
+    server = SmtpServer(smtputf8=False).start()
+    try:
+        with pytest.raises(DeliveryError, match="SMTPUTF8") as refused:
+            SmtpMailer("127.0.0.1", server.port, security="none", timeout=10).send(
+                message(), "ana@example.org")
+    finally:
+        server.stop()
+    assert refused.value.permanent and "zoë@example.org (digest.sender)" in str(refused.value)
+
+    raw = Path(OutboxMailer(tmp_path / "outbox").send(message(), "ana@example.org")).read_bytes()
+    assert raw.startswith("From: monitor digest <zoë@example.org>\n".encode())
+
+
 def test_one_story_once_with_every_source(store, tmp_path):
     cfg = config(tmp_path)
     _, html, text = job(store, cfg).render(job(store, cfg).store.get_digest("x") or _record(store, cfg), NOW)
