@@ -119,13 +119,17 @@ class SmtpMailer:
             raise DeliveryError(f"smtp.ca_file {self.ca_file}: cannot be read as PEM certificates: "
                                 f"{exc}", permanent=True) from None
 
-    def _connect(self) -> _TrackedSMTP | _TrackedSMTP_SSL:
+    def _connect(self, reached: list[bool] | None = None) -> _TrackedSMTP | _TrackedSMTP_SSL:
+        """A client signed in as the config says; ``reached`` gets True once the server took
+        the connection (before its greeting)."""
         context = self._context()
         client: _TrackedSMTP | _TrackedSMTP_SSL
+        reached = reached if reached is not None else []
         if self.security == "ssl":
-            client = _TrackedSMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            client = _TrackedSMTP_SSL(self.host, self.port, timeout=self.timeout, context=context,
+                                      reached=reached)
         else:
-            client = _TrackedSMTP(self.host, self.port, timeout=self.timeout)
+            client = _TrackedSMTP(self.host, self.port, timeout=self.timeout, reached=reached)
         try:
             if self.security == "starttls":
                 client.starttls(context=context)
@@ -145,8 +149,9 @@ class SmtpMailer:
 
     def send(self, message: EmailMessage, recipient: str) -> None:
         client: _TrackedSMTP | _TrackedSMTP_SSL | None = None
+        reached: list[bool] = []
         try:
-            client = self._connect()
+            client = self._connect(reached)
             try:
                 address = mail_address(recipient)
                 client.ehlo_or_helo_if_needed()
@@ -192,9 +197,10 @@ class SmtpMailer:
                     f"came back ({type(exc).__name__}: {exc}); the server may have accepted "
                     "it, so it is not re-sent automatically", unknown=True) from None
             raise DeliveryError(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}"
-                                f"{self._security_hint(exc, client)}", permanent=False) from None
+                                f"{self._security_hint(exc, client, bool(reached))}",
+                                permanent=False) from None
 
-    def _security_hint(self, exc: BaseException, client) -> str:
+    def _security_hint(self, exc: BaseException, client, reached: bool) -> str:
         """What a wrong ``smtp.security`` for the port looks like, said: TLS from the first
         byte to a plain or STARTTLS port fails the handshake ("wrong version number"); a
         plain greeting awaited from a port that speaks TLS from the first byte (465) never
@@ -203,7 +209,9 @@ class SmtpMailer:
             return ("; the server did not answer in TLS: with smtp.security = \"ssl\" TLS starts "
                     "at the first byte (port 465); a port for STARTTLS (587, 25) needs "
                     "smtp.security = \"starttls\"")
-        if (self.security != "ssl" and client is None
+        # (only once the server took the connection: a connection that timed out, a firewall
+        # dropping port 25 or a host down, says nothing about smtp.security)
+        if (self.security != "ssl" and client is None and reached
                 and isinstance(exc, (TimeoutError, smtplib.SMTPServerDisconnected))):
             return ("; no greeting came: a port that speaks TLS from the first byte (465) needs "
                     "smtp.security = \"ssl\"")
@@ -215,6 +223,15 @@ class _Tracking:
     ``send`` call that ends with the end-of-data marker, right before reading the reply."""
 
     message_sent = False
+
+    def __init__(self, *args, reached: list[bool], **kwargs) -> None:
+        self._reached = reached             # True appended once the TCP connection is made
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host, port, timeout):  # smtplib's signature
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        self._reached.append(True)
+        return sock
 
     def send(self, s):  # smtplib's signature
         super().send(s)  # type: ignore[misc]

@@ -304,6 +304,37 @@ def test_a_security_setting_that_does_not_fit_the_port_is_named_in_the_error(tmp
     assert server.recorder.messages == []
 
 
+def test_a_connection_that_times_out_is_not_blamed_on_smtp_security(tmp_path):
+    """A connection never taken (a firewall dropping port 25, a host down) timed out with
+    the advice that port 465 needs smtp.security = "ssl", as if a greeting had not come on
+    a port that speaks TLS: a starttls relay at 587 behind such a firewall was told to
+    change a setting that was right. A listening socket whose accept queue is full drops
+    further connections, as such a firewall does."""
+    import socket
+
+    from monitor.exceptions import DeliveryError
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    queued = []
+    for _ in range(3):                      # the queue holds one; the others wait unanswered
+        waiting = socket.socket()
+        waiting.setblocking(False)
+        waiting.connect_ex(("127.0.0.1", port))
+        queued.append(waiting)
+    message = build_message(sender="monitor@example.org", recipient="ana@example.org",
+                            subject="s", html="<p>x</p>", text="x", when=NOW)
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            SmtpMailer("127.0.0.1", port, security="starttls", timeout=1).send(message, "ana@example.org")
+    finally:
+        for waiting in queued:
+            waiting.close()
+        listener.close()
+    assert "timed out" in str(caught.value) and not caught.value.permanent
+    assert "smtp.security" not in str(caught.value)
+
+
 @pytest.mark.parametrize(("password", "reply", "status"), [
     ("wrong", None, "failed"),
     ("right", "454 4.7.0 Temporary authentication failure", "retry")],
