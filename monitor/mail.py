@@ -116,8 +116,10 @@ class SmtpMailer:
         try:
             return ssl.create_default_context(cafile=self.ca_file)
         except (OSError, ssl.SSLError) as exc:      # missing, unreadable, not PEM certificates
+            # retried, as `config check` promises ("until it is there"): a file put in place
+            # (or a config fixed) within the retry window lets the copies go out
             raise DeliveryError(f"smtp.ca_file {self.ca_file}: cannot be read as PEM certificates: "
-                                f"{exc}", permanent=True) from None
+                                f"{exc}", permanent=False) from None
 
     def _connect(self, reached: list[bool] | None = None) -> _TrackedSMTP | _TrackedSMTP_SSL:
         """A client signed in as the config says; ``reached`` gets True once the server took

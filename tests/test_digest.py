@@ -278,6 +278,25 @@ def test_a_mail_server_with_a_certificate_of_its_own_is_trusted_through_smtp_ca_
     assert [w for w in config_warnings(missing) if w.startswith("smtp.ca_file: no file at")]
 
 
+def test_a_missing_smtp_ca_file_holds_the_copies_for_a_retry(store, tmp_path):
+    """`config check` says no copy goes out "until it is there": a missing smtp.ca_file
+    failed every copy for good at the first try, so the file put in place an hour later
+    sent nothing without a --resend. The copies wait for a retry now."""
+    cert, key = make_certificate(tmp_path)
+    server = SmtpServer(tls_files=(cert, key)).start()
+    relay = tmp_path / "relay.pem"
+    try:
+        smtp = {"host": "127.0.0.1", "port": server.port, "security": "starttls", "ca_file": str(relay)}
+        first = job(store, config(tmp_path, smtp=smtp)).run(NOW)
+        error = {d.last_error for d in store.get_digest("2025-06-03").deliveries}
+        relay.write_bytes(cert.read_bytes())            # the certificate put in place
+        later = job(store, config(tmp_path, smtp=smtp)).run(NOW + timedelta(hours=1))
+    finally:
+        server.stop()
+    assert first.retry == RCPTS and all("smtp.ca_file" in e for e in error)
+    assert later.sent == RCPTS and len(server.recorder.messages) == 3
+
+
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
 def test_a_security_setting_that_does_not_fit_the_port_is_named_in_the_error(tmp_path, security):
     """TLS from the first byte to a plain port failed with OpenSSL's "wrong version number"
