@@ -132,9 +132,16 @@ def _day_before(end: datetime, config) -> datetime:
     return before.astimezone(end.tzinfo)
 
 
+def send_at_on(day: date, config) -> datetime:
+    """The instant ``digest.send_at`` falls at on ``day`` in the digest's time zone, as the
+    cron trigger fires it: one in the hour skipped in spring is read with the offset before
+    the change (02:30 in Berlin is 03:30 summer time), one in the hour repeated in autumn is
+    its first pass."""
+    return datetime.combine(day, config.digest.send_at, tzinfo=config.digest.zone())
+
+
 def _period_end(day: str, now: datetime, config) -> datetime:
-    zone = config.digest.zone()
-    scheduled = datetime.combine(date.fromisoformat(day), config.digest.send_at, tzinfo=zone)
+    scheduled = send_at_on(date.fromisoformat(day), config)
     return min(now, scheduled.astimezone(now.tzinfo)) if day != local_date(now, config) else now
 
 

@@ -241,10 +241,11 @@ class Service:
         store was locked at that moment) or send_at was moved to a time already past. As a
         restart would send it; not on a store that began after it fell due (a first start
         sends its first digest at the next send_at)."""
+        from monitor.delivery import send_at_on
+
         now = self.clock()
-        zone = self.config.digest.zone()
-        local = now.astimezone(zone)
-        due = datetime.combine(local.date(), self.config.digest.send_at, tzinfo=zone)
+        local = now.astimezone(self.config.digest.zone())
+        due = send_at_on(local.date(), self.config)
         if self.stop.is_set() or now < due:     # instants, not wall-clock times (_last_due_day)
             return
         try:
@@ -313,9 +314,11 @@ class Service:
             log.info("no poll has completed yet: no catch-up digest (the first goes out at %s)",
                      clock_text(self.config.digest.send_at))
             return
+        from monitor.delivery import send_at_on
+
         send_at = self.config.digest.send_at
         day = self._last_due_day(now)
-        due = datetime.combine(day, send_at, tzinfo=self.config.digest.zone())
+        due = send_at_on(day, self.config)
         began = self.store.began_at()
         if began is None or began > due:        # today's too, as the running service judges
             log.info("no catch-up digest for %s: the store began after it fell due (the "
@@ -332,10 +335,10 @@ class Service:
         send_at in the hour skipped in spring (02:30 in Berlin) is due when the trigger fires
         it, at 03:30 summer time, not at the 03:00 the clocks jump to, and one in the hour
         repeated in autumn at its first pass, not its second."""
-        zone = self.config.digest.zone()
-        local = now.astimezone(zone)
-        due = datetime.combine(local.date(), self.config.digest.send_at, tzinfo=zone)
-        return local.date() if now >= due else local.date() - timedelta(days=1)
+        from monitor.delivery import send_at_on
+
+        local = now.astimezone(self.config.digest.zone())
+        return local.date() if now >= send_at_on(local.date(), self.config) else local.date() - timedelta(days=1)
 
     def scheduled_digest(self) -> None:
         """The digest job at send_at: the digest of the day whose send_at fired. A job that
