@@ -226,23 +226,30 @@ def test_a_digest_missed_yesterday_is_sent_at_a_start_before_todays_time(tmp_pat
         service.store.close()
 
 
+def _digest_scheduled(tmp_path, feed_server, feed_file, clock, send_at, tz):
+    """A service on ``clock`` with one feed and its digest job scheduled on a scheduler that
+    is not started (the job is read, and run by hand): (service, job)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from monitor.service import Service
+
+    config = tmp_path / "monitor.toml"
+    write_config(config, tmp_path / "m.db", [("wire", feed_server.add("/rss", feed_file("rss2.xml")))],
+                 send_at=send_at, tz=tz)
+    service = Service(str(config), clock=lambda: clock["now"])
+    service.scheduler = BackgroundScheduler(timezone="UTC")
+    service._schedule_digest()
+    return service, service.scheduler.get_job("digest")
+
+
 def test_a_digest_job_that_runs_late_past_midnight_makes_the_day_it_fired_for(
         tmp_path, feed_server, feed_file):
     """send_at 23:59 Asia/Kolkata, and the one worker busy with a slow poll until 00:00:31:
     the job took the next day's date, and that day's own job found it "already sent", so a
     day went without a digest. It makes the digest of the day whose send_at fired."""
-    from monitor.service import Service
-
     clock = {"now": datetime(2025, 6, 4, 18, 0, tzinfo=timezone.utc)}          # 23:30 IST
-    config = tmp_path / "monitor.toml"
-    write_config(config, tmp_path / "m.db", [("wire", feed_server.add("/rss", feed_file("rss2.xml")))],
-                 send_at="23:59", tz="Asia/Kolkata")
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    service = Service(str(config), clock=lambda: clock["now"])
-    service.scheduler = BackgroundScheduler(timezone="UTC")        # not started: its job is read
-    service._schedule_digest()
-    job = service.scheduler.get_job("digest").func                # what fires at send_at
+    service, digest_job = _digest_scheduled(tmp_path, feed_server, feed_file, clock, "23:59", "Asia/Kolkata")
+    job = digest_job.func                                         # what fires at send_at
     try:
         service.dispatch()
         clock["now"] = datetime(2025, 6, 4, 18, 30, 31, tzinfo=timezone.utc)    # 00:00:31 IST, 5 June
@@ -266,18 +273,9 @@ def test_a_send_at_in_the_skipped_or_repeated_hour_is_due_when_the_trigger_fires
     start then did the same, "while the service was down"). In the hour repeated on 26
     October, a start at 02:01 CET, after the first 02:03 had passed while it was down, sent
     nothing until the second 02:03 came."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from monitor.service import Service
-
     clock = {"now": datetime(2025, 3, 29, 12, 0, tzinfo=timezone.utc)}
-    config = tmp_path / "monitor.toml"
-    write_config(config, tmp_path / "m.db", [("wire", feed_server.add("/rss", feed_file("rss2.xml")))],
-                 send_at="02:03", tz="Europe/Berlin")
-    service = Service(str(config), clock=lambda: clock["now"])
-    service.scheduler = BackgroundScheduler(timezone="UTC")        # not started: its job is read
-    service._schedule_digest()
-    trigger = service.scheduler.get_job("digest").trigger
+    service, digest_job = _digest_scheduled(tmp_path, feed_server, feed_file, clock, "02:03", "Europe/Berlin")
+    trigger = digest_job.trigger
     fires = trigger.get_next_fire_time(None, datetime(2025, 3, 30, 0, 0, tzinfo=timezone.utc))
     fires = fires.astimezone(timezone.utc)
     assert fires == datetime(2025, 3, 30, 1, 3, tzinfo=timezone.utc)            # 03:03 CEST
