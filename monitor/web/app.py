@@ -278,7 +278,7 @@ class ReviewApp:
         rows = self.store.review_list(status="unreviewed", older_than=key, limit=1) if key else []
         if not rows:
             rows = [r for r in self.store.review_list(status="unreviewed", limit=2) if r.id != article_id]
-        return rows[0] if rows and rows[0].id != article_id else None
+        return rows[0] if rows else None
 
     def _open_link(self, request: Request, article_id: int) -> Response:
         """A review link: check it, open a session for its recipient, redirect to the item
